@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Idempotent host set-up for zonecopy on Debian bookworm (run as root).
+#
+# - adds the bookworm-backports apt source (deb822) and installs QEMU from it
+#   (bookworm's qemu-system-x86 7.2 conflicts with qemu-utils 10.0 from
+#   backports, which the machine image already carries);
+# - installs the host packages the suites and image builder need;
+# - downloads the Debian guest kernels (6.1 from bookworm, 6.12 from
+#   bookworm-backports) into $ZONECOPY_CACHE (default /var/cache/zonecopy),
+#   unpacks them and extracts an uncompressed vmlinux for faster TCG boots.
+#
+# Safe to run twice: every step checks first and does nothing when done.
+set -euo pipefail
+
+CACHE=${ZONECOPY_CACHE:-/var/cache/zonecopy}
+HERE=$(cd "$(dirname "$0")" && pwd)
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+[ "$(id -u)" = 0 ] || { log "must run as root"; exit 1; }
+export DEBIAN_FRONTEND=noninteractive
+
+BACKPORTS=/etc/apt/sources.list.d/bookworm-backports.sources
+APT_UPDATED=
+apt_update() {
+	if [ -z "$APT_UPDATED" ]; then
+		apt-get update -qq
+		APT_UPDATED=1
+	fi
+}
+
+if [ ! -f "$BACKPORTS" ]; then
+	# Same mirror URI as the main Debian source.
+	uri=$(awk '/^URIs:/ && $2 ~ /debian\/?$/ && $2 !~ /security/ {print $2; exit}' \
+		/etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+	[ -n "$uri" ] || uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+	[ -n "$uri" ] || { log "cannot find the Debian mirror URI"; exit 1; }
+	log "adding bookworm-backports ($uri)"
+	cat >"$BACKPORTS" <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+	APT_UPDATED=
+fi
+
+PKGS=(busybox-static sg3-utils nvme-cli fio f2fs-tools util-linux cpio
+	xz-utils zstd kmod cryptsetup-bin e2fsprogs iproute2 binutils)
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ! command -v qemu-system-x86_64 >/dev/null || ! [ -e /usr/share/qemu/qboot.rom ]; then
+	apt_update
+	log "installing QEMU from bookworm-backports"
+	apt-get install -y -qq -t bookworm-backports qemu-system-x86 >/dev/null
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+	apt_update
+	log "installing ${missing[*]}"
+	apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Guest kernels: name the unsigned image package that the suite's
+# linux-image-amd64 metapackage points at, download and unpack it once.
+fetch_kernel() { # $1 = short name (6.1, 6.12), $2 = apt target release
+	local name=$1 rel=$2 dir="$CACHE/kernels/$1"
+	if [ -f "$dir/.done" ]; then
+		return
+	fi
+	apt_update
+	local signed pkg
+	signed=$(apt-cache depends -t "$rel" linux-image-amd64 2>/dev/null |
+		awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+	[ -n "$signed" ] || { log "no linux-image-amd64 in $rel"; exit 1; }
+	pkg="${signed}-unsigned"
+	log "fetching kernel $name: $pkg"
+	rm -rf "$dir" && mkdir -p "$dir/pkg"
+	(cd "$dir" && apt-get download -t "$rel" "$pkg" >/dev/null)
+	dpkg-deb -x "$dir"/*.deb "$dir/pkg"
+	local vmlinuz
+	vmlinuz=$(ls "$dir"/pkg/boot/vmlinuz-* | head -n1)
+	ln -sf "${vmlinuz#"$dir"/}" "$dir/bzImage"
+	ln -sf "$(ls -d "$dir"/pkg/lib/modules/* | head -n1 | sed "s|^$dir/||")" "$dir/modules"
+	"$HERE/extract-vmlinux.sh" "$vmlinuz" >"$dir/vmlinux.tmp" && mv "$dir/vmlinux.tmp" "$dir/vmlinux"
+	rm -f "$dir"/*.deb
+	touch "$dir/.done"
+}
+fetch_kernel 6.1 bookworm
+fetch_kernel 6.12 bookworm-backports
+
+log "ok: $(qemu-system-x86_64 --version | head -n1); kernels in $CACHE/kernels"
