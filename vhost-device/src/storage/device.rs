@@ -1,0 +1,454 @@
+//! A zoned (or plain) block device stored in a sparse backing file.
+
+use std::{
+    fs::{File, OpenOptions},
+    os::unix::{fs::FileExt, io::AsRawFd},
+    path::PathBuf,
+    sync::{Mutex, MutexGuard},
+};
+
+use super::{
+    error::{Result, StorageError},
+    units::{BlockCount, Lba},
+    zone::{Zone, ZoneAction, ZoneGeometry, ZoneTable, ZoneTarget},
+};
+
+/// Zone layout options of a zoned device, in bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZonedConfig {
+    /// Zone size in bytes: a multiple of the block size.
+    pub zone_size: u64,
+    /// Writable bytes per sequential zone (<= `zone_size`).
+    pub zone_capacity: u64,
+    /// How many zones at the start of the device are conventional.
+    pub conventional_zones: u32,
+    /// Maximum open zones, 0 for no limit.
+    pub max_open: u32,
+    /// Maximum active zones, 0 for no limit.
+    pub max_active: u32,
+}
+
+/// What a device is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// The backing file; created (sparse) if missing, extended if short.
+    pub path: PathBuf,
+    /// Device size in bytes: a multiple of the block size (and of the zone
+    /// size when zoned).
+    pub size: u64,
+    /// Logical block size in bytes: 512 or 4096.
+    pub block_size: u32,
+    /// Zone layout, or `None` for a device without zones.
+    pub zoned: Option<ZonedConfig>,
+}
+
+/// Why a device configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("block size {0} is not 512 or 4096")]
+    BlockSize(u32),
+    #[error("{what} ({value} bytes) is not a positive multiple of {unit} bytes")]
+    NotMultiple {
+        what: &'static str,
+        value: u64,
+        unit: u64,
+    },
+    #[error("zone capacity {cap} is larger than the zone size {size}")]
+    CapacityAboveSize { cap: u64, size: u64 },
+    #[error("{0} conventional zones leave no sequential zone")]
+    TooManyConventional(u32),
+    #[error("{0} zones are too many")]
+    TooManyZones(u64),
+    #[error("backing file {path:?}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn multiple(what: &'static str, value: u64, unit: u64) -> std::result::Result<(), ConfigError> {
+    if value == 0 || value % unit != 0 {
+        return Err(ConfigError::NotMultiple { what, value, unit });
+    }
+    Ok(())
+}
+
+/// Static facts about a device, in logical blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Logical block size in bytes.
+    pub block_size: u32,
+    /// Number of logical blocks.
+    pub capacity: BlockCount,
+    /// Zone layout, if zoned.
+    pub zones: Option<ZoneGeometry>,
+}
+
+impl Geometry {
+    /// Check that `count` blocks at `lba` lie inside the device.
+    pub fn check_range(&self, lba: Lba, count: BlockCount) -> Result<()> {
+        match lba.checked_add(count) {
+            Some(end) if end.0 <= self.capacity.0 => Ok(()),
+            _ => Err(StorageError::OutOfRange {
+                lba,
+                count,
+                capacity: self.capacity,
+            }),
+        }
+    }
+
+    fn byte_offset(&self, lba: Lba) -> u64 {
+        // In range by `check_range`: capacity * block_size is the file size.
+        lba.0 * u64::from(self.block_size)
+    }
+}
+
+/// A block device backed by a file. All methods take `&self`: the zone
+/// table is behind a mutex held across the check and the data transfer of a
+/// write, so writes into one zone are serialized and the write pointer only
+/// moves over data that reached the file.
+#[derive(Debug)]
+pub struct Device {
+    file: File,
+    geo: Geometry,
+    zones: Option<Mutex<ZoneTable>>,
+}
+
+impl Device {
+    /// Open (creating if needed) the backing file and lay out the zones.
+    pub fn open(cfg: &DeviceConfig) -> std::result::Result<Self, ConfigError> {
+        if cfg.block_size != 512 && cfg.block_size != 4096 {
+            return Err(ConfigError::BlockSize(cfg.block_size));
+        }
+        let bs = u64::from(cfg.block_size);
+        multiple("device size", cfg.size, bs)?;
+        let zones = match &cfg.zoned {
+            None => None,
+            Some(z) => {
+                multiple("zone size", z.zone_size, bs)?;
+                multiple("zone capacity", z.zone_capacity, bs)?;
+                multiple("device size", cfg.size, z.zone_size)?;
+                if z.zone_capacity > z.zone_size {
+                    return Err(ConfigError::CapacityAboveSize {
+                        cap: z.zone_capacity,
+                        size: z.zone_size,
+                    });
+                }
+                let nr = cfg.size / z.zone_size;
+                let nr32 = u32::try_from(nr).map_err(|_| ConfigError::TooManyZones(nr))?;
+                if u64::from(z.conventional_zones) >= nr {
+                    return Err(ConfigError::TooManyConventional(z.conventional_zones));
+                }
+                let geo = ZoneGeometry {
+                    zone_len: BlockCount(z.zone_size / bs),
+                    zone_cap: BlockCount(z.zone_capacity / bs),
+                    conventional: z.conventional_zones,
+                    max_open: z.max_open,
+                    max_active: z.max_active,
+                };
+                Some(ZoneTable::new(geo, nr32))
+            }
+        };
+        let file_err = |source| ConfigError::File {
+            path: cfg.path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&cfg.path)
+            .map_err(file_err)?;
+        let len = file.metadata().map_err(file_err)?.len();
+        if len < cfg.size {
+            file.set_len(cfg.size).map_err(file_err)?;
+        }
+        // Zone state is not persisted yet: a fresh start sees every
+        // sequential zone EMPTY, so their stale data must read as zeros.
+        let dev = Device {
+            file,
+            geo: Geometry {
+                block_size: cfg.block_size,
+                capacity: BlockCount(cfg.size / bs),
+                zones: zones.as_ref().map(|t| *t.geometry()),
+            },
+            zones: zones.map(Mutex::new),
+        };
+        if let Some(table) = &dev.zones {
+            let seq: Vec<Zone> = lock(table)
+                .zones()
+                .iter()
+                .filter(|z| z.is_sequential())
+                .copied()
+                .collect();
+            for z in seq {
+                dev.discard(z.start, z.len).map_err(|e| match e {
+                    StorageError::Io(source) => file_err(source),
+                    other => file_err(std::io::Error::other(other.to_string())),
+                })?;
+            }
+        }
+        Ok(dev)
+    }
+
+    /// The device's geometry.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+
+    fn check_buf(&self, lba: Lba, len: usize) -> Result<BlockCount> {
+        let bs = self.geo.block_size as usize;
+        if len % bs != 0 {
+            return Err(StorageError::PartialBlock {
+                len,
+                block_size: self.geo.block_size,
+            });
+        }
+        let count = BlockCount((len / bs) as u64);
+        self.geo.check_range(lba, count)?;
+        Ok(count)
+    }
+
+    /// Read whole blocks at `lba` into `buf`. Blocks never written read as
+    /// zeros.
+    pub fn read(&self, lba: Lba, buf: &mut [u8]) -> Result<()> {
+        let count = self.check_buf(lba, buf.len())?;
+        if count.0 == 0 {
+            return Ok(());
+        }
+        if let Some(table) = &self.zones {
+            lock(table).check_read(lba, count)?;
+        }
+        self.file.read_exact_at(buf, self.geo.byte_offset(lba))?;
+        Ok(())
+    }
+
+    /// Write whole blocks at `lba`, following the zone rules. Nothing is
+    /// changed when the write is refused. Durable only after [`Self::flush`]
+    /// (or with `fua`).
+    pub fn write(&self, lba: Lba, data: &[u8], fua: bool) -> Result<()> {
+        let count = self.check_buf(lba, data.len())?;
+        if count.0 == 0 {
+            return Ok(());
+        }
+        let Some(table) = &self.zones else {
+            return self.write_file(lba, data, fua);
+        };
+        let mut table = lock(table);
+        let idx = table.check_write(lba, count)?;
+        self.write_file(lba, data, fua)?;
+        table.commit_write(idx, count);
+        Ok(())
+    }
+
+    fn write_file(&self, lba: Lba, data: &[u8], fua: bool) -> Result<()> {
+        self.file.write_all_at(data, self.geo.byte_offset(lba))?;
+        if fua {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Make every completed write durable.
+    pub fn flush(&self) -> Result<()> {
+        self.file.sync_data()?;
+        Ok(())
+    }
+
+    /// Apply a zone action. Zones that are reset have their data discarded
+    /// so they read as zeros again.
+    pub fn zone_action(&self, action: ZoneAction, target: ZoneTarget) -> Result<()> {
+        let table = self.zones.as_ref().ok_or(StorageError::NotZoned)?;
+        let mut table = lock(table);
+        if let ZoneTarget::One(lba) = target {
+            self.geo.check_range(lba, BlockCount(1))?;
+        }
+        for idx in table.apply(action, target)? {
+            let z = table.zones()[idx];
+            self.discard(z.start, z.len)?;
+        }
+        Ok(())
+    }
+
+    /// Copies of the zone descriptors from the zone containing `start` on,
+    /// at most `max` of them, for which `filter` holds.
+    pub fn report_zones(
+        &self,
+        start: Lba,
+        max: usize,
+        filter: impl Fn(&Zone) -> bool,
+    ) -> Result<Vec<Zone>> {
+        let table = self.zones.as_ref().ok_or(StorageError::NotZoned)?;
+        self.geo.check_range(start, BlockCount(1))?;
+        let table = lock(table);
+        let first = table.index_of(start).unwrap_or(table.zones().len());
+        Ok(table.zones()[first..]
+            .iter()
+            .filter(|z| filter(z))
+            .take(max)
+            .copied()
+            .collect())
+    }
+
+    /// Punch a hole over the blocks so they read as zeros and use no space.
+    fn discard(&self, lba: Lba, count: BlockCount) -> Result<()> {
+        let bs = u64::from(self.geo.block_size);
+        let (Ok(off), Ok(len)) = (
+            libc::off_t::try_from(lba.0 * bs),
+            libc::off_t::try_from(count.0 * bs),
+        ) else {
+            return Err(StorageError::OutOfRange {
+                lba,
+                count,
+                capacity: self.geo.capacity,
+            });
+        };
+        // SAFETY: fallocate only reads its integer arguments; the fd is
+        // owned by `self.file` and open for the duration of the call.
+        let ret = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off,
+                len,
+            )
+        };
+        if ret != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(err.into());
+            }
+            // No hole punching (e.g. tmpfs of old kernels): write zeros.
+            let zeros = vec![0u8; 1 << 20];
+            let mut pos = 0u64;
+            let total = count.0 * bs;
+            while pos < total {
+                let n = (total - pos).min(zeros.len() as u64) as usize;
+                self.file.write_all_at(&zeros[..n], lba.0 * bs + pos)?;
+                pos += n as u64;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lock the zone table. A panic while holding it cannot leave a half-made
+/// change (every change is checked before it is applied), so a poisoned lock
+/// is still usable.
+fn lock(table: &Mutex<ZoneTable>) -> MutexGuard<'_, ZoneTable> {
+    table.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::zone::ZoneCondition;
+
+    fn zoned(dir: &tempfile::TempDir) -> Device {
+        Device::open(&DeviceConfig {
+            path: dir.path().join("disk.img"),
+            size: 8 * 65536,
+            block_size: 4096,
+            zoned: Some(ZonedConfig {
+                zone_size: 65536,
+                zone_capacity: 49152,
+                conventional_zones: 2,
+                max_open: 0,
+                max_active: 0,
+            }),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn config_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = DeviceConfig {
+            path: dir.path().join("x"),
+            size: 1 << 20,
+            block_size: 1000,
+            zoned: None,
+        };
+        assert!(matches!(Device::open(&cfg), Err(ConfigError::BlockSize(1000))));
+        cfg.block_size = 512;
+        cfg.zoned = Some(ZonedConfig {
+            zone_size: 65536,
+            zone_capacity: 65536 * 2,
+            conventional_zones: 0,
+            max_open: 0,
+            max_active: 0,
+        });
+        assert!(matches!(
+            Device::open(&cfg),
+            Err(ConfigError::CapacityAboveSize { .. })
+        ));
+        if let Some(z) = cfg.zoned.as_mut() {
+            z.zone_capacity = 65536;
+            z.conventional_zones = 16;
+        }
+        assert!(matches!(
+            Device::open(&cfg),
+            Err(ConfigError::TooManyConventional(16))
+        ));
+    }
+
+    #[test]
+    fn write_read_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = zoned(&dir);
+        assert_eq!(dev.geometry().capacity, BlockCount(128));
+        let data = vec![0xabu8; 8192];
+        dev.write(Lba(32), &data, false).unwrap();
+        let mut back = vec![0u8; 8192];
+        dev.read(Lba(32), &mut back).unwrap();
+        assert_eq!(back, data);
+        // A refused write changes neither data nor the write pointer.
+        assert!(dev.write(Lba(40), &data, false).is_err());
+        let z = dev.report_zones(Lba(32), 1, |_| true).unwrap()[0];
+        assert_eq!((z.cond, z.wp), (ZoneCondition::ImplicitOpen, Lba(34)));
+        dev.zone_action(ZoneAction::Reset, ZoneTarget::One(Lba(32)))
+            .unwrap();
+        dev.read(Lba(32), &mut back).unwrap();
+        assert!(back.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn range_and_buffer_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = zoned(&dir);
+        let mut buf = vec![0u8; 4096];
+        assert!(matches!(
+            dev.read(Lba(128), &mut buf),
+            Err(StorageError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            dev.read(Lba(u64::MAX), &mut buf),
+            Err(StorageError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            dev.read(Lba(0), &mut buf[..100]),
+            Err(StorageError::PartialBlock { .. })
+        ));
+        assert!(matches!(
+            dev.zone_action(ZoneAction::Open, ZoneTarget::One(Lba(1 << 40))),
+            Err(StorageError::OutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn zone_data_discarded_on_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let dev = zoned(&dir);
+            dev.write(Lba(0), &[1u8; 4096], true).unwrap();
+            dev.write(Lba(32), &[2u8; 4096], true).unwrap();
+        }
+        let dev = zoned(&dir);
+        let mut buf = vec![0u8; 4096];
+        dev.read(Lba(0), &mut buf).unwrap();
+        assert_eq!(buf[0], 1, "conventional data is kept");
+        dev.read(Lba(32), &mut buf).unwrap();
+        assert_eq!(buf[0], 0, "sequential zones restart EMPTY");
+    }
+}
