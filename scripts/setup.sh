@@ -46,7 +46,7 @@ SRC
 fi
 
 PKGS=(busybox-static sg3-utils nvme-cli fio f2fs-tools util-linux cpio
-	xz-utils zstd kmod cryptsetup-bin e2fsprogs iproute2 binutils)
+	xz-utils zstd kmod cryptsetup-bin e2fsprogs iproute2 binutils libc6-dev gcc)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -77,6 +77,8 @@ fetch_kernel() { # $1 = short name (6.1, 6.12), $2 = apt target release
 	pkg="${signed}-unsigned"
 	log "fetching kernel $name: $pkg"
 	rm -rf "$dir" && mkdir -p "$dir/pkg"
+	# apt drops to the _apt user for downloads: let it write there.
+	chown _apt "$dir" 2>/dev/null || true
 	(cd "$dir" && apt-get download -t "$rel" "$pkg" >/dev/null)
 	dpkg-deb -x "$dir"/*.deb "$dir/pkg"
 	local vmlinuz
@@ -90,4 +92,5 @@ fetch_kernel() { # $1 = short name (6.1, 6.12), $2 = apt target release
 fetch_kernel 6.1 bookworm
 fetch_kernel 6.12 bookworm-backports
 
+command -v cargo >/dev/null || log "warning: no cargo on PATH: install the Rust toolchain (stable) to build zonecopy"
 log "ok: $(qemu-system-x86_64 --version | head -n1); kernels in $CACHE/kernels"
