@@ -9,8 +9,9 @@ use std::{
 
 use super::{
     error::{Result, StorageError},
+    meta::{MetaError, MetaGeometry, ZoneMeta},
     units::{BlockCount, Lba},
-    zone::{Zone, ZoneAction, ZoneGeometry, ZoneTable, ZoneTarget},
+    zone::{Zone, ZoneAction, ZoneCondition, ZoneGeometry, ZoneTable, ZoneTarget},
 };
 
 /// Zone layout options of a zoned device, in bytes.
@@ -32,6 +33,8 @@ pub struct ZonedConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceConfig {
     /// The backing file; created (sparse) if missing, extended if short.
+    /// A zoned device keeps its zone metadata beside it, in the same path
+    /// with `.zones` appended.
     pub path: PathBuf,
     /// Device size in bytes: a multiple of the block size (and of the zone
     /// size when zoned).
@@ -64,6 +67,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Meta(#[from] MetaError),
 }
 
 fn multiple(what: &'static str, value: u64, unit: u64) -> std::result::Result<(), ConfigError> {
@@ -107,11 +112,15 @@ impl Geometry {
 /// table is behind a mutex held across the check and the data transfer of a
 /// write, so writes into one zone are serialized and the write pointer only
 /// moves over data that reached the file.
+///
+/// Lock order: `meta`, then `zones`.
 #[derive(Debug)]
 pub struct Device {
     file: File,
     geo: Geometry,
     zones: Option<Mutex<ZoneTable>>,
+    /// Zone metadata store; see `storage::meta` for the consistency rule.
+    meta: Option<Mutex<ZoneMeta>>,
 }
 
 impl Device {
@@ -164,30 +173,54 @@ impl Device {
         if len < cfg.size {
             file.set_len(cfg.size).map_err(file_err)?;
         }
-        // Zone state is not persisted yet: a fresh start sees every
-        // sequential zone EMPTY, so their stale data must read as zeros.
+        let capacity = BlockCount(cfg.size / bs);
+        let mut meta = None;
+        let mut discards = Vec::new();
+        let zones = match zones {
+            None => None,
+            Some(mut table) => {
+                let geo = MetaGeometry::new(
+                    cfg.block_size,
+                    capacity.0,
+                    table.geometry(),
+                    table.zones().len() as u32,
+                );
+                let mut meta_path = cfg.path.clone().into_os_string();
+                meta_path.push(".zones");
+                let (store, records) = ZoneMeta::open(meta_path.as_ref(), geo)?;
+                for (i, rec) in records.unwrap_or_default().into_iter().enumerate() {
+                    if let Some(rec) = rec {
+                        table.restore(i, rec.cond, rec.wp);
+                    }
+                }
+                // Whatever lies past a write pointer was never made durable
+                // (or predates the metadata): it must read as zeros.
+                for z in table.zones().iter().filter(|z| z.is_sequential()) {
+                    if !matches!(z.cond, ZoneCondition::ReadOnly | ZoneCondition::Offline)
+                        && z.wp < z.end()
+                    {
+                        discards.push((z.wp, BlockCount(z.end().0 - z.wp.0)));
+                    }
+                }
+                meta = Some(Mutex::new(store));
+                Some(table)
+            }
+        };
         let dev = Device {
             file,
             geo: Geometry {
                 block_size: cfg.block_size,
-                capacity: BlockCount(cfg.size / bs),
+                capacity,
                 zones: zones.as_ref().map(|t| *t.geometry()),
             },
             zones: zones.map(Mutex::new),
+            meta,
         };
-        if let Some(table) = &dev.zones {
-            let seq: Vec<Zone> = lock(table)
-                .zones()
-                .iter()
-                .filter(|z| z.is_sequential())
-                .copied()
-                .collect();
-            for z in seq {
-                dev.discard(z.start, z.len).map_err(|e| match e {
-                    StorageError::Io(source) => file_err(source),
-                    other => file_err(std::io::Error::other(other.to_string())),
-                })?;
-            }
+        for (lba, count) in discards {
+            dev.discard(lba, count).map_err(|e| match e {
+                StorageError::Io(source) => file_err(source),
+                other => file_err(std::io::Error::other(other.to_string())),
+            })?;
         }
         Ok(dev)
     }
@@ -235,10 +268,15 @@ impl Device {
         let Some(table) = &self.zones else {
             return self.write_file(lba, data, fua);
         };
-        let mut table = lock(table);
-        let idx = table.check_write(lba, count)?;
-        self.write_file(lba, data, fua)?;
-        table.commit_write(idx, count);
+        {
+            let mut table = lock(table);
+            let idx = table.check_write(lba, count)?;
+            self.file.write_all_at(data, self.geo.byte_offset(lba))?;
+            table.commit_write(idx, count);
+        }
+        if fua {
+            self.flush()?;
+        }
         Ok(())
     }
 
@@ -250,21 +288,57 @@ impl Device {
         Ok(())
     }
 
-    /// Make every completed write durable.
+    /// Make every completed write durable, data and write pointers: take
+    /// the write pointers, sync the data, then persist the pointers (the
+    /// order `storage::meta` requires).
     pub fn flush(&self) -> Result<()> {
-        self.file.sync_data()?;
-        Ok(())
+        let (Some(meta), Some(table)) = (&self.meta, &self.zones) else {
+            self.file.sync_data()?;
+            return Ok(());
+        };
+        let mut meta = lock(meta);
+        let dirty = lock(table).take_dirty();
+        let res = self
+            .file
+            .sync_data()
+            .map_err(StorageError::from)
+            .and_then(|()| meta.persist(&dirty).map_err(meta_io));
+        if res.is_err() {
+            let mut table = lock(table);
+            for (i, _) in &dirty {
+                table.mark_dirty(*i);
+            }
+        }
+        res
     }
 
     /// Apply a zone action. Zones that are reset have their data discarded
     /// so they read as zeros again.
     pub fn zone_action(&self, action: ZoneAction, target: ZoneTarget) -> Result<()> {
-        let table = self.zones.as_ref().ok_or(StorageError::NotZoned)?;
-        let mut table = lock(table);
+        let (Some(table), Some(meta)) = (&self.zones, &self.meta) else {
+            return Err(StorageError::NotZoned);
+        };
         if let ZoneTarget::One(lba) = target {
             self.geo.check_range(lba, BlockCount(1))?;
         }
-        for idx in table.apply(action, target)? {
+        let mut meta = lock(meta);
+        let mut table = lock(table);
+        let reset = table.apply(action, target)?;
+        // Persist the new states before discarding data: a crash in between
+        // recovers the zones EMPTY and discards past their write pointers.
+        let dirty = table.take_dirty();
+        let persisted = self
+            .file
+            .sync_data()
+            .map_err(StorageError::from)
+            .and_then(|()| meta.persist(&dirty).map_err(meta_io));
+        if let Err(e) = persisted {
+            for (i, _) in &dirty {
+                table.mark_dirty(*i);
+            }
+            return Err(e);
+        }
+        for idx in reset {
             let z = table.zones()[idx];
             self.discard(z.start, z.len)?;
         }
@@ -333,11 +407,18 @@ impl Device {
     }
 }
 
-/// Lock the zone table. A panic while holding it cannot leave a half-made
+/// Lock a device mutex. A panic while holding one cannot leave a half-made
 /// change (every change is checked before it is applied), so a poisoned lock
 /// is still usable.
-fn lock(table: &Mutex<ZoneTable>) -> MutexGuard<'_, ZoneTable> {
-    table.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn meta_io(e: MetaError) -> StorageError {
+    match e {
+        MetaError::Io { source, .. } => StorageError::Io(source),
+        other => StorageError::Io(std::io::Error::other(other.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -370,7 +451,10 @@ mod tests {
             block_size: 1000,
             zoned: None,
         };
-        assert!(matches!(Device::open(&cfg), Err(ConfigError::BlockSize(1000))));
+        assert!(matches!(
+            Device::open(&cfg),
+            Err(ConfigError::BlockSize(1000))
+        ));
         cfg.block_size = 512;
         cfg.zoned = Some(ZonedConfig {
             zone_size: 65536,
@@ -437,18 +521,49 @@ mod tests {
     }
 
     #[test]
-    fn zone_data_discarded_on_restart() {
+    fn zone_state_survives_restart() {
         let dir = tempfile::tempdir().unwrap();
         {
             let dev = zoned(&dir);
             dev.write(Lba(0), &[1u8; 4096], true).unwrap();
+            // Durable by FUA.
             dev.write(Lba(32), &[2u8; 4096], true).unwrap();
+            // Durable by a later flush.
+            dev.write(Lba(33), &[3u8; 4096], false).unwrap();
+            dev.flush().unwrap();
+            // Never made durable: the restart may drop it.
+            dev.write(Lba(34), &[4u8; 4096], false).unwrap();
+            dev.zone_action(ZoneAction::Finish, ZoneTarget::One(Lba(48)))
+                .unwrap();
         }
         let dev = zoned(&dir);
         let mut buf = vec![0u8; 4096];
         dev.read(Lba(0), &mut buf).unwrap();
         assert_eq!(buf[0], 1, "conventional data is kept");
+        dev.read(Lba(33), &mut buf).unwrap();
+        assert_eq!(buf[0], 3, "flushed data is kept");
+        let z = dev.report_zones(Lba(32), 2, |_| true).unwrap();
+        // The zone action persisted every dirty zone, so LBA 34 made it too,
+        // and the open zone comes back CLOSED as after a power cycle.
+        assert_eq!((z[0].cond, z[0].wp), (ZoneCondition::Closed, Lba(35)));
+        assert_eq!(z[1].cond, ZoneCondition::Full);
+    }
+
+    #[test]
+    fn unflushed_writes_past_persisted_wp_read_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let dev = zoned(&dir);
+            dev.write(Lba(32), &[2u8; 4096], true).unwrap();
+            dev.write(Lba(33), &[3u8; 4096], false).unwrap();
+        }
+        let dev = zoned(&dir);
+        let z = dev.report_zones(Lba(32), 1, |_| true).unwrap()[0];
+        assert_eq!((z.cond, z.wp), (ZoneCondition::Closed, Lba(33)));
+        let mut buf = vec![0u8; 4096];
+        dev.read(Lba(33), &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0));
         dev.read(Lba(32), &mut buf).unwrap();
-        assert_eq!(buf[0], 0, "sequential zones restart EMPTY");
+        assert_eq!(buf[0], 2);
     }
 }

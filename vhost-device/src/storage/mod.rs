@@ -5,6 +5,7 @@
 
 pub mod device;
 pub mod error;
+pub mod meta;
 pub mod units;
 pub mod zone;
 

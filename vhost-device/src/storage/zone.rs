@@ -121,12 +121,19 @@ pub struct ZoneTable {
     /// Implicitly opened zones, oldest first, for eviction when the open
     /// limit is reached.
     implicit_lru: Vec<usize>,
+    /// Zones holding an open resource (IMPLICIT or EXPLICIT OPEN).
+    open: u32,
+    /// Zones holding an active resource (open or CLOSED).
+    active: u32,
+    /// Zones changed since the last [`ZoneTable::take_dirty`].
+    dirty: Vec<usize>,
+    is_dirty: Vec<bool>,
 }
 
 impl ZoneTable {
     /// Lay out `nr_zones` zones of `geo`, all EMPTY (or NOT WRITE POINTER).
     pub fn new(geo: ZoneGeometry, nr_zones: u32) -> Self {
-        let zones = (0..u64::from(nr_zones))
+        let zones: Vec<Zone> = (0..u64::from(nr_zones))
             .map(|i| {
                 let start = Lba(i * geo.zone_len.0);
                 if i < u64::from(geo.conventional) {
@@ -150,10 +157,15 @@ impl ZoneTable {
                 }
             })
             .collect();
+        let n = zones.len();
         ZoneTable {
             geo,
             zones,
             implicit_lru: Vec::new(),
+            open: 0,
+            active: 0,
+            dirty: Vec::new(),
+            is_dirty: vec![false; n],
         }
     }
 
@@ -181,24 +193,17 @@ impl ZoneTable {
         }
     }
 
-    fn count(&self, pred: impl Fn(ZoneCondition) -> bool) -> u32 {
-        // The zone count fits in u32 by construction (`new` takes a u32).
-        self.zones.iter().filter(|z| pred(z.cond)).count() as u32
-    }
-
     /// Check that `extra_open` more open zones and `extra_active` more
     /// active zones fit in the limits (ZBC-2 4.4.3.4 "managing zone
     /// resources"). Implicitly open zones are counted as evictable: making
     /// room for an open closes the oldest implicitly open zone.
     fn check_resources(&self, zone: Lba, extra_open: u32, extra_active: u32) -> Result<()> {
         let g = &self.geo;
-        let active = self.count(ZoneCondition::is_active);
-        if g.max_active != 0 && active + extra_active > g.max_active {
+        if g.max_active != 0 && self.active + extra_active > g.max_active {
             return Err(StorageError::InsufficientZoneResources { zone });
         }
-        let open = self.count(ZoneCondition::is_open);
-        let evictable = self.count(|c| c == ZoneCondition::ImplicitOpen);
-        if g.max_open != 0 && open + extra_open > g.max_open + evictable {
+        let evictable = self.implicit_lru.len() as u32;
+        if g.max_open != 0 && self.open + extra_open > g.max_open + evictable {
             return Err(StorageError::InsufficientZoneResources { zone });
         }
         Ok(())
@@ -210,7 +215,7 @@ impl ZoneTable {
         if self.geo.max_open == 0 {
             return;
         }
-        while self.count(ZoneCondition::is_open) >= self.geo.max_open {
+        while self.open >= self.geo.max_open {
             let Some(&victim) = self.implicit_lru.first() else {
                 return;
             };
@@ -227,20 +232,80 @@ impl ZoneTable {
         }
     }
 
-    /// The one place a zone's condition changes.
+    /// The one place a zone's condition changes; it keeps the resource
+    /// counts and marks the zone for persisting.
     fn set_condition(&mut self, idx: usize, cond: ZoneCondition) {
         let zone = &mut self.zones[idx];
         log::trace!("zone {}: {:?} -> {:?}", zone.start, zone.cond, cond);
+        let old = zone.cond;
+        // Counts stay within the zone count, itself a u32.
+        self.open = self.open + u32::from(cond.is_open()) - u32::from(old.is_open());
+        self.active = self.active + u32::from(cond.is_active()) - u32::from(old.is_active());
         zone.cond = cond;
         match cond {
             ZoneCondition::Empty => zone.wp = zone.start,
             ZoneCondition::Full => zone.wp = zone.cap_end(),
             _ => {}
         }
-        self.implicit_lru.retain(|&i| i != idx);
+        if old == ZoneCondition::ImplicitOpen {
+            self.implicit_lru.retain(|&i| i != idx);
+        }
         if cond == ZoneCondition::ImplicitOpen {
             self.implicit_lru.push(idx);
         }
+        self.mark_dirty(idx);
+    }
+
+    /// Note that zone `idx` changed and must be persisted.
+    pub fn mark_dirty(&mut self, idx: usize) {
+        if let Some(d) = self.is_dirty.get_mut(idx) {
+            if !*d {
+                *d = true;
+                self.dirty.push(idx);
+            }
+        }
+    }
+
+    /// The zones changed since the last call, as they are now.
+    pub fn take_dirty(&mut self) -> Vec<(usize, Zone)> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .map(|i| {
+                self.is_dirty[i] = false;
+                (i, self.zones[i])
+            })
+            .collect()
+    }
+
+    /// Set a sequential zone's state as recovered from persistent
+    /// metadata. Open zones come back CLOSED (or EMPTY), as after a power
+    /// cycle (ZBC-2 4.4.3.5: open zones do not survive a power on reset).
+    pub fn restore(&mut self, idx: usize, cond: ZoneCondition, wp: Lba) {
+        let Some(zone) = self.zones.get(idx).copied() else {
+            return;
+        };
+        if !zone.is_sequential() {
+            return;
+        }
+        let wp = Lba(wp.0.clamp(zone.start.0, zone.cap_end().0));
+        let cond = match cond {
+            ZoneCondition::NotWritePointer => return,
+            ZoneCondition::ImplicitOpen | ZoneCondition::ExplicitOpen | ZoneCondition::Closed => {
+                if wp == zone.start {
+                    ZoneCondition::Empty
+                } else if wp == zone.cap_end() {
+                    ZoneCondition::Full
+                } else {
+                    ZoneCondition::Closed
+                }
+            }
+            other => other,
+        };
+        self.zones[idx].wp = wp;
+        self.set_condition(idx, cond);
+        self.is_dirty[idx] = false;
+        self.dirty.retain(|&i| i != idx);
     }
 
     /// Validate a write of `count` blocks at `lba` against the zone rules
@@ -310,15 +375,15 @@ impl ZoneTable {
         if zone.wp >= zone.cap_end() {
             self.set_condition(idx, ZoneCondition::Full);
         }
+        self.mark_dirty(idx);
     }
 
     /// Validate a read of `count` blocks at `lba`: it may not touch an
     /// OFFLINE zone or the space between a zone's capacity and its end.
     pub fn check_read(&self, lba: Lba, count: BlockCount) -> Result<()> {
-        let (Some(first), Some(last)) = (
-            self.index_of(lba),
-            self.index_of(Lba(lba.0 + count.0 - 1)),
-        ) else {
+        let (Some(first), Some(last)) =
+            (self.index_of(lba), self.index_of(Lba(lba.0 + count.0 - 1)))
+        else {
             return Err(StorageError::OutOfRange {
                 lba,
                 count,
@@ -423,8 +488,7 @@ impl ZoneTable {
         if action == ZoneAction::Open && !picked.is_empty() {
             // All or nothing: the closed zones must all fit as open zones.
             let n = u32::try_from(picked.len()).unwrap_or(u32::MAX);
-            let open_now = self.count(ZoneCondition::is_open);
-            if self.geo.max_open != 0 && open_now.saturating_add(n) > self.geo.max_open {
+            if self.geo.max_open != 0 && self.open.saturating_add(n) > self.geo.max_open {
                 return Err(StorageError::InsufficientZoneResources {
                     zone: self.zones[picked[0]].start,
                 });
@@ -525,15 +589,20 @@ mod tests {
         t.apply(ZoneAction::Open, ZoneTarget::One(Lba(32))).unwrap();
         assert_eq!(cond(&t, 2), ExplicitOpen);
         // Closing an empty open zone makes it EMPTY.
-        t.apply(ZoneAction::Close, ZoneTarget::One(Lba(32))).unwrap();
+        t.apply(ZoneAction::Close, ZoneTarget::One(Lba(32)))
+            .unwrap();
         assert_eq!(cond(&t, 2), Empty);
         write(&mut t, 32, 2).unwrap();
-        t.apply(ZoneAction::Close, ZoneTarget::One(Lba(32))).unwrap();
+        t.apply(ZoneAction::Close, ZoneTarget::One(Lba(32)))
+            .unwrap();
         assert_eq!(cond(&t, 2), Closed);
-        t.apply(ZoneAction::Finish, ZoneTarget::One(Lba(32))).unwrap();
+        t.apply(ZoneAction::Finish, ZoneTarget::One(Lba(32)))
+            .unwrap();
         assert_eq!(cond(&t, 2), Full);
         assert_eq!(t.zones()[2].wp, Lba(44));
-        let reset = t.apply(ZoneAction::Reset, ZoneTarget::One(Lba(32))).unwrap();
+        let reset = t
+            .apply(ZoneAction::Reset, ZoneTarget::One(Lba(32)))
+            .unwrap();
         assert_eq!(reset, vec![2]);
         assert_eq!(cond(&t, 2), Empty);
         assert_eq!(t.zones()[2].wp, Lba(32));
