@@ -1,0 +1,347 @@
+//! The guest contract's kernel command line (ARCHITECTURE.md, "The guest
+//! contract"):
+//!
+//! - `zonecopy.suite=NAME`
+//! - `zonecopy.lun<N>=<kind>:bs=<bytes>,size=<bytes>[,zone=<bytes>,cap=<bytes>,conv=<count>]`
+//!   with `kind` `hm` (host-managed zoned) or `disk` (not zoned)
+//! - `zonecopy.run=<hex>` (run mode; parsed here only so it is not an error)
+//!
+//! Numbers are plain decimal. Any other `zonecopy.` key, a repeated key or a
+//! malformed value is an error naming the offending word; words without the
+//! `zonecopy.` prefix belong to the kernel and are ignored.
+
+use std::{collections::BTreeMap, fmt};
+
+/// Everything the host told the guest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `zonecopy.suite=`
+    pub suite: Option<String>,
+    /// `zonecopy.lun<N>=`, by LUN.
+    pub luns: BTreeMap<u64, LunSpec>,
+    /// `zonecopy.run=` (hex-encoded command, possibly empty).
+    pub run: Option<String>,
+}
+
+/// Whether a LUN is zoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LunKind {
+    /// `hm`: host-managed zoned (ZBC, peripheral device type 14h).
+    HostManaged,
+    /// `disk`: a regular, not zoned disk.
+    Disk,
+}
+
+impl fmt::Display for LunKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::HostManaged => "hm",
+            Self::Disk => "disk",
+        })
+    }
+}
+
+/// The zone layout of a host-managed LUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZoneSpec {
+    /// Zone size in bytes (`zone=`).
+    pub zone_size: u64,
+    /// Writable capacity of each sequential zone in bytes (`cap=`, default
+    /// the zone size).
+    pub capacity: u64,
+    /// Number of conventional zones at the start (`conv=`, default 0).
+    pub conventional: u64,
+}
+
+/// One LUN as the host configured it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LunSpec {
+    /// `hm` or `disk`.
+    pub kind: LunKind,
+    /// Logical block size in bytes (`bs=`).
+    pub block_size: u64,
+    /// Capacity in bytes (`size=`).
+    pub size: u64,
+    /// Zone layout; `Some` exactly for `hm`.
+    pub zones: Option<ZoneSpec>,
+}
+
+impl LunSpec {
+    /// Number of zones: the last zone may be smaller (a "runt" zone).
+    pub fn nr_zones(&self) -> Option<u64> {
+        self.zones.map(|z| self.size.div_ceil(z.zone_size))
+    }
+}
+
+/// Why the command line could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdlineError {
+    /// The offending command-line word.
+    pub word: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for CmdlineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.word, self.reason)
+    }
+}
+
+impl std::error::Error for CmdlineError {}
+
+fn err(word: &str, reason: impl Into<String>) -> CmdlineError {
+    CmdlineError {
+        word: word.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A decimal number, nothing else (no sign, no suffix, no spaces).
+fn number(s: &str) -> Result<u64, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a decimal number"));
+    }
+    s.parse::<u64>().map_err(|_| format!("{s} is out of range"))
+}
+
+/// Parse the value of `zonecopy.lun<N>=`.
+pub fn parse_lun(value: &str) -> Result<LunSpec, String> {
+    let (kind, params) = value
+        .split_once(':')
+        .ok_or("expected <kind>:bs=<bytes>,size=<bytes>[,...]")?;
+    let kind = match kind {
+        "hm" => LunKind::HostManaged,
+        "disk" => LunKind::Disk,
+        k => return Err(format!("unknown kind {k:?} (expected hm or disk)")),
+    };
+    let mut fields: BTreeMap<&str, u64> = BTreeMap::new();
+    for item in params.split(',') {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?} is not key=value"))?;
+        if !matches!(k, "bs" | "size" | "zone" | "cap" | "conv") {
+            return Err(format!("unknown key {k:?}"));
+        }
+        let v = number(v).map_err(|e| format!("{k}: {e}"))?;
+        if fields.insert(k, v).is_some() {
+            return Err(format!("{k} given twice"));
+        }
+    }
+    let bs = *fields.get("bs").ok_or("bs= is missing")?;
+    let size = *fields.get("size").ok_or("size= is missing")?;
+    if !bs.is_power_of_two() || !(512..=65536).contains(&bs) {
+        return Err(format!("bs={bs} is not a power of two in 512..=65536"));
+    }
+    if size == 0 || size % bs != 0 {
+        return Err(format!("size={size} is not a non-zero multiple of bs={bs}"));
+    }
+    let zones = match kind {
+        LunKind::Disk => {
+            if let Some(k) = ["zone", "cap", "conv"]
+                .into_iter()
+                .find(|k| fields.contains_key(k))
+            {
+                return Err(format!("{k}= is only valid for kind hm"));
+            }
+            None
+        }
+        LunKind::HostManaged => {
+            let zone_size = *fields.get("zone").ok_or("zone= is missing for kind hm")?;
+            if zone_size == 0 || zone_size % bs != 0 {
+                return Err(format!(
+                    "zone={zone_size} is not a non-zero multiple of bs={bs}"
+                ));
+            }
+            let capacity = fields.get("cap").copied().unwrap_or(zone_size);
+            if capacity == 0 || capacity > zone_size || capacity % bs != 0 {
+                return Err(format!(
+                    "cap={capacity} is not a non-zero multiple of bs={bs} up to zone={zone_size}"
+                ));
+            }
+            let conventional = fields.get("conv").copied().unwrap_or(0);
+            let nr_zones = size.div_ceil(zone_size);
+            if conventional > nr_zones {
+                return Err(format!("conv={conventional} exceeds the {nr_zones} zones"));
+            }
+            Some(ZoneSpec {
+                zone_size,
+                capacity,
+                conventional,
+            })
+        }
+    };
+    Ok(LunSpec {
+        kind,
+        block_size: bs,
+        size,
+        zones,
+    })
+}
+
+/// Parse a whole `/proc/cmdline`.
+pub fn parse(cmdline: &str) -> Result<Config, CmdlineError> {
+    let mut cfg = Config::default();
+    for word in cmdline.split_whitespace() {
+        let Some(rest) = word.strip_prefix("zonecopy.") else {
+            continue;
+        };
+        let (key, value) = rest
+            .split_once('=')
+            .ok_or_else(|| err(word, "expected key=value"))?;
+        if key == "suite" {
+            if value.is_empty() {
+                return Err(err(word, "empty suite name"));
+            }
+            if cfg.suite.replace(value.to_string()).is_some() {
+                return Err(err(word, "zonecopy.suite given twice"));
+            }
+        } else if key == "run" {
+            if cfg.run.replace(value.to_string()).is_some() {
+                return Err(err(word, "zonecopy.run given twice"));
+            }
+        } else if let Some(n) = key.strip_prefix("lun") {
+            let lun = number(n).map_err(|e| err(word, format!("LUN number: {e}")))?;
+            let spec = parse_lun(value).map_err(|e| err(word, e))?;
+            if cfg.luns.insert(lun, spec).is_some() {
+                return Err(err(word, format!("LUN {lun} given twice")));
+            }
+        } else {
+            return Err(err(word, format!("unknown key zonecopy.{key}")));
+        }
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn full_line() {
+        let c = parse(
+            "console=ttyS0 quiet zonecopy.suite=smoke \
+             zonecopy.lun0=hm:bs=4096,size=67108864,zone=4194304,cap=3145728,conv=2 \
+             zonecopy.lun1=disk:bs=512,size=1048576\n",
+        )
+        .unwrap();
+        assert_eq!(c.suite.as_deref(), Some("smoke"));
+        assert_eq!(c.run, None);
+        assert_eq!(
+            c.luns[&0],
+            LunSpec {
+                kind: LunKind::HostManaged,
+                block_size: 4096,
+                size: 64 * MIB,
+                zones: Some(ZoneSpec {
+                    zone_size: 4 * MIB,
+                    capacity: 3 * MIB,
+                    conventional: 2
+                }),
+            }
+        );
+        assert_eq!(c.luns[&0].nr_zones(), Some(16));
+        assert_eq!(
+            c.luns[&1],
+            LunSpec {
+                kind: LunKind::Disk,
+                block_size: 512,
+                size: MIB,
+                zones: None
+            }
+        );
+        assert_eq!(c.luns[&1].nr_zones(), None);
+    }
+
+    #[test]
+    fn defaults_and_runt_zone() {
+        let s = parse_lun("hm:bs=512,size=10485760,zone=4194304").unwrap();
+        let z = s.zones.unwrap();
+        assert_eq!((z.capacity, z.conventional), (4 * MIB, 0));
+        assert_eq!(s.nr_zones(), Some(3));
+    }
+
+    #[test]
+    fn empty_and_foreign() {
+        assert_eq!(parse("").unwrap(), Config::default());
+        assert_eq!(
+            parse("root=/dev/sda zonecopy_x=1").unwrap(),
+            Config::default()
+        );
+        let c = parse("zonecopy.run= zonecopy.suite=x").unwrap();
+        assert_eq!(c.run.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn malformed_is_an_error() {
+        for (line, needle) in [
+            ("zonecopy.suite", "key=value"),
+            ("zonecopy.suite=", "empty"),
+            ("zonecopy.suite=a zonecopy.suite=b", "twice"),
+            ("zonecopy.bogus=1", "unknown key"),
+            ("zonecopy.lun=hm:bs=512,size=512,zone=512", "LUN number"),
+            ("zonecopy.lunx=hm:bs=512,size=512,zone=512", "LUN number"),
+            ("zonecopy.lun0=hm", "expected <kind>"),
+            ("zonecopy.lun0=zz:bs=512,size=512", "unknown kind"),
+            ("zonecopy.lun0=disk:bs=512", "size= is missing"),
+            ("zonecopy.lun0=disk:size=512", "bs= is missing"),
+            ("zonecopy.lun0=disk:bs=512,size=512,bs=512", "twice"),
+            ("zonecopy.lun0=disk:bs=512,size=-1", "not a decimal"),
+            ("zonecopy.lun0=disk:bs=512,size=4k", "not a decimal"),
+            ("zonecopy.lun0=disk:bs=512,size=", "not a decimal"),
+            (
+                "zonecopy.lun0=disk:bs=512,size=99999999999999999999",
+                "out of range",
+            ),
+            ("zonecopy.lun0=disk:bs=500,size=1000", "power of two"),
+            ("zonecopy.lun0=disk:bs=0,size=1000", "power of two"),
+            ("zonecopy.lun0=disk:bs=512,size=1000", "multiple of bs"),
+            ("zonecopy.lun0=disk:bs=512,size=0", "multiple of bs"),
+            (
+                "zonecopy.lun0=disk:bs=512,size=1024,zone=512",
+                "only valid for kind hm",
+            ),
+            ("zonecopy.lun0=disk:bs=512,size=1024,speed=1", "unknown key"),
+            ("zonecopy.lun0=disk:bs=512,size=1024,", "not key=value"),
+            ("zonecopy.lun0=hm:bs=512,size=1024", "zone= is missing"),
+            ("zonecopy.lun0=hm:bs=512,size=1024,zone=0", "zone=0"),
+            (
+                "zonecopy.lun0=hm:bs=512,size=1024,zone=512,cap=1024",
+                "cap=1024",
+            ),
+            ("zonecopy.lun0=hm:bs=512,size=1024,zone=512,cap=0", "cap=0"),
+            (
+                "zonecopy.lun0=hm:bs=512,size=1024,zone=512,conv=3",
+                "exceeds",
+            ),
+            (
+                "zonecopy.lun0=disk:bs=512,size=512 zonecopy.lun00=disk:bs=512,size=512",
+                "given twice",
+            ),
+        ] {
+            let e = parse(line).expect_err(line);
+            assert!(
+                e.to_string().contains(needle),
+                "{line}: {e} lacks {needle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn never_panics_on_junk() {
+        // A cheap fuzz: every prefix of a valid line, and byte mutations.
+        let good = "zonecopy.lun0=hm:bs=4096,size=67108864,zone=4194304,cap=3145728,conv=2";
+        for i in 0..=good.len() {
+            let _ = parse(&good[..i]);
+        }
+        for i in 0..good.len() {
+            for c in ['=', ':', ',', ' ', '0', 'x', '\u{e9}'] {
+                let mut s = good.to_string();
+                s.replace_range(i..i + 1, &c.to_string());
+                let _ = parse(&s);
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! zonecopy guest tools: run inside the VM, drive the kernel's zone (and
+//! later copy) paths on the devices the host attached, print KTAP.
+//!
+//! The library half holds what the host side may reuse, notably the
+//! LBA-stamped block format ([`stamp`]) and the KTAP writer ([`ktap`]).
+
+pub mod blkzoned;
+pub mod blockio;
+pub mod cmdline;
+pub mod ktap;
+pub mod sgio;
+pub mod smoke;
+pub mod stamp;
+pub mod suite;
+pub mod sysfs;
