@@ -1,0 +1,211 @@
+//! Command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::accel::AccelChoice;
+
+/// Host runner for zonecopy: starts the zonecopy-vhost backend, boots Linux
+/// under QEMU with an emulated zoned SCSI disk attached, reads the guest's
+/// KTAP verdict from the serial console and writes JUnit XML.
+#[derive(Debug, Parser)]
+#[command(name = "zonecopy-ci", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run one test suite on one kernel. Exit 0 only if the guest's KTAP
+    /// says it passed (plan met, no failures, no crash, no timeout).
+    Suite(SuiteArgs),
+    /// Run one suite on several kernels in turn; prints a table and
+    /// "N passed, M failed" counting suite runs (one per kernel).
+    Matrix(MatrixArgs),
+    /// Boot a kernel with the same devices plus the host root (read-only
+    /// 9p) and networking, run CMD in a chroot of the host root, exit with
+    /// its status (like virtme-ng). No CMD: interactive shell (Ctrl-A X
+    /// quits QEMU).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// Kernel: a cached name (6.1, 6.12 = $ZONECOPY_CACHE/kernels/NAME/
+    /// vmlinux, else bzImage) or a path to a bzImage/vmlinux.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub kernel: String,
+    /// Suite the guest runs (passed as zonecopy.suite=NAME).
+    #[arg(long, default_value = "smoke", value_name = "NAME")]
+    pub suite: String,
+    /// Overall limit in seconds from QEMU's start; QEMU is killed then.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub timeout: u64,
+    /// Directory for logs and junit.xml [default: <workspace>/out/<suite>-<kernel>-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Add user-mode networking (virtio-net, guest 10.0.2.15, host 10.0.2.2).
+    #[arg(long)]
+    pub net: bool,
+    #[command(flatten)]
+    pub vm: VmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// Comma-separated kernels (names or paths, see `suite --kernel`).
+    #[arg(long, value_delimiter = ',', required = true, value_name = "K1,K2,...")]
+    pub kernels: Vec<String>,
+    /// Suite the guest runs on every kernel.
+    #[arg(long, default_value = "smoke", value_name = "NAME")]
+    pub suite: String,
+    /// Limit per kernel in seconds from QEMU's start.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub timeout: u64,
+    /// Directory for per-kernel logs and a combined junit.xml
+    /// [default: <workspace>/out/matrix-<suite>-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Add user-mode networking.
+    #[arg(long)]
+    pub net: bool,
+    #[command(flatten)]
+    pub vm: VmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Kernel name or path (see `suite --kernel`).
+    #[arg(long, default_value = "6.12", value_name = "NAME|PATH")]
+    pub kernel: String,
+    /// Limit in seconds from QEMU's start; 0 = none.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub timeout: u64,
+    /// Directory for logs [default: <workspace>/out/run-<kernel>-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub vm: VmArgs,
+    /// Command to run in the guest (shell-quoted and joined; use
+    /// `sh -c '...'` for pipelines). Empty: interactive shell.
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+/// Options shared by every command that boots a VM.
+#[derive(Debug, Args, Clone)]
+pub struct VmArgs {
+    /// A logical unit of the emulated SCSI target; repeat for LUN 0, 1, ...
+    /// SPEC is comma-separated key=value, as for zonecopy-vhost:
+    /// kind=hm|disk [hm]; size=BYTES; bs=512|4096 logical block bytes
+    /// [4096]; for hm: zone=BYTES (zone size), cap=BYTES (zone capacity,
+    /// <= zone) [zone], conv=N conventional zones [1], max-open=N,
+    /// max-active=N; file=PATH backing file [in the temp dir, removed after
+    /// the run]. BYTES take K/M/G/T (powers of 1024) suffixes.
+    /// Without --lun: "kind=hm,size=256M,bs=4096,zone=4M,cap=4M,conv=2"
+    /// "kind=hm,size=128M,bs=512,zone=8M,cap=6M,conv=1"
+    /// "kind=disk,size=64M,bs=512". With --backend-socket, give the LUNs
+    /// that backend serves: they go on the kernel command line.
+    #[arg(long = "lun", value_name = "SPEC")]
+    pub luns: Vec<String>,
+    /// zonecopy-vhost binary [default: next to this executable].
+    #[arg(long, value_name = "PATH")]
+    pub backend: Option<PathBuf>,
+    /// Use an already running backend's socket instead of starting one.
+    #[arg(long, value_name = "PATH")]
+    pub backend_socket: Option<PathBuf>,
+    /// Seconds to wait for the backend's socket to appear.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub backend_wait: u64,
+    /// Kernel modules directory (lib/modules/VERSION) for a --kernel PATH
+    /// [default for cached kernels: $ZONECOPY_CACHE/kernels/NAME/modules;
+    /// for a path: none, everything built in].
+    #[arg(long, value_name = "DIR")]
+    pub modules_dir: Option<PathBuf>,
+    /// Modules to put in the initramfs (space-separated; passed to the
+    /// image builder as --modules) [default: the builder's].
+    #[arg(long, value_name = "LIST")]
+    pub modules: Option<String>,
+    /// Ready-made initramfs to boot instead of building one.
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<PathBuf>,
+    /// Guest binary put into the initramfs
+    /// [default: <workspace>/target/x86_64-unknown-linux-gnu/release/zonecopy-guest].
+    #[arg(long, value_name = "PATH")]
+    pub guest_bin: Option<PathBuf>,
+    /// Initramfs builder [default: <workspace>/images/build-initramfs.sh].
+    #[arg(long, value_name = "PATH")]
+    pub initramfs_script: Option<PathBuf>,
+    /// CPU accelerator: auto = TCG unless a cached KVM probe boot (15 s at
+    /// most, once per kernel and QEMU version) reaches userspace.
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// QEMU binary.
+    #[arg(long, default_value = "qemu-system-x86_64", value_name = "PATH")]
+    pub qemu: PathBuf,
+    /// Firmware for -bios ("" = QEMU's default SeaBIOS).
+    #[arg(long, default_value = crate::qemu::DEFAULT_BIOS, value_name = "PATH")]
+    pub bios: PathBuf,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    pub memory: u64,
+    /// Extra kernel command line, appended.
+    #[arg(long, default_value = "", value_name = "ARGS")]
+    pub append: String,
+    /// Seconds the guest may take to power off after its last result.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub poweroff_grace: u64,
+    /// Copy the guest console to stdout as it arrives.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_the_documented_forms() {
+        let c = Cli::try_parse_from([
+            "zonecopy-ci",
+            "suite",
+            "--kernel",
+            "6.1",
+            "--lun",
+            "kind=disk,size=1M",
+            "--lun",
+            "kind=disk,size=2M",
+            "--timeout",
+            "60",
+        ])
+        .unwrap();
+        let Cmd::Suite(s) = c.command else {
+            panic!("not suite")
+        };
+        assert_eq!(s.vm.luns.len(), 2);
+        assert_eq!(s.suite, "smoke");
+        assert_eq!(s.timeout, 60);
+
+        let c = Cli::try_parse_from(["zonecopy-ci", "matrix", "--kernels", "6.1,6.12"]).unwrap();
+        let Cmd::Matrix(m) = c.command else {
+            panic!("not matrix")
+        };
+        assert_eq!(m.kernels, vec!["6.1", "6.12"]);
+
+        let c = Cli::try_parse_from(["zonecopy-ci", "run", "--", "ls", "-l", "/dev"]).unwrap();
+        let Cmd::Run(r) = c.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.cmd, vec!["ls", "-l", "/dev"]);
+        assert_eq!(r.kernel, "6.12");
+    }
+}

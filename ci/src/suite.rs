@@ -1,0 +1,389 @@
+//! `suite` and `matrix`: boot, read the KTAP verdict, write junit.xml and
+//! print the summary.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use crate::{
+    cli::{MatrixArgs, SuiteArgs, VmArgs},
+    junit::{self, SuiteRecord},
+    ktap::{verdict, Report, RunEnd, Verdict},
+    qemu::{cmdline, Serial},
+    rig::{workspace_root, Rig, SetupError},
+    timing,
+    util::shell_join,
+    vm::{self, VmSpec},
+};
+
+/// One finished suite run.
+#[derive(Debug)]
+pub struct SuiteRun {
+    pub record: SuiteRecord,
+    pub out: PathBuf,
+    /// Runner start to the first KTAP line.
+    pub boot: Option<Duration>,
+    pub interrupted: Option<i32>,
+}
+
+impl SuiteRun {
+    pub fn pass(&self) -> bool {
+        self.record.verdict.pass
+    }
+
+    /// `smoke on 6.1: 14 passed, 0 failed, 1 skipped, 0 xfail (boot 3.2 s, total 9.8 s)`
+    pub fn summary(&self) -> String {
+        let c = self.record.verdict.counts;
+        let boot = self.boot.map_or_else(|| "-".to_owned(), timing::secs);
+        let mut s = format!(
+            "{} on {}: {} passed, {} failed, {} skipped, {} xfail (boot {boot}, total {})",
+            self.record.suite,
+            self.record.kernel,
+            c.passed,
+            c.failed,
+            c.skipped,
+            c.xfail,
+            timing::secs(self.record.total)
+        );
+        if self.pass() {
+            s.push_str("\n  PASS");
+        } else {
+            for r in &self.record.verdict.reasons {
+                let _ = write!(s, "\n  FAIL: {r}");
+            }
+        }
+        let _ = write!(s, "\n  logs: {}", self.out.display());
+        s
+    }
+}
+
+/// Default output directory: `<workspace>/out/<name>-<UTC time>`.
+pub fn default_out(name: &str) -> PathBuf {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    workspace_root()
+        .join("out")
+        .join(format!("{safe}-{}", timing::compact(SystemTime::now())))
+}
+
+/// Options of one suite run.
+#[derive(Debug, Clone)]
+pub struct SuiteJob<'a> {
+    pub vm: &'a VmArgs,
+    pub kernel: &'a str,
+    pub suite: &'a str,
+    pub timeout: Duration,
+    pub net: bool,
+    pub out: &'a Path,
+}
+
+fn failed_run(job: &SuiteJob<'_>, started: Instant, wall: SystemTime, reason: String) -> SuiteRun {
+    let end = RunEnd {
+        runner_error: Some(reason),
+        ..RunEnd::default()
+    };
+    finish(
+        job,
+        started,
+        wall,
+        &Report::default(),
+        &end,
+        None,
+        Vec::new(),
+        Vec::new(),
+    )
+}
+
+/// Runs one suite on one kernel; never fails: set-up errors become the
+/// run's failure reason. Writes `<out>/junit.xml`.
+pub fn run_suite(job: &SuiteJob<'_>) -> SuiteRun {
+    let started = Instant::now();
+    let wall = SystemTime::now();
+    let rig = match Rig::prepare(job.vm, job.kernel, job.out) {
+        Ok(r) => r,
+        Err(SetupError::Interrupted(sig)) => {
+            let mut r = failed_run(job, started, wall, format!("interrupted by signal {sig}"));
+            r.interrupted = Some(sig);
+            return r;
+        }
+        Err(SetupError::Failed(e)) => {
+            return failed_run(job, started, wall, format!("set-up failed: {e}"))
+        }
+    };
+    let setup = started.elapsed();
+    let append = cmdline(Some(job.suite), &rig.luns, None, &job.vm.append);
+    let qemu = rig.qemu(job.vm, append, job.net, false, Serial::Stdio);
+    let mut argv = vec![qemu.qemu.display().to_string()];
+    argv.extend(qemu.args().iter().map(|a| a.to_string_lossy().into_owned()));
+    let _ = fs::write(job.out.join("qemu-cmdline.txt"), shell_join(&argv) + "\n");
+    let mut properties: Vec<(String, String)> = vec![
+        (
+            "kernel_image".to_owned(),
+            rig.kernel.image.display().to_string(),
+        ),
+        ("accel".to_owned(), rig.accel.name().to_owned()),
+        ("kernel_cmdline".to_owned(), qemu.append.clone()),
+    ];
+    if let Some(p) = rig.backend_pid() {
+        properties.push(("backend_pid".into(), p.to_string()));
+    }
+    let spec = VmSpec {
+        qemu,
+        timeout: Some(job.timeout),
+        echo: job.vm.verbose,
+        console_log: job.out.join("console.log"),
+        qemu_log: job.out.join("qemu.log"),
+        poweroff_grace: Duration::from_secs(job.vm.poweroff_grace),
+        stop_on: None,
+    };
+    let mut rig = rig;
+    let outcome = vm::run(&spec);
+    let backend_death = rig.backend_died();
+    let problems = rig.shutdown();
+    let o = match outcome {
+        Ok(o) => o,
+        Err(e) => return failed_run(job, started, wall, format!("QEMU: {e}")),
+    };
+    let mut errors = Vec::new();
+    if let Some(d) = o.no_poweroff {
+        errors.push(format!(
+            "the guest did not power off within {} after its last result",
+            timing::secs(d)
+        ));
+    }
+    if let Some(s) = backend_death {
+        errors.push(format!("the backend died during the run ({s})"));
+    }
+    let finished = o
+        .report
+        .plan
+        .is_some_and(|p| o.report.results.len() >= p as usize);
+    if o.report.ktap_lines > 0
+        && !finished
+        && o.report.crash.is_none()
+        && o.report.bail_out.is_none()
+        && o.timed_out.is_none()
+        && o.interrupted.is_none()
+    {
+        let status = o
+            .qemu_status
+            .map_or_else(|| "?".to_owned(), |s| s.to_string());
+        errors.push(format!("QEMU ended ({status}) before the guest finished"));
+    }
+    if o.report.ktap_lines == 0 && o.timed_out.is_none() && o.interrupted.is_none() {
+        let qlog = vm::log_tail(&spec.qemu_log, 5);
+        let status = o
+            .qemu_status
+            .map_or_else(|| "?".to_owned(), |s| s.to_string());
+        errors.push(format!(
+            "QEMU ended ({status}) without KTAP output{}",
+            if qlog.is_empty() {
+                String::new()
+            } else {
+                format!("; qemu.log: {qlog}")
+            }
+        ));
+    }
+    let end = RunEnd {
+        timed_out: o.timed_out,
+        interrupted: o.interrupted,
+        runner_error: (!errors.is_empty()).then(|| errors.join("; ")),
+    };
+    let boot = o.first_ktap.map(|t| t.duration_since(started));
+    // Where the boot time went: set-up (backend, initramfs, accel) vs guest.
+    properties.push(("setup_s".into(), format!("{:.3}", setup.as_secs_f64())));
+    if let Some(t) = o.first_ktap {
+        properties.push((
+            "qemu_to_first_ktap_s".into(),
+            format!("{:.3}", t.duration_since(o.started).as_secs_f64()),
+        ));
+    }
+    let mut run = finish(
+        job, started, wall, &o.report, &end, boot, o.tail, properties,
+    );
+    run.interrupted = o.interrupted;
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
+    run
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    job: &SuiteJob<'_>,
+    started: Instant,
+    wall: SystemTime,
+    report: &Report,
+    end: &RunEnd,
+    boot: Option<Duration>,
+    tail: Vec<String>,
+    properties: Vec<(String, String)>,
+) -> SuiteRun {
+    let v: Verdict = verdict(report, end);
+    for w in &report.warnings {
+        eprintln!("ktap warning: {w}");
+    }
+    let record = SuiteRecord {
+        suite: job.suite.to_owned(),
+        kernel: job.kernel.to_owned(),
+        timestamp: timing::iso8601(wall),
+        total: started.elapsed(),
+        verdict: v,
+        properties,
+        console_excerpt: tail.join("\n"),
+    };
+    let _ = fs::create_dir_all(job.out);
+    if let Err(e) = fs::write(
+        job.out.join("junit.xml"),
+        junit::render(std::slice::from_ref(&record)),
+    ) {
+        eprintln!("warning: cannot write junit.xml: {e}");
+    }
+    SuiteRun {
+        record,
+        out: job.out.to_path_buf(),
+        boot,
+        interrupted: None,
+    }
+}
+
+/// Prints a line to stdout; a closed stdout (`| head`) is not an error.
+pub fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
+/// Exit code for an interrupted runner: 128 + signal.
+pub fn signal_exit(sig: i32) -> i32 {
+    128 + sig
+}
+
+/// `zonecopy-ci suite`
+pub fn cmd_suite(a: &SuiteArgs) -> i32 {
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&format!("{}-{}", a.suite, kernel_label(&a.kernel))));
+    let run = run_suite(&SuiteJob {
+        vm: &a.vm,
+        kernel: &a.kernel,
+        suite: &a.suite,
+        timeout: Duration::from_secs(a.timeout),
+        net: a.net,
+        out: &out,
+    });
+    say(&run.summary());
+    match run.interrupted {
+        Some(sig) => signal_exit(sig),
+        None => i32::from(!run.pass()),
+    }
+}
+
+fn kernel_label(spec: &str) -> String {
+    Path::new(spec)
+        .file_name()
+        .map_or_else(|| spec.to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
+/// `zonecopy-ci matrix`: kernels in turn; the final line counts suite runs
+/// (suite x kernel), not test cases.
+pub fn cmd_matrix(a: &MatrixArgs) -> i32 {
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&format!("matrix-{}", a.suite)));
+    let mut runs = Vec::new();
+    let mut interrupted = None;
+    for k in &a.kernels {
+        let dir = out.join(format!("{}-{}", a.suite, kernel_label(k)));
+        let run = run_suite(&SuiteJob {
+            vm: &a.vm,
+            kernel: k,
+            suite: &a.suite,
+            timeout: Duration::from_secs(a.timeout),
+            net: a.net,
+            out: &dir,
+        });
+        say(&run.summary());
+        interrupted = run.interrupted;
+        runs.push(run);
+        if interrupted.is_some() {
+            break;
+        }
+    }
+    let records: Vec<SuiteRecord> = runs.iter().map(|r| r.record.clone()).collect();
+    if let Err(e) = fs::write(out.join("junit.xml"), junit::render(&records)) {
+        eprintln!(
+            "warning: cannot write {}: {e}",
+            out.join("junit.xml").display()
+        );
+    }
+    say(&matrix_table(&runs));
+    let passed = runs.iter().filter(|r| r.pass()).count();
+    let failed = runs.len() - passed;
+    say(&format!(
+        "{passed} passed, {failed} failed (suite runs; logs in {})",
+        out.display()
+    ));
+    match interrupted {
+        Some(sig) => signal_exit(sig),
+        None => i32::from(failed > 0 || runs.len() < a.kernels.len()),
+    }
+}
+
+fn matrix_table(runs: &[SuiteRun]) -> String {
+    let mut rows = vec![[
+        "kernel".to_owned(),
+        "suite".to_owned(),
+        "verdict".to_owned(),
+        "pass".to_owned(),
+        "fail".to_owned(),
+        "skip".to_owned(),
+        "xfail".to_owned(),
+        "boot".to_owned(),
+        "total".to_owned(),
+    ]];
+    for r in runs {
+        let c = r.record.verdict.counts;
+        rows.push([
+            r.record.kernel.clone(),
+            r.record.suite.clone(),
+            if r.pass() { "PASS" } else { "FAIL" }.to_owned(),
+            c.passed.to_string(),
+            c.failed.to_string(),
+            c.skipped.to_string(),
+            c.xfail.to_string(),
+            r.boot.map_or_else(|| "-".to_owned(), timing::secs),
+            timing::secs(r.record.total),
+        ]);
+    }
+    let mut widths = [0usize; 9];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            row.iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
