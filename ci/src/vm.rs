@@ -376,6 +376,12 @@ mod tests {
         let o = run(&spec).unwrap();
         assert_eq!(o.timed_out, Some(Duration::from_millis(800)));
         assert!(started.elapsed() < Duration::from_secs(10));
+        // SIGKILL is delivered asynchronously: give the orphan a moment to
+        // die, but not long enough for a surviving `sleep 100` to pass.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while alive(&pid_file) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(!alive(&pid_file), "background child survived");
     }
 
