@@ -3,13 +3,15 @@
 //! translate their commands into these calls and map [`StorageError`] to
 //! their own status values.
 
+pub mod copy;
 pub mod device;
 pub mod error;
 pub mod meta;
 pub mod units;
 pub mod zone;
 
-pub use device::{ConfigError, Device, DeviceConfig, Geometry, ZonedConfig};
+pub use copy::{CopyFailure, CopyProgress, Segment};
+pub use device::{ConfigError, Device, DeviceConfig, DeviceStats, Geometry, ZonedConfig};
 pub use error::StorageError;
 pub use units::{BlockCount, Lba};
 pub use zone::{Zone, ZoneAction, ZoneCondition, ZoneGeometry, ZoneTarget, ZoneType};
