@@ -1,0 +1,203 @@
+//! The command table: the one list of supported commands. Dispatch goes
+//! through it, and REPORT SUPPORTED OPERATION CODES reports it, so what is
+//! advertised is what is handled.
+
+use super::{
+    cdb::{
+        Cdb, Inquiry, ModeSense10, ModeSense6, Read10, Read16, Read6, ReadCapacity10,
+        ReadCapacity16, ReportLuns, ReportSupportedOpcodes, ReportZones, RequestSense, SyncCache10,
+        SyncCache16, TestUnitReady, Write10, Write16, Write6, ZoneActionCdb,
+    },
+    sbc,
+    sense::Sense,
+    spc, zbc, Exec, LuKind,
+};
+
+/// A command handler: returns the number of bytes written to data-in, or
+/// the sense data of a CHECK CONDITION.
+pub type Handler = fn(&mut Exec<'_, '_>) -> Result<u32, Sense>;
+
+/// Which logical units a command is supported on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applies {
+    /// Every logical unit.
+    All,
+    /// Host-managed zoned logical units only (ZBC-2 commands).
+    HostManaged,
+}
+
+impl Applies {
+    pub fn to(self, kind: LuKind) -> bool {
+        match self {
+            Applies::All => true,
+            Applies::HostManaged => kind == LuKind::HostManaged,
+        }
+    }
+}
+
+/// One supported command.
+pub struct Command {
+    pub opcode: u8,
+    pub service_action: Option<u8>,
+    pub name: &'static str,
+    /// CDB USAGE DATA (SPC-5); its length is the CDB length.
+    pub usage: &'static [u8],
+    pub handler: Handler,
+    pub applies: Applies,
+    /// Served even when the LUN addresses no logical unit (INQUIRY, REPORT
+    /// LUNS, REQUEST SENSE: SPC-5 / SAM-5).
+    pub without_lu: bool,
+}
+
+impl Command {
+    /// CDB length in bytes.
+    pub fn cdb_len(&self) -> usize {
+        self.usage.len()
+    }
+}
+
+const fn cmd<T: Cdb>(name: &'static str, handler: Handler) -> Command {
+    Command {
+        opcode: T::OPCODE,
+        service_action: T::SERVICE_ACTION,
+        name,
+        usage: T::USAGE,
+        handler,
+        applies: Applies::All,
+        without_lu: false,
+    }
+}
+
+const fn without_lu(mut c: Command) -> Command {
+    c.without_lu = true;
+    c
+}
+
+const fn zoned(mut c: Command, sa: Option<u8>) -> Command {
+    c.applies = Applies::HostManaged;
+    if sa.is_some() {
+        c.service_action = sa;
+    }
+    c
+}
+
+/// Every supported command, in operation code order.
+pub static COMMANDS: &[Command] = &[
+    cmd::<TestUnitReady>("TEST UNIT READY", spc::test_unit_ready),
+    without_lu(cmd::<RequestSense>("REQUEST SENSE", spc::request_sense)),
+    cmd::<Read6>("READ(6)", sbc::read::<Read6>),
+    cmd::<Write6>("WRITE(6)", sbc::write::<Write6>),
+    without_lu(cmd::<Inquiry>("INQUIRY", spc::inquiry)),
+    cmd::<ModeSense6>("MODE SENSE(6)", spc::mode_sense6),
+    cmd::<ReadCapacity10>("READ CAPACITY(10)", sbc::read_capacity10),
+    cmd::<Read10>("READ(10)", sbc::read::<Read10>),
+    cmd::<Write10>("WRITE(10)", sbc::write::<Write10>),
+    cmd::<SyncCache10>("SYNCHRONIZE CACHE(10)", sbc::sync_cache10),
+    cmd::<ModeSense10>("MODE SENSE(10)", spc::mode_sense10),
+    cmd::<Read16>("READ(16)", sbc::read::<Read16>),
+    cmd::<Write16>("WRITE(16)", sbc::write::<Write16>),
+    cmd::<SyncCache16>("SYNCHRONIZE CACHE(16)", sbc::sync_cache16),
+    zoned(
+        cmd::<ZoneActionCdb>("CLOSE ZONE", zbc::zone_action),
+        Some(0x01),
+    ),
+    zoned(
+        cmd::<ZoneActionCdb>("FINISH ZONE", zbc::zone_action),
+        Some(0x02),
+    ),
+    zoned(
+        cmd::<ZoneActionCdb>("OPEN ZONE", zbc::zone_action),
+        Some(0x03),
+    ),
+    zoned(
+        cmd::<ZoneActionCdb>("RESET WRITE POINTER", zbc::zone_action),
+        Some(0x04),
+    ),
+    zoned(cmd::<ReportZones>("REPORT ZONES", zbc::report_zones), None),
+    cmd::<ReadCapacity16>("READ CAPACITY(16)", sbc::read_capacity16),
+    without_lu(cmd::<ReportLuns>("REPORT LUNS", spc::report_luns)),
+    cmd::<ReportSupportedOpcodes>(
+        "REPORT SUPPORTED OPERATION CODES",
+        spc::report_supported_opcodes,
+    ),
+];
+
+/// What the table says about a CDB's operation code and service action.
+pub enum Lookup {
+    Found(&'static Command),
+    /// The operation code is not supported.
+    UnknownOpcode,
+    /// The operation code has service actions, and this one is not
+    /// supported (SERVICE ACTION field: byte 1, bits 4-0).
+    UnknownServiceAction,
+    /// The CDB ends before its service action.
+    Truncated,
+}
+
+/// Whether `opcode` has service actions.
+pub fn has_service_actions(opcode: u8) -> bool {
+    COMMANDS
+        .iter()
+        .any(|c| c.opcode == opcode && c.service_action.is_some())
+}
+
+/// The command for `opcode` and, if it has service actions, `sa`.
+pub fn find(opcode: u8, sa: Option<u16>) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| {
+        c.opcode == opcode
+            && match c.service_action {
+                None => true,
+                Some(s) => sa == Some(u16::from(s)),
+            }
+    })
+}
+
+/// Look up a CDB (at least one byte long).
+pub fn lookup(cdb: &[u8]) -> Lookup {
+    let Some(&opcode) = cdb.first() else {
+        return Lookup::UnknownOpcode;
+    };
+    if !COMMANDS.iter().any(|c| c.opcode == opcode) {
+        return Lookup::UnknownOpcode;
+    }
+    if !has_service_actions(opcode) {
+        return find(opcode, None).map_or(Lookup::UnknownOpcode, Lookup::Found);
+    }
+    let Some(&b1) = cdb.get(1) else {
+        return Lookup::Truncated;
+    };
+    find(opcode, Some(u16::from(b1 & 0x1f))).map_or(Lookup::UnknownServiceAction, Lookup::Found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        for (i, c) in COMMANDS.iter().enumerate() {
+            assert_eq!(c.usage.first(), Some(&c.opcode), "{}", c.name);
+            assert!(matches!(c.cdb_len(), 6 | 10 | 12 | 16), "{}", c.name);
+            // The group code of the operation code implies the CDB length
+            // (SPC-5): 0 -> 6, 1/2 -> 10, 4 -> 16, 5 -> 12.
+            let want = match c.opcode >> 5 {
+                0 => 6,
+                1 | 2 => 10,
+                4 => 16,
+                5 => 12,
+                _ => 0,
+            };
+            assert_eq!(c.cdb_len(), want, "{}", c.name);
+            for d in &COMMANDS[i + 1..] {
+                assert!(
+                    (d.opcode, d.service_action) != (c.opcode, c.service_action),
+                    "duplicate {}",
+                    c.name
+                );
+                if d.opcode == c.opcode {
+                    assert!(c.service_action.is_some() && d.service_action.is_some());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! SBC-4 commands: READ CAPACITY(10)/(16), READ and WRITE (6)/(10)/(16),
+//! SYNCHRONIZE CACHE(10)/(16).
+
+use super::{
+    cdb::{Cdb, ReadCapacity10, ReadCapacity16, RwArgs, RwCdb, SyncCache10, SyncCache16},
+    sense::{storage_error_sense, Access, Asc, ErrorContext, Sense},
+    zbc, Exec,
+};
+use crate::storage::{BlockCount, Lba, StorageError};
+
+/// The largest transfer, in bytes, of one READ or WRITE; reported in the
+/// Block Limits VPD page. Bounds the data buffer of one command.
+pub const MAX_TRANSFER_BYTES: u32 = 4 << 20;
+
+/// MAXIMUM TRANSFER LENGTH in logical blocks.
+pub fn max_transfer_blocks(block_size: u32) -> u32 {
+    MAX_TRANSFER_BYTES / block_size.max(1)
+}
+
+fn map(access: Access, lba_field: u16) -> impl Fn(StorageError) -> Sense {
+    move |e| storage_error_sense(&e, ErrorContext { access, lba_field })
+}
+
+/// READ CAPACITY(10) (SBC-4): RETURNED LOGICAL BLOCK ADDRESS is the
+/// last LBA, or FFFF_FFFFh when that does not fit (use READ CAPACITY(16)).
+pub fn read_capacity10(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
+    let c = ReadCapacity10::decode(x.cdb)?;
+    if !c.pmi && c.lba != 0 {
+        return Err(Sense::invalid_field(2, Some(7)));
+    }
+    let geo = x.lu()?.device.geometry();
+    let last = geo.capacity.0.saturating_sub(1);
+    let mut d = u32::try_from(last)
+        .unwrap_or(u32::MAX)
+        .to_be_bytes()
+        .to_vec();
+    d.extend_from_slice(&geo.block_size.to_be_bytes());
+    x.send(&d, 8)
+}
+
+/// READ CAPACITY(16) (SBC-4): 32 bytes of parameter data.
+pub fn read_capacity16(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
+    let c = ReadCapacity16::decode(x.cdb)?;
+    if !c.pmi && c.lba != 0 {
+        return Err(Sense::invalid_field(2, Some(7)));
+    }
+    let geo = x.lu()?.device.geometry();
+    let mut d = vec![0u8; 32];
+    let last = geo.capacity.0.saturating_sub(1);
+    d[..8].copy_from_slice(&last.to_be_bytes());
+    d[8..12].copy_from_slice(&geo.block_size.to_be_bytes());
+    // Byte 12: RC BASIS 01b (bits 5-4): the returned LBA is the last LBA of
+    // the logical unit. P_TYPE 0, PROT_EN 0.
+    d[12] = 0x10;
+    // Byte 13: P_I_EXPONENT 0, LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT 0.
+    // Bytes 14-15: LBPME 0, LBPRZ 0, LOWEST ALIGNED LBA 0.
+    x.send(&d, usize::try_from(c.alloc_len).unwrap_or(usize::MAX))
+}
+
+/// Validate a READ or WRITE: TRANSFER LENGTH within the MAXIMUM TRANSFER
+/// LENGTH (SBC-4: INVALID FIELD IN CDB), range inside the medium (LBA
+/// OUT OF RANGE). Returns the byte length.
+fn check_rw(x: &Exec<'_, '_>, a: &RwArgs, access: Access) -> Result<usize, Sense> {
+    let geo = x.lu()?.device.geometry();
+    if a.blocks > max_transfer_blocks(geo.block_size) {
+        return Err(Sense::invalid_field(a.len_field, Some(7)));
+    }
+    let count = BlockCount(u64::from(a.blocks));
+    geo.check_range(Lba(a.lba), count)
+        .map_err(map(access, a.lba_field))?;
+    let bytes = count
+        .bytes(geo.block_size)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or(Sense::invalid_field(a.len_field, Some(7)))?;
+    Ok(bytes)
+}
+
+/// READ(6)/(10)/(16) (SBC-4). DPO and FUA need nothing: there is
+/// no read cache apart from the host's page cache, which is coherent.
+pub fn read<T: RwCdb>(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
+    let a = T::decode(x.cdb)?.args();
+    let bytes = check_rw(x, &a, Access::Read)?;
+    if bytes == 0 {
+        return Ok(0);
+    }
+    let dev = &x.lu()?.device;
+    zbc::check_read(dev.geometry(), Lba(a.lba), u64::from(a.blocks))?;
+    let mut buf = vec![0u8; bytes];
+    dev.read(Lba(a.lba), &mut buf)
+        .map_err(map(Access::Read, a.lba_field))?;
+    x.send(&buf, bytes)
+}
+
+/// WRITE(6)/(10)/(16) (SBC-4). The whole data-out is read before
+/// anything is written; FUA writes are durable before GOOD status.
+pub fn write<T: RwCdb>(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
+    let a = T::decode(x.cdb)?.args();
+    let bytes = check_rw(x, &a, Access::Write)?;
+    if bytes == 0 {
+        return Ok(0);
+    }
+    let mut buf = vec![0u8; bytes];
+    if x.data_out.read_exact(&mut buf).is_err() {
+        // Data-out shorter than the TRANSFER LENGTH (logged by dispatch).
+        return Err(Sense::invalid_field(a.len_field, Some(7)));
+    }
+    let lu = x.lu()?;
+    if zbc::in_gap_zone(lu.device.geometry(), Lba(a.lba)) {
+        return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
+    }
+    lu.device
+        .write(Lba(a.lba), &buf, a.fua)
+        .map_err(map(Access::Write, a.lba_field))?;
+    Ok(0)
+}
+
+/// SYNCHRONIZE CACHE (SBC-4): range checked, then the backing
+/// file is flushed (whatever the range; IMMED is honoured by finishing the
+/// flush before returning, which SBC-4 allows).
+fn sync_cache(x: &mut Exec<'_, '_>, lba: u64, blocks: u64) -> Result<u32, Sense> {
+    let dev = &x.lu()?.device;
+    let geo = dev.geometry();
+    // NUMBER OF LOGICAL BLOCKS 0: from the LBA to the last LBA.
+    let count = if blocks == 0 { 1 } else { blocks };
+    geo.check_range(Lba(lba), BlockCount(count))
+        .map_err(map(Access::Flush, 2))?;
+    dev.flush().map_err(map(Access::Flush, 2))?;
+    Ok(0)
+}
+
+/// SYNCHRONIZE CACHE(10).
+pub fn sync_cache10(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
+    let c = SyncCache10::decode(x.cdb)?;
+    sync_cache(x, u64::from(c.lba), u64::from(c.blocks))
+}
+
+/// SYNCHRONIZE CACHE(16).
+pub fn sync_cache16(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
+    let c = SyncCache16::decode(x.cdb)?;
+    sync_cache(x, c.lba, u64::from(c.blocks))
+}

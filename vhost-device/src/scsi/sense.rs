@@ -1,0 +1,374 @@
+//! Sense data (SPC-5) as typed values, and the one place where storage
+//! core errors and CDB decode errors become sense data.
+//!
+//! Sense key, ASC and ASCQ values are from SPC-5 (sense key descriptions)
+//! and the T10 ASC/ASCQ assignments (<https://www.t10.org/lists/asc-num.htm>);
+//! the zoned ones (21h/04h-09h, 27h/08h, 2Ch/0Eh, 55h/0Eh) are those ZBC-2
+//! (INCITS 550) requires.
+
+use std::fmt;
+
+use super::cdb::DecodeError;
+use crate::storage::{StorageError, ZoneCondition};
+
+/// The SENSE KEY field (SPC-5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SenseKey {
+    NoSense = 0x0,
+    NotReady = 0x2,
+    MediumError = 0x3,
+    HardwareError = 0x4,
+    IllegalRequest = 0x5,
+    UnitAttention = 0x6,
+    DataProtect = 0x7,
+    AbortedCommand = 0xb,
+}
+
+/// An ADDITIONAL SENSE CODE and ADDITIONAL SENSE CODE QUALIFIER pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Asc {
+    pub asc: u8,
+    pub ascq: u8,
+}
+
+const fn asc(asc: u8, ascq: u8) -> Asc {
+    Asc { asc, ascq }
+}
+
+impl Asc {
+    pub const NO_ADDITIONAL_SENSE: Asc = asc(0x00, 0x00);
+    pub const WRITE_ERROR: Asc = asc(0x0c, 0x00);
+    pub const UNRECOVERED_READ_ERROR: Asc = asc(0x11, 0x00);
+    pub const INVALID_COMMAND_OPERATION_CODE: Asc = asc(0x20, 0x00);
+    pub const LBA_OUT_OF_RANGE: Asc = asc(0x21, 0x00);
+    pub const UNALIGNED_WRITE_COMMAND: Asc = asc(0x21, 0x04);
+    pub const WRITE_BOUNDARY_VIOLATION: Asc = asc(0x21, 0x05);
+    pub const ATTEMPT_TO_READ_INVALID_DATA: Asc = asc(0x21, 0x06);
+    pub const READ_BOUNDARY_VIOLATION: Asc = asc(0x21, 0x07);
+    pub const ATTEMPT_TO_ACCESS_GAP_ZONE: Asc = asc(0x21, 0x09);
+    pub const INVALID_FIELD_IN_CDB: Asc = asc(0x24, 0x00);
+    pub const LOGICAL_UNIT_NOT_SUPPORTED: Asc = asc(0x25, 0x00);
+    pub const INVALID_FIELD_IN_PARAMETER_LIST: Asc = asc(0x26, 0x00);
+    pub const WRITE_PROTECTED: Asc = asc(0x27, 0x00);
+    pub const SPACE_ALLOCATION_FAILED_WRITE_PROTECT: Asc = asc(0x27, 0x07);
+    pub const ZONE_IS_READ_ONLY: Asc = asc(0x27, 0x08);
+    pub const ZONE_IS_OFFLINE: Asc = asc(0x2c, 0x0e);
+    pub const SAVING_PARAMETERS_NOT_SUPPORTED: Asc = asc(0x39, 0x00);
+    pub const INTERNAL_TARGET_FAILURE: Asc = asc(0x44, 0x00);
+    pub const INSUFFICIENT_ZONE_RESOURCES: Asc = asc(0x55, 0x0e);
+}
+
+/// Where a sense-key-specific FIELD POINTER points (SPC-5, field pointer
+/// sense key specific data): a byte of the CDB (C/D = 1) or of the parameter list (C/D = 0), and
+/// optionally the most significant bit of the offending field (BPV = 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldPointer {
+    pub in_cdb: bool,
+    pub byte: u16,
+    pub bit: Option<u8>,
+}
+
+impl FieldPointer {
+    /// A field of the CDB.
+    pub const fn cdb(byte: u16, bit: Option<u8>) -> Self {
+        FieldPointer {
+            in_cdb: true,
+            byte,
+            bit,
+        }
+    }
+
+    /// The three sense-key specific bytes, SKSV set (SPC-5).
+    fn bytes(self) -> [u8; 3] {
+        let mut b0 = 0x80;
+        if self.in_cdb {
+            b0 |= 0x40;
+        }
+        if let Some(bit) = self.bit {
+            b0 |= 0x08 | (bit & 0x07);
+        }
+        let [hi, lo] = self.byte.to_be_bytes();
+        [b0, hi, lo]
+    }
+}
+
+/// Sense data to return with CHECK CONDITION (or as REQUEST SENSE data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sense {
+    pub key: SenseKey,
+    pub asc: Asc,
+    pub field: Option<FieldPointer>,
+}
+
+impl Sense {
+    pub const fn new(key: SenseKey, asc: Asc) -> Self {
+        Sense {
+            key,
+            asc,
+            field: None,
+        }
+    }
+
+    /// ILLEGAL REQUEST, INVALID FIELD IN CDB, with the field pointer at
+    /// `byte` (and `bit`, the field's most significant bit, if given).
+    pub const fn invalid_field(byte: u16, bit: Option<u8>) -> Self {
+        Sense {
+            key: SenseKey::IllegalRequest,
+            asc: Asc::INVALID_FIELD_IN_CDB,
+            field: Some(FieldPointer::cdb(byte, bit)),
+        }
+    }
+
+    pub const fn illegal(asc: Asc) -> Self {
+        Sense::new(SenseKey::IllegalRequest, asc)
+    }
+
+    /// NO SENSE: what REQUEST SENSE returns when nothing is pending.
+    pub const NO_SENSE: Sense = Sense::new(SenseKey::NoSense, Asc::NO_ADDITIONAL_SENSE);
+
+    /// Fixed format sense data (SPC-5): 18 bytes, response
+    /// code 70h (current error), ADDITIONAL SENSE LENGTH 0Ah.
+    pub fn fixed(&self) -> [u8; 18] {
+        let mut s = [0u8; 18];
+        s[0] = 0x70;
+        s[2] = self.key as u8;
+        s[7] = 10;
+        s[12] = self.asc.asc;
+        s[13] = self.asc.ascq;
+        if let Some(f) = self.field {
+            let [a, b, c] = f.bytes();
+            s[15] = a;
+            s[16] = b;
+            s[17] = c;
+        }
+        s
+    }
+
+    /// Descriptor format sense data (SPC-5): response code
+    /// 72h, plus a sense key specific descriptor (SPC-5, descriptor type 02h)
+    /// when there is a field pointer.
+    pub fn descriptor(&self) -> Vec<u8> {
+        let mut s = vec![
+            0x72,
+            self.key as u8,
+            self.asc.asc,
+            self.asc.ascq,
+            0,
+            0,
+            0,
+            0,
+        ];
+        if let Some(f) = self.field {
+            let [a, b, c] = f.bytes();
+            s.extend_from_slice(&[0x02, 0x06, 0, 0, a, b, c, 0]);
+            s[7] = 8;
+        }
+        s
+    }
+}
+
+impl fmt::Display for Sense {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} {:02x}h/{:02x}h",
+            self.key, self.asc.asc, self.asc.ascq
+        )?;
+        if let Some(p) = self.field {
+            write!(f, " field byte {}", p.byte)?;
+            if let Some(bit) = p.bit {
+                write!(f, " bit {bit}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<DecodeError> for Sense {
+    /// A CDB that cannot be decoded.
+    fn from(e: DecodeError) -> Self {
+        match e {
+            // A CDB shorter than its operation code's CDB length. SAM-5 has
+            // no dedicated code for a truncated CDB; it is the OPERATION CODE
+            // (byte 0) whose implied length cannot be met.
+            DecodeError::TooShort { .. } => Sense::invalid_field(0, Some(7)),
+            DecodeError::InvalidField { byte, bit } => Sense::invalid_field(byte, bit),
+        }
+    }
+}
+
+/// What the failed storage call was doing, which picks among sense codes
+/// that the storage core does not distinguish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    Flush,
+    ZoneAction,
+}
+
+/// Context for [`storage_error_sense`]: the access and the CDB byte of the
+/// LBA (or ZONE ID) field, for field pointers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorContext {
+    pub access: Access,
+    pub lba_field: u16,
+}
+
+/// The one mapping from storage core errors to sense data.
+///
+/// | StorageError | Sense key | ASC/ASCQ | Source |
+/// |---|---|---|---|
+/// | OutOfRange | ILLEGAL REQUEST | 21/00 LOGICAL BLOCK ADDRESS OUT OF RANGE | SBC-4 (LBA range checks of each command) |
+/// | UnalignedWrite | ILLEGAL REQUEST | 21/04 UNALIGNED WRITE COMMAND | ZBC-2 (writes in sequential write required zones) |
+/// | WriteBoundary | ILLEGAL REQUEST | 21/05 WRITE BOUNDARY VIOLATION | ZBC-2 (same) |
+/// | BeyondZoneCapacity, write (from a sequential zone into its gap zone) | ILLEGAL REQUEST | 21/05 WRITE BOUNDARY VIOLATION | ZBC-2 (a write may not cross its zone's end) |
+/// | BeyondZoneCapacity, read (touches a gap zone) | ILLEGAL REQUEST | 21/09 ATTEMPT TO ACCESS GAP ZONE | ZBC-2 (gap zones) |
+/// | ZoneFull | ILLEGAL REQUEST | 24/00 INVALID FIELD IN CDB, pointer at the LBA | as Linux scsi_debug's ZBC emulation |
+/// | ZoneUnavailable READ ONLY | DATA PROTECT | 27/08 ZONE IS READ ONLY | ZBC-2 (READ ONLY zones) |
+/// | ZoneUnavailable OFFLINE | DATA PROTECT | 2C/0E ZONE IS OFFLINE | ZBC-2 (OFFLINE zones) |
+/// | InsufficientZoneResources | DATA PROTECT | 55/0E INSUFFICIENT ZONE RESOURCES | ZBC-2 (managing open zone resources) |
+/// | NotZoneStart, ConventionalZone | ILLEGAL REQUEST | 24/00 INVALID FIELD IN CDB, pointer at ZONE ID | ZBC-2 (CLOSE/FINISH/OPEN ZONE, RESET WRITE POINTER) |
+/// | NotZoned | ILLEGAL REQUEST | 20/00 INVALID COMMAND OPERATION CODE | SPC-5 (command not supported by the LU) |
+/// | PartialBlock (a front end bug) | HARDWARE ERROR | 44/00 INTERNAL TARGET FAILURE | SPC-5 |
+/// | Io ENOSPC/EDQUOT | DATA PROTECT | 27/07 SPACE ALLOCATION FAILED WRITE PROTECT | SBC-4 (thin provisioning) |
+/// | Io, read | MEDIUM ERROR | 11/00 UNRECOVERED READ ERROR | SBC-4 |
+/// | Io, write or flush | MEDIUM ERROR | 0C/00 WRITE ERROR | SBC-4 |
+/// | Io, zone action | HARDWARE ERROR | 44/00 INTERNAL TARGET FAILURE | SPC-5 |
+///
+/// Checks the front end makes before calling the core (zone layout facts
+/// the core does not see, because it has no gap zones):
+///
+/// | Condition | Sense key | ASC/ASCQ |
+/// |---|---|---|
+/// | READ or WRITE starting in a gap zone | ILLEGAL REQUEST | 21/09 ATTEMPT TO ACCESS GAP ZONE |
+/// | zone action naming the start of a gap zone | ILLEGAL REQUEST | 21/09 ATTEMPT TO ACCESS GAP ZONE |
+/// | READ from a conventional into a sequential write required zone | ILLEGAL REQUEST | 21/07 READ BOUNDARY VIOLATION |
+///
+/// (These and the zoned rows above agree with the expectations of libzbc's
+/// ZBC conformance scripts, test/scripts/01_sk_ascq_check and
+/// 05_xmr_per_activation.)
+pub fn storage_error_sense(err: &StorageError, ctx: ErrorContext) -> Sense {
+    use SenseKey::{DataProtect, HardwareError, MediumError};
+    let lba_pointer = Sense::invalid_field(ctx.lba_field, Some(7));
+    match err {
+        StorageError::OutOfRange { .. } => Sense::illegal(Asc::LBA_OUT_OF_RANGE),
+        StorageError::UnalignedWrite { .. } => Sense::illegal(Asc::UNALIGNED_WRITE_COMMAND),
+        StorageError::WriteBoundary { .. } => Sense::illegal(Asc::WRITE_BOUNDARY_VIOLATION),
+        StorageError::BeyondZoneCapacity { .. } => match ctx.access {
+            Access::Write => Sense::illegal(Asc::WRITE_BOUNDARY_VIOLATION),
+            _ => Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE),
+        },
+        StorageError::ZoneFull { .. } => lba_pointer,
+        StorageError::ZoneUnavailable { cond, .. } => match cond {
+            ZoneCondition::ReadOnly => Sense::new(DataProtect, Asc::ZONE_IS_READ_ONLY),
+            ZoneCondition::Offline => Sense::new(DataProtect, Asc::ZONE_IS_OFFLINE),
+            _ => Sense::new(HardwareError, Asc::INTERNAL_TARGET_FAILURE),
+        },
+        StorageError::InsufficientZoneResources { .. } => {
+            Sense::new(DataProtect, Asc::INSUFFICIENT_ZONE_RESOURCES)
+        }
+        StorageError::NotZoneStart { .. } | StorageError::ConventionalZone { .. } => lba_pointer,
+        StorageError::NotZoned => Sense::illegal(Asc::INVALID_COMMAND_OPERATION_CODE),
+        StorageError::PartialBlock { .. } => {
+            Sense::new(HardwareError, Asc::INTERNAL_TARGET_FAILURE)
+        }
+        StorageError::Io(e) => match (e.raw_os_error(), ctx.access) {
+            (Some(libc::ENOSPC | libc::EDQUOT), _) => {
+                Sense::new(DataProtect, Asc::SPACE_ALLOCATION_FAILED_WRITE_PROTECT)
+            }
+            (_, Access::Read) => Sense::new(MediumError, Asc::UNRECOVERED_READ_ERROR),
+            (_, Access::Write | Access::Flush) => Sense::new(MediumError, Asc::WRITE_ERROR),
+            (_, Access::ZoneAction) => Sense::new(HardwareError, Asc::INTERNAL_TARGET_FAILURE),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{BlockCount, Lba};
+
+    const WRITE16: ErrorContext = ErrorContext {
+        access: Access::Write,
+        lba_field: 2,
+    };
+
+    #[test]
+    fn fixed_format_with_field_pointer() {
+        // SPC-5: INVALID FIELD IN CDB, C/D=1, BPV=1,
+        // bit 1 of byte 1.
+        assert_eq!(
+            Sense::invalid_field(1, Some(1)).fixed(),
+            [
+                0x70, 0x00, 0x05, 0, 0, 0, 0,    // response code, key, INFORMATION
+                0x0a, // additional sense length
+                0, 0, 0, 0, // command-specific information
+                0x24, 0x00, // ASC/ASCQ
+                0x00, // FRU
+                0xc9, 0x00, 0x01, // SKSV|C/D|BPV|bit 1, field pointer 0001h
+            ]
+        );
+    }
+
+    #[test]
+    fn descriptor_format() {
+        assert_eq!(
+            Sense::invalid_field(14, None).descriptor(),
+            [
+                0x72, 0x05, 0x24, 0x00, 0, 0, 0, 0x08, // header
+                0x02, 0x06, 0, 0, 0xc0, 0x00, 0x0e, 0x00, // sense key specific
+            ]
+        );
+        assert_eq!(Sense::NO_SENSE.descriptor(), [0x72, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn storage_errors() {
+        let lba = Lba(5);
+        let count = BlockCount(1);
+        let f = |e: StorageError, ctx| storage_error_sense(&e, ctx).fixed();
+        let write = f(StorageError::UnalignedWrite { lba, wp: lba }, WRITE16);
+        assert_eq!((write[2], write[12], write[13]), (0x05, 0x21, 0x04));
+        let gap_read = f(
+            StorageError::BeyondZoneCapacity { lba, count },
+            ErrorContext {
+                access: Access::Read,
+                lba_field: 2,
+            },
+        );
+        assert_eq!(
+            (gap_read[2], gap_read[12], gap_read[13]),
+            (0x05, 0x21, 0x09)
+        );
+        let ro = f(
+            StorageError::ZoneUnavailable {
+                zone: lba,
+                cond: ZoneCondition::ReadOnly,
+            },
+            WRITE16,
+        );
+        assert_eq!((ro[2], ro[12], ro[13]), (0x07, 0x27, 0x08));
+        let off = f(
+            StorageError::ZoneUnavailable {
+                zone: lba,
+                cond: ZoneCondition::Offline,
+            },
+            WRITE16,
+        );
+        assert_eq!((off[2], off[12], off[13]), (0x07, 0x2c, 0x0e));
+        let res = f(
+            StorageError::InsufficientZoneResources { zone: lba },
+            WRITE16,
+        );
+        assert_eq!((res[2], res[12], res[13]), (0x07, 0x55, 0x0e));
+        let full = f(StorageError::ZoneFull { zone: lba }, WRITE16);
+        assert_eq!(&full[12..], &[0x24, 0x00, 0x00, 0xcf, 0x00, 0x02]);
+        let nospc = f(
+            StorageError::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+            WRITE16,
+        );
+        assert_eq!((nospc[2], nospc[12], nospc[13]), (0x07, 0x27, 0x07));
+    }
+}

@@ -1,0 +1,302 @@
+//! ZBC-2 commands: REPORT ZONES (ZBC IN 95h/00h) and the zone actions
+//! (ZBC OUT 94h: CLOSE ZONE, FINISH ZONE, OPEN ZONE, RESET WRITE POINTER).
+//!
+//! Zone capacity: the storage core's sequential zones have a size and a
+//! smaller writable capacity. ZBC-2 has no zone capacity field; it describes
+//! the unusable tail of a zone as a separate GAP zone (zone type 5h). So
+//! each core sequential zone with capacity < size is reported as a
+//! sequential write required zone of length = capacity, followed by a gap
+//! zone of length = size - capacity, and the Zoned Block Device
+//! Characteristics VPD page reports ZONE ALIGNMENT METHOD 8h with ZONE
+//! STARTING LBA GRANULARITY = zone size. Linux (sd_zbc, since 6.0) turns
+//! that back into zones of the granularity's size with a capacity.
+
+use std::cell::RefCell;
+
+use super::{
+    cdb::{Cdb, ReportZones, ZoneActionCdb},
+    sense::{storage_error_sense, Access, Asc, ErrorContext, Sense},
+    Exec,
+};
+use crate::storage::{Geometry, Lba, Zone, ZoneAction, ZoneCondition, ZoneTarget, ZoneType};
+
+/// ZONE TYPE field values (ZBC-2).
+const TYPE_CONVENTIONAL: u8 = 0x1;
+const TYPE_SEQUENTIAL_WRITE_REQUIRED: u8 = 0x2;
+const TYPE_GAP: u8 = 0x5;
+
+/// ZONE CONDITION field value (ZBC-2).
+fn condition_code(c: ZoneCondition) -> u8 {
+    match c {
+        ZoneCondition::NotWritePointer => 0x0,
+        ZoneCondition::Empty => 0x1,
+        ZoneCondition::ImplicitOpen => 0x2,
+        ZoneCondition::ExplicitOpen => 0x3,
+        ZoneCondition::Closed => 0x4,
+        ZoneCondition::ReadOnly => 0xd,
+        ZoneCondition::Full => 0xe,
+        ZoneCondition::Offline => 0xf,
+    }
+}
+
+/// A zone as ZBC-2 reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ReportedZone {
+    zone_type: u8,
+    cond: u8,
+    start: u64,
+    len: u64,
+    wp: u64,
+}
+
+/// An invalid WRITE POINTER LBA (zones without a write pointer).
+const NO_WP: u64 = u64::MAX;
+
+impl ReportedZone {
+    fn end(&self) -> u64 {
+        self.start.saturating_add(self.len)
+    }
+
+    /// Zone descriptor (ZBC-2), 64 bytes.
+    fn descriptor(&self) -> [u8; 64] {
+        let mut d = [0u8; 64];
+        d[0] = self.zone_type;
+        // Byte 1: ZONE CONDITION in bits 7-4; NON_SEQ and RESET are 0.
+        d[1] = self.cond << 4;
+        d[8..16].copy_from_slice(&self.len.to_be_bytes());
+        d[16..24].copy_from_slice(&self.start.to_be_bytes());
+        d[24..32].copy_from_slice(&self.wp.to_be_bytes());
+        d
+    }
+}
+
+/// The zones ZBC-2 reports for one core zone: itself, and a gap zone when
+/// its capacity is below its size.
+fn reported(z: &Zone) -> [Option<ReportedZone>; 2] {
+    if z.zone_type == ZoneType::Conventional {
+        return [
+            Some(ReportedZone {
+                zone_type: TYPE_CONVENTIONAL,
+                cond: condition_code(ZoneCondition::NotWritePointer),
+                start: z.start.0,
+                len: z.len.0,
+                wp: NO_WP,
+            }),
+            None,
+        ];
+    }
+    let wp = match z.cond {
+        ZoneCondition::NotWritePointer | ZoneCondition::ReadOnly | ZoneCondition::Offline => NO_WP,
+        _ => z.wp.0,
+    };
+    let swr = ReportedZone {
+        zone_type: TYPE_SEQUENTIAL_WRITE_REQUIRED,
+        cond: condition_code(z.cond),
+        start: z.start.0,
+        len: z.cap.0,
+        wp,
+    };
+    let gap = (z.cap.0 < z.len.0).then(|| ReportedZone {
+        zone_type: TYPE_GAP,
+        cond: condition_code(ZoneCondition::NotWritePointer),
+        start: z.cap_end().0,
+        len: z.len.0 - z.cap.0,
+        wp: NO_WP,
+    });
+    [Some(swr), gap]
+}
+
+/// Whether `lba` (inside the device) lies in a gap zone.
+pub fn in_gap_zone(geo: &Geometry, lba: Lba) -> bool {
+    gap_offset(geo, lba).is_some()
+}
+
+/// The offset of `lba` (inside the device) in its gap zone, if it is in
+/// one.
+fn gap_offset(geo: &Geometry, lba: Lba) -> Option<u64> {
+    let z = geo.zones?;
+    if z.zone_len.0 == 0 || z.zone_cap.0 >= z.zone_len.0 {
+        return None;
+    }
+    let index = lba.0 / z.zone_len.0;
+    let offset = lba.0 % z.zone_len.0;
+    (index >= u64::from(z.conventional) && offset >= z.zone_cap.0).then(|| offset - z.zone_cap.0)
+}
+
+/// Zone type rules of a read of `count` (> 0) blocks at `lba`, inside the
+/// device, beyond what the storage core checks (ZBC-2, as the libzbc
+/// conformance tests read it):
+/// - starting in a gap zone: ATTEMPT TO ACCESS GAP ZONE;
+/// - crossing from a conventional zone into a sequential write required
+///   zone: READ BOUNDARY VIOLATION (reads may not cross zone types; reads
+///   across sequential zones are unrestricted, URSWRZ = 1).
+///
+/// A read running from a sequential zone into its gap zone is refused by
+/// the storage core (ATTEMPT TO ACCESS GAP ZONE).
+pub fn check_read(geo: &Geometry, lba: Lba, count: u64) -> Result<(), Sense> {
+    let Some(z) = geo.zones else {
+        return Ok(());
+    };
+    if in_gap_zone(geo, lba) {
+        return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
+    }
+    let conventional_end = u64::from(z.conventional).saturating_mul(z.zone_len.0);
+    let last = lba.0.saturating_add(count.saturating_sub(1));
+    if lba.0 < conventional_end && last >= conventional_end {
+        return Err(Sense::illegal(Asc::READ_BOUNDARY_VIOLATION));
+    }
+    Ok(())
+}
+
+/// The REPORTING OPTIONS filter (ZBC-2), or `None` for a
+/// reserved value.
+fn reporting_filter(options: u8) -> Option<fn(&ReportedZone) -> bool> {
+    Some(match options {
+        0x00 => |_| true,
+        0x01 => |z| z.cond == 0x1,
+        0x02 => |z| z.cond == 0x2,
+        0x03 => |z| z.cond == 0x3,
+        0x04 => |z| z.cond == 0x4,
+        0x05 => |z| z.cond == 0xe,
+        0x06 => |z| z.cond == 0xd,
+        0x07 => |z| z.cond == 0xf,
+        // INACTIVE zones (zone domains), RESET WRITE POINTER RECOMMENDED,
+        // NON_SEQ: there are none.
+        0x08 | 0x10 | 0x11 => |_| false,
+        // Zone type GAP.
+        0x3e => |z| z.zone_type == TYPE_GAP,
+        // Zone condition NOT WRITE POINTER (conventional and gap zones).
+        0x3f => |z| z.cond == 0x0,
+        _ => return None,
+    })
+}
+
+/// What REPORT ZONES accumulates while walking the zone table.
+struct Report {
+    /// Descriptors that fit in the allocation length.
+    descriptors: Vec<u8>,
+    room: usize,
+    /// All matching zones from the start LBA on.
+    matching: u64,
+    first: Option<(u8, u64)>,
+    same_type: bool,
+    same_len: bool,
+}
+
+/// REPORT ZONES (ZBC-2).
+pub fn report_zones(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
+    let c = ReportZones::decode(x.cdb)?;
+    let dev = &x.lu()?.device;
+    let geo = dev.geometry();
+    if c.start >= geo.capacity.0 {
+        return Err(Sense::illegal(Asc::LBA_OUT_OF_RANGE));
+    }
+    let filter = reporting_filter(c.options).ok_or(Sense::invalid_field(14, Some(5)))?;
+    let alloc = usize::try_from(c.alloc_len).unwrap_or(usize::MAX);
+    let report = RefCell::new(Report {
+        descriptors: Vec::new(),
+        // Whole descriptors, and the one the allocation length cuts.
+        room: alloc.saturating_sub(64).div_ceil(64),
+        matching: 0,
+        first: None,
+        same_type: true,
+        same_len: true,
+    });
+    // Walk the table under its lock without copying it: the callback
+    // records what it needs and declines every zone.
+    dev.report_zones(Lba(c.start), usize::MAX, |z| {
+        let mut r = report.borrow_mut();
+        for rz in reported(z).into_iter().flatten() {
+            if rz.end() <= c.start || !filter(&rz) {
+                continue;
+            }
+            r.matching += 1;
+            match r.first {
+                None => r.first = Some((rz.zone_type, rz.len)),
+                Some((t, l)) => {
+                    r.same_type &= t == rz.zone_type;
+                    r.same_len &= l == rz.len;
+                }
+            }
+            if r.room > 0 {
+                r.room -= 1;
+                r.descriptors.extend_from_slice(&rz.descriptor());
+            }
+        }
+        false
+    })
+    .map_err(|e| {
+        storage_error_sense(
+            &e,
+            ErrorContext {
+                access: Access::Read,
+                lba_field: 2,
+            },
+        )
+    })?;
+    let r = report.into_inner();
+    // ZONE LIST LENGTH: all matching zones, or with PARTIAL only the whole
+    // descriptors returned.
+    let listed = if c.partial {
+        let whole = alloc.saturating_sub(64) / 64 * 64;
+        r.descriptors.len().min(whole) as u64
+    } else {
+        r.matching.saturating_mul(64)
+    };
+    // SAME (ZBC-2): 1h all types and lengths equal the first's,
+    // 3h lengths equal but types differ, else 0h (may differ).
+    let same = match (r.first, r.same_type, r.same_len) {
+        (Some(_), true, true) => 0x1,
+        (Some(_), false, true) => 0x3,
+        _ => 0x0,
+    };
+    let mut d = vec![0u8; 64];
+    d[..4].copy_from_slice(&u32::try_from(listed).unwrap_or(u32::MAX).to_be_bytes());
+    d[4] = same;
+    d[8..16].copy_from_slice(&geo.capacity.0.saturating_sub(1).to_be_bytes());
+    d.extend_from_slice(&r.descriptors);
+    x.send(&d, alloc)
+}
+
+/// CLOSE ZONE, FINISH ZONE, OPEN ZONE, RESET WRITE POINTER (ZBC-2).
+pub fn zone_action(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
+    let c = ZoneActionCdb::decode(x.cdb)?;
+    let action = match c.action {
+        0x01 => ZoneAction::Close,
+        0x02 => ZoneAction::Finish,
+        0x03 => ZoneAction::Open,
+        _ => ZoneAction::Reset,
+    };
+    let target = if c.all {
+        // ALL: ZONE ID and ZONE COUNT are ignored.
+        ZoneTarget::All
+    } else {
+        // ZONE COUNT 0 and 1 both mean one zone; more zones per command
+        // are not supported yet.
+        if c.zone_count > 1 {
+            return Err(Sense::invalid_field(
+                ZoneActionCdb::ZONE_COUNT_FIELD,
+                Some(7),
+            ));
+        }
+        ZoneTarget::One(Lba(c.zone_id))
+    };
+    let dev = &x.lu()?.device;
+    let geo = dev.geometry();
+    // The start of a gap zone: ATTEMPT TO ACCESS GAP ZONE (ZBC-2, as the
+    // libzbc conformance tests expect); any other LBA that does not start
+    // a zone is an INVALID FIELD IN CDB, from the storage core.
+    if !c.all && c.zone_id < geo.capacity.0 && gap_offset(geo, Lba(c.zone_id)) == Some(0) {
+        return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
+    }
+    dev.zone_action(action, target).map_err(|e| {
+        storage_error_sense(
+            &e,
+            ErrorContext {
+                access: Access::ZoneAction,
+                lba_field: ZoneActionCdb::ZONE_ID_FIELD,
+            },
+        )
+    })?;
+    Ok(0)
+}
