@@ -4,6 +4,7 @@
 //! protocol), [`scsi`] (the SPC/SBC/ZBC front end), [`transport`]
 //! (vhost-user-scsi). See ARCHITECTURE.md at the top of the repository.
 
+pub mod config;
 pub mod scsi;
 pub mod storage;
 pub mod transport;

@@ -1,3 +1,11 @@
 //! Transports: move requests between a guest and the front ends.
+//!
+//! - [`virtio_scsi`]: the virtio-scsi request and response layouts
+//!   (virtio 1.2, 5.6), as plain byte encoders and decoders.
+//! - [`vhost_user_scsi`]: the vhost-user-backend device that runs the
+//!   virtqueues against a [`crate::scsi::Target`].
+//! - [`serve`]: the socket, the reconnect loop and shutdown.
 
+pub mod serve;
 pub mod vhost_user_scsi;
+pub mod virtio_scsi;

@@ -1,0 +1,516 @@
+//! Command line: clap arguments, the `--lun` spec parser, and
+//! `TryFrom<Args> for Config`.
+
+use std::{collections::BTreeMap, path::PathBuf, str::FromStr};
+
+use clap::Parser;
+
+use crate::{
+    storage::{DeviceConfig, ZonedConfig},
+    transport::vhost_user_scsi::MAX_REQUEST_QUEUES,
+};
+
+/// Default logical block size of every kind.
+pub const DEFAULT_BLOCK_SIZE: u32 = 4096;
+/// Default number of conventional zones at the start of a zoned LUN.
+pub const DEFAULT_CONVENTIONAL_ZONES: u32 = 1;
+/// Default number of request queues offered.
+pub const DEFAULT_REQUEST_QUEUES: u16 = 8;
+/// Most logical units one target addresses (14-bit flat space LUNs).
+pub const MAX_LUNS: usize = 16384;
+
+const LUN_HELP: &str = "\
+A logical unit, as comma-separated KEY=VALUE pairs. Repeat for more LUNs: \
+the first --lun is LUN 0, the second LUN 1, and so on.
+
+  file=PATH        backing file (required); created sparse if missing,
+                   extended if shorter than size
+  size=BYTES       device size (required): a multiple of bs, and of zone
+                   when kind=hm
+  kind=hm|disk     hm: host-managed zoned (ZBC); disk: not zoned [default: hm]
+  bs=512|4096      logical block size in bytes [default: 4096]
+
+  For kind=hm only:
+  zone=BYTES       zone size (required); Linux needs a power of two
+  cap=BYTES        zone capacity: writable bytes of each sequential zone,
+                   at most zone [default: zone]
+  conv=N           number of conventional zones at the start of the device
+                   [default: 1]
+  max-open=N       maximum open zones, 0 = no limit [default: 0]
+  max-active=N     maximum active zones, 0 = no limit [default: 0]
+
+BYTES is a number of bytes with an optional K, M, G or T suffix (powers of \
+1024), e.g. 256M.
+Example: --lun file=/var/tmp/zbc0.img,size=1G,zone=64M,conv=2,max-open=8";
+
+/// vhost-user-scsi backend emulating zoned (ZBC host-managed) and plain
+/// SCSI disks for QEMU's vhost-user-scsi-pci device.
+///
+/// The backend serves one QEMU at a time on --socket and keeps running when
+/// QEMU disconnects: the next QEMU finds the same devices in the same
+/// state. SIGINT or SIGTERM stop it (a second one exits at once). Logging
+/// is set with RUST_LOG (default: info), e.g. RUST_LOG=debug.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "zonecopy-vhost",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
+pub struct Args {
+    /// vhost-user Unix socket to listen on (QEMU: -chardev
+    /// socket,id=vus,path=PATH). A stale socket file from an earlier run is
+    /// replaced; any other existing file is an error.
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
+
+    /// A logical unit: comma-separated KEY=VALUE pairs (file, size, kind,
+    /// bs, zone, cap, conv, max-open, max-active). See --help for the keys.
+    #[arg(
+        long = "lun",
+        value_name = "SPEC",
+        required = true,
+        value_parser = LunSpec::from_str,
+        long_help = LUN_HELP
+    )]
+    pub luns: Vec<LunSpec>,
+
+    /// Request virtqueues offered to QEMU, one worker thread each. QEMU's
+    /// num_queues (default: one per vCPU) must not exceed it.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_REQUEST_QUEUES,
+        value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_REQUEST_QUEUES))
+    )]
+    pub queues: u16,
+}
+
+/// One parsed `--lun` option.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LunSpec {
+    /// The storage core configuration it maps to.
+    pub device: DeviceConfig,
+}
+
+/// Why a `--lun` spec was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("'{0}' is not KEY=VALUE")]
+    NotKeyValue(String),
+    #[error(
+        "unknown key '{0}' (known: file, size, kind, bs, zone, cap, conv, max-open, max-active)"
+    )]
+    UnknownKey(String),
+    #[error("key '{0}' given twice")]
+    Duplicate(String),
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error("{key}={value}: not a size in bytes (a number with an optional K, M, G or T suffix)")]
+    BadSize { key: String, value: String },
+    #[error("{key}={value}: too large")]
+    Overflow { key: String, value: String },
+    #[error("{key}={value}: not a count (a non-negative integer below 2^32)")]
+    BadCount { key: String, value: String },
+    #[error("kind={0}: expected hm or disk")]
+    BadKind(String),
+    #[error("bs={0}: expected 512 or 4096")]
+    BadBlockSize(String),
+    #[error("{0}= applies to kind=hm only")]
+    ZonedKeyOnDisk(&'static str),
+}
+
+/// Parse a size: decimal digits with an optional K, M, G or T suffix
+/// (binary multiples, either case).
+pub fn parse_size(key: &str, value: &str) -> Result<u64, SpecError> {
+    let bad = || SpecError::BadSize {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    };
+    let (digits, shift) = match value.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(bad()),
+            };
+            (&value[..i], shift)
+        }
+        _ => (value, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let overflow = || SpecError::Overflow {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    };
+    let n: u64 = digits.parse().map_err(|_| overflow())?;
+    n.checked_mul(1u64 << shift).ok_or_else(overflow)
+}
+
+fn parse_count(key: &str, value: &str) -> Result<u32, SpecError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(SpecError::BadCount {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        });
+    }
+    value.parse().map_err(|_| SpecError::BadCount {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+const KEYS: [&str; 9] = [
+    "file",
+    "size",
+    "kind",
+    "bs",
+    "zone",
+    "cap",
+    "conv",
+    "max-open",
+    "max-active",
+];
+const ZONED_KEYS: [&str; 5] = ["zone", "cap", "conv", "max-open", "max-active"];
+
+impl FromStr for LunSpec {
+    type Err = SpecError;
+
+    fn from_str(spec: &str) -> Result<Self, SpecError> {
+        let mut kv: BTreeMap<&'static str, &str> = BTreeMap::new();
+        for item in spec.split(',').filter(|s| !s.is_empty()) {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| SpecError::NotKeyValue(item.to_owned()))?;
+            let key = KEYS
+                .iter()
+                .copied()
+                .find(|k| *k == key)
+                .ok_or_else(|| SpecError::UnknownKey(key.to_owned()))?;
+            if kv.insert(key, value).is_some() {
+                return Err(SpecError::Duplicate(key.to_owned()));
+            }
+        }
+        let path = match kv.get("file") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => return Err(SpecError::Missing("file=PATH")),
+        };
+        let size = match kv.get("size") {
+            Some(v) => parse_size("size", v)?,
+            None => return Err(SpecError::Missing("size=BYTES")),
+        };
+        let block_size = match kv.get("bs") {
+            None => DEFAULT_BLOCK_SIZE,
+            Some(v) => match parse_size("bs", v) {
+                Ok(512) => 512,
+                Ok(4096) => 4096,
+                _ => return Err(SpecError::BadBlockSize((*v).to_owned())),
+            },
+        };
+        let zoned = match kv.get("kind").copied().unwrap_or("hm") {
+            "hm" => {
+                let zone_size = match kv.get("zone") {
+                    Some(v) => parse_size("zone", v)?,
+                    None => return Err(SpecError::Missing("zone=BYTES (required for kind=hm)")),
+                };
+                let zone_capacity = match kv.get("cap") {
+                    Some(v) => parse_size("cap", v)?,
+                    None => zone_size,
+                };
+                let count = |key: &'static str, default: u32| match kv.get(key) {
+                    Some(v) => parse_count(key, v),
+                    None => Ok(default),
+                };
+                Some(ZonedConfig {
+                    zone_size,
+                    zone_capacity,
+                    conventional_zones: count("conv", DEFAULT_CONVENTIONAL_ZONES)?,
+                    max_open: count("max-open", 0)?,
+                    max_active: count("max-active", 0)?,
+                })
+            }
+            "disk" => {
+                if let Some(k) = ZONED_KEYS.iter().find(|k| kv.contains_key(*k)) {
+                    return Err(SpecError::ZonedKeyOnDisk(k));
+                }
+                None
+            }
+            other => return Err(SpecError::BadKind(other.to_owned())),
+        };
+        Ok(LunSpec {
+            device: DeviceConfig {
+                path,
+                size,
+                block_size,
+                zoned,
+            },
+        })
+    }
+}
+
+/// What the backend runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub socket: PathBuf,
+    /// LUN `i` is `luns[i]`.
+    pub luns: Vec<DeviceConfig>,
+    pub request_queues: u16,
+}
+
+/// A command line that parses but cannot work.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} LUNs are too many (at most {MAX_LUNS})")]
+    TooManyLuns(usize),
+    #[error("LUN {first} and LUN {second} use the same backing file {path:?}")]
+    SharedFile {
+        first: usize,
+        second: usize,
+        path: PathBuf,
+    },
+}
+
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: Args) -> Result<Self, ConfigError> {
+        if args.luns.len() > MAX_LUNS {
+            return Err(ConfigError::TooManyLuns(args.luns.len()));
+        }
+        let luns: Vec<DeviceConfig> = args.luns.into_iter().map(|l| l.device).collect();
+        for (second, lun) in luns.iter().enumerate() {
+            if let Some(first) = luns[..second].iter().position(|l| l.path == lun.path) {
+                return Err(ConfigError::SharedFile {
+                    first,
+                    second,
+                    path: lun.path.clone(),
+                });
+            }
+        }
+        Ok(Config {
+            socket: args.socket,
+            luns,
+            request_queues: args.queues,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn spec(s: &str) -> Result<DeviceConfig, SpecError> {
+        s.parse::<LunSpec>().map(|l| l.device)
+    }
+
+    fn err(s: &str) -> String {
+        spec(s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("size", "0"), Ok(0));
+        assert_eq!(parse_size("size", "4096"), Ok(4096));
+        assert_eq!(parse_size("size", "4K"), Ok(4096));
+        assert_eq!(parse_size("size", "4k"), Ok(4096));
+        assert_eq!(parse_size("size", "64M"), Ok(64 << 20));
+        assert_eq!(parse_size("size", "1G"), Ok(1 << 30));
+        assert_eq!(parse_size("size", "2T"), Ok(2 << 40));
+        for bad in ["", "M", "1.5G", "-1", "1KB", "1X", " 1G", "0x10"] {
+            assert!(
+                matches!(parse_size("size", bad), Err(SpecError::BadSize { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            parse_size("size", "16777216T"),
+            Err(SpecError::Overflow { .. })
+        ));
+        assert!(matches!(
+            parse_size("size", "99999999999999999999"),
+            Err(SpecError::Overflow { .. })
+        ));
+    }
+
+    #[test]
+    fn zoned_spec_with_defaults() {
+        assert_eq!(
+            spec("file=/tmp/a.img,size=1G,zone=64M").unwrap(),
+            DeviceConfig {
+                path: "/tmp/a.img".into(),
+                size: 1 << 30,
+                block_size: 4096,
+                zoned: Some(ZonedConfig {
+                    zone_size: 64 << 20,
+                    zone_capacity: 64 << 20,
+                    conventional_zones: 1,
+                    max_open: 0,
+                    max_active: 0,
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn zoned_spec_with_every_key() {
+        assert_eq!(
+            spec("kind=hm,file=z.img,size=512M,bs=512,zone=32M,cap=24M,conv=0,max-open=4,max-active=6")
+                .unwrap(),
+            DeviceConfig {
+                path: "z.img".into(),
+                size: 512 << 20,
+                block_size: 512,
+                zoned: Some(ZonedConfig {
+                    zone_size: 32 << 20,
+                    zone_capacity: 24 << 20,
+                    conventional_zones: 0,
+                    max_open: 4,
+                    max_active: 6,
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn disk_spec() {
+        assert_eq!(
+            spec("file=d.img,size=100M,kind=disk,bs=512").unwrap(),
+            DeviceConfig {
+                path: "d.img".into(),
+                size: 100 << 20,
+                block_size: 512,
+                zoned: None,
+            }
+        );
+        assert_eq!(
+            spec("kind=disk,file=d.img,size=4K,bs=4K")
+                .unwrap()
+                .block_size,
+            4096
+        );
+    }
+
+    #[test]
+    fn spec_errors_say_what_is_wrong() {
+        assert_eq!(err("size=1G,zone=64M"), "missing file=PATH");
+        assert_eq!(err("file=,size=1G,zone=64M"), "missing file=PATH");
+        assert_eq!(err("file=a,zone=64M"), "missing size=BYTES");
+        assert_eq!(
+            err("file=a,size=1G"),
+            "missing zone=BYTES (required for kind=hm)"
+        );
+        assert_eq!(
+            err("file=a,size=1G,zone=64M,zonesize=1"),
+            "unknown key 'zonesize' (known: file, size, kind, bs, zone, cap, conv, max-open, max-active)"
+        );
+        assert_eq!(err("file=a,size=1G,zone"), "'zone' is not KEY=VALUE");
+        assert_eq!(err("file=a,file=b,size=1G"), "key 'file' given twice");
+        assert_eq!(
+            err("file=a,size=1Q,zone=64M"),
+            "size=1Q: not a size in bytes (a number with an optional K, M, G or T suffix)"
+        );
+        assert_eq!(
+            err("file=a,size=1G,zone=64M,conv=-1"),
+            "conv=-1: not a count (a non-negative integer below 2^32)"
+        );
+        assert_eq!(
+            err("file=a,size=1G,zone=64M,max-open=4294967296"),
+            "max-open=4294967296: not a count (a non-negative integer below 2^32)"
+        );
+        assert_eq!(
+            err("file=a,size=1G,kind=hA"),
+            "kind=hA: expected hm or disk"
+        );
+        assert_eq!(
+            err("file=a,size=1G,zone=64M,bs=1024"),
+            "bs=1024: expected 512 or 4096"
+        );
+        assert_eq!(
+            err("file=a,size=1G,kind=disk,zone=64M"),
+            "zone= applies to kind=hm only"
+        );
+        assert_eq!(
+            err("file=a,size=1G,kind=disk,max-active=2"),
+            "max-active= applies to kind=hm only"
+        );
+    }
+
+    #[test]
+    fn file_paths_may_contain_equals_signs() {
+        assert_eq!(
+            spec("file=/tmp/a=b.img,size=4K,kind=disk").unwrap().path,
+            PathBuf::from("/tmp/a=b.img")
+        );
+    }
+
+    #[test]
+    fn command_line_to_config() {
+        let args = Args::try_parse_from([
+            "zonecopy-vhost",
+            "--socket",
+            "/tmp/vus.sock",
+            "--lun",
+            "file=a.img,size=1G,zone=64M",
+            "--lun",
+            "file=b.img,size=1G,kind=disk",
+        ])
+        .unwrap();
+        let cfg = Config::try_from(args).unwrap();
+        assert_eq!(cfg.socket, PathBuf::from("/tmp/vus.sock"));
+        assert_eq!(cfg.luns.len(), 2);
+        assert_eq!(cfg.luns[0].path, PathBuf::from("a.img"));
+        assert!(cfg.luns[1].zoned.is_none());
+        assert_eq!(cfg.request_queues, DEFAULT_REQUEST_QUEUES);
+    }
+
+    #[test]
+    fn command_line_errors() {
+        // No --lun at all.
+        assert!(Args::try_parse_from(["zonecopy-vhost", "--socket", "s"]).is_err());
+        // A bad spec names the option and the problem.
+        let e = Args::try_parse_from(["zonecopy-vhost", "--socket", "s", "--lun", "file=a"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--lun <SPEC>"), "{e}");
+        assert!(e.contains("missing size=BYTES"), "{e}");
+        // Queue count range.
+        for q in ["0", "63"] {
+            assert!(Args::try_parse_from([
+                "zonecopy-vhost",
+                "--socket",
+                "s",
+                "--lun",
+                "file=a,size=4K,kind=disk",
+                "--queues",
+                q
+            ])
+            .is_err());
+        }
+        let args = Args::try_parse_from([
+            "zonecopy-vhost",
+            "--socket",
+            "s",
+            "--lun",
+            "file=a,size=4K,kind=disk",
+            "--lun",
+            "file=a,size=8K,kind=disk",
+        ])
+        .unwrap();
+        assert_eq!(
+            Config::try_from(args).unwrap_err().to_string(),
+            "LUN 0 and LUN 1 use the same backing file \"a\""
+        );
+    }
+}
