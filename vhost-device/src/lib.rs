@@ -5,6 +5,7 @@
 //! (vhost-user-scsi). See ARCHITECTURE.md at the top of the repository.
 
 pub mod config;
+pub mod control;
 pub mod scsi;
 pub mod storage;
 pub mod transport;

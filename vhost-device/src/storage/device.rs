@@ -303,6 +303,14 @@ impl Device {
         Ok(())
     }
 
+    /// Read whole blocks for the control plane: range-checked, but no zone
+    /// rules and not counted in the statistics.
+    pub fn read_uncounted(&self, lba: Lba, buf: &mut [u8]) -> Result<()> {
+        self.check_buf(lba, buf.len())?;
+        self.file.read_exact_at(buf, self.geo.byte_offset(lba))?;
+        Ok(())
+    }
+
     /// Write whole blocks at `lba`, following the zone rules. Nothing is
     /// changed when the write is refused. Durable only after [`Self::flush`]
     /// (or with `fua`).
