@@ -85,6 +85,17 @@ pub struct Args {
         value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_REQUEST_QUEUES))
     )]
     pub queues: u16,
+
+    /// Control socket (JSON lines: stats, checksums, zone dumps; see
+    /// src/control). A stale socket file is replaced.
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+
+    /// Also serve the control protocol on this TCP address, for guests
+    /// (QEMU user networking maps the host's 127.0.0.1 to 10.0.2.2). Bind
+    /// to loopback: the protocol has no authentication.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub control_tcp: Option<std::net::SocketAddr>,
 }
 
 /// One parsed `--lun` option.
@@ -260,6 +271,8 @@ pub struct Config {
     /// LUN `i` is `luns[i]`.
     pub luns: Vec<DeviceConfig>,
     pub request_queues: u16,
+    pub control: Option<PathBuf>,
+    pub control_tcp: Option<std::net::SocketAddr>,
 }
 
 /// A command line that parses but cannot work.
@@ -296,6 +309,8 @@ impl TryFrom<Args> for Config {
             socket: args.socket,
             luns,
             request_queues: args.queues,
+            control: args.control,
+            control_tcp: args.control_tcp,
         })
     }
 }

@@ -11,6 +11,7 @@ use signal_hook::{
 };
 use zonecopy_vhost::{
     config::{Args, Config},
+    control::{self, Registry},
     scsi::Target,
     storage::{ConfigError as DeviceError, Device},
     transport::serve::{serve_scsi, ScsiEndpoint, ServeError, Shutdown},
@@ -22,6 +23,8 @@ enum Error {
     Device { lun: usize, source: DeviceError },
     #[error("signal handling: {0}")]
     Signals(std::io::Error),
+    #[error("control socket: {0}")]
+    Control(std::io::Error),
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
@@ -73,10 +76,34 @@ fn handle_signals(shutdown: Arc<Shutdown>) -> Result<(), Error> {
     Ok(())
 }
 
+/// Serve the control protocol where asked; its threads live as long as
+/// the process.
+fn start_control(config: &Config, devices: &[Arc<Device>]) -> Result<(), Error> {
+    let mut reg = Registry::default();
+    for (lun, dev) in devices.iter().enumerate() {
+        reg.add_device(format!("lun{lun}"), Arc::clone(dev));
+    }
+    let reg = Arc::new(reg);
+    if let Some(path) = &config.control {
+        control::serve_unix(path, Arc::clone(&reg)).map_err(Error::Control)?;
+        info!("control socket {path:?}");
+    }
+    if let Some(addr) = config.control_tcp {
+        let listener = std::net::TcpListener::bind(addr).map_err(Error::Control)?;
+        info!(
+            "control on tcp {}",
+            listener.local_addr().map_err(Error::Control)?
+        );
+        control::serve_tcp(listener, reg);
+    }
+    Ok(())
+}
+
 fn run(config: Config) -> Result<(), Error> {
     let devices = open_devices(&config)?;
     let shutdown = Arc::new(Shutdown::new().map_err(Error::Signals)?);
     handle_signals(shutdown.clone())?;
+    start_control(&config, &devices)?;
     let endpoint = ScsiEndpoint {
         socket: config.socket.clone(),
         target: Arc::new(Target::new(devices.clone())),
@@ -93,6 +120,9 @@ fn run(config: Config) -> Result<(), Error> {
     }
     if flushed {
         info!("devices flushed");
+    }
+    if let Some(path) = &config.control {
+        let _ = std::fs::remove_file(path);
     }
     served.map_err(Error::from)
 }
