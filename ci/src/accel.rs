@@ -164,6 +164,7 @@ fn probe(
         qemu_log: dir.join("qemu.log"),
         poweroff_grace: Duration::from_secs(1),
         stop_on: Some(initramfs::PROBE_MARKER.to_owned()),
+        stop_after_results: None,
     };
     let o = vm::run(&spec)?;
     let mut detail = vm::log_tail(&spec.qemu_log, 1);

@@ -62,13 +62,23 @@ pub fn is_socket(path: &Path) -> bool {
 }
 
 /// The backend argv (without the program name).
-pub fn args(socket: &Path, luns: &[LunSpec]) -> Vec<String> {
+pub fn args(socket: &Path, control: Option<&Path>, luns: &[LunSpec]) -> Vec<String> {
     let mut a = vec!["--socket".to_owned(), socket.display().to_string()];
+    if let Some(c) = control {
+        a.push("--control".into());
+        a.push(c.display().to_string());
+    }
     for l in luns {
         a.push("--lun".into());
         a.push(l.backend_arg());
     }
     a
+}
+
+/// Did a backend stopped with SIGTERM end the way it should (exit 0 after
+/// its clean shutdown, or killed by the SIGTERM itself)?
+pub fn clean_stop(status: &str) -> bool {
+    status.contains("SIGTERM") || status.contains("exit status: 0")
 }
 
 /// A running backend; stopped (SIGTERM, then SIGKILL) on `stop` or drop.
@@ -82,10 +92,12 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl Backend {
     /// Starts `bin`, stdout+stderr to `log` (RUST_LOG is inherited), and
-    /// waits up to `timeout` for `socket` to appear.
+    /// waits up to `timeout` for `socket` to appear (the backend binds its
+    /// control socket first, so that one is there too).
     pub fn start(
         bin: &Path,
         socket: &Path,
+        control: Option<&Path>,
         luns: &[LunSpec],
         log: &Path,
         timeout: Duration,
@@ -97,7 +109,7 @@ impl Backend {
         let out = File::create(log).map_err(log_err)?;
         let err = out.try_clone().map_err(log_err)?;
         let mut cmd = Command::new(bin);
-        cmd.args(args(socket, luns))
+        cmd.args(args(socket, control, luns))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
@@ -167,10 +179,21 @@ mod tests {
         let mut l: LunSpec = "kind=disk,size=1M,bs=512".parse().unwrap();
         l.file = Some("/t/lun0.img".into());
         assert_eq!(
-            args(Path::new("/t/vus.sock"), &[l]),
+            args(Path::new("/t/vus.sock"), None, &[l.clone()]),
             vec![
                 "--socket",
                 "/t/vus.sock",
+                "--lun",
+                "file=/t/lun0.img,kind=disk,size=1048576,bs=512"
+            ]
+        );
+        assert_eq!(
+            args(Path::new("/t/vus.sock"), Some(Path::new("/t/c.sock")), &[l]),
+            vec![
+                "--socket",
+                "/t/vus.sock",
+                "--control",
+                "/t/c.sock",
                 "--lun",
                 "file=/t/lun0.img,kind=disk,size=1048576,bs=512"
             ]

@@ -29,6 +29,17 @@ pub enum Cmd {
     /// its status (like virtme-ng). No CMD: interactive shell (Ctrl-A X
     /// quits QEMU).
     Run(RunArgs),
+    /// One backend, two boots: the suite is cut off mid-run (QEMU killed
+    /// with SIGKILL after N KTAP result lines), the backend must survive,
+    /// then the same suite against the same backend must pass. Ends with
+    /// "reconnect: N passed, M failed".
+    Reconnect(ReconnectArgs),
+    /// Boot the suite (must pass), stop the backend (SIGTERM), start a new
+    /// one on the same backing files and check through its control socket
+    /// that every zone's condition, write pointer and data came back as
+    /// the first backend reported them. Ends with "restart: N passed, M
+    /// failed" (counting checks).
+    Restart(RestartArgs),
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +77,53 @@ pub struct MatrixArgs {
     pub timeout: u64,
     /// Directory for per-kernel logs and a combined junit.xml
     /// [default: <workspace>/out/matrix-<suite>-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Add user-mode networking.
+    #[arg(long)]
+    pub net: bool,
+    #[command(flatten)]
+    pub vm: VmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconnectArgs {
+    /// Kernel name or path (see `suite --kernel`).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub kernel: String,
+    /// Suite the guest runs in both boots.
+    #[arg(long, default_value = "smoke", value_name = "NAME")]
+    pub suite: String,
+    /// Kill QEMU once the guest has printed this many KTAP result lines
+    /// (`ok`/`not ok`, subtests included); must be fewer than the suite has.
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub kill_after_results: u64,
+    /// Limit per boot in seconds from QEMU's start.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub timeout: u64,
+    /// Directory for logs (1-cut/, 2-full/) [default: <workspace>/out/reconnect-<suite>-<kernel>-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Add user-mode networking.
+    #[arg(long)]
+    pub net: bool,
+    #[command(flatten)]
+    pub vm: VmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Kernel name or path (see `suite --kernel`).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub kernel: String,
+    /// Suite the guest runs before the restart.
+    #[arg(long, default_value = "smoke", value_name = "NAME")]
+    pub suite: String,
+    /// Limit in seconds from QEMU's start.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub timeout: u64,
+    /// Directory for logs (1-boot/, 2-restarted/) [default: <workspace>/out/restart-<suite>-<kernel>-<UTC time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Add user-mode networking.
@@ -207,5 +265,26 @@ mod tests {
         };
         assert_eq!(r.cmd, vec!["ls", "-l", "/dev"]);
         assert_eq!(r.kernel, "6.12");
+
+        let c = Cli::try_parse_from(["zonecopy-ci", "reconnect", "--kernel", "6.12"]).unwrap();
+        let Cmd::Reconnect(r) = c.command else {
+            panic!("not reconnect")
+        };
+        assert_eq!((r.suite.as_str(), r.kill_after_results), ("smoke", 5));
+        assert!(Cli::try_parse_from([
+            "zonecopy-ci",
+            "reconnect",
+            "--kernel",
+            "6.12",
+            "--kill-after-results",
+            "0"
+        ])
+        .is_err());
+
+        let c = Cli::try_parse_from(["zonecopy-ci", "restart", "--kernel", "6.1"]).unwrap();
+        let Cmd::Restart(r) = c.command else {
+            panic!("not restart")
+        };
+        assert_eq!((r.kernel.as_str(), r.suite.as_str()), ("6.1", "smoke"));
     }
 }

@@ -120,6 +120,8 @@ pub struct Parser {
     bail_out: Option<String>,
     crash: Option<String>,
     ktap_lines: usize,
+    /// Result lines (`ok`/`not ok`) at any depth.
+    result_lines: usize,
     warnings: Vec<String>,
     /// Arrival time of the line being fed.
     now: Option<Duration>,
@@ -285,6 +287,11 @@ impl Parser {
         self.ktap_lines
     }
 
+    /// Result lines (`ok` / `not ok`) seen so far, at any depth.
+    pub fn result_lines(&self) -> usize {
+        self.result_lines
+    }
+
     /// Has the top level's plan been met (all top-level results in)?
     pub fn complete(&self) -> bool {
         if self.bail_out.is_some() {
@@ -372,6 +379,7 @@ impl Parser {
                 self.bail_out.get_or_insert_with(|| msg.to_owned());
             }
             Line::Result(mut result) => {
+                self.result_lines += 1;
                 self.open(depth, false);
                 // Close the subtest block that belongs to this result.
                 if self.levels.len() > depth + 1 {
@@ -644,6 +652,26 @@ mod tests {
             p.feed(line);
         }
         p.finish()
+    }
+
+    #[test]
+    fn counts_result_lines_at_every_depth() {
+        let mut p = Parser::new();
+        for line in [
+            "KTAP version 1",
+            "1..2",
+            "    KTAP version 1",
+            "    1..2",
+            "    ok 1 a",
+            "    not ok 2 b",
+            "[ 1.0] ok 3 noise",
+            "     ok 9 bad indent",
+            "not ok 1 parent",
+        ] {
+            p.feed(line);
+        }
+        assert_eq!(p.result_lines(), 3);
+        assert!(!p.complete());
     }
 
     fn outcome_names(v: &Verdict) -> Vec<(String, Outcome)> {

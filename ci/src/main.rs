@@ -3,10 +3,12 @@
 mod accel;
 mod backend;
 mod cli;
+mod control;
 mod initramfs;
 mod junit;
 mod kernel;
 mod ktap;
+mod lifecycle;
 mod lun;
 mod proc;
 mod qemu;
@@ -29,6 +31,8 @@ fn main() {
         cli::Cmd::Suite(a) => suite::cmd_suite(a),
         cli::Cmd::Matrix(a) => suite::cmd_matrix(a),
         cli::Cmd::Run(a) => run::cmd_run(a),
+        cli::Cmd::Reconnect(a) => lifecycle::cmd_reconnect(a),
+        cli::Cmd::Restart(a) => lifecycle::cmd_restart(a),
     };
     std::process::exit(code);
 }

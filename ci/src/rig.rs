@@ -14,6 +14,7 @@ use crate::{
     accel,
     backend::{self, Backend},
     cli::VmArgs,
+    control,
     initramfs::{self, BuildRequest},
     kernel::{self, Kernel},
     lun::{LunSpec, DEFAULT_LUNS},
@@ -68,9 +69,19 @@ pub struct Rig {
     pub socket: PathBuf,
     pub initrd: PathBuf,
     pub accel: Accel,
+    /// Our backend's control socket (`None` with `--backend-socket`).
+    pub control: Option<PathBuf>,
+    /// How our backend was started, to start it again (`restart`).
+    launch: Option<Launch>,
     /// Our backend (`None` with `--backend-socket`). Dropped before `tmp`.
     backend: Option<Backend>,
     tmp: TempDir,
+}
+
+#[derive(Debug)]
+struct Launch {
+    bin: PathBuf,
+    wait: Duration,
 }
 
 impl Rig {
@@ -96,27 +107,32 @@ impl Rig {
             }
         }
 
-        let (socket, backend) = match &vm.backend_socket {
+        let (socket, control, launch, backend) = match &vm.backend_socket {
             Some(s) => {
                 if !backend::is_socket(s) {
                     return Err(fail(backend::BackendError::NotASocket(
                         s.display().to_string(),
                     )));
                 }
-                (s.clone(), None)
+                (s.clone(), None, None, None)
             }
             None => {
-                let bin = backend::locate(vm.backend.as_deref()).map_err(fail)?;
+                let launch = Launch {
+                    bin: backend::locate(vm.backend.as_deref()).map_err(fail)?,
+                    wait: Duration::from_secs(vm.backend_wait),
+                };
                 let socket = tmp.path().join("vhost-scsi.sock");
+                let control = tmp.path().join("control.sock");
                 let b = Backend::start(
-                    &bin,
+                    &launch.bin,
                     &socket,
+                    Some(&control),
                     &luns,
                     &out.join("backend.log"),
-                    Duration::from_secs(vm.backend_wait),
+                    launch.wait,
                 )
                 .map_err(fail)?;
-                (socket, Some(b))
+                (socket, Some(control), Some(launch), Some(b))
             }
         };
 
@@ -164,6 +180,8 @@ impl Rig {
             socket,
             initrd,
             accel,
+            control,
+            launch,
             backend,
             tmp,
         })
@@ -202,13 +220,44 @@ impl Rig {
         self.backend.as_ref().map(Backend::pid)
     }
 
+    /// Saves the backend's `stats` and `zones` answers into `out`
+    /// (stats.json, zones-lun<N>.json). Returns notes on what could not be
+    /// saved: a debugging aid, never part of a verdict.
+    pub fn save_control_dumps(&self, out: &Path) -> Vec<String> {
+        match &self.control {
+            Some(c) => control::save_dumps(c, &self.luns, out),
+            None => vec!["no control socket: the backend is not ours (--backend-socket)".into()],
+        }
+    }
+
+    /// Stops our backend (SIGTERM; it flushes and persists zone state) and
+    /// starts a new one on the same backing files, socket and control
+    /// socket, logging to `log`. Returns how the old one ended.
+    pub fn restart_backend(&mut self, log: &Path) -> Result<String, String> {
+        let (Some(old), Some(launch)) = (self.backend.take(), &self.launch) else {
+            return Err("the backend is not ours (--backend-socket)".into());
+        };
+        let status = old.stop();
+        let new = Backend::start(
+            &launch.bin,
+            &self.socket,
+            self.control.as_deref(),
+            &self.luns,
+            log,
+            launch.wait,
+        )
+        .map_err(|e| e.to_string())?;
+        self.backend = Some(new);
+        Ok(status)
+    }
+
     /// Stops the backend, removes the temp dir. Returns problems, if any.
     pub fn shutdown(mut self) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some(b) = self.backend.take() {
             let status = b.stop();
             // SIGTERM is how we stop it; anything else is worth a note.
-            if !(status.contains("SIGTERM") || status.contains("exit status: 0")) {
+            if !backend::clean_stop(&status) {
                 problems.push(format!("backend ended with {status}"));
             }
         }

@@ -54,6 +54,7 @@ pub fn cmd_run(a: &RunArgs) -> i32 {
         qemu_log: out.join("qemu.log"),
         poweroff_grace: Duration::from_secs(a.vm.poweroff_grace),
         stop_on: None,
+        stop_after_results: None,
     };
     let outcome = vm::run(&spec);
     for p in rig.shutdown() {

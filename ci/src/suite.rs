@@ -16,7 +16,7 @@ use crate::{
     rig::{workspace_root, Rig, SetupError},
     timing,
     util::shell_join,
-    vm::{self, VmSpec},
+    vm::{self, VmOutcome, VmSpec},
 };
 
 /// One finished suite run.
@@ -27,6 +27,9 @@ pub struct SuiteRun {
     /// Runner start to the first KTAP line.
     pub boot: Option<Duration>,
     pub interrupted: Option<i32>,
+    /// Things worth knowing that do not change the verdict (e.g. the
+    /// backend's control socket did not answer).
+    pub notes: Vec<String>,
 }
 
 impl SuiteRun {
@@ -54,6 +57,9 @@ impl SuiteRun {
             for r in &self.record.verdict.reasons {
                 let _ = write!(s, "\n  FAIL: {r}");
             }
+        }
+        for n in &self.notes {
+            let _ = write!(s, "\n  note: {n}");
         }
         let _ = write!(s, "\n  logs: {}", self.out.display());
         s
@@ -88,7 +94,12 @@ pub struct SuiteJob<'a> {
     pub out: &'a Path,
 }
 
-fn failed_run(job: &SuiteJob<'_>, started: Instant, wall: SystemTime, reason: String) -> SuiteRun {
+pub fn failed_run(
+    job: &SuiteJob<'_>,
+    started: Instant,
+    wall: SystemTime,
+    reason: String,
+) -> SuiteRun {
     let end = RunEnd {
         runner_error: Some(reason),
         ..RunEnd::default()
@@ -105,23 +116,27 @@ fn failed_run(job: &SuiteJob<'_>, started: Instant, wall: SystemTime, reason: St
     )
 }
 
-/// Runs one suite on one kernel; never fails: set-up errors become the
-/// run's failure reason. Writes `<out>/junit.xml`.
-pub fn run_suite(job: &SuiteJob<'_>) -> SuiteRun {
-    let started = Instant::now();
-    let wall = SystemTime::now();
-    let rig = match Rig::prepare(job.vm, job.kernel, job.out) {
-        Ok(r) => r,
-        Err(SetupError::Interrupted(sig)) => {
-            let mut r = failed_run(job, started, wall, format!("interrupted by signal {sig}"));
-            r.interrupted = Some(sig);
-            return r;
-        }
-        Err(SetupError::Failed(e)) => {
-            return failed_run(job, started, wall, format!("set-up failed: {e}"))
-        }
-    };
-    let setup = started.elapsed();
+/// What one boot of a suite produced, before it is judged.
+#[derive(Debug)]
+pub struct Booted {
+    pub vm: VmOutcome,
+    /// Failure reasons seen from the runner's side (QEMU ended early, no
+    /// KTAP, no power-off, the backend died).
+    pub errors: Vec<String>,
+    /// JUnit properties (kernel image, accelerator, command line, ...).
+    pub properties: Vec<(String, String)>,
+}
+
+/// Boots `job.suite` once against `rig`'s backend: console, QEMU log and
+/// `qemu-cmdline.txt` go to `job.out`. `stop_after_results`: kill QEMU once
+/// that many KTAP result lines have arrived (see [`VmSpec`]). The part
+/// `suite`, `matrix`, `reconnect` and `restart` share.
+pub fn boot(
+    rig: &mut Rig,
+    job: &SuiteJob<'_>,
+    stop_after_results: Option<usize>,
+) -> Result<Booted, String> {
+    fs::create_dir_all(job.out).map_err(|e| format!("cannot create {}: {e}", job.out.display()))?;
     let append = cmdline(Some(job.suite), &rig.luns, None, &job.vm.append);
     let qemu = rig.qemu(job.vm, append, job.net, false, Serial::Stdio);
     let mut argv = vec![qemu.qemu.display().to_string()];
@@ -146,15 +161,11 @@ pub fn run_suite(job: &SuiteJob<'_>) -> SuiteRun {
         qemu_log: job.out.join("qemu.log"),
         poweroff_grace: Duration::from_secs(job.vm.poweroff_grace),
         stop_on: None,
+        stop_after_results,
     };
-    let mut rig = rig;
     let outcome = vm::run(&spec);
     let backend_death = rig.backend_died();
-    let problems = rig.shutdown();
-    let o = match outcome {
-        Ok(o) => o,
-        Err(e) => return failed_run(job, started, wall, format!("QEMU: {e}")),
-    };
+    let o = outcome.map_err(|e| format!("QEMU: {e}"))?;
     let mut errors = Vec::new();
     if let Some(d) = o.no_poweroff {
         errors.push(format!(
@@ -175,6 +186,7 @@ pub fn run_suite(job: &SuiteJob<'_>) -> SuiteRun {
         && o.report.bail_out.is_none()
         && o.timed_out.is_none()
         && o.interrupted.is_none()
+        && o.stopped_after_results.is_none()
     {
         let status = o
             .qemu_status
@@ -195,10 +207,29 @@ pub fn run_suite(job: &SuiteJob<'_>) -> SuiteRun {
             }
         ));
     }
+    Ok(Booted {
+        vm: o,
+        errors,
+        properties,
+    })
+}
+
+/// Turns a boot into a verdict and writes `<out>/junit.xml`. `started`:
+/// when this run began (the boot time is measured from it); `setup`: how
+/// much of it went to setting up the rig.
+pub fn judge(
+    job: &SuiteJob<'_>,
+    started: Instant,
+    wall: SystemTime,
+    setup: Duration,
+    b: Booted,
+) -> SuiteRun {
+    let o = b.vm;
+    let mut properties = b.properties;
     let end = RunEnd {
         timed_out: o.timed_out,
         interrupted: o.interrupted,
-        runner_error: (!errors.is_empty()).then(|| errors.join("; ")),
+        runner_error: (!b.errors.is_empty()).then(|| b.errors.join("; ")),
     };
     let boot = o.first_ktap.map(|t| t.duration_since(started));
     // Where the boot time went: set-up (backend, initramfs, accel) vs guest.
@@ -213,6 +244,50 @@ pub fn run_suite(job: &SuiteJob<'_>) -> SuiteRun {
         job, started, wall, &o.report, &end, boot, o.tail, properties,
     );
     run.interrupted = o.interrupted;
+    run
+}
+
+/// Prepares a rig for `job`; a set-up failure becomes a failed run.
+pub fn prepare(
+    job: &SuiteJob<'_>,
+    started: Instant,
+    wall: SystemTime,
+) -> Result<Rig, Box<SuiteRun>> {
+    match Rig::prepare(job.vm, job.kernel, job.out) {
+        Ok(r) => Ok(r),
+        Err(SetupError::Interrupted(sig)) => {
+            let mut r = failed_run(job, started, wall, format!("interrupted by signal {sig}"));
+            r.interrupted = Some(sig);
+            Err(Box::new(r))
+        }
+        Err(SetupError::Failed(e)) => Err(Box::new(failed_run(
+            job,
+            started,
+            wall,
+            format!("set-up failed: {e}"),
+        ))),
+    }
+}
+
+/// Runs one suite on one kernel; never fails: set-up errors become the
+/// run's failure reason. Writes `<out>/junit.xml`, and the backend's
+/// control dumps (stats.json, zones-lun<N>.json) before it is stopped.
+pub fn run_suite(job: &SuiteJob<'_>) -> SuiteRun {
+    let started = Instant::now();
+    let wall = SystemTime::now();
+    let mut rig = match prepare(job, started, wall) {
+        Ok(r) => r,
+        Err(failed) => return *failed,
+    };
+    let setup = started.elapsed();
+    let booted = boot(&mut rig, job, None);
+    let notes = rig.save_control_dumps(job.out);
+    let problems = rig.shutdown();
+    let mut run = match booted {
+        Ok(b) => judge(job, started, wall, setup, b),
+        Err(e) => failed_run(job, started, wall, e),
+    };
+    run.notes = notes;
     for p in problems {
         eprintln!("warning: {p}");
     }
@@ -255,6 +330,7 @@ fn finish(
         out: job.out.to_path_buf(),
         boot,
         interrupted: None,
+        notes: Vec::new(),
     }
 }
 
@@ -290,7 +366,7 @@ pub fn cmd_suite(a: &SuiteArgs) -> i32 {
     }
 }
 
-fn kernel_label(spec: &str) -> String {
+pub fn kernel_label(spec: &str) -> String {
     Path::new(spec)
         .file_name()
         .map_or_else(|| spec.to_owned(), |n| n.to_string_lossy().into_owned())

@@ -38,6 +38,10 @@ pub struct VmSpec {
     pub poweroff_grace: Duration,
     /// Stop as soon as this text appears on the console (probe boots).
     pub stop_on: Option<String>,
+    /// Kill QEMU (SIGKILL to its process group: no orderly vhost-user
+    /// shutdown) as soon as this many KTAP result lines, at any depth, have
+    /// arrived; `reconnect` uses it to cut a suite off mid-run.
+    pub stop_after_results: Option<usize>,
 }
 
 /// What happened during the boot.
@@ -57,6 +61,8 @@ pub struct VmOutcome {
     pub exit_status: Option<i32>,
     /// `stop_on` text was seen.
     pub stopped_on_marker: bool,
+    /// QEMU was killed after this many result lines (`stop_after_results`).
+    pub stopped_after_results: Option<usize>,
     /// QEMU's exit status: diagnostics only.
     pub qemu_status: Option<ExitStatus>,
     /// Last console lines.
@@ -170,6 +176,7 @@ pub fn run(spec: &VmSpec) -> io::Result<VmOutcome> {
         no_poweroff: None,
         exit_status: None,
         stopped_on_marker: false,
+        stopped_after_results: None,
         qemu_status: None,
         tail: Vec::new(),
     };
@@ -211,13 +218,18 @@ pub fn run(spec: &VmSpec) -> io::Result<VmOutcome> {
                     out.stopped_on_marker = true;
                     break;
                 }
+                if spec
+                    .stop_after_results
+                    .is_some_and(|n| parser.result_lines() >= n)
+                {
+                    out.stopped_after_results = Some(parser.result_lines());
+                    push_tail(&mut tail, line);
+                    break;
+                }
                 if done_at.is_none() && (parser.complete() || out.exit_status.is_some()) {
                     done_at = Some(Instant::now());
                 }
-                if tail.len() == TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
+                push_tail(&mut tail, line);
             }
             Ok(Event::Eof) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 eof = true;
@@ -232,6 +244,9 @@ pub fn run(spec: &VmSpec) -> io::Result<VmOutcome> {
             Some(s) => Some(s),
             None => child.terminate(Duration::from_secs(2)),
         }
+    } else if out.stopped_after_results.is_some() {
+        // An abrupt end, like a crash: the backend sees the connection drop.
+        child.kill()
     } else {
         // SIGTERM lets QEMU restore the terminal; SIGKILL if it hangs.
         child.terminate(Duration::from_secs(2))
@@ -239,22 +254,30 @@ pub fn run(spec: &VmSpec) -> io::Result<VmOutcome> {
     drop(child);
     // QEMU (and its group) is gone, so the pipe is closed and the reader ends.
     let _ = reader_thread.join();
-    // Lines that arrived before the reader ended still count.
+    // Lines that arrived before the reader ended still count (not after a
+    // deliberate cut: the run is meant to end at that line).
     while let Ok(Event::Line(line)) = rx.try_recv() {
+        if out.stopped_after_results.is_some() {
+            break;
+        }
         if parser.feed_at(&line, started.elapsed()) == LineKind::Ktap && out.first_ktap.is_none() {
             out.first_ktap = Some(Instant::now());
         }
         if out.exit_status.is_none() {
             out.exit_status = parse_exit_status(&line);
         }
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line);
+        push_tail(&mut tail, line);
     }
     out.report = parser.finish();
     out.tail = tail.into_iter().collect();
     Ok(out)
+}
+
+fn push_tail(tail: &mut VecDeque<String>, line: String) {
+    if tail.len() == TAIL_LINES {
+        tail.pop_front();
+    }
+    tail.push_back(line);
 }
 
 /// Last non-empty lines of a log file, for error messages.
@@ -325,6 +348,7 @@ mod tests {
             qemu_log: dir.join("qemu.log"),
             poweroff_grace: grace,
             stop_on: None,
+            stop_after_results: None,
         }
     }
 
@@ -397,6 +421,29 @@ mod tests {
         let o = run(&spec).unwrap();
         assert_eq!(o.no_poweroff, Some(Duration::from_millis(300)));
         assert_eq!(o.timed_out, None);
+    }
+
+    #[test]
+    fn stops_after_n_result_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let mut spec = fake(
+            d.path(),
+            "echo 'KTAP version 1'; echo 1..3; echo 'ok 1 a'; echo '    ok 1 b'; \
+             echo 'ok 2 c'; sleep 0.5; echo 'ok 3 d'; exec sleep 100",
+            Duration::from_secs(20),
+            Duration::from_secs(20),
+        );
+        spec.stop_after_results = Some(2);
+        let started = Instant::now();
+        let o = run(&spec).unwrap();
+        assert_eq!(o.stopped_after_results, Some(2));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(o.report.plan, Some(3));
+        // `a`, and the block `b` was in, unfinished.
+        assert_eq!(o.report.results.len(), 2);
+        assert!(o.report.results[1].unfinished);
+        assert_eq!(o.timed_out, None);
+        assert_eq!(o.no_poweroff, None);
     }
 
     #[test]
