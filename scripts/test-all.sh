@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: set up what is missing, unit tests for the workspace, then the
-# VM suites on each Debian kernel, then the reconnect test (QEMU killed
-# mid-suite, the suite run again against the same running backend).
+# VM suites on each Debian kernel, the reconnect test (QEMU killed mid-suite,
+# the suite run again against the same running backend) and the restart test
+# (zone state and data intact across a backend restart between two boots).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,3 +10,4 @@ cargo test --workspace --locked
 bash scripts/build.sh
 target/release/zonecopy-ci matrix --kernels 6.1,6.12 --suite smoke
 target/release/zonecopy-ci reconnect --kernel 6.12 --suite smoke
+target/release/zonecopy-ci restart --kernel 6.1 --suite smoke
