@@ -1,11 +1,17 @@
-//! Command line: clap arguments, the `--lun` spec parser, and
+//! Command line: clap arguments, the `--lun` and `--ns` spec parsers, and
 //! `TryFrom<Args> for Config`.
 
-use std::{collections::BTreeMap, path::PathBuf, str::FromStr};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+};
 
 use clap::Parser;
 
 use crate::{
+    nvme::CopyLimits,
     storage::{DeviceConfig, ZonedConfig},
     transport::vhost_user_scsi::MAX_REQUEST_QUEUES,
 };
@@ -18,6 +24,34 @@ pub const DEFAULT_CONVENTIONAL_ZONES: u32 = 1;
 pub const DEFAULT_REQUEST_QUEUES: u16 = 8;
 /// Most logical units one target addresses (14-bit flat space LUNs).
 pub const MAX_LUNS: usize = 16384;
+/// NVMe/TCP listen address when `--nvme-tcp` is given without one.
+pub const DEFAULT_NVME_TCP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4420);
+/// Default subsystem NQN.
+pub const DEFAULT_NQN: &str = "nqn.2026-11.dev.zonecopy:sub0";
+/// Default transport address in the discovery log: the host as a QEMU
+/// user-networking guest sees it.
+pub const DEFAULT_ADVERTISE_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2));
+/// Most namespaces of the subsystem.
+pub const MAX_NAMESPACES: usize = 1024;
+
+const NS_HELP: &str = "\
+An NVMe namespace of the NVMe/TCP subsystem, as comma-separated KEY=VALUE \
+pairs. Repeat for more: the first --ns is NSID 1, the second NSID 2, ...
+
+  file=PATH        backing file (required)
+  size=BYTES       namespace size (required)
+  kind=zns|nvm     zns: zoned (ZNS); nvm: conventional [default: zns]
+  bs=512|4096      logical block size in bytes [default: 4096]
+
+  For kind=zns only (ZNS has no conventional zones, so conv defaults to 0):
+  zone=BYTES, cap=BYTES, max-open=N, max-active=N as for --lun
+
+  Copy limits (Identify Namespace):
+  mssrl=N          Maximum Single Source Range Length, blocks [default: 4096]
+  mcl=N            Maximum Copy Length, blocks [default: 65536]
+  msrc=N           Maximum Source Range Count, 0's based [default: 127]
+
+Example: --ns file=/var/tmp/zns0.img,size=1G,zone=64M,mssrl=256";
 
 const LUN_HELP: &str = "\
 A logical unit, as comma-separated KEY=VALUE pairs. Repeat for more LUNs: \
@@ -62,15 +96,20 @@ pub struct Args {
     /// vhost-user Unix socket to listen on (QEMU: -chardev
     /// socket,id=vus,path=PATH). A stale socket file from an earlier run is
     /// replaced; any other existing file is an error.
-    #[arg(long, value_name = "PATH")]
-    pub socket: PathBuf,
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present_any = ["nvme_tcp", "namespaces"],
+        requires = "luns"
+    )]
+    pub socket: Option<PathBuf>,
 
     /// A logical unit: comma-separated KEY=VALUE pairs (file, size, kind,
     /// bs, zone, cap, conv, max-open, max-active). See --help for the keys.
     #[arg(
         long = "lun",
         value_name = "SPEC",
-        required = true,
+        requires = "socket",
         value_parser = LunSpec::from_str,
         long_help = LUN_HELP
     )]
@@ -96,6 +135,97 @@ pub struct Args {
     /// to loopback: the protocol has no authentication.
     #[arg(long, value_name = "ADDR:PORT")]
     pub control_tcp: Option<std::net::SocketAddr>,
+
+    /// Serve NVMe/TCP on this address (default 127.0.0.1:4420 when given
+    /// without a value, or when only --ns is). Keep it on loopback: the
+    /// guest reaches it through QEMU user networking.
+    #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:4420")]
+    pub nvme_tcp: Option<SocketAddr>,
+
+    /// NQN of the NVMe subsystem served over NVMe/TCP.
+    #[arg(long, value_name = "NQN", default_value = DEFAULT_NQN)]
+    pub nqn: String,
+
+    /// An NVMe namespace: comma-separated KEY=VALUE pairs (file, size,
+    /// kind, bs, zone, cap, max-open, max-active, mssrl, mcl, msrc). See
+    /// --help for the keys.
+    #[arg(
+        long = "ns",
+        value_name = "SPEC",
+        value_parser = NsSpec::from_str,
+        long_help = NS_HELP
+    )]
+    pub namespaces: Vec<NsSpec>,
+
+    /// Transport address the discovery log page gives for the subsystem
+    /// (the host as the guest sees it).
+    #[arg(long, value_name = "IP", default_value_t = DEFAULT_ADVERTISE_ADDR)]
+    pub advertise_addr: IpAddr,
+}
+
+/// One parsed `--ns` option.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NsSpec {
+    pub device: DeviceConfig,
+    pub copy_limits: CopyLimits,
+}
+
+impl FromStr for NsSpec {
+    type Err = SpecError;
+
+    /// The `--lun` keys with kind=zns|nvm (mapped to hm|disk, conv=0 by
+    /// default) plus the copy limits.
+    fn from_str(spec: &str) -> Result<Self, SpecError> {
+        let mut copy_limits = CopyLimits::default();
+        let mut rest: Vec<String> = Vec::new();
+        let (mut kind, mut conv, mut seen) = (None, false, Vec::new());
+        for item in spec.split(',').filter(|s| !s.is_empty()) {
+            let Some((key, value)) = item.split_once('=') else {
+                rest.push(item.to_owned());
+                continue;
+            };
+            if ["kind", "mssrl", "mcl", "msrc"].contains(&key) {
+                if seen.contains(&key) {
+                    return Err(SpecError::Duplicate(key.to_owned()));
+                }
+                seen.push(key);
+            }
+            let range = |max: u32| {
+                let n = parse_count(key, value)?;
+                if n > max {
+                    return Err(SpecError::Overflow {
+                        key: key.to_owned(),
+                        value: value.to_owned(),
+                    });
+                }
+                Ok(n)
+            };
+            match key {
+                "kind" => match value {
+                    "zns" => kind = Some("hm"),
+                    "nvm" => kind = Some("disk"),
+                    other => return Err(SpecError::BadNsKind(other.to_owned())),
+                },
+                "mssrl" => copy_limits.mssrl = range(u32::from(u16::MAX))? as u16,
+                "mcl" => copy_limits.mcl = range(u32::MAX)?,
+                "msrc" => copy_limits.msrc = range(u32::from(u8::MAX))? as u8,
+                _ => {
+                    conv |= key == "conv";
+                    rest.push(item.to_owned());
+                }
+            }
+        }
+        let kind = kind.unwrap_or("hm");
+        rest.push(format!("kind={kind}"));
+        if kind == "hm" && !conv {
+            rest.push("conv=0".to_owned());
+        }
+        let lun: LunSpec = rest.join(",").parse()?;
+        Ok(NsSpec {
+            device: lun.device,
+            copy_limits,
+        })
+    }
 }
 
 /// One parsed `--lun` option.
@@ -130,6 +260,8 @@ pub enum SpecError {
     BadBlockSize(String),
     #[error("{0}= applies to kind=hm only")]
     ZonedKeyOnDisk(&'static str),
+    #[error("kind={0}: expected zns or nvm")]
+    BadNsKind(String),
 }
 
 /// Parse a size: decimal digits with an optional K, M, G or T suffix
@@ -264,15 +396,28 @@ impl FromStr for LunSpec {
     }
 }
 
+/// The NVMe/TCP side of the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NvmeTcpConfig {
+    pub listen: SocketAddr,
+    pub nqn: String,
+    pub advertise_addr: IpAddr,
+    /// NSID `i + 1` is `namespaces[i]`.
+    pub namespaces: Vec<NsSpec>,
+}
+
 /// What the backend runs with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    pub socket: PathBuf,
+    /// vhost-user-scsi socket, if SCSI is served.
+    pub socket: Option<PathBuf>,
     /// LUN `i` is `luns[i]`.
     pub luns: Vec<DeviceConfig>,
     pub request_queues: u16,
     pub control: Option<PathBuf>,
     pub control_tcp: Option<std::net::SocketAddr>,
+    /// NVMe/TCP, if served.
+    pub nvme_tcp: Option<NvmeTcpConfig>,
 }
 
 /// A command line that parses but cannot work.
@@ -284,6 +429,18 @@ pub enum ConfigError {
     SharedFile {
         first: usize,
         second: usize,
+        path: PathBuf,
+    },
+    #[error("--socket needs at least one --lun")]
+    NoLuns,
+    #[error("--nvme-tcp needs at least one --ns")]
+    NoNamespaces,
+    #[error("{0} namespaces are too many (at most {MAX_NAMESPACES})")]
+    TooManyNamespaces(usize),
+    #[error("namespace {nsid} uses the backing file {path:?} of {other}")]
+    NsSharedFile {
+        nsid: usize,
+        other: String,
         path: PathBuf,
     },
 }
@@ -305,12 +462,50 @@ impl TryFrom<Args> for Config {
                 });
             }
         }
+        if args.socket.is_some() && luns.is_empty() {
+            return Err(ConfigError::NoLuns);
+        }
+        let nvme_tcp = if args.nvme_tcp.is_some() || !args.namespaces.is_empty() {
+            if args.namespaces.is_empty() {
+                return Err(ConfigError::NoNamespaces);
+            }
+            if args.namespaces.len() > MAX_NAMESPACES {
+                return Err(ConfigError::TooManyNamespaces(args.namespaces.len()));
+            }
+            for (i, ns) in args.namespaces.iter().enumerate() {
+                let path = &ns.device.path;
+                let other = if let Some(lun) = luns.iter().position(|l| &l.path == path) {
+                    format!("LUN {lun}")
+                } else if let Some(j) = args.namespaces[..i]
+                    .iter()
+                    .position(|n| &n.device.path == path)
+                {
+                    format!("namespace {}", j + 1)
+                } else {
+                    continue;
+                };
+                return Err(ConfigError::NsSharedFile {
+                    nsid: i + 1,
+                    other,
+                    path: path.clone(),
+                });
+            }
+            Some(NvmeTcpConfig {
+                listen: args.nvme_tcp.unwrap_or(DEFAULT_NVME_TCP),
+                nqn: args.nqn,
+                advertise_addr: args.advertise_addr,
+                namespaces: args.namespaces,
+            })
+        } else {
+            None
+        };
         Ok(Config {
             socket: args.socket,
             luns,
             request_queues: args.queues,
             control: args.control,
             control_tcp: args.control_tcp,
+            nvme_tcp,
         })
     }
 }
@@ -483,7 +678,8 @@ mod tests {
         ])
         .unwrap();
         let cfg = Config::try_from(args).unwrap();
-        assert_eq!(cfg.socket, PathBuf::from("/tmp/vus.sock"));
+        assert_eq!(cfg.socket, Some(PathBuf::from("/tmp/vus.sock")));
+        assert_eq!(cfg.nvme_tcp, None);
         assert_eq!(cfg.luns.len(), 2);
         assert_eq!(cfg.luns[0].path, PathBuf::from("a.img"));
         assert!(cfg.luns[1].zoned.is_none());
@@ -526,6 +722,94 @@ mod tests {
         assert_eq!(
             Config::try_from(args).unwrap_err().to_string(),
             "LUN 0 and LUN 1 use the same backing file \"a\""
+        );
+    }
+
+    #[test]
+    fn ns_specs() {
+        let ns: NsSpec = "file=z.img,size=1G,zone=64M,mssrl=256,mcl=1024,msrc=7"
+            .parse()
+            .unwrap();
+        let z = ns.device.zoned.unwrap();
+        assert_eq!((z.zone_size, z.conventional_zones), (64 << 20, 0));
+        assert_eq!(
+            ns.copy_limits,
+            CopyLimits {
+                mssrl: 256,
+                mcl: 1024,
+                msrc: 7
+            }
+        );
+        let ns: NsSpec = "kind=nvm,file=n.img,size=64M,bs=512".parse().unwrap();
+        assert!(ns.device.zoned.is_none());
+        assert_eq!(ns.copy_limits, CopyLimits::default());
+        let e = |s: &str| s.parse::<NsSpec>().unwrap_err().to_string();
+        assert_eq!(e("kind=hm,file=a,size=1G"), "kind=hm: expected zns or nvm");
+        assert_eq!(e("file=a,size=1G,zone=64M,msrc=256"), "msrc=256: too large");
+        assert_eq!(
+            e("file=a,size=1G,zone=64M,mcl=1,mcl=2"),
+            "key 'mcl' given twice"
+        );
+        assert_eq!(
+            e("kind=nvm,file=a,size=1G,zone=64M"),
+            "zone= applies to kind=hm only"
+        );
+    }
+
+    #[test]
+    fn nvme_tcp_command_line() {
+        let cfg = |args: &[&str]| {
+            let mut v = vec!["zonecopy-vhost"];
+            v.extend_from_slice(args);
+            Args::try_parse_from(v)
+                .map_err(|e| e.to_string())
+                .and_then(|a| Config::try_from(a).map_err(|e| e.to_string()))
+        };
+        // NVMe only: no socket needed; the listen address defaults to loopback.
+        let c = cfg(&["--ns", "file=a,size=1G,zone=64M"]).unwrap();
+        assert_eq!(c.socket, None);
+        let n = c.nvme_tcp.unwrap();
+        assert_eq!(n.listen, DEFAULT_NVME_TCP);
+        assert_eq!(n.nqn, DEFAULT_NQN);
+        assert_eq!(n.advertise_addr, DEFAULT_ADVERTISE_ADDR);
+        let c = cfg(&[
+            "--socket",
+            "s",
+            "--lun",
+            "file=l,size=1G,zone=64M",
+            "--nvme-tcp",
+            "127.0.0.1:4421",
+            "--nqn",
+            "nqn.x:y",
+            "--advertise-addr",
+            "10.0.2.3",
+            "--ns",
+            "file=a,size=1G,zone=64M",
+            "--ns",
+            "kind=nvm,file=b,size=64M",
+        ])
+        .unwrap();
+        let n = c.nvme_tcp.unwrap();
+        assert_eq!(
+            (n.listen.port(), n.nqn.as_str(), n.namespaces.len()),
+            (4421, "nqn.x:y", 2)
+        );
+        assert_eq!(
+            cfg(&["--nvme-tcp"]).unwrap_err(),
+            "--nvme-tcp needs at least one --ns"
+        );
+        assert!(cfg(&[]).is_err(), "nothing to serve");
+        assert_eq!(
+            cfg(&[
+                "--socket",
+                "s",
+                "--lun",
+                "file=a,size=1G,zone=64M",
+                "--ns",
+                "file=a,size=1G,zone=64M"
+            ])
+            .unwrap_err(),
+            "namespace 1 uses the backing file \"a\" of LUN 0"
         );
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod control;
+pub mod nvme;
 pub mod scsi;
 pub mod storage;
 pub mod transport;

@@ -1,7 +1,7 @@
 //! zonecopy-vhost: parse the command line, open the devices, serve
-//! vhost-user-scsi until SIGINT or SIGTERM.
+//! vhost-user-scsi and/or NVMe/TCP until SIGINT or SIGTERM.
 
-use std::{process::ExitCode, sync::Arc, thread};
+use std::{net::TcpListener, process::ExitCode, sync::Arc, thread};
 
 use clap::{error::ErrorKind, CommandFactory, Parser};
 use log::{error, info, warn};
@@ -10,17 +10,28 @@ use signal_hook::{
     iterator::Signals,
 };
 use zonecopy_vhost::{
-    config::{Args, Config},
+    config::{Args, Config, NvmeTcpConfig},
     control::{self, Registry},
+    nvme::{ControllerOptions, NamespaceSpec, Subsystem, SubsystemConfig, Targets},
     scsi::Target,
-    storage::{ConfigError as DeviceError, Device},
-    transport::serve::{serve_scsi, ScsiEndpoint, ServeError, Shutdown},
+    storage::{ConfigError as DeviceError, Device, DeviceConfig},
+    transport::{
+        nvme_tcp::{self, FabricStats, Limits, StopSignal},
+        serve::{serve_scsi, ScsiEndpoint, ServeError, Shutdown},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
 enum Error {
     #[error("LUN {lun}: {source}")]
     Device { lun: usize, source: DeviceError },
+    #[error("namespace {nsid}: {source}")]
+    Namespace { nsid: usize, source: DeviceError },
+    #[error("NVMe/TCP on {addr}: {source}")]
+    NvmeTcp {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("signal handling: {0}")]
     Signals(std::io::Error),
     #[error("control socket: {0}")]
@@ -33,28 +44,99 @@ fn open_devices(config: &Config) -> Result<Vec<Arc<Device>>, Error> {
     let mut devices = Vec::with_capacity(config.luns.len());
     for (lun, cfg) in config.luns.iter().enumerate() {
         let dev = Device::open(cfg).map_err(|source| Error::Device { lun, source })?;
-        let kind = match &cfg.zoned {
-            Some(z) => {
-                if !z.zone_size.is_power_of_two() {
-                    warn!(
-                        "LUN {lun}: zone size {} is not a power of two: Linux will not use the device",
-                        z.zone_size
-                    );
-                }
-                format!(
-                    "host-managed, zone {} cap {} conv {} max-open {} max-active {}",
-                    z.zone_size, z.zone_capacity, z.conventional_zones, z.max_open, z.max_active
-                )
-            }
-            None => "not zoned".to_owned(),
-        };
-        info!(
-            "LUN {lun}: {:?}, {} bytes, block size {}, {kind}",
-            cfg.path, cfg.size, cfg.block_size
-        );
+        info!("LUN {lun}: {}", describe(cfg));
         devices.push(Arc::new(dev));
     }
     Ok(devices)
+}
+
+/// One line about a device configuration (and a warning Linux would give).
+fn describe(cfg: &DeviceConfig) -> String {
+    let kind = match &cfg.zoned {
+        Some(z) => {
+            if !z.zone_size.is_power_of_two() {
+                warn!(
+                    "{:?}: zone size {} is not a power of two: Linux will not use the device",
+                    cfg.path, z.zone_size
+                );
+            }
+            format!(
+                "zoned, zone {} cap {} conv {} max-open {} max-active {}",
+                z.zone_size, z.zone_capacity, z.conventional_zones, z.max_open, z.max_active
+            )
+        }
+        None => "not zoned".to_owned(),
+    };
+    format!(
+        "{:?}, {} bytes, block size {}, {kind}",
+        cfg.path, cfg.size, cfg.block_size
+    )
+}
+
+/// Open the namespaces of the NVMe/TCP subsystem.
+fn open_namespaces(nvme: &NvmeTcpConfig) -> Result<Vec<NamespaceSpec>, Error> {
+    let mut specs = Vec::with_capacity(nvme.namespaces.len());
+    for (i, ns) in nvme.namespaces.iter().enumerate() {
+        let nsid = i + 1;
+        let dev = Device::open(&ns.device).map_err(|source| Error::Namespace { nsid, source })?;
+        info!(
+            "namespace {nsid}: {}, copy limits {:?}",
+            describe(&ns.device),
+            ns.copy_limits
+        );
+        specs.push(NamespaceSpec {
+            device: Arc::new(dev),
+            copy_limits: ns.copy_limits,
+        });
+    }
+    Ok(specs)
+}
+
+/// Bind the NVMe/TCP listener and serve it on a thread until shutdown.
+fn start_nvme_tcp(
+    nvme: &NvmeTcpConfig,
+    namespaces: Vec<NamespaceSpec>,
+    shutdown: &Arc<Shutdown>,
+) -> Result<thread::JoinHandle<()>, Error> {
+    let addr = nvme.listen;
+    let listener = TcpListener::bind(addr).map_err(|source| Error::NvmeTcp { addr, source })?;
+    let port = listener
+        .local_addr()
+        .map_err(|source| Error::NvmeTcp { addr, source })?
+        .port();
+    let opts = ControllerOptions::default();
+    let limits = Limits {
+        max_icd: Limits::default().max_icd.max(opts.in_capsule_data),
+        ..Limits::default()
+    };
+    let subsystem = Subsystem::with_options(
+        SubsystemConfig {
+            nqn: nvme.nqn.clone(),
+            traddr: nvme.advertise_addr.to_string(),
+            trsvcid: port.to_string(),
+        },
+        opts,
+        namespaces,
+    );
+    info!(
+        "NVMe/TCP subsystem {} advertised as {}:{port}",
+        nvme.nqn, nvme.advertise_addr
+    );
+    let targets = Arc::new(Targets {
+        subsystems: vec![Arc::new(subsystem)],
+    });
+    let stats = Arc::new(FabricStats::new());
+    let stop: Arc<dyn StopSignal> = shutdown.clone();
+    let shutdown = Arc::clone(shutdown);
+    thread::Builder::new()
+        .name("nvme-tcp".to_owned())
+        .spawn(move || {
+            if let Err(e) = nvme_tcp::serve(listener, targets, stats, stop, limits) {
+                error!("NVMe/TCP: {e}");
+                shutdown.request();
+            }
+        })
+        .map_err(|source| Error::NvmeTcp { addr, source })
 }
 
 /// SIGINT/SIGTERM: the first asks for a clean stop, a second exits at once.
@@ -78,10 +160,17 @@ fn handle_signals(shutdown: Arc<Shutdown>) -> Result<(), Error> {
 
 /// Serve the control protocol where asked; its threads live as long as
 /// the process.
-fn start_control(config: &Config, devices: &[Arc<Device>]) -> Result<(), Error> {
+fn start_control(
+    config: &Config,
+    devices: &[Arc<Device>],
+    namespaces: &[NamespaceSpec],
+) -> Result<(), Error> {
     let mut reg = Registry::default();
     for (lun, dev) in devices.iter().enumerate() {
         reg.add_device(format!("lun{lun}"), Arc::clone(dev));
+    }
+    for (i, ns) in namespaces.iter().enumerate() {
+        reg.add_device(format!("ns{}", i + 1), Arc::clone(&ns.device));
     }
     let reg = Arc::new(reg);
     if let Some(path) = &config.control {
@@ -101,20 +190,51 @@ fn start_control(config: &Config, devices: &[Arc<Device>]) -> Result<(), Error> 
 
 fn run(config: Config) -> Result<(), Error> {
     let devices = open_devices(&config)?;
+    let namespaces = match &config.nvme_tcp {
+        Some(nvme) => open_namespaces(nvme)?,
+        None => Vec::new(),
+    };
     let shutdown = Arc::new(Shutdown::new().map_err(Error::Signals)?);
     handle_signals(shutdown.clone())?;
-    start_control(&config, &devices)?;
-    let endpoint = ScsiEndpoint {
-        socket: config.socket.clone(),
-        target: Arc::new(Target::new(devices.clone())),
-        request_queues: config.request_queues,
+    start_control(&config, &devices, &namespaces)?;
+    let ns_devices: Vec<Arc<Device>> = namespaces.iter().map(|n| Arc::clone(&n.device)).collect();
+    let nvme = match &config.nvme_tcp {
+        Some(nvme) => Some(start_nvme_tcp(nvme, namespaces, &shutdown)?),
+        None => None,
     };
-    let served = serve_scsi(&endpoint, &shutdown);
-    drop(endpoint);
+    let served = match &config.socket {
+        Some(socket) => {
+            let endpoint = ScsiEndpoint {
+                socket: socket.clone(),
+                target: Arc::new(Target::new(devices.clone())),
+                request_queues: config.request_queues,
+            };
+            let served = serve_scsi(&endpoint, &shutdown);
+            // However SCSI ended, NVMe/TCP stops with it.
+            shutdown.request();
+            served
+        }
+        None => Ok(()),
+    };
+    if let Some(nvme) = nvme {
+        if nvme.join().is_err() {
+            error!("NVMe/TCP thread panicked");
+        }
+    }
     let mut flushed = true;
-    for (lun, dev) in devices.iter().enumerate() {
+    let named = devices
+        .iter()
+        .enumerate()
+        .map(|(lun, d)| (format!("LUN {lun}"), d))
+        .chain(
+            ns_devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (format!("namespace {}", i + 1), d)),
+        );
+    for (name, dev) in named {
         if let Err(e) = dev.flush() {
-            error!("LUN {lun}: flush failed: {e}");
+            error!("{name}: flush failed: {e}");
             flushed = false;
         }
     }

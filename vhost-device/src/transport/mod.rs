@@ -5,7 +5,9 @@
 //! - [`vhost_user_scsi`]: the vhost-user-backend device that runs the
 //!   virtqueues against a [`crate::scsi::Target`].
 //! - [`serve`]: the socket, the reconnect loop and shutdown.
+//! - [`nvme_tcp`]: the NVMe/TCP target transport for [`crate::nvme`].
 
+pub mod nvme_tcp;
 pub mod serve;
 pub mod vhost_user_scsi;
 pub mod virtio_scsi;
