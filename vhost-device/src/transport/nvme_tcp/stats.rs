@@ -238,3 +238,41 @@ mod tests {
         assert_eq!(snap.total_bytes(), 128 + 4120 + 128);
     }
 }
+
+impl ClassBytes {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "commands": self.commands,
+            "data_h2c": self.data_h2c,
+            "data_c2h": self.data_c2h,
+            "header_h2c": self.header_h2c,
+            "header_c2h": self.header_c2h,
+        })
+    }
+}
+
+/// The fabric counters on the control socket, under `fabric`: per command
+/// class (admin, read, write, copy, other) the data and PDU-overhead bytes
+/// each way, plus connection-level bytes.
+impl crate::control::StatsSource for FabricStats {
+    fn name(&self) -> &str {
+        "fabric"
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        let s = FabricStats::snapshot(self);
+        serde_json::json!({
+            "admin": s.admin.json(),
+            "read": s.read.json(),
+            "write": s.write.json(),
+            "copy": s.copy.json(),
+            "other": s.other.json(),
+            "connection_h2c": s.connection_h2c,
+            "connection_c2h": s.connection_c2h,
+            "connections": s.connections,
+            "terminations_sent": s.terminations_sent,
+            "data_bytes": s.data_bytes(),
+            "total_bytes": s.total_bytes(),
+        })
+    }
+}
