@@ -64,33 +64,75 @@ fi
 
 # Guest kernels: name the unsigned image package that the suite's
 # linux-image-amd64 metapackage points at, download and unpack it once.
-fetch_kernel() { # $1 = short name (6.1, 6.12), $2 = apt target release
+# $3.. are extra apt options (a separate configuration for sid, so the
+# host's own package candidates never change).
+fetch_kernel() { # $1 = short name (6.1, 6.12, 7.2), $2 = apt target release
 	local name=$1 rel=$2 dir="$CACHE/kernels/$1"
+	shift 2
+	local opts=("$@")
 	if [ -f "$dir/.done" ]; then
 		return
 	fi
-	apt_update
-	local signed pkg
-	signed=$(apt-cache depends -t "$rel" linux-image-amd64 2>/dev/null |
+	[ ${#opts[@]} -gt 0 ] || apt_update
+	local signed
+	signed=$(apt-cache "${opts[@]}" depends -t "$rel" linux-image-amd64 2>/dev/null |
 		awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 	[ -n "$signed" ] || { log "no linux-image-amd64 in $rel"; exit 1; }
-	pkg="${signed}-unsigned"
-	log "fetching kernel $name: $pkg"
+	# bookworm's metapackage names the signed image, with an -unsigned
+	# twin. Newer suites split the image into linux-binary (signed, with a
+	# linux-binary-unsigned twin) and linux-modules packages.
+	local pkgs=() ver=${signed#linux-image-}
+	if apt-cache "${opts[@]}" show "${signed}-unsigned" >/dev/null 2>&1; then
+		pkgs=("${signed}-unsigned")
+	elif apt-cache "${opts[@]}" show "linux-binary-unsigned-$ver" >/dev/null 2>&1; then
+		pkgs=("linux-binary-unsigned-$ver" "linux-modules-$ver")
+	else
+		pkgs=("linux-binary-$ver" "linux-modules-$ver")
+	fi
+	log "fetching kernel $name: ${pkgs[*]}"
 	rm -rf "$dir" && mkdir -p "$dir/pkg"
 	# apt drops to the _apt user for downloads: let it write there.
 	chown _apt "$dir" 2>/dev/null || true
-	(cd "$dir" && apt-get download -t "$rel" "$pkg" >/dev/null)
-	dpkg-deb -x "$dir"/*.deb "$dir/pkg"
-	local vmlinuz
-	vmlinuz=$(ls "$dir"/pkg/boot/vmlinuz-* | head -n1)
+	(cd "$dir" && apt-get "${opts[@]}" download -t "$rel" "${pkgs[@]}" >/dev/null)
+	local deb
+	for deb in "$dir"/*.deb; do
+		dpkg-deb -x "$deb" "$dir/pkg"
+	done
+	# /boot/vmlinuz-V and /lib/modules/V (bookworm), or
+	# /usr/lib/modules/V/vmlinuz.unsigned and /usr/lib/modules/V (sid).
+	local vmlinuz moddir
+	vmlinuz=$(ls "$dir"/pkg/boot/vmlinuz-* "$dir"/pkg/usr/lib/modules/*/vmlinuz* 2>/dev/null | head -n1 || true)
+	moddir=$(ls -d "$dir"/pkg/lib/modules/*/kernel "$dir"/pkg/usr/lib/modules/*/kernel 2>/dev/null | head -n1 || true)
+	[ -n "$vmlinuz" ] && [ -n "$moddir" ] || { log "kernel $name: no image or modules in ${pkgs[*]}"; exit 1; }
 	ln -sf "${vmlinuz#"$dir"/}" "$dir/bzImage"
-	ln -sf "$(ls -d "$dir"/pkg/lib/modules/* | head -n1 | sed "s|^$dir/||")" "$dir/modules"
+	moddir=$(dirname "$moddir")
+	ln -sf "${moddir#"$dir"/}" "$dir/modules"
 	"$HERE/extract-vmlinux.sh" "$vmlinuz" >"$dir/vmlinux.tmp" && mv "$dir/vmlinux.tmp" "$dir/vmlinux"
 	rm -f "$dir"/*.deb
 	touch "$dir/.done"
 }
 fetch_kernel 6.1 bookworm
 fetch_kernel 6.12 bookworm-backports
+
+# Debian sid's kernel (7.2 at the time of writing: the base of the
+# copy-offload test kernels, without the series), through an apt
+# configuration of our own under the cache.
+SID=$CACHE/apt-sid
+if [ ! -f "$CACHE/kernels/7.2/.done" ]; then
+	uri=$(awk '/^URIs:/ && $2 ~ /debian\/?$/ && $2 !~ /security/ {print $2; exit}' \
+		/etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+	[ -n "$uri" ] || uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+	mkdir -p "$SID/lists/partial" "$SID/cache/archives/partial"
+	cat >"$SID/sources.list" <<SRC
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri sid main
+SRC
+	sid_opts=(-o "Dir::Etc::SourceList=$SID/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+		-o "Dir::State::Lists=$SID/lists" -o "Dir::Cache=$SID/cache"
+		-o "APT::Default-Release=" -o "Dir::State::status=/dev/null")
+	chown -R _apt "$SID/lists" "$SID/cache" 2>/dev/null || true
+	apt-get "${sid_opts[@]}" update -qq
+	fetch_kernel 7.2 sid "${sid_opts[@]}"
+fi
 
 command -v cargo >/dev/null || log "warning: no cargo on PATH: install the Rust toolchain (stable) to build zonecopy"
 log "ok: $(qemu-system-x86_64 --version | head -n1); kernels in $CACHE/kernels"
