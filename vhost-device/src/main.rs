@@ -96,6 +96,7 @@ fn open_namespaces(nvme: &NvmeTcpConfig) -> Result<Vec<NamespaceSpec>, Error> {
 fn start_nvme_tcp(
     nvme: &NvmeTcpConfig,
     namespaces: Vec<NamespaceSpec>,
+    stats: Arc<FabricStats>,
     shutdown: &Arc<Shutdown>,
 ) -> Result<thread::JoinHandle<()>, Error> {
     let addr = nvme.listen;
@@ -125,7 +126,6 @@ fn start_nvme_tcp(
     let targets = Arc::new(Targets {
         subsystems: vec![Arc::new(subsystem)],
     });
-    let stats = Arc::new(FabricStats::new());
     let stop: Arc<dyn StopSignal> = shutdown.clone();
     let shutdown = Arc::clone(shutdown);
     thread::Builder::new()
@@ -164,8 +164,12 @@ fn start_control(
     config: &Config,
     devices: &[Arc<Device>],
     namespaces: &[NamespaceSpec],
+    sources: Vec<Arc<dyn control::StatsSource>>,
 ) -> Result<(), Error> {
     let mut reg = Registry::default();
+    for source in sources {
+        reg.add_source(source);
+    }
     for (lun, dev) in devices.iter().enumerate() {
         reg.add_device(format!("lun{lun}"), Arc::clone(dev));
     }
@@ -196,17 +200,24 @@ fn run(config: Config) -> Result<(), Error> {
     };
     let shutdown = Arc::new(Shutdown::new().map_err(Error::Signals)?);
     handle_signals(shutdown.clone())?;
-    start_control(&config, &devices, &namespaces)?;
+    let scsi_target = Arc::new(Target::new(devices.clone()));
+    let fabric_stats = Arc::new(FabricStats::new());
+    start_control(
+        &config,
+        &devices,
+        &namespaces,
+        vec![scsi_target.stats_source(), fabric_stats.clone()],
+    )?;
     let ns_devices: Vec<Arc<Device>> = namespaces.iter().map(|n| Arc::clone(&n.device)).collect();
     let nvme = match &config.nvme_tcp {
-        Some(nvme) => Some(start_nvme_tcp(nvme, namespaces, &shutdown)?),
+        Some(nvme) => Some(start_nvme_tcp(nvme, namespaces, fabric_stats, &shutdown)?),
         None => None,
     };
     let served = match &config.socket {
         Some(socket) => {
             let endpoint = ScsiEndpoint {
                 socket: socket.clone(),
-                target: Arc::new(Target::new(devices.clone())),
+                target: Arc::clone(&scsi_target),
                 request_queues: config.request_queues,
             };
             let served = serve_scsi(&endpoint, &shutdown);

@@ -22,14 +22,14 @@ pub enum DecodeError {
     InvalidField { byte: u16, bit: Option<u8> },
 }
 
-fn invalid(byte: u16, bit: Option<u8>) -> DecodeError {
+pub(super) fn invalid(byte: u16, bit: Option<u8>) -> DecodeError {
     DecodeError::InvalidField { byte, bit }
 }
 
 /// The first `N` bytes of `cdb`, checked against `usage` (which must be `N`
 /// bytes long): the operation code must equal `usage[0]`, and no bit outside
 /// `usage` may be set in the other bytes.
-fn prefix<const N: usize>(cdb: &[u8], usage: &[u8]) -> Result<[u8; N], DecodeError> {
+pub(super) fn prefix<const N: usize>(cdb: &[u8], usage: &[u8]) -> Result<[u8; N], DecodeError> {
     let b: [u8; N] = cdb
         .get(..N)
         .and_then(|s| s.try_into().ok())
@@ -52,7 +52,7 @@ fn prefix<const N: usize>(cdb: &[u8], usage: &[u8]) -> Result<[u8; N], DecodeErr
 }
 
 /// Check the 5-bit SERVICE ACTION field in byte 1.
-fn service_action(b1: u8, sa: u8) -> Result<(), DecodeError> {
+pub(super) fn service_action(b1: u8, sa: u8) -> Result<(), DecodeError> {
     if b1 & 0x1f != sa {
         return Err(invalid(1, Some(4)));
     }

@@ -10,7 +10,9 @@ use super::{
     },
     sbc,
     sense::Sense,
-    spc, zbc, Exec, LuKind,
+    spc,
+    xcopy::{self, cdb as tpc},
+    zbc, Exec, LuKind,
 };
 
 /// A command handler: returns the number of bytes written to data-in, or
@@ -97,6 +99,27 @@ pub static COMMANDS: &[Command] = &[
     cmd::<Read16>("READ(16)", sbc::read::<Read16>),
     cmd::<Write16>("WRITE(16)", sbc::write::<Write16>),
     cmd::<SyncCache16>("SYNCHRONIZE CACHE(16)", sbc::sync_cache16),
+    cmd::<tpc::ExtendedCopyLid1>("EXTENDED COPY(LID1)", xcopy::extended_copy_lid1),
+    cmd::<tpc::ExtendedCopyLid4>("EXTENDED COPY(LID4)", xcopy::extended_copy_lid4),
+    cmd::<tpc::PopulateToken>("POPULATE TOKEN", xcopy::populate_token),
+    cmd::<tpc::WriteUsingToken>("WRITE USING TOKEN", xcopy::write_using_token),
+    cmd::<tpc::CopyOperationAbort>("COPY OPERATION ABORT", xcopy::copy_operation_abort),
+    cmd::<tpc::ReceiveCopyStatusLid1>("RECEIVE COPY STATUS(LID1)", xcopy::receive_copy_status_lid1),
+    cmd::<tpc::ReceiveCopyDataLid1>("RECEIVE COPY DATA(LID1)", xcopy::receive_copy_data_lid1),
+    cmd::<tpc::ReceiveCopyOperatingParameters>(
+        "RECEIVE COPY OPERATING PARAMETERS",
+        xcopy::receive_copy_operating_parameters,
+    ),
+    cmd::<tpc::ReceiveCopyFailureDetails>(
+        "RECEIVE COPY FAILURE DETAILS(LID1)",
+        xcopy::receive_copy_failure_details,
+    ),
+    cmd::<tpc::ReceiveCopyStatusLid4>("RECEIVE COPY STATUS(LID4)", xcopy::receive_copy_status_lid4),
+    cmd::<tpc::ReceiveRodTokenInformation>(
+        "RECEIVE ROD TOKEN INFORMATION",
+        xcopy::receive_rod_token_information,
+    ),
+    cmd::<tpc::ReportAllRodTokens>("REPORT ALL ROD TOKENS", xcopy::report_all_rod_tokens),
     zoned(
         cmd::<ZoneActionCdb>("CLOSE ZONE", zbc::zone_action),
         Some(0x01),

@@ -20,10 +20,11 @@
 pub mod cdb;
 pub mod commands;
 pub mod sense;
+pub mod xcopy;
 
 mod sbc;
 mod spc;
-mod zbc;
+pub(crate) mod zbc;
 
 #[cfg(test)]
 mod tests;
@@ -38,7 +39,7 @@ use self::{
     commands::Lookup,
     sense::{Asc, Sense, SenseKey},
 };
-use crate::storage::Device;
+use crate::{control::StatsSource, storage::Device};
 
 /// SCSI status byte values (SAM-5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,9 +172,12 @@ impl LogicalUnit {
     }
 }
 
-/// A SCSI target: the logical units served on one vhost-user-scsi device.
+/// A SCSI target: the logical units served on one vhost-user-scsi device,
+/// and its copy manager (third-party copy between them).
 pub struct Target {
     units: Vec<LogicalUnit>,
+    copy: xcopy::CopyManager,
+    stats: Arc<xcopy::ScsiStats>,
 }
 
 impl Target {
@@ -190,12 +194,26 @@ impl Target {
             .enumerate()
             .map(|(i, d)| LogicalUnit::new(d, target_id, u16::try_from(i).unwrap_or(u16::MAX)))
             .collect();
-        Target { units }
+        Self::with_units(units)
     }
 
     /// A target whose LUN `i` is `units[i]`.
     pub fn with_units(units: Vec<LogicalUnit>) -> Self {
-        Target { units }
+        Target {
+            units,
+            copy: xcopy::CopyManager::default(),
+            stats: Arc::default(),
+        }
+    }
+
+    /// Command and copy counters.
+    pub fn stats(&self) -> &Arc<xcopy::ScsiStats> {
+        &self.stats
+    }
+
+    /// The counters as a control socket stats source (key `scsi`).
+    pub fn stats_source(&self) -> Arc<dyn StatsSource> {
+        self.stats.clone()
     }
 
     /// Number of logical units.
@@ -212,6 +230,7 @@ impl Target {
     pub fn execute(&self, req: Request<'_>) -> Response {
         let lu = self.unit(req.lun);
         let (name, cdb_len, result) = Self::dispatch(lu, req.cdb);
+        self.stats.count_command(name);
         let result = match result {
             Ok(handler) => {
                 let mut x = Exec {

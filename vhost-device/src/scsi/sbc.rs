@@ -111,6 +111,10 @@ pub fn write<T: RwCdb>(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
     lu.device
         .write(Lba(a.lba), &buf, a.fua)
         .map_err(map(Access::Write, a.lba_field))?;
+    // The written blocks are no longer what a ROD token represents.
+    x.target
+        .copy
+        .invalidate(x.lun, Lba(a.lba), BlockCount(u64::from(a.blocks)));
     Ok(0)
 }
 

@@ -22,6 +22,7 @@ pub enum SenseKey {
     IllegalRequest = 0x5,
     UnitAttention = 0x6,
     DataProtect = 0x7,
+    CopyAborted = 0xa,
     AbortedCommand = 0xb,
 }
 
@@ -38,8 +39,14 @@ const fn asc(asc: u8, ascq: u8) -> Asc {
 
 impl Asc {
     pub const NO_ADDITIONAL_SENSE: Asc = asc(0x00, 0x00);
+    pub const OPERATION_IN_PROGRESS: Asc = asc(0x00, 0x16);
+    pub const COPY_TARGET_DEVICE_NOT_REACHABLE: Asc = asc(0x0d, 0x02);
+    pub const INCORRECT_COPY_TARGET_DEVICE_TYPE: Asc = asc(0x0d, 0x03);
+    pub const COPY_TARGET_DEVICE_DATA_UNDERRUN: Asc = asc(0x0d, 0x04);
+    pub const COPY_TARGET_DEVICE_DATA_OVERRUN: Asc = asc(0x0d, 0x05);
     pub const WRITE_ERROR: Asc = asc(0x0c, 0x00);
     pub const UNRECOVERED_READ_ERROR: Asc = asc(0x11, 0x00);
+    pub const PARAMETER_LIST_LENGTH_ERROR: Asc = asc(0x1a, 0x00);
     pub const INVALID_COMMAND_OPERATION_CODE: Asc = asc(0x20, 0x00);
     pub const LBA_OUT_OF_RANGE: Asc = asc(0x21, 0x00);
     pub const UNALIGNED_WRITE_COMMAND: Asc = asc(0x21, 0x04);
@@ -47,9 +54,23 @@ impl Asc {
     pub const ATTEMPT_TO_READ_INVALID_DATA: Asc = asc(0x21, 0x06);
     pub const READ_BOUNDARY_VIOLATION: Asc = asc(0x21, 0x07);
     pub const ATTEMPT_TO_ACCESS_GAP_ZONE: Asc = asc(0x21, 0x09);
+    pub const INVALID_TOKEN_OPERATION_CAUSE_NOT_REPORTABLE: Asc = asc(0x23, 0x00);
+    pub const INVALID_TOKEN_OPERATION_UNSUPPORTED_TOKEN_TYPE: Asc = asc(0x23, 0x01);
+    pub const INVALID_TOKEN_OPERATION_TOKEN_UNKNOWN: Asc = asc(0x23, 0x04);
+    pub const INVALID_TOKEN_OPERATION_TOKEN_CORRUPT: Asc = asc(0x23, 0x05);
+    pub const INVALID_TOKEN_OPERATION_TOKEN_EXPIRED: Asc = asc(0x23, 0x07);
+    pub const INVALID_TOKEN_OPERATION_TOKEN_CANCELLED: Asc = asc(0x23, 0x08);
+    pub const INVALID_TOKEN_OPERATION_TOKEN_DELETED: Asc = asc(0x23, 0x09);
+    pub const INVALID_TOKEN_OPERATION_INVALID_TOKEN_LENGTH: Asc = asc(0x23, 0x0a);
     pub const INVALID_FIELD_IN_CDB: Asc = asc(0x24, 0x00);
     pub const LOGICAL_UNIT_NOT_SUPPORTED: Asc = asc(0x25, 0x00);
     pub const INVALID_FIELD_IN_PARAMETER_LIST: Asc = asc(0x26, 0x00);
+    pub const TOO_MANY_TARGET_DESCRIPTORS: Asc = asc(0x26, 0x06);
+    pub const UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE: Asc = asc(0x26, 0x07);
+    pub const TOO_MANY_SEGMENT_DESCRIPTORS: Asc = asc(0x26, 0x08);
+    pub const UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE: Asc = asc(0x26, 0x09);
+    pub const UNEXPECTED_INEXACT_SEGMENT: Asc = asc(0x26, 0x0a);
+    pub const INLINE_DATA_LENGTH_EXCEEDED: Asc = asc(0x26, 0x0b);
     pub const WRITE_PROTECTED: Asc = asc(0x27, 0x00);
     pub const SPACE_ALLOCATION_FAILED_WRITE_PROTECT: Asc = asc(0x27, 0x07);
     pub const ZONE_IS_READ_ONLY: Asc = asc(0x27, 0x08);
@@ -62,9 +83,17 @@ impl Asc {
 /// Where a sense-key-specific FIELD POINTER points (SPC-5, field pointer
 /// sense key specific data): a byte of the CDB (C/D = 1) or of the parameter list (C/D = 0), and
 /// optionally the most significant bit of the offending field (BPV = 1).
+///
+/// With the COPY ABORTED sense key the same three bytes are the SEGMENT
+/// POINTER (SPC-5): bit 5 is SD, set when the FIELD POINTER is relative to
+/// the start of the segment descriptor whose number is in bytes 2-3 of the
+/// COMMAND-SPECIFIC INFORMATION field, clear when it is relative to the
+/// start of the parameter list; bit 6 is reserved there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldPointer {
     pub in_cdb: bool,
+    /// SD of a segment pointer (COPY ABORTED only).
+    pub in_segment: bool,
     pub byte: u16,
     pub bit: Option<u8>,
 }
@@ -74,6 +103,29 @@ impl FieldPointer {
     pub const fn cdb(byte: u16, bit: Option<u8>) -> Self {
         FieldPointer {
             in_cdb: true,
+            in_segment: false,
+            byte,
+            bit,
+        }
+    }
+
+    /// A field of the parameter list (C/D = 0; with COPY ABORTED, a
+    /// segment pointer with SD = 0).
+    pub const fn param(byte: u16, bit: Option<u8>) -> Self {
+        FieldPointer {
+            in_cdb: false,
+            in_segment: false,
+            byte,
+            bit,
+        }
+    }
+
+    /// A segment pointer (COPY ABORTED) with SD = 1: `byte` of the segment
+    /// descriptor named by the COMMAND-SPECIFIC INFORMATION.
+    pub const fn segment(byte: u16, bit: Option<u8>) -> Self {
+        FieldPointer {
+            in_cdb: false,
+            in_segment: true,
             byte,
             bit,
         }
@@ -84,6 +136,9 @@ impl FieldPointer {
         let mut b0 = 0x80;
         if self.in_cdb {
             b0 |= 0x40;
+        }
+        if self.in_segment {
+            b0 |= 0x20;
         }
         if let Some(bit) = self.bit {
             b0 |= 0x08 | (bit & 0x07);
@@ -99,6 +154,11 @@ pub struct Sense {
     pub key: SenseKey,
     pub asc: Asc,
     pub field: Option<FieldPointer>,
+    /// INFORMATION field, VALID set when present (fixed format keeps the
+    /// low 32 bits).
+    pub info: Option<u64>,
+    /// COMMAND-SPECIFIC INFORMATION field (0: none).
+    pub csi: u64,
 }
 
 impl Sense {
@@ -107,7 +167,27 @@ impl Sense {
             key,
             asc,
             field: None,
+            info: None,
+            csi: 0,
         }
+    }
+
+    /// ILLEGAL REQUEST with `asc` and a field pointer into the parameter
+    /// list (C/D = 0).
+    pub const fn param(asc: Asc, byte: u16, bit: Option<u8>) -> Self {
+        Sense {
+            key: SenseKey::IllegalRequest,
+            asc,
+            field: Some(FieldPointer::param(byte, bit)),
+            info: None,
+            csi: 0,
+        }
+    }
+
+    /// ILLEGAL REQUEST, INVALID FIELD IN PARAMETER LIST, field pointer at
+    /// `byte` (and `bit`) of the parameter list.
+    pub const fn invalid_param(byte: u16, bit: Option<u8>) -> Self {
+        Sense::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, byte, bit)
     }
 
     /// ILLEGAL REQUEST, INVALID FIELD IN CDB, with the field pointer at
@@ -117,6 +197,8 @@ impl Sense {
             key: SenseKey::IllegalRequest,
             asc: Asc::INVALID_FIELD_IN_CDB,
             field: Some(FieldPointer::cdb(byte, bit)),
+            info: None,
+            csi: 0,
         }
     }
 
@@ -133,7 +215,14 @@ impl Sense {
         let mut s = [0u8; 18];
         s[0] = 0x70;
         s[2] = self.key as u8;
+        // A value that does not fit the 4-byte field is not reported
+        // (VALID 0), as SPC-5 asks.
+        if let Some(info) = self.info.and_then(|i| u32::try_from(i).ok()) {
+            s[0] |= 0x80;
+            s[3..7].copy_from_slice(&info.to_be_bytes());
+        }
         s[7] = 10;
+        s[8..12].copy_from_slice(&(self.csi as u32).to_be_bytes());
         s[12] = self.asc.asc;
         s[13] = self.asc.ascq;
         if let Some(f) = self.field {
@@ -159,11 +248,21 @@ impl Sense {
             0,
             0,
         ];
+        if let Some(info) = self.info {
+            // Information descriptor (type 00h), VALID set.
+            s.extend_from_slice(&[0x00, 0x0a, 0x80, 0]);
+            s.extend_from_slice(&info.to_be_bytes());
+        }
+        if self.csi != 0 {
+            // Command-specific information descriptor (type 01h).
+            s.extend_from_slice(&[0x01, 0x0a, 0, 0]);
+            s.extend_from_slice(&self.csi.to_be_bytes());
+        }
         if let Some(f) = self.field {
             let [a, b, c] = f.bytes();
             s.extend_from_slice(&[0x02, 0x06, 0, 0, a, b, c, 0]);
-            s[7] = 8;
         }
+        s[7] = u8::try_from(s.len() - 8).unwrap_or(u8::MAX);
         s
     }
 }
@@ -285,6 +384,40 @@ pub fn storage_error_sense(err: &StorageError, ctx: ErrorContext) -> Sense {
     }
 }
 
+/// The one mapping from storage core errors met while copying (EXTENDED
+/// COPY segments, WRITE USING TOKEN ranges) to an additional sense code.
+/// The sense key is COPY ABORTED (SPC-5: errors while processing segment
+/// descriptors), with the segment pointer and the residual; the ASC is the
+/// one the same failure of a READ (`Access::Read`, the source) or a WRITE
+/// (`Access::Write`, the destination) carries in [`storage_error_sense`],
+/// except:
+///
+/// | StorageError | ASC/ASCQ | Why |
+/// |---|---|---|
+/// | ZoneFull | 21/05 WRITE BOUNDARY VIOLATION | a CDB field pointer (24/00) means nothing in a copy; the write crosses the zone's end |
+/// | PartialBlock | 26/0A UNEXPECTED INEXACT SEGMENT | the segment is not a whole number of the destination's blocks |
+///
+/// So a copy into a sequential write required zone away from its write
+/// pointer is COPY ABORTED, 21/04 UNALIGNED WRITE COMMAND; across its end,
+/// COPY ABORTED, 21/05 WRITE BOUNDARY VIOLATION; past the capacity, COPY
+/// ABORTED, 21/00 LOGICAL BLOCK ADDRESS OUT OF RANGE.
+pub fn copy_error_asc(err: &StorageError, access: Access) -> Asc {
+    match err {
+        StorageError::ZoneFull { .. } => Asc::WRITE_BOUNDARY_VIOLATION,
+        StorageError::PartialBlock { .. } => Asc::UNEXPECTED_INEXACT_SEGMENT,
+        other => {
+            storage_error_sense(
+                other,
+                ErrorContext {
+                    access,
+                    lba_field: 0,
+                },
+            )
+            .asc
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +455,43 @@ mod tests {
             ]
         );
         assert_eq!(Sense::NO_SENSE.descriptor(), [0x72, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn copy_aborted_with_information_and_segment_pointer() {
+        let s = Sense {
+            key: SenseKey::CopyAborted,
+            asc: Asc::UNALIGNED_WRITE_COMMAND,
+            field: Some(FieldPointer::segment(20, Some(7))),
+            info: Some(3),
+            csi: 2,
+        };
+        assert_eq!(
+            s.fixed(),
+            [
+                0xf0, 0x00, 0x0a, // VALID, current, COPY ABORTED
+                0x00, 0x00, 0x00, 0x03, // INFORMATION: residual 3
+                0x0a, // additional sense length
+                0x00, 0x00, 0x00, 0x02, // COMMAND-SPECIFIC INFORMATION: segment 2
+                0x21, 0x04, 0x00, // ASC/ASCQ, FRU
+                0xaf, 0x00, 0x14, // SKSV|SD|BPV|bit 7, byte 20 of the segment
+            ]
+        );
+        assert_eq!(
+            s.descriptor(),
+            [
+                0x72, 0x0a, 0x21, 0x04, 0, 0, 0, 0x20, // header
+                0x00, 0x0a, 0x80, 0x00, 0, 0, 0, 0, 0, 0, 0, 0x03, // information
+                0x01, 0x0a, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0x02, // command-specific
+                0x02, 0x06, 0x00, 0x00, 0xaf, 0x00, 0x14, 0x00, // sense key specific
+            ]
+        );
+        // An INFORMATION value past 32 bits: VALID 0 in fixed format.
+        let big = Sense {
+            info: Some(1 << 32),
+            ..s
+        };
+        assert_eq!(big.fixed()[..7], [0x70, 0x00, 0x0a, 0, 0, 0, 0]);
     }
 
     #[test]

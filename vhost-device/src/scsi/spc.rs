@@ -10,7 +10,7 @@ use super::{
     commands::{self, Command, COMMANDS},
     sbc,
     sense::{Asc, Sense},
-    Exec, LogicalUnit, LuKind,
+    xcopy, Exec, LogicalUnit, LuKind,
 };
 
 /// TEST UNIT READY (SPC-5): the logical unit is always ready.
@@ -49,6 +49,9 @@ fn standard_inquiry(byte0: u8, vendor: &[u8; 8], product: &[u8; 16], rev: &[u8; 
     d[2] = 0x07; // VERSION: SPC-5
     d[3] = 0x12; // HISUP, RESPONSE DATA FORMAT 2
     d[4] = 96 - 5; // ADDITIONAL LENGTH
+    if byte0 != 0x7f {
+        d[5] = 0x08; // 3PC: third-party copy (EXTENDED COPY) supported
+    }
     d[7] = 0x02; // CMDQUE
     put(&mut d[8..], vendor);
     put(&mut d[16..], product);
@@ -99,8 +102,8 @@ pub fn inquiry(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 /// The VPD pages a logical unit supports, in ascending order.
 fn vpd_pages(kind: LuKind) -> &'static [u8] {
     match kind {
-        LuKind::HostManaged => &[0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb6],
-        LuKind::Disk => &[0x00, 0x80, 0x83, 0xb0, 0xb1],
+        LuKind::HostManaged => &[0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb6],
+        LuKind::Disk => &[0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1],
     }
 }
 
@@ -114,6 +117,7 @@ fn vpd_page(lu: &LogicalUnit, page: u8) -> Option<Vec<u8>> {
         0x00 => vpd_pages(lu.kind).to_vec(),
         0x80 => lu.identity.serial.as_bytes().to_vec(),
         0x83 => device_identification(lu),
+        0x8f => xcopy::third_party_copy_vpd(lu),
         0xb0 => block_limits(lu),
         0xb1 => block_device_characteristics(),
         0xb6 => zoned_characteristics(lu),

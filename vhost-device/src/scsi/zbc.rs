@@ -298,5 +298,14 @@ pub fn zone_action(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
             },
         )
     })?;
+    if action == ZoneAction::Reset {
+        // The reset zones read as zeros now: cancel the ROD tokens that
+        // represent any of them.
+        let (start, len) = match (target, geo.zones) {
+            (ZoneTarget::One(lba), Some(z)) => (lba, z.zone_len),
+            _ => (Lba(0), geo.capacity),
+        };
+        x.target.copy.invalidate(x.lun, start, len);
+    }
     Ok(0)
 }

@@ -201,44 +201,6 @@ impl FabricStats {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classes_follow_opcodes() {
-        let mut sqe = Sqe([0; 64]);
-        for (op, class) in [
-            (0x02, CommandClass::Read),
-            (0x01, CommandClass::Write),
-            (0x7d, CommandClass::Write),
-            (0x19, CommandClass::Copy),
-            (0x00, CommandClass::Other),
-            (0x7f, CommandClass::Other),
-        ] {
-            sqe.0[0] = op;
-            assert_eq!(CommandClass::of(false, &sqe), class, "opcode {op:#x}");
-            assert_eq!(CommandClass::of(true, &sqe), CommandClass::Admin);
-        }
-    }
-
-    #[test]
-    fn snapshot_adds_up() {
-        let s = FabricStats::new();
-        s.command(CommandClass::Copy);
-        s.pdu(CommandClass::Copy, Direction::HostToController, 32, 72);
-        s.pdu(CommandClass::Copy, Direction::ControllerToHost, 0, 24);
-        s.pdu(CommandClass::Read, Direction::ControllerToHost, 4096, 24);
-        s.connection_pdu(Direction::HostToController, 128);
-        let snap = s.snapshot();
-        assert_eq!(snap.copy.commands, 1);
-        assert_eq!(snap.copy.total(), 128);
-        assert_eq!(snap.read.data_c2h, 4096);
-        assert_eq!(snap.data_bytes(), 4128);
-        assert_eq!(snap.total_bytes(), 128 + 4120 + 128);
-    }
-}
-
 impl ClassBytes {
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -274,5 +236,43 @@ impl crate::control::StatsSource for FabricStats {
             "data_bytes": s.data_bytes(),
             "total_bytes": s.total_bytes(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_follow_opcodes() {
+        let mut sqe = Sqe([0; 64]);
+        for (op, class) in [
+            (0x02, CommandClass::Read),
+            (0x01, CommandClass::Write),
+            (0x7d, CommandClass::Write),
+            (0x19, CommandClass::Copy),
+            (0x00, CommandClass::Other),
+            (0x7f, CommandClass::Other),
+        ] {
+            sqe.0[0] = op;
+            assert_eq!(CommandClass::of(false, &sqe), class, "opcode {op:#x}");
+            assert_eq!(CommandClass::of(true, &sqe), CommandClass::Admin);
+        }
+    }
+
+    #[test]
+    fn snapshot_adds_up() {
+        let s = FabricStats::new();
+        s.command(CommandClass::Copy);
+        s.pdu(CommandClass::Copy, Direction::HostToController, 32, 72);
+        s.pdu(CommandClass::Copy, Direction::ControllerToHost, 0, 24);
+        s.pdu(CommandClass::Read, Direction::ControllerToHost, 4096, 24);
+        s.connection_pdu(Direction::HostToController, 128);
+        let snap = s.snapshot();
+        assert_eq!(snap.copy.commands, 1);
+        assert_eq!(snap.copy.total(), 128);
+        assert_eq!(snap.read.data_c2h, 4096);
+        assert_eq!(snap.data_bytes(), 4128);
+        assert_eq!(snap.total_bytes(), 128 + 4120 + 128);
     }
 }
