@@ -18,7 +18,7 @@ use crate::{
     initramfs,
     kernel::Kernel,
     proc,
-    qemu::{cmdline, Accel, QemuConfig, Serial},
+    qemu::{cmdline, Accel, Contract, QemuConfig, Serial},
     timing,
     util::Fnv,
     vm::{self, VmSpec},
@@ -152,7 +152,7 @@ fn probe(
             memory_mib: 256,
             kernel: kernel.image.clone(),
             initrd: image,
-            append: cmdline(None, &[], None, ""),
+            append: cmdline(&Contract::default()),
             vhost_socket: None,
             net: false,
             hostroot: false,
@@ -209,7 +209,13 @@ mod tests {
     #[test]
     #[ignore = "boots QEMU: needs qemu-system-x86_64, busybox-static and a cached 6.1 kernel"]
     fn probe_image_reaches_userspace_under_tcg() {
-        let kernel = crate::kernel::resolve("6.1", None, &crate::kernel::cache_dir()).unwrap();
+        let kernel = crate::kernel::resolve(
+            "6.1",
+            None,
+            &crate::kernel::cache_dir(),
+            Path::new("/nonexistent"),
+        )
+        .unwrap();
         let work = tempfile::tempdir().unwrap();
         let (ok, detail) = probe(
             &kernel,

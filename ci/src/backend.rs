@@ -2,6 +2,7 @@
 
 use std::{
     fs::File,
+    net::SocketAddr,
     os::unix::fs::FileTypeExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -9,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{lun::LunSpec, proc, vm::log_tail};
+use crate::{lun::LunSpec, ns::NsSpec, proc, vm::log_tail};
 
 /// Errors starting the backend.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,10 @@ pub enum BackendError {
     },
     #[error("the backend exited ({status}) before creating its socket; backend.log ends:\n{log}")]
     Exited { status: String, log: String },
+    #[error(
+        "the backend could not bind a TCP port (taken since we picked it); backend.log ends:\n{0}"
+    )]
+    AddrInUse(String),
     #[error("the backend did not create {socket} within {secs} s; backend.log ends:\n{log}")]
     NoSocket {
         socket: String,
@@ -61,16 +66,59 @@ pub fn is_socket(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
+/// The host as a guest with QEMU user networking sees it: the backend's
+/// TCP ports on 127.0.0.1 are reached there.
+pub const GUEST_HOST_ADDR: &str = "10.0.2.2";
+
+/// The NVMe/TCP subsystem the backend serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NvmeListen {
+    pub listen: SocketAddr,
+    pub nqn: String,
+    pub namespaces: Vec<NsSpec>,
+}
+
+/// Everything the backend is started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// vhost-user-scsi socket.
+    pub socket: PathBuf,
+    /// Control protocol on a unix socket (the runner's dumps).
+    pub control: Option<PathBuf>,
+    /// Control protocol on TCP, for the guest.
+    pub control_tcp: Option<SocketAddr>,
+    pub luns: Vec<LunSpec>,
+    pub nvme: Option<NvmeListen>,
+}
+
 /// The backend argv (without the program name).
-pub fn args(socket: &Path, control: Option<&Path>, luns: &[LunSpec]) -> Vec<String> {
-    let mut a = vec!["--socket".to_owned(), socket.display().to_string()];
-    if let Some(c) = control {
+pub fn args(cfg: &BackendConfig) -> Vec<String> {
+    let mut a = vec!["--socket".to_owned(), cfg.socket.display().to_string()];
+    if let Some(c) = &cfg.control {
         a.push("--control".into());
         a.push(c.display().to_string());
     }
-    for l in luns {
+    if let Some(t) = cfg.control_tcp {
+        a.push("--control-tcp".into());
+        a.push(t.to_string());
+    }
+    for l in &cfg.luns {
         a.push("--lun".into());
         a.push(l.backend_arg());
+    }
+    if let Some(n) = &cfg.nvme {
+        a.extend([
+            "--nvme-tcp".to_owned(),
+            n.listen.to_string(),
+            "--nqn".to_owned(),
+            n.nqn.clone(),
+            "--advertise-addr".to_owned(),
+            GUEST_HOST_ADDR.to_owned(),
+        ]);
+        for ns in &n.namespaces {
+            a.push("--ns".into());
+            a.push(ns.backend_arg());
+        }
     }
     a
 }
@@ -96,12 +144,11 @@ impl Backend {
     /// control socket first, so that one is there too).
     pub fn start(
         bin: &Path,
-        socket: &Path,
-        control: Option<&Path>,
-        luns: &[LunSpec],
+        cfg: &BackendConfig,
         log: &Path,
         timeout: Duration,
     ) -> Result<Self, BackendError> {
+        let socket = cfg.socket.as_path();
         let log_err = |source| BackendError::Log {
             path: log.display().to_string(),
             source,
@@ -109,7 +156,7 @@ impl Backend {
         let out = File::create(log).map_err(log_err)?;
         let err = out.try_clone().map_err(log_err)?;
         let mut cmd = Command::new(bin);
-        cmd.args(args(socket, control, luns))
+        cmd.args(args(cfg))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
@@ -124,9 +171,13 @@ impl Backend {
                 return Ok(backend);
             }
             if let Ok(Some(status)) = backend.child.try_wait() {
+                let tail = log_tail(log, 10);
+                if tail.contains("Address already in use") || tail.contains("os error 98") {
+                    return Err(BackendError::AddrInUse(tail));
+                }
                 return Err(BackendError::Exited {
                     status: status.to_string(),
-                    log: log_tail(log, 10),
+                    log: tail,
                 });
             }
             if proc::interrupted().is_some() {
@@ -174,12 +225,22 @@ impl Drop for Backend {
 mod tests {
     use super::*;
 
+    fn cfg(luns: Vec<LunSpec>) -> BackendConfig {
+        BackendConfig {
+            socket: "/t/vus.sock".into(),
+            control: None,
+            control_tcp: None,
+            luns,
+            nvme: None,
+        }
+    }
+
     #[test]
     fn argv() {
         let mut l: LunSpec = "kind=disk,size=1M,bs=512".parse().unwrap();
         l.file = Some("/t/lun0.img".into());
         assert_eq!(
-            args(Path::new("/t/vus.sock"), None, &[l.clone()]),
+            args(&cfg(vec![l.clone()])),
             vec![
                 "--socket",
                 "/t/vus.sock",
@@ -187,8 +248,10 @@ mod tests {
                 "file=/t/lun0.img,kind=disk,size=1048576,bs=512"
             ]
         );
+        let mut c = cfg(vec![l]);
+        c.control = Some("/t/c.sock".into());
         assert_eq!(
-            args(Path::new("/t/vus.sock"), Some(Path::new("/t/c.sock")), &[l]),
+            args(&c),
             vec![
                 "--socket",
                 "/t/vus.sock",
@@ -198,5 +261,58 @@ mod tests {
                 "file=/t/lun0.img,kind=disk,size=1048576,bs=512"
             ]
         );
+    }
+
+    #[test]
+    fn argv_with_tcp_control_and_nvme() {
+        let mut l: LunSpec = "kind=disk,size=1M,bs=512".parse().unwrap();
+        l.file = Some("/t/lun0.img".into());
+        let mut ns: NsSpec = "kind=nvm,size=2M,mssrl=8".parse().unwrap();
+        ns.dev.file = Some("/t/ns1.img".into());
+        let mut c = cfg(vec![l]);
+        c.control = Some("/t/c.sock".into());
+        c.control_tcp = Some("127.0.0.1:40001".parse().unwrap());
+        c.nvme = Some(NvmeListen {
+            listen: "127.0.0.1:40002".parse().unwrap(),
+            nqn: "nqn.x:y".into(),
+            namespaces: vec![ns],
+        });
+        assert_eq!(
+            args(&c).join(" "),
+            "--socket /t/vus.sock --control /t/c.sock --control-tcp 127.0.0.1:40001 \
+             --lun file=/t/lun0.img,kind=disk,size=1048576,bs=512 \
+             --nvme-tcp 127.0.0.1:40002 --nqn nqn.x:y --advertise-addr 10.0.2.2 \
+             --ns file=/t/ns1.img,kind=nvm,size=2097152,bs=4096,mssrl=8"
+        );
+    }
+
+    /// A backend that loses the port race exits with "Address already in
+    /// use"; that must be told apart from other failures (it is retried).
+    #[test]
+    fn a_taken_port_is_reported_as_such() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = |name: &str, msg: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\necho '{msg}'\nexit 1\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let mut c = cfg(Vec::new());
+        c.socket = dir.path().join("vus.sock");
+        let log = dir.path().join("backend.log");
+        let taken = fake(
+            "taken",
+            "[ERROR zonecopy_vhost] NVMe/TCP on 127.0.0.1:4420: Address already in use (os error 98)",
+        );
+        assert!(matches!(
+            Backend::start(&taken, &c, &log, Duration::from_secs(5)),
+            Err(BackendError::AddrInUse(_))
+        ));
+        let other = fake("other", "[ERROR zonecopy_vhost] LUN 0: no space");
+        assert!(matches!(
+            Backend::start(&other, &c, &log, Duration::from_secs(5)),
+            Err(BackendError::Exited { .. })
+        ));
     }
 }

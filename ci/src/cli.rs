@@ -45,7 +45,10 @@ pub enum Cmd {
 #[derive(Debug, Args)]
 pub struct SuiteArgs {
     /// Kernel: a cached name (6.1, 6.12 = $ZONECOPY_CACHE/kernels/NAME/
-    /// vmlinux, else bzImage) or a path to a bzImage/vmlinux.
+    /// vmlinux, else bzImage), a shared copy-offload kernel (7.2-series,
+    /// 7.2-fixed = $ZONECOPY_SHARED/kernels/linux-7.2-copy-offload/
+    /// bzImage-series|-fixed, default shared dir <workspace>/../shared) or
+    /// a path to a bzImage/vmlinux.
     #[arg(long, value_name = "NAME|PATH")]
     pub kernel: String,
     /// Suite the guest runs (passed as zonecopy.suite=NAME).
@@ -57,7 +60,9 @@ pub struct SuiteArgs {
     /// Directory for logs and junit.xml [default: <workspace>/out/<suite>-<kernel>-<UTC time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Add user-mode networking (virtio-net, guest 10.0.2.15, host 10.0.2.2).
+    /// Add user-mode networking (virtio-net, guest 10.0.2.15, host 10.0.2.2)
+    /// and the backend's control port (zonecopy.control=10.0.2.2:PORT).
+    /// Implied by suites xcopy, nvme, kcopy and by --ns.
     #[arg(long)]
     pub net: bool,
     #[command(flatten)]
@@ -66,7 +71,8 @@ pub struct SuiteArgs {
 
 #[derive(Debug, Args)]
 pub struct MatrixArgs {
-    /// Comma-separated kernels (names or paths, see `suite --kernel`).
+    /// Comma-separated kernels (names such as 6.1, 6.12, 7.2-series,
+    /// 7.2-fixed, or paths; see `suite --kernel`).
     #[arg(long, value_delimiter = ',', required = true, value_name = "K1,K2,...")]
     pub kernels: Vec<String>,
     /// Suite the guest runs on every kernel.
@@ -168,6 +174,26 @@ pub struct VmArgs {
     /// that backend serves: they go on the kernel command line.
     #[arg(long = "lun", value_name = "SPEC")]
     pub luns: Vec<String>,
+    /// An NVMe namespace served over NVMe/TCP; repeat for NSID 1, 2, ...
+    /// SPEC as for --lun with kind=zns|nvm [zns] (zns: zone=BYTES,
+    /// cap=BYTES, max-open=N, max-active=N; no conventional zones) plus the
+    /// copy limits mssrl=N, mcl=N (blocks), msrc=N (0's based)
+    /// [backend's defaults]; file=PATH [temp dir]. Any namespace starts the
+    /// backend's NVMe/TCP target on a free 127.0.0.1 port and gives the
+    /// guest a NIC and zonecopy.nvme=traddr=10.0.2.2,trsvcid=PORT,nqn=NQN.
+    /// Without --ns, suites nvme and kcopy get
+    /// "kind=zns,size=256M,bs=4096,zone=4M,cap=4M" "kind=nvm,size=128M,bs=4096".
+    #[arg(long = "ns", value_name = "SPEC")]
+    pub namespaces: Vec<String>,
+    /// NQN of the backend's NVMe subsystem.
+    #[arg(long, default_value = crate::ns::DEFAULT_NQN, value_name = "NQN")]
+    pub nqn: String,
+    /// A known bug of the booted kernel, by id (repeat, or comma-separated),
+    /// added to the kernel's entries in the runner's known-bugs table
+    /// (7.2-series: copy-error-lost) and passed as zonecopy.xfail=: tests
+    /// hitting it report XFAIL, and XPASS (a failure) if it does not show.
+    #[arg(long = "xfail", value_name = "ID")]
+    pub xfail: Vec<String>,
     /// zonecopy-vhost binary [default: next to this executable].
     #[arg(long, value_name = "PATH")]
     pub backend: Option<PathBuf>,
@@ -286,5 +312,46 @@ mod tests {
             panic!("not restart")
         };
         assert_eq!((r.kernel.as_str(), r.suite.as_str()), ("6.1", "smoke"));
+
+        let c = Cli::try_parse_from([
+            "zonecopy-ci",
+            "run",
+            "--kernel",
+            "7.2-fixed",
+            "--ns",
+            "kind=zns,size=64M,zone=4M",
+            "--ns",
+            "kind=nvm,size=8M",
+            "--xfail",
+            "a,b",
+            "--xfail",
+            "c",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        let Cmd::Run(r) = c.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.vm.namespaces.len(), 2);
+        assert_eq!(r.vm.nqn, "nqn.2026-11.dev.zonecopy:sub0");
+        assert_eq!(r.vm.xfail, vec!["a,b", "c"]);
+
+        let c = Cli::try_parse_from([
+            "zonecopy-ci",
+            "matrix",
+            "--kernels",
+            "7.2-series,7.2-fixed",
+            "--suite",
+            "nvme",
+            "--nqn",
+            "nqn.x:y",
+        ])
+        .unwrap();
+        let Cmd::Matrix(m) = c.command else {
+            panic!("not matrix")
+        };
+        assert_eq!(m.kernels, vec!["7.2-series", "7.2-fixed"]);
+        assert_eq!(m.vm.nqn, "nqn.x:y");
     }
 }

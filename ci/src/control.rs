@@ -14,7 +14,10 @@ use std::{
 
 use serde_json::Value;
 
-use crate::lun::{LunKind, LunSpec};
+use crate::{
+    lun::{LunKind, LunSpec},
+    ns::NsSpec,
+};
 
 /// How long one request may take (connect, send, answer).
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,14 +75,34 @@ pub fn zones_file(index: usize) -> String {
 pub const STATS_REQUEST: &str = r#"{"cmd":"stats"}"#;
 pub const STATS_FILE: &str = "stats.json";
 
-/// Saves `stats.json` and `zones-lun<N>.json` (zoned LUNs) into `out`.
-/// Returns what could not be saved; never fails otherwise.
-pub fn save_dumps(socket: &Path, luns: &[LunSpec], out: &Path) -> Vec<String> {
+/// The `zones` request for namespace `nsid` (device `ns<NSID>`), and its
+/// file name `zones-ns<NSID>.json`; `None` for a conventional namespace.
+pub fn ns_zones_request(nsid: usize, ns: &NsSpec) -> Option<(String, String)> {
+    let z = ns.zoned()?;
+    let max = ns.dev.size.div_ceil(z.zone.max(1));
+    Some((
+        format!("zones-ns{nsid}.json"),
+        format!(r#"{{"cmd":"zones","dev":"ns{nsid}","lba":0,"max":{max}}}"#),
+    ))
+}
+
+/// Saves `stats.json`, `zones-lun<N>.json` (zoned LUNs) and
+/// `zones-ns<NSID>.json` (zoned namespaces) into `out`. Returns what could
+/// not be saved; never fails otherwise.
+pub fn save_dumps(
+    socket: &Path,
+    luns: &[LunSpec],
+    namespaces: &[NsSpec],
+    out: &Path,
+) -> Vec<String> {
     let mut requests = vec![(STATS_FILE.to_owned(), STATS_REQUEST.to_owned())];
     for (i, l) in luns.iter().enumerate() {
         if let Some(r) = zones_request(i, l) {
             requests.push((zones_file(i), r));
         }
+    }
+    for (i, n) in namespaces.iter().enumerate() {
+        requests.extend(ns_zones_request(i + 1, n));
     }
     let mut notes = Vec::new();
     for (file, request) in requests {
@@ -259,6 +282,16 @@ mod tests {
         );
         assert_eq!(zones_request(2, &disk), None);
         assert_eq!(zones_file(1), "zones-lun1.json");
+        let zns: NsSpec = "kind=zns,size=64M,zone=4M".parse().unwrap();
+        let nvm: NsSpec = "kind=nvm,size=64M".parse().unwrap();
+        assert_eq!(
+            ns_zones_request(1, &zns).unwrap(),
+            (
+                "zones-ns1.json".to_owned(),
+                r#"{"cmd":"zones","dev":"ns1","lba":0,"max":16}"#.to_owned()
+            )
+        );
+        assert_eq!(ns_zones_request(2, &nvm), None);
     }
 
     #[test]
@@ -323,7 +356,7 @@ mod tests {
             }
         });
         let luns: Vec<LunSpec> = vec!["kind=hm,size=8M,zone=4M".parse().unwrap()];
-        let notes = save_dumps(&sock, &luns, dir.path());
+        let notes = save_dumps(&sock, &luns, &[], dir.path());
         server.join().unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join(STATS_FILE)).unwrap(),
@@ -332,7 +365,7 @@ mod tests {
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("not zoned"), "{notes:?}");
         assert!(!dir.path().join(zones_file(0)).exists());
-        let gone = save_dumps(&dir.path().join("none.sock"), &luns, dir.path());
+        let gone = save_dumps(&dir.path().join("none.sock"), &luns, &[], dir.path());
         assert_eq!(gone.len(), 2);
     }
 }

@@ -1,5 +1,6 @@
-//! Kernel resolution: a short name (`6.1`, `6.12`) from the cache, or a
-//! user's own image.
+//! Kernel resolution: a short name from the cache (`6.1`, `6.12`) or from
+//! the shared copy-offload kernels (`7.2-series`, `7.2-fixed`), or a user's
+//! own image; and the table of known bugs of the kernels we ship names for.
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,54 @@ pub enum KernelError {
     NoSuchFile(String),
     #[error("modules directory {0} does not exist")]
     NoModules(String),
+    #[error(
+        "kernel `{name}` not found: {path} does not exist (the shared kernels are looked up \
+         in $ZONECOPY_SHARED, default <workspace>/../shared)"
+    )]
+    NotShared { name: String, path: String },
 }
+
+/// A bug of a kernel the runner knows by name, by id. The id goes to the
+/// guest as `zonecopy.xfail=<id>,...`; a test that hits it reports XFAIL
+/// naming it, and XPASS (a failure) if the bug is no longer there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownBug {
+    pub id: &'static str,
+    /// One line: what goes wrong.
+    pub what: &'static str,
+}
+
+/// The known bugs of each kernel name: the one place to keep them. Only the
+/// named kernels (and their images given as a path) get these; for your own
+/// kernels pass `--xfail ID`.
+pub const KNOWN_BUGS: &[(&str, &[KnownBug])] = &[(
+    "7.2-series",
+    &[KnownBug {
+        id: "copy-error-lost",
+        what: "the copy-offload series as posted sends NVMe Copy format 2 without enabling it \
+               (CDFE=0) and loses the controller's error: copy_file_range() reports success, \
+               the destination is never written (shared/kernels/linux-7.2-copy-offload/README.md)",
+    }],
+)];
+
+/// Known bugs of a kernel name (empty for names not in [`KNOWN_BUGS`]).
+pub fn known_bugs(name: &str) -> &'static [KnownBug] {
+    KNOWN_BUGS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(&[], |(_, b)| b)
+}
+
+/// Kernels built in `shared/kernels/`: name -> image path under the shared
+/// dir. Everything is built in (no modules); boot the bzImage (the vmlinux
+/// has no PVH note, so qboot cannot start it).
+pub const SHARED_KERNELS: &[(&str, &str)] = &[
+    (
+        "7.2-series",
+        "kernels/linux-7.2-copy-offload/bzImage-series",
+    ),
+    ("7.2-fixed", "kernels/linux-7.2-copy-offload/bzImage-fixed"),
+];
 
 /// A bootable kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +78,20 @@ pub struct Kernel {
     pub image: PathBuf,
     /// `lib/modules/<version>` directory, `None` = everything built in.
     pub modules: Option<PathBuf>,
+    /// Known bugs ([`KNOWN_BUGS`]) of this kernel.
+    pub known_bugs: &'static [KnownBug],
+}
+
+/// The shared dir: `$ZONECOPY_SHARED`, default `<workspace>/../shared`
+/// (a CI clone has `shared/` as its sibling, like /work/main and
+/// /work/shared).
+pub fn shared_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("ZONECOPY_SHARED")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || workspace.parent().unwrap_or(workspace).join("shared"),
+            PathBuf::from,
+        )
 }
 
 /// The cache root: `$ZONECOPY_CACHE`, default `/var/cache/zonecopy`.
@@ -44,12 +106,44 @@ fn looks_like_path(spec: &str) -> bool {
     spec.contains('/') || Path::new(spec).is_file()
 }
 
-/// Resolves `--kernel SPEC` (+ `--modules-dir`) against `cache`.
+/// The name of the shared kernel `image` is, if any (so a path to
+/// bzImage-series gets that kernel's known bugs too).
+fn shared_name(image: &Path, shared: &Path) -> Option<&'static str> {
+    let canon = std::fs::canonicalize(image).ok()?;
+    SHARED_KERNELS
+        .iter()
+        .find(|(_, rel)| std::fs::canonicalize(shared.join(rel)).is_ok_and(|p| p == canon))
+        .map(|(n, _)| *n)
+}
+
+/// Resolves `--kernel SPEC` (+ `--modules-dir`) against `cache` and the
+/// `shared` dir.
 pub fn resolve(
     spec: &str,
     modules_dir: Option<&Path>,
     cache: &Path,
+    shared: &Path,
 ) -> Result<Kernel, KernelError> {
+    if let Some((name, rel)) = SHARED_KERNELS.iter().find(|(n, _)| *n == spec) {
+        let image = shared.join(rel);
+        if !image.is_file() {
+            return Err(KernelError::NotShared {
+                name: (*name).to_owned(),
+                path: image.display().to_string(),
+            });
+        }
+        if let Some(m) = modules_dir {
+            if !m.is_dir() {
+                return Err(KernelError::NoModules(m.display().to_string()));
+            }
+        }
+        return Ok(Kernel {
+            label: (*name).to_owned(),
+            image,
+            modules: modules_dir.map(Path::to_path_buf),
+            known_bugs: known_bugs(name),
+        });
+    }
     if looks_like_path(spec) {
         let image = PathBuf::from(spec);
         if !image.is_file() {
@@ -63,10 +157,12 @@ pub fn resolve(
         let label = image
             .file_name()
             .map_or_else(|| "kernel".into(), |n| n.to_string_lossy().into_owned());
+        let known_bugs = shared_name(&image, shared).map_or(&[][..], known_bugs);
         return Ok(Kernel {
             label,
             image,
             modules: modules_dir.map(Path::to_path_buf),
+            known_bugs,
         });
     }
     let dir = cache.join("kernels").join(spec);
@@ -93,6 +189,7 @@ pub fn resolve(
         label: spec.to_owned(),
         image,
         modules,
+        known_bugs: known_bugs(spec),
     })
 }
 
@@ -108,17 +205,19 @@ mod tests {
         let k = cache.path().join("kernels/6.1");
         fs::create_dir_all(k.join("modules")).unwrap();
         fs::write(k.join("bzImage"), b"bz").unwrap();
-        let got = resolve("6.1", None, cache.path()).unwrap();
+        let got = resolve("6.1", None, cache.path(), Path::new("/nonexistent")).unwrap();
         assert_eq!(got.image, k.join("bzImage"));
         assert_eq!(got.modules, Some(k.join("modules")));
         assert_eq!(got.label, "6.1");
         fs::write(k.join("vmlinux"), b"elf").unwrap();
         assert_eq!(
-            resolve("6.1", None, cache.path()).unwrap().image,
+            resolve("6.1", None, cache.path(), Path::new("/nonexistent"))
+                .unwrap()
+                .image,
             k.join("vmlinux")
         );
         assert!(matches!(
-            resolve("6.12", None, cache.path()),
+            resolve("6.12", None, cache.path(), Path::new("/nonexistent")),
             Err(KernelError::NotCached { .. })
         ));
     }
@@ -128,7 +227,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("bzImage");
         fs::write(&img, b"bz").unwrap();
-        let got = resolve(img.to_str().unwrap(), None, Path::new("/nonexistent")).unwrap();
+        let got = resolve(
+            img.to_str().unwrap(),
+            None,
+            Path::new("/nonexistent"),
+            dir.path(),
+        )
+        .unwrap();
         assert_eq!(got.image, img);
         assert_eq!(got.modules, None);
         assert_eq!(got.label, "bzImage");
@@ -136,13 +241,75 @@ mod tests {
             resolve(
                 img.to_str().unwrap(),
                 Some(&dir.path().join("nope")),
+                dir.path(),
                 dir.path()
             ),
             Err(KernelError::NoModules(_))
         ));
         assert!(matches!(
-            resolve("/no/such/bzImage", None, dir.path()),
+            resolve("/no/such/bzImage", None, dir.path(), dir.path()),
             Err(KernelError::NoSuchFile(_))
         ));
+    }
+
+    #[test]
+    fn shared_kernels_resolve_with_their_known_bugs() {
+        let shared = tempfile::tempdir().unwrap();
+        let k = shared.path().join("kernels/linux-7.2-copy-offload");
+        fs::create_dir_all(&k).unwrap();
+        fs::write(k.join("bzImage-series"), b"bz").unwrap();
+        fs::write(k.join("bzImage-fixed"), b"bz2").unwrap();
+        let nocache = Path::new("/nonexistent");
+        let s = resolve("7.2-series", None, nocache, shared.path()).unwrap();
+        assert_eq!(s.image, k.join("bzImage-series"));
+        assert_eq!((s.label.as_str(), s.modules.as_ref()), ("7.2-series", None));
+        let ids: Vec<&str> = s.known_bugs.iter().map(|b| b.id).collect();
+        assert_eq!(ids, vec!["copy-error-lost"]);
+        let f = resolve("7.2-fixed", None, nocache, shared.path()).unwrap();
+        assert_eq!(f.image, k.join("bzImage-fixed"));
+        assert!(f.known_bugs.is_empty());
+        // The same image given as a path keeps its known bugs.
+        let p = resolve(
+            k.join("bzImage-series").to_str().unwrap(),
+            None,
+            nocache,
+            shared.path(),
+        )
+        .unwrap();
+        assert_eq!(p.label, "bzImage-series");
+        assert_eq!(p.known_bugs, s.known_bugs);
+        assert!(matches!(
+            resolve("7.2-fixed", None, nocache, Path::new("/nonexistent")),
+            Err(KernelError::NotShared { .. })
+        ));
+    }
+
+    #[test]
+    fn known_bugs_table() {
+        assert_eq!(known_bugs("7.2-series")[0].id, "copy-error-lost");
+        assert!(known_bugs("7.2-fixed").is_empty());
+        assert!(known_bugs("6.1").is_empty());
+        // Every named kernel in the table exists, ids are xfail-safe words.
+        for (name, bugs) in KNOWN_BUGS {
+            assert!(SHARED_KERNELS.iter().any(|(n, _)| n == name), "{name}");
+            for b in *bugs {
+                assert!(b
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+            }
+        }
+    }
+
+    #[test]
+    fn shared_dir_defaults_to_the_workspaces_sibling() {
+        // Not touching the environment (tests run in parallel): only the
+        // default, when ZONECOPY_SHARED is unset in the test environment.
+        if std::env::var_os("ZONECOPY_SHARED").is_none() {
+            assert_eq!(
+                shared_dir(Path::new("/work/main")),
+                PathBuf::from("/work/shared")
+            );
+        }
     }
 }

@@ -10,6 +10,7 @@ mod kernel;
 mod ktap;
 mod lifecycle;
 mod lun;
+mod ns;
 mod proc;
 mod qemu;
 mod rig;

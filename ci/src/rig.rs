@@ -4,6 +4,7 @@
 //! removes the temp dir (fields drop in declaration order).
 
 use std::{
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -12,14 +13,15 @@ use tempfile::TempDir;
 
 use crate::{
     accel,
-    backend::{self, Backend},
+    backend::{self, Backend, BackendConfig, BackendError, NvmeListen, GUEST_HOST_ADDR},
     cli::VmArgs,
     control,
     initramfs::{self, BuildRequest},
     kernel::{self, Kernel},
     lun::{LunSpec, DEFAULT_LUNS},
+    ns::{NsSpec, DEFAULT_NAMESPACES},
     proc,
-    qemu::{Accel, QemuConfig, Serial},
+    qemu::{cmdline, Accel, Contract, NvmeTarget, QemuConfig, Serial},
     util::Fnv,
 };
 
@@ -62,10 +64,143 @@ pub fn parse_luns(specs: &[String]) -> Result<Vec<LunSpec>, SetupError> {
         .collect()
 }
 
+/// Suites that talk to the backend over the network (control port,
+/// NVMe/TCP): they get a NIC and `zonecopy.control=` without `--net`.
+pub const NET_SUITES: &[&str] = &["xcopy", "nvme", "kcopy"];
+/// Suites that get [`DEFAULT_NAMESPACES`] when no `--ns` is given.
+pub const NVME_SUITES: &[&str] = &["nvme", "kcopy"];
+
+/// What a boot needs besides the VM options.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs<'a> {
+    /// The suite (`None`: run mode).
+    pub suite: Option<&'a str>,
+    /// `--net` (run mode: always).
+    pub net: bool,
+}
+
+/// Parses `--ns` specs; without any, [`DEFAULT_NAMESPACES`] for the
+/// [`NVME_SUITES`] (only with our own backend: an external one's NVMe/TCP
+/// port is unknown to us).
+pub fn parse_namespaces(
+    specs: &[String],
+    suite: Option<&str>,
+    external_backend: bool,
+) -> Result<Vec<NsSpec>, SetupError> {
+    if external_backend && !specs.is_empty() {
+        return Err(SetupError::Failed(
+            "--ns needs the runner's own backend (not --backend-socket)".into(),
+        ));
+    }
+    let given: Vec<&str> = if !specs.is_empty() {
+        specs.iter().map(String::as_str).collect()
+    } else if !external_backend && suite.is_some_and(|s| NVME_SUITES.contains(&s)) {
+        DEFAULT_NAMESPACES.to_vec()
+    } else {
+        Vec::new()
+    };
+    given
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.parse()
+                .map_err(|e| SetupError::Failed(format!("--ns {} `{s}`: {e}", i + 1)))
+        })
+        .collect()
+}
+
+/// Does the guest get a NIC (and, with our backend, the control port)?
+pub fn wants_net(needs: Needs<'_>, namespaces: &[NsSpec]) -> bool {
+    needs.net || !namespaces.is_empty() || needs.suite.is_some_and(|s| NET_SUITES.contains(&s))
+}
+
+/// The builder's own default module set (images/build-initramfs.sh
+/// DEFAULT_MODULES; a test keeps the two equal): run mode's 9p and friends.
+pub const FULL_MODULES: &str = "virtio_pci virtio_scsi scsi_mod sd_mod sg t10_pi crc_t10dif \
+     9p 9pnet_virtio netfs fscache virtio_net";
+/// What every suite needs: the SCSI disks.
+const BASE_MODULES: &str = "virtio_pci virtio_scsi sd_mod sg";
+const NVME_MODULES: &str = "nvme_tcp nvme_fabrics nvme_core";
+/// Suites with tailored module lists (fewer modules boot faster); others
+/// get the builder's full default set.
+const KNOWN_SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy"];
+
+/// The `--modules` list for the initramfs (`None` = the builder's default).
+/// Built-in and missing modules are skipped by the builder.
+pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String> {
+    let mut m: Vec<&str> = match suite {
+        Some(s) if KNOWN_SUITES.contains(&s) => BASE_MODULES.split(' ').collect(),
+        _ if nvme => FULL_MODULES.split_whitespace().collect(),
+        _ => return None,
+    };
+    if net && !m.contains(&"virtio_net") {
+        m.push("virtio_net");
+    }
+    if nvme || suite.is_some_and(|s| NVME_SUITES.contains(&s)) {
+        m.extend(NVME_MODULES.split(' '));
+        if !m.contains(&"virtio_net") {
+            m.push("virtio_net");
+        }
+    }
+    if suite == Some("kcopy") {
+        m.extend(["dm_mod", "dm_crypt"]);
+    }
+    Some(m.join(" "))
+}
+
+/// `zonecopy.xfail=`: the kernel's known bugs, then `--xfail` ids, once each.
+pub fn xfail_list(kernel: &Kernel, extra: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    let ids = kernel.known_bugs.iter().map(|b| b.id.to_owned()).chain(
+        extra
+            .iter()
+            .flat_map(|x| x.split(','))
+            .map(|x| x.trim().to_owned()),
+    );
+    for id in ids {
+        if !id.is_empty() && !v.contains(&id) {
+            v.push(id);
+        }
+    }
+    v
+}
+
+/// Picks `n` distinct free loopback ports: bind port 0, read it, close
+/// (all held until all are chosen, so they differ). Another process may
+/// take one before the backend binds it: the backend then exits with
+/// "Address already in use" and is started again with new ports.
+fn free_ports(n: usize) -> Result<Vec<u16>, SetupError> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(format!("cannot pick a free TCP port: {e}")))?;
+    held.iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        // `held` is dropped (the ports closed) on return.
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(format!("cannot pick a free TCP port: {e}")))
+}
+
+/// How often the backend is started again with new ports when one it was
+/// given got taken in between (a bind race).
+const PORT_ATTEMPTS: usize = 5;
+
 #[derive(Debug)]
 pub struct Rig {
     pub kernel: Kernel,
     pub luns: Vec<LunSpec>,
+    /// NVMe namespaces, NSID = index + 1 (empty: no NVMe/TCP).
+    pub namespaces: Vec<NsSpec>,
+    pub nqn: String,
+    /// The guest has a NIC (user networking).
+    pub net: bool,
+    /// The backend's control protocol on 127.0.0.1:PORT (our backend with
+    /// networking only).
+    pub control_port: Option<u16>,
+    /// The backend's NVMe/TCP port on 127.0.0.1.
+    pub nvme_port: Option<u16>,
+    /// `zonecopy.xfail=` ids.
+    pub xfail: Vec<String>,
     pub socket: PathBuf,
     pub initrd: PathBuf,
     pub accel: Accel,
@@ -82,15 +217,26 @@ pub struct Rig {
 struct Launch {
     bin: PathBuf,
     wait: Duration,
+    cfg: BackendConfig,
 }
 
 impl Rig {
     /// Sets everything up; logs go to `out` (backend.log, initramfs.log).
-    pub fn prepare(vm: &VmArgs, kernel_spec: &str, out: &Path) -> Result<Rig, SetupError> {
+    pub fn prepare(
+        vm: &VmArgs,
+        kernel_spec: &str,
+        needs: Needs<'_>,
+        out: &Path,
+    ) -> Result<Rig, SetupError> {
         let cache = kernel::cache_dir();
-        let kernel =
-            kernel::resolve(kernel_spec, vm.modules_dir.as_deref(), &cache).map_err(fail)?;
+        let shared = kernel::shared_dir(&workspace_root());
+        let kernel = kernel::resolve(kernel_spec, vm.modules_dir.as_deref(), &cache, &shared)
+            .map_err(fail)?;
         let mut luns = parse_luns(&vm.luns)?;
+        let mut namespaces =
+            parse_namespaces(&vm.namespaces, needs.suite, vm.backend_socket.is_some())?;
+        let net = wants_net(needs, &namespaces);
+        let xfail = xfail_list(&kernel, &vm.xfail);
         std::fs::create_dir_all(out)
             .map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
         sweep_stale_temp_dirs(&std::env::temp_dir());
@@ -106,6 +252,11 @@ impl Rig {
                 l.file = Some(tmp.path().join(format!("lun{i}.img")));
             }
         }
+        for (i, n) in namespaces.iter_mut().enumerate() {
+            if n.dev.file.is_none() {
+                n.dev.file = Some(tmp.path().join(NsSpec::default_file(i + 1)));
+            }
+        }
 
         let (socket, control, launch, backend) = match &vm.backend_socket {
             Some(s) => {
@@ -117,24 +268,55 @@ impl Rig {
                 (s.clone(), None, None, None)
             }
             None => {
-                let launch = Launch {
-                    bin: backend::locate(vm.backend.as_deref()).map_err(fail)?,
-                    wait: Duration::from_secs(vm.backend_wait),
-                };
+                let bin = backend::locate(vm.backend.as_deref()).map_err(fail)?;
+                let wait = Duration::from_secs(vm.backend_wait);
                 let socket = tmp.path().join("vhost-scsi.sock");
                 let control = tmp.path().join("control.sock");
-                let b = Backend::start(
-                    &launch.bin,
-                    &socket,
-                    Some(&control),
-                    &luns,
-                    &out.join("backend.log"),
-                    launch.wait,
-                )
-                .map_err(fail)?;
+                let mut attempt = 1;
+                let (cfg, b) = loop {
+                    let nvme = !namespaces.is_empty();
+                    let mut ports = free_ports(usize::from(net) + usize::from(nvme))?.into_iter();
+                    let loopback = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+                    let cfg = BackendConfig {
+                        socket: socket.clone(),
+                        control: Some(control.clone()),
+                        control_tcp: if net {
+                            ports.next().map(loopback)
+                        } else {
+                            None
+                        },
+                        luns: luns.clone(),
+                        nvme: if nvme {
+                            ports.next().map(|p| NvmeListen {
+                                listen: loopback(p),
+                                nqn: vm.nqn.clone(),
+                                namespaces: namespaces.clone(),
+                            })
+                        } else {
+                            None
+                        },
+                    };
+                    match Backend::start(&bin, &cfg, &out.join("backend.log"), wait) {
+                        Ok(b) => break (cfg, b),
+                        Err(BackendError::AddrInUse(_)) if attempt < PORT_ATTEMPTS => {
+                            eprintln!(
+                                "note: a TCP port was taken before the backend bound it; retrying"
+                            );
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(fail(e)),
+                    }
+                };
+                let launch = Launch { bin, wait, cfg };
                 (socket, Some(control), Some(launch), Some(b))
             }
         };
+        let control_port = launch
+            .as_ref()
+            .and_then(|l| l.cfg.control_tcp.map(|a| a.port()));
+        let nvme_port = launch
+            .as_ref()
+            .and_then(|l| l.cfg.nvme.as_ref().map(|n| n.listen.port()));
 
         let initrd = match &vm.initrd {
             Some(i) if i.is_file() => i.clone(),
@@ -148,14 +330,18 @@ impl Rig {
                     .initramfs_script
                     .clone()
                     .unwrap_or_else(|| root.join("images/build-initramfs.sh"));
-                let image = initramfs_path(&cache, &kernel, &guest_bin, vm.modules.as_deref())
+                let modules = vm
+                    .modules
+                    .clone()
+                    .or_else(|| modules_for(needs.suite, net, !namespaces.is_empty()));
+                let image = initramfs_path(&cache, &kernel, &guest_bin, modules.as_deref())
                     .unwrap_or_else(|| tmp.path().join("initramfs.img"));
                 initramfs::build(&BuildRequest {
                     script: &script,
                     guest_bin: &guest_bin,
                     out: &image,
                     modules_dir: kernel.modules.as_deref(),
-                    modules: vm.modules.as_deref(),
+                    modules: modules.as_deref(),
                     log: &out.join("initramfs.log"),
                 })
                 .map_err(fail)?;
@@ -177,6 +363,12 @@ impl Rig {
         Ok(Rig {
             kernel,
             luns,
+            namespaces,
+            nqn: vm.nqn.clone(),
+            net,
+            control_port,
+            nvme_port,
+            xfail,
             socket,
             initrd,
             accel,
@@ -187,15 +379,28 @@ impl Rig {
         })
     }
 
-    /// The QEMU configuration for this rig.
-    pub fn qemu(
-        &self,
-        vm: &VmArgs,
-        append: String,
-        net: bool,
-        hostroot: bool,
-        serial: Serial,
-    ) -> QemuConfig {
+    /// The kernel command line for this rig (ARCHITECTURE.md "The guest
+    /// contract"): `suite` or `run` (hex), `extra` appended.
+    pub fn cmdline(&self, suite: Option<&str>, run: Option<&str>, extra: &str) -> String {
+        cmdline(&Contract {
+            suite,
+            luns: &self.luns,
+            control: self.control_port.map(|p| format!("{GUEST_HOST_ADDR}:{p}")),
+            nvme: self.nvme_port.map(|p| NvmeTarget {
+                traddr: GUEST_HOST_ADDR.to_owned(),
+                trsvcid: p,
+                nqn: self.nqn.clone(),
+            }),
+            namespaces: &self.namespaces,
+            xfail: &self.xfail,
+            run,
+            extra,
+        })
+    }
+
+    /// The QEMU configuration for this rig (a NIC when the rig has
+    /// networking).
+    pub fn qemu(&self, vm: &VmArgs, append: String, hostroot: bool, serial: Serial) -> QemuConfig {
         QemuConfig {
             qemu: vm.qemu.clone(),
             bios: bios(vm),
@@ -205,7 +410,7 @@ impl Rig {
             initrd: self.initrd.clone(),
             append,
             vhost_socket: Some(self.socket.clone()),
-            net,
+            net: self.net,
             hostroot,
             serial,
         }
@@ -225,7 +430,7 @@ impl Rig {
     /// saved: a debugging aid, never part of a verdict.
     pub fn save_control_dumps(&self, out: &Path) -> Vec<String> {
         match &self.control {
-            Some(c) => control::save_dumps(c, &self.luns, out),
+            Some(c) => control::save_dumps(c, &self.luns, &self.namespaces, out),
             None => vec!["no control socket: the backend is not ours (--backend-socket)".into()],
         }
     }
@@ -238,15 +443,9 @@ impl Rig {
             return Err("the backend is not ours (--backend-socket)".into());
         };
         let status = old.stop();
-        let new = Backend::start(
-            &launch.bin,
-            &self.socket,
-            self.control.as_deref(),
-            &self.luns,
-            log,
-            launch.wait,
-        )
-        .map_err(|e| e.to_string())?;
+        // The same ports: the guest's command line named them.
+        let new = Backend::start(&launch.bin, &launch.cfg, log, launch.wait)
+            .map_err(|e| e.to_string())?;
         self.backend = Some(new);
         Ok(status)
     }
@@ -386,5 +585,114 @@ mod tests {
         assert!(!dead.exists());
         assert!(fresh.exists());
         assert!(other.exists());
+    }
+
+    fn kernel(bugs: &'static [kernel::KnownBug]) -> Kernel {
+        Kernel {
+            label: "k".into(),
+            image: "/k".into(),
+            modules: None,
+            known_bugs: bugs,
+        }
+    }
+
+    #[test]
+    fn namespaces_default_for_nvme_suites_only() {
+        let n = parse_namespaces(&[], Some("nvme"), false).unwrap();
+        assert_eq!(n.len(), 2);
+        assert!(n[0].zoned().is_some() && n[1].zoned().is_none());
+        assert_eq!(
+            parse_namespaces(&[], Some("kcopy"), false).unwrap().len(),
+            2
+        );
+        assert!(parse_namespaces(&[], Some("smoke"), false)
+            .unwrap()
+            .is_empty());
+        assert!(parse_namespaces(&[], None, false).unwrap().is_empty());
+        // An external backend: no defaults, and --ns is refused.
+        assert!(parse_namespaces(&[], Some("nvme"), true)
+            .unwrap()
+            .is_empty());
+        assert!(parse_namespaces(&["kind=nvm,size=1M".into()], Some("nvme"), true).is_err());
+        let given = parse_namespaces(&["kind=nvm,size=1M".into()], Some("nvme"), false).unwrap();
+        assert_eq!(given.len(), 1);
+        let Err(SetupError::Failed(e)) = parse_namespaces(&["kind=x".into()], None, false) else {
+            panic!("accepted")
+        };
+        assert!(e.starts_with("--ns 1 `kind=x`"), "{e}");
+    }
+
+    #[test]
+    fn networking_when_a_suite_or_namespace_needs_it() {
+        let ns = parse_namespaces(&[], Some("nvme"), false).unwrap();
+        let n = |suite, net| Needs { suite, net };
+        assert!(!wants_net(n(Some("smoke"), false), &[]));
+        assert!(wants_net(n(Some("smoke"), true), &[]));
+        assert!(wants_net(n(Some("smoke"), false), &ns));
+        for s in ["xcopy", "nvme", "kcopy"] {
+            assert!(wants_net(n(Some(s), false), &[]), "{s}");
+        }
+    }
+
+    #[test]
+    fn module_lists_per_suite() {
+        let m = |s, net, nvme| modules_for(s, net, nvme);
+        assert_eq!(
+            m(Some("smoke"), false, false).unwrap(),
+            "virtio_pci virtio_scsi sd_mod sg"
+        );
+        assert_eq!(
+            m(Some("xcopy"), true, false).unwrap(),
+            "virtio_pci virtio_scsi sd_mod sg virtio_net"
+        );
+        assert_eq!(
+            m(Some("nvme"), true, true).unwrap(),
+            "virtio_pci virtio_scsi sd_mod sg virtio_net nvme_tcp nvme_fabrics nvme_core"
+        );
+        assert_eq!(
+            m(Some("kcopy"), true, true).unwrap(),
+            "virtio_pci virtio_scsi sd_mod sg virtio_net nvme_tcp nvme_fabrics nvme_core \
+             dm_mod dm_crypt"
+        );
+        // --ns on smoke brings the NVMe modules along.
+        assert!(m(Some("smoke"), true, true).unwrap().contains("nvme_tcp"));
+        // Run mode and unknown suites: the builder's full set.
+        assert_eq!(m(None, true, false), None);
+        assert_eq!(m(Some("f2fs"), false, false), None);
+        let run_nvme = m(None, true, true).unwrap();
+        assert!(run_nvme.starts_with(FULL_MODULES) && run_nvme.ends_with("nvme_core"));
+    }
+
+    #[test]
+    fn full_module_set_matches_the_builders_default() {
+        let script =
+            std::fs::read_to_string(workspace_root().join("images/build-initramfs.sh")).unwrap();
+        let at = script.find("DEFAULT_MODULES=\"").unwrap() + "DEFAULT_MODULES=\"".len();
+        let list: Vec<&str> = script[at..][..script[at..].find('"').unwrap()]
+            .split_whitespace()
+            .collect();
+        assert_eq!(list, FULL_MODULES.split_whitespace().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn xfail_is_known_bugs_then_user_ids_once_each() {
+        let k = kernel(kernel::known_bugs("7.2-series"));
+        assert_eq!(xfail_list(&k, &[]), vec!["copy-error-lost"]);
+        assert_eq!(
+            xfail_list(&k, &["mine".into(), "copy-error-lost,other".into()]),
+            vec!["copy-error-lost", "mine", "other"]
+        );
+        assert!(xfail_list(&kernel(&[]), &[]).is_empty());
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let p = free_ports(2).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_ne!(p[0], p[1]);
+        // Closed again: bindable (barring a race with another process).
+        for port in p {
+            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap();
+        }
     }
 }

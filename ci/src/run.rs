@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::{
     cli::RunArgs,
-    qemu::{cmdline, Serial},
-    rig::{Rig, SetupError},
+    qemu::Serial,
+    rig::{Needs, Rig, SetupError},
     suite::{default_out, signal_exit},
     util::{hex, shell_join},
     vm::{self, VmSpec, EXIT_STATUS_PREFIX},
@@ -32,7 +32,11 @@ pub fn cmd_run(a: &RunArgs) -> i32 {
                 .map_or_else(|| a.kernel.clone(), |n| n.to_string_lossy().into_owned())
         ))
     });
-    let rig = match Rig::prepare(&a.vm, &a.kernel, &out) {
+    let needs = Needs {
+        suite: None,
+        net: true,
+    };
+    let rig = match Rig::prepare(&a.vm, &a.kernel, needs, &out) {
         Ok(r) => r,
         Err(SetupError::Interrupted(sig)) => return signal_exit(sig),
         Err(SetupError::Failed(e)) => {
@@ -40,14 +44,14 @@ pub fn cmd_run(a: &RunArgs) -> i32 {
             return UNKNOWN_STATUS;
         }
     };
-    let append = cmdline(None, &rig.luns, Some(&run_param(&a.cmd)), &a.vm.append);
+    let append = rig.cmdline(None, Some(&run_param(&a.cmd)), &a.vm.append);
     let serial = if interactive {
         Serial::Interactive
     } else {
         Serial::Stdio
     };
     let spec = VmSpec {
-        qemu: rig.qemu(&a.vm, append, true, true, serial),
+        qemu: rig.qemu(&a.vm, append, true, serial),
         timeout: (a.timeout > 0).then(|| Duration::from_secs(a.timeout)),
         echo: true,
         console_log: out.join("console.log"),
@@ -56,6 +60,14 @@ pub fn cmd_run(a: &RunArgs) -> i32 {
         stop_on: None,
         stop_after_results: None,
     };
+    let mut argv = vec![spec.qemu.qemu.display().to_string()];
+    argv.extend(
+        spec.qemu
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    let _ = std::fs::write(out.join("qemu-cmdline.txt"), shell_join(&argv) + "\n");
     let outcome = vm::run(&spec);
     for p in rig.shutdown() {
         eprintln!("warning: {p}");

@@ -12,8 +12,8 @@ use crate::{
     cli::{MatrixArgs, SuiteArgs, VmArgs},
     junit::{self, SuiteRecord},
     ktap::{verdict, Report, RunEnd, Verdict},
-    qemu::{cmdline, Serial},
-    rig::{workspace_root, Rig, SetupError},
+    qemu::Serial,
+    rig::{workspace_root, Needs, Rig, SetupError},
     timing,
     util::shell_join,
     vm::{self, VmOutcome, VmSpec},
@@ -57,6 +57,9 @@ impl SuiteRun {
             for r in &self.record.verdict.reasons {
                 let _ = write!(s, "\n  FAIL: {r}");
             }
+        }
+        if let Some((_, ids)) = self.record.properties.iter().find(|(k, _)| k == "xfail") {
+            let _ = write!(s, "\n  known bugs (zonecopy.xfail): {ids}");
         }
         for n in &self.notes {
             let _ = write!(s, "\n  note: {n}");
@@ -137,8 +140,8 @@ pub fn boot(
     stop_after_results: Option<usize>,
 ) -> Result<Booted, String> {
     fs::create_dir_all(job.out).map_err(|e| format!("cannot create {}: {e}", job.out.display()))?;
-    let append = cmdline(Some(job.suite), &rig.luns, None, &job.vm.append);
-    let qemu = rig.qemu(job.vm, append, job.net, false, Serial::Stdio);
+    let append = rig.cmdline(Some(job.suite), None, &job.vm.append);
+    let qemu = rig.qemu(job.vm, append, false, Serial::Stdio);
     let mut argv = vec![qemu.qemu.display().to_string()];
     argv.extend(qemu.args().iter().map(|a| a.to_string_lossy().into_owned()));
     let _ = fs::write(job.out.join("qemu-cmdline.txt"), shell_join(&argv) + "\n");
@@ -152,6 +155,9 @@ pub fn boot(
     ];
     if let Some(p) = rig.backend_pid() {
         properties.push(("backend_pid".into(), p.to_string()));
+    }
+    if !rig.xfail.is_empty() {
+        properties.push(("xfail".into(), rig.xfail.join(",")));
     }
     let spec = VmSpec {
         qemu,
@@ -253,7 +259,11 @@ pub fn prepare(
     started: Instant,
     wall: SystemTime,
 ) -> Result<Rig, Box<SuiteRun>> {
-    match Rig::prepare(job.vm, job.kernel, job.out) {
+    let needs = Needs {
+        suite: Some(job.suite),
+        net: job.net,
+    };
+    match Rig::prepare(job.vm, job.kernel, needs, job.out) {
         Ok(r) => Ok(r),
         Err(SetupError::Interrupted(sig)) => {
             let mut r = failed_run(job, started, wall, format!("interrupted by signal {sig}"));
