@@ -119,6 +119,13 @@ impl Host {
         Some(pdu::decode_controller_pdu(&b).unwrap())
     }
 
+    /// Wait until the controller closes its side: it drops the connection's
+    /// queue before that, so the queue ID is free again afterwards.
+    fn wait_closed(&mut self) {
+        let mut sink = [0u8; 256];
+        while matches!(self.s.read(&mut sink), Ok(n) if n > 0) {}
+    }
+
     fn ic(&mut self, digests: Digests) -> IcResp {
         let mut b = Vec::new();
         IcReq {
@@ -561,6 +568,7 @@ fn h2c_data_errors_terminate() {
         Some(ControllerPdu::C2hTermReq(term)) => assert_eq!(term.fes, 0x02),
         other => panic!("expected C2HTermReq, got {other:?}"),
     }
+    io.wait_closed();
     // Unknown TTAG: invalid header field at byte 10.
     let mut io = Host::io(&t, cntlid, Digests::default(), 0);
     let mut b = Vec::new();
@@ -570,6 +578,7 @@ fn h2c_data_errors_terminate() {
         Some(ControllerPdu::C2hTermReq(term)) => assert_eq!((term.fes, term.fei), (0x01, 10)),
         other => panic!("expected C2HTermReq, got {other:?}"),
     }
+    io.wait_closed();
     // Beyond the command's data: out of range.
     let mut io = Host::io(&t, cntlid, Digests::default(), 0);
     let sqe = io.rw_sqe(0x01, 0, BS, false);
