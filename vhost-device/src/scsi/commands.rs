@@ -56,6 +56,19 @@ impl Command {
     pub fn cdb_len(&self) -> usize {
         self.usage.len()
     }
+
+    /// The CDB USAGE DATA as REPORT SUPPORTED OPERATION CODES returns it
+    /// (SPC-5 6.39.3): the usage bitmap, except that a command with a
+    /// service action carries its service action code where the SERVICE
+    /// ACTION field is (byte 1, bits 4:0, for every such command here),
+    /// not the field's mask.
+    pub fn usage_data(&self) -> Vec<u8> {
+        let mut d = self.usage.to_vec();
+        if let (Some(sa), Some(b)) = (self.service_action, d.get_mut(1)) {
+            *b = (*b & !0x1f) | (sa & 0x1f);
+        }
+        d
+    }
 }
 
 const fn cmd<T: Cdb>(name: &'static str, handler: Handler) -> Command {

@@ -380,7 +380,7 @@ pub fn report_supported_opcodes(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
         Some(cmd) => {
             let [lh, ll] = (cmd.cdb_len() as u16).to_be_bytes();
             let mut d = vec![0, (u8::from(c.rctd) << 7) | 0x03, lh, ll];
-            d.extend_from_slice(cmd.usage);
+            d.extend_from_slice(&cmd.usage_data());
             if c.rctd {
                 d.extend_from_slice(&TIMEOUTS);
             }

@@ -133,16 +133,19 @@ fn flags(p: &[u8]) -> Result<ListIdUsage, Sense> {
     if b & 0xc0 != 0 {
         return Err(Sense::invalid_param(1, Some(7)));
     }
-    Ok(match (b >> 3) & 3 {
-        3 => ListIdUsage::Untracked,
-        _ => ListIdUsage::Tracked,
-    })
+    // LIST ID USAGE (SPC-4 6.4.3.2): 00b and 10b keep the results under
+    // the list identifier, 01b is reserved, 11b keeps nothing.
+    match (b >> 3) & 3 {
+        1 => Err(Sense::invalid_param(1, Some(4))),
+        3 => Ok(ListIdUsage::Untracked),
+        _ => Ok(ListIdUsage::Tracked),
+    }
 }
 
 /// Decode and check a parameter list (`family` says which header).
 pub(crate) fn parse(p: &[u8], family: Family) -> Result<CopyList, Sense> {
     let len_err = Sense::illegal(Asc::PARAMETER_LIST_LENGTH_ERROR);
-    let (list_id, usage, immed, layout) = match family {
+    let (list_id, list_id_field, usage, immed, layout) = match family {
         Family::Lid1 => {
             if p.len() < 16 {
                 return Err(len_err);
@@ -151,6 +154,7 @@ pub(crate) fn parse(p: &[u8], family: Family) -> Result<CopyList, Sense> {
             check_reserved(p, 4, 4)?;
             (
                 u32::from(byte(p, 0)),
+                0,
                 usage,
                 false,
                 Layout {
@@ -183,6 +187,7 @@ pub(crate) fn parse(p: &[u8], family: Family) -> Result<CopyList, Sense> {
             check_reserved(p, 24, 18)?;
             (
                 be32(p, 20),
+                20,
                 usage,
                 byte(p, 15) & 0x01 != 0,
                 Layout {
@@ -197,6 +202,10 @@ pub(crate) fn parse(p: &[u8], family: Family) -> Result<CopyList, Sense> {
             )
         }
     };
+    // With LIST ID USAGE 11b the LIST IDENTIFIER must be zero.
+    if usage == ListIdUsage::Untracked && list_id != 0 {
+        return Err(Sense::invalid_param(list_id_field, Some(7)));
+    }
     let l = layout;
     // The descriptor lists must fit the advertised MAXIMUM DESCRIPTOR LIST
     // LENGTH and the parameter list (SPC-5: PARAMETER LIST LENGTH ERROR).
@@ -238,9 +247,10 @@ pub(crate) fn parse(p: &[u8], family: Family) -> Result<CopyList, Sense> {
             return Err(seg_len_bad);
         }
         let code = byte(p, off);
+        // 0Ah (block<o> -> block<o>) exists for byte offsets, which this
+        // copy manager cannot do: it is neither advertised nor accepted.
         let want = match code {
             0x02 => 0x18,
-            0x0a => 0x1c,
             _ => {
                 return Err(Sense::param(
                     Asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE_CODE,

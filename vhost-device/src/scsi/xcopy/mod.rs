@@ -79,9 +79,10 @@ pub const MAX_CONCURRENT: u8 = 16;
 /// DATA SEGMENT GRANULARITY, INLINE DATA GRANULARITY, HELD DATA
 /// GRANULARITY, as powers of two: 512 bytes.
 pub const GRANULARITY_LOG2: u8 = 9;
-/// Segment descriptor type codes implemented: block -> block (02h) and
-/// block with offset -> block with offset (0Ah).
-pub const SEGMENT_TYPES: [u8; 2] = [0x02, 0x0a];
+/// Segment descriptor type codes implemented: block -> block (02h). 0Ah
+/// (block<o> -> block<o>) exists for byte offsets, which the block-granular
+/// copy engine cannot do, so it is not advertised and is refused.
+pub const SEGMENT_TYPES: [u8; 1] = [0x02];
 /// CSCD descriptor type codes implemented: identification descriptor.
 pub const CSCD_TYPES: [u8; 1] = [0xe4];
 /// MAXIMUM RANGE DESCRIPTORS of POPULATE TOKEN / WRITE USING TOKEN.

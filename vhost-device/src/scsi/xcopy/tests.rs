@@ -382,29 +382,21 @@ fn many_segments() {
 }
 
 #[test]
-fn segment_0a_whole_blocks_and_inexact() {
+fn segment_0a_is_not_supported() {
     let f = fixture();
-    let data = pattern(4096, 5);
-    f.write(2, 0, &data);
+    // 0Ah (byte offsets) is not in the implemented descriptor list, so it
+    // is refused like any unsupported type: 26/09 at the type byte (16).
     let p = lid1(
         6,
         0x00,
         &[e4(2, 0x00, 4096), e4(1, 0x00, 512)],
         &[seg0a(0, 1, 4096, 0, 8, [0, 0])],
     );
-    f.good(2, &xcopy(0x00, p.len()), &p);
-    assert_eq!(f.read(1, 8, 4096), data);
-    // A byte offset: UNEXPECTED INEXACT SEGMENT at byte 28.
-    let p = lid1(
-        7,
-        0x00,
-        &[e4(2, 0x00, 4096), e4(1, 0x00, 512)],
-        &[seg0a(0, 1, 4096, 0, 8, [512, 0])],
-    );
     assert_eq!(
         f.sense(2, &xcopy(0x00, p.len()), &p),
-        copy_aborted(0x26, 0x0a, 4096, 0, [0xaf, 0x00, 0x1c])
+        fixed(0x05, 0x26, 0x09, [0x8f, 0x00, 0x50])
     );
+    assert_eq!(f.read(1, 8, 4096), vec![0u8; 4096]);
     // 02h: one 512-byte block into a 4096-byte LU.
     let p = lid1(
         8,
@@ -429,6 +421,18 @@ fn list_id_usage_11b_keeps_nothing() {
     );
     // PARAMETER LIST LENGTH 0: nothing happens, GOOD.
     f.good(1, &xcopy(0x00, 0), &[]);
+    // 11b needs LIST IDENTIFIER 0: 26/00 at byte 0 (SKSV, C/D 0, BPV, bit 7).
+    let p = lid1(5, 0x18, &[e4(1, 0, 512)], &[seg02(0, 0, false, 1, 0, 1)]);
+    assert_eq!(
+        f.sense(1, &xcopy(0x00, p.len()), &p),
+        fixed(0x05, 0x26, 0x00, [0x8f, 0x00, 0x00])
+    );
+    // 01b is reserved: 26/00 at byte 1, bit 4.
+    let p = lid1(5, 0x08, &[e4(1, 0, 512)], &[seg02(0, 0, false, 1, 0, 1)]);
+    assert_eq!(
+        f.sense(1, &xcopy(0x00, p.len()), &p),
+        fixed(0x05, 0x26, 0x00, [0x8c, 0x00, 0x01])
+    );
 }
 
 // ---------------------------------------------------------------- parameter list errors
@@ -700,7 +704,7 @@ fn receive_copy_operating_parameters() {
     let f = fixture();
     #[rustfmt::skip]
     assert_eq!(f.good(1, &rcr(0x03, 0, 255), &[]), [
-        0x00, 0x00, 0x00, 0x2b, // AVAILABLE DATA 43
+        0x00, 0x00, 0x00, 0x2a, // AVAILABLE DATA 42
         0x01, 0x00, 0x00, 0x00, // SNLID
         0x00, 0x10, // MAXIMUM CSCD DESCRIPTOR COUNT 16
         0x01, 0x00, // MAXIMUM SEGMENT DESCRIPTOR COUNT 256
@@ -713,7 +717,7 @@ fn receive_copy_operating_parameters() {
         0x10, // MAXIMUM CONCURRENT COPIES 16
         0x09, 0x09, 0x09, // DATA SEGMENT, INLINE DATA, HELD DATA GRANULARITY 2^9
         0x00, 0x00, 0x00, // reserved
-        0x03, 0x02, 0x0a, 0xe4, // IMPLEMENTED DESCRIPTOR LIST
+        0x02, 0x02, 0xe4, // IMPLEMENTED DESCRIPTOR LIST
     ]);
     // ALLOCATION LENGTH 8.
     assert_eq!(f.good(1, &rcr(0x03, 0, 8), &[]).len(), 8);
@@ -754,7 +758,7 @@ fn third_party_copy_vpd_page() {
         0x00, 0x00, 0x00, 0x00, // MAXIMUM INLINE DATA LENGTH
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         // Supported Descriptors.
-        0x00, 0x08, 0x00, 0x04, 0x03, 0x02, 0x0a, 0xe4,
+        0x00, 0x08, 0x00, 0x04, 0x02, 0x02, 0xe4, 0x00,
         // Supported CSCD Descriptor IDs.
         0x00, 0x0c, 0x00, 0x04, 0x00, 0x02, 0xff, 0xff,
     ]);
@@ -793,7 +797,9 @@ fn report_supported_operation_codes_lists_copy_commands() {
     #[rustfmt::skip]
     assert_eq!(d, [
         0x00, 0x03, 0x00, 0x10,
-        0x83, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00,
+        // Byte 1 holds the service action code, not the field's mask
+        // (SPC-5 6.39.3).
+        0x83, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00,
     ]);
     // WRITE USING TOKEN.
     let d = f.good(
@@ -803,7 +809,7 @@ fn report_supported_operation_codes_lists_copy_commands() {
     );
     assert_eq!(
         d[4..],
-        [0x83, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0]
+        [0x83, 0x11, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0]
     );
     // Service action 02h of 83h: not supported.
     let d = f.good(
