@@ -5,12 +5,19 @@
 //! - `zonecopy.lun<N>=<kind>:bs=<bytes>,size=<bytes>[,zone=<bytes>,cap=<bytes>,conv=<count>]`
 //!   with `kind` `hm` (host-managed zoned) or `disk` (not zoned)
 //! - `zonecopy.run=<hex>` (run mode; parsed here only so it is not an error)
+//! - `zonecopy.control=<ipv4>:<port>` (optional): the backend's control
+//!   socket as the guest reaches it (QEMU user networking: `10.0.2.2:PORT`)
+//! - `zonecopy.nvme=traddr=<ip>,trsvcid=<port>,nqn=<subsystem NQN>`: an
+//!   NVMe/TCP subsystem to connect to
+//! - `zonecopy.ns<N>=<kind>:bs=<bytes>,size=<bytes>[,zone=<bytes>,cap=<bytes>,conv=<count>]`
+//!   one per namespace (N = NSID, from 1), `kind` `zns` or `nvm`
+//! - `zonecopy.xfail=<id>[,<id>...]`: known bugs of the booted kernel
 //!
 //! Numbers are plain decimal. Any other `zonecopy.` key, a repeated key or a
 //! malformed value is an error naming the offending word; words without the
 //! `zonecopy.` prefix belong to the kernel and are ignored.
 
-use std::{collections::BTreeMap, fmt};
+use std::{collections::BTreeMap, fmt, net::SocketAddr};
 
 /// Everything the host told the guest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +28,125 @@ pub struct Config {
     pub luns: BTreeMap<u64, LunSpec>,
     /// `zonecopy.run=` (hex-encoded command, possibly empty).
     pub run: Option<String>,
+    /// `zonecopy.control=`: the backend's control socket (TCP), if given.
+    pub control: Option<SocketAddr>,
+    /// `zonecopy.nvme=`: the NVMe/TCP subsystem, if given.
+    pub nvme: Option<NvmeTarget>,
+    /// `zonecopy.ns<N>=`, by NSID.
+    pub namespaces: BTreeMap<u32, NsSpec>,
+    /// `zonecopy.xfail=`: known-bug ids, in order given.
+    pub xfail: Vec<String>,
+}
+
+/// `zonecopy.nvme=`: where the NVMe/TCP subsystem listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NvmeTarget {
+    /// `traddr=`: transport address (an IP address).
+    pub traddr: String,
+    /// `trsvcid=`: transport service id (the TCP port).
+    pub trsvcid: u16,
+    /// `nqn=`: the subsystem NQN.
+    pub nqn: String,
+}
+
+/// Whether a namespace is zoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsKind {
+    /// `zns`: Zoned Namespace command set.
+    Zns,
+    /// `nvm`: NVM command set, not zoned.
+    Nvm,
+}
+
+impl fmt::Display for NsKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Zns => "zns",
+            Self::Nvm => "nvm",
+        })
+    }
+}
+
+/// One namespace as the host configured it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NsSpec {
+    /// `zns` or `nvm`.
+    pub kind: NsKind,
+    /// Logical block size in bytes (`bs=`).
+    pub block_size: u64,
+    /// Capacity in bytes (`size=`).
+    pub size: u64,
+    /// Zone layout; `Some` exactly for `zns`.
+    pub zones: Option<ZoneSpec>,
+}
+
+impl NsSpec {
+    /// Number of zones (the last may be smaller).
+    pub fn nr_zones(&self) -> Option<u64> {
+        self.zones.map(|z| self.size.div_ceil(z.zone_size))
+    }
+}
+
+/// Parse the value of `zonecopy.nvme=`: `traddr`, `trsvcid` and `nqn`,
+/// each exactly once, in any order.
+pub fn parse_nvme(value: &str) -> Result<NvmeTarget, String> {
+    let (mut traddr, mut trsvcid, mut nqn) = (None, None, None);
+    for item in value.split(',') {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?} is not key=value"))?;
+        if v.is_empty() {
+            return Err(format!("{k}= is empty"));
+        }
+        let slot = match k {
+            "traddr" => &mut traddr,
+            "trsvcid" => &mut trsvcid,
+            "nqn" => &mut nqn,
+            _ => return Err(format!("unknown key {k:?} (expected traddr, trsvcid, nqn)")),
+        };
+        if slot.replace(v.to_string()).is_some() {
+            return Err(format!("{k} given twice"));
+        }
+    }
+    let traddr = traddr.ok_or("traddr= is missing")?;
+    let port = trsvcid.ok_or("trsvcid= is missing")?;
+    let trsvcid = number(&port)
+        .ok()
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("trsvcid={port} is not a port number"))?;
+    let nqn = nqn.ok_or("nqn= is missing")?;
+    if !nqn.starts_with("nqn.") || nqn.len() > 223 {
+        return Err(format!(
+            "nqn={nqn} is not an NQN (nqn.yyyy-mm.<domain>..., at most 223 bytes)"
+        ));
+    }
+    Ok(NvmeTarget {
+        traddr,
+        trsvcid,
+        nqn,
+    })
+}
+
+/// Parse the value of `zonecopy.ns<N>=`: the `zonecopy.lun<N>=` syntax
+/// with kinds `zns` (zoned) and `nvm`.
+pub fn parse_ns(value: &str) -> Result<NsSpec, String> {
+    let (kind, params) = value
+        .split_once(':')
+        .ok_or("expected <kind>:bs=<bytes>,size=<bytes>[,...]")?;
+    let (kind, lun_kind) = match kind {
+        "zns" => (NsKind::Zns, "hm"),
+        "nvm" => (NsKind::Nvm, "disk"),
+        k => return Err(format!("unknown kind {k:?} (expected zns or nvm)")),
+    };
+    let l =
+        parse_lun(&format!("{lun_kind}:{params}")).map_err(|e| e.replace("kind hm", "kind zns"))?;
+    Ok(NsSpec {
+        kind,
+        block_size: l.block_size,
+        size: l.size,
+        zones: l.zones,
+    })
 }
 
 /// Whether a LUN is zoned.
@@ -200,6 +326,34 @@ pub fn parse(cmdline: &str) -> Result<Config, CmdlineError> {
             if cfg.run.replace(value.to_string()).is_some() {
                 return Err(err(word, "zonecopy.run given twice"));
             }
+        } else if key == "control" {
+            let addr: SocketAddr = value
+                .parse()
+                .map_err(|_| err(word, format!("{value:?} is not <ip>:<port>")))?;
+            if cfg.control.replace(addr).is_some() {
+                return Err(err(word, "zonecopy.control given twice"));
+            }
+        } else if key == "nvme" {
+            let t = parse_nvme(value).map_err(|e| err(word, e))?;
+            if cfg.nvme.replace(t).is_some() {
+                return Err(err(word, "zonecopy.nvme given twice"));
+            }
+        } else if key == "xfail" {
+            for id in value.split(',').filter(|s| !s.is_empty()) {
+                if !cfg.xfail.iter().any(|x| x == id) {
+                    cfg.xfail.push(id.to_string());
+                }
+            }
+        } else if let Some(n) = key.strip_prefix("ns") {
+            let nsid = number(n)
+                .ok()
+                .and_then(|v| u32::try_from(v).ok())
+                .filter(|&v| v != 0 && v != u32::MAX)
+                .ok_or_else(|| err(word, format!("NSID {n:?} is not in 1..=4294967294")))?;
+            let spec = parse_ns(value).map_err(|e| err(word, e))?;
+            if cfg.namespaces.insert(nsid, spec).is_some() {
+                return Err(err(word, format!("namespace {nsid} given twice")));
+            }
         } else if let Some(n) = key.strip_prefix("lun") {
             let lun = number(n).map_err(|e| err(word, format!("LUN number: {e}")))?;
             let spec = parse_lun(value).map_err(|e| err(word, e))?;
@@ -272,6 +426,83 @@ mod tests {
         );
         let c = parse("zonecopy.run= zonecopy.suite=x").unwrap();
         assert_eq!(c.run.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn nvme_and_namespaces() {
+        let c = parse(
+            "zonecopy.suite=nvme zonecopy.nvme=traddr=10.0.2.2,trsvcid=4420,nqn=nqn.2026-11.dev.zonecopy:sub0 \
+             zonecopy.ns1=zns:bs=4096,size=67108864,zone=4194304,cap=3145728 \
+             zonecopy.ns2=nvm:bs=512,size=1048576 zonecopy.xfail=a,b zonecopy.xfail=b,c",
+        )
+        .unwrap();
+        assert_eq!(
+            c.nvme,
+            Some(NvmeTarget {
+                traddr: "10.0.2.2".into(),
+                trsvcid: 4420,
+                nqn: "nqn.2026-11.dev.zonecopy:sub0".into()
+            })
+        );
+        assert_eq!(
+            c.namespaces[&1],
+            NsSpec {
+                kind: NsKind::Zns,
+                block_size: 4096,
+                size: 64 * MIB,
+                zones: Some(ZoneSpec {
+                    zone_size: 4 * MIB,
+                    capacity: 3 * MIB,
+                    conventional: 0
+                })
+            }
+        );
+        assert_eq!(c.namespaces[&1].nr_zones(), Some(16));
+        assert_eq!(c.namespaces[&2].kind, NsKind::Nvm);
+        assert_eq!(c.namespaces[&2].zones, None);
+        assert_eq!(c.xfail, vec!["a", "b", "c"]);
+        for (line, needle) in [
+            ("zonecopy.nvme=traddr=1.2.3.4,trsvcid=1", "nqn= is missing"),
+            ("zonecopy.nvme=traddr=1.2.3.4,nqn=nqn.x", "trsvcid= is missing"),
+            ("zonecopy.nvme=trsvcid=1,nqn=nqn.x", "traddr= is missing"),
+            ("zonecopy.nvme=traddr=a,trsvcid=70000,nqn=nqn.x", "not a port"),
+            ("zonecopy.nvme=traddr=a,trsvcid=0,nqn=nqn.x", "not a port"),
+            ("zonecopy.nvme=traddr=a,trsvcid=1,nqn=foo", "not an NQN"),
+            ("zonecopy.nvme=traddr=a,trsvcid=1,nqn=nqn.x,traddr=b", "twice"),
+            ("zonecopy.nvme=traddr=a,trsvcid=1,nqn=nqn.x,hostnqn=y", "unknown key"),
+            ("zonecopy.nvme=traddr=,trsvcid=1,nqn=nqn.x", "empty"),
+            (
+                "zonecopy.nvme=traddr=a,trsvcid=1,nqn=nqn.x zonecopy.nvme=traddr=a,trsvcid=1,nqn=nqn.x",
+                "given twice",
+            ),
+            ("zonecopy.ns0=nvm:bs=512,size=512", "NSID"),
+            ("zonecopy.nsx=nvm:bs=512,size=512", "NSID"),
+            ("zonecopy.ns1=hm:bs=512,size=512", "unknown kind"),
+            ("zonecopy.ns1=zns:bs=512,size=1024", "zone= is missing for kind zns"),
+            ("zonecopy.ns1=nvm:bs=512,size=1024,zone=512", "only valid for kind zns"),
+            (
+                "zonecopy.ns1=nvm:bs=512,size=512 zonecopy.ns01=nvm:bs=512,size=512",
+                "given twice",
+            ),
+        ] {
+            let e = parse(line).expect_err(line);
+            assert!(e.to_string().contains(needle), "{line}: {e} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn control_address() {
+        let c = parse("zonecopy.control=10.0.2.2:4321").unwrap();
+        assert_eq!(c.control, Some("10.0.2.2:4321".parse().unwrap()));
+        assert_eq!(parse("").unwrap().control, None);
+        for bad in [
+            "zonecopy.control=10.0.2.2",
+            "zonecopy.control=",
+            "zonecopy.control=host:1",
+            "zonecopy.control=1.2.3.4:1 zonecopy.control=1.2.3.4:2",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

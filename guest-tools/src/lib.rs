@@ -7,9 +7,12 @@
 pub mod blkzoned;
 pub mod blockio;
 pub mod cmdline;
+pub mod control;
 pub mod ktap;
+pub mod nvme;
 pub mod sgio;
 pub mod smoke;
 pub mod stamp;
 pub mod suite;
 pub mod sysfs;
+pub mod xcopy;

@@ -108,6 +108,10 @@ pub struct Completion {
     pub driver_status: u16,
     /// Decoded sense, if any was returned.
     pub sense: Option<Sense>,
+    /// The sense bytes as returned (empty if none).
+    pub sense_bytes: Vec<u8>,
+    /// Data-in residual: bytes requested but not transferred.
+    pub resid: i32,
 }
 
 impl std::fmt::Display for Completion {
@@ -131,7 +135,7 @@ pub fn command(
     data: Data<'_>,
     timeout_ms: u32,
 ) -> io::Result<Completion> {
-    let mut sense = [0u8; 64];
+    let mut sense = [0u8; 252];
     let (dir, ptr, len) = match data {
         Data::None => (SG_DXFER_NONE, std::ptr::null_mut(), 0),
         Data::ToDevice(b) => (SG_DXFER_TO_DEV, b.as_ptr().cast_mut().cast(), b.len()),
@@ -141,7 +145,7 @@ pub fn command(
         interface_id: i32::from(b'S'),
         dxfer_direction: dir,
         cmd_len: u8::try_from(cdb.len()).map_err(|_| io::Error::other("CDB too long"))?,
-        mx_sb_len: sense.len() as u8,
+        mx_sb_len: u8::try_from(sense.len()).unwrap_or(u8::MAX),
         iovec_count: 0,
         dxfer_len: u32::try_from(len).map_err(|_| io::Error::other("transfer too long"))?,
         dxferp: ptr,
@@ -175,6 +179,8 @@ pub fn command(
         host_status: hdr.host_status,
         driver_status: hdr.driver_status,
         sense: decode_sense(&sense[..n]),
+        sense_bytes: sense[..n].to_vec(),
+        resid: hdr.resid,
     })
 }
 

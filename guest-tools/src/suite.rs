@@ -9,11 +9,11 @@ use std::{
 use crate::{
     cmdline::{self, CmdlineError, Config},
     ktap::{Ktap, Outcome},
-    smoke,
+    nvme, smoke, xcopy,
 };
 
 /// Suites this binary knows.
-pub const SUITES: &[&str] = &["smoke"];
+pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme"];
 
 /// Run the suite named by `name_override` or else by the command line.
 /// Returns whether every result was `ok`.
@@ -45,6 +45,8 @@ pub fn run<W: Write>(
     };
     match name {
         "smoke" => smoke::run(&mut k, &cfg, sys_root),
+        "xcopy" => xcopy::run(&mut k, &cfg, sys_root),
+        "nvme" => nvme::run(&mut k, &cfg, sys_root),
         other => {
             k.plan(1)?;
             k.result("suite", &Outcome::Fail(format!("unknown suite {other}")))?;

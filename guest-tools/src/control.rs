@@ -1,0 +1,293 @@
+//! A client for the backend's control socket (JSON lines over TCP; see
+//! `vhost-device/src/control`), reached from the guest through QEMU user
+//! networking at the address given by `zonecopy.control=`.
+//!
+//! Only the few replies the suites read are understood, with a tiny JSON
+//! scanner (numbers, nested objects by key, arrays of numbers): no serde in
+//! the static guest binary. A reply whose `"ok"` is not `true` is an error
+//! carrying the backend's `"error"` text.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
+
+/// Per-device counters from `{"cmd":"stats"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DevStats {
+    /// Bytes read by the initiator (host I/O).
+    pub read_bytes: u64,
+    /// Bytes written by the initiator.
+    pub written_bytes: u64,
+    /// Bytes written by offloaded copies into this device.
+    pub copied_bytes: u64,
+}
+
+impl std::fmt::Display for DevStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "read {} written {} copied {}",
+            self.read_bytes, self.written_bytes, self.copied_bytes
+        )
+    }
+}
+
+/// CRC32C of a stored range and of each 4 KiB of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    /// CRC32C of the whole range.
+    pub crc: u32,
+    /// CRC32C of each 4096 bytes (empty unless asked for).
+    pub blocks: Vec<u32>,
+}
+
+/// A connection to the control socket.
+#[derive(Debug)]
+pub struct Client {
+    addr: SocketAddr,
+    conn: Option<(BufReader<TcpStream>, TcpStream)>,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Client {
+    /// A client for `addr`; connects on first use.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, conn: None }
+    }
+
+    /// Where this client connects.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn connect(&mut self) -> Result<&mut (BufReader<TcpStream>, TcpStream), String> {
+        if self.conn.is_none() {
+            let s = TcpStream::connect_timeout(&self.addr, TIMEOUT)
+                .map_err(|e| format!("control {}: connect: {e}", self.addr))?;
+            s.set_read_timeout(Some(TIMEOUT)).ok();
+            s.set_write_timeout(Some(TIMEOUT)).ok();
+            s.set_nodelay(true).ok();
+            let r = s
+                .try_clone()
+                .map_err(|e| format!("control {}: {e}", self.addr))?;
+            self.conn = Some((BufReader::new(r), s));
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| "control: not connected".to_string())
+    }
+
+    /// Send one request line, return the reply line (checked for `"ok":true`).
+    pub fn request(&mut self, line: &str) -> Result<String, String> {
+        let addr = self.addr;
+        let res = (|| {
+            let (r, w) = self.connect()?;
+            w.write_all(format!("{line}\n").as_bytes())
+                .map_err(|e| format!("control {addr}: write: {e}"))?;
+            let mut reply = String::new();
+            let n = r
+                .read_line(&mut reply)
+                .map_err(|e| format!("control {addr}: read: {e}"))?;
+            if n == 0 {
+                return Err(format!("control {addr}: connection closed"));
+            }
+            Ok(reply)
+        })();
+        let reply = match res {
+            Ok(r) => r,
+            Err(e) => {
+                self.conn = None;
+                return Err(e);
+            }
+        };
+        if find_value(&reply, "ok").map(str::trim) != Some("true") {
+            let why = find_value(&reply, "error").unwrap_or(reply.trim());
+            return Err(format!("control {line}: {why}"));
+        }
+        Ok(reply)
+    }
+
+    /// Counters of device `dev` (`lun0`, ...).
+    pub fn stats(&mut self, dev: &str) -> Result<DevStats, String> {
+        let reply = self.request(r#"{"cmd":"stats"}"#)?;
+        parse_stats(&reply, dev)
+    }
+
+    /// CRC32C of `blocks` logical blocks from `lba` of `dev`, and of each
+    /// 4 KiB of them.
+    pub fn checksum(&mut self, dev: &str, lba: u64, blocks: u64) -> Result<Checksum, String> {
+        let reply = self.request(&format!(
+            r#"{{"cmd":"checksum","dev":"{dev}","lba":{lba},"blocks":{blocks},"per_block":true}}"#
+        ))?;
+        parse_checksum(&reply)
+    }
+}
+
+/// Parse the stats reply for one device.
+pub fn parse_stats(reply: &str, dev: &str) -> Result<DevStats, String> {
+    let devices = find_value(reply, "devices").ok_or("stats: no \"devices\"")?;
+    let d = find_value(devices, dev).ok_or_else(|| format!("stats: no device {dev:?}"))?;
+    let num = |k: &str| {
+        find_value(d, k)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| format!("stats: {dev}: no number {k:?}"))
+    };
+    Ok(DevStats {
+        read_bytes: num("read_bytes")?,
+        written_bytes: num("written_bytes")?,
+        copied_bytes: num("copied_bytes")?,
+    })
+}
+
+/// Parse a checksum reply.
+pub fn parse_checksum(reply: &str) -> Result<Checksum, String> {
+    let crc = find_value(reply, "crc32c")
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .ok_or("checksum: no \"crc32c\"")?;
+    let blocks = match find_value(reply, "block_crc32c") {
+        None => Vec::new(),
+        Some(v) => {
+            let inner = v
+                .trim()
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .ok_or("checksum: block_crc32c is not an array")?;
+            inner
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<u32>().map_err(|_| format!("checksum: {s:?}")))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    Ok(Checksum { crc, blocks })
+}
+
+/// The raw text of the value of the first member `key` found at any depth
+/// of `json` (strings unquoted, objects and arrays with their brackets).
+/// Enough for the backend's replies; not a general JSON parser.
+pub fn find_value<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("\"{key}\"");
+    let b = json.as_bytes();
+    let mut from = 0;
+    while let Some(i) = json[from..].find(&pat) {
+        let mut j = from + i + pat.len();
+        from = j;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if b.get(j) != Some(&b':') {
+            continue; // a string value equal to the key, not a member name
+        }
+        j += 1;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        return value_end(b, j).map(|(s, e)| &json[s..e]);
+    }
+    None
+}
+
+/// Start and end of the value beginning at `j` (string contents without
+/// quotes).
+fn value_end(b: &[u8], j: usize) -> Option<(usize, usize)> {
+    match b.get(j)? {
+        b'"' => {
+            let mut k = j + 1;
+            while k < b.len() {
+                match b[k] {
+                    b'\\' => k += 2,
+                    b'"' => return Some((j + 1, k)),
+                    _ => k += 1,
+                }
+            }
+            None
+        }
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut k = j;
+            let mut in_str = false;
+            while k < b.len() {
+                let c = b[k];
+                if in_str {
+                    match c {
+                        b'\\' => k += 1,
+                        b'"' => in_str = false,
+                        _ => {}
+                    }
+                } else {
+                    match c {
+                        b'"' => in_str = true,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth = depth.checked_sub(1)?;
+                            if depth == 0 {
+                                return Some((j, k + 1));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                k += 1;
+            }
+            None
+        }
+        _ => {
+            let mut k = j;
+            while k < b.len() && !matches!(b[k], b',' | b'}' | b']') {
+                k += 1;
+            }
+            Some((j, k))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATS: &str = r#"{"devices":{"lun0":{"copied_bytes":8192,"flushes":1,"read_bytes":4096,"written_bytes":12288},"lun1":{"copied_bytes":0,"flushes":0,"read_bytes":7,"written_bytes":9}},"scsi":{"commands":{"lun0":3}},"ok":true}"#;
+
+    #[test]
+    fn stats_by_device() {
+        assert_eq!(
+            parse_stats(STATS, "lun0").unwrap(),
+            DevStats {
+                read_bytes: 4096,
+                written_bytes: 12288,
+                copied_bytes: 8192
+            }
+        );
+        assert_eq!(parse_stats(STATS, "lun1").unwrap().written_bytes, 9);
+        assert!(parse_stats(STATS, "lun7").is_err());
+    }
+
+    #[test]
+    fn checksum_reply() {
+        let c =
+            parse_checksum(r#"{"block_crc32c":[1, 2,4294967295],"crc32c":3,"ok":true}"#).unwrap();
+        assert_eq!(c.crc, 3);
+        assert_eq!(c.blocks, vec![1, 2, u32::MAX]);
+        assert_eq!(
+            parse_checksum(r#"{"crc32c":5,"ok":true}"#).unwrap().blocks,
+            Vec::<u32>::new()
+        );
+        assert!(parse_checksum(r#"{"ok":true}"#).is_err());
+    }
+
+    #[test]
+    fn scanner() {
+        let j = r#"{"a":"x\"y","error":"no device \"lun9\"","ok" : false, "n":{"k":[1,{"z":2}]}}"#;
+        assert_eq!(find_value(j, "a"), Some(r#"x\"y"#));
+        assert_eq!(find_value(j, "ok"), Some("false"));
+        assert_eq!(find_value(j, "n"), Some(r#"{"k":[1,{"z":2}]}"#));
+        assert_eq!(find_value(j, "z"), Some("2"));
+        assert_eq!(find_value(j, "missing"), None);
+        // A string equal to a key is not a member.
+        assert_eq!(find_value(r#"{"a":"b","b":1}"#, "b"), Some("1"));
+        assert_eq!(find_value(r#"{"a":[1,2"#, "a"), None);
+    }
+}
