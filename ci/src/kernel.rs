@@ -40,15 +40,26 @@ pub struct KnownBug {
 /// The known bugs of each kernel name: the one place to keep them. Only the
 /// named kernels (and their images given as a path) get these; for your own
 /// kernels pass `--xfail ID`.
-pub const KNOWN_BUGS: &[(&str, &[KnownBug])] = &[(
-    "7.2-series",
-    &[KnownBug {
-        id: "copy-error-lost",
-        what: "the copy-offload series as posted sends NVMe Copy format 2 without enabling it \
-               (CDFE=0) and loses the controller's error: copy_file_range() reports success, \
-               the destination is never written (shared/kernels/linux-7.2-copy-offload/README.md)",
-    }],
-)];
+pub const KNOWN_BUGS: &[(&str, &[KnownBug])] = &[
+    (
+        "7.2-series",
+        &[KnownBug {
+            id: "copy-error-lost",
+            what: "the copy-offload series as posted sends NVMe Copy format 2 without enabling it \
+                   (CDFE=0) and loses the controller's error: copy_file_range() reports success, \
+                   the destination is never written (shared/kernels/linux-7.2-copy-offload/README.md)",
+        }],
+    ),
+    (
+        "6.12",
+        &[KnownBug {
+            id: "zwplug-error-stuck",
+            what: "on an NVMe (multipath head) zoned namespace, after one write is refused by zone \
+                   write plugging, every later write at the correct write pointer fails with EIO \
+                   without reaching the device, even after a zone report (6.1 and 7.2 recover)",
+        }],
+    ),
+];
 
 /// Known bugs of a kernel name (empty for names not in [`KNOWN_BUGS`]).
 pub fn known_bugs(name: &str) -> &'static [KnownBug] {
@@ -284,14 +295,21 @@ mod tests {
         ));
     }
 
+    /// The Debian kernels `scripts/setup.sh` fetches into the cache.
+    const DEBIAN_KERNELS: &[&str] = &["6.1", "6.12", "7.2"];
+
     #[test]
     fn known_bugs_table() {
         assert_eq!(known_bugs("7.2-series")[0].id, "copy-error-lost");
         assert!(known_bugs("7.2-fixed").is_empty());
         assert!(known_bugs("6.1").is_empty());
+        assert_eq!(known_bugs("6.12")[0].id, "zwplug-error-stuck");
         // Every named kernel in the table exists, ids are xfail-safe words.
         for (name, bugs) in KNOWN_BUGS {
-            assert!(SHARED_KERNELS.iter().any(|(n, _)| n == name), "{name}");
+            assert!(
+                SHARED_KERNELS.iter().any(|(n, _)| n == name) || DEBIAN_KERNELS.contains(name),
+                "{name}"
+            );
             for b in *bugs {
                 assert!(b
                     .id
