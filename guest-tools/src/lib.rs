@@ -8,6 +8,7 @@ pub mod blkzoned;
 pub mod blockio;
 pub mod cmdline;
 pub mod control;
+pub mod kcopy;
 pub mod ktap;
 pub mod nvme;
 pub mod sgio;

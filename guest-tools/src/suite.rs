@@ -8,12 +8,13 @@ use std::{
 
 use crate::{
     cmdline::{self, CmdlineError, Config},
+    kcopy,
     ktap::{Ktap, Outcome},
     nvme, smoke, xcopy,
 };
 
 /// Suites this binary knows.
-pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme"];
+pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy"];
 
 /// Run the suite named by `name_override` or else by the command line.
 /// Returns whether every result was `ok`.
@@ -47,6 +48,7 @@ pub fn run<W: Write>(
         "smoke" => smoke::run(&mut k, &cfg, sys_root),
         "xcopy" => xcopy::run(&mut k, &cfg, sys_root),
         "nvme" => nvme::run(&mut k, &cfg, sys_root),
+        "kcopy" => kcopy::run(&mut k, &cfg, sys_root),
         other => {
             k.plan(1)?;
             k.result("suite", &Outcome::Fail(format!("unknown suite {other}")))?;
