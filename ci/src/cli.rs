@@ -182,7 +182,8 @@ pub struct VmArgs {
     /// backend's NVMe/TCP target on a free 127.0.0.1 port and gives the
     /// guest a NIC and zonecopy.nvme=traddr=10.0.2.2,trsvcid=PORT,nqn=NQN.
     /// Without --ns, suites nvme and kcopy get
-    /// "kind=zns,size=256M,bs=4096,zone=4M,cap=4M" "kind=nvm,size=128M,bs=4096".
+    /// "kind=zns,size=256M,bs=4096,zone=4M,cap=4M" "kind=nvm,size=128M,bs=4096"
+    /// "kind=nvm,size=64M,bs=4096".
     #[arg(long = "ns", value_name = "SPEC")]
     pub namespaces: Vec<String>,
     /// NQN of the backend's NVMe subsystem.

@@ -43,23 +43,40 @@ pub struct KnownBug {
 pub const KNOWN_BUGS: &[(&str, &[KnownBug])] = &[
     (
         "7.2-series",
-        &[KnownBug {
-            id: "copy-error-lost",
-            what: "the copy-offload series as posted sends NVMe Copy format 2 without enabling it \
-                   (CDFE=0) and loses the controller's error: copy_file_range() reports success, \
-                   the destination is never written (shared/kernels/linux-7.2-copy-offload/README.md)",
-        }],
+        &[COPY_ERROR_LOST, COPY_TCP_R2T, COPY_MERGE_OOPS],
     ),
+    ("7.2-fixed", &[COPY_TCP_R2T, COPY_MERGE_OOPS]),
     (
         "6.12",
         &[KnownBug {
             id: "zwplug-error-stuck",
-            what: "on an NVMe (multipath head) zoned namespace, after one write is refused by zone \
+            what:
+                "on an NVMe (multipath head) zoned namespace, after one write is refused by zone \
                    write plugging, every later write at the correct write pointer fails with EIO \
                    without reaching the device, even after a zone report (6.1 and 7.2 recover)",
         }],
     ),
 ];
+
+const COPY_ERROR_LOST: KnownBug = KnownBug {
+    id: "copy-error-lost",
+    what: "the copy-offload series as posted loses a failed copy's error: copy_file_range() \
+           reports success and the destination is never written (against a spec-following \
+           controller: Copy format 2 sent with CDFE=0; shared/kernels/linux-7.2-copy-offload)",
+};
+
+const COPY_TCP_R2T: KnownBug = KnownBug {
+    id: "copy-tcp-r2t",
+    what: "the series' copy request (REQ_OP_COPY_SRC) is read-direction, so nvme-tcp sends the \
+           Copy's source range descriptors neither in-capsule nor on R2T ('unexpected r2t for a \
+           non-write command'): no copy is ever offloaded over NVMe/TCP",
+};
+
+const COPY_MERGE_OOPS: KnownBug = KnownBug {
+    id: "copy-merge-oops",
+    what: "with queue/copy_max_bytes below a copy's length, the split copy bios are merged by \
+           bio_attempt_back_merge and bio_get_last_bvec dereferences a NULL bvec (oops)",
+};
 
 /// Known bugs of a kernel name (empty for names not in [`KNOWN_BUGS`]).
 pub fn known_bugs(name: &str) -> &'static [KnownBug] {
@@ -275,10 +292,14 @@ mod tests {
         assert_eq!(s.image, k.join("bzImage-series"));
         assert_eq!((s.label.as_str(), s.modules.as_ref()), ("7.2-series", None));
         let ids: Vec<&str> = s.known_bugs.iter().map(|b| b.id).collect();
-        assert_eq!(ids, vec!["copy-error-lost"]);
+        assert_eq!(
+            ids,
+            vec!["copy-error-lost", "copy-tcp-r2t", "copy-merge-oops"]
+        );
         let f = resolve("7.2-fixed", None, nocache, shared.path()).unwrap();
         assert_eq!(f.image, k.join("bzImage-fixed"));
-        assert!(f.known_bugs.is_empty());
+        let ids: Vec<&str> = f.known_bugs.iter().map(|b| b.id).collect();
+        assert_eq!(ids, vec!["copy-tcp-r2t", "copy-merge-oops"]);
         // The same image given as a path keeps its known bugs.
         let p = resolve(
             k.join("bzImage-series").to_str().unwrap(),
@@ -301,7 +322,9 @@ mod tests {
     #[test]
     fn known_bugs_table() {
         assert_eq!(known_bugs("7.2-series")[0].id, "copy-error-lost");
-        assert!(known_bugs("7.2-fixed").is_empty());
+        assert!(known_bugs("7.2-fixed")
+            .iter()
+            .all(|b| b.id != "copy-error-lost"));
         assert!(known_bugs("6.1").is_empty());
         assert_eq!(known_bugs("6.12")[0].id, "zwplug-error-stuck");
         // Every named kernel in the table exists, ids are xfail-safe words.

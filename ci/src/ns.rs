@@ -12,10 +12,12 @@ use crate::lun::{LunError, LunKind, LunSpec, Zoned};
 pub const DEFAULT_NQN: &str = "nqn.2026-11.dev.zonecopy:sub0";
 
 /// Namespaces for suites that need NVMe (`nvme`, `kcopy`) when no `--ns`
-/// is given: a zoned namespace (NSID 1) and a conventional one (NSID 2).
-pub const DEFAULT_NAMESPACES: [&str; 2] = [
+/// is given: a zoned namespace (NSID 1) and two conventional ones (NSID 2
+/// and 3, so copies can cross namespaces).
+pub const DEFAULT_NAMESPACES: [&str; 3] = [
     "kind=zns,size=256M,bs=4096,zone=4M,cap=4M",
     "kind=nvm,size=128M,bs=4096",
+    "kind=nvm,size=64M,bs=4096",
 ];
 
 /// Error in a `--ns` spec.
