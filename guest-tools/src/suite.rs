@@ -7,6 +7,7 @@ use std::{
 };
 
 use crate::{
+    bench,
     cmdline::{self, CmdlineError, Config},
     kcopy,
     ktap::{Ktap, Outcome},
@@ -14,7 +15,7 @@ use crate::{
 };
 
 /// Suites this binary knows.
-pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy"];
+pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench"];
 
 /// Run the suite named by `name_override` or else by the command line.
 /// Returns whether every result was `ok`.
@@ -49,6 +50,7 @@ pub fn run<W: Write>(
         "xcopy" => xcopy::run(&mut k, &cfg, sys_root),
         "nvme" => nvme::run(&mut k, &cfg, sys_root),
         "kcopy" => kcopy::run(&mut k, &cfg, sys_root),
+        "bench" => bench::run(&mut k, &cfg, sys_root),
         other => {
             k.plan(1)?;
             k.result("suite", &Outcome::Fail(format!("unknown suite {other}")))?;
