@@ -35,6 +35,24 @@ pub enum Verdict {
     Skip(String),
 }
 
+/// The outcome of one check inside a test: `Err` carries the verdict of a
+/// test that did not pass. Shared by every suite.
+pub type Step = Result<(), Verdict>;
+
+/// `Ok` if `cond` holds, else a failure with the message.
+pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Step {
+    if cond {
+        Ok(())
+    } else {
+        Err(Verdict::Fail(msg()))
+    }
+}
+
+/// Map an error to a failure that says what was being done.
+pub fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Verdict + '_ {
+    move |e| Verdict::Fail(format!("{what}: {e}"))
+}
+
 impl Verdict {
     /// Shorthand for `Verdict::Fail(reason.into())`.
     pub fn fail(reason: impl Into<String>) -> Self {

@@ -19,7 +19,7 @@ use crate::{
     blkzoned::{self as bz, BlkZone, ZoneOp},
     blockio,
     cmdline::{Config, LunKind, LunSpec, ZoneSpec},
-    ktap::{Ktap, Outcome, Verdict},
+    ktap::{ensure, fail, Ktap, Outcome, Step, Verdict},
     sgio,
     stamp::BLOCK_SIZE,
     sysfs::{self, Disk},
@@ -30,21 +30,6 @@ pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 const BS: u64 = BLOCK_SIZE as u64;
 const SECTOR: u64 = 512;
-
-/// `Err` carries the verdict of a test that did not pass.
-type Step = Result<(), Verdict>;
-
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Step {
-    if cond {
-        Ok(())
-    } else {
-        Err(Verdict::Fail(msg()))
-    }
-}
-
-fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Verdict + '_ {
-    move |e| Verdict::Fail(format!("{what}: {e}"))
-}
 
 /// State shared by the tests of one LUN.
 struct Lun {

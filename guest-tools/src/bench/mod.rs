@@ -38,7 +38,7 @@ use crate::{
     blockio::{self, AlignedBuf},
     cmdline::{Config, LunKind, NsKind},
     control,
-    ktap::{Ktap, Outcome, Verdict},
+    ktap::{ensure, fail, Ktap, Outcome, Step, Verdict},
     nvme::{
         connect::{self, Connected, HostId},
         copy::{self as ncopy, Fabric},
@@ -71,20 +71,6 @@ const CHUNK: u64 = MIB;
 const IOPS_PHASE: Duration = Duration::from_secs(3);
 /// SG_IO timeout of one EXTENDED COPY (TCG guests are slow).
 const XCOPY_TIMEOUT_MS: u32 = 300_000;
-
-type Step = Result<(), Verdict>;
-
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Step {
-    if cond {
-        Ok(())
-    } else {
-        Err(Verdict::Fail(msg()))
-    }
-}
-
-fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Verdict + '_ {
-    move |e| Verdict::Fail(format!("{what}: {e}"))
-}
 
 /// One device under test (the SCSI disk LUN or the NVMe namespace).
 struct Dev {

@@ -35,27 +35,12 @@ use crate::{
     ktap::{Ktap, Outcome, Verdict},
 };
 
+pub use crate::ktap::{ensure, fail, Step};
+
 /// How long the controller and its namespaces may take to appear.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a disconnect may take.
 pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `Err` carries the verdict of a test that did not pass.
-pub type Step = Result<(), Verdict>;
-
-/// `Ok(())` if `cond`, else a failure with `msg()`.
-pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Step {
-    if cond {
-        Ok(())
-    } else {
-        Err(Verdict::Fail(msg()))
-    }
-}
-
-/// Map an error to a failure prefixed with `what`.
-pub fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Verdict + '_ {
-    move |e| Verdict::Fail(format!("{what}: {e}"))
-}
 
 /// One configured namespace and what the suite learned about it.
 #[derive(Debug)]

@@ -33,7 +33,7 @@ use crate::{
     blockio::{self, AlignedBuf},
     cmdline::{Config, LunKind, LunSpec},
     control::{self, DevStats},
-    ktap::{Ktap, Outcome, Verdict},
+    ktap::{ensure, fail, Ktap, Outcome, Step, Verdict},
     sgio, stamp,
     stamp::BLOCK_SIZE,
     sysfs,
@@ -52,20 +52,6 @@ const DST_OFF: u64 = 2 * MIB;
 const SLOT: u64 = 128 * 1024;
 /// SG_IO timeout for copy commands.
 const TIMEOUT_MS: u32 = 60_000;
-
-type Step = Result<(), Verdict>;
-
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Step {
-    if cond {
-        Ok(())
-    } else {
-        Err(Verdict::Fail(msg()))
-    }
-}
-
-fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Verdict + '_ {
-    move |e| Verdict::Fail(format!("{what}: {e}"))
-}
 
 /// One LU under test.
 struct Dev {
