@@ -18,3 +18,4 @@ pub mod stamp;
 pub mod suite;
 pub mod sysfs;
 pub mod xcopy;
+pub mod zonecheck;

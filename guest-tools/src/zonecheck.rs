@@ -1,0 +1,62 @@
+//! Checks shared by the suites that drive a zoned block device through the
+//! kernel: SCSI ZBC disks (`smoke`) and NVMe ZNS namespaces (`nvme`).
+
+use std::fs::File;
+
+use crate::{
+    blkzoned as bz,
+    cmdline::ZoneSpec,
+    ktap::{ensure, fail, Step, Verdict},
+};
+
+const SECTOR: u64 = 512;
+
+/// Report every zone of a device of `size` bytes with BLKREPORTZONE and
+/// check the layout the host configured: `zs.conventional` conventional
+/// zones (NOT WRITE POINTER) then sequential write required zones, each
+/// zone's start and length (the last one may be short), the capacity of
+/// the sequential zones, and that the kernel reports capacities at all.
+/// The first and last zone go to `diags`.
+pub fn layout(file: &File, size: u64, zs: &ZoneSpec, diags: &mut Vec<String>) -> Step {
+    let want = size.div_ceil(zs.zone_size);
+    let nr = u32::try_from(want).map_err(|_| Verdict::fail("too many zones"))?;
+    let (flags, zones) = bz::report_all(file, nr).map_err(fail("BLKREPORTZONE"))?;
+    if let (Some(a), Some(b)) = (zones.first(), zones.last()) {
+        diags.push(format!("first: {a}"));
+        diags.push(format!("last:  {b}"));
+    }
+    ensure(zones.len() as u64 == want, || {
+        format!(
+            "BLKREPORTZONE returned {} zones, expected {want}",
+            zones.len()
+        )
+    })?;
+    ensure(flags & bz::BLK_ZONE_REP_CAPACITY != 0, || {
+        format!("report flags {flags:#x} lack BLK_ZONE_REP_CAPACITY")
+    })?;
+    for (i, z) in (0u64..).zip(&zones) {
+        let start = i * zs.zone_size / SECTOR;
+        let len = zs.zone_size.min(size - i * zs.zone_size) / SECTOR;
+        let at = || format!("zone {i} ({z})");
+        ensure(z.start == start && z.len == len, || {
+            format!("{}: expected start {start} len {len}", at())
+        })?;
+        if i < zs.conventional {
+            ensure(z.type_ == bz::BLK_ZONE_TYPE_CONVENTIONAL, || {
+                format!("{}: expected CONVENTIONAL", at())
+            })?;
+            ensure(z.cond == bz::BLK_ZONE_COND_NOT_WP, || {
+                format!("{}: expected NOT_WP", at())
+            })?;
+        } else {
+            let cap = (zs.capacity / SECTOR).min(len);
+            ensure(z.type_ == bz::BLK_ZONE_TYPE_SEQWRITE_REQ, || {
+                format!("{}: expected SEQWRITE_REQ", at())
+            })?;
+            ensure(z.capacity == cap, || {
+                format!("{}: expected capacity {cap}", at())
+            })?;
+        }
+    }
+    Ok(())
+}
