@@ -161,6 +161,15 @@ pub struct Args {
     /// (the host as the guest sees it).
     #[arg(long, value_name = "IP", default_value_t = DEFAULT_ADVERTISE_ADDR)]
     pub advertise_addr: IpAddr,
+
+    /// What the NVMe controller claims, since real controllers differ:
+    /// nvme-2.1 (Copy formats 0-3, formats 2/3 only once enabled through
+    /// Host Behavior Support CDFE, as NVMe 2.x requires), nvme-2.0-fmt0
+    /// (format 0 only), nvme-2.0-fmt01 (formats 0 and 1), nvme-2.1-lax
+    /// (formats 0-3 with no CDFE needed), no-copy (ONCS without Copy).
+    #[arg(long, value_name = "NAME", default_value = "nvme-2.1",
+          value_parser = crate::nvme::Personality::from_str)]
+    pub personality: crate::nvme::Personality,
 }
 
 /// One parsed `--ns` option.
@@ -402,6 +411,8 @@ pub struct NvmeTcpConfig {
     pub listen: SocketAddr,
     pub nqn: String,
     pub advertise_addr: IpAddr,
+    /// What the controller advertises and enforces.
+    pub personality: crate::nvme::Personality,
     /// NSID `i + 1` is `namespaces[i]`.
     pub namespaces: Vec<NsSpec>,
 }
@@ -494,6 +505,7 @@ impl TryFrom<Args> for Config {
                 listen: args.nvme_tcp.unwrap_or(DEFAULT_NVME_TCP),
                 nqn: args.nqn,
                 advertise_addr: args.advertise_addr,
+                personality: args.personality,
                 namespaces: args.namespaces,
             })
         } else {
@@ -772,6 +784,22 @@ mod tests {
         assert_eq!(n.listen, DEFAULT_NVME_TCP);
         assert_eq!(n.nqn, DEFAULT_NQN);
         assert_eq!(n.advertise_addr, DEFAULT_ADVERTISE_ADDR);
+        assert_eq!(n.personality, crate::nvme::Personality::NVME_2_1);
+        // A controller that only offers Copy descriptor format 0.
+        let c = cfg(&[
+            "--ns",
+            "kind=nvm,file=a,size=1G",
+            "--personality",
+            "nvme-2.0-fmt0",
+        ])
+        .unwrap();
+        let p = c.nvme_tcp.unwrap().personality;
+        assert_eq!((p.version, p.ocfs), ((2, 0), 0b0001));
+        assert!(
+            cfg(&["--ns", "kind=nvm,file=a,size=1G", "--personality", "nvme-9"])
+                .unwrap_err()
+                .contains("unknown personality")
+        );
         let c = cfg(&[
             "--socket",
             "s",

@@ -105,7 +105,11 @@ fn start_nvme_tcp(
         .local_addr()
         .map_err(|source| Error::NvmeTcp { addr, source })?
         .port();
-    let opts = ControllerOptions::default();
+    let opts = ControllerOptions {
+        personality: nvme.personality,
+        ..ControllerOptions::default()
+    };
+    info!("NVMe personality: {}", nvme.personality);
     let limits = Limits {
         max_icd: Limits::default().max_icd.max(opts.in_capsule_data),
         ..Limits::default()
