@@ -75,6 +75,8 @@ pub const GUEST_HOST_ADDR: &str = "10.0.2.2";
 pub struct NvmeListen {
     pub listen: SocketAddr,
     pub nqn: String,
+    /// `--personality` for the backend, `None` = its default.
+    pub personality: Option<String>,
     pub namespaces: Vec<NsSpec>,
 }
 
@@ -115,6 +117,9 @@ pub fn args(cfg: &BackendConfig) -> Vec<String> {
             "--advertise-addr".to_owned(),
             GUEST_HOST_ADDR.to_owned(),
         ]);
+        if let Some(p) = &n.personality {
+            a.extend(["--personality".to_owned(), p.clone()]);
+        }
         for ns in &n.namespaces {
             a.push("--ns".into());
             a.push(ns.backend_arg());
@@ -275,6 +280,7 @@ mod tests {
         c.nvme = Some(NvmeListen {
             listen: "127.0.0.1:40002".parse().unwrap(),
             nqn: "nqn.x:y".into(),
+            personality: Some("nvme-2.0-fmt0".into()),
             namespaces: vec![ns],
         });
         assert_eq!(
@@ -282,6 +288,7 @@ mod tests {
             "--socket /t/vus.sock --control /t/c.sock --control-tcp 127.0.0.1:40001 \
              --lun file=/t/lun0.img,kind=disk,size=1048576,bs=512 \
              --nvme-tcp 127.0.0.1:40002 --nqn nqn.x:y --advertise-addr 10.0.2.2 \
+             --personality nvme-2.0-fmt0 \
              --ns file=/t/ns1.img,kind=nvm,size=2097152,bs=4096,mssrl=8"
         );
     }

@@ -189,6 +189,12 @@ pub struct VmArgs {
     /// NQN of the backend's NVMe subsystem.
     #[arg(long, default_value = crate::ns::DEFAULT_NQN, value_name = "NQN")]
     pub nqn: String,
+    /// What the backend's NVMe controller claims (zonecopy-vhost
+    /// --personality): nvme-2.1 (the backend's default: Copy formats 0-3,
+    /// 2/3 only after Host Behavior Support enables them), nvme-2.0-fmt0,
+    /// nvme-2.0-fmt01, nvme-2.1-lax (no CDFE needed), no-copy.
+    #[arg(long, value_name = "NAME")]
+    pub personality: Option<String>,
     /// A known bug of the booted kernel, by id (repeat, or comma-separated),
     /// added to the kernel's entries in the runner's known-bugs table
     /// (7.2-series: copy-error-lost) and passed as zonecopy.xfail=: tests

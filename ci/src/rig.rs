@@ -290,6 +290,7 @@ impl Rig {
                             ports.next().map(|p| NvmeListen {
                                 listen: loopback(p),
                                 nqn: vm.nqn.clone(),
+                                personality: vm.personality.clone(),
                                 namespaces: namespaces.clone(),
                             })
                         } else {
