@@ -9,6 +9,8 @@
 #   devices) on both copy-offload kernels, whose known bugs (the series'
 #   silent corruption among them) are XFAILs that name their cause, and on
 #   6.12, which has no copy offload (SKIPs with the reason);
+# - nvme-cli in the guest (run mode, the host's nvme-cli over 9p): nvme
+#   list, nvme zns report-zones and nvme copy against our subsystem;
 # - reconnect (QEMU killed mid-suite, the suite run again against the same
 #   running backend) and restart (zone state and data intact across a
 #   backend restart between two boots).
@@ -19,8 +21,10 @@ cargo test --workspace --locked
 bash scripts/build.sh
 ci=target/release/zonecopy-ci
 $ci matrix --kernels 6.1,6.12,7.2 --suite smoke
-$ci matrix --kernels 6.12 --suite xcopy
+$ci matrix --kernels 6.1,6.12 --suite xcopy
 $ci matrix --kernels 6.1,6.12,7.2-fixed --suite nvme
 $ci matrix --kernels 7.2-series,7.2-fixed,6.12 --suite kcopy
+$ci run --kernel 6.12 --ns kind=zns,size=16M,zone=4M --ns kind=nvm,size=16M \
+	-- sh "$PWD/scripts/guest/nvme-cli-check.sh"
 $ci reconnect --kernel 6.12 --suite smoke
 $ci restart --kernel 6.1 --suite smoke
