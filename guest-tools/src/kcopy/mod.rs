@@ -467,8 +467,22 @@ impl Suite<'_> {
         };
         // Read back every destination block.
         let mut got = AlignedBuf::new(span as usize);
-        read_full(&self.devs[c.dst].file, got.as_mut_slice(), c.dst_off)
-            .map_err(|e| fail(format!("reading back {dname} at {}: {e}", c.dst_off)))?;
+        // A failed Copy makes nvme-tcp reconnect, and the copy call may
+        // return before that starts: with max_retries 0, I/O in that window
+        // fails at once (ENOLINK). Wait for the controller and read again;
+        // a read that keeps failing is still a failure.
+        let mut attempt = 0;
+        while let Err(e) = read_full(&self.devs[c.dst].file, got.as_mut_slice(), c.dst_off) {
+            attempt += 1;
+            if self.nvme_instance.is_none() || attempt > 5 {
+                return Err(fail(format!("reading back {dname} at {}: {e}", c.dst_off)));
+            }
+            self.diag(format!(
+                "reading back {dname}: {e}; waiting for the controller (attempt {attempt})"
+            ));
+            std::thread::sleep(Duration::from_millis(500));
+            self.wait_live();
+        }
         let copied = usize::try_from(cfr.copied).unwrap_or(usize::MAX);
         let expected = verify::after_copy(&src_bytes, &before, copied);
         let data = verify::check(&expected, &before, got.as_slice(), c.dst_off);
@@ -1695,6 +1709,8 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys: &Path) -> io::Result<bo
     };
     for (name, test) in RUN {
         s.exposed = &[];
+        // The previous test may have left nvme-tcp reconnecting.
+        s.wait_live();
         let f = panic::catch_unwind(AssertUnwindSafe(|| test(&mut s))).unwrap_or_else(|p| {
             let msg = p
                 .downcast_ref::<&str>()
