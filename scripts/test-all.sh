@@ -24,7 +24,11 @@ $ci matrix --kernels 6.1,6.12,7.2 --suite smoke
 $ci matrix --kernels 6.1,6.12 --suite xcopy
 $ci matrix --kernels 6.1,6.12,7.2-fixed --suite nvme
 $ci matrix --kernels 7.2-series,7.2-fixed,6.12 --suite kcopy
+# The guest sees the host's root, but its own tmpfs on /tmp and /run: put
+# the script where it is visible whatever folder this checkout is in.
+guest_dir=${ZONECOPY_CACHE:-/var/cache/zonecopy}/guest
+install -D -m 0755 scripts/guest/nvme-cli-check.sh "$guest_dir/nvme-cli-check.sh"
 $ci run --kernel 6.12 --ns kind=zns,size=16M,zone=4M --ns kind=nvm,size=16M \
-	-- sh "$PWD/scripts/guest/nvme-cli-check.sh"
+	-- sh "$guest_dir/nvme-cli-check.sh"
 $ci reconnect --kernel 6.12 --suite smoke
 $ci restart --kernel 6.1 --suite smoke
