@@ -1171,6 +1171,20 @@ fn record_ok(c: &mut Ctx, lid4: bool, id: u32, segs: u16, bytes: u64, via: usize
     }
 }
 
+/// A 02h block -> block segment of `len` bytes from byte `src` of CSCD
+/// `s` (block size `sbs`) to byte `dst` of CSCD `d` (block size `dbs`),
+/// NUMBER OF BLOCKS in source blocks (DC 0).
+fn b2b(s: u16, d: u16, len: u64, src: u64, sbs: u64, dst: u64, dbs: u64) -> Segment {
+    Segment::B2B {
+        src: s,
+        dst: d,
+        dc: false,
+        blocks: (len / sbs) as u16,
+        src_lba: src / sbs,
+        dst_lba: dst / dbs,
+    }
+}
+
 fn copy_same_lu(c: &mut Ctx, lid4: bool, ffff: bool) -> Step {
     need_sources(c)?;
     let a = c.a()?;
@@ -1194,14 +1208,7 @@ fn copy_same_lu(c: &mut Ctx, lid4: bool, ffff: bool) -> Step {
     let list = CopyList::new(
         id,
         &if ffff { vec![] } else { vec![c.cscd(a)?] },
-        vec![Segment::B2B {
-            src: cs,
-            dst: cs,
-            dc: false,
-            blocks: (len / bs) as u16,
-            src_lba: src / bs,
-            dst_lba: dst / bs,
-        }],
+        vec![b2b(cs, cs, len, src, bs, dst, bs)],
     );
     let (p, cdb, _) = send_list(lid4, &list);
     c.exec(a, &cdb, &p, &[a], &[e], &[])?;
@@ -1234,14 +1241,7 @@ fn copy_to_seq(c: &mut Ctx, lid4: bool, cross: bool) -> Step {
     let list = CopyList::new(
         id,
         &cscds,
-        vec![Segment::B2B {
-            src: 0,
-            dst: u16::from(cross),
-            dc: false,
-            blocks: (len / sbs) as u16,
-            src_lba: src / sbs,
-            dst_lba: dst / dbs,
-        }],
+        vec![b2b(0, u16::from(cross), len, src, sbs, dst, dbs)],
     );
     let (p, cdb, _) = send_list(lid4, &list);
     let involved = if cross { vec![a, d] } else { vec![a] };
@@ -1274,14 +1274,7 @@ fn copy_from_seq(c: &mut Ctx, lid4: bool) -> Step {
     let list = CopyList::new(
         id,
         &[c.cscd(a)?, c.cscd(b)?],
-        vec![Segment::B2B {
-            src: 0,
-            dst: 1,
-            dc: false,
-            blocks: (len / sbs) as u16,
-            src_lba: src / sbs,
-            dst_lba: dst / dbs,
-        }],
+        vec![b2b(0, 1, len, src, sbs, dst, dbs)],
     );
     let (p, cdb, _) = send_list(lid4, &list);
     c.exec(b, &cdb, &p, &[a, b], &[e], &[]).map(|_| ())
@@ -1336,14 +1329,7 @@ fn copy_cross_back(c: &mut Ctx, lid4: bool) -> Step {
     let list = CopyList::new(
         id,
         &[c.cscd(a)?, c.cscd(b)?],
-        vec![Segment::B2B {
-            src: 1,
-            dst: 0,
-            dc: false,
-            blocks: (len / sbs) as u16,
-            src_lba: src / sbs,
-            dst_lba: dst / dbs,
-        }],
+        vec![b2b(1, 0, len, src, sbs, dst, dbs)],
     );
     let (p, cdb, _) = send_list(lid4, &list);
     c.exec(a, &cdb, &p, &[a, b], &[e], &[]).map(|_| ())
@@ -1363,14 +1349,7 @@ fn copy_to_disk(c: &mut Ctx, lid4: bool) -> Step {
     let list = CopyList::new(
         id,
         &[c.cscd(d)?, c.cscd(a)?],
-        vec![Segment::B2B {
-            src: 1,
-            dst: 0,
-            dc: false,
-            blocks: (len / sbs) as u16,
-            src_lba: src / sbs,
-            dst_lba: dst / dbs,
-        }],
+        vec![b2b(1, 0, len, src, sbs, dst, dbs)],
     );
     let (p, cdb, _) = send_list(lid4, &list);
     // Sent to the destination, the not zoned LU.
