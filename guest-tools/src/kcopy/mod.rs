@@ -226,6 +226,36 @@ struct Case<'a> {
     expect: Expect,
 }
 
+impl<'a> Case<'a> {
+    /// `len` bytes from `src` at `src_off` to `dst` at `dst_off`, expected
+    /// to take path `expect`; not into a zone, no errno accepted.
+    fn new(src: usize, src_off: u64, dst: usize, dst_off: u64, len: u64, expect: Expect) -> Self {
+        Case {
+            src,
+            src_off,
+            dst,
+            dst_off,
+            len,
+            dst_at_wp: false,
+            refusals: &[],
+            expect,
+        }
+    }
+
+    /// The destination is a freshly reset zone's write pointer.
+    fn at_wp(self) -> Self {
+        Case {
+            dst_at_wp: true,
+            ..self
+        }
+    }
+
+    /// These errnos are accepted as the end of the copy.
+    fn refusing(self, refusals: &'a [i32]) -> Self {
+        Case { refusals, ..self }
+    }
+}
+
 /// What a copy did, for the test to check further.
 struct Copied {
     cfr: Cfr,
@@ -1228,16 +1258,11 @@ fn t_fallback_sanity(s: &mut Suite<'_>) -> Finding {
         };
         let c = s.copy(
             "fallback",
-            &Case {
-                src: a,
-                src_off: so,
-                dst: b,
-                dst_off: dof,
-                len,
-                dst_at_wp: false,
-                refusals: &[libc::EINVAL, libc::EXDEV, libc::EOPNOTSUPP],
-                expect,
-            },
+            &Case::new(a, so, b, dof, len, expect).refusing(&[
+                libc::EINVAL,
+                libc::EXDEV,
+                libc::EOPNOTSUPP,
+            ]),
         )?;
         match c.cfr.errno() {
             Some(e) => s.diag(format!(
@@ -1272,16 +1297,7 @@ fn t_single_range(s: &mut Suite<'_>) -> Finding {
         let dof = s.devs[a].alloc(len)?;
         s.copy(
             "single range",
-            &Case {
-                src: a,
-                src_off: so,
-                dst: a,
-                dst_off: dof,
-                len,
-                dst_at_wp: false,
-                refusals: &[],
-                expect: Expect::Offload,
-            },
+            &Case::new(a, so, a, dof, len, Expect::Offload),
         )?;
         Ok(())
     })();
@@ -1304,16 +1320,7 @@ fn t_cross_namespace(s: &mut Suite<'_>) -> Finding {
         // controller copies across its namespaces, so this is offloaded too.
         s.copy(
             "cross namespace",
-            &Case {
-                src: a,
-                src_off: so,
-                dst: b,
-                dst_off: dof,
-                len,
-                dst_at_wp: false,
-                refusals: &[],
-                expect: Expect::Offload,
-            },
+            &Case::new(a, so, b, dof, len, Expect::Offload),
         )?;
         Ok(())
     })();
@@ -1332,16 +1339,7 @@ fn t_unaligned(s: &mut Suite<'_>) -> Finding {
         let dof = s.devs[a].alloc(len)?;
         let c = s.copy(
             "unaligned length",
-            &Case {
-                src: a,
-                src_off: so,
-                dst: a,
-                dst_off: dof,
-                len,
-                dst_at_wp: false,
-                refusals: &[libc::EINVAL],
-                expect: Expect::Either,
-            },
+            &Case::new(a, so, a, dof, len, Expect::Either).refusing(&[libc::EINVAL]),
         )?;
         let what = match (c.cfr.errno(), c.path) {
             (Some(e), Some(p)) if c.cfr.copied > 0 => format!(
@@ -1443,16 +1441,7 @@ fn t_split_hw(s: &mut Suite<'_>) -> Finding {
         let dof = s.devs[a].alloc(len)?;
         let c = s.copy(
             "beyond copy_max_hw_bytes",
-            &Case {
-                src: a,
-                src_off: so,
-                dst: a,
-                dst_off: dof,
-                len,
-                dst_at_wp: false,
-                refusals: &[],
-                expect: Expect::Offload,
-            },
+            &Case::new(a, so, a, dof, len, Expect::Offload),
         )?;
         check_split(s, &c, len, hw)
     })();
@@ -1480,16 +1469,7 @@ fn t_split_lowered(s: &mut Suite<'_>) -> Finding {
         ));
         let c = s.copy(
             "beyond copy_max_bytes",
-            &Case {
-                src: a,
-                src_off: so,
-                dst: a,
-                dst_off: dof,
-                len,
-                dst_at_wp: false,
-                refusals: &[],
-                expect: Expect::Offload,
-            },
+            &Case::new(a, so, a, dof, len, Expect::Offload),
         )?;
         check_split(s, &c, len, max)
     })();
@@ -1532,16 +1512,7 @@ fn t_forced_fallback(s: &mut Suite<'_>) -> Finding {
         s.diag(format!("{}: copy_max_bytes set to 0", s.devs[a].name));
         s.copy(
             "forced fallback",
-            &Case {
-                src: a,
-                src_off: so,
-                dst: a,
-                dst_off: dof,
-                len,
-                dst_at_wp: false,
-                refusals: &[],
-                expect: Expect::Fallback,
-            },
+            &Case::new(a, so, a, dof, len, Expect::Fallback),
         )?;
         Ok(())
     })();
@@ -1582,16 +1553,7 @@ fn t_zns_at_wp(s: &mut Suite<'_>) -> Finding {
         };
         s.copy(
             "zone to zone at the write pointer",
-            &Case {
-                src: z,
-                src_off: za,
-                dst: z,
-                dst_off: zb,
-                len,
-                dst_at_wp: true,
-                refusals: &[],
-                expect,
-            },
+            &Case::new(z, za, z, zb, len, expect).at_wp(),
         )?;
         s.expect_wp(z, zb, zb + len)?;
         Ok(())
@@ -1617,19 +1579,7 @@ fn t_scsi_fallback(s: &mut Suite<'_>) -> Finding {
         } else {
             Expect::Fallback
         };
-        s.copy(
-            "within a SCSI LUN",
-            &Case {
-                src: a,
-                src_off: so,
-                dst: a,
-                dst_off: dof,
-                len,
-                dst_at_wp: false,
-                refusals: &[],
-                expect,
-            },
-        )?;
+        s.copy("within a SCSI LUN", &Case::new(a, so, a, dof, len, expect))?;
         Ok(())
     })();
     r.err().unwrap_or(Finding::Pass)
@@ -1657,16 +1607,7 @@ fn t_scsi_zone_at_wp(s: &mut Suite<'_>) -> Finding {
         };
         s.copy(
             "into a ZBC zone at the write pointer",
-            &Case {
-                src,
-                src_off: so,
-                dst: h,
-                dst_off: zb,
-                len,
-                dst_at_wp: true,
-                refusals: &[],
-                expect,
-            },
+            &Case::new(src, so, h, zb, len, expect).at_wp(),
         )?;
         s.expect_wp(h, zb, zb + len)?;
         Ok(())
