@@ -69,6 +69,16 @@ pub fn parse_luns(specs: &[String]) -> Result<Vec<LunSpec>, SetupError> {
 pub const NET_SUITES: &[&str] = &["xcopy", "nvme", "kcopy", "bench"];
 /// Suites that get [`DEFAULT_NAMESPACES`] when no `--ns` is given.
 pub const NVME_SUITES: &[&str] = &["nvme", "kcopy"];
+/// Suites that run host tools (fio, blkzone, sg3-utils, dmsetup,
+/// mkfs.f2fs) from the host root, shared read-only over 9p and mounted at
+/// /host in the guest (see images/init).
+pub const HOST_TOOL_SUITES: &[&str] = &["zbc", "kcopy", "bench"];
+const HOST_TOOL_MODULES: &str = "9p 9pnet_virtio netfs fscache";
+
+/// Does `suite` get the host root over 9p?
+pub fn wants_hostroot(suite: Option<&str>) -> bool {
+    suite.is_some_and(|s| HOST_TOOL_SUITES.contains(&s))
+}
 
 /// What a boot needs besides the VM options.
 #[derive(Debug, Clone, Copy)]
@@ -123,7 +133,7 @@ const BASE_MODULES: &str = "virtio_pci virtio_scsi sd_mod sg";
 const NVME_MODULES: &str = "nvme_tcp nvme_fabrics nvme_core";
 /// Suites with tailored module lists (fewer modules boot faster); others
 /// get the builder's full default set.
-const KNOWN_SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench"];
+const KNOWN_SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "zbc"];
 
 /// The `--modules` list for the initramfs (`None` = the builder's default).
 /// Built-in and missing modules are skipped by the builder.
@@ -143,7 +153,10 @@ pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String>
         }
     }
     if suite == Some("kcopy") {
-        m.extend(["dm_mod", "dm_crypt"]);
+        m.extend(["dm_mod", "dm_crypt", "f2fs"]);
+    }
+    if wants_hostroot(suite) {
+        m.extend(HOST_TOOL_MODULES.split(' '));
     }
     Some(m.join(" "))
 }
@@ -653,8 +666,13 @@ mod tests {
         assert_eq!(
             m(Some("kcopy"), true, true).unwrap(),
             "virtio_pci virtio_scsi sd_mod sg virtio_net nvme_tcp nvme_fabrics nvme_core \
-             dm_mod dm_crypt"
+             dm_mod dm_crypt f2fs 9p 9pnet_virtio netfs fscache"
         );
+        assert_eq!(
+            m(Some("zbc"), false, false).unwrap(),
+            "virtio_pci virtio_scsi sd_mod sg 9p 9pnet_virtio netfs fscache"
+        );
+        assert!(wants_hostroot(Some("zbc")) && !wants_hostroot(Some("smoke")));
         // --ns on smoke brings the NVMe modules along.
         assert!(m(Some("smoke"), true, true).unwrap().contains("nvme_tcp"));
         // Run mode and unknown suites: the builder's full set.

@@ -141,7 +141,12 @@ pub fn boot(
 ) -> Result<Booted, String> {
     fs::create_dir_all(job.out).map_err(|e| format!("cannot create {}: {e}", job.out.display()))?;
     let append = rig.cmdline(Some(job.suite), None, &job.vm.append);
-    let qemu = rig.qemu(job.vm, append, false, Serial::Stdio);
+    let qemu = rig.qemu(
+        job.vm,
+        append,
+        crate::rig::wants_hostroot(Some(job.suite)),
+        Serial::Stdio,
+    );
     let mut argv = vec![qemu.qemu.display().to_string()];
     argv.extend(qemu.args().iter().map(|a| a.to_string_lossy().into_owned()));
     let _ = fs::write(job.out.join("qemu-cmdline.txt"), shell_join(&argv) + "\n");

@@ -9,6 +9,7 @@ pub mod blkzoned;
 pub mod blockio;
 pub mod cmdline;
 pub mod control;
+pub mod hosttool;
 pub mod kcopy;
 pub mod ktap;
 pub mod nvme;
