@@ -95,14 +95,18 @@ Example: --lun file=/var/tmp/zbc0.img,size=1G,zone=64M,conv=2,max-open=8";
 pub struct Args {
     /// vhost-user Unix socket to listen on (QEMU: -chardev
     /// socket,id=vus,path=PATH). A stale socket file from an earlier run is
-    /// replaced; any other existing file is an error.
+    /// replaced; any other existing file is an error. Repeat it for several
+    /// vhost-user-scsi devices (one per QEMU device, each its own SCSI
+    /// target) from one process: each --lun belongs to the --socket before
+    /// it (LUNs given before any --socket belong to the first), and each
+    /// socket's LUNs are numbered from 0.
     #[arg(
         long,
         value_name = "PATH",
         required_unless_present_any = ["nvme_tcp", "namespaces"],
         requires = "luns"
     )]
-    pub socket: Option<PathBuf>,
+    pub socket: Vec<PathBuf>,
 
     /// A logical unit: comma-separated KEY=VALUE pairs (file, size, kind,
     /// bs, zone, cap, conv, max-open, max-active). See --help for the keys.
@@ -170,6 +174,57 @@ pub struct Args {
     #[arg(long, value_name = "NAME", default_value = "nvme-2.1",
           value_parser = crate::nvme::Personality::from_str)]
     pub personality: crate::nvme::Personality,
+
+    /// For each --lun, the index of the --socket it belongs to (filled by
+    /// [`Args::parse_grouped`] from the order of the options; empty means
+    /// all belong to the first).
+    #[arg(skip)]
+    pub lun_socket: Vec<usize>,
+}
+
+impl Args {
+    /// Parse the process's arguments, recording which --socket each --lun
+    /// follows (clap alone keeps no order between two options).
+    pub fn parse_grouped() -> Self {
+        Self::try_parse_grouped_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// [`Args::parse_grouped`] over `argv`.
+    pub fn try_parse_grouped_from<I, T>(argv: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().try_get_matches_from(argv)?;
+        let mut args = Self::from_arg_matches(&matches)?;
+        let sockets: Vec<usize> = matches
+            .indices_of("socket")
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        args.lun_socket = matches
+            .indices_of("luns")
+            .map(|luns| {
+                luns.map(|at| {
+                    sockets
+                        .iter()
+                        .filter(|&&s| s < at)
+                        .count()
+                        .saturating_sub(1)
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        Ok(args)
+    }
+}
+
+/// One vhost-user-scsi device: its socket and which LUNs it serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScsiTargetConfig {
+    pub socket: PathBuf,
+    /// Indexes into [`Config::luns`]; the first is this target's LUN 0.
+    pub luns: Vec<usize>,
 }
 
 /// One parsed `--ns` option.
@@ -420,9 +475,9 @@ pub struct NvmeTcpConfig {
 /// What the backend runs with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// vhost-user-scsi socket, if SCSI is served.
-    pub socket: Option<PathBuf>,
-    /// LUN `i` is `luns[i]`.
+    /// The vhost-user-scsi devices served (none: NVMe/TCP only).
+    pub targets: Vec<ScsiTargetConfig>,
+    /// Every LUN of every target, in command-line order.
     pub luns: Vec<DeviceConfig>,
     pub request_queues: u16,
     pub control: Option<PathBuf>,
@@ -444,6 +499,10 @@ pub enum ConfigError {
     },
     #[error("--socket needs at least one --lun")]
     NoLuns,
+    #[error("--socket {0:?} has no --lun after it")]
+    SocketWithoutLuns(PathBuf),
+    #[error("--socket {0:?} is given twice")]
+    DuplicateSocket(PathBuf),
     #[error("--nvme-tcp needs at least one --ns")]
     NoNamespaces,
     #[error("{0} namespaces are too many (at most {MAX_NAMESPACES})")]
@@ -454,6 +513,35 @@ pub enum ConfigError {
         other: String,
         path: PathBuf,
     },
+}
+
+/// Split the LUNs over the sockets: LUN `i` goes to socket
+/// `lun_socket[i]` (all to the first when `lun_socket` is empty).
+fn group_luns(
+    sockets: &[PathBuf],
+    lun_socket: &[usize],
+    nr_luns: usize,
+) -> Result<Vec<ScsiTargetConfig>, ConfigError> {
+    let mut targets: Vec<ScsiTargetConfig> = Vec::with_capacity(sockets.len());
+    for socket in sockets {
+        if targets.iter().any(|t| &t.socket == socket) {
+            return Err(ConfigError::DuplicateSocket(socket.clone()));
+        }
+        targets.push(ScsiTargetConfig {
+            socket: socket.clone(),
+            luns: Vec::new(),
+        });
+    }
+    for lun in 0..nr_luns {
+        let at = lun_socket.get(lun).copied().unwrap_or(0);
+        if let Some(t) = targets.get_mut(at) {
+            t.luns.push(lun);
+        }
+    }
+    match targets.iter().find(|t| t.luns.is_empty()) {
+        Some(t) => Err(ConfigError::SocketWithoutLuns(t.socket.clone())),
+        None => Ok(targets),
+    }
 }
 
 impl TryFrom<Args> for Config {
@@ -473,9 +561,10 @@ impl TryFrom<Args> for Config {
                 });
             }
         }
-        if args.socket.is_some() && luns.is_empty() {
+        if !args.socket.is_empty() && luns.is_empty() {
             return Err(ConfigError::NoLuns);
         }
+        let targets = group_luns(&args.socket, &args.lun_socket, luns.len())?;
         let nvme_tcp = if args.nvme_tcp.is_some() || !args.namespaces.is_empty() {
             if args.namespaces.is_empty() {
                 return Err(ConfigError::NoNamespaces);
@@ -512,7 +601,7 @@ impl TryFrom<Args> for Config {
             None
         };
         Ok(Config {
-            socket: args.socket,
+            targets,
             luns,
             request_queues: args.queues,
             control: args.control,
@@ -690,12 +779,64 @@ mod tests {
         ])
         .unwrap();
         let cfg = Config::try_from(args).unwrap();
-        assert_eq!(cfg.socket, Some(PathBuf::from("/tmp/vus.sock")));
+        assert_eq!(
+            cfg.targets,
+            [ScsiTargetConfig {
+                socket: PathBuf::from("/tmp/vus.sock"),
+                luns: vec![0, 1]
+            }]
+        );
         assert_eq!(cfg.nvme_tcp, None);
         assert_eq!(cfg.luns.len(), 2);
         assert_eq!(cfg.luns[0].path, PathBuf::from("a.img"));
         assert!(cfg.luns[1].zoned.is_none());
         assert_eq!(cfg.request_queues, DEFAULT_REQUEST_QUEUES);
+    }
+
+    #[test]
+    fn several_sockets_each_take_the_luns_after_them() {
+        let parse = |argv: &[&str]| {
+            let mut all = vec!["zonecopy-vhost"];
+            all.extend_from_slice(argv);
+            Args::try_parse_grouped_from(all).map(Config::try_from)
+        };
+        let cfg = parse(&[
+            "--lun",
+            "file=a,size=1M,kind=disk",
+            "--socket",
+            "s0",
+            "--lun",
+            "file=b,size=1M,kind=disk",
+            "--socket",
+            "s1",
+            "--lun",
+            "file=c,size=1M,kind=disk",
+            "--lun",
+            "file=d,size=1M,kind=disk",
+        ])
+        .unwrap()
+        .unwrap();
+        let t = |socket: &str, luns: Vec<usize>| ScsiTargetConfig {
+            socket: socket.into(),
+            luns,
+        };
+        assert_eq!(cfg.targets, [t("s0", vec![0, 1]), t("s1", vec![2, 3])]);
+        // A socket without LUNs, and one given twice, are refused.
+        let lun = "file=a,size=1M,kind=disk";
+        let e = parse(&["--socket", "s0", "--socket", "s1", "--lun", lun]).unwrap();
+        assert_eq!(e, Err(ConfigError::SocketWithoutLuns("s0".into())));
+        let e = parse(&[
+            "--socket",
+            "s0",
+            "--lun",
+            lun,
+            "--socket",
+            "s0",
+            "--lun",
+            "file=b,size=1M,kind=disk",
+        ])
+        .unwrap();
+        assert_eq!(e, Err(ConfigError::DuplicateSocket("s0".into())));
     }
 
     #[test]
@@ -779,7 +920,7 @@ mod tests {
         };
         // NVMe only: no socket needed; the listen address defaults to loopback.
         let c = cfg(&["--ns", "file=a,size=1G,zone=64M"]).unwrap();
-        assert_eq!(c.socket, None);
+        assert!(c.targets.is_empty());
         let n = c.nvme_tcp.unwrap();
         assert_eq!(n.listen, DEFAULT_NVME_TCP);
         assert_eq!(n.nqn, DEFAULT_NQN);

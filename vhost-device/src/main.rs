@@ -3,7 +3,7 @@
 
 use std::{net::TcpListener, process::ExitCode, sync::Arc, thread};
 
-use clap::{error::ErrorKind, CommandFactory, Parser};
+use clap::{error::ErrorKind, CommandFactory};
 use log::{error, info, warn};
 use signal_hook::{
     consts::{SIGINT, SIGTERM},
@@ -174,8 +174,10 @@ fn start_control(
     for source in sources {
         reg.add_source(source);
     }
-    for (lun, dev) in devices.iter().enumerate() {
-        reg.add_device(format!("lun{lun}"), Arc::clone(dev));
+    for (t, target) in config.targets.iter().enumerate() {
+        for (lun, &i) in target.luns.iter().enumerate() {
+            reg.add_device(lun_name(t, lun), Arc::clone(&devices[i]));
+        }
     }
     for (i, ns) in namespaces.iter().enumerate() {
         reg.add_device(format!("ns{}", i + 1), Arc::clone(&ns.device));
@@ -196,6 +198,81 @@ fn start_control(
     Ok(())
 }
 
+/// Control-socket name of LUN `lun` of target `t`: `lun0`, `lun1`, ... on
+/// the first vhost-user-scsi device, `t1.lun0`, ... on the others.
+fn lun_name(t: usize, lun: usize) -> String {
+    match t {
+        0 => format!("lun{lun}"),
+        _ => format!("t{t}.lun{lun}"),
+    }
+}
+
+/// A stats source under another name (the second and later SCSI targets).
+struct Renamed {
+    name: String,
+    inner: Arc<dyn control::StatsSource>,
+}
+
+impl control::StatsSource for Renamed {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        self.inner.snapshot()
+    }
+}
+
+/// Serve every vhost-user-scsi socket, one thread each, until shutdown;
+/// when one ends (error or not) all stop, and NVMe/TCP with them. The
+/// first error is returned.
+fn serve_targets(
+    config: &Config,
+    targets: Vec<Arc<Target>>,
+    shutdown: &Arc<Shutdown>,
+) -> Result<(), ServeError> {
+    let handles: Vec<_> = config
+        .targets
+        .iter()
+        .zip(targets)
+        .map(|(cfg, target)| {
+            let endpoint = ScsiEndpoint {
+                socket: cfg.socket.clone(),
+                target,
+                request_queues: config.request_queues,
+            };
+            let shutdown = Arc::clone(shutdown);
+            thread::Builder::new()
+                .name("vhost-user-scsi".to_owned())
+                .spawn(move || {
+                    let served = serve_scsi(&endpoint, &shutdown);
+                    shutdown.request();
+                    served
+                })
+        })
+        .collect();
+    let mut result = Ok(());
+    for handle in handles {
+        let served = match handle {
+            Ok(h) => h.join().unwrap_or_else(|_| {
+                error!("a vhost-user-scsi thread panicked");
+                Ok(())
+            }),
+            Err(e) => {
+                shutdown.request();
+                Err(ServeError::Socket {
+                    path: "(thread)".into(),
+                    source: e,
+                })
+            }
+        };
+        if result.is_ok() {
+            result = served;
+        }
+    }
+    result
+}
+
 fn run(config: Config) -> Result<(), Error> {
     let devices = open_devices(&config)?;
     let namespaces = match &config.nvme_tcp {
@@ -204,33 +281,37 @@ fn run(config: Config) -> Result<(), Error> {
     };
     let shutdown = Arc::new(Shutdown::new().map_err(Error::Signals)?);
     handle_signals(shutdown.clone())?;
-    let scsi_target = Arc::new(Target::new(devices.clone()));
+    let scsi_targets: Vec<Arc<Target>> = config
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(t, target)| {
+            let luns = target
+                .luns
+                .iter()
+                .map(|&i| Arc::clone(&devices[i]))
+                .collect();
+            Arc::new(Target::with_target_id(t as u32, luns))
+        })
+        .collect();
     let fabric_stats = Arc::new(FabricStats::new());
-    start_control(
-        &config,
-        &devices,
-        &namespaces,
-        vec![scsi_target.stats_source(), fabric_stats.clone()],
-    )?;
+    let mut sources: Vec<Arc<dyn control::StatsSource>> = vec![fabric_stats.clone()];
+    for (t, target) in scsi_targets.iter().enumerate() {
+        sources.push(match t {
+            0 => target.stats_source(),
+            _ => Arc::new(Renamed {
+                name: format!("scsi.t{t}"),
+                inner: target.stats_source(),
+            }),
+        });
+    }
+    start_control(&config, &devices, &namespaces, sources)?;
     let ns_devices: Vec<Arc<Device>> = namespaces.iter().map(|n| Arc::clone(&n.device)).collect();
     let nvme = match &config.nvme_tcp {
         Some(nvme) => Some(start_nvme_tcp(nvme, namespaces, fabric_stats, &shutdown)?),
         None => None,
     };
-    let served = match &config.socket {
-        Some(socket) => {
-            let endpoint = ScsiEndpoint {
-                socket: socket.clone(),
-                target: Arc::clone(&scsi_target),
-                request_queues: config.request_queues,
-            };
-            let served = serve_scsi(&endpoint, &shutdown);
-            // However SCSI ended, NVMe/TCP stops with it.
-            shutdown.request();
-            served
-        }
-        None => Ok(()),
-    };
+    let served = serve_targets(&config, scsi_targets, &shutdown);
     if let Some(nvme) = nvme {
         if nvme.join().is_err() {
             error!("NVMe/TCP thread panicked");
@@ -264,7 +345,7 @@ fn run(config: Config) -> Result<(), Error> {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = match Config::try_from(Args::parse()) {
+    let config = match Config::try_from(Args::parse_grouped()) {
         Ok(c) => c,
         Err(e) => Args::command().error(ErrorKind::ValueValidation, e).exit(),
     };
