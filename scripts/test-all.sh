@@ -13,7 +13,10 @@
 #   list, nvme zns report-zones and nvme copy against our subsystem;
 # - reconnect (QEMU killed mid-suite, the suite run again against the same
 #   running backend) and restart (zone state and data intact across a
-#   backend restart between two boots).
+#   backend restart between two boots);
+# - kill (whole-stack durability: a backend serving the guest's NVMe/TCP
+#   namespace is killed with SIGKILL 50+ times during a write storm; no
+#   acknowledged write may be lost).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -32,3 +35,4 @@ $ci run --kernel 6.12 --ns kind=zns,size=16M,zone=4M --ns kind=nvm,size=16M \
 	-- sh "$guest_dir/nvme-cli-check.sh"
 $ci reconnect --kernel 6.12 --suite smoke
 $ci restart --kernel 6.1 --suite smoke
+$ci kill --kernel 6.12

@@ -211,6 +211,14 @@ impl Backend {
         }
     }
 
+    /// SIGKILL (no cleanup, as a crash) and reap.
+    pub fn kill(mut self) -> String {
+        match self.child.kill() {
+            Some(s) => s.to_string(),
+            None => "unknown".into(),
+        }
+    }
+
     /// SIGTERM, SIGKILL after [`STOP_GRACE`]; returns how it ended.
     pub fn stop(mut self) -> String {
         match self.child.terminate(STOP_GRACE) {

@@ -40,6 +40,12 @@ pub enum Cmd {
     /// the first backend reported them. Ends with "restart: N passed, M
     /// failed" (counting checks).
     Restart(RestartArgs),
+    /// Whole-stack durability: the `kill` suite writes to an NVMe/TCP
+    /// namespace of a second backend, which is killed with SIGKILL and
+    /// started again every couple of seconds (at least 50 times); the guest
+    /// reconnects each time and finally checks that no acknowledged write
+    /// was lost. Ends with "kill: N passed, M failed".
+    Kill(KillArgs),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +141,33 @@ pub struct RestartArgs {
     /// Add user-mode networking.
     #[arg(long)]
     pub net: bool,
+    #[command(flatten)]
+    pub vm: VmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Kernel name or path (see `suite --kernel`).
+    #[arg(long, default_value = "6.12", value_name = "NAME|PATH")]
+    pub kernel: String,
+    /// Limit in seconds from QEMU's start.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub timeout: u64,
+    /// Shortest pause before a kill, in milliseconds (the guest must have
+    /// reconnected: it retries one second after a loss).
+    #[arg(long, default_value_t = 1800, value_name = "MS")]
+    pub min_interval_ms: u64,
+    /// Longest pause before a kill, in milliseconds.
+    #[arg(long, default_value_t = 2600, value_name = "MS")]
+    pub max_interval_ms: u64,
+    /// Stop killing after this many kills (the guest stops writing after
+    /// 50 controller resets).
+    #[arg(long, default_value_t = 70, value_name = "N")]
+    pub max_kills: u32,
+    /// Directory for logs (victim/NNN.log: each victim backend's log)
+    /// [default: <workspace>/out/kill-<kernel>-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub vm: VmArgs,
 }

@@ -7,6 +7,7 @@ mod control;
 mod initramfs;
 mod junit;
 mod kernel;
+mod killtest;
 mod ktap;
 mod lifecycle;
 mod lun;
@@ -34,6 +35,7 @@ fn main() {
         cli::Cmd::Run(a) => run::cmd_run(a),
         cli::Cmd::Reconnect(a) => lifecycle::cmd_reconnect(a),
         cli::Cmd::Restart(a) => lifecycle::cmd_restart(a),
+        cli::Cmd::Kill(a) => killtest::cmd_kill(a),
     };
     std::process::exit(code);
 }

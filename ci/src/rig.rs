@@ -133,7 +133,7 @@ const BASE_MODULES: &str = "virtio_pci virtio_scsi sd_mod sg";
 const NVME_MODULES: &str = "nvme_tcp nvme_fabrics nvme_core";
 /// Suites with tailored module lists (fewer modules boot faster); others
 /// get the builder's full default set.
-const KNOWN_SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "zbc"];
+const KNOWN_SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "zbc", "kill"];
 
 /// The `--modules` list for the initramfs (`None` = the builder's default).
 /// Built-in and missing modules are skipped by the builder.
@@ -146,7 +146,8 @@ pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String>
     if net && !m.contains(&"virtio_net") {
         m.push("virtio_net");
     }
-    if nvme || suite.is_some_and(|s| NVME_SUITES.contains(&s)) {
+    // `kill` talks NVMe/TCP to the victim backend of `zonecopy-ci kill`.
+    if nvme || suite.is_some_and(|s| NVME_SUITES.contains(&s) || s == "kill") {
         m.extend(NVME_MODULES.split(' '));
         if !m.contains(&"virtio_net") {
             m.push("virtio_net");

@@ -11,6 +11,7 @@ pub mod cmdline;
 pub mod control;
 pub mod hosttool;
 pub mod kcopy;
+pub mod killtest;
 pub mod ktap;
 pub mod nvme;
 pub mod sgio;

@@ -9,13 +9,13 @@ use std::{
 use crate::{
     bench,
     cmdline::{self, CmdlineError, Config},
-    kcopy,
+    kcopy, killtest,
     ktap::{Ktap, Outcome},
     nvme, smoke, xcopy,
 };
 
 /// Suites this binary knows.
-pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench"];
+pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "kill"];
 
 /// Run the suite named by `name_override` or else by the command line.
 /// Returns whether every result was `ok`.
@@ -51,6 +51,7 @@ pub fn run<W: Write>(
         "nvme" => nvme::run(&mut k, &cfg, sys_root),
         "kcopy" => kcopy::run(&mut k, &cfg, sys_root),
         "bench" => bench::run(&mut k, &cfg, sys_root),
+        "kill" => killtest::run(&mut k, &cfg, sys_root),
         other => {
             k.plan(1)?;
             k.result("suite", &Outcome::Fail(format!("unknown suite {other}")))?;

@@ -1,0 +1,306 @@
+//! Suite `kill`: no acknowledged write is lost when the backend dies.
+//!
+//! The runner (`zonecopy-ci kill`) serves one NVMe namespace from a second
+//! backend process and kills it with SIGKILL every couple of seconds,
+//! starting a new one on the same backing file and port each time. The
+//! guest connects with `reconnect_delay=1,ctrl_loss_tmo=-1`, so the kernel's
+//! nvme-tcp driver reconnects after every kill and requeues the commands
+//! the dead backend never answered, and writes LBA-stamped 4 KiB blocks
+//! with O_DIRECT|O_DSYNC in passes over the namespace, each pass a new
+//! generation. A write the kernel completed is acknowledged durable (the
+//! namespace has no volatile write cache, and O_DSYNC would flush one), so
+//! once the writer has seen [`MIN_RESETS`] controller resets every block
+//! must hold the generation of its last acknowledged write.
+//!
+//! Results: the resets seen (the kills reached the guest), the writes all
+//! completed (none failed through a reconnect), and the read-back count of
+//! acknowledged writes lost, which must be 0.
+
+use std::{
+    fs::{self, File},
+    io::{self, Write},
+    os::unix::fs::{FileExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicU32, Ordering},
+        Arc,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    blockio::AlignedBuf,
+    cmdline::Config,
+    ktap::{Ktap, Outcome},
+    nvme::connect::{self, HostId},
+    stamp::{self, BLOCK_SIZE},
+};
+
+/// Controller resets the writer must live through.
+pub const MIN_RESETS: u32 = 50;
+/// Longest the writer keeps going while waiting for resets.
+const WRITE_LIMIT: Duration = Duration::from_secs(420);
+/// Blocks per write (64 KiB).
+const PER_WRITE: u64 = 16;
+/// How long to wait for the namespace to appear, and to be live again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Extra fabrics options: reconnect one second after a loss, forever.
+const RECONNECT_OPTIONS: &str = "reconnect_delay=1,ctrl_loss_tmo=-1";
+
+/// What the writer did.
+#[derive(Debug, Default)]
+struct Written {
+    /// Generation of the last acknowledged write of each block (0: never).
+    acked: Vec<u64>,
+    /// Writes acknowledged.
+    writes: u64,
+    /// Writes that returned an error (with the first error).
+    failed: u64,
+    first_error: Option<String>,
+}
+
+/// Counts transitions of the controller's `state` out of `live`.
+struct ResetWatch {
+    resets: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl ResetWatch {
+    fn start(state_file: PathBuf) -> Self {
+        let resets = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s) = (Arc::clone(&resets), Arc::clone(&stop));
+        let thread = thread::spawn(move || {
+            let mut was_live = true;
+            while !s.load(Ordering::Relaxed) {
+                let live = fs::read_to_string(&state_file).is_ok_and(|st| st.trim() == "live");
+                if was_live && !live {
+                    r.fetch_add(1, Ordering::Relaxed);
+                }
+                was_live = live;
+                thread::sleep(Duration::from_millis(20));
+            }
+        });
+        ResetWatch {
+            resets,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn resets(&self) -> u32 {
+        self.resets.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ResetWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Wait until `state_file` says `live` again.
+fn wait_live(state_file: &Path, timeout: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if fs::read_to_string(state_file).is_ok_and(|s| s.trim() == "live") {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Write passes of stamped blocks until `resets` reaches [`MIN_RESETS`] or
+/// the time limit.
+fn write_storm(f: &File, blocks: u64, watch: &ResetWatch) -> Written {
+    let mut w = Written {
+        acked: vec![0; usize::try_from(blocks).unwrap_or(0)],
+        ..Written::default()
+    };
+    let start = Instant::now();
+    let mut buf = AlignedBuf::new(PER_WRITE as usize * BLOCK_SIZE);
+    let mut gen = 1u64;
+    'passes: loop {
+        let mut lba = 0;
+        while lba < blocks {
+            if watch.resets() >= MIN_RESETS || start.elapsed() > WRITE_LIMIT {
+                break 'passes;
+            }
+            let n = PER_WRITE.min(blocks - lba);
+            let bytes = &mut buf.as_mut_slice()[..n as usize * BLOCK_SIZE];
+            if let Err(e) = stamp::fill_range(bytes, lba, gen) {
+                w.first_error.get_or_insert(e.to_string());
+                w.failed += 1;
+                break 'passes;
+            }
+            match f.write_at(bytes, lba * BLOCK_SIZE as u64) {
+                Ok(len) if len == bytes.len() => {
+                    w.writes += 1;
+                    for b in lba..lba + n {
+                        w.acked[b as usize] = gen;
+                    }
+                }
+                Ok(len) => {
+                    w.failed += 1;
+                    w.first_error
+                        .get_or_insert(format!("short write of {len} bytes at block {lba}"));
+                }
+                Err(e) => {
+                    w.failed += 1;
+                    w.first_error
+                        .get_or_insert(format!("write at block {lba}: {e}"));
+                }
+            }
+            lba += n;
+        }
+        gen += 1;
+    }
+    w
+}
+
+/// Read every block back; return (blocks lost, first loss described).
+fn count_lost(f: &File, acked: &[u64]) -> io::Result<(u64, Option<String>)> {
+    let mut lost = 0;
+    let mut first = None;
+    let mut buf = AlignedBuf::new(PER_WRITE as usize * BLOCK_SIZE);
+    for (chunk_no, chunk) in acked.chunks(PER_WRITE as usize).enumerate() {
+        let lba = chunk_no as u64 * PER_WRITE;
+        let bytes = &mut buf.as_mut_slice()[..chunk.len() * BLOCK_SIZE];
+        f.read_exact_at(bytes, lba * BLOCK_SIZE as u64)?;
+        for (i, &gen) in chunk.iter().enumerate() {
+            if gen == 0 {
+                continue;
+            }
+            let block = &bytes[i * BLOCK_SIZE..(i + 1) * BLOCK_SIZE];
+            if let Err(e) = stamp::verify(block, lba + i as u64, gen) {
+                lost += 1;
+                first.get_or_insert(format!(
+                    "block {} (acknowledged at generation {gen}): {e}",
+                    lba + i as u64
+                ));
+            }
+        }
+    }
+    Ok((lost, first))
+}
+
+/// Run the suite; returns whether every result was `ok`.
+pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Result<bool> {
+    k.plan(3)?;
+    let fail_all = |k: &mut Ktap<W>, why: String| -> io::Result<bool> {
+        for name in [
+            "resets_seen",
+            "writes_completed",
+            "acknowledged_writes_kept",
+        ] {
+            k.result(name, &Outcome::Fail(why.clone()))?;
+        }
+        Ok(false)
+    };
+    let Some(t) = cfg.nvme.as_ref() else {
+        return fail_all(k, "no zonecopy.nvme= on the kernel command line".into());
+    };
+    let host = HostId::generate();
+    let opts = format!(
+        "{},{RECONNECT_OPTIONS}",
+        connect::connect_options(t, &t.nqn, &host)
+    );
+    let conn = match connect::fabrics_connect(&opts) {
+        Ok(c) => c,
+        Err(e) => return fail_all(k, format!("connect ({opts}): {e}")),
+    };
+    let (found, _) = connect::wait_for_namespaces(
+        sys_root,
+        Path::new("/dev"),
+        conn.instance,
+        &[1],
+        CONNECT_TIMEOUT,
+    );
+    let Some(ns) = found.first() else {
+        return fail_all(k, "namespace 1 did not appear".into());
+    };
+    let state_file = connect::ctrl_dir(sys_root, conn.instance).join("state");
+    let file = match File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+        .open(ns.dev_path())
+    {
+        Ok(f) => f,
+        Err(e) => return fail_all(k, format!("open {}: {e}", ns.dev_path().display())),
+    };
+    let size = match fs::read_to_string(sys_root.join("block").join(&ns.block).join("size")) {
+        Ok(s) => s.trim().parse::<u64>().unwrap_or(0) * 512,
+        Err(e) => return fail_all(k, format!("size of {}: {e}", ns.block)),
+    };
+    let blocks = size / BLOCK_SIZE as u64;
+    k.diag(&format!(
+        "writing {blocks} blocks of {} in passes with O_DIRECT|O_DSYNC until {MIN_RESETS} controller resets",
+        ns.block
+    ))?;
+
+    let watch = ResetWatch::start(state_file.clone());
+    let started = Instant::now();
+    let w = write_storm(&file, blocks, &watch);
+    let resets = watch.resets();
+    drop(watch);
+    k.diag(&format!(
+        "{} writes of {} KiB acknowledged, {} failed, {resets} controller resets, {:.0} s",
+        w.writes,
+        PER_WRITE * BLOCK_SIZE as u64 / 1024,
+        w.failed,
+        started.elapsed().as_secs_f64()
+    ))?;
+    let mut all_ok = true;
+    let resets_outcome = if resets >= MIN_RESETS {
+        Outcome::Pass
+    } else {
+        Outcome::Fail(format!(
+            "only {resets} controller resets seen in {} s (wanted {MIN_RESETS})",
+            WRITE_LIMIT.as_secs()
+        ))
+    };
+    all_ok &= !resets_outcome.is_failure();
+    k.result("resets_seen", &resets_outcome)?;
+    let writes_outcome = match (&w.first_error, w.writes) {
+        (Some(e), _) => Outcome::Fail(format!("{} writes failed, first: {e}", w.failed)),
+        (None, 0) => Outcome::Fail("no write completed".into()),
+        (None, _) => Outcome::Pass,
+    };
+    all_ok &= !writes_outcome.is_failure();
+    k.result("writes_completed", &writes_outcome)?;
+
+    // The last kill may have just happened: read back once live again.
+    let kept = if !wait_live(&state_file, CONNECT_TIMEOUT) {
+        Outcome::Fail("the controller did not come back live to read back".into())
+    } else {
+        match count_lost(&file, &w.acked) {
+            Ok((0, _)) => {
+                let acked = w.acked.iter().filter(|&&g| g != 0).count();
+                k.diag(&format!(
+                    "acknowledged durable writes lost: 0 of {} ({acked} blocks checked) over {resets} backend kills",
+                    w.writes
+                ))?;
+                Outcome::Pass
+            }
+            Ok((lost, first)) => Outcome::Fail(format!(
+                "{lost} acknowledged blocks lost over {resets} backend kills; first: {}",
+                first.unwrap_or_default()
+            )),
+            Err(e) => Outcome::Fail(format!("read back: {e}")),
+        }
+    };
+    all_ok &= !kept.is_failure();
+    k.result("acknowledged_writes_kept", &kept)?;
+    drop(file);
+    if let Err(e) = connect::delete_controller(sys_root, conn.instance, CONNECT_TIMEOUT) {
+        k.diag(&format!("disconnect: {e}"))?;
+    }
+    Ok(all_ok)
+}
