@@ -55,7 +55,12 @@ pub struct SuiteArgs {
     /// 7.2-fixed = $ZONECOPY_SHARED/kernels/linux-7.2-copy-offload/
     /// bzImage-series|-fixed, default shared dir <workspace>/../shared) or
     /// a path to a bzImage/vmlinux.
-    #[arg(long, value_name = "NAME|PATH")]
+    #[arg(
+        long,
+        value_name = "NAME|PATH",
+        required_unless_present = "kernel_tree",
+        default_value = ""
+    )]
     pub kernel: String,
     /// Suite the guest runs (passed as zonecopy.suite=NAME).
     #[arg(long, default_value = "smoke", value_name = "NAME")]
@@ -101,7 +106,12 @@ pub struct MatrixArgs {
 #[derive(Debug, Args)]
 pub struct ReconnectArgs {
     /// Kernel name or path (see `suite --kernel`).
-    #[arg(long, value_name = "NAME|PATH")]
+    #[arg(
+        long,
+        value_name = "NAME|PATH",
+        required_unless_present = "kernel_tree",
+        default_value = ""
+    )]
     pub kernel: String,
     /// Suite the guest runs in both boots.
     #[arg(long, default_value = "smoke", value_name = "NAME")]
@@ -127,7 +137,12 @@ pub struct ReconnectArgs {
 #[derive(Debug, Args)]
 pub struct RestartArgs {
     /// Kernel name or path (see `suite --kernel`).
-    #[arg(long, value_name = "NAME|PATH")]
+    #[arg(
+        long,
+        value_name = "NAME|PATH",
+        required_unless_present = "kernel_tree",
+        default_value = ""
+    )]
     pub kernel: String,
     /// Suite the guest runs before the restart.
     #[arg(long, default_value = "smoke", value_name = "NAME")]
@@ -194,6 +209,14 @@ pub struct RunArgs {
 /// Options shared by every command that boots a VM.
 #[derive(Debug, Args, Clone)]
 pub struct VmArgs {
+    /// Boot a kernel built from this Linux source tree instead of --kernel:
+    /// images/config-fragment is merged into its config (defconfig when it
+    /// has none) and it is built out of tree under
+    /// $ZONECOPY_CACHE/kernel-builds/ by scripts/build-kernel.sh
+    /// (incremental; the first build takes a while). A --kernel that names
+    /// a source tree directory does the same.
+    #[arg(long, value_name = "DIR")]
+    pub kernel_tree: Option<PathBuf>,
     /// A logical unit of the emulated SCSI target; repeat for LUN 0, 1, ...
     /// SPEC is comma-separated key=value, as for zonecopy-vhost:
     /// kind=hm|disk [hm]; size=BYTES; bs=512|4096 logical block bytes

@@ -25,6 +25,96 @@ pub enum KernelError {
          in $ZONECOPY_SHARED, default <workspace>/../shared)"
     )]
     NotShared { name: String, path: String },
+    #[error("building the kernel tree {tree} failed ({status}); see {log}")]
+    TreeBuild {
+        tree: String,
+        status: String,
+        log: String,
+    },
+}
+
+/// Is `dir` the top of a Linux source tree?
+pub fn is_kernel_tree(dir: &Path) -> bool {
+    dir.join("Kconfig").is_file() && dir.join("Makefile").is_file() && dir.join("arch/x86").is_dir()
+}
+
+/// Where a tree's out-of-tree build goes: one directory per tree path
+/// under the cache, so the user's tree stays clean and rebuilds are
+/// incremental.
+pub fn tree_build_dir(cache: &Path, tree: &Path) -> PathBuf {
+    let canon = std::fs::canonicalize(tree).unwrap_or_else(|_| tree.to_path_buf());
+    // FNV-1a of the path: stable across runs, no extra dependency.
+    let hash = canon
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let name = canon
+        .file_name()
+        .map_or_else(|| "tree".into(), |n| n.to_string_lossy().into_owned());
+    cache
+        .join("kernel-builds")
+        .join(format!("{name}-{hash:016x}"))
+}
+
+/// The `image:` and `modules:` lines scripts/build-kernel.sh ends with.
+pub fn parse_build_output(stdout: &str) -> Option<(PathBuf, Option<PathBuf>)> {
+    let field = |key: &str| {
+        stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(key).map(|v| PathBuf::from(v.trim())))
+    };
+    Some((field("image:")?, field("modules:")))
+}
+
+/// Configure (images/config-fragment merged in) and build the Linux tree
+/// `tree` out of tree under the cache with scripts/build-kernel.sh; its
+/// output goes to `log`. Returns the kernel to boot.
+pub fn build_tree(
+    tree: &Path,
+    workspace: &Path,
+    cache: &Path,
+    log: &Path,
+) -> Result<Kernel, KernelError> {
+    let out = tree_build_dir(cache, tree);
+    let failed = |status: String| KernelError::TreeBuild {
+        tree: tree.display().to_string(),
+        status,
+        log: log.display().to_string(),
+    };
+    std::fs::create_dir_all(&out).map_err(|e| failed(format!("mkdir {}: {e}", out.display())))?;
+    let stderr = std::fs::File::create(log).map_err(|e| failed(e.to_string()))?;
+    eprintln!(
+        "building kernel tree {} in {} (log: {})",
+        tree.display(),
+        out.display(),
+        log.display()
+    );
+    let result = std::process::Command::new("bash")
+        .arg(workspace.join("scripts/build-kernel.sh"))
+        .arg(tree)
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .stderr(stderr)
+        .output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !result.status.success() {
+        return Err(failed(result.status.to_string()));
+    }
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let (image, modules) =
+        parse_build_output(&stdout).ok_or_else(|| failed("no image: line".into()))?;
+    Ok(Kernel {
+        label: tree
+            .file_name()
+            .map_or_else(|| "tree".into(), |n| n.to_string_lossy().into_owned()),
+        image,
+        modules,
+        known_bugs: &[],
+    })
 }
 
 /// A bug of a kernel the runner knows by name, by id. The id goes to the
@@ -223,6 +313,41 @@ pub fn resolve(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kernel_tree_detection_and_build_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("linux");
+        assert!(!is_kernel_tree(&t));
+        std::fs::create_dir_all(t.join("arch/x86")).unwrap();
+        std::fs::write(t.join("Kconfig"), "").unwrap();
+        std::fs::write(t.join("Makefile"), "").unwrap();
+        assert!(is_kernel_tree(&t));
+        let cache = Path::new("/c");
+        let b = tree_build_dir(cache, &t);
+        assert!(b.starts_with("/c/kernel-builds"), "{b:?}");
+        assert!(b
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("linux-"));
+        assert_eq!(b, tree_build_dir(cache, &t), "stable");
+        assert_ne!(b, tree_build_dir(cache, dir.path()));
+        let out = "noise\nmodules: /o/zonecopy-modules/lib/modules/6.1.0\nimage: /o/arch/x86/boot/bzImage\n";
+        assert_eq!(
+            parse_build_output(out),
+            Some((
+                PathBuf::from("/o/arch/x86/boot/bzImage"),
+                Some(PathBuf::from("/o/zonecopy-modules/lib/modules/6.1.0"))
+            ))
+        );
+        assert_eq!(
+            parse_build_output("image: /x/bzImage\n"),
+            Some((PathBuf::from("/x/bzImage"), None))
+        );
+        assert_eq!(parse_build_output("make: error\n"), None);
+    }
+
     use std::fs;
 
     use super::*;

@@ -244,8 +244,19 @@ impl Rig {
     ) -> Result<Rig, SetupError> {
         let cache = kernel::cache_dir();
         let shared = kernel::shared_dir(&workspace_root());
-        let kernel = kernel::resolve(kernel_spec, vm.modules_dir.as_deref(), &cache, &shared)
-            .map_err(fail)?;
+        let tree = vm.kernel_tree.clone().or_else(|| {
+            let p = Path::new(kernel_spec);
+            kernel::is_kernel_tree(p).then(|| p.to_path_buf())
+        });
+        let kernel = match tree {
+            Some(t) => {
+                std::fs::create_dir_all(out)
+                    .map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
+                kernel::build_tree(&t, &workspace_root(), &cache, &out.join("kernel-build.log"))
+            }
+            None => kernel::resolve(kernel_spec, vm.modules_dir.as_deref(), &cache, &shared),
+        }
+        .map_err(fail)?;
         let mut luns = parse_luns(&vm.luns)?;
         let mut namespaces =
             parse_namespaces(&vm.namespaces, needs.suite, vm.backend_socket.is_some())?;
