@@ -219,11 +219,12 @@ pub struct VmArgs {
     pub kernel_tree: Option<PathBuf>,
     /// A logical unit of the emulated SCSI target; repeat for LUN 0, 1, ...
     /// SPEC is comma-separated key=value, as for zonecopy-vhost:
-    /// kind=hm|disk [hm]; size=BYTES; bs=512|4096 logical block bytes
-    /// [4096]; for hm: zone=BYTES (zone size), cap=BYTES (zone capacity,
-    /// <= zone) [zone], conv=N conventional zones [1], max-open=N,
-    /// max-active=N; file=PATH backing file [in the temp dir, removed after
-    /// the run]. BYTES take K/M/G/T (powers of 1024) suffixes.
+    /// kind=hm|ha|disk [hm] (ha: host aware, write preferred zones);
+    /// size=BYTES; bs=512|4096 logical block bytes [4096]; for hm and ha:
+    /// zone=BYTES (zone size), conv=N conventional zones [1], urswrz=0|1
+    /// [1]; for hm only: cap=BYTES (zone capacity, <= zone) [zone],
+    /// max-open=N, max-active=N; file=PATH backing file [in the temp dir,
+    /// removed after the run]. BYTES take K/M/G/T (powers of 1024) suffixes.
     /// Without --lun: "kind=hm,size=256M,bs=4096,zone=4M,cap=4M,conv=2"
     /// "kind=hm,size=128M,bs=512,zone=8M,cap=6M,conv=1"
     /// "kind=disk,size=64M,bs=512". With --backend-socket, give the LUNs

@@ -12,7 +12,7 @@ pub enum LunError {
     #[error("`{0}` is not key=value")]
     NotKeyValue(String),
     #[error(
-        "unknown key `{0}` (known: file, size, bs, kind, zone, cap, conv, max-open, max-active)"
+        "unknown key `{0}` (known: file, size, bs, kind, zone, cap, conv, max-open, max-active, urswrz)"
     )]
     UnknownKey(String),
     #[error("key `{0}` given twice")]
@@ -21,8 +21,12 @@ pub enum LunError {
     BadSize(String),
     #[error("bad number `{0}`")]
     BadNumber(String),
-    #[error("kind must be `hm` or `disk`, not `{0}`")]
+    #[error("kind must be `hm`, `ha` or `disk`, not `{0}`")]
     BadKind(String),
+    #[error("`{0}` is only valid for kind=hm (host aware zones have no gaps and no limits)")]
+    NotHostManaged(&'static str),
+    #[error("urswrz must be 0 or 1, not `{0}`")]
+    BadFlag(String),
     #[error("missing `{0}`")]
     Missing(&'static str),
     #[error("bs must be 512 or 4096, not {0}")]
@@ -44,9 +48,14 @@ pub enum LunError {
     Zero,
 }
 
-/// Zoned layout of a host-managed LUN.
+/// Zoned layout of a host-managed or host aware LUN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Zoned {
+    /// Host aware (kind=ha: peripheral type 00h, sequential write
+    /// preferred zones, `cap == zone`, no limits) rather than host-managed.
+    pub host_aware: bool,
+    /// URSWRZ (VPD B6h): `None` = the backend's default (1).
+    pub urswrz: Option<bool>,
     /// Zone size in bytes.
     pub zone: u64,
     /// Zone capacity in bytes (<= `zone`).
@@ -62,7 +71,7 @@ pub struct Zoned {
 /// Device kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LunKind {
-    /// Host-managed zoned (ZBC).
+    /// Zoned (ZBC): host-managed, or host aware when `host_aware` is set.
     HostManaged(Zoned),
     /// Plain (not zoned) disk.
     Disk,
@@ -136,6 +145,7 @@ impl FromStr for LunSpec {
         let mut conv = None;
         let mut max_open = None;
         let mut max_active = None;
+        let mut urswrz = None;
         for item in spec.split(',').filter(|i| !i.trim().is_empty()) {
             let (k, v) = item
                 .split_once('=')
@@ -192,9 +202,16 @@ impl FromStr for LunSpec {
                 "kind" => {
                     dup(kind.is_some())?;
                     kind = Some(match v {
-                        "hm" => true,
-                        "disk" => false,
+                        "hm" | "ha" | "disk" => v.to_owned(),
                         other => return Err(LunError::BadKind(other.to_owned())),
+                    });
+                }
+                "urswrz" => {
+                    dup(urswrz.is_some())?;
+                    urswrz = Some(match v {
+                        "0" => false,
+                        "1" => true,
+                        other => return Err(LunError::BadFlag(other.to_owned())),
                     });
                 }
                 other => return Err(LunError::UnknownKey(other.to_owned())),
@@ -210,7 +227,20 @@ impl FromStr for LunSpec {
             return Err(LunError::BadBlockSize(bs));
         }
         check_multiple("size", size, "bs", bs)?;
-        let kind = if kind.unwrap_or(true) {
+        let kind = kind.unwrap_or_else(|| "hm".to_owned());
+        let kind = if kind != "disk" {
+            let host_aware = kind == "ha";
+            if host_aware {
+                for (name, given) in [
+                    ("cap", cap.is_some()),
+                    ("max-open", max_open.is_some()),
+                    ("max-active", max_active.is_some()),
+                ] {
+                    if given {
+                        return Err(LunError::NotHostManaged(name));
+                    }
+                }
+            }
             let zone = zone.ok_or(LunError::Missing("zone"))?;
             let cap = cap.unwrap_or(zone);
             let conv = conv.unwrap_or(1);
@@ -228,6 +258,8 @@ impl FromStr for LunSpec {
                 return Err(LunError::TooManyConv { conv, zones });
             }
             LunKind::HostManaged(Zoned {
+                host_aware,
+                urswrz,
                 zone,
                 cap,
                 conv,
@@ -241,6 +273,7 @@ impl FromStr for LunSpec {
                 ("conv", conv.is_some()),
                 ("max-open", max_open.is_some()),
                 ("max-active", max_active.is_some()),
+                ("urswrz", urswrz.is_some()),
             ] {
                 if given {
                     return Err(LunError::NotZoned(name));
@@ -266,11 +299,23 @@ impl LunSpec {
             s.push_str(&format!("file={},", f.display()));
         }
         match self.kind {
+            LunKind::HostManaged(z) if z.host_aware => {
+                s.push_str(&format!(
+                    "kind=ha,size={},bs={},zone={},conv={}",
+                    self.size, self.bs, z.zone, z.conv
+                ));
+                if let Some(u) = z.urswrz {
+                    s.push_str(&format!(",urswrz={}", u8::from(u)));
+                }
+            }
             LunKind::HostManaged(z) => {
                 s.push_str(&format!(
                     "kind=hm,size={},bs={},zone={},cap={},conv={}",
                     self.size, self.bs, z.zone, z.cap, z.conv
                 ));
+                if let Some(u) = z.urswrz {
+                    s.push_str(&format!(",urswrz={}", u8::from(u)));
+                }
                 if let Some(n) = z.max_open {
                     s.push_str(&format!(",max-open={n}"));
                 }
@@ -289,16 +334,28 @@ impl LunSpec {
     }
 }
 
-/// The guest-contract form: `hm:bs=..,size=..,zone=..,cap=..,conv=..` or
-/// `disk:bs=..,size=..`, all sizes in bytes.
+/// The guest-contract form: `hm:bs=..,size=..,zone=..,cap=..,conv=..`,
+/// the same with `ha:` for a host aware LUN, or `disk:bs=..,size=..`, all
+/// sizes in bytes; a zoned LUN with URSWRZ 0 ends in `,urswrz=0`.
 impl fmt::Display for LunSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            LunKind::HostManaged(z) => write!(
-                f,
-                "hm:bs={},size={},zone={},cap={},conv={}",
-                self.bs, self.size, z.zone, z.cap, z.conv
-            ),
+            LunKind::HostManaged(z) => {
+                write!(
+                    f,
+                    "{}:bs={},size={},zone={},cap={},conv={}",
+                    if z.host_aware { "ha" } else { "hm" },
+                    self.bs,
+                    self.size,
+                    z.zone,
+                    z.cap,
+                    z.conv
+                )?;
+                if z.urswrz == Some(false) {
+                    f.write_str(",urswrz=0")?;
+                }
+                Ok(())
+            }
             LunKind::Disk => write!(f, "disk:bs={},size={}", self.bs, self.size),
         }
     }
@@ -413,5 +470,47 @@ mod tests {
             LunError::Misaligned { what: "cap", .. }
         ));
         assert_eq!(e("kind=disk,size=0"), LunError::Zero);
+        assert_eq!(
+            e("kind=ha,size=16M,zone=4M,cap=2M"),
+            LunError::NotHostManaged("cap")
+        );
+        assert_eq!(
+            e("kind=ha,size=16M,zone=4M,max-open=2"),
+            LunError::NotHostManaged("max-open")
+        );
+        assert_eq!(
+            e("kind=hm,size=16M,zone=4M,urswrz=2"),
+            LunError::BadFlag("2".into())
+        );
+        assert_eq!(
+            e("kind=disk,size=16M,urswrz=1"),
+            LunError::NotZoned("urswrz")
+        );
+    }
+
+    #[test]
+    fn host_aware_and_urswrz() {
+        let ha: LunSpec = "kind=ha,size=16M,zone=4M,conv=1".parse().unwrap();
+        assert_eq!(
+            ha.backend_arg(),
+            "kind=ha,size=16777216,bs=4096,zone=4194304,conv=1"
+        );
+        assert_eq!(
+            ha.cmdline_entry(3),
+            "zonecopy.lun3=ha:bs=4096,size=16777216,zone=4194304,cap=4194304,conv=1"
+        );
+        let r: LunSpec = "kind=hm,size=16M,zone=4M,urswrz=0".parse().unwrap();
+        assert_eq!(
+            r.backend_arg(),
+            "kind=hm,size=16777216,bs=4096,zone=4194304,cap=4194304,conv=1,urswrz=0"
+        );
+        assert_eq!(
+            r.to_string(),
+            "hm:bs=4096,size=16777216,zone=4194304,cap=4194304,conv=1,urswrz=0"
+        );
+        // URSWRZ 1 given explicitly: passed on, not in the guest contract.
+        let u: LunSpec = "kind=ha,size=16M,zone=4M,urswrz=1".parse().unwrap();
+        assert!(u.backend_arg().ends_with(",urswrz=1"));
+        assert!(u.to_string().ends_with(",conv=1"));
     }
 }

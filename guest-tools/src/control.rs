@@ -124,6 +124,141 @@ impl Client {
         ))?;
         parse_checksum(&reply)
     }
+
+    /// Put the zone starting at `lba` of `dev` in `cond` (`read_only` or
+    /// `offline`) as the device would on its own; returns the zone's new
+    /// condition as the backend names it (`read-only`, `offline`).
+    pub fn zone_condition(&mut self, dev: &str, lba: u64, cond: &str) -> Result<String, String> {
+        let reply = self.request(&format!(
+            r#"{{"cmd":"zone_condition","dev":"{dev}","lba":{lba},"cond":"{cond}"}}"#
+        ))?;
+        find_value(&reply, "cond")
+            .map(str::to_owned)
+            .ok_or_else(|| format!("zone_condition: no \"cond\" in {}", reply.trim()))
+    }
+}
+
+/// Fault firings of one device, by kind (`stats` → `faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultCounts {
+    pub media_error: u64,
+    pub write_error: u64,
+    pub copy_fail: u64,
+    pub delay: u64,
+}
+
+/// What `{"cmd":"power_cut"}` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PowerCut {
+    /// Unflushed blocks dropped.
+    pub dropped_blocks: u64,
+    /// Zones whose condition or write pointer went back.
+    pub zones_rolled_back: u64,
+}
+
+impl Client {
+    /// Add a fault rule to `dev`: `members` are the rule's JSON members,
+    /// e.g. `"kind":"media_error","lba":8,"blocks":2,"count":1`. Returns
+    /// its id.
+    pub fn fault_add(&mut self, dev: &str, members: &str) -> Result<u64, String> {
+        let reply = self.request(&format!(
+            r#"{{"cmd":"fault","dev":"{dev}","op":"add",{members}}}"#
+        ))?;
+        num(&reply, "id")
+    }
+
+    /// Remove every fault rule of every device; how many there were.
+    pub fn faults_clear(&mut self) -> Result<u64, String> {
+        let reply = self.request(r#"{"cmd":"fault","op":"clear"}"#)?;
+        num(&reply, "cleared")
+    }
+
+    /// Fault firings of `dev` so far.
+    pub fn fault_counts(&mut self, dev: &str) -> Result<FaultCounts, String> {
+        let reply = self.request(r#"{"cmd":"stats"}"#)?;
+        parse_fault_counts(&reply, dev)
+    }
+
+    /// Switch the volatile write cache of `dev` (`"volatile"` or
+    /// `"none"`), or only report it (`None`); returns the mode now.
+    pub fn cache_mode(&mut self, dev: &str, mode: Option<&str>) -> Result<String, String> {
+        let req = match mode {
+            Some(m) => format!(r#"{{"cmd":"cache","dev":"{dev}","mode":"{m}"}}"#),
+            None => format!(r#"{{"cmd":"cache","dev":"{dev}"}}"#),
+        };
+        let reply = self.request(&req)?;
+        find_value(&reply, "cache")
+            .map(str::to_owned)
+            .ok_or_else(|| format!("cache: no \"cache\" in {}", reply.trim()))
+    }
+
+    /// Emulate a power loss of `dev` (its volatile write cache must be on).
+    pub fn power_cut(&mut self, dev: &str) -> Result<PowerCut, String> {
+        let reply = self.request(&format!(r#"{{"cmd":"power_cut","dev":"{dev}"}}"#))?;
+        Ok(PowerCut {
+            dropped_blocks: num(&reply, "dropped_blocks")?,
+            zones_rolled_back: num(&reply, "zones_rolled_back")?,
+        })
+    }
+}
+
+/// Clears every fault rule when dropped (a test that fails or panics part
+/// way still leaves the backend clean), over its own connection.
+#[derive(Debug)]
+pub struct FaultGuard {
+    client: Client,
+    armed: bool,
+}
+
+impl FaultGuard {
+    /// A guard for the backend at `addr`; it clears any rule left over
+    /// first, so a test starts clean.
+    pub fn new(addr: SocketAddr) -> Result<Self, String> {
+        let mut client = Client::new(addr);
+        client.faults_clear()?;
+        Ok(FaultGuard {
+            client,
+            armed: true,
+        })
+    }
+
+    /// The guard's connection, to add rules with.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// Clear now and say whether that worked.
+    pub fn finish(mut self) -> Result<u64, String> {
+        self.armed = false;
+        self.client.faults_clear()
+    }
+}
+
+impl Drop for FaultGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.client.faults_clear();
+        }
+    }
+}
+
+fn num(reply: &str, key: &str) -> Result<u64, String> {
+    find_value(reply, key)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| format!("no number {key:?} in {}", reply.trim()))
+}
+
+/// The `faults` counters of one device in a stats reply.
+pub fn parse_fault_counts(reply: &str, dev: &str) -> Result<FaultCounts, String> {
+    let devices = find_value(reply, "devices").ok_or("stats: no \"devices\"")?;
+    let d = find_value(devices, dev).ok_or_else(|| format!("stats: no device {dev:?}"))?;
+    let f = find_value(d, "faults").ok_or_else(|| format!("stats: {dev}: no \"faults\""))?;
+    Ok(FaultCounts {
+        media_error: num(f, "media_error")?,
+        write_error: num(f, "write_error")?,
+        copy_fail: num(f, "copy_fail")?,
+        delay: num(f, "delay")?,
+    })
 }
 
 /// Parse the stats reply for one device.
@@ -263,6 +398,23 @@ mod tests {
         );
         assert_eq!(parse_stats(STATS, "lun1").unwrap().written_bytes, 9);
         assert!(parse_stats(STATS, "lun7").is_err());
+    }
+
+    #[test]
+    fn fault_counts_by_device() {
+        let reply = r#"{"devices":{"ns1":{"cache_held_blocks":0,"copied_bytes":0,"faults":{"copy_fail":1,"delay":0,"media_error":2,"write_error":0},"flushes":0,"read_bytes":0,"written_bytes":0}},"ok":true}"#;
+        assert_eq!(
+            parse_fault_counts(reply, "ns1").unwrap(),
+            FaultCounts {
+                media_error: 2,
+                write_error: 0,
+                copy_fail: 1,
+                delay: 0
+            }
+        );
+        assert_eq!(parse_stats(reply, "ns1").unwrap().read_bytes, 0);
+        assert!(parse_fault_counts(reply, "ns2").is_err());
+        assert!(parse_fault_counts(STATS, "lun0").is_err());
     }
 
     #[test]

@@ -36,6 +36,7 @@ fn device(path: &Path, size: u64, zoned: bool) -> Device {
             conventional_zones: 1,
             max_open: 0,
             max_active: 0,
+            ..Default::default()
         }),
     })
     .expect("open device")

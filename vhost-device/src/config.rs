@@ -12,7 +12,7 @@ use clap::Parser;
 
 use crate::{
     nvme::CopyLimits,
-    storage::{DeviceConfig, ZonedConfig},
+    storage::{DeviceConfig, ZoneType, ZonedConfig},
     transport::vhost_user_scsi::MAX_REQUEST_QUEUES,
 };
 
@@ -60,17 +60,34 @@ the first --lun is LUN 0, the second LUN 1, and so on.
   file=PATH        backing file (required); created sparse if missing,
                    extended if shorter than size
   size=BYTES       device size (required): a multiple of bs, and of zone
-                   when kind=hm
-  kind=hm|disk     hm: host-managed zoned (ZBC); disk: not zoned [default: hm]
+                   when zoned
+  kind=hm|ha|disk  hm: host-managed zoned (ZBC, peripheral type 14h,
+                   sequential write required zones); ha: host aware zoned
+                   (peripheral type 00h, VPD B1h ZONED 01b, sequential
+                   write preferred zones: written anywhere, like a disk);
+                   disk: not zoned [default: hm]
   bs=512|4096      logical block size in bytes [default: 4096]
+  cache=volatile|none  volatile: writes not FUA are held in memory until a
+                   flush, so the control command power_cut loses them as a
+                   drive losing power would [default: none]
 
-  For kind=hm only:
+  For kind=hm and kind=ha:
   zone=BYTES       zone size (required); Linux needs a power of two
-  cap=BYTES        zone capacity: writable bytes of each sequential zone,
-                   at most zone [default: zone]
   conv=N           number of conventional zones at the start of the device
                    [default: 1]
-  max-open=N       maximum open zones, 0 = no limit [default: 0]
+  urswrz=0|1       VPD B6h URSWRZ: 1 = reads in sequential write required
+                   zones are unrestricted (past the write pointer they
+                   return zeros); 0 = a read past the write pointer fails
+                   with ATTEMPT TO READ INVALID DATA, one crossing a zone
+                   boundary with READ BOUNDARY VIOLATION. Linux drives only
+                   urswrz=1 host-managed disks [default: 1]
+
+  For kind=hm only:
+  cap=BYTES        zone capacity: writable bytes of each sequential zone,
+                   at most zone (the rest is reported as a gap zone)
+                   [default: zone]
+  max-open=N       maximum open sequential write required zones, 0 = no
+                   limit [default: 0]
   max-active=N     maximum active zones, 0 = no limit [default: 0]
 
 BYTES is a number of bytes with an optional K, M, G or T suffix (powers of \
@@ -232,6 +249,8 @@ pub struct ScsiTargetConfig {
 pub struct NsSpec {
     pub device: DeviceConfig,
     pub copy_limits: CopyLimits,
+    /// `cache=volatile`: the volatile write cache (`storage::cache`) is on.
+    pub volatile_cache: bool,
 }
 
 impl FromStr for NsSpec {
@@ -272,6 +291,8 @@ impl FromStr for NsSpec {
                 },
                 "mssrl" => copy_limits.mssrl = range(u32::from(u16::MAX))? as u16,
                 "mcl" => copy_limits.mcl = range(u32::MAX)?,
+                // ZNS reads past the write pointer always succeed.
+                "urswrz" => return Err(SpecError::UnknownKey(key.to_owned())),
                 "msrc" => copy_limits.msrc = range(u32::from(u8::MAX))? as u8,
                 _ => {
                     conv |= key == "conv";
@@ -288,6 +309,7 @@ impl FromStr for NsSpec {
         Ok(NsSpec {
             device: lun.device,
             copy_limits,
+            volatile_cache: lun.volatile_cache,
         })
     }
 }
@@ -297,6 +319,8 @@ impl FromStr for NsSpec {
 pub struct LunSpec {
     /// The storage core configuration it maps to.
     pub device: DeviceConfig,
+    /// `cache=volatile`: the volatile write cache (`storage::cache`) is on.
+    pub volatile_cache: bool,
 }
 
 /// Why a `--lun` spec was refused.
@@ -305,7 +329,7 @@ pub enum SpecError {
     #[error("'{0}' is not KEY=VALUE")]
     NotKeyValue(String),
     #[error(
-        "unknown key '{0}' (known: file, size, kind, bs, zone, cap, conv, max-open, max-active)"
+        "unknown key '{0}' (known: file, size, kind, bs, zone, cap, conv, max-open, max-active, urswrz, cache)"
     )]
     UnknownKey(String),
     #[error("key '{0}' given twice")]
@@ -318,14 +342,20 @@ pub enum SpecError {
     Overflow { key: String, value: String },
     #[error("{key}={value}: not a count (a non-negative integer below 2^32)")]
     BadCount { key: String, value: String },
-    #[error("kind={0}: expected hm or disk")]
+    #[error("kind={0}: expected hm, ha or disk")]
     BadKind(String),
     #[error("bs={0}: expected 512 or 4096")]
     BadBlockSize(String),
-    #[error("{0}= applies to kind=hm only")]
+    #[error("{0}= applies to zoned kinds (hm, ha) only")]
     ZonedKeyOnDisk(&'static str),
+    #[error("{0}= applies to kind=hm only (sequential write preferred zones have no gap zones and no open/active limits)")]
+    HostManagedKey(&'static str),
+    #[error("{key}={value}: expected 0 or 1")]
+    BadFlag { key: String, value: String },
     #[error("kind={0}: expected zns or nvm")]
     BadNsKind(String),
+    #[error("cache={0}: expected volatile or none")]
+    BadCache(String),
 }
 
 /// Parse a size: decimal digits with an optional K, M, G or T suffix
@@ -372,7 +402,8 @@ fn parse_count(key: &str, value: &str) -> Result<u32, SpecError> {
     })
 }
 
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 11] = [
+    "cache",
     "file",
     "size",
     "kind",
@@ -382,8 +413,22 @@ const KEYS: [&str; 9] = [
     "conv",
     "max-open",
     "max-active",
+    "urswrz",
 ];
-const ZONED_KEYS: [&str; 5] = ["zone", "cap", "conv", "max-open", "max-active"];
+const ZONED_KEYS: [&str; 6] = ["zone", "cap", "conv", "max-open", "max-active", "urswrz"];
+/// Keys of host-managed LUNs only.
+const HM_KEYS: [&str; 3] = ["cap", "max-open", "max-active"];
+
+fn parse_flag(key: &str, value: &str) -> Result<bool, SpecError> {
+    match value {
+        "0" => Ok(false),
+        "1" => Ok(true),
+        _ => Err(SpecError::BadFlag {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        }),
+    }
+}
 
 impl FromStr for LunSpec {
     type Err = SpecError;
@@ -419,11 +464,21 @@ impl FromStr for LunSpec {
                 _ => return Err(SpecError::BadBlockSize((*v).to_owned())),
             },
         };
-        let zoned = match kv.get("kind").copied().unwrap_or("hm") {
-            "hm" => {
+        let kind = kv.get("kind").copied().unwrap_or("hm");
+        let zoned = match kind {
+            "hm" | "ha" => {
+                if kind == "ha" {
+                    if let Some(k) = HM_KEYS.iter().find(|k| kv.contains_key(*k)) {
+                        return Err(SpecError::HostManagedKey(k));
+                    }
+                }
                 let zone_size = match kv.get("zone") {
                     Some(v) => parse_size("zone", v)?,
-                    None => return Err(SpecError::Missing("zone=BYTES (required for kind=hm)")),
+                    None => {
+                        return Err(SpecError::Missing(
+                            "zone=BYTES (required for kind=hm and kind=ha)",
+                        ))
+                    }
                 };
                 let zone_capacity = match kv.get("cap") {
                     Some(v) => parse_size("cap", v)?,
@@ -439,6 +494,15 @@ impl FromStr for LunSpec {
                     conventional_zones: count("conv", DEFAULT_CONVENTIONAL_ZONES)?,
                     max_open: count("max-open", 0)?,
                     max_active: count("max-active", 0)?,
+                    sequential: if kind == "ha" {
+                        ZoneType::SequentialWritePreferred
+                    } else {
+                        ZoneType::SequentialWriteRequired
+                    },
+                    unrestricted_reads: match kv.get("urswrz") {
+                        Some(v) => parse_flag("urswrz", v)?,
+                        None => true,
+                    },
                 })
             }
             "disk" => {
@@ -449,6 +513,11 @@ impl FromStr for LunSpec {
             }
             other => return Err(SpecError::BadKind(other.to_owned())),
         };
+        let volatile_cache = match kv.get("cache").copied() {
+            None | Some("none") => false,
+            Some("volatile") => true,
+            Some(other) => return Err(SpecError::BadCache(other.to_owned())),
+        };
         Ok(LunSpec {
             device: DeviceConfig {
                 path,
@@ -456,6 +525,7 @@ impl FromStr for LunSpec {
                 block_size,
                 zoned,
             },
+            volatile_cache,
         })
     }
 }
@@ -479,6 +549,8 @@ pub struct Config {
     pub targets: Vec<ScsiTargetConfig>,
     /// Every LUN of every target, in command-line order.
     pub luns: Vec<DeviceConfig>,
+    /// `cache=volatile` of each of `luns`.
+    pub lun_volatile_cache: Vec<bool>,
     pub request_queues: u16,
     pub control: Option<PathBuf>,
     pub control_tcp: Option<std::net::SocketAddr>,
@@ -551,6 +623,7 @@ impl TryFrom<Args> for Config {
         if args.luns.len() > MAX_LUNS {
             return Err(ConfigError::TooManyLuns(args.luns.len()));
         }
+        let lun_volatile_cache: Vec<bool> = args.luns.iter().map(|l| l.volatile_cache).collect();
         let luns: Vec<DeviceConfig> = args.luns.into_iter().map(|l| l.device).collect();
         for (second, lun) in luns.iter().enumerate() {
             if let Some(first) = luns[..second].iter().position(|l| l.path == lun.path) {
@@ -603,6 +676,7 @@ impl TryFrom<Args> for Config {
         Ok(Config {
             targets,
             luns,
+            lun_volatile_cache,
             request_queues: args.queues,
             control: args.control,
             control_tcp: args.control_tcp,
@@ -669,6 +743,7 @@ mod tests {
                     conventional_zones: 1,
                     max_open: 0,
                     max_active: 0,
+                    ..Default::default()
                 }),
             }
         );
@@ -689,6 +764,7 @@ mod tests {
                     conventional_zones: 0,
                     max_open: 4,
                     max_active: 6,
+                    ..Default::default()
                 }),
             }
         );
@@ -720,11 +796,11 @@ mod tests {
         assert_eq!(err("file=a,zone=64M"), "missing size=BYTES");
         assert_eq!(
             err("file=a,size=1G"),
-            "missing zone=BYTES (required for kind=hm)"
+            "missing zone=BYTES (required for kind=hm and kind=ha)"
         );
         assert_eq!(
             err("file=a,size=1G,zone=64M,zonesize=1"),
-            "unknown key 'zonesize' (known: file, size, kind, bs, zone, cap, conv, max-open, max-active)"
+            "unknown key 'zonesize' (known: file, size, kind, bs, zone, cap, conv, max-open, max-active, urswrz, cache)"
         );
         assert_eq!(err("file=a,size=1G,zone"), "'zone' is not KEY=VALUE");
         assert_eq!(err("file=a,file=b,size=1G"), "key 'file' given twice");
@@ -742,7 +818,7 @@ mod tests {
         );
         assert_eq!(
             err("file=a,size=1G,kind=hA"),
-            "kind=hA: expected hm or disk"
+            "kind=hA: expected hm, ha or disk"
         );
         assert_eq!(
             err("file=a,size=1G,zone=64M,bs=1024"),
@@ -750,12 +826,83 @@ mod tests {
         );
         assert_eq!(
             err("file=a,size=1G,kind=disk,zone=64M"),
-            "zone= applies to kind=hm only"
+            "zone= applies to zoned kinds (hm, ha) only"
         );
         assert_eq!(
             err("file=a,size=1G,kind=disk,max-active=2"),
-            "max-active= applies to kind=hm only"
+            "max-active= applies to zoned kinds (hm, ha) only"
         );
+    }
+
+    #[test]
+    fn host_aware_and_urswrz_specs() {
+        assert_eq!(
+            spec("kind=ha,file=h.img,size=1G,zone=64M,conv=2").unwrap(),
+            DeviceConfig {
+                path: "h.img".into(),
+                size: 1 << 30,
+                block_size: 4096,
+                zoned: Some(ZonedConfig {
+                    zone_size: 64 << 20,
+                    zone_capacity: 64 << 20,
+                    conventional_zones: 2,
+                    sequential: ZoneType::SequentialWritePreferred,
+                    ..Default::default()
+                }),
+            }
+        );
+        let z = |s: &str| spec(s).unwrap().zoned.unwrap();
+        assert!(z("file=a,size=1G,zone=64M").unrestricted_reads);
+        assert!(!z("file=a,size=1G,zone=64M,urswrz=0").unrestricted_reads);
+        assert!(z("file=a,size=1G,zone=64M,urswrz=1").unrestricted_reads);
+        assert!(!z("kind=ha,file=a,size=1G,zone=64M,urswrz=0").unrestricted_reads);
+        assert_eq!(
+            err("file=a,size=1G,zone=64M,urswrz=2"),
+            "urswrz=2: expected 0 or 1"
+        );
+        assert_eq!(
+            err("file=a,size=1G,kind=disk,urswrz=1"),
+            "urswrz= applies to zoned kinds (hm, ha) only"
+        );
+        for key in ["cap=32M", "max-open=2", "max-active=2"] {
+            let e = err(&format!("kind=ha,file=a,size=1G,zone=64M,{key}"));
+            assert!(e.contains("applies to kind=hm only"), "{key}: {e}");
+        }
+        // NVMe namespaces have no URSWRZ: ZNS reads past the write pointer
+        // always succeed.
+        assert!(NsSpec::from_str("file=n,size=1G,zone=64M,urswrz=0").is_err());
+    }
+
+    proptest::proptest! {
+        /// Any text: a spec or an error, never a panic; and for specs built
+        /// from valid keys, the parsed values are the ones written.
+        #[test]
+        fn lun_spec_parser(
+            text in "[a-z=,0-9KMG-]{0,60}",
+            kind in proptest::sample::select(vec!["hm", "ha"]),
+            zone_mib in 1u64..64,
+            zones in 2u64..64,
+            conv in 0u32..2,
+            urswrz in proptest::option::of(0u8..2),
+        ) {
+            let _ = LunSpec::from_str(&text);
+            let mut s = format!(
+                "file=f,kind={kind},size={}M,zone={zone_mib}M,conv={conv}",
+                zone_mib * zones
+            );
+            if let Some(u) = urswrz {
+                s.push_str(&format!(",urswrz={u}"));
+            }
+            let z = spec(&s).unwrap().zoned.unwrap();
+            proptest::prop_assert_eq!(z.zone_size, zone_mib << 20);
+            proptest::prop_assert_eq!(z.zone_capacity, zone_mib << 20);
+            proptest::prop_assert_eq!(z.conventional_zones, conv);
+            proptest::prop_assert_eq!(z.unrestricted_reads, urswrz != Some(0));
+            proptest::prop_assert_eq!(
+                z.sequential == ZoneType::SequentialWritePreferred,
+                kind == "ha"
+            );
+        }
     }
 
     #[test]
@@ -896,6 +1043,11 @@ mod tests {
         let ns: NsSpec = "kind=nvm,file=n.img,size=64M,bs=512".parse().unwrap();
         assert!(ns.device.zoned.is_none());
         assert_eq!(ns.copy_limits, CopyLimits::default());
+        assert!(!ns.volatile_cache);
+        let ns: NsSpec = "kind=nvm,file=n.img,size=64M,cache=volatile"
+            .parse()
+            .unwrap();
+        assert!(ns.volatile_cache);
         let e = |s: &str| s.parse::<NsSpec>().unwrap_err().to_string();
         assert_eq!(e("kind=hm,file=a,size=1G"), "kind=hm: expected zns or nvm");
         assert_eq!(e("file=a,size=1G,zone=64M,msrc=256"), "msrc=256: too large");
@@ -905,7 +1057,11 @@ mod tests {
         );
         assert_eq!(
             e("kind=nvm,file=a,size=1G,zone=64M"),
-            "zone= applies to kind=hm only"
+            "zone= applies to zoned kinds (hm, ha) only"
+        );
+        assert_eq!(
+            e("kind=nvm,file=a,size=1G,cache=fast"),
+            "cache=fast: expected volatile or none"
         );
     }
 

@@ -44,10 +44,23 @@ fn open_devices(config: &Config) -> Result<Vec<Arc<Device>>, Error> {
     let mut devices = Vec::with_capacity(config.luns.len());
     for (lun, cfg) in config.luns.iter().enumerate() {
         let dev = Device::open(cfg).map_err(|source| Error::Device { lun, source })?;
+        if config.lun_volatile_cache.get(lun) == Some(&true) {
+            volatile_cache(&dev, cfg).map_err(|source| Error::Device { lun, source })?;
+        }
         info!("LUN {lun}: {}", describe(cfg));
         devices.push(Arc::new(dev));
     }
     Ok(devices)
+}
+
+/// `cache=volatile`: turn the device's volatile write cache on.
+fn volatile_cache(dev: &Device, cfg: &DeviceConfig) -> Result<(), DeviceError> {
+    info!("{:?}: volatile write cache on", cfg.path);
+    dev.set_volatile_cache(true)
+        .map_err(|e| DeviceError::File {
+            path: cfg.path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })
 }
 
 /// One line about a device configuration (and a warning Linux would give).
@@ -79,6 +92,9 @@ fn open_namespaces(nvme: &NvmeTcpConfig) -> Result<Vec<NamespaceSpec>, Error> {
     for (i, ns) in nvme.namespaces.iter().enumerate() {
         let nsid = i + 1;
         let dev = Device::open(&ns.device).map_err(|source| Error::Namespace { nsid, source })?;
+        if ns.volatile_cache {
+            volatile_cache(&dev, &ns.device).map_err(|source| Error::Namespace { nsid, source })?;
+        }
         info!(
             "namespace {nsid}: {}, copy limits {:?}",
             describe(&ns.device),

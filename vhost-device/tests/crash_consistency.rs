@@ -34,6 +34,7 @@ fn config(dir: &Path) -> DeviceConfig {
             conventional_zones: 0,
             max_open: 0,
             max_active: 0,
+            ..Default::default()
         }),
     }
 }

@@ -2,8 +2,10 @@
 //! bytes the controller returns (all fields little-endian).
 //!
 //! - Identify Controller, CNS 01h (NVMe Base 2.1, Figure 'Identify
-//!   Controller Data Structure'): CNTLID 79:78, VER 83:80, NN 519:516, ONCS
-//!   521:520 (bit 8 Copy), OCFS 535:534 (bit n: descriptor format n), SUBNQN
+//!   Controller Data Structure'): CNTLID 79:78, VER 83:80, OAES 95:92 (bit
+//!   8 Namespace Attribute Notices, bit 27 Zone Descriptor Changed Notices),
+//!   AERL 259 (0's based), ELPE 262 (0's based), NN 519:516, ONCS 521:520
+//!   (bit 8 Copy), OCFS 535:534 (bit n: descriptor format n), SUBNQN
 //!   1023:768.
 //! - Identify Namespace, CNS 00h (NVM Command Set 1.1, Figure 'Identify
 //!   Namespace Data Structure, NVM Command Set'): NSZE 7:0, NCAP 15:8, NUSE
@@ -72,6 +74,12 @@ pub struct IdCtrl {
     pub cntlid: u16,
     /// Version: major 31:16, minor 15:8, tertiary 7:0.
     pub ver: u32,
+    /// Optional Asynchronous Events Supported.
+    pub oaes: u32,
+    /// Asynchronous Event Request Limit, 0's based.
+    pub aerl: u8,
+    /// Error Log Page Entries, 0's based.
+    pub elpe: u8,
     /// Maximum Data Transfer Size (2^n pages; 0 = no limit).
     pub mdts: u8,
     /// Number of Namespaces.
@@ -103,6 +111,9 @@ impl IdCtrl {
             mdts: b[77],
             cntlid: u16_at(b, 78),
             ver: u32_at(b, 80),
+            oaes: u32_at(b, 92),
+            aerl: b[259],
+            elpe: b[262],
             nn: u32_at(b, 516),
             oncs: u16_at(b, 520),
             ocfs: u16_at(b, 534),
@@ -223,6 +234,9 @@ mod tests {
         b[77] = 5;
         b[78..80].copy_from_slice(&[0x02, 0x00]); // CNTLID 2
         b[80..84].copy_from_slice(&[0x00, 0x01, 0x02, 0x00]); // 2.1.0
+        b[92..96].copy_from_slice(&[0x00, 0x01, 0x00, 0x08]); // OAES bits 8, 27
+        b[259] = 3; // AERL
+        b[262] = 63; // ELPE
         b[516..520].copy_from_slice(&[2, 0, 0, 0]);
         b[520..522].copy_from_slice(&[0x00, 0x01]); // ONCS bit 8
         b[534..536].copy_from_slice(&[0x05, 0x00]); // formats 0 and 2
@@ -231,6 +245,7 @@ mod tests {
         assert_eq!(c.serial, "SN0001");
         assert_eq!(c.model, "zonecopy");
         assert_eq!((c.mdts, c.cntlid, c.ver, c.nn), (5, 2, 0x0002_0100, 2));
+        assert_eq!((c.oaes, c.aerl, c.elpe), (0x0800_0100, 3, 63));
         assert!(c.copy_supported());
         assert!(c.format_supported(0) && !c.format_supported(1) && c.format_supported(2));
         assert!(!c.format_supported(16));

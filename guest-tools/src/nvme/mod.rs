@@ -6,12 +6,15 @@
 //! counters.
 //!
 //! KTAP layout: `config`, then subtests `connect`, `identify`, `zns`,
-//! `copy`, and finally `disconnect` (so the suite can run again against the
-//! same backend). A test whose prerequisite did not pass is a SKIP naming
+//! `copy`, `events` (zones the device takes out of service, the Changed
+//! Zone List, the Error Information log, Zone Descriptor Changed notices),
+//! and finally `disconnect` (so the suite can run again against the same
+//! backend). A test whose prerequisite did not pass is a SKIP naming
 //! it; the failure is reported once, where it happened.
 
 pub mod connect;
 pub mod copy;
+pub mod events;
 pub mod ident;
 pub mod passthru;
 pub mod zns;
@@ -96,6 +99,7 @@ pub struct Ctx<'a> {
     pub group: String,
     pub zns: zns::State,
     pub copy: copy::State,
+    pub events: events::State,
     /// Set by a test whose failure would be the named known kernel bug:
     /// if `zonecopy.xfail=` lists it, the result is XFAIL/XPASS.
     pub known_bug: Option<&'static str>,
@@ -294,6 +298,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         group: String::new(),
         zns: zns::State::default(),
         copy: copy::State::default(),
+        events: events::State::default(),
         known_bug: None,
     };
     if cfg.nvme.is_none() || cfg.namespaces.is_empty() {
@@ -301,7 +306,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         run_test(k, &mut c, "config", t_config)?;
         return Ok(!k.failed());
     }
-    k.plan(6)?;
+    k.plan(7)?;
     run_test(k, &mut c, "config", t_config)?;
     let tests = connect_tests(&c);
     run_group(k, &mut c, "connect", tests)?;
@@ -309,6 +314,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     run_group(k, &mut c, "identify", tests)?;
     run_group(k, &mut c, "zns", zns::tests())?;
     run_group(k, &mut c, "copy", copy::tests())?;
+    run_group(k, &mut c, "events", events::tests())?;
     run_test(k, &mut c, "disconnect", t_disconnect)?;
     Ok(!k.failed())
 }
@@ -558,7 +564,8 @@ fn identify_tests(c: &Ctx<'_>) -> Vec<Test> {
     v
 }
 
-fn identify(c: &Ctx<'_>, nsid: u32, cns: u8, csi: u8) -> Result<Vec<u8>, Verdict> {
+/// Identify through passthrough: the 4096 bytes of CNS `cns`.
+pub fn identify(c: &Ctx<'_>, nsid: u32, cns: u8, csi: u8) -> Result<Vec<u8>, Verdict> {
     let mut b = vec![0u8; ident::IDENTIFY_LEN];
     let what = format!("Identify CNS {cns:#04x} CSI {csi:#04x} NSID {nsid}");
     passthru::admin(

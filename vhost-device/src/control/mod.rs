@@ -9,6 +9,17 @@
 //! | `{"cmd":"stats"}` | per device bytes read, written, copied by offload, flushes; plus every registered stats source (SCSI commands, fabric bytes) |
 //! | `{"cmd":"checksum","dev":"lun0","lba":0,"blocks":16}` | CRC32C of the range as stored, and of each 4 KiB of it with `"per_block":true` |
 //! | `{"cmd":"zones","dev":"lun0","lba":0,"max":64}` | zone descriptors from the zone containing `lba` |
+//! | `{"cmd":"zone_condition","dev":"lun0","lba":N,"cond":"read_only"}` | puts the write pointer zone starting at `lba` in READ ONLY (or `"offline"`) as the device would on its own (ZBC-2 4.4.3.2.6/4.4.3.2.8, ZNS 2.1.1.4/2.1.1.6), persisted; `lba` not a zone start, a conventional zone, another `cond`, or OFFLINE -> READ ONLY is an error; answers the zone as `zones` does |
+//!
+//! | `{"cmd":"fault","dev":"ns1","op":"add","kind":K,...,"count":N}` | adds a fault rule (`storage::fault`), answers its `"id"`; `count` (optional): fires N times then expires. Kinds and their keys: `"media_error"` and `"write_error"`: `"lba"`, `"blocks"` (default 1); `"copy_fail"`: `"segment"` (0-based source range / segment descriptor number) and/or `"after_blocks"` (without `segment`: blocks of the whole command; with it: of that segment, default 0), `"error"`: `"write"` (default) or `"read"`; `"delay"`: `"ms"` (at most 600000), `"on"`: `"read"`, `"write"`, `"copy"`, `"flush"` or `"any"` (default), optional `"lba"`, `"blocks"` |
+//! | `{"cmd":"fault","dev":"ns1","op":"remove","id":N}` | removes rule N |
+//! | `{"cmd":"fault","op":"clear"}` | removes every rule (of `"dev"` if given, else of every device), answers `"cleared"` |
+//! | `{"cmd":"fault","op":"list"}` | the rules in force (of `"dev"` if given), each with `"dev"`, `"id"`, `"kind"`, its keys, `"remaining"` (null: until cleared) and `"fired"` |
+//! | `{"cmd":"cache","dev":"ns3","mode":"volatile"}` | turns the volatile write cache on (`"volatile"`) or off (`"none"`), making everything written so far durable first; without `"mode"` only reports; answers `"cache"` and `"held_blocks"` |
+//! | `{"cmd":"power_cut","dev":"ns3"}` | emulates a power loss of a device with its volatile write cache on: unflushed writes are dropped, zones go back to their persisted state; answers `"dropped_blocks"`, `"zones_rolled_back"`; an error without the cache |
+//!
+//! `stats` also has, per device, `"faults"` (firings by kind) and
+//! `"cache_held_blocks"`; `devices` has each device's `"cache"` mode.
 //!
 //! Every response has `"ok":true` or `"ok":false` with `"error"`. Control
 //! reads do not count in the device statistics, so a suite can read
@@ -25,7 +36,10 @@ use std::{
 
 use serde_json::{json, Value};
 
-use crate::storage::{Device, Lba, ZoneCondition, ZoneType};
+use crate::storage::{
+    fault::{BlockRange, CopyFailAt, CopyFailError, FaultKind, Op, Rule, MAX_DELAY_MS},
+    BlockCount, Device, Lba, ZoneCondition, ZoneType,
+};
 
 /// Something that reports counters under a name in `stats`.
 pub trait StatsSource: Send + Sync {
@@ -78,6 +92,10 @@ impl Registry {
                 Some("stats") => Ok(self.stats_json()),
                 Some("checksum") => self.checksum(&req),
                 Some("zones") => self.zones(&req),
+                Some("zone_condition") => self.zone_condition(&req),
+                Some("fault") => self.fault(&req),
+                Some("power_cut") => self.power_cut(&req),
+                Some("cache") => self.cache(&req),
                 Some(other) => Err(format!("unknown cmd {other:?}")),
                 None => Err("missing \"cmd\"".to_owned()),
             });
@@ -110,6 +128,7 @@ impl Registry {
                     "block_size": g.block_size,
                     "blocks": g.capacity.0,
                     "zones": zones,
+                    "cache": cache_mode(d),
                 })
             })
             .collect();
@@ -127,6 +146,8 @@ impl Registry {
                     "written_bytes": s.written_bytes(),
                     "copied_bytes": s.copied_bytes(),
                     "flushes": s.flushes(),
+                    "faults": fault_counts(d),
+                    "cache_held_blocks": d.cached_blocks(),
                 }),
             );
         }
@@ -171,6 +192,7 @@ impl Registry {
                     "type": match z.zone_type {
                         ZoneType::Conventional => "conventional",
                         ZoneType::SequentialWriteRequired => "seq-write-required",
+                        ZoneType::SequentialWritePreferred => "seq-write-preferred",
                     },
                     "cond": cond_name(z.cond),
                     "start": z.start.0,
@@ -182,6 +204,256 @@ impl Registry {
             .collect();
         Ok(json!({ "zones": zones }))
     }
+}
+
+impl Registry {
+    /// `zone_condition`: a controller-initiated READ ONLY or OFFLINE zone.
+    fn zone_condition(&self, req: &Value) -> Result<Value, String> {
+        let dev = self.device(req)?;
+        let lba = req["lba"].as_u64().ok_or("missing \"lba\"")?;
+        let cond = match req["cond"].as_str() {
+            Some("read_only") => ZoneCondition::ReadOnly,
+            Some("offline") => ZoneCondition::Offline,
+            Some(other) => {
+                return Err(format!(
+                    "cond {other:?} is not \"read_only\" or \"offline\""
+                ))
+            }
+            None => return Err("missing \"cond\"".to_owned()),
+        };
+        dev.set_zone_condition(Lba(lba), cond)
+            .map_err(|e| e.to_string())?;
+        self.zones(&json!({"dev": req["dev"], "lba": lba, "max": 1}))
+    }
+}
+
+impl Registry {
+    /// The devices a request names (`"dev"`), or all of them without one.
+    fn devices_named(&self, req: &Value) -> Result<Vec<&(String, Arc<Device>)>, String> {
+        match req.get("dev") {
+            None | Some(Value::Null) => Ok(self.devices.iter().collect()),
+            Some(_) => {
+                let d = self.device(req)?;
+                Ok(self.devices.iter().filter(|(_, x)| Arc::ptr_eq(x, d)).collect())
+            }
+        }
+    }
+
+    /// `fault`: add, remove, clear or list fault rules.
+    fn fault(&self, req: &Value) -> Result<Value, String> {
+        match req["op"].as_str() {
+            Some("add") => {
+                let dev = self.device(req)?;
+                let kind = parse_fault(req, dev)?;
+                let count = opt_u64(req, "count")?;
+                if count == Some(0) {
+                    return Err("\"count\" must be at least 1".into());
+                }
+                let id = dev.faults().add(kind, count);
+                Ok(json!({ "id": id }))
+            }
+            Some("remove") => {
+                let dev = self.device(req)?;
+                let id = req["id"].as_u64().ok_or("missing \"id\"")?;
+                if !dev.faults().remove(id) {
+                    return Err(format!("no fault {id} on {}", req["dev"]));
+                }
+                Ok(json!({}))
+            }
+            Some("clear") => {
+                let n: usize = self
+                    .devices_named(req)?
+                    .iter()
+                    .map(|(_, d)| d.faults().clear())
+                    .sum();
+                Ok(json!({ "cleared": n }))
+            }
+            Some("list") => {
+                let mut out = Vec::new();
+                for (name, d) in self.devices_named(req)? {
+                    out.extend(d.faults().list().iter().map(|r| rule_json(name, r)));
+                }
+                Ok(json!({ "faults": out }))
+            }
+            Some(other) => Err(format!(
+                "op {other:?} is not \"add\", \"remove\", \"clear\" or \"list\""
+            )),
+            None => Err("missing \"op\" (add, remove, clear, list)".into()),
+        }
+    }
+
+    /// `power_cut`: drop the unflushed writes of a device with a volatile
+    /// write cache.
+    fn power_cut(&self, req: &Value) -> Result<Value, String> {
+        let dev = self.device(req)?;
+        match dev.power_cut().map_err(|e| e.to_string())? {
+            Some(cut) => Ok(json!({
+                "dropped_blocks": cut.dropped_blocks,
+                "zones_rolled_back": cut.zones_rolled_back,
+            })),
+            None => Err(format!(
+                "{} has no volatile write cache (cache=volatile, or {{\"cmd\":\"cache\",\"mode\":\"volatile\"}})",
+                req["dev"]
+            )),
+        }
+    }
+
+    /// `cache`: report or switch the volatile write cache.
+    fn cache(&self, req: &Value) -> Result<Value, String> {
+        let dev = self.device(req)?;
+        let on = match req.get("mode") {
+            None | Some(Value::Null) => None,
+            Some(m) => match m.as_str() {
+                Some("volatile") => Some(true),
+                Some("none") => Some(false),
+                _ => return Err("\"mode\" must be \"volatile\" or \"none\"".into()),
+            },
+        };
+        if let Some(on) = on {
+            dev.set_volatile_cache(on).map_err(|e| e.to_string())?;
+        }
+        Ok(json!({
+            "cache": cache_mode(dev),
+            "held_blocks": dev.cached_blocks(),
+        }))
+    }
+}
+
+fn cache_mode(d: &Device) -> &'static str {
+    if d.volatile_cache() {
+        "volatile"
+    } else {
+        "none"
+    }
+}
+
+fn fault_counts(d: &Device) -> Value {
+    let c = d.faults().counts();
+    json!({
+        "media_error": c.media_error,
+        "write_error": c.write_error,
+        "copy_fail": c.copy_fail,
+        "delay": c.delay,
+    })
+}
+
+/// An optional unsigned number: absent or null is `None`, anything but a
+/// non-negative integer an error.
+fn opt_u64(req: &Value, key: &str) -> Result<Option<u64>, String> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| format!("\"{key}\" must be a non-negative integer, not {v}")),
+    }
+}
+
+/// `"lba"` and `"blocks"` (default 1) as a range inside `dev`.
+fn parse_range(req: &Value, dev: &Device) -> Result<BlockRange, String> {
+    let lba = opt_u64(req, "lba")?.ok_or("missing \"lba\"")?;
+    let blocks = opt_u64(req, "blocks")?.unwrap_or(1);
+    if blocks == 0 {
+        return Err("\"blocks\" must be at least 1".into());
+    }
+    dev.geometry()
+        .check_range(Lba(lba), BlockCount(blocks))
+        .map_err(|e| e.to_string())?;
+    Ok(BlockRange {
+        lba: Lba(lba),
+        blocks: BlockCount(blocks),
+    })
+}
+
+/// The fault a `fault` `add` request describes.
+fn parse_fault(req: &Value, dev: &Device) -> Result<FaultKind, String> {
+    match req["kind"].as_str() {
+        Some("media_error") => Ok(FaultKind::MediaError(parse_range(req, dev)?)),
+        Some("write_error") => Ok(FaultKind::WriteError(parse_range(req, dev)?)),
+        Some("copy_fail") => {
+            let segment = opt_u64(req, "segment")?;
+            let after = opt_u64(req, "after_blocks")?;
+            let at = match (segment, after) {
+                (Some(i), blocks) => CopyFailAt::Segment {
+                    index: usize::try_from(i).map_err(|_| "\"segment\" too large")?,
+                    blocks: blocks.unwrap_or(0),
+                },
+                (None, Some(n)) => CopyFailAt::Blocks(n),
+                (None, None) => {
+                    return Err("copy_fail needs \"segment\" or \"after_blocks\"".into())
+                }
+            };
+            let error = match req.get("error").and_then(Value::as_str) {
+                None | Some("write") => CopyFailError::Write,
+                Some("read") => CopyFailError::Read,
+                Some(other) => {
+                    return Err(format!("\"error\" {other:?} is not \"write\" or \"read\""))
+                }
+            };
+            Ok(FaultKind::CopyFail { at, error })
+        }
+        Some("delay") => {
+            let ms = opt_u64(req, "ms")?.ok_or("missing \"ms\"")?;
+            if ms > MAX_DELAY_MS {
+                return Err(format!("\"ms\" {ms} is more than {MAX_DELAY_MS}"));
+            }
+            let on = match req.get("on").and_then(Value::as_str) {
+                None | Some("any") => None,
+                Some("read") => Some(Op::Read),
+                Some("write") => Some(Op::Write),
+                Some("copy") => Some(Op::Copy),
+                Some("flush") => Some(Op::Flush),
+                Some(other) => return Err(format!("\"on\" {other:?} is not an operation")),
+            };
+            let range = match req.get("lba") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(parse_range(req, dev)?),
+            };
+            Ok(FaultKind::Delay { ms, on, range })
+        }
+        Some(other) => Err(format!(
+            "kind {other:?} is not media_error, write_error, copy_fail or delay"
+        )),
+        None => Err("missing \"kind\"".into()),
+    }
+}
+
+fn rule_json(dev: &str, r: &Rule) -> Value {
+    let mut v = json!({
+        "dev": dev,
+        "id": r.id,
+        "kind": r.kind.name(),
+        "remaining": r.remaining,
+        "fired": r.fired,
+    });
+    match r.kind {
+        FaultKind::MediaError(g) | FaultKind::WriteError(g) => {
+            v["lba"] = json!(g.lba.0);
+            v["blocks"] = json!(g.blocks.0);
+        }
+        FaultKind::CopyFail { at, error } => {
+            match at {
+                CopyFailAt::Segment { index, blocks } => {
+                    v["segment"] = json!(index);
+                    v["after_blocks"] = json!(blocks);
+                }
+                CopyFailAt::Blocks(n) => v["after_blocks"] = json!(n),
+            }
+            v["error"] = json!(match error {
+                CopyFailError::Write => "write",
+                CopyFailError::Read => "read",
+            });
+        }
+        FaultKind::Delay { ms, on, range } => {
+            v["ms"] = json!(ms);
+            v["on"] = json!(on.map_or("any", Op::name));
+            if let Some(g) = range {
+                v["lba"] = json!(g.lba.0);
+                v["blocks"] = json!(g.blocks.0);
+            }
+        }
+    }
+    v
 }
 
 fn cond_name(c: ZoneCondition) -> &'static str {
@@ -273,6 +545,7 @@ mod tests {
                     conventional_zones: 1,
                     max_open: 0,
                     max_active: 0,
+                    ..Default::default()
                 }),
             })
             .unwrap(),
@@ -310,6 +583,121 @@ mod tests {
         let d = reg.handle(r#"{"cmd":"devices"}"#);
         assert_eq!(d["devices"][0]["blocks"], 256);
         assert_eq!(d["devices"][0]["zones"]["zone_blocks"], 16);
+    }
+
+    #[test]
+    fn zone_condition_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, dev) = registry(&dir);
+        let r = reg.handle(r#"{"cmd":"zone_condition","dev":"lun0","lba":32,"cond":"read_only"}"#);
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["zones"][0]["cond"], "read-only");
+        let r = reg.handle(r#"{"cmd":"zone_condition","dev":"lun0","lba":48,"cond":"offline"}"#);
+        assert_eq!(r["zones"][0]["cond"], "offline");
+        assert!(dev.write(Lba(32), &[0; 4096], false).is_err());
+        for bad in [
+            r#"{"cmd":"zone_condition","dev":"lun0","lba":33,"cond":"offline"}"#,
+            r#"{"cmd":"zone_condition","dev":"lun0","lba":0,"cond":"offline"}"#,
+            r#"{"cmd":"zone_condition","dev":"lun0","lba":64,"cond":"full"}"#,
+            r#"{"cmd":"zone_condition","dev":"lun0","lba":48,"cond":"read_only"}"#,
+            r#"{"cmd":"zone_condition","dev":"lun0","lba":4096,"cond":"offline"}"#,
+            r#"{"cmd":"zone_condition","dev":"lun0","cond":"offline"}"#,
+            r#"{"cmd":"zone_condition","dev":"lun0","lba":64}"#,
+        ] {
+            let r = reg.handle(bad);
+            assert_eq!(r["ok"], false, "{bad}");
+        }
+        let z = reg.handle(r#"{"cmd":"zones","dev":"lun0","lba":64,"max":1}"#);
+        assert_eq!(z["zones"][0]["cond"], "empty");
+    }
+
+    #[test]
+    fn fault_rules_fire_count_and_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, dev) = registry(&dir);
+        let r = reg.handle(
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"media_error","lba":20,"blocks":2,"count":1}"#,
+        );
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["id"], 1);
+        let r = reg.handle(
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"copy_fail","segment":2,"error":"read"}"#,
+        );
+        assert_eq!(r["id"], 2);
+        let r = reg.handle(
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"delay","ms":1,"on":"flush"}"#,
+        );
+        assert_eq!(r["id"], 3);
+        let l = reg.handle(r#"{"cmd":"fault","op":"list"}"#);
+        assert_eq!(l["faults"][0]["kind"], "media_error");
+        assert_eq!(l["faults"][0]["remaining"], 1);
+        assert_eq!(l["faults"][1]["segment"], 2);
+        assert_eq!(l["faults"][1]["after_blocks"], 0);
+        assert_eq!(l["faults"][1]["remaining"], Value::Null);
+        assert_eq!(l["faults"][2]["on"], "flush");
+        let mut buf = vec![0u8; 4 * 4096];
+        assert!(matches!(
+            dev.read(Lba(18), &mut buf),
+            Err(crate::storage::StorageError::UnrecoveredRead { lba: Lba(20) })
+        ));
+        dev.read(Lba(18), &mut buf).unwrap();
+        dev.flush().unwrap();
+        let s = reg.handle(r#"{"cmd":"stats"}"#);
+        assert_eq!(s["devices"]["lun0"]["faults"]["media_error"], 1);
+        assert_eq!(s["devices"]["lun0"]["faults"]["delay"], 1);
+        let r = reg.handle(r#"{"cmd":"fault","dev":"lun0","op":"remove","id":3}"#);
+        assert_eq!(r["ok"], true);
+        let r = reg.handle(r#"{"cmd":"fault","op":"clear"}"#);
+        assert_eq!(r["cleared"], 1);
+        for bad in [
+            r#"{"cmd":"fault","dev":"lun0"}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add"}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"media_error"}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"media_error","lba":255,"blocks":2}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"media_error","lba":1,"blocks":0}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"media_error","lba":-1}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"media_error","lba":1,"count":0}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"copy_fail"}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"copy_fail","segment":1,"error":"x"}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"delay","ms":600001}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"delay","ms":5,"on":"trim"}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"sparks"}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"remove","id":99}"#,
+            r#"{"cmd":"fault","dev":"lun9","op":"clear"}"#,
+            r#"{"cmd":"fault","dev":"lun0","op":"zap"}"#,
+        ] {
+            let r = reg.handle(bad);
+            assert_eq!(r["ok"], false, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cache_and_power_cut_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, dev) = registry(&dir);
+        let r = reg.handle(r#"{"cmd":"power_cut","dev":"lun0"}"#);
+        assert_eq!(r["ok"], false, "{r}");
+        let r = reg.handle(r#"{"cmd":"cache","dev":"lun0","mode":"volatile"}"#);
+        assert_eq!(r["cache"], "volatile", "{r}");
+        let d = reg.handle(r#"{"cmd":"devices"}"#);
+        assert_eq!(d["devices"][0]["cache"], "volatile");
+        dev.write(Lba(16), &[1u8; 8192], false).unwrap();
+        let s = reg.handle(r#"{"cmd":"stats"}"#);
+        assert_eq!(s["devices"]["lun0"]["cache_held_blocks"], 2);
+        // The checksum sees the held data, as the guest does.
+        let c = reg.handle(r#"{"cmd":"checksum","dev":"lun0","lba":16,"blocks":2}"#);
+        assert_eq!(c["crc32c"], crc32c::crc32c(&[1u8; 8192]));
+        let r = reg.handle(r#"{"cmd":"power_cut","dev":"lun0"}"#);
+        assert_eq!(r["dropped_blocks"], 2, "{r}");
+        assert_eq!(r["zones_rolled_back"], 1);
+        let z = reg.handle(r#"{"cmd":"zones","dev":"lun0","lba":16,"max":1}"#);
+        assert_eq!(z["zones"][0]["wp"], 16);
+        let r = reg.handle(r#"{"cmd":"cache","dev":"lun0","mode":"none"}"#);
+        assert_eq!(r["cache"], "none");
+        let r = reg.handle(r#"{"cmd":"cache","dev":"lun0"}"#);
+        assert_eq!((r["cache"].as_str(), r["held_blocks"].as_u64()), (Some("none"), Some(0)));
+        let r = reg.handle(r#"{"cmd":"cache","dev":"lun0","mode":"fast"}"#);
+        assert_eq!(r["ok"], false);
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //! Event Request, Abort, Keep Alive (NVMe Base 2.1, 5).
 
 use super::{
-    commands::{effects_log, Done, Exec, Outcome},
+    commands::{effects_log, Done, Exec, Fail, Outcome, AT_CDW10, AT_CDW12, AT_NSID},
     controller::{Features, Kind, HBS_LEN},
-    discovery,
+    discovery, error_log,
+    events::{
+        ChangedZones, AEC_NS_ATTRIBUTE, AEC_ZONE_DESCRIPTOR_CHANGED, CHANGED_ZONE_LIST_LEN,
+        LID_CHANGED_NS_LIST, LID_CHANGED_ZONE_LIST,
+    },
     namespace::{Namespace, CSI_NVM, CSI_ZNS},
     nvm::check_mdts,
     put16, put32, put64, put_ascii, put_nul,
@@ -61,7 +65,7 @@ pub fn identify(x: &mut Exec<'_>) -> Outcome {
         },
         0x08 => ns_data(ctrl, nsid, identify_ns_independent)?,
         0x1C => io_command_set_data(),
-        _ => return Err(Status::INVALID_FIELD.into()),
+        _ => return Err(Fail::at(Status::INVALID_FIELD, AT_CDW10, 0)),
     };
     *x.data_in = data;
     Ok(Done::OK)
@@ -112,8 +116,11 @@ pub fn identify_ns_zns(ns: &Namespace) -> Vec<u8> {
     let Some(z) = ns.device.geometry().zones else {
         return d;
     };
-    put16(&mut d, 0, 0); // ZOC: no variable capacity, no excursions
-    put16(&mut d, 2, 1); // OZCS: bit 0 RAZB, reads may cross zones
+    // ZOC: no variable capacity, no excursions.
+    put16(&mut d, 0, 0);
+    // OZCS bit 0 RAZB: reads may cross zone boundaries (the core's
+    // unrestricted reads).
+    put16(&mut d, 2, u16::from(z.unrestricted_reads));
     let limit = |n: u32| if n == 0 { u32::MAX } else { n - 1 };
     put32(&mut d, 4, limit(z.max_active)); // MAR (0's based)
     put32(&mut d, 8, limit(z.max_open)); // MOR (0's based)
@@ -199,6 +206,7 @@ pub fn identify_controller(ctrl: &Controller) -> Vec<u8> {
     d[77] = o.mdts; // MDTS
     put16(&mut d, 78, ctrl.cntlid); // CNTLID
     put32(&mut d, 80, super::fabrics::vs(ctrl)); // VER
+    put32(&mut d, 92, oaes(ctrl)); // OAES
     put32(&mut d, 96, 1); // CTRATT: 128-bit Host Identifier
     d[111] = if io { 1 } else { 2 }; // CNTRLTYPE
     put16(&mut d, 256, 0); // OACS: none
@@ -207,7 +215,9 @@ pub fn identify_controller(ctrl: &Controller) -> Vec<u8> {
     d[260] = 0b11; // FRMW: slot 1 read-only, one slot
                    // LPA: bit 1 Commands Supported and Effects, bit 2 extended data.
     d[261] = if io { 0b110 } else { 0b100 };
-    d[262] = 0; // ELPE: one error log entry (0's based)
+    // ELPE (0's based): the Error Information log of an I/O controller.
+    let elpe = (error_log::ENTRIES - 1) as u8;
+    d[262] = if io { elpe } else { 0 };
     put16(&mut d, 266, 0x0157); // WCTEMP 343 K
     put16(&mut d, 268, 0x0175); // CCTEMP 373 K
     put16(&mut d, 320, 10); // KAS: 1 s granularity (100 ms units)
@@ -237,48 +247,89 @@ pub fn identify_controller(ctrl: &Controller) -> Vec<u8> {
     d
 }
 
+/// Optional Asynchronous Events Supported (Identify Controller bytes
+/// 95:92) of an I/O controller: Namespace Attribute Notices (bit 8; the
+/// namespaces never change, so the Changed Namespace List stays empty, but
+/// Linux only sends Asynchronous Event Requests to a controller with one
+/// of the notices it knows) and, with a zoned namespace, Zone Descriptor
+/// Changed Notices (bit 27, ZNS 1.1 Figure 44).
+pub fn oaes(ctrl: &Controller) -> u32 {
+    if ctrl.kind != Kind::Io {
+        return 0;
+    }
+    let zoned = ctrl
+        .subsystem
+        .as_ref()
+        .is_some_and(|s| s.active_namespaces().any(Namespace::is_zoned));
+    let zdcn = if zoned {
+        AEC_ZONE_DESCRIPTOR_CHANGED
+    } else {
+        0
+    };
+    AEC_NS_ATTRIBUTE | zdcn
+}
+
 // ---------------------------------------------------------- Get Log Page
+
+// Log Page Identifiers (NVMe Base 2.1, 5.16 Get Log Page; ZNS 1.1 Figure 45).
+pub const LID_SUPPORTED_LOGS: u8 = 0x00;
+pub const LID_ERROR_INFORMATION: u8 = 0x01;
+pub const LID_SMART: u8 = 0x02;
+pub const LID_FIRMWARE_SLOT: u8 = 0x03;
+pub const LID_COMMAND_EFFECTS: u8 = 0x05;
+pub const LID_DISCOVERY: u8 = 0x70;
 
 /// Get Log Page (02h), NVMe Base 2.1 5.16. CDW10 LID 7:0, LSP 14:8, RAE
 /// 15, NUMDL 31:16; CDW11 NUMDU 15:0; CDW12/13 LPOL/LPOU; CDW14 OT bit 23,
 /// CSI 31:24.
+///
+/// A read with RAE (Retain Asynchronous Event) cleared clears the
+/// asynchronous events the log page announces (Base 2.1, 5.2), and the
+/// Changed Zone List it returned.
 pub fn get_log_page(x: &mut Exec<'_>) -> Outcome {
     let dw10 = x.sqe.dw(10);
     let lid = dw10 as u8;
+    let rae = dw10 & (1 << 15) != 0;
     let numd = u64::from(dw10 >> 16) | (u64::from(x.sqe.dw(11) & 0xFFFF) << 16);
     let len = (numd + 1) * 4;
     let lpo = x.sqe.qw(12);
     let csi = (x.sqe.dw(14) >> 24) as u8;
     let offset_is_index = x.sqe.dw(14) & (1 << 23) != 0;
+    let nsid = x.sqe.nsid();
     let ctrl = x.ctrl;
-    let log = match (ctrl.kind, lid) {
-        (Kind::Io, 0x00) => supported_logs(),
-        (Kind::Io, 0x01) => vec![0u8; 64],
-        (Kind::Io, 0x02) => smart_log(ctrl),
-        (Kind::Io, 0x03) => firmware_slot_log(),
-        (Kind::Io, 0x05) => {
-            if csi != CSI_NVM && csi != CSI_ZNS {
-                return Err(Status::INVALID_FIELD.into());
-            }
-            effects_log(ctrl, csi)
-        }
-        (Kind::Io, 0xBF) => {
-            // Changed Zone List (ZNS 1.1, 5.1.1): the controller never
-            // changes zones by itself, so the list is empty.
-            match ctrl.namespace(x.sqe.nsid()) {
-                Some(ns) if ns.is_zoned() => vec![0u8; 4096],
-                _ => return Err(Status::INVALID_FIELD.into()),
-            }
-        }
-        (Kind::Discovery, 0x70) => discovery::log(ctrl),
-        _ => return Err(Status::INVALID_LOG_PAGE.into()),
-    };
-    if offset_is_index || lpo % 4 != 0 || lpo > log.len() as u64 {
-        return Err(Status::INVALID_FIELD.into());
+    if offset_is_index {
+        return Err(Fail::at(Status::INVALID_FIELD, 58, 7));
+    }
+    if lpo % 4 != 0 {
+        return Err(Fail::at(Status::INVALID_FIELD, AT_CDW12, 0));
     }
     // MDTS bounds every transfer; never build more than the host's buffer
     // holds.
     check_mdts(x, len)?;
+    let log = match (ctrl.kind, lid) {
+        (Kind::Io, LID_SUPPORTED_LOGS) => supported_logs(),
+        (Kind::Io, LID_ERROR_INFORMATION) => ctrl.state().errors.page(),
+        (Kind::Io, LID_SMART) => smart_log(ctrl),
+        (Kind::Io, LID_FIRMWARE_SLOT) => firmware_slot_log(),
+        // Changed Namespace List (Base 2.1, 5.16.1.5): namespaces never
+        // change here.
+        (Kind::Io, LID_CHANGED_NS_LIST) => vec![0u8; 4096],
+        (Kind::Io, LID_COMMAND_EFFECTS) => {
+            if csi != CSI_NVM && csi != CSI_ZNS {
+                return Err(Fail::at(Status::INVALID_FIELD, 59, 0));
+            }
+            effects_log(ctrl, csi)
+        }
+        (Kind::Io, LID_CHANGED_ZONE_LIST) => changed_zone_list(ctrl, nsid, lpo, rae)?,
+        (Kind::Discovery, LID_DISCOVERY) => discovery::log(ctrl),
+        _ => return Err(Fail::at(Status::INVALID_LOG_PAGE, AT_CDW10, 0)),
+    };
+    if lpo > log.len() as u64 {
+        return Err(Fail::at(Status::INVALID_FIELD, AT_CDW12, 0));
+    }
+    if !rae {
+        ctrl.state().events.log_read(lid, nsid);
+    }
     let len = len.min(u64::from(x.sqe.sgl_length()));
     let start = lpo as usize;
     let end = (lpo + len).min(log.len() as u64) as usize;
@@ -288,11 +339,42 @@ pub fn get_log_page(x: &mut Exec<'_>) -> Outcome {
     Ok(Done::OK)
 }
 
+/// Changed Zone List (BFh, ZNS 1.1 4.1.4.1) of zoned namespace `nsid`;
+/// without RAE the list starts over and its notice is cleared, under the
+/// same lock, so no change is lost between the read and the clearing.
+fn changed_zone_list(ctrl: &Controller, nsid: u32, lpo: u64, rae: bool) -> Result<Vec<u8>, Fail> {
+    match ctrl.namespace(nsid) {
+        Some(ns) if ns.is_zoned() => {}
+        _ => return Err(Fail::at(Status::INVALID_FIELD, AT_NSID, 0)),
+    }
+    if lpo > CHANGED_ZONE_LIST_LEN as u64 {
+        return Err(Fail::at(Status::INVALID_FIELD, AT_CDW12, 0));
+    }
+    let mut st = ctrl.state();
+    let page = st
+        .changed_zones
+        .get(&nsid)
+        .map_or_else(|| ChangedZones::default().page(), ChangedZones::page);
+    if !rae {
+        st.changed_zones.remove(&nsid);
+        st.events.log_read(LID_CHANGED_ZONE_LIST, nsid);
+    }
+    Ok(page)
+}
+
 /// Supported Log Pages (00h; NVMe Base 2.1 Figure 205): LSUPP bit 0.
 fn supported_logs() -> Vec<u8> {
     let mut d = vec![0u8; 1024];
-    for lid in [0x00usize, 0x01, 0x02, 0x03, 0x05, 0xBF] {
-        put32(&mut d, lid * 4, 1);
+    for lid in [
+        LID_SUPPORTED_LOGS,
+        LID_ERROR_INFORMATION,
+        LID_SMART,
+        LID_FIRMWARE_SLOT,
+        LID_CHANGED_NS_LIST,
+        LID_COMMAND_EFFECTS,
+        LID_CHANGED_ZONE_LIST,
+    ] {
+        put32(&mut d, usize::from(lid) * 4, 1);
     }
     d
 }
@@ -318,6 +400,8 @@ fn smart_log(ctrl: &Controller) -> Vec<u8> {
     put64(&mut d, 32, read.div_ceil(512_000));
     put64(&mut d, 48, written.div_ceil(512_000));
     put64(&mut d, 112, 1); // Power Cycles
+    let errors = ctrl.state().errors.count();
+    put64(&mut d, 176, errors); // Number of Error Information Log Entries
     d
 }
 
@@ -368,10 +452,10 @@ pub fn set_features(x: &mut Exec<'_>) -> Outcome {
     let v = x.sqe.dw(11);
     let ctrl = x.ctrl;
     if !feature_supported(ctrl, fid) {
-        return Err(Status::INVALID_FIELD.into());
+        return Err(Fail::at(Status::INVALID_FIELD, AT_CDW10, 0));
     }
     if dw10 & (1 << 31) != 0 {
-        return Err(Status::FEATURE_NOT_SAVEABLE.into());
+        return Err(Fail::at(Status::FEATURE_NOT_SAVEABLE, 43, 7));
     }
     let mut st = ctrl.state();
     let f = &mut st.features;
@@ -415,6 +499,8 @@ pub fn set_features(x: &mut Exec<'_>) -> Outcome {
             return Ok(Done::dw0(u32::from(n) | (u32::from(n) << 16)));
         }
         FID_WRITE_ATOMICITY => f.write_atomicity = v & 1,
+        // Bits of events this controller never raises are kept as given
+        // and change nothing.
         FID_ASYNC_EVENT_CONFIG => f.async_event_config = v,
         FID_KEEP_ALIVE_TIMER => st.kato_ms = v,
         FID_HOST_BEHAVIOR_SUPPORT => {
@@ -452,7 +538,7 @@ pub fn get_features(x: &mut Exec<'_>) -> Outcome {
     let sel = (dw10 >> 8) & 7;
     let ctrl = x.ctrl;
     if !feature_supported(ctrl, fid) {
-        return Err(Status::INVALID_FIELD.into());
+        return Err(Fail::at(Status::INVALID_FIELD, AT_CDW10, 0));
     }
     let st = ctrl.state();
     let defaults = Features::default();
@@ -503,15 +589,29 @@ pub fn get_features(x: &mut Exec<'_>) -> Outcome {
 // ------------------------------------------------------------------ Misc
 
 /// Asynchronous Event Request (0Ch), NVMe Base 2.1 5.2: completes when an
-/// event is reported.
+/// event is reported; the transport collects it with
+/// [`super::Queue::take_deferred`].
 pub fn async_event_request(x: &mut Exec<'_>) -> Outcome {
     x.ctrl.async_event_request(x.sqe.cid())?;
     Ok(Done::Deferred)
 }
 
-/// Abort (08h), NVMe Base 2.1 5.1: commands complete synchronously here,
-/// so nothing is ever aborted: Dword 0 bit 0 = 1.
-pub fn abort(_: &mut Exec<'_>) -> Outcome {
+/// Abort (08h), NVMe Base 2.1 5.1: CDW10 SQID bits 15:0, CID 31:16.
+/// Completion Dword 0 bit 0 is cleared when the command was aborted, set
+/// when it was not. Only Asynchronous Event Requests stay outstanding here
+/// (every other command completes before the next is taken): an aborted
+/// one completes with Command Abort Requested. Any other command named has
+/// completed already or is still with the transport, and is not aborted.
+pub fn abort(x: &mut Exec<'_>) -> Outcome {
+    let dw10 = x.sqe.dw(10);
+    let (sqid, cid) = (dw10 as u16, (dw10 >> 16) as u16);
+    if sqid == 0 && x.ctrl.state().events.abort(cid) {
+        log::debug!(
+            "ctrl {}: Asynchronous Event Request {cid:#x} aborted",
+            x.ctrl.cntlid
+        );
+        return Ok(Done::dw0(0));
+    }
     Ok(Done::dw0(1))
 }
 

@@ -5,7 +5,9 @@
 use super::{
     admin,
     controller::{Controller, Kind},
-    copy, fabrics,
+    copy,
+    error_log::{ErrorEntry, ParamLocation, NO_LOCATION},
+    fabrics,
     namespace::{Namespace, CSI_NVM, CSI_ZNS},
     nvm, put32,
     status::Status,
@@ -29,19 +31,50 @@ impl Done {
     }
 }
 
-/// A command that failed: its status and Dword 0 (e.g. Copy's count of
-/// source ranges copied).
+/// A command that failed: its status, Dword 0 (e.g. Copy's count of
+/// source ranges copied) and, where known, the SQE field at fault (the
+/// Error Information log's Parameter Error Location).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fail {
     pub status: Status,
     pub dw0: u32,
+    pub location: Option<ParamLocation>,
+}
+
+impl Fail {
+    /// `status` caused by the field at SQE `byte`, `bit`.
+    pub fn at(status: Status, byte: u8, bit: u8) -> Fail {
+        Fail {
+            status,
+            dw0: 0,
+            location: Some(ParamLocation { byte, bit }),
+        }
+    }
 }
 
 impl From<Status> for Fail {
     fn from(status: Status) -> Self {
-        Fail { status, dw0: 0 }
+        Fail {
+            status,
+            dw0: 0,
+            location: None,
+        }
     }
 }
+
+// SQE byte offsets for Parameter Error Locations (Base 2.1, Figure
+// "Common Command Format").
+/// Opcode (CDW0 bits 7:0).
+pub const AT_OPCODE: u8 = 0;
+/// FUSE (CDW0 bits 9:8) and PSDT (bits 15:14) live in byte 1.
+pub const AT_FLAGS: u8 = 1;
+/// NSID (CDW1).
+pub const AT_NSID: u8 = 4;
+/// CDW10 .. CDW15.
+pub const AT_CDW10: u8 = 40;
+pub const AT_CDW11: u8 = 44;
+pub const AT_CDW12: u8 = 48;
+pub const AT_CDW13: u8 = 52;
 
 pub type Outcome = Result<Done, Fail>;
 
@@ -81,6 +114,9 @@ pub struct Command {
     pub xfer: Xfer,
     /// Commands Supported and Effects entry (NVMe Base 2.1 Figure 210).
     pub effects: u32,
+    /// CDW10-11 hold the command's first LBA (SLBA, ZSLBA or SDLBA): the
+    /// Error Information log reports it.
+    pub slba: bool,
     pub handler: Handler,
     /// Whether the command exists on this controller (personality, kind).
     pub enabled: fn(&Controller) -> bool,
@@ -107,11 +143,16 @@ fn copy_enabled(c: &Controller) -> bool {
     c.opts.personality.copy
 }
 
+/// Whether CDW10-11 carry the first LBA ([`Command::slba`]).
+const SLBA: bool = true;
+const NO_LBA: bool = false;
+
 const fn cmd(
     opcode: u8,
     name: &'static str,
     xfer: Xfer,
     effects: u32,
+    slba: bool,
     handler: Handler,
     enabled: fn(&Controller) -> bool,
 ) -> Command {
@@ -120,6 +161,7 @@ const fn cmd(
         name,
         xfer,
         effects,
+        slba,
         handler,
         enabled,
     }
@@ -129,33 +171,33 @@ const fn cmd(
 /// do not exist on fabrics.
 #[rustfmt::skip]
 pub const ADMIN: &[Command] = &[
-    cmd(0x02, "Get Log Page", Xfer::ControllerToHost, CSUPP, admin::get_log_page, always),
-    cmd(0x06, "Identify", Xfer::ControllerToHost, CSUPP, admin::identify, always),
-    cmd(0x08, "Abort", Xfer::None, CSUPP, admin::abort, io_controller),
-    cmd(0x09, "Set Features", Xfer::HostToController, CSUPP, admin::set_features, always),
-    cmd(0x0A, "Get Features", Xfer::ControllerToHost, CSUPP, admin::get_features, always),
-    cmd(0x0C, "Asynchronous Event Request", Xfer::None, CSUPP, admin::async_event_request, always),
-    cmd(0x18, "Keep Alive", Xfer::None, CSUPP, admin::keep_alive, always),
+    cmd(0x02, "Get Log Page", Xfer::ControllerToHost, CSUPP, NO_LBA, admin::get_log_page, always),
+    cmd(0x06, "Identify", Xfer::ControllerToHost, CSUPP, NO_LBA, admin::identify, always),
+    cmd(0x08, "Abort", Xfer::None, CSUPP, NO_LBA, admin::abort, io_controller),
+    cmd(0x09, "Set Features", Xfer::HostToController, CSUPP, NO_LBA, admin::set_features, always),
+    cmd(0x0A, "Get Features", Xfer::ControllerToHost, CSUPP, NO_LBA, admin::get_features, always),
+    cmd(0x0C, "Asynchronous Event Request", Xfer::None, CSUPP, NO_LBA, admin::async_event_request, always),
+    cmd(0x18, "Keep Alive", Xfer::None, CSUPP, NO_LBA, admin::keep_alive, always),
 ];
 
 /// NVM Command Set I/O commands (NVM CS 1.1 Figure 14).
 #[rustfmt::skip]
 pub const NVM: &[Command] = &[
-    cmd(0x00, "Flush", Xfer::None, CSUPP, nvm::flush, always),
-    cmd(0x01, "Write", Xfer::HostToController, CSUPP | LBCC, nvm::write, always),
-    cmd(0x02, "Read", Xfer::ControllerToHost, CSUPP, nvm::read, always),
-    cmd(0x08, "Write Zeroes", Xfer::None, CSUPP | LBCC, nvm::write_zeroes, always),
-    cmd(0x09, "Dataset Management", Xfer::HostToController, CSUPP | LBCC, nvm::dataset_management, always),
-    cmd(0x19, "Copy", Xfer::HostToController, CSUPP | LBCC, copy::copy, copy_enabled),
+    cmd(0x00, "Flush", Xfer::None, CSUPP, NO_LBA, nvm::flush, always),
+    cmd(0x01, "Write", Xfer::HostToController, CSUPP | LBCC, SLBA, nvm::write, always),
+    cmd(0x02, "Read", Xfer::ControllerToHost, CSUPP, SLBA, nvm::read, always),
+    cmd(0x08, "Write Zeroes", Xfer::None, CSUPP | LBCC, SLBA, nvm::write_zeroes, always),
+    cmd(0x09, "Dataset Management", Xfer::HostToController, CSUPP | LBCC, NO_LBA, nvm::dataset_management, always),
+    cmd(0x19, "Copy", Xfer::HostToController, CSUPP | LBCC, SLBA, copy::copy, copy_enabled),
 ];
 
 /// Zoned Namespace Command Set I/O commands beyond the NVM ones (ZNS 1.1
 /// Figure "Opcodes for Zoned Namespace Commands").
 #[rustfmt::skip]
 pub const ZNS: &[Command] = &[
-    cmd(0x79, "Zone Management Send", Xfer::HostToController, CSUPP | LBCC, zns::zone_management_send, always),
-    cmd(0x7A, "Zone Management Receive", Xfer::ControllerToHost, CSUPP, zns::zone_management_receive, always),
-    cmd(0x7D, "Zone Append", Xfer::HostToController, CSUPP | LBCC, zns::zone_append, always),
+    cmd(0x79, "Zone Management Send", Xfer::HostToController, CSUPP | LBCC, SLBA, zns::zone_management_send, always),
+    cmd(0x7A, "Zone Management Receive", Xfer::ControllerToHost, CSUPP, SLBA, zns::zone_management_receive, always),
+    cmd(0x7D, "Zone Append", Xfer::HostToController, CSUPP | LBCC, SLBA, zns::zone_append, always),
 ];
 
 /// The I/O tables of a command set, or none for an unknown CSI.
@@ -202,7 +244,7 @@ pub fn execute(
     data_in: &mut Vec<u8>,
 ) -> Option<Completion> {
     ctrl.touch();
-    let (name, outcome) = dispatch(ctrl, qid, sqe, data_out, data_in);
+    let (found, outcome) = dispatch(ctrl, qid, sqe, data_out, data_in);
     match outcome {
         Ok(Done::Deferred) => None,
         Ok(Done::Complete { dw0, dw1 }) => Some(Completion {
@@ -212,18 +254,61 @@ pub fn execute(
         }),
         Err(f) => {
             log::debug!(
-                "ctrl {} qid {qid} {name} refused with {:?} (dw0 {:#x}): sqe {}",
+                "ctrl {} qid {qid} {} refused with {:?} (dw0 {:#x}): sqe {}",
                 ctrl.cntlid,
+                found.name,
                 f.status,
                 f.dw0,
                 sqe.hex()
             );
             data_in.clear();
+            let mut status = f.status.field();
+            if ctrl.kind == Kind::Io {
+                // An Error Information log entry, announced by More.
+                status |= Status::MORE;
+                let nsid = sqe.nsid();
+                ctrl.record_error(ErrorEntry {
+                    sqid: qid,
+                    cid: sqe.cid(),
+                    status,
+                    location: f.location.map_or(NO_LOCATION, ParamLocation::field),
+                    lba: if found.slba { sqe.qw(10) } else { 0 },
+                    nsid,
+                    csi: if qid == 0 {
+                        0
+                    } else {
+                        ctrl.namespace(nsid).map_or(0, |ns| ns.csi)
+                    },
+                    opcode: sqe.opcode(),
+                    info: u64::from(f.dw0),
+                });
+            }
             Some(Completion {
                 dw0: f.dw0,
                 dw1: 0,
-                status: f.status.field(),
+                status,
             })
+        }
+    }
+}
+
+/// What the dispatcher found for a command: its name (for logs) and
+/// whether CDW10-11 name its first LBA.
+#[derive(Clone, Copy, Debug)]
+struct Found {
+    name: &'static str,
+    slba: bool,
+}
+
+impl Found {
+    const fn named(name: &'static str) -> Found {
+        Found { name, slba: false }
+    }
+
+    fn of(c: &Command) -> Found {
+        Found {
+            name: c.name,
+            slba: c.slba,
         }
     }
 }
@@ -234,22 +319,29 @@ fn dispatch(
     sqe: &Sqe,
     data_out: &[u8],
     data_in: &mut Vec<u8>,
-) -> (&'static str, Outcome) {
+) -> (Found, Outcome) {
     let flags = sqe.0[1];
     if sqe.opcode() == fabrics::OPCODE {
-        return ("Fabrics", fabrics::execute(ctrl, qid, sqe));
+        return (Found::named("Fabrics"), fabrics::execute(ctrl, qid, sqe));
     }
     // Fused operations are not supported; NVMe over Fabrics uses SGLs only
     // (PSDT 01b or 10b), NVMe Base 2.1 4.1.
-    if flags & 3 != 0 || flags >> 6 == 0 {
-        return ("command", Err(Status::INVALID_FIELD.into()));
+    if flags & 3 != 0 {
+        let f = Fail::at(Status::INVALID_FIELD, AT_FLAGS, 0);
+        return (Found::named("command"), Err(f));
+    }
+    if flags >> 6 == 0 {
+        let f = Fail::at(Status::INVALID_FIELD, AT_FLAGS, 6);
+        return (Found::named("command"), Err(f));
     }
     if !ctrl.is_ready() {
-        return ("command", Err(Status::COMMAND_SEQUENCE_ERROR.into()));
+        let f = Status::COMMAND_SEQUENCE_ERROR.into();
+        return (Found::named("command"), Err(f));
     }
     if qid == 0 {
         let Some(c) = find(&[ADMIN], ctrl, sqe.opcode()) else {
-            return ("admin command", Err(Status::INVALID_OPCODE.into()));
+            let f = Fail::at(Status::INVALID_OPCODE, AT_OPCODE, 0);
+            return (Found::named("admin command"), Err(f));
         };
         let mut x = Exec {
             ctrl,
@@ -259,10 +351,11 @@ fn dispatch(
             data_in,
             ns: None,
         };
-        return (c.name, (c.handler)(&mut x));
+        return (Found::of(c), (c.handler)(&mut x));
     }
+    let io = Found::named("I/O command");
     if ctrl.kind != Kind::Io {
-        return ("I/O command", Err(Status::INVALID_OPCODE.into()));
+        return (io, Err(Fail::at(Status::INVALID_OPCODE, AT_OPCODE, 0)));
     }
     let nsid = sqe.nsid();
     let ns = ctrl.namespace(nsid);
@@ -270,10 +363,10 @@ fn dispatch(
         Some(ns) => ns.csi,
         // Flush may name every namespace (NVM CS 1.1, 3.2.1).
         None if nsid == 0xFFFF_FFFF && sqe.opcode() == 0x00 => CSI_NVM,
-        None => return ("I/O command", Err(Status::INVALID_NAMESPACE.into())),
+        None => return (io, Err(Fail::at(Status::INVALID_NAMESPACE, AT_NSID, 0))),
     };
     let Some(c) = find(io_tables(csi), ctrl, sqe.opcode()) else {
-        return ("I/O command", Err(Status::INVALID_OPCODE.into()));
+        return (io, Err(Fail::at(Status::INVALID_OPCODE, AT_OPCODE, 0)));
     };
     let mut x = Exec {
         ctrl,
@@ -283,5 +376,5 @@ fn dispatch(
         data_in,
         ns,
     };
-    (c.name, (c.handler)(&mut x))
+    (Found::of(c), (c.handler)(&mut x))
 }

@@ -3,12 +3,18 @@
 //! (NVMe Base 2.1, 3.1 dynamic controller model).
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
-use super::{status::Status, Completion, ControllerOptions, Namespace, Subsystem, DISCOVERY_NQN};
+use super::{
+    error_log::{ErrorEntry, ErrorLog},
+    events::{AsyncEvent, AsyncEvents, ChangedZones, AEC_ZONE_DESCRIPTOR_CHANGED},
+    status::Status,
+    Completion, ControllerOptions, Namespace, Subsystem, DISCOVERY_NQN,
+};
+use crate::storage::Lba;
 
 /// What kind of controller (Identify Controller CNTRLTYPE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,11 +76,13 @@ pub struct State {
     pub cc: u32,
     pub csts: u32,
     pub features: Features,
-    /// CIDs of outstanding Asynchronous Event Requests.
-    pub aer_waiting: VecDeque<u16>,
-    /// Events not yet reported (completion Dword 0 values).
-    pub events: VecDeque<u32>,
-    pub deferred: Vec<(u16, Completion)>,
+    /// Outstanding Asynchronous Event Requests and events.
+    pub events: AsyncEvents,
+    /// Changed Zone List per zoned namespace (NSID), since the host last
+    /// read it.
+    pub changed_zones: HashMap<u32, ChangedZones>,
+    /// Error Information log.
+    pub errors: ErrorLog,
     pub kato_ms: u32,
     pub last_seen: Instant,
     /// I/O queue IDs connected.
@@ -142,9 +150,9 @@ impl Controller {
                 cc: 0,
                 csts: 0,
                 features: Features::default(),
-                aer_waiting: VecDeque::new(),
-                events: VecDeque::new(),
-                deferred: Vec::new(),
+                events: AsyncEvents::default(),
+                changed_zones: HashMap::new(),
+                errors: ErrorLog::default(),
                 kato_ms,
                 last_seen: Instant::now(),
                 io_queues: HashSet::new(),
@@ -200,56 +208,60 @@ impl Controller {
         self.state().dead
     }
 
+    /// The admin queue went away: outstanding Asynchronous Event Requests
+    /// can never complete, and no more are taken.
     pub(crate) fn kill(&self) {
         let mut st = self.state();
         st.dead = true;
-        st.aer_waiting.clear();
+        st.events.clear();
     }
 
     /// Queue an Asynchronous Event Request; completes at once when an
     /// event is pending. NVMe Base 2.1, 5.2.
     pub(crate) fn async_event_request(&self, cid: u16) -> Result<(), Status> {
-        let mut st = self.state();
-        if st.aer_waiting.len() >= usize::from(self.opts.async_event_limit) {
-            return Err(Status::ASYNC_EVENT_REQUEST_LIMIT_EXCEEDED);
-        }
-        st.aer_waiting.push_back(cid);
-        Self::match_events(&mut st);
-        Ok(())
+        let limit = usize::from(self.opts.async_event_limit);
+        self.state().events.request(cid, limit)
     }
 
-    /// Report an asynchronous event (completion Dword 0: type bits 2:0,
-    /// information 15:8, log page 23:16).
-    pub fn post_event(&self, dw0: u32) {
-        let mut st = self.state();
-        st.events.push_back(dw0);
-        Self::match_events(&mut st);
+    /// Report an asynchronous event.
+    pub fn post_event(&self, ev: AsyncEvent) {
+        self.state().events.post(ev);
     }
 
-    fn match_events(st: &mut State) {
-        while !st.events.is_empty() && !st.aer_waiting.is_empty() {
-            let (Some(cid), Some(dw0)) = (st.aer_waiting.pop_front(), st.events.pop_front()) else {
-                break;
-            };
-            st.deferred.push((
-                cid,
-                Completion {
-                    dw0,
-                    ..Completion::default()
-                },
-            ));
-        }
-    }
-
+    /// Completions of Asynchronous Event Requests that became ready.
     pub(crate) fn take_deferred(&self) -> Vec<(u16, Completion)> {
-        std::mem::take(&mut self.state().deferred)
+        self.state().events.take_ready()
+    }
+
+    /// The zone starting at `zone` of namespace `nsid` changed without the
+    /// host asking (the storage core set it READ ONLY or OFFLINE): list it
+    /// in the Changed Zone List, and raise a Zone Descriptor Changed notice
+    /// if the host enabled them (ZNS 1.1, 4.1.1 and 4.1.3).
+    pub fn zone_changed(&self, nsid: u32, zone: Lba) {
+        let mut st = self.state();
+        st.changed_zones.entry(nsid).or_default().add(zone);
+        let notice = st.features.async_event_config & AEC_ZONE_DESCRIPTOR_CHANGED != 0;
+        log::debug!(
+            "ctrl {}: ns {nsid} zone {zone} changed (notice {})",
+            self.cntlid,
+            if notice { "raised" } else { "not enabled" }
+        );
+        if notice {
+            st.events.post(AsyncEvent::zone_descriptor_changed(nsid));
+        }
+    }
+
+    /// Add an Error Information log entry.
+    pub(crate) fn record_error(&self, e: ErrorEntry) {
+        self.state().errors.record(e);
     }
 
     /// Controller reset (CC.EN 1 -> 0): back to the state after Connect.
+    /// Outstanding commands (Asynchronous Event Requests) end without a
+    /// completion; the logs stay.
     pub(crate) fn reset(st: &mut State) {
         st.csts = 0;
         st.features = Features::default();
-        st.aer_waiting.clear();
         st.events.clear();
         st.io_queues.clear();
     }

@@ -159,6 +159,7 @@ pub fn copy(x: &mut Exec<'_>) -> Outcome {
         Err(f) => Err(Fail {
             status: ns.status(&f.error),
             dw0: u32::try_from(f.progress.segments_done).unwrap_or(u32::MAX),
+            location: None,
         }),
     }
 }

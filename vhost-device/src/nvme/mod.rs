@@ -7,8 +7,10 @@
 //! dispatch and the Commands Supported and Effects log); [`status`] the
 //! status values and the one storage error mapping; [`fabrics`] Connect,
 //! Property Get/Set and Disconnect; [`controller`] the per-host controller
-//! state; [`namespace`] the NVM or ZNS view of a storage device; [`admin`],
-//! [`nvm`], [`zns`], [`copy`] and [`discovery`] the command families.
+//! state; [`events`] Asynchronous Event Requests and the Changed Zone List;
+//! [`error_log`] the Error Information log; [`namespace`] the NVM or ZNS
+//! view of a storage device; [`admin`], [`nvm`], [`zns`], [`copy`] and
+//! [`discovery`] the command families.
 //!
 //! Transport contract:
 //! - an unbound connection's first capsule goes to [`Targets::connect`];
@@ -18,7 +20,9 @@
 //! - every later SQE: [`Queue::data_direction`] says what to gather or how
 //!   much may go back, [`Queue::execute`] runs it (Fabrics Property
 //!   Get/Set/Disconnect included); `None` is a deferred Asynchronous Event
-//!   Request, collected later with [`Queue::take_deferred`] on queue 0;
+//!   Request, collected later with [`Queue::take_deferred`] on queue 0
+//!   (poll it: an event may come from another thread, e.g. the control
+//!   socket setting a zone READ ONLY);
 //! - [`Queue::should_close`] turns true after Disconnect, when the admin
 //!   queue of the controller went away, or when its keep alive timer
 //!   expired (poll it);
@@ -36,6 +40,8 @@ pub mod commands;
 pub mod controller;
 pub mod copy;
 pub mod discovery;
+pub mod error_log;
+pub mod events;
 pub mod fabrics;
 pub mod namespace;
 pub mod nvm;
@@ -59,7 +65,7 @@ pub use controller::Controller;
 pub use namespace::{CopyLimits, Namespace};
 pub use status::Status;
 
-use crate::storage::Device;
+use crate::storage::{Device, ZoneListener};
 
 /// The NQN of the well-known discovery subsystem (NVMe Base 2.1, 4.7).
 pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
@@ -300,7 +306,10 @@ pub struct Subsystem {
     /// `None`: the NSID is valid but no namespace is attached (a device
     /// the NVMe front end cannot serve, e.g. zoned with conventional zones).
     namespaces: Vec<Option<Namespace>>,
-    controllers: Mutex<Registry>,
+    controllers: Arc<Mutex<Registry>>,
+    /// The zone listeners registered with the zoned namespaces' devices
+    /// (the devices hold them weakly).
+    _zone_listeners: Vec<Arc<events::ZoneChanges>>,
 }
 
 #[derive(Default)]
@@ -343,12 +352,29 @@ impl Subsystem {
                     }
                 }
             })
+            .collect::<Vec<_>>();
+        let controllers = Arc::new(Mutex::new(Registry::default()));
+        let zone_listeners = namespaces
+            .iter()
+            .flatten()
+            .filter(|ns| ns.is_zoned())
+            .map(|ns| {
+                let l = Arc::new(events::ZoneChanges {
+                    nsid: ns.nsid,
+                    registry: Arc::downgrade(&controllers),
+                });
+                let weak: Weak<dyn ZoneListener> =
+                    Arc::downgrade(&(Arc::clone(&l) as Arc<dyn ZoneListener>));
+                ns.device.add_zone_listener(weak);
+                l
+            })
             .collect();
         Subsystem {
             cfg,
             opts,
             namespaces,
-            controllers: Mutex::new(Registry::default()),
+            controllers,
+            _zone_listeners: zone_listeners,
         }
     }
 

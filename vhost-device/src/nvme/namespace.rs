@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::status::{storage_status, Status, ZoneResource};
-use crate::storage::{Device, StorageError};
+use crate::storage::{Device, StorageError, ZoneType};
 
 /// Command Set Identifiers (NVMe Base 2.1, Figure "Command Set Identifiers").
 pub const CSI_NVM: u8 = 0x00;
@@ -98,6 +98,12 @@ impl Namespace {
                 return Err(format!(
                     "{} conventional zones: ZNS namespaces have none",
                     z.conventional
+                ))
+            }
+            Some(z) if z.sequential != ZoneType::SequentialWriteRequired => {
+                return Err(format!(
+                    "{:?} zones: ZNS namespaces have sequential write required zones only",
+                    z.sequential
                 ))
             }
             Some(z) => {

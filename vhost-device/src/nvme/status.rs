@@ -35,6 +35,14 @@ const fn specific(sc: u8) -> Status {
     }
 }
 
+const fn media(sc: u8) -> Status {
+    Status {
+        sct: 2,
+        sc,
+        dnr: true,
+    }
+}
+
 impl Status {
     // Generic Command Status values (SCT 0h), NVMe Base 2.1 Figure 102.
     pub const SUCCESS: Status = Status {
@@ -50,6 +58,13 @@ impl Status {
         sc: 0x06,
         dnr: false,
     };
+    /// Command Abort Requested: the command was aborted by an Abort
+    /// command (Base 2.1, 5.1). Not DNR: the host may send it again.
+    pub const COMMAND_ABORT_REQUESTED: Status = Status {
+        sct: 0,
+        sc: 0x07,
+        dnr: false,
+    };
     /// Invalid Namespace or Format.
     pub const INVALID_NAMESPACE: Status = generic(0x0B);
     pub const COMMAND_SEQUENCE_ERROR: Status = generic(0x0C);
@@ -60,6 +75,11 @@ impl Status {
     // Generic Command Status values, NVM Command Set (NVM CS 1.1 Figure
     // "Status Code - Generic Command Status Values").
     pub const LBA_OUT_OF_RANGE: Status = generic(0x80);
+
+    // Media and Data Integrity Errors (SCT 2h), NVMe Base 2.1 Figure 104.
+    // DNR: the same command fails again (the medium error stays).
+    pub const WRITE_FAULT: Status = media(0x80);
+    pub const UNRECOVERED_READ_ERROR: Status = media(0x81);
 
     // Command Specific Status values (SCT 1h), NVMe Base 2.1 Figure 103.
     pub const INVALID_QUEUE_IDENTIFIER: Status = specific(0x01);
@@ -87,6 +107,11 @@ impl Status {
     pub const TOO_MANY_ACTIVE_ZONES: Status = specific(0xBD);
     pub const TOO_MANY_OPEN_ZONES: Status = specific(0xBE);
     pub const INVALID_ZONE_STATE_TRANSITION: Status = specific(0xBF);
+
+    /// The More bit of the status field (bit 13 of
+    /// [`super::Completion::status`]): the Error Information log page has
+    /// an entry for the command.
+    pub const MORE: u16 = 1 << 13;
 
     /// The 15-bit status field as [`super::Completion::status`] holds it:
     /// SC in bits 7:0, SCT in 10:8, DNR in bit 14.
@@ -125,6 +150,8 @@ pub enum ZoneResource {
 /// | ConventionalZone | 0/02h Invalid Field in Command | (ZNS has no conventional zones) |
 /// | NotZoned | 0/01h Invalid Command Opcode | zone command on an NVM namespace |
 /// | PartialBlock | 0/0Fh Data SGL Length Invalid | Base 2.1, generic status values |
+/// | UnrecoveredRead (injected media error) | 2/81h Unrecovered Read Error, DNR | Base 2.1, media and data integrity errors |
+/// | WriteFault (injected write error) | 2/80h Write Fault, DNR | Base 2.1, media and data integrity errors |
 /// | Io | 0/06h Internal Error | Base 2.1, generic status values |
 pub fn storage_status(e: &StorageError, resource: impl FnOnce() -> ZoneResource) -> Status {
     match e {
@@ -152,7 +179,14 @@ pub fn storage_status(e: &StorageError, resource: impl FnOnce() -> ZoneResource)
             Status::INVALID_FIELD
         }
         StorageError::NotZoned => Status::INVALID_OPCODE,
+        StorageError::InvalidConditionChange { .. } => Status::INVALID_ZONE_STATE_TRANSITION,
+        // Only with ZBC's URSWRZ = 0, which namespaces never set.
+        StorageError::UnwrittenRead { .. } | StorageError::ReadBoundary { .. } => {
+            Status::ZONE_BOUNDARY_ERROR
+        }
         StorageError::PartialBlock { .. } => Status::DATA_SGL_LENGTH_INVALID,
+        StorageError::UnrecoveredRead { .. } => Status::UNRECOVERED_READ_ERROR,
+        StorageError::WriteFault { .. } => Status::WRITE_FAULT,
         StorageError::Io(_) => Status::INTERNAL_ERROR,
     }
 }
@@ -184,6 +218,11 @@ mod tests {
         assert_eq!(Status::INVALID_ZONE_STATE_TRANSITION.field(), 0x41bf);
         assert_eq!(Status::CONNECT_INVALID_PARAMETERS.field(), 0x4182);
         assert_eq!(Status::SUCCESS.field(), 0);
+        assert_eq!(Status::COMMAND_ABORT_REQUESTED.field(), 0x0007);
+        assert_eq!(Status::ASYNC_EVENT_REQUEST_LIMIT_EXCEEDED.field(), 0x4105);
+        assert_eq!(Status::MORE, 0x2000);
+        assert_eq!(Status::UNRECOVERED_READ_ERROR.field(), 0x4281);
+        assert_eq!(Status::WRITE_FAULT.field(), 0x4280);
     }
 
     #[test]
@@ -231,6 +270,8 @@ mod tests {
                 StorageError::InsufficientZoneResources { zone: Lba(0) },
                 0x41be,
             ),
+            (StorageError::UnrecoveredRead { lba: Lba(7) }, 0x4281),
+            (StorageError::WriteFault { lba: Lba(7) }, 0x4280),
         ];
         for (e, want) in cases {
             assert_eq!(storage_status(&e, open).field(), want, "{e}");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
-use crate::storage::{DeviceConfig, ZonedConfig};
+use crate::storage::{DeviceConfig, Lba, ZoneCondition, ZonedConfig};
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:0f0e0d0c-0b0a-0908-0706-050403020100";
 const SUBNQN: &str = "nqn.2026-11.dev.zonecopy:sub0";
@@ -45,6 +45,7 @@ fn specs(dir: &tempfile::TempDir) -> Vec<NamespaceSpec> {
                     conventional_zones: 0,
                     max_open: 2,
                     max_active: 3,
+                    ..Default::default()
                 }),
             ),
             copy_limits: limits,
@@ -244,16 +245,16 @@ fn connect_properties_and_io_queue() {
     // CAP read as 4 bytes, and an unknown property: Invalid Field.
     assert_eq!(
         status(&r.admin, prop_sqe(0x04, false, 0x00, 0), &[]),
-        0x4002
+        0x6002
     );
     assert_eq!(
         status(&r.admin, prop_sqe(0x04, false, 0x40, 0), &[]),
-        0x4002
+        0x6002
     );
     // Writing CAP: Invalid Field.
-    assert_eq!(status(&r.admin, prop_sqe(0x00, true, 0x00, 0), &[]), 0x4002);
+    assert_eq!(status(&r.admin, prop_sqe(0x00, true, 0x00, 0), &[]), 0x6002);
     // Property Get on an I/O queue: not an I/O queue command.
-    assert_eq!(status(&r.io, prop_sqe(0x04, false, 0x08, 0), &[]), 0x4001);
+    assert_eq!(status(&r.io, prop_sqe(0x04, false, 0x08, 0), &[]), 0x6001);
     // The same QID twice: Command Sequence Error.
     let c = refused(r.targets.connect(
         &connect_sqe(1, 127),
@@ -317,7 +318,7 @@ fn connect_refusals() {
     // Admin commands before CC.EN: Command Sequence Error.
     assert_eq!(
         status(&admin, cmd(0x06, 0, [1, 0, 0, 0, 0, 0], 4096), &[]),
-        0x400c
+        0x600c
     );
 }
 
@@ -367,7 +368,7 @@ fn shutdown_and_reset() {
     assert_eq!(c.dw0 & 1, 0);
     assert_eq!(
         status(&r.io, cmd(0x02, 2, [0, 0, 0, 0, 0, 0], 4096), &[]),
-        0x400c
+        0x600c
     );
     // A CC the controller cannot run (IOSQES 5): CSTS.CFS.
     let cc = 1 | (5 << 16) | (4 << 20);
@@ -393,9 +394,9 @@ fn psdt_prp_and_fused_refused() {
     let r = rig();
     let mut sqe = cmd(0x06, 0, [1, 0, 0, 0, 0, 0], 4096);
     sqe.0[1] = 0x00; // PSDT 00b: PRPs, not on fabrics
-    assert_eq!(status(&r.admin, sqe, &[]), 0x4002);
+    assert_eq!(status(&r.admin, sqe, &[]), 0x6002);
     sqe.0[1] = 0x41; // fused first
-    assert_eq!(status(&r.admin, sqe, &[]), 0x4002);
+    assert_eq!(status(&r.admin, sqe, &[]), 0x6002);
 }
 
 // ------------------------------------------------------------ Identify
@@ -462,11 +463,11 @@ fn identify_namespace_offsets() {
     assert_eq!(d3[130], 9);
     assert_ne!(d[104..120], d3[104..120]); // NGUIDs differ
                                            // NSID 0 and beyond NN: Invalid Namespace or Format.
-    assert_eq!(identify(&r, 0x00, 0, 0).0, 0x400b);
-    assert_eq!(identify(&r, 0x00, 4, 0).0, 0x400b);
-    assert_eq!(identify(&r, 0x00, 0xFFFF_FFFF, 0).0, 0x400b);
+    assert_eq!(identify(&r, 0x00, 0, 0).0, 0x600b);
+    assert_eq!(identify(&r, 0x00, 4, 0).0, 0x600b);
+    assert_eq!(identify(&r, 0x00, 0xFFFF_FFFF, 0).0, 0x600b);
     // Unknown CNS: Invalid Field.
-    assert_eq!(identify(&r, 0x42, 0, 0).0, 0x4002);
+    assert_eq!(identify(&r, 0x42, 0, 0).0, 0x6002);
 }
 
 #[test]
@@ -481,10 +482,10 @@ fn identify_zns_and_lists() {
     assert_eq!(u64_at(&d, 2816), 16); // ZSZE
     assert_eq!(d[2824], 0); // ZDES
                             // CNS 05h CSI 02h of an NVM namespace: Invalid Field.
-    assert_eq!(identify(&r, 0x05, 2, 2).0, 0x4002);
+    assert_eq!(identify(&r, 0x05, 2, 2).0, 0x6002);
     // CNS 06h CSI 02h: ZASL at byte 0; CSI 01h (KV) unsupported.
     assert_eq!(identify(&r, 0x06, 0, 2).0, 0);
-    assert_eq!(identify(&r, 0x06, 0, 1).0, 0x4002);
+    assert_eq!(identify(&r, 0x06, 0, 1).0, 0x6002);
     // CNS 03h: EUI64 (type 1, length 8), NGUID (2, 16), UUID (3, 16), CSI
     // (4, 1) = 02h for the zoned namespace.
     let (_, d) = identify(&r, 0x03, 1, 0);
@@ -545,13 +546,13 @@ fn effects_log_is_the_dispatch_table() {
             let st = status(&r.io, cmd(op, nsid, [0; 6], 0), &[]);
             assert_eq!(
                 csupp,
-                st != 0x4001,
+                st != 0x6001,
                 "CSI {csi} opcode {op:#x}: status {st:#x}"
             );
             let admin_csupp = u32_at(&log, usize::from(op) * 4) & 1 != 0;
             if op != 0x0C && op != 0x7F {
                 let st = status(&r.admin, cmd(op, 0, [0; 6], 0), &[]);
-                assert_eq!(admin_csupp, st != 0x4001, "admin {op:#x}: {st:#x}");
+                assert_eq!(admin_csupp, st != 0x6001, "admin {op:#x}: {st:#x}");
             }
         }
         // Literal entries: Write (01h) CSUPP|LBCC, Read (02h) CSUPP.
@@ -561,7 +562,7 @@ fn effects_log_is_the_dispatch_table() {
         assert_eq!(u32_at(&log, 1024 + 0x79 * 4) != 0, csi == 2);
     }
     // CSI 01h (KV): Invalid Field.
-    assert_eq!(get_log(&r, 0x05, 0, 4096, 0, 1).0, 0x4002);
+    assert_eq!(get_log(&r, 0x05, 0, 4096, 0, 1).0, 0x6002);
 }
 
 #[test]
@@ -576,13 +577,13 @@ fn table_directions_follow_opcode_bits() {
     let r = rig_with("no-copy".parse().unwrap());
     let (_, log) = get_log(&r, 0x05, 0, 4096, 0, 0);
     assert_eq!(u32_at(&log, 1024 + 0x19 * 4), 0);
-    assert_eq!(status(&r.io, cmd(0x19, 2, [0; 6], 32), &[0; 32]), 0x4001);
+    assert_eq!(status(&r.io, cmd(0x19, 2, [0; 6], 32), &[0; 32]), 0x6001);
 }
 
 #[test]
 fn log_pages() {
     let r = rig();
-    assert_eq!(get_log(&r, 0x42, 0, 512, 0, 0).0, 0x4109);
+    assert_eq!(get_log(&r, 0x42, 0, 512, 0, 0).0, 0x6109);
     // SMART: 512 bytes, temperature at 1-2, Data Units Written at 48.
     r.io.execute(
         &cmd(0x01, 2, [0, 0, 0, 0, 0, 0], 4096),
@@ -600,11 +601,11 @@ fn log_pages() {
     assert_eq!(st, 0);
     assert_eq!(u32_at(&d, 4), 0b11); // Write
                                      // Unaligned or too large offsets.
-    assert_eq!(get_log(&r, 0x05, 0, 8, 2, 0).0, 0x4002);
-    assert_eq!(get_log(&r, 0x05, 0, 8, 8192, 0).0, 0x4002);
+    assert_eq!(get_log(&r, 0x05, 0, 8, 2, 0).0, 0x6002);
+    assert_eq!(get_log(&r, 0x05, 0, 8, 8192, 0).0, 0x6002);
     // Changed Zone List: empty, for the zoned namespace only.
     assert_eq!(get_log(&r, 0xBF, 1, 4096, 0, 2), (0, vec![0; 4096]));
-    assert_eq!(get_log(&r, 0xBF, 2, 4096, 0, 2).0, 0x4002);
+    assert_eq!(get_log(&r, 0xBF, 2, 4096, 0, 2).0, 0x6002);
 }
 
 // ----------------------------------------------------------- Features
@@ -635,7 +636,7 @@ fn features() {
     bad[0] = 2;
     assert_eq!(
         status(&r.admin, cmd(0x09, 0, [0x16, 0, 0, 0, 0, 0], 512), &bad),
-        0x4002
+        0x6002
     );
     // Save: Feature Identifier Not Saveable.
     assert_eq!(
@@ -644,16 +645,16 @@ fn features() {
             cmd(0x09, 0, [0x8000_000F, 5000, 0, 0, 0, 0], 0),
             &[]
         ),
-        0x410d
+        0x610d
     );
     // Unsupported FID (08h interrupt coalescing): Invalid Field.
     assert_eq!(
         status(&r.admin, cmd(0x09, 0, [0x08, 0, 0, 0, 0, 0], 0), &[]),
-        0x4002
+        0x6002
     );
     assert_eq!(
         status(&r.admin, cmd(0x0A, 0, [0x08, 0, 0, 0, 0, 0], 0), &[]),
-        0x4002
+        0x6002
     );
     // Keep Alive Timer.
     assert_eq!(
@@ -665,7 +666,7 @@ fn features() {
     // Power state 1 does not exist.
     assert_eq!(
         status(&r.admin, cmd(0x09, 0, [0x02, 1, 0, 0, 0, 0], 0), &[]),
-        0x4002
+        0x6002
     );
     // Supported capabilities (SEL 011b): changeable.
     let (c, _) = run(
@@ -677,35 +678,377 @@ fn features() {
     // Number of Queues after I/O queues exist: Command Sequence Error.
     assert_eq!(
         status(&r.admin, cmd(0x09, 0, [0x07, 0, 0, 0, 0, 0], 0), &[]),
-        0x400c
+        0x600c
     );
     // Volatile write cache reads back enabled.
     let (c, _) = run(&r.admin, cmd(0x0A, 0, [0x06, 0, 0, 0, 0, 0], 0), &[]);
     assert_eq!(c.dw0, 1);
 }
 
+/// An Asynchronous Event Request SQE with `cid` (NVMe Base 2.1, 5.2: no
+/// command specific fields).
+fn aer(cid: u16) -> Sqe {
+    let mut sqe = cmd(0x0C, 0, [0; 6], 0);
+    sqe.0[2..4].copy_from_slice(&cid.to_le_bytes());
+    sqe
+}
+
 #[test]
 fn async_events_abort_keep_alive() {
     let r = rig();
     for cid in 0..4u16 {
-        let mut sqe = cmd(0x0C, 0, [0; 6], 0);
-        sqe.0[2..4].copy_from_slice(&cid.to_le_bytes());
-        assert_eq!(r.admin.execute(&sqe, &[], &mut Vec::new()), None);
+        assert_eq!(r.admin.execute(&aer(cid), &[], &mut Vec::new()), None);
     }
-    // A fifth: Asynchronous Event Request Limit Exceeded.
-    assert_eq!(status(&r.admin, cmd(0x0C, 0, [0; 6], 0), &[]), 0x4105);
+    // A fifth (AERL 3 = four outstanding): Asynchronous Event Request
+    // Limit Exceeded, DNR, More.
+    assert_eq!(status(&r.admin, aer(9), &[]), 0x6105);
     assert!(r.admin.take_deferred().is_empty());
-    r.admin.controller().post_event(0x0001_0002);
+    // A SMART / Health event (type 1h, information 01h, log page 02h)
+    // completes the oldest request: Dword 0 = 00_02_01_01h.
+    r.admin.controller().post_event(events::AsyncEvent {
+        kind: 1,
+        info: 0x01,
+        lid: 0x02,
+        nsid: 0,
+    });
     let done = r.admin.take_deferred();
     assert_eq!(done.len(), 1);
     assert_eq!(
         (done[0].0, done[0].1.dw0, done[0].1.status),
-        (0, 0x0001_0002, 0)
+        (0, 0x0002_0101, 0)
     );
-    // Abort: not aborted (DW0 bit 0 = 1).
-    let (c, _) = run(&r.admin, cmd(0x08, 0, [0x0042_0001, 0, 0, 0, 0, 0], 0), &[]);
+    // Abort (CDW10 SQID 0, CID 0042h): not outstanding, not aborted (DW0
+    // bit 0 = 1).
+    let (c, _) = run(&r.admin, cmd(0x08, 0, [0x0042_0000, 0, 0, 0, 0, 0], 0), &[]);
     assert_eq!((c.status, c.dw0), (0, 1));
+    // Abort of the outstanding request CID 2: DW0 bit 0 = 0, and the
+    // request completes with Command Abort Requested (0/07h, no DNR).
+    let (c, _) = run(&r.admin, cmd(0x08, 0, [0x0002_0000, 0, 0, 0, 0, 0], 0), &[]);
+    assert_eq!((c.status, c.dw0), (0, 0));
+    let done = r.admin.take_deferred();
+    assert_eq!(
+        done.iter()
+            .map(|(cid, c)| (*cid, c.status))
+            .collect::<Vec<_>>(),
+        vec![(2, 0x0007)]
+    );
+    // The same CID on an I/O queue's SQID: not found.
+    let (c, _) = run(&r.admin, cmd(0x08, 0, [0x0003_0001, 0, 0, 0, 0, 0], 0), &[]);
+    assert_eq!((c.status, c.dw0), (0, 1));
+    // Two left outstanding (1 and 3), so two more fit.
+    assert_eq!(r.admin.execute(&aer(5), &[], &mut Vec::new()), None);
+    assert_eq!(r.admin.execute(&aer(6), &[], &mut Vec::new()), None);
+    assert_eq!(status(&r.admin, aer(7), &[]), 0x6105);
     assert_eq!(status(&r.admin, cmd(0x18, 0, [0; 6], 0), &[]), 0);
+}
+
+// ------------------------------------------- Zone events and logs
+
+/// Set Features, Asynchronous Event Configuration (FID 0Bh) to `aec`.
+fn set_aec(r: &Rig, aec: u32) {
+    let st = status(&r.admin, cmd(0x09, 0, [0x0B, aec, 0, 0, 0, 0], 0), &[]);
+    assert_eq!(st, 0);
+}
+
+/// The ZNS namespace's device (NSID 1).
+fn zns_device(r: &Rig) -> Arc<Device> {
+    Arc::clone(&r.targets.subsystems[0].namespace(1).unwrap().device)
+}
+
+/// Get Log Page BFh (Changed Zone List) of NSID 1, 4096 bytes, with or
+/// without RAE (CDW10 bit 15): (NRZID, zone IDs listed).
+fn changed_zones(r: &Rig, rae: bool) -> (u16, Vec<u64>) {
+    let dw10 = 0xBF | (u32::from(rae) << 15) | (1023 << 16);
+    let (c, d) = run(
+        &r.admin,
+        cmd(0x02, 1, [dw10, 0, 0, 0, 0x0200_0000, 0], 4096),
+        &[],
+    );
+    assert_eq!((c.status, d.len()), (0, 4096));
+    let n = u16_at(&d, 0);
+    let ids = (0..511)
+        .map(|i| u64_at(&d, 8 + i * 8))
+        .take_while(|&z| z != 0);
+    (n, ids.collect())
+}
+
+#[test]
+fn identify_advertises_events_and_logs() {
+    let r = rig();
+    let (_, d) = identify(&r, 0x01, 0, 0);
+    // OAES bytes 95:92: bit 8 Namespace Attribute Notices, bit 27 Zone
+    // Descriptor Changed Notices.
+    assert_eq!(&d[92..96], &[0x00, 0x01, 0x00, 0x08]);
+    // AERL: four outstanding; ELPE: 64 error log entries.
+    assert_eq!((d[259], d[262]), (3, 63));
+    // Supported Log Pages: 00h 01h 02h 03h 04h 05h BFh, LSUPP bit 0.
+    let (st, d) = get_log(&r, 0x00, 0, 1024, 0, 0);
+    assert_eq!(st, 0);
+    let lids: Vec<usize> = (0..256).filter(|&l| d[l * 4] & 1 != 0).collect();
+    assert_eq!(lids, vec![0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0xBF]);
+    // Changed Namespace List: empty.
+    assert_eq!(
+        get_log(&r, 0x04, 0xFFFF_FFFF, 4096, 0, 0),
+        (0, vec![0; 4096])
+    );
+}
+
+#[test]
+fn zone_changes_list_and_notify() {
+    let r = rig();
+    let dev = zns_device(&r);
+    // An outstanding request, but Zone Descriptor Changed notices off
+    // (AEC 0, as Linux leaves bit 27): zone 1 (LBA 16) goes READ ONLY, is
+    // listed, nothing completes.
+    assert_eq!(r.admin.execute(&aer(0x10), &[], &mut Vec::new()), None);
+    dev.set_zone_condition(Lba(16), ZoneCondition::ReadOnly)
+        .unwrap();
+    assert!(r.admin.take_deferred().is_empty());
+    // RAE set: listed, retained.
+    assert_eq!(changed_zones(&r, true), (1, vec![16]));
+    assert_eq!(changed_zones(&r, false), (1, vec![16]));
+    assert_eq!(changed_zones(&r, false), (0, vec![]));
+    // Notices on (AEC bit 27): zone 2 (LBA 32) goes OFFLINE; the request
+    // completes with type 2h Notice, information EFh, log page BFh (DW0
+    // 00BF_EF02h) and the NSID in DW1 (ZNS 1.1 Figure 43).
+    set_aec(&r, 1 << 27);
+    dev.set_zone_condition(Lba(32), ZoneCondition::Offline)
+        .unwrap();
+    let done = r.admin.take_deferred();
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        (done[0].0, done[0].1.dw0, done[0].1.dw1, done[0].1.status),
+        (0x10, 0x00BF_EF02, 1, 0)
+    );
+    // Masked until the log is read without RAE: zone 3 changes, a new
+    // request stays outstanding, also across a read with RAE.
+    assert_eq!(r.admin.execute(&aer(0x11), &[], &mut Vec::new()), None);
+    dev.set_zone_condition(Lba(48), ZoneCondition::ReadOnly)
+        .unwrap();
+    assert!(r.admin.take_deferred().is_empty());
+    assert_eq!(changed_zones(&r, true), (2, vec![32, 48]));
+    assert!(r.admin.take_deferred().is_empty());
+    // The read without RAE returns both and clears the notice; the queued
+    // one for zone 3 was answered by that read, so nothing completes.
+    assert_eq!(changed_zones(&r, false), (2, vec![32, 48]));
+    assert!(r.admin.take_deferred().is_empty());
+    // Unmasked: the next change completes the outstanding request.
+    dev.set_zone_condition(Lba(64), ZoneCondition::ReadOnly)
+        .unwrap();
+    let done = r.admin.take_deferred();
+    assert_eq!(
+        done.iter()
+            .map(|(cid, c)| (*cid, c.dw0))
+            .collect::<Vec<_>>(),
+        vec![(0x11, 0x00BF_EF02)]
+    );
+    // The same zone again (READ ONLY -> OFFLINE) is listed once.
+    dev.set_zone_condition(Lba(64), ZoneCondition::Offline)
+        .unwrap();
+    assert_eq!(changed_zones(&r, false), (1, vec![64]));
+    // Changed Zone List of an NVM namespace, or NSID 0: Invalid Field
+    // (NSID at byte 4).
+    assert_eq!(get_log(&r, 0xBF, 2, 4096, 0, 2).0, 0x6002);
+    assert_eq!(get_log(&r, 0xBF, 0, 4096, 0, 2).0, 0x6002);
+}
+
+#[test]
+fn zone_changes_reach_every_controller() {
+    let r = rig();
+    let dev = zns_device(&r);
+    let (other, c) = connected(
+        r.targets
+            .connect(&connect_sqe(0, 31), &connect_data(0xFFFF, SUBNQN, HOSTNQN)),
+    );
+    assert_ne!(c.dw0 as u16, r.cntlid);
+    enable(&other);
+    // The other controller enabled notices, this one did not.
+    assert_eq!(
+        status(&other, cmd(0x09, 0, [0x0B, 1 << 27, 0, 0, 0, 0], 0), &[]),
+        0
+    );
+    assert_eq!(other.execute(&aer(1), &[], &mut Vec::new()), None);
+    assert_eq!(r.admin.execute(&aer(1), &[], &mut Vec::new()), None);
+    dev.set_zone_condition(Lba(80), ZoneCondition::ReadOnly)
+        .unwrap();
+    assert_eq!(other.take_deferred().len(), 1);
+    assert!(r.admin.take_deferred().is_empty());
+    // Each reads and clears its own list.
+    assert_eq!(changed_zones(&r, false), (1, vec![80]));
+    assert_eq!(changed_zones(&r, false), (0, vec![]));
+    let (c, d) = run(
+        &other,
+        cmd(0x02, 1, [0xBF | (1023 << 16), 0, 0, 0, 0, 0], 4096),
+        &[],
+    );
+    assert_eq!((c.status, u16_at(&d, 0), u64_at(&d, 8)), (0, 1, 80));
+    // The connection of `other` drops: its outstanding request is gone
+    // with it, and later changes do not reach it.
+    assert_eq!(other.execute(&aer(2), &[], &mut Vec::new()), None);
+    let ctrl = Arc::clone(other.controller());
+    drop(other);
+    assert!(ctrl.is_dead());
+    assert_eq!(ctrl.state().events.outstanding(), 0);
+    dev.set_zone_condition(Lba(96), ZoneCondition::ReadOnly)
+        .unwrap();
+    assert!(ctrl.take_deferred().is_empty());
+}
+
+#[test]
+fn changed_zone_list_overflow() {
+    let mut l = events::ChangedZones::default();
+    for z in 1..=511u64 {
+        l.add(Lba(z * 16));
+        l.add(Lba(z * 16)); // listed once
+    }
+    let d = l.page();
+    assert_eq!(d.len(), 4096);
+    // Number of Zone Identifiers 511 (01FFh), reserved 7:2, then ZSLBAs.
+    assert_eq!(&d[0..8], &[0xFF, 0x01, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(&d[8..16], &[16, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(u64_at(&d, 4088), 511 * 16);
+    // One more: FFFFh and a zero-filled list (ZNS 1.1, 4.1.4.1).
+    l.add(Lba(512 * 16));
+    let d = l.page();
+    assert_eq!(&d[0..2], &[0xFF, 0xFF]);
+    assert!(d[2..].iter().all(|&b| b == 0));
+    l.add(Lba(0));
+    assert_eq!(&l.page()[0..2], &[0xFF, 0xFF]);
+}
+
+#[test]
+fn zone_management_offline() {
+    let r = rig();
+    let dev = zns_device(&r);
+    let blk = pattern(9, 1, 4096);
+    assert_eq!(status(&r.io, rw(0x01, 1, 16, 1, 4096), &blk), 0);
+    // Offline needs READ ONLY: Invalid Zone State Transition.
+    assert_eq!(status(&r.io, zms(16, 0x05, false), &[]), 0x61bf);
+    dev.set_zone_condition(Lba(16), ZoneCondition::ReadOnly)
+        .unwrap();
+    assert_eq!(changed_zones(&r, false), (1, vec![16]));
+    // READ ONLY: writes fail with Zone Is Read Only, reads work, the
+    // report says ZS Dh.
+    assert_eq!(status(&r.io, rw(0x01, 1, 17, 1, 4096), &blk), 0x61ba);
+    assert_eq!(status(&r.io, rw(0x7D, 1, 16, 1, 4096), &blk), 0x61ba);
+    assert_eq!(read(&r, 1, 16, 1, 4096), blk);
+    let (_, d) = report(&r, 0, 64 + 8 * 64, 0, false);
+    assert_eq!(zs(&d, 1), 0xD);
+    // Other actions on a READ ONLY zone: Invalid Zone State Transition.
+    assert_eq!(status(&r.io, zms(16, 0x04, false), &[]), 0x61bf);
+    // Zone Management Send, Offline (ZSA 05h): ZS Fh, reads fail with Zone
+    // Is Offline, and the host's own change is not listed (ZNS 1.1 Figure
+    // 42 a).
+    assert_eq!(status(&r.io, zms(16, 0x05, false), &[]), 0);
+    let (_, d) = report(&r, 0, 64 + 8 * 64, 0, false);
+    assert_eq!(zs(&d, 1), 0xF);
+    assert_eq!(status(&r.io, rw(0x02, 1, 16, 1, 4096), &[]), 0x61bb);
+    assert_eq!(status(&r.io, rw(0x01, 1, 16, 1, 4096), &blk), 0x61bb);
+    assert_eq!(changed_zones(&r, false), (0, vec![]));
+    // Offline again: no change, success.
+    assert_eq!(status(&r.io, zms(16, 0x05, false), &[]), 0);
+    // Select All: every READ ONLY zone goes OFFLINE, others stay.
+    dev.set_zone_condition(Lba(48), ZoneCondition::ReadOnly)
+        .unwrap();
+    dev.set_zone_condition(Lba(80), ZoneCondition::ReadOnly)
+        .unwrap();
+    assert_eq!(changed_zones(&r, false), (2, vec![48, 80]));
+    assert_eq!(status(&r.io, zms(0, 0x05, true), &[]), 0);
+    let (_, d) = report(&r, 0, 64 + 8 * 64, 0, false);
+    assert_eq!(
+        (0..8).map(|i| zs(&d, i)).collect::<Vec<_>>(),
+        vec![1, 0xF, 1, 0xF, 1, 0xF, 1, 1]
+    );
+    assert_eq!(changed_zones(&r, false), (0, vec![]));
+    // Persisted by the core: the states survive the controller.
+    drop(r);
+}
+
+/// The Error Information log page: `n` entries of 64 bytes.
+fn error_log(r: &Rig, n: u32) -> Vec<u8> {
+    let (st, d) = get_log(r, 0x01, 0, n * 64, 0, 0);
+    assert_eq!(st, 0);
+    d
+}
+
+#[test]
+fn error_information_log() {
+    let r = rig();
+    assert!(error_log(&r, 64).iter().all(|&b| b == 0));
+    // An unknown admin opcode (FFh) with CID 0042h: Invalid Command
+    // Opcode, DNR and More (6001h).
+    let (c, _) = run(&r.admin, cmd(0xFF, 0, [0; 6], 0), &[]);
+    assert_eq!(c.status, 0x6001);
+    let d = error_log(&r, 1);
+    assert_eq!(
+        d,
+        [
+            1, 0, 0, 0, 0, 0, 0, 0, // Error Count 1
+            0, 0, // SQID 0
+            0x42, 0x00, // CID
+            0x02, 0xC0, // Status Field 6001h << 1, phase tag 0
+            0x00, 0x00, // Parameter Error Location: byte 0, bit 0
+            0, 0, 0, 0, 0, 0, 0, 0, // LBA
+            0, 0, 0, 0, // Namespace
+            0, 0, // VS, TRTYPE
+            0, 0xFF, // CSI, Opcode
+            0, 0, 0, 0, 0, 0, 0, 0, // Command Specific Information
+            0, 0, // Transport Type Specific Information
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // reserved
+            1, // Log Page Version
+        ]
+    );
+    // A write to a READ ONLY zone on I/O queue 1 (CID 0042h, NSID 1, SLBA
+    // 20h): Zone Is Read Only with More (61BAh).
+    zns_device(&r)
+        .set_zone_condition(Lba(32), ZoneCondition::ReadOnly)
+        .unwrap();
+    assert_eq!(
+        status(&r.io, rw(0x01, 1, 32, 1, 4096), &pattern(1, 1, 4096)),
+        0x61ba
+    );
+    // A Get Log Page of an unknown log (42h): Invalid Log Page, location
+    // CDW10 (byte 40).
+    assert_eq!(get_log(&r, 0x42, 0, 512, 0, 0).0, 0x6109);
+    let d = error_log(&r, 64);
+    // Newest first: count 3 (Get Log Page), 2 (the write), 1 (opcode FFh).
+    assert_eq!(
+        (
+            u64_at(&d, 0),
+            u64_at(&d, 64),
+            u64_at(&d, 128),
+            u64_at(&d, 192)
+        ),
+        (3, 2, 1, 0)
+    );
+    assert_eq!(
+        (u16_at(&d, 8), u16_at(&d, 12), u16_at(&d, 14), d[31]),
+        (0, 0x6109 << 1, 40, 0x02)
+    );
+    let w = &d[64..128];
+    assert_eq!(
+        (u16_at(w, 8), u16_at(w, 10), u16_at(w, 12)),
+        (1, 0x42, 0x61ba << 1)
+    );
+    assert_eq!(
+        (u16_at(w, 14), u64_at(w, 16), u32_at(w, 24)),
+        (0xFFFF, 32, 1)
+    );
+    // CSI ZNS, opcode Write, log page version 1.
+    assert_eq!((w[30], w[31], w[63]), (2, 0x01, 1));
+    // SMART / Health: Number of Error Information Log Entries (bytes
+    // 191:176) = 3.
+    let (_, s) = get_log(&r, 0x02, 0xFFFF_FFFF, 512, 0, 0);
+    assert_eq!(u64_at(&s, 176), 3);
+    // A ring of 64: after 70 more errors the oldest kept is count 10.
+    for _ in 0..70 {
+        assert_eq!(status(&r.admin, cmd(0xFF, 0, [0; 6], 0), &[]), 0x6001);
+    }
+    let d = error_log(&r, 64);
+    assert_eq!((u64_at(&d, 0), u64_at(&d, 63 * 64)), (73, 10));
+    // With an offset: the second entry alone.
+    let (st, e) = get_log(&r, 0x01, 0, 64, 64, 0);
+    assert_eq!((st, u64_at(&e, 0)), (0, 72));
 }
 
 // ------------------------------------------------------------ NVM I/O
@@ -743,25 +1086,25 @@ fn nvm_read_write_flush() {
     sqe.0[51] |= 0x40;
     assert_eq!(status(&r.io, sqe, &data[..4096]), 0);
     // Past the end: LBA Out of Range; SLBA near 2^64: no overflow.
-    assert_eq!(status(&r.io, rw(0x02, 2, 255, 2, 4096), &[]), 0x4080);
-    assert_eq!(status(&r.io, rw(0x02, 2, u64::MAX, 2, 4096), &[]), 0x4080);
+    assert_eq!(status(&r.io, rw(0x02, 2, 255, 2, 4096), &[]), 0x6080);
+    assert_eq!(status(&r.io, rw(0x02, 2, u64::MAX, 2, 4096), &[]), 0x6080);
     // Data length not matching NLB: Data SGL Length Invalid.
     assert_eq!(
         status(&r.io, rw(0x01, 2, 0, 2, 4096), &data[..4096]),
-        0x400f
+        0x600f
     );
     // Beyond MDTS (2^8 * 4 KiB = 1 MiB): Invalid Field.
-    assert_eq!(status(&r.io, rw(0x02, 2, 0, 257, 4096), &[]), 0x4002);
+    assert_eq!(status(&r.io, rw(0x02, 2, 0, 257, 4096), &[]), 0x6002);
     // Invalid namespaces.
-    assert_eq!(status(&r.io, rw(0x02, 0, 0, 1, 4096), &[]), 0x400b);
-    assert_eq!(status(&r.io, rw(0x02, 9, 0, 1, 4096), &[]), 0x400b);
+    assert_eq!(status(&r.io, rw(0x02, 0, 0, 1, 4096), &[]), 0x600b);
+    assert_eq!(status(&r.io, rw(0x02, 9, 0, 1, 4096), &[]), 0x600b);
     // Flush one and all namespaces.
     assert_eq!(status(&r.io, cmd(0x00, 2, [0; 6], 0), &[]), 0);
     assert_eq!(status(&r.io, cmd(0x00, 0xFFFF_FFFF, [0; 6], 0), &[]), 0);
     // I/O opcodes on the admin queue are admin opcodes: 01h is not one.
     assert_eq!(
         status(&r.admin, rw(0x01, 2, 0, 1, 4096), &data[..4096]),
-        0x4001
+        0x6001
     );
 }
 
@@ -778,7 +1121,7 @@ fn write_zeroes_and_dsm() {
     assert_eq!(back[12288..], data[12288..]);
     assert_eq!(
         status(&r.io, cmd(0x08, 2, [255, 0, 1, 0, 0, 0], 0), &[]),
-        0x4080
+        0x6080
     );
     // DSM, 1 range (NR 0), AD: CATTR 0, NLB 4 (1-based), SLBA 40.
     let mut range = [0u8; 16];
@@ -791,11 +1134,11 @@ fn write_zeroes_and_dsm() {
     range[8..16].copy_from_slice(&254u64.to_le_bytes());
     assert_eq!(
         status(&r.io, cmd(0x09, 2, [0, 1 << 2, 0, 0, 0, 0], 16), &range),
-        0x4080
+        0x6080
     );
     assert_eq!(
         status(&r.io, cmd(0x09, 2, [1, 1 << 2, 0, 0, 0, 0], 32), &range),
-        0x400f
+        0x600f
     );
 }
 
@@ -837,7 +1180,7 @@ fn zns_writes_and_append() {
     let r = rig();
     let blk = pattern(3, 1, 4096);
     // Not at the write pointer: Zone Invalid Write.
-    assert_eq!(status(&r.io, rw(0x01, 1, 1, 1, 4096), &blk), 0x41bc);
+    assert_eq!(status(&r.io, rw(0x01, 1, 1, 1, 4096), &blk), 0x61bc);
     assert_eq!(status(&r.io, rw(0x01, 1, 0, 1, 4096), &blk), 0);
     // Zone Append into zone 0 lands at LBA 1, into zone 1 at LBA 16.
     let (c, _) = run(&r.io, rw(0x7D, 1, 0, 2, 4096), &pattern(5, 2, 4096));
@@ -846,21 +1189,21 @@ fn zns_writes_and_append() {
     assert_eq!((c.status, c.dw0), (0, 16));
     assert_eq!(read(&r, 1, 1, 2, 4096), pattern(5, 2, 4096));
     // Append not at a zone start: Invalid Field.
-    assert_eq!(status(&r.io, rw(0x7D, 1, 3, 1, 4096), &blk), 0x4002);
+    assert_eq!(status(&r.io, rw(0x7D, 1, 3, 1, 4096), &blk), 0x6002);
     // Beyond the capacity (12): Zone Boundary Error.
     assert_eq!(
         status(&r.io, rw(0x7D, 1, 0, 10, 4096), &pattern(0, 10, 4096)),
-        0x41b8
+        0x61b8
     );
     // Fill zone 0 to capacity, then it is FULL.
     assert_eq!(
         status(&r.io, rw(0x7D, 1, 0, 9, 4096), &pattern(0, 9, 4096)),
         0
     );
-    assert_eq!(status(&r.io, rw(0x7D, 1, 0, 1, 4096), &blk), 0x41b9);
-    assert_eq!(status(&r.io, rw(0x01, 1, 12, 1, 4096), &blk), 0x41b9);
+    assert_eq!(status(&r.io, rw(0x7D, 1, 0, 1, 4096), &blk), 0x61b9);
+    assert_eq!(status(&r.io, rw(0x01, 1, 12, 1, 4096), &blk), 0x61b9);
     // Reading the gap past the capacity: Zone Boundary Error.
-    assert_eq!(status(&r.io, rw(0x02, 1, 12, 1, 4096), &[]), 0x41b8);
+    assert_eq!(status(&r.io, rw(0x02, 1, 12, 1, 4096), &[]), 0x61b8);
 }
 
 #[test]
@@ -872,7 +1215,7 @@ fn zns_management_and_report() {
     // A third open zone: zone 3 is implicitly open and evicted, so it fits.
     assert_eq!(status(&r.io, zms(64, 0x03, false), &[]), 0);
     // A fourth active zone: Too Many Active Zones.
-    assert_eq!(status(&r.io, zms(80, 0x03, false), &[]), 0x41bd);
+    assert_eq!(status(&r.io, zms(80, 0x03, false), &[]), 0x61bd);
     // Report all zones (ZRASF 0), buffer for 8 descriptors.
     let (st, d) = report(&r, 0, 64 + 8 * 64, 0, false);
     assert_eq!(st, 0);
@@ -889,22 +1232,22 @@ fn zns_management_and_report() {
     assert_eq!(u64_at(&d, 0), 2);
     // Extended report without ZDES, bad ZRASF, start past the end.
     let (c, _) = run(&r.io, cmd(0x7A, 1, [0, 0, 31, 1, 0, 0], 128), &[]);
-    assert_eq!(c.status, 0x4002);
-    assert_eq!(report(&r, 0, 128, 9, false).0, 0x4002);
-    assert_eq!(report(&r, 128, 128, 0, false).0, 0x4080);
+    assert_eq!(c.status, 0x6002);
+    assert_eq!(report(&r, 0, 128, 9, false).0, 0x6002);
+    assert_eq!(report(&r, 128, 128, 0, false).0, 0x6080);
     // Invalid transitions: close an EMPTY zone, open a FULL zone.
-    assert_eq!(status(&r.io, zms(0, 0x01, false), &[]), 0x41bf);
+    assert_eq!(status(&r.io, zms(0, 0x01, false), &[]), 0x61bf);
     assert_eq!(status(&r.io, zms(32, 0x02, false), &[]), 0);
-    assert_eq!(status(&r.io, zms(32, 0x03, false), &[]), 0x41bf);
+    assert_eq!(status(&r.io, zms(32, 0x03, false), &[]), 0x61bf);
     // Offline a zone that is not READ ONLY: Invalid Zone State Transition.
-    assert_eq!(status(&r.io, zms(0, 0x05, false), &[]), 0x41bf);
+    assert_eq!(status(&r.io, zms(0, 0x05, false), &[]), 0x61bf);
     // No-ops: finish a FULL zone, reset an EMPTY zone.
     assert_eq!(status(&r.io, zms(32, 0x02, false), &[]), 0);
     assert_eq!(status(&r.io, zms(0, 0x04, false), &[]), 0);
     // Not a zone start; unknown action; set descriptor extension.
-    assert_eq!(status(&r.io, zms(33, 0x04, false), &[]), 0x4002);
-    assert_eq!(status(&r.io, zms(0, 0x06, false), &[]), 0x4002);
-    assert_eq!(status(&r.io, zms(0, 0x10, false), &[]), 0x4002);
+    assert_eq!(status(&r.io, zms(33, 0x04, false), &[]), 0x6002);
+    assert_eq!(status(&r.io, zms(0, 0x06, false), &[]), 0x6002);
+    assert_eq!(status(&r.io, zms(0, 0x10, false), &[]), 0x6002);
     // Reset all.
     assert_eq!(status(&r.io, zms(0, 0x04, true), &[]), 0);
     let (_, d) = report(&r, 0, 64 + 8 * 64, 0, false);
@@ -916,8 +1259,8 @@ fn zns_too_many_open() {
     let r = rig();
     assert_eq!(status(&r.io, zms(0, 0x03, false), &[]), 0);
     assert_eq!(status(&r.io, zms(16, 0x03, false), &[]), 0);
-    assert_eq!(status(&r.io, zms(32, 0x03, false), &[]), 0x41be);
-    assert_eq!(status(&r.io, rw(0x01, 1, 32, 1, 4096), &[0; 4096]), 0x41be);
+    assert_eq!(status(&r.io, zms(32, 0x03, false), &[]), 0x61be);
+    assert_eq!(status(&r.io, rw(0x01, 1, 32, 1, 4096), &[0; 4096]), 0x61be);
 }
 
 // --------------------------------------------------------------- Copy
@@ -974,7 +1317,7 @@ fn copy_format_2_without_cdfe_is_invalid_field() {
     assert_eq!(status(&r.io, rw(0x01, 2, 0, 4, 4096), &src), 0);
     let (c, _) = run(&r.io, sqe, &desc);
     // Invalid Field in Command with DNR (SCT 0, SC 02h).
-    assert_eq!(c.status, 0x4002);
+    assert_eq!(c.status, 0x6002);
     assert!(
         read(&r, 2, 100, 4, 4096).iter().all(|&b| b == 0),
         "nothing copied"
@@ -985,7 +1328,7 @@ fn copy_format_2_without_cdfe_is_invalid_field() {
     assert_eq!(c.status, 0);
     assert_eq!(read(&r, 2, 100, 4, 4096), src);
     // Format 3h is still not enabled.
-    assert_eq!(copy(&r, 2, 120, 3, &[range(3, 2, 0, 4)]).status, 0x4002);
+    assert_eq!(copy(&r, 2, 120, 3, &[range(3, 2, 0, 4)]).status, 0x6002);
 }
 
 #[test]
@@ -1006,7 +1349,7 @@ fn copy_formats_0_and_1_many_ranges() {
     }
     // Format 1h (32b/64b Guard layout) on a namespace without protection
     // information: Invalid Format, from a spec-following controller.
-    assert_eq!(copy(&r, 2, 96, 1, &[range(1, 0, 0, 1)]).status, 0x410a);
+    assert_eq!(copy(&r, 2, 96, 1, &[range(1, 0, 0, 1)]).status, 0x610a);
 }
 
 #[test]
@@ -1017,16 +1360,16 @@ fn copy_across_namespaces_into_a_zone() {
     assert_eq!(status(&r.io, rw(0x01, 2, 8, 4, 4096), &src), 0);
     // Into zone 1 of the ZNS namespace: not at the write pointer first.
     let c = copy(&r, 1, 17, 2, &[range(2, 2, 8, 4)]);
-    assert_eq!((c.status, c.dw0), (0x41bc, 0));
+    assert_eq!((c.status, c.dw0), (0x61bc, 0));
     // Format 3h is enabled by CDFE but needs protection information.
-    assert_eq!(copy(&r, 1, 16, 3, &[range(3, 2, 8, 4)]).status, 0x410a);
+    assert_eq!(copy(&r, 1, 16, 3, &[range(3, 2, 8, 4)]).status, 0x610a);
     let c = copy(&r, 1, 16, 2, &[range(2, 2, 8, 4)]);
     assert_eq!(c.status, 0);
     assert_eq!(read(&r, 1, 16, 4, 4096), src);
     // A source with 512-byte blocks: Incompatible Namespace or Format.
-    assert_eq!(copy(&r, 1, 20, 2, &[range(2, 3, 0, 8)]).status, 0x4185);
+    assert_eq!(copy(&r, 1, 20, 2, &[range(2, 3, 0, 8)]).status, 0x6185);
     // A source NSID that names nothing: Invalid Namespace or Format.
-    assert_eq!(copy(&r, 1, 20, 2, &[range(2, 9, 0, 1)]).status, 0x400b);
+    assert_eq!(copy(&r, 1, 20, 2, &[range(2, 9, 0, 1)]).status, 0x600b);
 }
 
 #[test]
@@ -1034,9 +1377,9 @@ fn copy_limits_and_refusals() {
     let r = rig();
     // NR + 1 = 5 > MSRC + 1 = 4.
     let five: Vec<Vec<u8>> = (0..5).map(|i| range(0, 0, i, 1)).collect();
-    assert_eq!(copy(&r, 2, 100, 0, &five).status, 0x4183);
+    assert_eq!(copy(&r, 2, 100, 0, &five).status, 0x6183);
     // NLB 9 > MSSRL 8.
-    assert_eq!(copy(&r, 2, 100, 0, &[range(0, 0, 0, 9)]).status, 0x4183);
+    assert_eq!(copy(&r, 2, 100, 0, &[range(0, 0, 0, 9)]).status, 0x6183);
     // 8 + 8 + 1 = 17 > MCL 16.
     let c = copy(
         &r,
@@ -1045,23 +1388,23 @@ fn copy_limits_and_refusals() {
         0,
         &[range(0, 0, 0, 8), range(0, 0, 8, 8), range(0, 0, 16, 1)],
     );
-    assert_eq!(c.status, 0x4183);
+    assert_eq!(c.status, 0x6183);
     // Source or destination past the namespace.
-    assert_eq!(copy(&r, 2, 100, 0, &[range(0, 0, 250, 8)]).status, 0x4080);
-    assert_eq!(copy(&r, 2, 250, 0, &[range(0, 0, 0, 8)]).status, 0x4080);
+    assert_eq!(copy(&r, 2, 100, 0, &[range(0, 0, 250, 8)]).status, 0x6080);
+    assert_eq!(copy(&r, 2, 250, 0, &[range(0, 0, 0, 8)]).status, 0x6080);
     assert_eq!(
         copy(&r, 2, u64::MAX, 0, &[range(0, 0, 0, 8)]).status,
-        0x4080
+        0x6080
     );
     // Descriptor format 4h is not in OCFS.
     let mut sqe = copy_sqe(2, 100, 1, 0, 32);
     sqe.0[49] = 0x04;
-    assert_eq!(status(&r.io, sqe, &[0; 32]), 0x4002);
+    assert_eq!(status(&r.io, sqe, &[0; 32]), 0x6002);
     // Fewer descriptor bytes than NR says.
-    assert_eq!(status(&r.io, copy_sqe(2, 100, 2, 0, 32), &[0; 32]), 0x400f);
+    assert_eq!(status(&r.io, copy_sqe(2, 100, 2, 0, 32), &[0; 32]), 0x600f);
     // A format-0 controller refuses format 1 even with CDFE.
     let r0 = rig_with("nvme-2.0-fmt0".parse().unwrap());
-    assert_eq!(copy(&r0, 2, 100, 1, &[range(1, 0, 0, 1)]).status, 0x4002);
+    assert_eq!(copy(&r0, 2, 100, 1, &[range(1, 0, 0, 1)]).status, 0x6002);
     assert_eq!(copy(&r0, 2, 100, 0, &[range(0, 0, 0, 1)]).status, 0);
     // A lax controller takes format 2h without CDFE.
     let rl = rig_with("nvme-2.1-lax".parse().unwrap());
@@ -1084,12 +1427,16 @@ fn copy_partial_failure_reports_ranges_done() {
         2,
         &[range(2, 2, 0, 8), range(2, 2, 8, 4), range(2, 2, 12, 1)],
     );
-    assert_eq!((c.status, c.dw0), (0x41b9, 2));
+    assert_eq!((c.status, c.dw0), (0x61b9, 2));
     assert_eq!(read(&r, 1, 32, 12, 4096), src[..12 * 4096]);
     // Partial failure on the second range: the zone's write pointer moved
     // past the first, and the second is too long for the rest.
     let c = copy(&r, 1, 48, 2, &[range(2, 2, 0, 8), range(2, 2, 0, 8)]);
-    assert_eq!((c.status, c.dw0), (0x41b8, 1));
+    assert_eq!((c.status, c.dw0), (0x61b8, 1));
+    // The error log entry: Copy (19h), SDLBA 30h as the LBA, and the
+    // ranges done in the Command Specific Information (bytes 39:32).
+    let (_, d) = get_log(&r, 0x01, 0, 64, 0, 0);
+    assert_eq!((d[31], u64_at(&d, 16), u64_at(&d, 32)), (0x19, 48, 1));
 }
 
 // ----------------------------------------------------------- Discovery
@@ -1166,6 +1513,7 @@ fn zoned_device_with_conventional_zones_is_inactive() {
                 conventional_zones: 1,
                 max_open: 0,
                 max_active: 0,
+                ..Default::default()
             }),
         })
         .unwrap(),

@@ -2,7 +2,8 @@
 //! Management Receive (7Ah), Zone Append (7Dh). ZNS 1.1, 3.
 
 use super::{
-    commands::{Done, Exec, Outcome},
+    commands::{Done, Exec, Fail, Outcome, AT_CDW10, AT_CDW13},
+    events::host_zone_action,
     nvm::{check_mdts, Rw},
     put64,
     status::Status,
@@ -33,6 +34,8 @@ impl SendAction {
         })
     }
 
+    /// The core's zone action, or `None` for Offline (a condition change,
+    /// [`crate::storage::Device::set_zone_condition`]).
     fn core(self) -> Option<ZoneAction> {
         match self {
             SendAction::Close => Some(ZoneAction::Close),
@@ -73,13 +76,19 @@ pub fn transition(action: SendAction, cond: ZoneCondition) -> Transition {
 }
 
 /// Zone Management Send (79h): CDW10-11 SLBA, CDW13 ZSA bits 7:0, Select
-/// All bit 8.
+/// All bit 8. Zone changes made here are the host's own: they reach no
+/// Changed Zone List (ZNS 1.1 Figure 42).
 pub fn zone_management_send(x: &mut Exec<'_>) -> Outcome {
+    host_zone_action(|| zone_send(x))
+}
+
+fn zone_send(x: &mut Exec<'_>) -> Outcome {
     let ns = x.ns()?;
     let slba = Lba(x.sqe.qw(10));
     let dw13 = x.sqe.dw(13);
     let select_all = dw13 & (1 << 8) != 0;
-    let action = SendAction::decode(dw13 as u8).ok_or(Status::INVALID_FIELD)?;
+    let action =
+        SendAction::decode(dw13 as u8).ok_or(Fail::at(Status::INVALID_FIELD, AT_CDW13, 0))?;
     let dev = &ns.device;
     if select_all {
         return match action.core() {
@@ -89,16 +98,16 @@ pub fn zone_management_send(x: &mut Exec<'_>) -> Outcome {
                 Ok(Done::OK)
             }
             None => {
-                // Offline applies to READ ONLY zones; the core never makes
-                // a zone READ ONLY, so there is nothing to take offline.
+                // Offline with Select All: every READ ONLY zone goes
+                // OFFLINE (ZNS 1.1, 3.4.3.1.5).
                 let ro = dev
                     .report_zones(Lba(0), usize::MAX, |z| z.cond == ZoneCondition::ReadOnly)
                     .map_err(|e| ns.status(&e))?;
-                if ro.is_empty() {
-                    Ok(Done::OK)
-                } else {
-                    Err(Status::INTERNAL_ERROR.into())
+                for z in ro {
+                    dev.set_zone_condition(z.start, ZoneCondition::Offline)
+                        .map_err(|e| ns.status(&e))?;
                 }
+                Ok(Done::OK)
             }
         };
     }
@@ -107,21 +116,22 @@ pub fn zone_management_send(x: &mut Exec<'_>) -> Outcome {
         .map_err(|e| ns.status(&e))?
         .first()
         .copied()
-        .ok_or(Status::LBA_OUT_OF_RANGE)?;
+        .ok_or(Fail::at(Status::LBA_OUT_OF_RANGE, AT_CDW10, 0))?;
     if zone.start != slba {
-        return Err(Status::INVALID_FIELD.into());
+        return Err(Fail::at(Status::INVALID_FIELD, AT_CDW10, 0));
     }
-    match (transition(action, zone.cond), action.core()) {
-        (Transition::Invalid, _) => Err(Status::INVALID_ZONE_STATE_TRANSITION.into()),
-        (Transition::NoChange, _) => Ok(Done::OK),
-        (Transition::Change, Some(a)) => {
-            dev.zone_action(a, ZoneTarget::One(slba))
-                .map_err(|e| ns.status(&e))?;
+    match transition(action, zone.cond) {
+        Transition::Invalid => Err(Fail::at(Status::INVALID_ZONE_STATE_TRANSITION, AT_CDW13, 0)),
+        Transition::NoChange => Ok(Done::OK),
+        Transition::Change => {
+            match action.core() {
+                Some(a) => dev.zone_action(a, ZoneTarget::One(slba)),
+                // READ ONLY -> OFFLINE.
+                None => dev.set_zone_condition(slba, ZoneCondition::Offline),
+            }
+            .map_err(|e| ns.status(&e))?;
             Ok(Done::OK)
         }
-        // READ ONLY -> OFFLINE: unreachable while the core has no READ
-        // ONLY zones.
-        (Transition::Change, None) => Err(Status::INTERNAL_ERROR.into()),
     }
 }
 

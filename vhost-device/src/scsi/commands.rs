@@ -24,15 +24,16 @@ pub type Handler = fn(&mut Exec<'_, '_>) -> Result<u32, Sense>;
 pub enum Applies {
     /// Every logical unit.
     All,
-    /// Host-managed zoned logical units only (ZBC-2 commands).
-    HostManaged,
+    /// Zoned logical units only, host-managed and host aware (ZBC-2
+    /// commands).
+    Zoned,
 }
 
 impl Applies {
     pub fn to(self, kind: LuKind) -> bool {
         match self {
             Applies::All => true,
-            Applies::HostManaged => kind == LuKind::HostManaged,
+            Applies::Zoned => kind.is_zoned(),
         }
     }
 }
@@ -89,7 +90,7 @@ const fn without_lu(mut c: Command) -> Command {
 }
 
 const fn zoned(mut c: Command, sa: Option<u8>) -> Command {
-    c.applies = Applies::HostManaged;
+    c.applies = Applies::Zoned;
     if sa.is_some() {
         c.service_action = sa;
     }

@@ -82,25 +82,35 @@ pub struct Response {
 pub enum LuKind {
     /// Host-managed zoned block device (ZBC-2), peripheral type 14h.
     HostManaged,
+    /// Host aware zoned block device (ZBC-2): peripheral type 00h, ZONED
+    /// 01b in the Block Device Characteristics VPD page, sequential write
+    /// preferred zones.
+    HostAware,
     /// Direct access block device (SBC-4), peripheral type 00h.
     Disk,
 }
 
 impl LuKind {
-    /// The kind of a device: one with zones is host-managed.
+    /// The kind of a device: one with sequential write preferred zones
+    /// is host aware, one with other zones host-managed.
     pub fn of(device: &Device) -> Self {
-        if device.geometry().zones.is_some() {
-            LuKind::HostManaged
-        } else {
-            LuKind::Disk
+        match device.geometry().zones.map(|z| z.sequential) {
+            Some(crate::storage::ZoneType::SequentialWritePreferred) => LuKind::HostAware,
+            Some(_) => LuKind::HostManaged,
+            None => LuKind::Disk,
         }
+    }
+
+    /// Whether the ZBC-2 commands apply (host-managed or host aware).
+    pub fn is_zoned(self) -> bool {
+        self != LuKind::Disk
     }
 
     /// PERIPHERAL DEVICE TYPE (SPC-5).
     pub fn peripheral_type(self) -> u8 {
         match self {
             LuKind::HostManaged => 0x14,
-            LuKind::Disk => 0x00,
+            LuKind::HostAware | LuKind::Disk => 0x00,
         }
     }
 }
@@ -140,6 +150,7 @@ impl LuIdentity {
     pub fn derived(kind: LuKind, target_id: u32, lun: u16) -> Self {
         let product = match kind {
             LuKind::HostManaged => "ZBC HM DISK",
+            LuKind::HostAware => "ZBC HA DISK",
             LuKind::Disk => "DISK",
         };
         LuIdentity {

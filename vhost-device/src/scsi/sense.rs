@@ -330,7 +330,12 @@ pub struct ErrorContext {
 /// | InsufficientZoneResources | DATA PROTECT | 55/0E INSUFFICIENT ZONE RESOURCES | ZBC-2 (managing open zone resources) |
 /// | NotZoneStart, ConventionalZone | ILLEGAL REQUEST | 24/00 INVALID FIELD IN CDB, pointer at ZONE ID | ZBC-2 (CLOSE/FINISH/OPEN ZONE, RESET WRITE POINTER) |
 /// | NotZoned | ILLEGAL REQUEST | 20/00 INVALID COMMAND OPERATION CODE | SPC-5 (command not supported by the LU) |
+/// | UnwrittenRead (URSWRZ 0, past a write pointer) | ILLEGAL REQUEST | 21/06 ATTEMPT TO READ INVALID DATA | ZBC-2 (reads of sequential write required zones) |
+/// | ReadBoundary (URSWRZ 0, across zones) | ILLEGAL REQUEST | 21/07 READ BOUNDARY VIOLATION | ZBC-2 (same) |
+/// | InvalidConditionChange (not from a command) | HARDWARE ERROR | 44/00 INTERNAL TARGET FAILURE | SPC-5 |
 /// | PartialBlock (a front end bug) | HARDWARE ERROR | 44/00 INTERNAL TARGET FAILURE | SPC-5 |
+/// | UnrecoveredRead (injected media error) | MEDIUM ERROR | 11/00 UNRECOVERED READ ERROR, VALID, INFORMATION = first failing LBA | SPC-4 4.5 sense data, SBC-4 error reporting: INFORMATION holds the LBA of the first block in error |
+/// | WriteFault (injected write error) | MEDIUM ERROR | 0C/00 WRITE ERROR, VALID, INFORMATION = first failing LBA | same |
 /// | Io ENOSPC/EDQUOT | DATA PROTECT | 27/07 SPACE ALLOCATION FAILED WRITE PROTECT | SBC-4 (thin provisioning) |
 /// | Io, read | MEDIUM ERROR | 11/00 UNRECOVERED READ ERROR | SBC-4 |
 /// | Io, write or flush | MEDIUM ERROR | 0C/00 WRITE ERROR | SBC-4 |
@@ -344,6 +349,8 @@ pub struct ErrorContext {
 /// | READ or WRITE starting in a gap zone | ILLEGAL REQUEST | 21/09 ATTEMPT TO ACCESS GAP ZONE |
 /// | zone action naming the start of a gap zone | ILLEGAL REQUEST | 21/09 ATTEMPT TO ACCESS GAP ZONE |
 /// | READ from a conventional into a sequential write required zone | ILLEGAL REQUEST | 21/07 READ BOUNDARY VIOLATION |
+/// | zone action with ZONE ID past the last LBA | ILLEGAL REQUEST | 21/00 LOGICAL BLOCK ADDRESS OUT OF RANGE |
+/// | ZONE COUNT running past the last zone, or over a gap zone | ILLEGAL REQUEST | 24/00 INVALID FIELD IN CDB, pointer at ZONE COUNT |
 ///
 /// (These and the zoned rows above agree with the expectations of libzbc's
 /// ZBC conformance scripts, test/scripts/01_sk_ascq_check and
@@ -370,9 +377,22 @@ pub fn storage_error_sense(err: &StorageError, ctx: ErrorContext) -> Sense {
         }
         StorageError::NotZoneStart { .. } | StorageError::ConventionalZone { .. } => lba_pointer,
         StorageError::NotZoned => Sense::illegal(Asc::INVALID_COMMAND_OPERATION_CODE),
+        StorageError::UnwrittenRead { .. } => Sense::illegal(Asc::ATTEMPT_TO_READ_INVALID_DATA),
+        StorageError::ReadBoundary { .. } => Sense::illegal(Asc::READ_BOUNDARY_VIOLATION),
+        StorageError::InvalidConditionChange { .. } => {
+            Sense::new(HardwareError, Asc::INTERNAL_TARGET_FAILURE)
+        }
         StorageError::PartialBlock { .. } => {
             Sense::new(HardwareError, Asc::INTERNAL_TARGET_FAILURE)
         }
+        StorageError::UnrecoveredRead { lba } => Sense {
+            info: Some(lba.0),
+            ..Sense::new(MediumError, Asc::UNRECOVERED_READ_ERROR)
+        },
+        StorageError::WriteFault { lba } => Sense {
+            info: Some(lba.0),
+            ..Sense::new(MediumError, Asc::WRITE_ERROR)
+        },
         StorageError::Io(e) => match (e.raw_os_error(), ctx.access) {
             (Some(libc::ENOSPC | libc::EDQUOT), _) => {
                 Sense::new(DataProtect, Asc::SPACE_ALLOCATION_FAILED_WRITE_PROTECT)
@@ -535,6 +555,16 @@ mod tests {
         assert_eq!((res[2], res[12], res[13]), (0x07, 0x55, 0x0e));
         let full = f(StorageError::ZoneFull { zone: lba }, WRITE16);
         assert_eq!(&full[12..], &[0x24, 0x00, 0x00, 0xcf, 0x00, 0x02]);
+        let unwritten = f(StorageError::UnwrittenRead { lba, count }, WRITE16);
+        assert_eq!(
+            (unwritten[2], unwritten[12], unwritten[13]),
+            (0x05, 0x21, 0x06)
+        );
+        let boundary = f(StorageError::ReadBoundary { lba, count }, WRITE16);
+        assert_eq!(
+            (boundary[2], boundary[12], boundary[13]),
+            (0x05, 0x21, 0x07)
+        );
         let nospc = f(
             StorageError::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)),
             WRITE16,

@@ -12,6 +12,7 @@ use super::{
     sense::{Asc, Sense},
     xcopy, Exec, LogicalUnit, LuKind,
 };
+use crate::storage::ZoneType;
 
 /// TEST UNIT READY (SPC-5): the logical unit is always ready.
 pub fn test_unit_ready(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
@@ -102,7 +103,7 @@ pub fn inquiry(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 /// The VPD pages a logical unit supports, in ascending order.
 fn vpd_pages(kind: LuKind) -> &'static [u8] {
     match kind {
-        LuKind::HostManaged => &[0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb6],
+        LuKind::HostManaged | LuKind::HostAware => &[0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb6],
         LuKind::Disk => &[0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1],
     }
 }
@@ -119,7 +120,7 @@ fn vpd_page(lu: &LogicalUnit, page: u8) -> Option<Vec<u8>> {
         0x83 => device_identification(lu),
         0x8f => xcopy::third_party_copy_vpd(lu),
         0xb0 => block_limits(lu),
-        0xb1 => block_device_characteristics(),
+        0xb1 => block_device_characteristics(lu.kind),
         0xb6 => zoned_characteristics(lu),
         _ => return None,
     };
@@ -160,33 +161,51 @@ fn block_limits(lu: &LogicalUnit) -> Vec<u8> {
 
 /// Block Device Characteristics VPD page body (SBC-4), page length
 /// 3Ch: MEDIUM ROTATION RATE 0001h (non-rotating). The ZONED field (byte 8
-/// bits 5-4) is 00b for host-managed devices too: for them the peripheral
-/// device type (14h) says zoned (SBC-4, ZBC-2).
-fn block_device_characteristics() -> Vec<u8> {
+/// bits 5-4) is 01b for a host aware device, 00b otherwise: also for
+/// host-managed devices, whose peripheral device type (14h) says zoned
+/// (SBC-4, ZBC-2).
+fn block_device_characteristics(kind: LuKind) -> Vec<u8> {
     let mut d = vec![0u8; 0x3c];
     put(&mut d, &1u16.to_be_bytes());
+    if kind == LuKind::HostAware {
+        d[4] = 0x10;
+    }
     d
 }
 
 /// Zoned Block Device Characteristics VPD page body (ZBC-2), page
 /// length 3Ch. Byte offsets in the comments are of the whole page.
+///
+/// ZBC-2 has no field for a maximum number of active zones: a LUN's
+/// `max-active` limit is enforced but cannot be reported (Linux sd sets
+/// no active limit for SCSI disks).
 fn zoned_characteristics(lu: &LogicalUnit) -> Vec<u8> {
     let mut d = vec![0u8; 0x3c];
-    // Byte 4 bit 0 URSWRZ: reads of sequential write required zones are
-    // unrestricted (beyond the write pointer they return zeros). Linux
-    // refuses host-managed devices without it.
-    d[0] = 0x01;
+    let zones = lu.device.geometry().zones;
+    // Byte 4: bits 7-4 ZONED BLOCK DEVICE EXTENSION, 1h for the host aware
+    // model, 0h (none) for host-managed; bit 1 AAORB 0 (no realms); bit 0
+    // URSWRZ: reads of sequential write required zones are unrestricted
+    // (beyond the write pointer they return zeros). Linux refuses
+    // host-managed devices without URSWRZ ("constrained reads devices are
+    // not supported").
+    if lu.kind == LuKind::HostAware {
+        d[0] |= 0x10;
+    }
+    if zones.map_or(true, |z| z.unrestricted_reads) {
+        d[0] |= 0x01;
+    }
     // Bytes 8-11 OPTIMAL NUMBER OF OPEN SEQUENTIAL WRITE PREFERRED ZONES and
     // 12-15 OPTIMAL NUMBER OF NON-SEQUENTIALLY WRITTEN SEQUENTIAL WRITE
-    // PREFERRED ZONES: FFFF_FFFFh, not reported (no such zones).
+    // PREFERRED ZONES: FFFF_FFFFh, not reported (write preferred zones
+    // have no preferred limits here; host-managed devices have none).
     put(&mut d[4..], &u32::MAX.to_be_bytes());
     put(&mut d[8..], &u32::MAX.to_be_bytes());
     // Bytes 16-19 MAXIMUM NUMBER OF OPEN SEQUENTIAL WRITE REQUIRED ZONES:
-    // FFFF_FFFFh means no limit.
-    let zones = lu.device.geometry().zones;
-    let max_open = match zones.map(|z| z.max_open) {
-        Some(0) | None => u32::MAX,
-        Some(n) => n,
+    // FFFF_FFFFh means no limit (also for a host aware device: it has no
+    // such zones, and write preferred zones are never limited).
+    let max_open = match zones.map(|z| (z.max_open, z.sequential)) {
+        Some((n, ZoneType::SequentialWriteRequired)) if n != 0 => n,
+        _ => u32::MAX,
     };
     put(&mut d[12..], &max_open.to_be_bytes());
     if let Some(z) = zones {

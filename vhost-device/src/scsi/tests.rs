@@ -28,6 +28,7 @@ fn fixture() -> Fixture {
             conventional_zones: 1,
             max_open: 2,
             max_active: 0,
+            ..Default::default()
         }),
     })
     .unwrap();
@@ -927,6 +928,7 @@ fn zones_without_gaps() {
             conventional_zones: 1,
             max_open: 0,
             max_active: 0,
+            ..Default::default()
         }),
     })
     .unwrap();
@@ -960,6 +962,286 @@ fn zones_without_gaps() {
         f.sense(0, &write16(0xff, 1), &[0u8; 512]),
         fixed(0x05, 0x21, 0x04, NONE)
     );
+}
+
+// ---------------------------------------------------------------- READ ONLY, OFFLINE, ZONE COUNT, URSWRZ, host aware
+
+use crate::storage::{ZoneCondition, ZoneType};
+
+/// One LU of 512-byte blocks: 6 zones of 16 blocks without gaps, the first
+/// conventional, at most 2 open zones, `sequential` zones, URSWRZ
+/// `urswrz`.
+fn six_zones(sequential: ZoneType, urswrz: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::open(&DeviceConfig {
+        path: dir.path().join("z.img"),
+        size: 6 * 16 * 512,
+        block_size: 512,
+        zoned: Some(ZonedConfig {
+            zone_size: 16 * 512,
+            zone_capacity: 16 * 512,
+            conventional_zones: 1,
+            max_open: if sequential == ZoneType::SequentialWriteRequired {
+                2
+            } else {
+                0
+            },
+            max_active: 0,
+            sequential,
+            unrestricted_reads: urswrz,
+        }),
+    })
+    .unwrap();
+    Fixture {
+        _dir: dir,
+        target: Target::new(vec![Arc::new(dev)]),
+    }
+}
+
+impl Fixture {
+    fn device(&self, lun: u16) -> &Device {
+        &self.target.unit(lun).unwrap().device
+    }
+
+    /// Bytes 0-1 (type, condition | NON_SEQ) and the WRITE POINTER LBA of
+    /// the zone descriptor of the zone at `start`.
+    fn zone(&self, lun: u16, start: u8) -> ([u8; 2], [u8; 8]) {
+        let d = self.good(lun, &report_zones(start, 128, 0x00));
+        (
+            d[64..66].try_into().unwrap(),
+            d[64 + 24..64 + 32].try_into().unwrap(),
+        )
+    }
+}
+
+/// ZBC OUT with ZONE COUNT `count` (bytes 12-13).
+fn zbc_out_count(sa: u8, zone_id: u8, count: u16, all: bool) -> [u8; 16] {
+    let mut c = zbc_out(sa, zone_id, all);
+    c[12..14].copy_from_slice(&count.to_be_bytes());
+    c
+}
+
+fn write10(lba: u8, blocks: u8) -> [u8; 10] {
+    [0x2a, 0, 0, 0, 0, lba, 0, 0, blocks, 0]
+}
+
+fn read10(lba: u8, blocks: u8) -> [u8; 10] {
+    [0x28, 0, 0, 0, 0, lba, 0, 0, blocks, 0]
+}
+
+const INVALID_WP: [u8; 8] = [0xff; 8];
+
+#[test]
+fn read_only_and_offline_zones() {
+    let f = fixture();
+    // Zone 32 with 2 blocks written, then READ ONLY; zone 48 OFFLINE.
+    let (resp, _) = f.run_io(0, &write16(0x20, 2), &[0x5a; 8192], 0);
+    assert_eq!(resp.status, Status::Good);
+    f.device(0)
+        .set_zone_condition(crate::storage::Lba(32), ZoneCondition::ReadOnly)
+        .unwrap();
+    f.device(0)
+        .set_zone_condition(crate::storage::Lba(48), ZoneCondition::Offline)
+        .unwrap();
+    // REPORT ZONES: READ ONLY Dh and OFFLINE Fh, write pointer invalid.
+    assert_eq!(f.zone(0, 0x20), ([0x02, 0xd0], INVALID_WP));
+    assert_eq!(f.zone(0, 0x30), ([0x02, 0xf0], INVALID_WP));
+    // Options 06h (READ ONLY) and 07h (OFFLINE) list one zone each.
+    let d = f.good(0, &report_zones(0, 4096, 0x06));
+    assert_eq!(d[..4], [0, 0, 0, 0x40]);
+    assert_eq!(d[64 + 16..64 + 24], [0, 0, 0, 0, 0, 0, 0, 0x20]);
+    let d = f.good(0, &report_zones(0, 4096, 0x07));
+    assert_eq!(d[..4], [0, 0, 0, 0x40]);
+    assert_eq!(d[64 + 16..64 + 24], [0, 0, 0, 0, 0, 0, 0, 0x30]);
+    // READ ONLY: reads work, writes and every zone action fail with DATA
+    // PROTECT, ZONE IS READ ONLY (27h/08h).
+    assert_eq!(f.good(0, &read16(0x20, 3)).len(), 3 * 4096);
+    let read_only = fixed(0x07, 0x27, 0x08, NONE);
+    assert_eq!(f.sense(0, &write16(0x22, 1), &[0u8; 4096]), read_only);
+    // OFFLINE: reads and writes fail with ZONE IS OFFLINE (2Ch/0Eh).
+    let offline = fixed(0x07, 0x2c, 0x0e, NONE);
+    assert_eq!(f.sense(0, &read16(0x30, 1), &[]), offline);
+    assert_eq!(f.sense(0, &write16(0x30, 1), &[0u8; 4096]), offline);
+    for sa in 1..=4 {
+        assert_eq!(
+            f.sense(0, &zbc_out(sa, 0x20, false), &[]),
+            read_only,
+            "{sa}"
+        );
+        assert_eq!(f.sense(0, &zbc_out(sa, 0x30, false), &[]), offline, "{sa}");
+    }
+    // With ALL they are skipped: FINISH ALL and RESET ALL succeed and leave
+    // them as they are.
+    f.good(0, &zbc_out(0x02, 0x00, true));
+    f.good(0, &zbc_out(0x04, 0x00, true));
+    assert_eq!(f.zone(0, 0x20).0, [0x02, 0xd0]);
+    assert_eq!(f.zone(0, 0x30).0, [0x02, 0xf0]);
+    assert_eq!(f.zone(0, 0x40).0, [0x02, 0x10]);
+}
+
+#[test]
+fn zone_count() {
+    let f = six_zones(ZoneType::SequentialWriteRequired, true);
+    // OPEN ZONE 16, ZONE COUNT 2: zones 16 and 32 EXPLICITLY OPENED.
+    f.good(
+        0,
+        &[
+            0x94, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0x00, 0x02, 0x00, 0x00,
+        ],
+    );
+    assert_eq!(f.zone(0, 0x10).0, [0x02, 0x30]);
+    assert_eq!(f.zone(0, 0x20).0, [0x02, 0x30]);
+    // CLOSE ZONE 16, ZONE COUNT 0: one zone (zone 16 EMPTY again).
+    f.good(0, &zbc_out_count(0x01, 0x10, 0, false));
+    assert_eq!(f.zone(0, 0x10).0, [0x02, 0x10]);
+    assert_eq!(f.zone(0, 0x20).0, [0x02, 0x30]);
+    // OPEN ZONE 48, ZONE COUNT 2 with zone 32 open and a limit of 2:
+    // INSUFFICIENT ZONE RESOURCES, and neither zone opens.
+    assert_eq!(
+        f.sense(0, &zbc_out_count(0x03, 0x30, 2, false), &[]),
+        fixed(0x07, 0x55, 0x0e, NONE)
+    );
+    assert_eq!(f.zone(0, 0x30).0, [0x02, 0x10]);
+    assert_eq!(f.zone(0, 0x40).0, [0x02, 0x10]);
+    // The range running past the last zone (zone 80 is the last): INVALID
+    // FIELD IN CDB at ZONE COUNT (byte 12, bit 7), nothing changes.
+    assert_eq!(
+        f.sense(0, &zbc_out_count(0x02, 0x40, 3, false), &[]),
+        invalid_cdb(12, Some(7))
+    );
+    assert_eq!(f.zone(0, 0x40).0, [0x02, 0x10]);
+    // ZONE ID errors come first: the conventional zone, not a zone start,
+    // past the end.
+    assert_eq!(
+        f.sense(0, &zbc_out_count(0x02, 0x00, 2, false), &[]),
+        invalid_cdb(2, Some(7))
+    );
+    assert_eq!(
+        f.sense(0, &zbc_out_count(0x02, 0x11, 0xffff, false), &[]),
+        invalid_cdb(2, Some(7))
+    );
+    assert_eq!(
+        f.sense(0, &zbc_out_count(0x02, 0x60, 2, false), &[]),
+        fixed(0x05, 0x21, 0x00, NONE)
+    );
+    // A READ ONLY zone in the range: DATA PROTECT, nothing changes.
+    f.device(0)
+        .set_zone_condition(crate::storage::Lba(80), ZoneCondition::ReadOnly)
+        .unwrap();
+    assert_eq!(
+        f.sense(0, &zbc_out_count(0x02, 0x40, 2, false), &[]),
+        fixed(0x07, 0x27, 0x08, NONE)
+    );
+    assert_eq!(f.zone(0, 0x40).0, [0x02, 0x10]);
+    // FINISH ZONE 48, ZONE COUNT 2: both FULL.
+    f.good(0, &zbc_out_count(0x02, 0x30, 2, false));
+    assert_eq!(f.zone(0, 0x30), ([0x02, 0xe0], [0, 0, 0, 0, 0, 0, 0, 0x40]));
+    assert_eq!(f.zone(0, 0x40).0, [0x02, 0xe0]);
+    // RESET WRITE POINTER 16, ZONE COUNT 4: every zone of the range EMPTY.
+    f.good(0, &zbc_out_count(0x04, 0x10, 4, false));
+    for z in [0x10, 0x20, 0x30, 0x40] {
+        assert_eq!(f.zone(0, z).0, [0x02, 0x10], "zone {z:#x}");
+    }
+    // ALL: ZONE ID and ZONE COUNT ignored.
+    f.good(0, &zbc_out_count(0x02, 0x61, 0xffff, true));
+    assert_eq!(f.zone(0, 0x10).0, [0x02, 0x10]);
+}
+
+#[test]
+fn restricted_reads_urswrz_0() {
+    let f = six_zones(ZoneType::SequentialWriteRequired, false);
+    // VPD B6h byte 4: URSWRZ 0.
+    let d = f.good(0, &[0x12, 0x01, 0xb6, 0x00, 0xff, 0x00]);
+    assert_eq!(d[4], 0x00);
+    // Zone 16 FULL, zone 32 with 4 blocks written.
+    f.good(0, &zbc_out(0x02, 0x10, false));
+    let (resp, _) = f.run_io(0, &write10(0x20, 4), &[7u8; 2048], 0);
+    assert_eq!(resp.status, Status::Good);
+    // Below the write pointer: fine.
+    assert_eq!(f.good(0, &read10(0x20, 4)), [7u8; 2048]);
+    assert_eq!(f.good(0, &read10(0x10, 16)).len(), 16 * 512);
+    // Past the write pointer: ATTEMPT TO READ INVALID DATA (21h/06h).
+    let invalid_data = fixed(0x05, 0x21, 0x06, NONE);
+    assert_eq!(f.sense(0, &read10(0x22, 3), &[]), invalid_data);
+    assert_eq!(f.sense(0, &read10(0x30, 1), &[]), invalid_data);
+    // Across a zone boundary, even FULL -> OPEN below the write pointer:
+    // READ BOUNDARY VIOLATION (21h/07h).
+    assert_eq!(
+        f.sense(0, &read10(0x1f, 2), &[]),
+        fixed(0x05, 0x21, 0x07, NONE)
+    );
+    // Conventional zone -> sequential: READ BOUNDARY VIOLATION as well.
+    assert_eq!(
+        f.sense(0, &read10(0x0f, 2), &[]),
+        fixed(0x05, 0x21, 0x07, NONE)
+    );
+    // The default (URSWRZ 1) reads all of these.
+    let f = six_zones(ZoneType::SequentialWriteRequired, true);
+    assert_eq!(f.good(0, &[0x12, 0x01, 0xb6, 0x00, 0xff, 0x00])[4], 0x01);
+    assert_eq!(f.good(0, &read10(0x10, 40)), vec![0u8; 40 * 512]);
+}
+
+#[test]
+fn host_aware_lu() {
+    let f = six_zones(ZoneType::SequentialWritePreferred, true);
+    // INQUIRY: PERIPHERAL DEVICE TYPE 00h.
+    assert_eq!(f.good(0, &[0x12, 0x00, 0x00, 0x00, 0x24, 0x00])[0], 0x00);
+    // Supported VPD pages include B6h.
+    assert_eq!(
+        f.good(0, &[0x12, 0x01, 0x00, 0x00, 0xff, 0x00]),
+        [0x00, 0x00, 0x00, 0x07, 0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb6]
+    );
+    // Block Device Characteristics: ZONED 01b (byte 8 bits 5-4).
+    let d = f.good(0, &[0x12, 0x01, 0xb1, 0x00, 0xff, 0x00]);
+    assert_eq!(d[..9], [0x00, 0xb1, 0x00, 0x3c, 0x00, 0x01, 0, 0, 0x10]);
+    // Zoned Block Device Characteristics: ZONED BLOCK DEVICE EXTENSION 1h
+    // (host aware), URSWRZ 1; optimal numbers not reported, no open limit.
+    let d = f.good(0, &[0x12, 0x01, 0xb6, 0x00, 0xff, 0x00]);
+    #[rustfmt::skip]
+    assert_eq!(d[..24], [
+        0x00, 0xb6, 0x00, 0x3c,
+        0x11, 0x00, 0x00, 0x00,
+        0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff,
+        0x00, 0x00, 0x00, 0x01,
+    ]);
+    // REPORT ZONES: SEQUENTIAL WRITE PREFERRED (3h), EMPTY.
+    assert_eq!(f.zone(0, 0x10), ([0x03, 0x10], [0, 0, 0, 0, 0, 0, 0, 0x10]));
+    // A write away from the write pointer: accepted. Zone 16 IMPLICITLY
+    // OPENED with NON_SEQ, write pointer after the write.
+    let (resp, _) = f.run_io(0, &write10(0x14, 2), &[9u8; 1024], 0);
+    assert_eq!(resp.status, Status::Good, "{:02x?}", resp.sense);
+    assert_eq!(f.zone(0, 0x10), ([0x03, 0x22], [0, 0, 0, 0, 0, 0, 0, 0x16]));
+    // Across two zones: zone 16 FULL (still NON_SEQ), zone 32 written from
+    // its start, so sequentially.
+    let (resp, _) = f.run_io(0, &write10(0x1e, 4), &[9u8; 2048], 0);
+    assert_eq!(resp.status, Status::Good, "{:02x?}", resp.sense);
+    assert_eq!(f.zone(0, 0x10), ([0x03, 0xe2], [0, 0, 0, 0, 0, 0, 0, 0x20]));
+    assert_eq!(f.zone(0, 0x20), ([0x03, 0x20], [0, 0, 0, 0, 0, 0, 0, 0x22]));
+    // Option 11h: the zones with NON_SEQ.
+    let d = f.good(0, &report_zones(0, 4096, 0x11));
+    assert_eq!(d[..4], [0, 0, 0, 0x40]);
+    assert_eq!(d[64..66], [0x03, 0xe2]);
+    // Reads cross the conventional / write preferred boundary and past
+    // write pointers like a disk's.
+    assert_eq!(f.good(0, &read10(0x0f, 20)).len(), 20 * 512);
+    // RESET WRITE POINTER ends NON_SEQ.
+    f.good(0, &zbc_out(0x04, 0x10, false));
+    assert_eq!(f.zone(0, 0x10), ([0x03, 0x10], [0, 0, 0, 0, 0, 0, 0, 0x10]));
+    // The ZBC commands are supported and reported: REPORT ZONES in RSOC,
+    // and as many commands as on a host-managed LU.
+    let cdb = [0xa3, 0x0c, 0x02, 0x95, 0x00, 0x00, 0, 0, 0x01, 0x00, 0, 0];
+    assert_eq!(f.good(0, &cdb)[..4], [0x00, 0x03, 0x00, 0x10]);
+    let cdb = [0xa3, 0x0c, 0x02, 0x94, 0x00, 0x04, 0, 0, 0x01, 0x00, 0, 0];
+    #[rustfmt::skip]
+    assert_eq!(f.good(0, &cdb), [
+        0x00, 0x03, 0x00, 0x10,
+        // RESET WRITE POINTER usage data: ZONE ID, ZONE COUNT, ALL.
+        0x94, 0x04, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0x01, 0x00,
+    ]);
+    let all = [0xa3, 0x0c, 0x00, 0, 0, 0, 0, 0, 0x10, 0x00, 0, 0];
+    assert_eq!(f.good(0, &all)[..4], [0x00, 0x00, 0x01, 0x10]);
 }
 
 // ---------------------------------------------------------------- any input

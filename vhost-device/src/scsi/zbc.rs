@@ -1,5 +1,7 @@
 //! ZBC-2 commands: REPORT ZONES (ZBC IN 95h/00h) and the zone actions
-//! (ZBC OUT 94h: CLOSE ZONE, FINISH ZONE, OPEN ZONE, RESET WRITE POINTER).
+//! (ZBC OUT 94h: CLOSE ZONE, FINISH ZONE, OPEN ZONE, RESET WRITE POINTER),
+//! for host-managed (sequential write required zones) and host aware
+//! (sequential write preferred zones) logical units.
 //!
 //! Zone capacity: the storage core's sequential zones have a size and a
 //! smaller writable capacity. ZBC-2 has no zone capacity field; it describes
@@ -18,11 +20,14 @@ use super::{
     sense::{storage_error_sense, Access, Asc, ErrorContext, Sense},
     Exec,
 };
-use crate::storage::{Geometry, Lba, Zone, ZoneAction, ZoneCondition, ZoneTarget, ZoneType};
+use crate::storage::{
+    BlockCount, Geometry, Lba, StorageError, Zone, ZoneAction, ZoneCondition, ZoneTarget, ZoneType,
+};
 
 /// ZONE TYPE field values (ZBC-2).
 const TYPE_CONVENTIONAL: u8 = 0x1;
 const TYPE_SEQUENTIAL_WRITE_REQUIRED: u8 = 0x2;
+const TYPE_SEQUENTIAL_WRITE_PREFERRED: u8 = 0x3;
 const TYPE_GAP: u8 = 0x5;
 
 /// ZONE CONDITION field value (ZBC-2).
@@ -47,9 +52,12 @@ struct ReportedZone {
     start: u64,
     len: u64,
     wp: u64,
+    /// NON_SEQ: non-sequential write resources active.
+    non_seq: bool,
 }
 
-/// An invalid WRITE POINTER LBA (zones without a write pointer).
+/// An invalid WRITE POINTER LBA (zones without a write pointer, and the
+/// READ ONLY and OFFLINE zones whose write pointer is invalid).
 const NO_WP: u64 = u64::MAX;
 
 impl ReportedZone {
@@ -61,8 +69,9 @@ impl ReportedZone {
     fn descriptor(&self) -> [u8; 64] {
         let mut d = [0u8; 64];
         d[0] = self.zone_type;
-        // Byte 1: ZONE CONDITION in bits 7-4; NON_SEQ and RESET are 0.
-        d[1] = self.cond << 4;
+        // Byte 1: ZONE CONDITION in bits 7-4, NON_SEQ bit 1; RESET (bit 0,
+        // reset write pointer recommended) is never set.
+        d[1] = (self.cond << 4) | (u8::from(self.non_seq) << 1);
         d[8..16].copy_from_slice(&self.len.to_be_bytes());
         d[16..24].copy_from_slice(&self.start.to_be_bytes());
         d[24..32].copy_from_slice(&self.wp.to_be_bytes());
@@ -81,6 +90,7 @@ fn reported(z: &Zone) -> [Option<ReportedZone>; 2] {
                 start: z.start.0,
                 len: z.len.0,
                 wp: NO_WP,
+                non_seq: false,
             }),
             None,
         ];
@@ -89,12 +99,17 @@ fn reported(z: &Zone) -> [Option<ReportedZone>; 2] {
         ZoneCondition::NotWritePointer | ZoneCondition::ReadOnly | ZoneCondition::Offline => NO_WP,
         _ => z.wp.0,
     };
-    let swr = ReportedZone {
-        zone_type: TYPE_SEQUENTIAL_WRITE_REQUIRED,
+    let zone_type = match z.zone_type {
+        ZoneType::SequentialWritePreferred => TYPE_SEQUENTIAL_WRITE_PREFERRED,
+        _ => TYPE_SEQUENTIAL_WRITE_REQUIRED,
+    };
+    let seq = ReportedZone {
+        zone_type,
         cond: condition_code(z.cond),
         start: z.start.0,
         len: z.cap.0,
         wp,
+        non_seq: z.non_seq,
     };
     let gap = (z.cap.0 < z.len.0).then(|| ReportedZone {
         zone_type: TYPE_GAP,
@@ -102,8 +117,9 @@ fn reported(z: &Zone) -> [Option<ReportedZone>; 2] {
         start: z.cap_end().0,
         len: z.len.0 - z.cap.0,
         wp: NO_WP,
+        non_seq: false,
     });
-    [Some(swr), gap]
+    [Some(seq), gap]
 }
 
 /// Whether `lba` (inside the device) lies in a gap zone.
@@ -127,18 +143,25 @@ fn gap_offset(geo: &Geometry, lba: Lba) -> Option<u64> {
 /// device, beyond what the storage core checks (ZBC-2, as the libzbc
 /// conformance tests read it):
 /// - starting in a gap zone: ATTEMPT TO ACCESS GAP ZONE;
-/// - crossing from a conventional zone into a sequential write required
-///   zone: READ BOUNDARY VIOLATION (reads may not cross zone types; reads
-///   across sequential zones are unrestricted, URSWRZ = 1).
+/// - on a host-managed device, crossing from a conventional zone into a
+///   sequential write required zone: READ BOUNDARY VIOLATION (reads may
+///   not cross zone types, whatever URSWRZ). A host aware device reads
+///   across its conventional and write preferred zones like a disk.
 ///
-/// A read running from a sequential zone into its gap zone is refused by
-/// the storage core (ATTEMPT TO ACCESS GAP ZONE).
+/// The storage core refuses a read running from a sequential zone into its
+/// gap zone (ATTEMPT TO ACCESS GAP ZONE), and, with URSWRZ = 0, reads of
+/// sequential write required zones that cross a zone boundary (READ
+/// BOUNDARY VIOLATION) or reach past the write pointer (ATTEMPT TO READ
+/// INVALID DATA).
 pub fn check_read(geo: &Geometry, lba: Lba, count: u64) -> Result<(), Sense> {
     let Some(z) = geo.zones else {
         return Ok(());
     };
     if in_gap_zone(geo, lba) {
         return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
+    }
+    if z.sequential != ZoneType::SequentialWriteRequired {
+        return Ok(());
     }
     let conventional_end = u64::from(z.conventional).saturating_mul(z.zone_len.0);
     let last = lba.0.saturating_add(count.saturating_sub(1));
@@ -160,9 +183,11 @@ fn reporting_filter(options: u8) -> Option<fn(&ReportedZone) -> bool> {
         0x05 => |z| z.cond == 0xe,
         0x06 => |z| z.cond == 0xd,
         0x07 => |z| z.cond == 0xf,
-        // INACTIVE zones (zone domains), RESET WRITE POINTER RECOMMENDED,
-        // NON_SEQ: there are none.
-        0x08 | 0x10 | 0x11 => |_| false,
+        // INACTIVE zones (zone domains), RESET WRITE POINTER RECOMMENDED:
+        // there are none.
+        0x08 | 0x10 => |_| false,
+        // Non-sequential write resources active.
+        0x11 => |z| z.non_seq,
         // Zone type GAP.
         0x3e => |z| z.zone_type == TYPE_GAP,
         // Zone condition NOT WRITE POINTER (conventional and gap zones).
@@ -258,7 +283,24 @@ pub fn report_zones(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
     x.send(&d, alloc)
 }
 
-/// CLOSE ZONE, FINISH ZONE, OPEN ZONE, RESET WRITE POINTER (ZBC-2).
+/// CLOSE ZONE, FINISH ZONE, OPEN ZONE, RESET WRITE POINTER (ZBC-2 5.3-5.6).
+///
+/// With ALL set, ZONE ID and ZONE COUNT are ignored. Otherwise the
+/// checks, in this order, each refusing the whole command before any zone
+/// changes:
+/// 1. ZONE ID past the last LBA: LOGICAL BLOCK ADDRESS OUT OF RANGE;
+/// 2. ZONE ID the start of a gap zone: ATTEMPT TO ACCESS GAP ZONE;
+/// 3. ZONE ID not the start of a write pointer zone: INVALID FIELD IN CDB
+///    pointing at ZONE ID;
+/// 4. ZONE COUNT (0 means 1) zones from there running past the last zone,
+///    or including a zone that is not a write pointer zone (with zone
+///    capacity below the zone size every sequential zone is followed by a
+///    gap zone, so only a count of 1 is possible): INVALID FIELD IN CDB
+///    pointing at ZONE COUNT;
+/// 5. a READ ONLY or OFFLINE zone in the range: DATA PROTECT, ZONE IS READ
+///    ONLY / ZONE IS OFFLINE;
+/// 6. the zones together exceeding the open or active limits: DATA
+///    PROTECT, INSUFFICIENT ZONE RESOURCES.
 pub fn zone_action(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
     let c = ZoneActionCdb::decode(x.cdb)?;
     let action = match c.action {
@@ -267,42 +309,68 @@ pub fn zone_action(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
         0x03 => ZoneAction::Open,
         _ => ZoneAction::Reset,
     };
-    let target = if c.all {
-        // ALL: ZONE ID and ZONE COUNT are ignored.
-        ZoneTarget::All
-    } else {
-        // ZONE COUNT 0 and 1 both mean one zone; more zones per command
-        // are not supported yet.
-        if c.zone_count > 1 {
-            return Err(Sense::invalid_field(
-                ZoneActionCdb::ZONE_COUNT_FIELD,
-                Some(7),
-            ));
-        }
-        ZoneTarget::One(Lba(c.zone_id))
-    };
     let dev = &x.lu()?.device;
     let geo = dev.geometry();
-    // The start of a gap zone: ATTEMPT TO ACCESS GAP ZONE (ZBC-2, as the
-    // libzbc conformance tests expect); any other LBA that does not start
-    // a zone is an INVALID FIELD IN CDB, from the storage core.
-    if !c.all && c.zone_id < geo.capacity.0 && gap_offset(geo, Lba(c.zone_id)) == Some(0) {
-        return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
-    }
-    dev.zone_action(action, target).map_err(|e| {
+    let zone_id_sense = |e: &StorageError| {
         storage_error_sense(
-            &e,
+            e,
             ErrorContext {
                 access: Access::ZoneAction,
                 lba_field: ZoneActionCdb::ZONE_ID_FIELD,
             },
         )
-    })?;
+    };
+    let count_field = Sense::invalid_field(ZoneActionCdb::ZONE_COUNT_FIELD, Some(7));
+    let count = u32::from(c.zone_count.max(1));
+    let target = if c.all {
+        ZoneTarget::All
+    } else {
+        if c.zone_id >= geo.capacity.0 {
+            return Err(Sense::illegal(Asc::LBA_OUT_OF_RANGE));
+        }
+        if gap_offset(geo, Lba(c.zone_id)) == Some(0) {
+            return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
+        }
+        if count == 1 {
+            ZoneTarget::One(Lba(c.zone_id))
+        } else if let Some(z) = geo.zones.filter(|z| z.zone_cap < z.zone_len) {
+            // The range includes the gap zone after the first zone. A
+            // ZONE ID that does not start a sequential zone is the error
+            // to report, which the storage core does for one zone.
+            let seq_start = c.zone_id % z.zone_len.0 == 0
+                && c.zone_id / z.zone_len.0 >= u64::from(z.conventional);
+            if seq_start {
+                return Err(count_field);
+            }
+            ZoneTarget::One(Lba(c.zone_id))
+        } else {
+            ZoneTarget::Range {
+                start: Lba(c.zone_id),
+                count,
+            }
+        }
+    };
+    dev.zone_action(action, target)
+        .map_err(|e| match (&e, target) {
+            // ZONE ID is inside the device, so the range runs past its end.
+            (StorageError::OutOfRange { .. }, ZoneTarget::Range { .. }) => count_field,
+            // A zone after the first is not a write pointer zone.
+            (StorageError::ConventionalZone { zone }, ZoneTarget::Range { start, .. })
+                if *zone != start =>
+            {
+                count_field
+            }
+            _ => zone_id_sense(&e),
+        })?;
     if action == ZoneAction::Reset {
         // The reset zones read as zeros now: cancel the ROD tokens that
         // represent any of them.
         let (start, len) = match (target, geo.zones) {
             (ZoneTarget::One(lba), Some(z)) => (lba, z.zone_len),
+            (ZoneTarget::Range { start, count }, Some(z)) => (
+                start,
+                BlockCount(z.zone_len.0.saturating_mul(u64::from(count))),
+            ),
             _ => (Lba(0), geo.capacity),
         };
         x.target.copy.invalidate(x.lun, start, len);

@@ -10,8 +10,20 @@
 //! it is written (a destination in a sequential write required zone must
 //! start at the write pointer), then copied with `copy_file_range(2)`
 //! between the backing files where the kernel can (reflink or in-kernel
-//! copy), else by reading and writing in chunks. Segments run in order;
-//! the first failure stops the copy and says how far it got.
+//! copy), else by reading and writing in chunks (always so when a device
+//! has its volatile write cache on: `storage::cache`). Segments run in
+//! order; the first failure stops the copy and says how far it got.
+//!
+//! Injected faults (`storage::fault`) stop a segment part way: a media
+//! error in its source range, a write error in its destination range, or a
+//! copy-fail rule of the destination device for this segment number (or
+//! block count) of the command. The blocks before the earliest such stop
+//! are copied (rounded down to whole blocks of both devices), then the
+//! segment fails with the rule's error, and [`CopyFailure::progress`]
+//! counts those bytes. A front end that runs a command's segments one call
+//! at a time keeps one [`CopyCommand`] for it, so segment numbers and block
+//! counts run over the whole command. A delay rule (on `copy`) of the
+//! first segment's destination device sleeps before the command starts.
 
 use std::{
     fs::File,
@@ -22,6 +34,7 @@ use std::{
 use super::{
     device::Device,
     error::{Result, StorageError},
+    fault::{CopyFailError, Op},
     units::{BlockCount, Lba},
 };
 
@@ -46,7 +59,9 @@ pub struct CopyProgress {
     pub bytes_done: u64,
 }
 
-/// A copy that stopped at segment `progress.segments_done`.
+/// A copy that stopped at segment `progress.segments_done`;
+/// `progress.bytes_done` includes what that segment copied before it
+/// stopped.
 #[derive(Debug, thiserror::Error)]
 #[error("copy stopped after {} segments ({} bytes): {error}", progress.segments_done, progress.bytes_done)]
 pub struct CopyFailure {
@@ -54,22 +69,146 @@ pub struct CopyFailure {
     pub error: StorageError,
 }
 
-/// Copy every segment in order.
+/// Copy every segment in order, as one copy command.
 pub fn copy(segments: &[Segment<'_>]) -> std::result::Result<CopyProgress, CopyFailure> {
-    let mut progress = CopyProgress::default();
-    for seg in segments {
-        match seg
+    CopyCommand::default().run(segments)
+}
+
+/// One copy command whose segments may be run a few at a time: segment
+/// numbers and block counts (for the fault rules) run over all its calls.
+#[derive(Debug, Default)]
+pub struct CopyCommand {
+    /// Number of the next segment.
+    next: usize,
+    /// Source blocks copied by the earlier segments.
+    blocks: u64,
+}
+
+impl CopyCommand {
+    /// Copy `segments` in order, as the command's next segments. The
+    /// progress counts this call's segments only.
+    pub fn run(
+        &mut self,
+        segments: &[Segment<'_>],
+    ) -> std::result::Result<CopyProgress, CopyFailure> {
+        let mut progress = CopyProgress::default();
+        for seg in segments {
+            if self.next == 0 {
+                seg.dst
+                    .faults()
+                    .delay(Op::Copy, Some((seg.dst_lba, seg.count)));
+            }
+            match run_segment(self.next, self.blocks, seg) {
+                Ok(bytes) => {
+                    progress.segments_done += 1;
+                    progress.bytes_done += bytes;
+                    self.next += 1;
+                    self.blocks = self.blocks.saturating_add(seg.count.0);
+                }
+                Err((bytes, error)) => {
+                    progress.bytes_done += bytes;
+                    return Err(CopyFailure { progress, error });
+                }
+            }
+        }
+        Ok(progress)
+    }
+}
+
+/// Copy one segment, number `index` of its command, after `before` source
+/// blocks of the command: the bytes copied, or those copied before it
+/// failed and why.
+fn run_segment(
+    index: usize,
+    before: u64,
+    seg: &Segment<'_>,
+) -> std::result::Result<u64, (u64, StorageError)> {
+    let Some((blocks, error)) = injected_stop(index, before, seg) else {
+        return seg
             .dst
             .copy_from(seg.dst_lba, seg.src, seg.src_lba, seg.count)
-        {
-            Ok(bytes) => {
-                progress.segments_done += 1;
-                progress.bytes_done += bytes;
-            }
-            Err(error) => return Err(CopyFailure { progress, error }),
-        }
+            .map_err(|e| (0, e));
+    };
+    let bytes = if blocks > 0 {
+        seg.dst
+            .copy_from(seg.dst_lba, seg.src, seg.src_lba, BlockCount(blocks))
+            .map_err(|e| (0, e))?
+    } else {
+        0
+    };
+    Err((bytes, error))
+}
+
+/// The earliest injected fault of a segment, fired: how many of its source
+/// blocks to copy first (whole blocks of both devices), and the error.
+fn injected_stop(index: usize, before: u64, seg: &Segment<'_>) -> Option<(u64, StorageError)> {
+    let sbs = u64::from(seg.src.geometry().block_size);
+    let dbs = u64::from(seg.dst.geometry().block_size);
+    // A malformed segment is the engine's to refuse, not a fault's.
+    let (_, dst_count) = convert(sbs as u32, dbs as u32, seg.src_lba, seg.count).ok()?;
+    // (source blocks before the stop, rule, error)
+    let mut stops = Vec::new();
+    if let Some((p, bad)) = seg.src.faults().peek_read(seg.src_lba, seg.count) {
+        stops.push((
+            bad.0 - seg.src_lba.0,
+            seg.src,
+            p,
+            StorageError::UnrecoveredRead { lba: bad },
+        ));
     }
-    Ok(progress)
+    if let Some((p, bad)) = seg.dst.faults().peek_write(seg.dst_lba, dst_count) {
+        stops.push((
+            (bad.0 - seg.dst_lba.0) * dbs / sbs,
+            seg.dst,
+            p,
+            StorageError::WriteFault { lba: bad },
+        ));
+    }
+    if let Some((p, n, e)) = seg.dst.faults().peek_copy(index, before, seg.count) {
+        let err = match e {
+            CopyFailError::Read => StorageError::UnrecoveredRead {
+                lba: Lba(seg.src_lba.0 + n),
+            },
+            // The first destination block not written, after rounding.
+            CopyFailError::Write => StorageError::WriteFault {
+                lba: Lba(seg.dst_lba.0 + n * sbs / dbs),
+            },
+        };
+        stops.push((n, seg.dst, p, err));
+    }
+    let (n, dev, p, err) = stops.into_iter().min_by_key(|s| s.0)?;
+    dev.faults().fire(
+        p,
+        &format!(
+            "copy segment {index}: {} +{} -> {} +{dst_count}, {n} block(s) copied first",
+            seg.src_lba, seg.count, seg.dst_lba
+        ),
+    );
+    // Whole destination blocks only.
+    let blocks = n * sbs / dbs * dbs / sbs;
+    Some((blocks, err))
+}
+
+/// Copy `len` bytes from `src` at byte `src_off` to `dst` at `dst_off`:
+/// between the backing files when neither write cache is on, else through
+/// the caches (reading held blocks, holding the written ones).
+pub(super) fn copy_between(
+    src: &Device,
+    src_off: u64,
+    dst: &Device,
+    dst_off: u64,
+    len: u64,
+) -> io::Result<()> {
+    if !src.cache.is_on() && !dst.cache.is_on() {
+        return copy_bytes(&src.file, src_off, &dst.file, dst_off, len);
+    }
+    let overlapping = std::ptr::eq(src, dst) && src_off < dst_off + len && dst_off < src_off + len;
+    bounce(
+        len,
+        overlapping && dst_off > src_off,
+        |at, buf| src.cache.read(&src.file, src_off + at, buf),
+        |at, buf| dst.cache.write(&dst.file, dst_off + at, buf),
+    )
 }
 
 /// Largest chunk moved by one `copy_file_range` call or bounce buffer.
@@ -98,17 +237,33 @@ pub(super) fn copy_bytes(
             Err(e) => return Err(e),
         }
     }
-    let mut buf = vec![0u8; CHUNK.min(len) as usize];
     // Copy backwards when the destination overlaps the source from above,
     // so no source byte is overwritten before it is read.
-    let backwards = overlapping && dst_off > src_off;
+    bounce(
+        len,
+        overlapping && dst_off > src_off,
+        |at, buf| src.read_exact_at(buf, src_off + at),
+        |at, buf| dst.write_all_at(buf, dst_off + at),
+    )
+}
+
+/// Move `len` bytes through a buffer in chunks of at most [`CHUNK`] (a
+/// multiple of every block size): `read` and `write` take the offset from
+/// the start of the copy. `backwards` runs the chunks from the end.
+fn bounce(
+    len: u64,
+    backwards: bool,
+    mut read: impl FnMut(u64, &mut [u8]) -> io::Result<()>,
+    mut write: impl FnMut(u64, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK.min(len) as usize];
     let mut done = 0u64;
     while done < len {
         let n = CHUNK.min(len - done);
         let at = if backwards { len - done - n } else { done };
         let chunk = &mut buf[..n as usize];
-        src.read_exact_at(chunk, src_off + at)?;
-        dst.write_all_at(chunk, dst_off + at)?;
+        read(at, chunk)?;
+        write(at, chunk)?;
         done += n;
     }
     Ok(())
@@ -196,7 +351,8 @@ mod tests {
     use super::*;
     use crate::storage::{
         device::{DeviceConfig, ZonedConfig},
-        zone::ZoneCondition,
+        fault::{BlockRange, CopyFailAt, FaultKind},
+        zone::{ZoneAction, ZoneCondition, ZoneTarget},
     };
 
     fn dev(dir: &tempfile::TempDir, name: &str, bs: u32, zoned: bool) -> Device {
@@ -210,6 +366,7 @@ mod tests {
                 conventional_zones: 2,
                 max_open: 0,
                 max_active: 0,
+                ..Default::default()
             }),
         })
         .unwrap()
@@ -285,6 +442,150 @@ mod tests {
         assert!(matches!(err.error, StorageError::UnalignedWrite { .. }));
         let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
         assert_eq!(z.wp, Lba(33));
+    }
+
+    fn range(lba: u64, blocks: u64) -> BlockRange {
+        BlockRange {
+            lba: Lba(lba),
+            blocks: BlockCount(blocks),
+        }
+    }
+
+    /// Three 4-block segments from conventional LBA 0.. to one zone at its
+    /// write pointer (LBA 32..44).
+    fn three<'a>(a: &'a Device) -> Vec<Segment<'a>> {
+        (0..3)
+            .map(|i| Segment {
+                src: a,
+                src_lba: Lba(4 * i),
+                dst: a,
+                dst_lba: Lba(32 + 4 * i),
+                count: BlockCount(4),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn media_error_in_a_source_copies_the_blocks_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dev(&dir, "a", 4096, true);
+        let data = pattern(12 * 4096, 9);
+        a.write(Lba(0), &data, false).unwrap();
+        a.faults().add(FaultKind::MediaError(range(6, 1)), Some(1));
+        let err = copy(&three(&a)).unwrap_err();
+        assert!(matches!(
+            err.error,
+            StorageError::UnrecoveredRead { lba: Lba(6) }
+        ));
+        assert_eq!(
+            err.progress,
+            CopyProgress {
+                segments_done: 1,
+                bytes_done: 6 * 4096
+            }
+        );
+        // Segment 0 and the first two blocks of segment 1 arrived, and the
+        // write pointer covers exactly them.
+        let mut back = vec![0u8; 6 * 4096];
+        a.read(Lba(32), &mut back).unwrap();
+        assert_eq!(back, data[..6 * 4096]);
+        let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
+        assert_eq!(z.wp, Lba(38));
+        assert_eq!(a.faults().counts().media_error, 1);
+        // Fired once: the rule is gone and a host read of LBA 6 works.
+        a.read(Lba(6), &mut back[..4096]).unwrap();
+    }
+
+    #[test]
+    fn copy_fail_counts_segments_over_a_whole_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dev(&dir, "a", 4096, true);
+        a.write(Lba(0), &pattern(12 * 4096, 1), false).unwrap();
+        a.faults().add(
+            FaultKind::CopyFail {
+                at: CopyFailAt::Segment {
+                    index: 2,
+                    blocks: 0,
+                },
+                error: CopyFailError::Write,
+            },
+            None,
+        );
+        // Run one segment per call, as EXTENDED COPY does: the third call
+        // is segment 2.
+        let segs = three(&a);
+        let mut cmd = CopyCommand::default();
+        cmd.run(&segs[..1]).unwrap();
+        cmd.run(&segs[1..2]).unwrap();
+        let err = cmd.run(&segs[2..]).unwrap_err();
+        assert!(matches!(
+            err.error,
+            StorageError::WriteFault { lba: Lba(40) }
+        ));
+        assert_eq!(err.progress, CopyProgress::default());
+        let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
+        assert_eq!(z.wp, Lba(40));
+        // By block count, with a read error: stops 5 blocks in (segment 1,
+        // block 1), so segment 0 is done.
+        a.faults().clear();
+        a.zone_action(ZoneAction::Reset, ZoneTarget::One(Lba(32)))
+            .unwrap();
+        a.faults().add(
+            FaultKind::CopyFail {
+                at: CopyFailAt::Blocks(5),
+                error: CopyFailError::Read,
+            },
+            Some(1),
+        );
+        let err = copy(&three(&a)).unwrap_err();
+        assert!(matches!(
+            err.error,
+            StorageError::UnrecoveredRead { lba: Lba(5) }
+        ));
+        assert_eq!(
+            err.progress,
+            CopyProgress {
+                segments_done: 1,
+                bytes_done: 5 * 4096
+            }
+        );
+    }
+
+    #[test]
+    fn write_error_and_block_size_rounding() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dev(&dir, "s", 512, false);
+        let big = dev(&dir, "b", 4096, false);
+        small.write(Lba(0), &pattern(32 * 512, 4), false).unwrap();
+        // A media error at 512-byte block 9: 9 blocks are 4608 bytes, so
+        // one whole 4096-byte destination block is copied.
+        small
+            .faults()
+            .add(FaultKind::MediaError(range(9, 1)), Some(1));
+        let seg = [Segment {
+            src: &small,
+            src_lba: Lba(0),
+            dst: &big,
+            dst_lba: Lba(10),
+            count: BlockCount(32),
+        }];
+        let err = copy(&seg).unwrap_err();
+        assert!(matches!(
+            err.error,
+            StorageError::UnrecoveredRead { lba: Lba(9) }
+        ));
+        assert_eq!(err.progress.bytes_done, 4096);
+        // A write error at destination block 12: two blocks copied.
+        big.faults()
+            .add(FaultKind::WriteError(range(12, 1)), Some(1));
+        let err = copy(&seg).unwrap_err();
+        assert!(matches!(
+            err.error,
+            StorageError::WriteFault { lba: Lba(12) }
+        ));
+        assert_eq!(err.progress.bytes_done, 2 * 4096);
+        // Both rules fired and expired: the copy now goes through.
+        assert_eq!(copy(&seg).unwrap().bytes_done, 32 * 512);
     }
 
     #[test]

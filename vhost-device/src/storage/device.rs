@@ -6,16 +6,18 @@ use std::{
     path::PathBuf,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Mutex, MutexGuard,
+        Mutex, MutexGuard, Weak,
     },
 };
 
 use super::{
+    cache::WriteCache,
     copy,
     error::{Result, StorageError},
+    fault::{FaultSet, Op},
     meta::{MetaError, MetaGeometry, ZoneMeta},
     units::{BlockCount, Lba},
-    zone::{Zone, ZoneAction, ZoneCondition, ZoneGeometry, ZoneTable, ZoneTarget},
+    zone::{Zone, ZoneAction, ZoneCondition, ZoneGeometry, ZoneTable, ZoneTarget, ZoneType},
 };
 
 /// Zone layout options of a zoned device, in bytes.
@@ -31,6 +33,29 @@ pub struct ZonedConfig {
     pub max_open: u32,
     /// Maximum active zones, 0 for no limit.
     pub max_active: u32,
+    /// The type of the zones after the conventional ones: sequential write
+    /// required (host-managed) or sequential write preferred (host aware;
+    /// needs `zone_capacity == zone_size`).
+    pub sequential: ZoneType,
+    /// Unrestricted reads in sequential write required zones (ZBC-2
+    /// URSWRZ): reads may cross zones and read past the write pointer.
+    pub unrestricted_reads: bool,
+}
+
+impl Default for ZonedConfig {
+    /// No zones yet (sizes 0), no limits, sequential write required zones,
+    /// unrestricted reads: fill in the sizes.
+    fn default() -> Self {
+        ZonedConfig {
+            zone_size: 0,
+            zone_capacity: 0,
+            conventional_zones: 0,
+            max_open: 0,
+            max_active: 0,
+            sequential: ZoneType::SequentialWriteRequired,
+            unrestricted_reads: true,
+        }
+    }
 }
 
 /// What a device is made of.
@@ -66,6 +91,10 @@ pub enum ConfigError {
     TooManyConventional(u32),
     #[error("{0} zones are too many")]
     TooManyZones(u64),
+    #[error("{0:?} zones cannot follow the conventional zones")]
+    SequentialType(ZoneType),
+    #[error("sequential write preferred zones need the zone capacity ({cap}) equal to the zone size ({size})")]
+    PreferredWithCapacity { cap: u64, size: u64 },
     #[error("backing file {path:?}: {source}")]
     File {
         path: PathBuf,
@@ -144,6 +173,26 @@ impl DeviceStats {
     }
 }
 
+/// Told about zone changes the device makes by itself (not as the result
+/// of a host command), such as a zone going READ ONLY or OFFLINE: a front
+/// end turns them into its own notices (NVMe Changed Zone List, ...).
+pub trait ZoneListener: Send + Sync {
+    /// The zone starting at `zone` changed. Called after the change, with
+    /// no device lock held, so the listener may call back into the device.
+    fn zone_changed(&self, zone: Lba);
+}
+
+/// The registered zone listeners (weak: a listener that is gone is
+/// dropped at the next notice).
+#[derive(Default)]
+struct Listeners(Mutex<Vec<Weak<dyn ZoneListener>>>);
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Listeners({})", lock(&self.0).len())
+    }
+}
+
 /// A block device backed by a file. All methods take `&self`: the zone
 /// table is behind a mutex held across the check and the data transfer of a
 /// write, so writes into one zone are serialized and the write pointer only
@@ -152,12 +201,17 @@ impl DeviceStats {
 /// Lock order: `meta`, then `zones`.
 #[derive(Debug)]
 pub struct Device {
-    file: File,
+    pub(super) file: File,
     geo: Geometry,
-    zones: Option<Mutex<ZoneTable>>,
+    pub(super) zones: Option<Mutex<ZoneTable>>,
     /// Zone metadata store; see `storage::meta` for the consistency rule.
-    meta: Option<Mutex<ZoneMeta>>,
+    pub(super) meta: Option<Mutex<ZoneMeta>>,
     stats: DeviceStats,
+    listeners: Listeners,
+    /// Volatile write cache, off unless asked for (`storage::cache`).
+    pub(super) cache: WriteCache,
+    /// Injected faults (`storage::fault`).
+    pub(super) faults: FaultSet,
 }
 
 impl Device {
@@ -185,12 +239,28 @@ impl Device {
                 if u64::from(z.conventional_zones) >= nr {
                     return Err(ConfigError::TooManyConventional(z.conventional_zones));
                 }
+                match z.sequential {
+                    ZoneType::SequentialWriteRequired => {}
+                    ZoneType::SequentialWritePreferred => {
+                        // Gap zones are a host-managed device's (ZBC-2
+                        // 4.4.2.5); a host aware device has none.
+                        if z.zone_capacity != z.zone_size {
+                            return Err(ConfigError::PreferredWithCapacity {
+                                cap: z.zone_capacity,
+                                size: z.zone_size,
+                            });
+                        }
+                    }
+                    other => return Err(ConfigError::SequentialType(other)),
+                }
                 let geo = ZoneGeometry {
                     zone_len: BlockCount(z.zone_size / bs),
                     zone_cap: BlockCount(z.zone_capacity / bs),
                     conventional: z.conventional_zones,
                     max_open: z.max_open,
                     max_active: z.max_active,
+                    sequential: z.sequential,
+                    unrestricted_reads: z.unrestricted_reads,
                 };
                 Some(ZoneTable::new(geo, nr32))
             }
@@ -227,7 +297,7 @@ impl Device {
                 let (store, records) = ZoneMeta::open(meta_path.as_ref(), geo)?;
                 for (i, rec) in records.unwrap_or_default().into_iter().enumerate() {
                     if let Some(rec) = rec {
-                        table.restore(i, rec.cond, rec.wp);
+                        table.restore(i, rec.cond, rec.wp, rec.non_seq);
                     }
                 }
                 // Whatever lies past a write pointer was never made durable
@@ -253,6 +323,9 @@ impl Device {
             zones: zones.map(Mutex::new),
             meta,
             stats: DeviceStats::default(),
+            listeners: Listeners::default(),
+            cache: WriteCache::new(cfg.block_size),
+            faults: FaultSet::default(),
         };
         for (lba, count) in discards {
             dev.discard(lba, count).map_err(|e| match e {
@@ -293,10 +366,13 @@ impl Device {
         if count.0 == 0 {
             return Ok(());
         }
+        self.faults.delay(Op::Read, Some((lba, count)));
         if let Some(table) = &self.zones {
             lock(table).check_read(lba, count)?;
         }
-        self.file.read_exact_at(buf, self.geo.byte_offset(lba))?;
+        self.faults.check_read(lba, count)?;
+        self.cache
+            .read(&self.file, self.geo.byte_offset(lba), buf)?;
         self.stats
             .read_bytes
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
@@ -307,7 +383,8 @@ impl Device {
     /// rules and not counted in the statistics.
     pub fn read_uncounted(&self, lba: Lba, buf: &mut [u8]) -> Result<()> {
         self.check_buf(lba, buf.len())?;
-        self.file.read_exact_at(buf, self.geo.byte_offset(lba))?;
+        self.cache
+            .read(&self.file, self.geo.byte_offset(lba), buf)?;
         Ok(())
     }
 
@@ -319,8 +396,11 @@ impl Device {
         if count.0 == 0 {
             return Ok(());
         }
+        self.faults.delay(Op::Write, Some((lba, count)));
+        self.faults.check_write(lba, count)?;
         self.locked_write(lba, count, || {
-            self.file.write_all_at(data, self.geo.byte_offset(lba))
+            self.cache
+                .write(&self.file, self.geo.byte_offset(lba), data)
         })?;
         self.stats
             .written_bytes
@@ -343,9 +423,9 @@ impl Device {
             return Ok(io()?);
         };
         let mut table = lock(table);
-        let idx = table.check_write(lba, count)?;
+        let plan = table.check_write(lba, count)?;
         io()?;
-        table.commit_write(idx, count);
+        table.commit_write(plan);
         Ok(())
     }
 
@@ -365,6 +445,7 @@ impl Device {
         }
         let count = BlockCount((data.len() / bs) as u64);
         self.geo.check_range(zone, BlockCount(1))?;
+        self.faults.delay(Op::Write, Some((zone, count)));
         let lba = {
             let mut table = lock(table);
             let idx = match table.index_of(zone) {
@@ -379,9 +460,11 @@ impl Device {
                 return Err(StorageError::ZoneFull { zone });
             }
             let lba = z.wp;
-            table.check_write(lba, count)?;
-            self.file.write_all_at(data, self.geo.byte_offset(lba))?;
-            table.commit_write(idx, count);
+            let plan = table.check_write(lba, count)?;
+            self.faults.check_write(lba, count)?;
+            self.cache
+                .write(&self.file, self.geo.byte_offset(lba), data)?;
+            table.commit_write(plan);
             lba
         };
         self.stats
@@ -424,12 +507,12 @@ impl Device {
                 // One lock for both checks and the copy.
                 let mut table = lock(table);
                 table.check_read(src_lba, count)?;
-                let idx = table.check_write(dst_lba, dst_count)?;
-                copy::copy_bytes(&src.file, src_off, &self.file, dst_off, bytes)?;
-                table.commit_write(idx, dst_count);
+                let plan = table.check_write(dst_lba, dst_count)?;
+                copy::copy_between(src, src_off, self, dst_off, bytes)?;
+                table.commit_write(plan);
             }
             _ => self.locked_write(dst_lba, dst_count, || {
-                copy::copy_bytes(&src.file, src_off, &self.file, dst_off, bytes)
+                copy::copy_between(src, src_off, self, dst_off, bytes)
             })?,
         }
         self.stats.copied_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -440,7 +523,9 @@ impl Device {
     /// the write pointers, sync the data, then persist the pointers (the
     /// order `storage::meta` requires).
     pub fn flush(&self) -> Result<()> {
+        self.faults.delay(Op::Flush, None);
         let (Some(meta), Some(table)) = (&self.meta, &self.zones) else {
+            self.cache.write_back(&self.file)?;
             self.file.sync_data()?;
             self.stats.flushes.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -449,10 +534,12 @@ impl Device {
         let dirty = lock(table).take_dirty();
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
         let res = self
-            .file
-            .sync_data()
+            .cache
+            .write_back(&self.file)
+            .and_then(|()| self.file.sync_data())
             .map_err(StorageError::from)
-            .and_then(|()| meta.persist(&dirty).map_err(meta_io));
+            .and_then(|()| meta.persist(&dirty).map_err(meta_io))
+            .map(|()| self.cache.persisted(&dirty));
         if res.is_err() {
             let mut table = lock(table);
             for (i, _) in &dirty {
@@ -462,13 +549,33 @@ impl Device {
         res
     }
 
+    /// Persist every zone changed since the last persist: sync the data
+    /// first, as a flush does, so the write pointers persisted stay behind
+    /// the data. On failure the zones stay marked for the next attempt.
+    pub(super) fn persist_dirty(&self, meta: &mut ZoneMeta, table: &mut ZoneTable) -> Result<()> {
+        let dirty = table.take_dirty();
+        let persisted = self
+            .cache
+            .write_back(&self.file)
+            .and_then(|()| self.file.sync_data())
+            .map_err(StorageError::from)
+            .and_then(|()| meta.persist(&dirty).map_err(meta_io))
+            .map(|()| self.cache.persisted(&dirty));
+        if persisted.is_err() {
+            for (i, _) in &dirty {
+                table.mark_dirty(*i);
+            }
+        }
+        persisted
+    }
+
     /// Apply a zone action. Zones that are reset have their data discarded
     /// so they read as zeros again.
     pub fn zone_action(&self, action: ZoneAction, target: ZoneTarget) -> Result<()> {
         let (Some(table), Some(meta)) = (&self.zones, &self.meta) else {
             return Err(StorageError::NotZoned);
         };
-        if let ZoneTarget::One(lba) = target {
+        if let ZoneTarget::One(lba) | ZoneTarget::Range { start: lba, .. } = target {
             self.geo.check_range(lba, BlockCount(1))?;
         }
         let mut meta = lock(meta);
@@ -476,23 +583,59 @@ impl Device {
         let reset = table.apply(action, target)?;
         // Persist the new states before discarding data: a crash in between
         // recovers the zones EMPTY and discards past their write pointers.
-        let dirty = table.take_dirty();
-        let persisted = self
-            .file
-            .sync_data()
-            .map_err(StorageError::from)
-            .and_then(|()| meta.persist(&dirty).map_err(meta_io));
-        if let Err(e) = persisted {
-            for (i, _) in &dirty {
-                table.mark_dirty(*i);
-            }
-            return Err(e);
-        }
+        self.persist_dirty(&mut meta, &mut table)?;
         for idx in reset {
             let z = table.zones()[idx];
             self.discard(z.start, z.len)?;
         }
         Ok(())
+    }
+
+    /// Controller-initiated change of the write pointer zone starting at
+    /// `zone` to READ ONLY or OFFLINE (ZBC-2 4.4.3.2.6, 4.4.3.2.8; ZNS
+    /// 2.1.1.4, 2.1.1.6), for testing error paths. The zone gives up its
+    /// open or active resource, and the change is persisted in the zone
+    /// metadata before this returns. Any other condition, a READ ONLY or
+    /// OFFLINE change of an OFFLINE zone, a conventional zone or an LBA
+    /// that does not start a zone is an error and changes nothing. The
+    /// listeners are told after the change (not when the zone already was
+    /// in `cond`).
+    pub fn set_zone_condition(&self, zone: Lba, cond: ZoneCondition) -> Result<()> {
+        let (Some(table), Some(meta)) = (&self.zones, &self.meta) else {
+            return Err(StorageError::NotZoned);
+        };
+        self.geo.check_range(zone, BlockCount(1))?;
+        let changed = {
+            let mut meta = lock(meta);
+            let mut table = lock(table);
+            let changed = table.set_unavailable(zone, cond)?;
+            self.persist_dirty(&mut meta, &mut table)?;
+            changed
+        };
+        if changed {
+            log::info!("zone {zone} is now {cond:?}");
+            self.notify(zone);
+        }
+        Ok(())
+    }
+
+    /// Register a listener for controller-initiated zone changes (see
+    /// [`ZoneListener`]).
+    pub fn add_zone_listener(&self, l: Weak<dyn ZoneListener>) {
+        lock(&self.listeners.0).push(l);
+    }
+
+    /// Tell the live listeners that `zone` changed; forget the dead ones.
+    /// Called with no zone lock held.
+    fn notify(&self, zone: Lba) {
+        let live: Vec<_> = {
+            let mut ls = lock(&self.listeners.0);
+            ls.retain(|l| l.strong_count() > 0);
+            ls.iter().filter_map(Weak::upgrade).collect()
+        };
+        for l in live {
+            l.zone_changed(zone);
+        }
     }
 
     /// Copies of the zone descriptors from the zone containing `start` on,
@@ -516,7 +659,7 @@ impl Device {
     }
 
     /// Punch a hole over the blocks so they read as zeros and use no space.
-    fn discard(&self, lba: Lba, count: BlockCount) -> Result<()> {
+    pub(super) fn discard(&self, lba: Lba, count: BlockCount) -> Result<()> {
         let bs = u64::from(self.geo.block_size);
         let (Ok(off), Ok(len)) = (
             libc::off_t::try_from(lba.0 * bs),
@@ -560,7 +703,7 @@ impl Device {
 /// Lock a device mutex. A panic while holding one cannot leave a half-made
 /// change (every change is checked before it is applied), so a poisoned lock
 /// is still usable.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -587,6 +730,7 @@ mod tests {
                 conventional_zones: 2,
                 max_open: 0,
                 max_active: 0,
+                ..ZonedConfig::default()
             }),
         })
         .unwrap()
@@ -612,6 +756,7 @@ mod tests {
             conventional_zones: 0,
             max_open: 0,
             max_active: 0,
+            ..ZonedConfig::default()
         });
         assert!(matches!(
             Device::open(&cfg),
@@ -737,6 +882,140 @@ mod tests {
         // and the open zone comes back CLOSED as after a power cycle.
         assert_eq!((z[0].cond, z[0].wp), (ZoneCondition::Closed, Lba(35)));
         assert_eq!(z[1].cond, ZoneCondition::Full);
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Lba>>);
+
+    impl ZoneListener for Recorder {
+        fn zone_changed(&self, zone: Lba) {
+            lock(&self.0).push(zone);
+        }
+    }
+
+    #[test]
+    fn zone_condition_is_persisted_and_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let dev = zoned(&dir);
+            let rec = std::sync::Arc::new(Recorder::default());
+            let weak: Weak<dyn ZoneListener> =
+                std::sync::Arc::downgrade(&(rec.clone() as std::sync::Arc<dyn ZoneListener>));
+            dev.add_zone_listener(weak);
+            dev.write(Lba(32), &[7u8; 4096], false).unwrap();
+            dev.set_zone_condition(Lba(32), ZoneCondition::ReadOnly)
+                .unwrap();
+            dev.set_zone_condition(Lba(32), ZoneCondition::ReadOnly)
+                .unwrap();
+            dev.set_zone_condition(Lba(48), ZoneCondition::Offline)
+                .unwrap();
+            assert!(dev
+                .set_zone_condition(Lba(64), ZoneCondition::Empty)
+                .is_err());
+            assert!(dev
+                .set_zone_condition(Lba(0), ZoneCondition::Offline)
+                .is_err());
+            assert_eq!(*lock(&rec.0), vec![Lba(32), Lba(48)]);
+            drop(rec);
+            // A dead listener is dropped, not called.
+            dev.set_zone_condition(Lba(64), ZoneCondition::Offline)
+                .unwrap();
+            assert!(lock(&dev.listeners.0).is_empty());
+        }
+        let dev = zoned(&dir);
+        let z = dev.report_zones(Lba(32), 3, |_| true).unwrap();
+        assert_eq!(
+            (z[0].cond, z[1].cond, z[2].cond),
+            (
+                ZoneCondition::ReadOnly,
+                ZoneCondition::Offline,
+                ZoneCondition::Offline
+            )
+        );
+        // The READ ONLY zone keeps its data: no discard past its wp.
+        let mut buf = vec![0u8; 4096];
+        dev.read(Lba(32), &mut buf).unwrap();
+        assert_eq!(buf[0], 7);
+        assert!(matches!(
+            dev.write(Lba(33), &buf, false),
+            Err(StorageError::ZoneUnavailable { .. })
+        ));
+        assert!(matches!(
+            dev.read(Lba(48), &mut buf),
+            Err(StorageError::ZoneUnavailable { .. })
+        ));
+    }
+
+    #[test]
+    fn write_preferred_device_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = DeviceConfig {
+            path: dir.path().join("ha.img"),
+            size: 8 * 65536,
+            block_size: 4096,
+            zoned: Some(ZonedConfig {
+                zone_size: 65536,
+                zone_capacity: 65536,
+                conventional_zones: 1,
+                sequential: ZoneType::SequentialWritePreferred,
+                ..ZonedConfig::default()
+            }),
+        };
+        {
+            let dev = Device::open(&cfg).unwrap();
+            // Zone 1 written away from its write pointer, zone 2 in order.
+            dev.write(Lba(20), &[1u8; 8192], false).unwrap();
+            dev.write(Lba(32), &[2u8; 4096], false).unwrap();
+            dev.flush().unwrap();
+            // A range of two zones reset through the device discards both.
+            dev.write(Lba(48), &[3u8; 4096], false).unwrap();
+            dev.write(Lba(64), &[3u8; 4096], false).unwrap();
+            dev.zone_action(
+                ZoneAction::Reset,
+                ZoneTarget::Range {
+                    start: Lba(48),
+                    count: 2,
+                },
+            )
+            .unwrap();
+        }
+        let dev = Device::open(&cfg).unwrap();
+        let z = dev.report_zones(Lba(16), 4, |_| true).unwrap();
+        assert_eq!(z[0].zone_type, ZoneType::SequentialWritePreferred);
+        assert_eq!(
+            (z[0].cond, z[0].wp, z[0].non_seq),
+            (ZoneCondition::Closed, Lba(22), true)
+        );
+        assert_eq!(
+            (z[1].cond, z[1].wp, z[1].non_seq),
+            (ZoneCondition::Closed, Lba(33), false)
+        );
+        assert_eq!(
+            (z[2].cond, z[3].cond),
+            (ZoneCondition::Empty, ZoneCondition::Empty)
+        );
+        let mut buf = vec![0u8; 4096];
+        dev.read(Lba(21), &mut buf).unwrap();
+        assert_eq!(buf[0], 1);
+        dev.read(Lba(64), &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0));
+        // The metadata is for write preferred zones: a host-managed
+        // configuration of the same file is refused.
+        drop(dev);
+        let mut hm = cfg.clone();
+        if let Some(z) = hm.zoned.as_mut() {
+            z.sequential = ZoneType::SequentialWriteRequired;
+        }
+        assert!(matches!(Device::open(&hm), Err(ConfigError::Meta(_))));
+        // And write preferred zones with gaps are refused outright.
+        let mut gaps = cfg.clone();
+        if let Some(z) = gaps.zoned.as_mut() {
+            z.zone_capacity = 32768;
+        }
+        assert!(matches!(
+            Device::open(&gaps),
+            Err(ConfigError::PreferredWithCapacity { .. })
+        ));
     }
 
     #[test]

@@ -38,6 +38,24 @@ pub enum StorageError {
     /// OFFLINE, read).
     #[error("zone at {zone} is {cond:?}")]
     ZoneUnavailable { zone: Lba, cond: ZoneCondition },
+    /// A device-initiated zone condition change that the zone model does
+    /// not allow (only READ ONLY and OFFLINE can be set, and an OFFLINE
+    /// zone stays OFFLINE).
+    #[error("zone at {zone} cannot go from {from:?} to {to:?}")]
+    InvalidConditionChange {
+        zone: Lba,
+        from: ZoneCondition,
+        to: ZoneCondition,
+    },
+    /// A read touches blocks past the write pointer of a sequential write
+    /// required zone while unrestricted reads are off (ZBC-2 URSWRZ = 0).
+    #[error("read at {lba} for {count} reaches past a write pointer")]
+    UnwrittenRead { lba: Lba, count: BlockCount },
+    /// A read crosses a zone boundary where the zone rules forbid it
+    /// (ZBC-2 URSWRZ = 0: a read in a sequential write required zone may
+    /// not leave it).
+    #[error("read at {lba} for {count} crosses a zone boundary")]
+    ReadBoundary { lba: Lba, count: BlockCount },
     /// Opening another zone would exceed the open or active zone limit.
     #[error("no zone resources left to open the zone at {zone}")]
     InsufficientZoneResources { zone: Lba },
@@ -53,6 +71,14 @@ pub enum StorageError {
     /// A data buffer whose length is not a whole number of logical blocks.
     #[error("buffer of {len} bytes is not a multiple of the {block_size}-byte block")]
     PartialBlock { len: usize, block_size: u32 },
+    /// A read met an unrecoverable medium error (an injected fault, see
+    /// `storage::fault`); `lba` is the first block that could not be read.
+    #[error("unrecovered read error at {lba}")]
+    UnrecoveredRead { lba: Lba },
+    /// A write failed on the medium (an injected fault, see
+    /// `storage::fault`); `lba` is the first block not written.
+    #[error("write fault at {lba}")]
+    WriteFault { lba: Lba },
     /// The backing file failed.
     #[error("backing file I/O failed: {0}")]
     Io(#[from] io::Error),

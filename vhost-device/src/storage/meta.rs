@@ -20,9 +20,18 @@
 //! record slots per zone. An update writes the slot not holding the newest
 //! record, so a torn write can destroy only the record being written and the
 //! previous one survives. A record: sequence number (u64), write pointer
-//! (u64), condition (u8), 11 reserved bytes, CRC32C of the first 28 bytes;
-//! all little-endian. A slot that fails its CRC (all zeros, torn) is
-//! ignored; a zone with no valid slot is EMPTY.
+//! (u64), condition (u8, the ZBC-2 ZONE CONDITION code), flags (u8: bit 0
+//! non-sequential write resources active), 10 reserved bytes, CRC32C of
+//! the first 28 bytes; all little-endian. A slot that fails its CRC (all
+//! zeros, torn) is ignored; a zone with no valid slot is EMPTY.
+//!
+//! Versions: version 1 (sequential write required zones) has the geometry
+//! in bytes 8-47 and its CRC32C in bytes 48-51. Version 2 (sequential
+//! write preferred zones) adds the sequential zone type (u32, the ZBC-2
+//! ZONE TYPE code 3h) in bytes 48-51 and has the CRC32C in bytes 52-55.
+//! A device with sequential write required zones still writes version 1,
+//! so files of earlier releases load unchanged (their flags byte is 0);
+//! a file made for the other zone type is refused as a mismatch.
 
 use std::{
     fs::{File, OpenOptions},
@@ -33,11 +42,16 @@ use std::{
 
 use super::{
     units::Lba,
-    zone::{Zone, ZoneCondition, ZoneGeometry},
+    zone::{Zone, ZoneCondition, ZoneGeometry, ZoneType},
 };
 
 const MAGIC: [u8; 8] = *b"ZCPYZMD1";
-const VERSION: u32 = 1;
+/// Version of files for sequential write required zones.
+const VERSION_REQUIRED: u32 = 1;
+/// Version of files for sequential write preferred zones.
+const VERSION_PREFERRED: u32 = 2;
+/// ZONE TYPE code of sequential write preferred zones (ZBC-2).
+const TYPE_PREFERRED: u32 = 3;
 const HEADER_LEN: u64 = 4096;
 const SLOT_LEN: u64 = 32;
 
@@ -50,6 +64,8 @@ pub struct MetaGeometry {
     pub zone_cap: u64,
     pub conventional: u32,
     pub nr_zones: u32,
+    /// The sequential zones are write preferred (version 2 file).
+    pub write_preferred: bool,
 }
 
 impl MetaGeometry {
@@ -61,19 +77,31 @@ impl MetaGeometry {
             zone_cap: geo.zone_cap.0,
             conventional: geo.conventional,
             nr_zones,
+            write_preferred: geo.sequential == ZoneType::SequentialWritePreferred,
         }
     }
 
-    fn encode(&self) -> [u8; 48] {
-        let mut h = [0u8; 48];
+    /// The header as stored: geometry then its CRC32C.
+    fn encode(&self) -> Vec<u8> {
+        let mut h = vec![0u8; 48];
+        let version = if self.write_preferred {
+            VERSION_PREFERRED
+        } else {
+            VERSION_REQUIRED
+        };
         h[0..8].copy_from_slice(&MAGIC);
-        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[8..12].copy_from_slice(&version.to_le_bytes());
         h[12..16].copy_from_slice(&self.block_size.to_le_bytes());
         h[16..24].copy_from_slice(&self.capacity.to_le_bytes());
         h[24..32].copy_from_slice(&self.zone_len.to_le_bytes());
         h[32..40].copy_from_slice(&self.zone_cap.to_le_bytes());
         h[40..44].copy_from_slice(&self.conventional.to_le_bytes());
         h[44..48].copy_from_slice(&self.nr_zones.to_le_bytes());
+        if self.write_preferred {
+            h.extend_from_slice(&TYPE_PREFERRED.to_le_bytes());
+        }
+        let crc = crc32c::crc32c(&h);
+        h.extend_from_slice(&crc.to_le_bytes());
         h
     }
 }
@@ -94,7 +122,12 @@ pub enum MetaError {
 pub struct Record {
     pub cond: ZoneCondition,
     pub wp: Lba,
+    /// Non-sequential write resources active (write preferred zones).
+    pub non_seq: bool,
 }
+
+/// Record flags byte: non-sequential write resources active.
+const FLAG_NON_SEQ: u8 = 0x01;
 
 fn cond_code(c: ZoneCondition) -> u8 {
     match c {
@@ -128,6 +161,9 @@ fn encode_slot(seq: u64, zone: &Zone) -> [u8; SLOT_LEN as usize] {
     b[0..8].copy_from_slice(&seq.to_le_bytes());
     b[8..16].copy_from_slice(&zone.wp.0.to_le_bytes());
     b[16] = cond_code(zone.cond);
+    if zone.non_seq {
+        b[17] |= FLAG_NON_SEQ;
+    }
     let crc = crc32c::crc32c(&b[..28]);
     b[28..32].copy_from_slice(&crc.to_le_bytes());
     b
@@ -141,7 +177,15 @@ fn decode_slot(b: &[u8]) -> Option<(u64, Record)> {
     let seq = u64::from_le_bytes(body[0..8].try_into().ok()?);
     let wp = u64::from_le_bytes(body[8..16].try_into().ok()?);
     let cond = code_cond(body[16])?;
-    Some((seq, Record { cond, wp: Lba(wp) }))
+    let non_seq = body[17] & FLAG_NON_SEQ != 0;
+    Some((
+        seq,
+        Record {
+            cond,
+            wp: Lba(wp),
+            non_seq,
+        },
+    ))
 }
 
 /// Each zone's newest valid record, `None` where there is none; absent for
@@ -182,18 +226,15 @@ impl ZoneMeta {
             newest: vec![(1, 0); nr],
         };
         let header = geo.encode();
-        let mut crc = [0u8; 4];
-        crc.copy_from_slice(&crc32c::crc32c(&header).to_le_bytes());
         if !existed || meta.file.metadata().map_err(io_err)?.len() == 0 {
             meta.file.set_len(size).map_err(io_err)?;
             meta.file.write_all_at(&header, 0).map_err(io_err)?;
-            meta.file.write_all_at(&crc, 48).map_err(io_err)?;
             meta.file.sync_all().map_err(io_err)?;
             return Ok((meta, None));
         }
-        let mut on_disk = [0u8; 52];
+        let mut on_disk = vec![0u8; header.len()];
         meta.file.read_exact_at(&mut on_disk, 0).map_err(io_err)?;
-        if on_disk[..48] != header || on_disk[48..52] != crc {
+        if on_disk != header {
             return Err(MetaError::Mismatch(path.to_owned()));
         }
         let mut slots = vec![0u8; nr * 2 * SLOT_LEN as usize];
@@ -255,6 +296,7 @@ mod tests {
             zone_cap: 12,
             conventional: 1,
             nr_zones: 4,
+            write_preferred: false,
         }
     }
 
@@ -266,6 +308,7 @@ mod tests {
             len: BlockCount(16),
             cap: BlockCount(12),
             wp: Lba(wp),
+            non_seq: false,
         }
     }
 
@@ -289,7 +332,8 @@ mod tests {
             recs[1],
             Some(Record {
                 cond: ZoneCondition::Closed,
-                wp: Lba(24)
+                wp: Lba(24),
+                non_seq: false,
             })
         );
         assert_eq!(recs[2].unwrap().cond, ZoneCondition::Full);
@@ -311,6 +355,91 @@ mod tests {
             .unwrap();
         let (_, recs) = ZoneMeta::open(&path, geo()).unwrap();
         assert_eq!(recs.unwrap()[1].unwrap().wp, Lba(20));
+    }
+
+    #[test]
+    fn version_1_file_still_loads() {
+        // A file as the first release wrote it: version 1 header (no zone
+        // type), one record for zone 1 (CLOSED, wp 20) with a zero flags
+        // byte.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m");
+        #[rustfmt::skip]
+        let mut header = vec![
+            b'Z', b'C', b'P', b'Y', b'Z', b'M', b'D', b'1',
+            1, 0, 0, 0, // version 1
+            0x00, 0x10, 0, 0, // block size 4096
+            64, 0, 0, 0, 0, 0, 0, 0, // capacity
+            16, 0, 0, 0, 0, 0, 0, 0, // zone length
+            12, 0, 0, 0, 0, 0, 0, 0, // zone capacity
+            1, 0, 0, 0, // conventional zones
+            4, 0, 0, 0, // zones
+        ];
+        let crc = crc32c::crc32c(&header);
+        header.extend_from_slice(&crc.to_le_bytes());
+        #[rustfmt::skip]
+        let mut rec = vec![
+            1, 0, 0, 0, 0, 0, 0, 0, // sequence 1
+            20, 0, 0, 0, 0, 0, 0, 0, // write pointer 20
+            0x04, // CLOSED
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // reserved
+        ];
+        let crc = crc32c::crc32c(&rec);
+        rec.extend_from_slice(&crc.to_le_bytes());
+        let f = File::create(&path).unwrap();
+        f.set_len(HEADER_LEN + 4 * 2 * SLOT_LEN).unwrap();
+        f.write_all_at(&header, 0).unwrap();
+        f.write_all_at(&rec, HEADER_LEN + 2 * SLOT_LEN).unwrap();
+        drop(f);
+        let (_, recs) = ZoneMeta::open(&path, geo()).unwrap();
+        assert_eq!(
+            recs.unwrap()[1],
+            Some(Record {
+                cond: ZoneCondition::Closed,
+                wp: Lba(20),
+                non_seq: false,
+            })
+        );
+        // The same file is not one for write preferred zones.
+        let swp = MetaGeometry {
+            write_preferred: true,
+            ..geo()
+        };
+        assert!(matches!(
+            ZoneMeta::open(&path, swp),
+            Err(MetaError::Mismatch(_))
+        ));
+    }
+
+    #[test]
+    fn write_preferred_header_and_non_seq_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m");
+        let swp = MetaGeometry {
+            write_preferred: true,
+            ..geo()
+        };
+        let (mut m, _) = ZoneMeta::open(&path, swp).unwrap();
+        let mut z = zone(16, 24, ZoneCondition::Closed);
+        z.zone_type = ZoneType::SequentialWritePreferred;
+        z.non_seq = true;
+        m.persist(&[(1, z)]).unwrap();
+        drop(m);
+        let mut head = [0u8; 56];
+        File::open(&path)
+            .unwrap()
+            .read_exact_at(&mut head, 0)
+            .unwrap();
+        // Version 2, zone type 3h after the version 1 fields, then the CRC.
+        assert_eq!(head[8..12], [2, 0, 0, 0]);
+        assert_eq!(head[48..52], [3, 0, 0, 0]);
+        assert_eq!(head[52..56], crc32c::crc32c(&head[..52]).to_le_bytes());
+        let (_, recs) = ZoneMeta::open(&path, swp).unwrap();
+        assert!(recs.unwrap()[1].unwrap().non_seq);
+        assert!(matches!(
+            ZoneMeta::open(&path, geo()),
+            Err(MetaError::Mismatch(_))
+        ));
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! so both front ends share them. All condition changes go through
 //! [`ZoneTable::set_condition`], and all open/active resource checks through
 //! [`ZoneTable::check_resources`].
+//!
+//! Open and active zone limits apply to sequential write required zones
+//! only: sequential write preferred zones take no part in the open zone
+//! resource management (ZBC-2 4.4.3.4: the limit is the MAXIMUM NUMBER OF
+//! OPEN SEQUENTIAL WRITE REQUIRED ZONES; for sequential write preferred
+//! zones there are only optimal numbers), so opening them never fails.
 
 use super::{
     error::{Result, StorageError},
@@ -18,6 +24,10 @@ pub enum ZoneType {
     Conventional,
     /// Written only at the write pointer.
     SequentialWriteRequired,
+    /// Has a write pointer, but may be written anywhere (ZBC-2 4.4.2.3:
+    /// writes away from the write pointer are allowed and use
+    /// non-sequential write resources).
+    SequentialWritePreferred,
 }
 
 /// The condition of a zone (ZBC-2 4.4.3.2, NVMe ZNS 2.1.1 zone states).
@@ -44,6 +54,13 @@ impl ZoneCondition {
     pub fn is_active(self) -> bool {
         self.is_open() || self == Self::Closed
     }
+
+    /// READ ONLY or OFFLINE: conditions only the device (not a host
+    /// command) puts a zone in (ZBC-2 4.4.3.2.6, 4.4.3.2.8; ZNS 2.1.1.4,
+    /// 2.1.1.6).
+    pub fn is_unavailable(self) -> bool {
+        matches!(self, Self::ReadOnly | Self::Offline)
+    }
 }
 
 /// A zone management action (ZBC-2 5.x ZONE ACTIONS; NVMe ZNS Zone
@@ -61,6 +78,9 @@ pub enum ZoneAction {
 pub enum ZoneTarget {
     /// The zone starting at this LBA.
     One(Lba),
+    /// `count` adjacent zones, the first starting at `start` (ZBC-2
+    /// ZONE COUNT). A count of 0 means 1.
+    Range { start: Lba, count: u32 },
     /// Every zone the action applies to (the ALL bit).
     All,
 }
@@ -79,6 +99,10 @@ pub struct Zone {
     /// Write pointer (meaningful for sequential zones that are not FULL,
     /// READ ONLY or OFFLINE).
     pub wp: Lba,
+    /// A sequential write preferred zone written away from its write
+    /// pointer since it was last EMPTY: ZBC-2 "Non-Sequential Write
+    /// Resources Active" (the NON_SEQ bit of REPORT ZONES).
+    pub non_seq: bool,
 }
 
 impl Zone {
@@ -92,9 +116,16 @@ impl Zone {
         Lba(self.start.0 + self.len.0)
     }
 
-    /// Whether this is a sequential zone.
+    /// Whether this is a write pointer zone (sequential write required or
+    /// preferred).
     pub fn is_sequential(&self) -> bool {
         self.zone_type != ZoneType::Conventional
+    }
+
+    /// Whether this zone takes part in open/active zone resource
+    /// management: sequential write required zones only.
+    fn uses_resources(&self) -> bool {
+        self.zone_type == ZoneType::SequentialWriteRequired
     }
 }
 
@@ -111,6 +142,30 @@ pub struct ZoneGeometry {
     pub max_open: u32,
     /// Maximum number of active zones, 0 for no limit.
     pub max_active: u32,
+    /// The type of every zone after the conventional ones: sequential
+    /// write required or sequential write preferred.
+    pub sequential: ZoneType,
+    /// Reads of sequential write required zones are unrestricted (ZBC-2
+    /// URSWRZ = 1): they may cross zone boundaries and read past the write
+    /// pointer (zeros). When false, such reads are refused.
+    pub unrestricted_reads: bool,
+}
+
+/// A write that [`ZoneTable::check_write`] accepted, to hand to
+/// [`ZoneTable::commit_write`] once the data is in the backing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WritePlan {
+    first: usize,
+    last: usize,
+    lba: Lba,
+    count: BlockCount,
+}
+
+impl WritePlan {
+    /// Index of the zone the write starts in.
+    pub fn zone(&self) -> usize {
+        self.first
+    }
 }
 
 /// The zones of one device and their state.
@@ -130,6 +185,12 @@ pub struct ZoneTable {
     is_dirty: Vec<bool>,
 }
 
+/// Counts of a range of zones, as u32 (a device has at most u32::MAX
+/// zones).
+fn count32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 impl ZoneTable {
     /// Lay out `nr_zones` zones of `geo`, all EMPTY (or NOT WRITE POINTER).
     pub fn new(geo: ZoneGeometry, nr_zones: u32) -> Self {
@@ -144,15 +205,17 @@ impl ZoneTable {
                         len: geo.zone_len,
                         cap: geo.zone_len,
                         wp: start,
+                        non_seq: false,
                     }
                 } else {
                     Zone {
-                        zone_type: ZoneType::SequentialWriteRequired,
+                        zone_type: geo.sequential,
                         cond: ZoneCondition::Empty,
                         start,
                         len: geo.zone_len,
                         cap: geo.zone_cap,
                         wp: start,
+                        non_seq: false,
                     }
                 }
             })
@@ -196,14 +259,27 @@ impl ZoneTable {
     /// Check that `extra_open` more open zones and `extra_active` more
     /// active zones fit in the limits (ZBC-2 4.4.3.4 "managing zone
     /// resources"). Implicitly open zones are counted as evictable: making
-    /// room for an open closes the oldest implicitly open zone.
-    fn check_resources(&self, zone: Lba, extra_open: u32, extra_active: u32) -> Result<()> {
+    /// room for an open closes the oldest implicitly open zone;
+    /// `pinned` of them are about to be opened explicitly and cannot be
+    /// evicted.
+    fn check_resources(
+        &self,
+        zone: Lba,
+        extra_open: u32,
+        extra_active: u32,
+        pinned: u32,
+    ) -> Result<()> {
         let g = &self.geo;
-        if g.max_active != 0 && self.active + extra_active > g.max_active {
+        if g.max_active != 0
+            && u64::from(self.active) + u64::from(extra_active) > u64::from(g.max_active)
+        {
             return Err(StorageError::InsufficientZoneResources { zone });
         }
-        let evictable = self.implicit_lru.len() as u32;
-        if g.max_open != 0 && self.open + extra_open > g.max_open + evictable {
+        let evictable = count32(self.implicit_lru.len()).saturating_sub(pinned);
+        if g.max_open != 0
+            && u64::from(self.open) + u64::from(extra_open)
+                > u64::from(g.max_open) + u64::from(evictable)
+        {
             return Err(StorageError::InsufficientZoneResources { zone });
         }
         Ok(())
@@ -233,25 +309,33 @@ impl ZoneTable {
     }
 
     /// The one place a zone's condition changes; it keeps the resource
-    /// counts and marks the zone for persisting.
+    /// counts (of zones that use resources) and marks the zone for
+    /// persisting. EMPTY puts the write pointer at the start and ends the
+    /// non-sequential write resources; FULL puts it at the capacity.
     fn set_condition(&mut self, idx: usize, cond: ZoneCondition) {
         let zone = &mut self.zones[idx];
         log::trace!("zone {}: {:?} -> {:?}", zone.start, zone.cond, cond);
         let old = zone.cond;
-        // Counts stay within the zone count, itself a u32.
-        self.open = self.open + u32::from(cond.is_open()) - u32::from(old.is_open());
-        self.active = self.active + u32::from(cond.is_active()) - u32::from(old.is_active());
+        let counted = zone.uses_resources();
         zone.cond = cond;
         match cond {
-            ZoneCondition::Empty => zone.wp = zone.start,
+            ZoneCondition::Empty => {
+                zone.wp = zone.start;
+                zone.non_seq = false;
+            }
             ZoneCondition::Full => zone.wp = zone.cap_end(),
             _ => {}
         }
-        if old == ZoneCondition::ImplicitOpen {
-            self.implicit_lru.retain(|&i| i != idx);
-        }
-        if cond == ZoneCondition::ImplicitOpen {
-            self.implicit_lru.push(idx);
+        if counted {
+            // Counts stay within the zone count, itself a u32.
+            self.open = self.open + u32::from(cond.is_open()) - u32::from(old.is_open());
+            self.active = self.active + u32::from(cond.is_active()) - u32::from(old.is_active());
+            if old == ZoneCondition::ImplicitOpen {
+                self.implicit_lru.retain(|&i| i != idx);
+            }
+            if cond == ZoneCondition::ImplicitOpen {
+                self.implicit_lru.push(idx);
+            }
         }
         self.mark_dirty(idx);
     }
@@ -281,7 +365,7 @@ impl ZoneTable {
     /// Set a sequential zone's state as recovered from persistent
     /// metadata. Open zones come back CLOSED (or EMPTY), as after a power
     /// cycle (ZBC-2 4.4.3.5: open zones do not survive a power on reset).
-    pub fn restore(&mut self, idx: usize, cond: ZoneCondition, wp: Lba) {
+    pub fn restore(&mut self, idx: usize, cond: ZoneCondition, wp: Lba, non_seq: bool) {
         let Some(zone) = self.zones.get(idx).copied() else {
             return;
         };
@@ -304,39 +388,100 @@ impl ZoneTable {
         };
         self.zones[idx].wp = wp;
         self.set_condition(idx, cond);
+        // Only a write preferred zone that is not EMPTY has non-sequential
+        // write resources.
+        self.zones[idx].non_seq = non_seq
+            && zone.zone_type == ZoneType::SequentialWritePreferred
+            && cond != ZoneCondition::Empty;
         self.is_dirty[idx] = false;
         self.dirty.retain(|&i| i != idx);
     }
 
+    /// A device-initiated change of the write pointer zone starting at
+    /// `zone` to READ ONLY or OFFLINE (ZBC-2 4.4.3.2.6 and 4.4.3.2.8: the
+    /// device server, not a command, moves a zone there, from any
+    /// condition; ZNS 2.1.1.4, 2.1.1.6: ZSRO may further go to ZSO, and
+    /// ZSO is final). The zone gives up any open or active resource.
+    /// Returns whether the condition changed (false if it already was
+    /// `cond`).
+    pub fn set_unavailable(&mut self, zone: Lba, cond: ZoneCondition) -> Result<bool> {
+        let idx = self.index_of_start(zone)?;
+        let z = self.zones[idx];
+        if !z.is_sequential() {
+            return Err(StorageError::ConventionalZone { zone });
+        }
+        if !cond.is_unavailable() || (z.cond == ZoneCondition::Offline && cond != z.cond) {
+            return Err(StorageError::InvalidConditionChange {
+                zone,
+                from: z.cond,
+                to: cond,
+            });
+        }
+        if z.cond == cond {
+            return Ok(false);
+        }
+        self.set_condition(idx, cond);
+        Ok(true)
+    }
+
+    /// The indexes of the first and last zone of `count` (>= 1) blocks at
+    /// `lba`, or `OutOfRange`.
+    fn span(&self, lba: Lba, count: BlockCount) -> Result<(usize, usize)> {
+        let last = lba
+            .checked_add(BlockCount(count.0.saturating_sub(1)))
+            .ok_or_else(|| out_of_range(lba, count))?;
+        match (self.index_of(lba), self.index_of(last)) {
+            (Some(first), Some(last)) => Ok((first, last)),
+            _ => Err(out_of_range(lba, count)),
+        }
+    }
+
     /// Validate a write of `count` blocks at `lba` against the zone rules
-    /// without changing anything. Returns the index of the zone written.
-    /// `count` must be at least 1 and the range inside the device.
-    pub fn check_write(&self, lba: Lba, count: BlockCount) -> Result<usize> {
-        let idx = self.index_of(lba).ok_or(StorageError::OutOfRange {
+    /// without changing anything. `count` must be at least 1 and the range
+    /// inside the device.
+    ///
+    /// - Sequential write required (ZBC-2 4.4.3.3): only at the write
+    ///   pointer, inside one zone and its capacity, not FULL, and the zone
+    ///   must get an open (and active) resource if it has none.
+    /// - Conventional and sequential write preferred (ZBC-2 4.4.2.3: a
+    ///   host aware device must take writes anywhere, as a disk does):
+    ///   anywhere, across zones of these two types, but not into a
+    ///   sequential write required zone or past a zone's capacity.
+    /// - READ ONLY and OFFLINE zones take no writes.
+    pub fn check_write(&self, lba: Lba, count: BlockCount) -> Result<WritePlan> {
+        let (first, last) = self.span(lba, count)?;
+        let plan = WritePlan {
+            first,
+            last,
             lba,
             count,
-            capacity: BlockCount(0),
-        })?;
-        let zone = &self.zones[idx];
-        let last = Lba(lba.0 + count.0 - 1);
-        match zone.cond {
-            ZoneCondition::ReadOnly | ZoneCondition::Offline => {
-                return Err(StorageError::ZoneUnavailable {
-                    zone: zone.start,
-                    cond: zone.cond,
-                })
-            }
-            _ => {}
+        };
+        let end = Lba(lba.0 + count.0);
+        let zone = &self.zones[first];
+        if zone.cond.is_unavailable() {
+            return Err(StorageError::ZoneUnavailable {
+                zone: zone.start,
+                cond: zone.cond,
+            });
         }
-        if !zone.is_sequential() {
-            // A conventional zone may be written anywhere, but the write may
-            // not run into a sequential zone.
-            match self.index_of(last) {
-                Some(j) if !self.zones[j].is_sequential() => return Ok(idx),
-                _ => return Err(StorageError::WriteBoundary { lba, count }),
+        if zone.zone_type != ZoneType::SequentialWriteRequired {
+            for z in &self.zones[first..=last] {
+                if z.zone_type == ZoneType::SequentialWriteRequired {
+                    return Err(StorageError::WriteBoundary { lba, count });
+                }
+                if z.cond.is_unavailable() {
+                    return Err(StorageError::ZoneUnavailable {
+                        zone: z.start,
+                        cond: z.cond,
+                    });
+                }
+                if z.cap < z.len && lba < z.end() && end > z.cap_end() {
+                    return Err(StorageError::BeyondZoneCapacity { lba, count });
+                }
             }
+            return Ok(plan);
         }
-        if last >= zone.end() {
+        if last != first {
             return Err(StorageError::WriteBoundary { lba, count });
         }
         if zone.cond == ZoneCondition::Full {
@@ -345,53 +490,73 @@ impl ZoneTable {
         if lba != zone.wp {
             return Err(StorageError::UnalignedWrite { lba, wp: zone.wp });
         }
-        if last >= zone.cap_end() {
+        if end > zone.cap_end() {
             return Err(StorageError::BeyondZoneCapacity { lba, count });
         }
         match zone.cond {
-            ZoneCondition::Empty => self.check_resources(zone.start, 1, 1)?,
-            ZoneCondition::Closed => self.check_resources(zone.start, 1, 0)?,
+            ZoneCondition::Empty => self.check_resources(zone.start, 1, 1, 0)?,
+            ZoneCondition::Closed => self.check_resources(zone.start, 1, 0, 0)?,
             _ => {}
         }
-        Ok(idx)
+        Ok(plan)
     }
 
     /// Account a write that [`Self::check_write`] accepted and that has
-    /// reached the backing file: open the zone implicitly, advance the write
-    /// pointer, and make the zone FULL when it reaches the capacity.
-    pub fn commit_write(&mut self, idx: usize, count: BlockCount) {
-        if !self.zones[idx].is_sequential() {
-            return;
+    /// reached the backing file: open the written zones implicitly, move
+    /// their write pointers, and make them FULL when the write pointer
+    /// reaches the capacity.
+    ///
+    /// In a sequential write preferred zone the write pointer after a
+    /// write away from it is vendor specific in ZBC-2 (4.4.3.3); here it
+    /// moves to the end of the write if that is past it (as Linux
+    /// scsi_debug does), so it always is one past the highest LBA written,
+    /// and the zone gets non-sequential write resources. A FULL zone stays
+    /// FULL.
+    pub fn commit_write(&mut self, plan: WritePlan) {
+        let end = plan.lba.0 + plan.count.0;
+        for idx in plan.first..=plan.last {
+            let zone = self.zones[idx];
+            if !zone.is_sequential() {
+                continue;
+            }
+            let start = plan.lba.max(zone.start);
+            let stop = Lba(end.min(zone.cap_end().0));
+            if zone.cond == ZoneCondition::Full {
+                // Only write preferred zones take writes when FULL.
+                self.zones[idx].non_seq = true;
+                self.mark_dirty(idx);
+                continue;
+            }
+            if matches!(zone.cond, ZoneCondition::Empty | ZoneCondition::Closed) {
+                if zone.uses_resources() {
+                    self.make_room_for_open();
+                }
+                self.set_condition(idx, ZoneCondition::ImplicitOpen);
+            }
+            let z = &mut self.zones[idx];
+            if start != z.wp {
+                z.non_seq = true;
+            }
+            z.wp = z.wp.max(stop);
+            if z.wp >= z.cap_end() {
+                self.set_condition(idx, ZoneCondition::Full);
+            }
+            self.mark_dirty(idx);
         }
-        if matches!(
-            self.zones[idx].cond,
-            ZoneCondition::Empty | ZoneCondition::Closed
-        ) {
-            self.make_room_for_open();
-            self.set_condition(idx, ZoneCondition::ImplicitOpen);
-        }
-        let zone = &mut self.zones[idx];
-        zone.wp = Lba(zone.wp.0 + count.0);
-        if zone.wp >= zone.cap_end() {
-            self.set_condition(idx, ZoneCondition::Full);
-        }
-        self.mark_dirty(idx);
     }
 
-    /// Validate a read of `count` blocks at `lba`: it may not touch an
-    /// OFFLINE zone or the space between a zone's capacity and its end.
+    /// Validate a read of `count` (>= 1) blocks at `lba`: it may not touch
+    /// an OFFLINE zone or the space between a zone's capacity and its end.
+    /// Without unrestricted reads (ZBC-2 URSWRZ = 0, 4.4.3.3), a read that
+    /// touches a sequential write required zone may not cross a zone
+    /// boundary (checked first) nor read past the write pointer of a zone
+    /// that has a valid one (EMPTY, open or CLOSED; FULL and READ ONLY
+    /// zones read whole).
     pub fn check_read(&self, lba: Lba, count: BlockCount) -> Result<()> {
-        let (Some(first), Some(last)) =
-            (self.index_of(lba), self.index_of(Lba(lba.0 + count.0 - 1)))
-        else {
-            return Err(StorageError::OutOfRange {
-                lba,
-                count,
-                capacity: BlockCount(0),
-            });
-        };
+        let (first, last) = self.span(lba, count)?;
         let end = lba.0 + count.0;
-        for zone in &self.zones[first..=last] {
+        let zones = &self.zones[first..=last];
+        for zone in zones {
             if zone.cond == ZoneCondition::Offline {
                 return Err(StorageError::ZoneUnavailable {
                     zone: zone.start,
@@ -403,6 +568,24 @@ impl ZoneTable {
                 return Err(StorageError::BeyondZoneCapacity { lba, count });
             }
         }
+        if self.geo.unrestricted_reads {
+            return Ok(());
+        }
+        let required = |z: &Zone| z.zone_type == ZoneType::SequentialWriteRequired;
+        if first != last && zones.iter().any(required) {
+            return Err(StorageError::ReadBoundary { lba, count });
+        }
+        let zone = &zones[0];
+        let wp_valid = matches!(
+            zone.cond,
+            ZoneCondition::Empty
+                | ZoneCondition::ImplicitOpen
+                | ZoneCondition::ExplicitOpen
+                | ZoneCondition::Closed
+        );
+        if required(zone) && wp_valid && end > zone.wp.0 {
+            return Err(StorageError::UnwrittenRead { lba, count });
+        }
         Ok(())
     }
 
@@ -411,38 +594,93 @@ impl ZoneTable {
     /// zone named changes or, on error, none does. Returns the indexes of
     /// the zones whose write pointer went back to the start (for the
     /// caller to discard their data).
+    ///
+    /// For one zone or a range, every zone must be a write pointer zone
+    /// (`ConventionalZone`) that is not READ ONLY or OFFLINE
+    /// (`ZoneUnavailable`), the range must end inside the device
+    /// (`OutOfRange`), and the zones together must fit the open/active
+    /// limits (`InsufficientZoneResources`); all is checked before any
+    /// zone changes.
     pub fn apply(&mut self, action: ZoneAction, target: ZoneTarget) -> Result<Vec<usize>> {
         match target {
             ZoneTarget::One(lba) => {
                 let idx = self.index_of_start(lba)?;
-                let zone = self.zones[idx];
-                if !zone.is_sequential() {
-                    return Err(StorageError::ConventionalZone { zone: zone.start });
+                self.apply_range(action, idx, 1)
+            }
+            ZoneTarget::Range { start, count } => {
+                let idx = self.index_of_start(start)?;
+                let n = count.max(1) as usize;
+                if idx.checked_add(n).map_or(true, |e| e > self.zones.len()) {
+                    let blocks = u64::from(count.max(1)).saturating_mul(self.geo.zone_len.0);
+                    return Err(out_of_range(start, BlockCount(blocks)));
                 }
-                if matches!(zone.cond, ZoneCondition::ReadOnly | ZoneCondition::Offline) {
-                    return Err(StorageError::ZoneUnavailable {
-                        zone: zone.start,
-                        cond: zone.cond,
-                    });
-                }
-                self.apply_one(idx, action)
+                self.apply_range(action, idx, n)
             }
             ZoneTarget::All => self.apply_all(action),
         }
     }
 
-    fn apply_one(&mut self, idx: usize, action: ZoneAction) -> Result<Vec<usize>> {
+    /// Apply `action` to zones `first..first + n` (inside the table), all
+    /// or nothing.
+    fn apply_range(&mut self, action: ZoneAction, first: usize, n: usize) -> Result<Vec<usize>> {
+        use ZoneCondition::*;
+        let range = first..first + n;
+        for z in &self.zones[range.clone()] {
+            if !z.is_sequential() {
+                return Err(StorageError::ConventionalZone { zone: z.start });
+            }
+            if z.cond.is_unavailable() {
+                return Err(StorageError::ZoneUnavailable {
+                    zone: z.start,
+                    cond: z.cond,
+                });
+            }
+        }
+        let counted: Vec<&Zone> = self.zones[range.clone()]
+            .iter()
+            .filter(|z| z.uses_resources())
+            .collect();
+        let with = |conds: &[ZoneCondition]| {
+            count32(counted.iter().filter(|z| conds.contains(&z.cond)).count())
+        };
+        let start = self.zones[first].start;
+        match action {
+            ZoneAction::Open => self.check_resources(
+                start,
+                with(&[Empty, Closed]),
+                with(&[Empty]),
+                with(&[ImplicitOpen]),
+            )?,
+            // EMPTY -> FULL passes through an active state (ZBC-2
+            // 4.4.3.5.5), so the active limit applies.
+            ZoneAction::Finish => self.check_resources(start, 0, with(&[Empty]), 0)?,
+            ZoneAction::Close | ZoneAction::Reset => {}
+        }
+        // Implicitly open zones of the range first, so that making room
+        // for the others never evicts one of them.
+        let (mut order, rest): (Vec<usize>, Vec<usize>) =
+            range.partition(|&i| self.zones[i].cond == ImplicitOpen);
+        order.extend(rest);
+        let mut reset = Vec::new();
+        for idx in order {
+            if self.transition(idx, action) {
+                reset.push(idx);
+            }
+        }
+        reset.sort_unstable();
+        Ok(reset)
+    }
+
+    /// One zone's transition for `action`, resources already checked.
+    /// Returns whether the zone was reset.
+    fn transition(&mut self, idx: usize, action: ZoneAction) -> bool {
         use ZoneCondition::*;
         let zone = self.zones[idx];
         match (action, zone.cond) {
-            (ZoneAction::Open, Empty) => {
-                self.check_resources(zone.start, 1, 1)?;
-                self.make_room_for_open();
-                self.set_condition(idx, ExplicitOpen);
-            }
-            (ZoneAction::Open, Closed) => {
-                self.check_resources(zone.start, 1, 0)?;
-                self.make_room_for_open();
+            (ZoneAction::Open, Empty | Closed) => {
+                if zone.uses_resources() {
+                    self.make_room_for_open();
+                }
                 self.set_condition(idx, ExplicitOpen);
             }
             (ZoneAction::Open, ImplicitOpen) => self.set_condition(idx, ExplicitOpen),
@@ -450,32 +688,27 @@ impl ZoneTable {
                 let cond = self.closed_or_empty(idx);
                 self.set_condition(idx, cond);
             }
-            (ZoneAction::Finish, Empty) => {
-                // EMPTY -> FULL passes through an active state (ZBC-2
-                // 4.4.3.5.5), so the active limit applies.
-                self.check_resources(zone.start, 0, 1)?;
-                self.set_condition(idx, Full);
-            }
-            (ZoneAction::Finish, ImplicitOpen | ExplicitOpen | Closed) => {
+            (ZoneAction::Finish, Empty | ImplicitOpen | ExplicitOpen | Closed) => {
                 self.set_condition(idx, Full)
             }
             (ZoneAction::Reset, ImplicitOpen | ExplicitOpen | Closed | Full) => {
                 self.set_condition(idx, Empty);
-                return Ok(vec![idx]);
+                return true;
             }
             // Everything else leaves the zone as it is: opening an
             // explicitly open or full zone, closing an empty, closed or full
             // zone, finishing a full zone, resetting an empty zone.
             _ => {}
         }
-        Ok(Vec::new())
+        false
     }
 
     fn apply_all(&mut self, action: ZoneAction) -> Result<Vec<usize>> {
         use ZoneCondition::*;
         // With ALL, each action applies to the zones in these conditions
         // (ZBC-2 5.3 CLOSE ZONE, 5.4 FINISH ZONE, 5.5 OPEN ZONE, 5.6 RESET
-        // WRITE POINTER: "if the ALL bit is set to one ...").
+        // WRITE POINTER: "if the ALL bit is set to one ..."); READ ONLY and
+        // OFFLINE zones are never among them.
         let applies = |c: ZoneCondition| match action {
             ZoneAction::Open => c == Closed,
             ZoneAction::Close => c.is_open(),
@@ -485,20 +718,38 @@ impl ZoneTable {
         let picked: Vec<usize> = (0..self.zones.len())
             .filter(|&i| self.zones[i].is_sequential() && applies(self.zones[i].cond))
             .collect();
-        if action == ZoneAction::Open && !picked.is_empty() {
-            // All or nothing: the closed zones must all fit as open zones.
-            let n = u32::try_from(picked.len()).unwrap_or(u32::MAX);
-            if self.geo.max_open != 0 && self.open.saturating_add(n) > self.geo.max_open {
-                return Err(StorageError::InsufficientZoneResources {
-                    zone: self.zones[picked[0]].start,
-                });
+        if action == ZoneAction::Open {
+            // All or nothing: the closed zones that use resources must all
+            // fit as open zones.
+            let counted: Vec<usize> = picked
+                .iter()
+                .copied()
+                .filter(|&i| self.zones[i].uses_resources())
+                .collect();
+            let n = count32(counted.len());
+            if let Some(&first) = counted.first() {
+                if self.geo.max_open != 0 && self.open.saturating_add(n) > self.geo.max_open {
+                    return Err(StorageError::InsufficientZoneResources {
+                        zone: self.zones[first].start,
+                    });
+                }
             }
         }
         let mut reset = Vec::new();
         for idx in picked {
-            reset.extend(self.apply_one(idx, action)?);
+            if self.transition(idx, action) {
+                reset.push(idx);
+            }
         }
         Ok(reset)
+    }
+}
+
+fn out_of_range(lba: Lba, count: BlockCount) -> StorageError {
+    StorageError::OutOfRange {
+        lba,
+        count,
+        capacity: BlockCount(0),
     }
 }
 
@@ -507,22 +758,49 @@ mod tests {
     use super::*;
     use ZoneCondition::*;
 
+    fn geometry(max_open: u32, max_active: u32) -> ZoneGeometry {
+        ZoneGeometry {
+            zone_len: BlockCount(16),
+            zone_cap: BlockCount(12),
+            conventional: 1,
+            max_open,
+            max_active,
+            sequential: ZoneType::SequentialWriteRequired,
+            unrestricted_reads: true,
+        }
+    }
+
     fn table(max_open: u32, max_active: u32) -> ZoneTable {
+        ZoneTable::new(geometry(max_open, max_active), 6)
+    }
+
+    /// Six 16-block zones, one conventional, sequential write preferred.
+    fn preferred(max_open: u32) -> ZoneTable {
         ZoneTable::new(
             ZoneGeometry {
-                zone_len: BlockCount(16),
-                zone_cap: BlockCount(12),
-                conventional: 1,
-                max_open,
-                max_active,
+                zone_cap: BlockCount(16),
+                sequential: ZoneType::SequentialWritePreferred,
+                ..geometry(max_open, 0)
+            },
+            6,
+        )
+    }
+
+    /// Six 16-block zones (no gaps), one conventional, URSWRZ = 0.
+    fn restricted() -> ZoneTable {
+        ZoneTable::new(
+            ZoneGeometry {
+                zone_cap: BlockCount(16),
+                unrestricted_reads: false,
+                ..geometry(0, 0)
             },
             6,
         )
     }
 
     fn write(t: &mut ZoneTable, lba: u64, n: u64) -> Result<()> {
-        let idx = t.check_write(Lba(lba), BlockCount(n))?;
-        t.commit_write(idx, BlockCount(n));
+        let plan = t.check_write(Lba(lba), BlockCount(n))?;
+        t.commit_write(plan);
         Ok(())
     }
 
@@ -690,6 +968,237 @@ mod tests {
             Err(StorageError::InsufficientZoneResources { .. })
         ));
         assert_eq!((cond(&t, 1), cond(&t, 2)), (Closed, Closed));
+    }
+
+    #[test]
+    fn read_only_and_offline_release_resources_and_refuse() {
+        let mut t = table(2, 2);
+        write(&mut t, 16, 2).unwrap();
+        t.apply(ZoneAction::Open, ZoneTarget::One(Lba(32))).unwrap();
+        assert_eq!((t.open, t.active), (2, 2));
+        assert!(t.set_unavailable(Lba(16), ReadOnly).unwrap());
+        assert!(!t.set_unavailable(Lba(16), ReadOnly).unwrap());
+        assert!(t.set_unavailable(Lba(32), Offline).unwrap());
+        assert_eq!((t.open, t.active), (0, 0));
+        assert!(t.implicit_lru.is_empty());
+        // READ ONLY: readable, not writable, no zone action applies.
+        t.check_read(Lba(16), BlockCount(4)).unwrap();
+        assert!(matches!(
+            write(&mut t, 18, 1),
+            Err(StorageError::ZoneUnavailable { cond: ReadOnly, .. })
+        ));
+        for a in [
+            ZoneAction::Open,
+            ZoneAction::Close,
+            ZoneAction::Finish,
+            ZoneAction::Reset,
+        ] {
+            assert!(matches!(
+                t.apply(a, ZoneTarget::One(Lba(16))),
+                Err(StorageError::ZoneUnavailable { cond: ReadOnly, .. })
+            ));
+            assert!(matches!(
+                t.apply(a, ZoneTarget::One(Lba(32))),
+                Err(StorageError::ZoneUnavailable { cond: Offline, .. })
+            ));
+        }
+        // OFFLINE: no reads either.
+        assert!(matches!(
+            t.check_read(Lba(32), BlockCount(4)),
+            Err(StorageError::ZoneUnavailable { cond: Offline, .. })
+        ));
+        // ALL skips them.
+        assert_eq!(
+            t.apply(ZoneAction::Reset, ZoneTarget::All).unwrap(),
+            Vec::<usize>::new()
+        );
+        t.apply(ZoneAction::Finish, ZoneTarget::All).unwrap();
+        assert_eq!((cond(&t, 1), cond(&t, 2)), (ReadOnly, Offline));
+        // READ ONLY may go OFFLINE; OFFLINE is final; nothing else is set.
+        assert!(matches!(
+            t.set_unavailable(Lba(32), ReadOnly),
+            Err(StorageError::InvalidConditionChange { .. })
+        ));
+        assert!(matches!(
+            t.set_unavailable(Lba(48), Full),
+            Err(StorageError::InvalidConditionChange { .. })
+        ));
+        assert!(matches!(
+            t.set_unavailable(Lba(0), Offline),
+            Err(StorageError::ConventionalZone { .. })
+        ));
+        assert!(matches!(
+            t.set_unavailable(Lba(49), Offline),
+            Err(StorageError::NotZoneStart { .. })
+        ));
+        assert_eq!(cond(&t, 3), Empty);
+        assert!(t.set_unavailable(Lba(16), Offline).unwrap());
+    }
+
+    #[test]
+    fn write_preferred_zones_take_writes_anywhere() {
+        let mut t = preferred(1);
+        assert_eq!(t.zones()[1].zone_type, ZoneType::SequentialWritePreferred);
+        // At the write pointer: sequential, no NON_SEQ.
+        write(&mut t, 16, 2).unwrap();
+        assert_eq!(
+            (cond(&t, 1), t.zones()[1].wp, t.zones()[1].non_seq),
+            (ImplicitOpen, Lba(18), false)
+        );
+        // Away from it: allowed, NON_SEQ set, the write pointer moves to
+        // the end of the write only if that is past it.
+        write(&mut t, 24, 2).unwrap();
+        assert_eq!((t.zones()[1].wp, t.zones()[1].non_seq), (Lba(26), true));
+        write(&mut t, 16, 1).unwrap();
+        assert_eq!(t.zones()[1].wp, Lba(26));
+        // Across zones, from a conventional zone on, and into a FULL zone:
+        // a host aware device takes writes like a disk. No open limit.
+        write(&mut t, 10, 30).unwrap();
+        assert_eq!((cond(&t, 1), cond(&t, 2)), (Full, ImplicitOpen));
+        assert_eq!((t.zones()[2].wp, t.zones()[2].non_seq), (Lba(40), false));
+        write(&mut t, 20, 1).unwrap();
+        assert_eq!(cond(&t, 1), Full);
+        write(&mut t, 52, 4).unwrap();
+        assert_eq!(
+            (cond(&t, 3), t.zones()[3].wp, t.zones()[3].non_seq),
+            (ImplicitOpen, Lba(56), true)
+        );
+        assert_eq!((t.open, t.active), (0, 0));
+        // OPEN ZONE and OPEN ALL are not limited either.
+        t.apply(ZoneAction::Open, ZoneTarget::One(Lba(80))).unwrap();
+        t.apply(ZoneAction::Close, ZoneTarget::All).unwrap();
+        t.apply(ZoneAction::Open, ZoneTarget::All).unwrap();
+        assert_eq!(
+            (cond(&t, 2), cond(&t, 3), cond(&t, 5)),
+            (ExplicitOpen, ExplicitOpen, Empty)
+        );
+        // Reset ends the non-sequential write resources.
+        t.apply(ZoneAction::Reset, ZoneTarget::One(Lba(48)))
+            .unwrap();
+        assert_eq!(
+            (cond(&t, 3), t.zones()[3].wp, t.zones()[3].non_seq),
+            (Empty, Lba(48), false)
+        );
+        // Still not into READ ONLY or OFFLINE zones, nor past the device.
+        t.set_unavailable(Lba(80), ReadOnly).unwrap();
+        assert!(matches!(
+            write(&mut t, 78, 4),
+            Err(StorageError::ZoneUnavailable { .. })
+        ));
+        assert!(matches!(
+            write(&mut t, 95, 2),
+            Err(StorageError::OutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn restricted_reads() {
+        let mut t = restricted();
+        write(&mut t, 16, 4).unwrap();
+        // Below the write pointer: fine; reaching past it: unwritten.
+        t.check_read(Lba(16), BlockCount(4)).unwrap();
+        assert!(matches!(
+            t.check_read(Lba(18), BlockCount(3)),
+            Err(StorageError::UnwrittenRead { .. })
+        ));
+        assert!(matches!(
+            t.check_read(Lba(40), BlockCount(1)),
+            Err(StorageError::UnwrittenRead { .. })
+        ));
+        // Crossing a zone boundary is a boundary violation first, even
+        // between two FULL zones.
+        t.apply(ZoneAction::Finish, ZoneTarget::One(Lba(16)))
+            .unwrap();
+        t.apply(ZoneAction::Finish, ZoneTarget::One(Lba(32)))
+            .unwrap();
+        t.check_read(Lba(16), BlockCount(16)).unwrap();
+        assert!(matches!(
+            t.check_read(Lba(30), BlockCount(4)),
+            Err(StorageError::ReadBoundary { .. })
+        ));
+        // READ ONLY zones read whole; conventional zones are unrestricted.
+        write(&mut t, 48, 1).unwrap();
+        t.set_unavailable(Lba(48), ReadOnly).unwrap();
+        t.check_read(Lba(48), BlockCount(16)).unwrap();
+        t.check_read(Lba(0), BlockCount(16)).unwrap();
+        // With URSWRZ = 1 all of these are fine.
+        let mut t = ZoneTable::new(
+            ZoneGeometry {
+                zone_cap: BlockCount(16),
+                ..geometry(0, 0)
+            },
+            6,
+        );
+        write(&mut t, 16, 4).unwrap();
+        t.check_read(Lba(18), BlockCount(30)).unwrap();
+    }
+
+    #[test]
+    fn zone_ranges_are_all_or_nothing() {
+        let mut t = table(3, 3);
+        let range = |start: u64, count: u32| ZoneTarget::Range {
+            start: Lba(start),
+            count,
+        };
+        // Count 0 is one zone.
+        t.apply(ZoneAction::Open, range(16, 0)).unwrap();
+        assert_eq!((cond(&t, 1), cond(&t, 2)), (ExplicitOpen, Empty));
+        t.apply(ZoneAction::Close, range(16, 1)).unwrap();
+        // Past the last zone, from a conventional zone, or not a zone
+        // start: refused, nothing changes.
+        assert!(matches!(
+            t.apply(ZoneAction::Finish, range(64, 3)),
+            Err(StorageError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            t.apply(ZoneAction::Finish, range(0, 2)),
+            Err(StorageError::ConventionalZone { .. })
+        ));
+        assert!(matches!(
+            t.apply(ZoneAction::Finish, range(17, 2)),
+            Err(StorageError::NotZoneStart { .. })
+        ));
+        // A READ ONLY zone inside the range refuses the whole range.
+        t.set_unavailable(Lba(80), ReadOnly).unwrap();
+        assert!(matches!(
+            t.apply(ZoneAction::Finish, range(64, 2)),
+            Err(StorageError::ZoneUnavailable {
+                zone: Lba(80),
+                cond: ReadOnly
+            })
+        ));
+        assert_eq!(cond(&t, 4), Empty);
+        // Four zones do not fit three open resources: none opens.
+        write(&mut t, 16, 1).unwrap();
+        assert!(matches!(
+            t.apply(ZoneAction::Open, range(16, 4)),
+            Err(StorageError::InsufficientZoneResources { .. })
+        ));
+        assert_eq!(
+            (cond(&t, 1), cond(&t, 2), cond(&t, 3)),
+            (ImplicitOpen, Empty, Empty)
+        );
+        // Three do, the implicitly open one included (it is not evicted).
+        t.apply(ZoneAction::Open, range(16, 3)).unwrap();
+        assert_eq!(
+            (cond(&t, 1), cond(&t, 2), cond(&t, 3)),
+            (ExplicitOpen, ExplicitOpen, ExplicitOpen)
+        );
+        let reset = t.apply(ZoneAction::Reset, range(16, 3)).unwrap();
+        assert_eq!(reset, vec![1, 2, 3]);
+        assert_eq!((t.open, t.active), (0, 0));
+        // FINISH of EMPTY zones needs active resources: with 2 active
+        // zones, two EMPTY zones do not fit a limit of 3, one does.
+        write(&mut t, 16, 1).unwrap();
+        write(&mut t, 32, 1).unwrap();
+        assert!(matches!(
+            t.apply(ZoneAction::Finish, range(48, 2)),
+            Err(StorageError::InsufficientZoneResources { .. })
+        ));
+        assert_eq!((cond(&t, 3), cond(&t, 4)), (Empty, Empty));
+        t.apply(ZoneAction::Finish, range(32, 2)).unwrap();
+        assert_eq!((cond(&t, 2), cond(&t, 3)), (Full, Full));
+        assert_eq!(t.active, 1);
     }
 
     #[test]

@@ -521,6 +521,8 @@ pub(crate) fn engine_failure(
         StorageError::OutOfRange { lba, .. } | StorageError::BeyondZoneCapacity { lba, .. } => {
             lba.0 == src_lba
         }
+        // A medium error reading the source (an injected media error).
+        StorageError::UnrecoveredRead { .. } => true,
         _ => false,
     };
     let (access, field) = if source {
@@ -536,10 +538,27 @@ pub(crate) fn engine_failure(
     )
 }
 
-/// Run the segments in order; stop at the first failure.
+/// The residual of segment `s` (SPC-4 EXTENDED COPY, errors while
+/// processing segment descriptors: INFORMATION is what the segment did not
+/// process) after `bytes` of it were copied, in the unit of its count
+/// field: source blocks, destination blocks with DC, bytes for 0Ah.
+fn residual(s: &SegDesc, bytes: u64, src_bs: u32, dst_bs: u32) -> u64 {
+    match s.amount {
+        Amount::Blocks { count, dc } => {
+            let unit = u64::from(if dc { dst_bs } else { src_bs }).max(1);
+            u64::from(count).saturating_sub(bytes / unit)
+        }
+        Amount::Bytes { count, .. } => u64::from(count).saturating_sub(bytes),
+    }
+}
+
+/// Run the segments in order; stop at the first failure. A segment that
+/// fails part way (an injected fault, `storage::fault`) keeps what it
+/// copied: counted in the bytes, and the residual says how much is left.
 pub(crate) fn execute(target: &Target, lun: u16, list: &CopyList) -> Outcome {
     let r = Resolver { target, lun, list };
     let mut out = Outcome::default();
+    let mut cmd = copy::CopyCommand::default();
     for (i, s) in list.segs.iter().enumerate() {
         let planned = match r.plan(i, s) {
             Ok(p) => p,
@@ -548,7 +567,7 @@ pub(crate) fn execute(target: &Target, lun: u16, list: &CopyList) -> Outcome {
                 break;
             }
         };
-        match copy::copy(&[planned.seg]) {
+        match cmd.run(&[planned.seg]) {
             Ok(p) => {
                 out.segments += 1;
                 out.bytes = out.bytes.saturating_add(p.bytes_done);
@@ -557,10 +576,20 @@ pub(crate) fn execute(target: &Target, lun: u16, list: &CopyList) -> Outcome {
                     .invalidate(planned.dst_lun, planned.seg.dst_lba, planned.dst_count);
             }
             Err(f) => {
-                let residual = match s.amount {
-                    Amount::Blocks { count, .. } => u64::from(count),
-                    Amount::Bytes { count, .. } => u64::from(count),
-                };
+                let (sbs, dbs) = (
+                    planned.seg.src.geometry().block_size,
+                    planned.seg.dst.geometry().block_size,
+                );
+                let done = f.progress.bytes_done;
+                if done > 0 {
+                    out.bytes = out.bytes.saturating_add(done);
+                    target.copy.invalidate(
+                        planned.dst_lun,
+                        planned.seg.dst_lba,
+                        BlockCount(done / u64::from(dbs).max(1)),
+                    );
+                }
+                let residual = residual(s, done, sbs, dbs);
                 out.failure = Some(engine_failure(i, &f.error, s.src_lba, 12, 20, residual));
                 break;
             }

@@ -36,6 +36,7 @@ fn fixture() -> Fixture {
                     conventional_zones: 2,
                     max_open: 0,
                     max_active: 0,
+                    ..Default::default()
                 }),
             })
             .unwrap(),
@@ -592,6 +593,114 @@ fn copy_target_errors() {
     let f = fixture();
     let p = lid1(1, 0, &[e4(0, 0x14, 4096)], &[seg02(0, 0, false, 1, 0, 1)]);
     f.good(0, &xcopy(0x00, p.len()), &p);
+}
+
+// ---------------------------------------------------------------- faults
+
+#[test]
+fn injected_faults_abort_with_residual_and_segment_pointer() {
+    use crate::storage::{
+        fault::{BlockRange, CopyFailAt, CopyFailError, FaultKind},
+        BlockCount,
+    };
+    let f = fixture();
+    let data = pattern(24 * 512, 7);
+    f.write(1, 0, &data);
+    let segs = [
+        seg02(0, 0, false, 8, 0, 100),
+        seg02(0, 0, false, 8, 8, 108),
+        seg02(0, 0, false, 8, 16, 116),
+    ];
+    let p = lid1(1, 0, &[e4(1, 0, 512)], &segs);
+    // copy_fail in segment 2 after 3 blocks: COPY ABORTED, WRITE ERROR
+    // (0C/00), residual 5 of 8, segment 2, SD 1 pointer at byte 20 (the
+    // DESTINATION BLOCK DEVICE LBA).
+    f.dev(1).faults().add(
+        FaultKind::CopyFail {
+            at: CopyFailAt::Segment {
+                index: 2,
+                blocks: 3,
+            },
+            error: CopyFailError::Write,
+        },
+        Some(1),
+    );
+    assert_eq!(
+        f.sense(1, &xcopy(0x00, p.len()), &p),
+        [
+            0xf0, 0x00, 0x0a, // VALID, current, COPY ABORTED
+            0x00, 0x00, 0x00, 0x05, // INFORMATION: residual 5 blocks
+            0x0a, // additional sense length
+            0x00, 0x00, 0x00, 0x02, // COMMAND-SPECIFIC INFORMATION: segment 2
+            0x0c, 0x00, 0x00, // WRITE ERROR, FRU
+            0xaf, 0x00, 0x14, // SKSV|SD|BPV|bit 7, segment byte 20
+        ]
+    );
+    // Segments 0 and 1 and 3 blocks of segment 2 arrived, nothing more.
+    assert_eq!(f.read(1, 100, 19 * 512), data[..19 * 512]);
+    assert_eq!(f.read(1, 119, 5 * 512), vec![0u8; 5 * 512]);
+    // RECEIVE COPY STATUS: failed, 2 segments processed, bytes copied.
+    assert_eq!(
+        f.good(1, &rcr(0x00, 1, 12), &[]),
+        [
+            0x00, 0x00, 0x00, 0x08, // AVAILABLE DATA
+            0x02, // COPY MANAGER STATUS: completed with errors
+            0x00, 0x02, // SEGMENTS PROCESSED
+            0x00, // TRANSFER COUNT UNITS: bytes
+            0x00, 0x00, 0x26, 0x00, // TRANSFER COUNT: 19 blocks of 512
+        ]
+    );
+    // A media error at LBA 10 (segment 1, block 2) of the source: COPY
+    // ABORTED, UNRECOVERED READ ERROR (11/00), residual 6, segment 1,
+    // pointer at byte 12 (the SOURCE BLOCK DEVICE LBA).
+    f.dev(1).faults().add(
+        FaultKind::MediaError(BlockRange {
+            lba: Lba(10),
+            blocks: BlockCount(1),
+        }),
+        Some(1),
+    );
+    let p = lid1(2, 0, &[e4(1, 0, 512)], &[seg02(0, 0, false, 8, 0, 200), seg02(0, 0, false, 8, 8, 208)]);
+    assert_eq!(
+        f.sense(1, &xcopy(0x00, p.len()), &p),
+        [
+            0xf0, 0x00, 0x0a, // VALID, current, COPY ABORTED
+            0x00, 0x00, 0x00, 0x06, // INFORMATION: residual 6 blocks
+            0x0a, // additional sense length
+            0x00, 0x00, 0x00, 0x01, // COMMAND-SPECIFIC INFORMATION: segment 1
+            0x11, 0x00, 0x00, // UNRECOVERED READ ERROR, FRU
+            0xaf, 0x00, 0x0c, // SKSV|SD|BPV|bit 7, segment byte 12
+        ]
+    );
+    assert_eq!(f.read(1, 200, 10 * 512), data[..10 * 512]);
+    assert_eq!(f.read(1, 210, 6 * 512), vec![0u8; 6 * 512]);
+    // A host READ(16) of the bad block (rule used up: count 1) now works;
+    // with a new rule it fails: MEDIUM ERROR 11/00, VALID, INFORMATION =
+    // the first bad LBA.
+    f.dev(1).faults().add(
+        FaultKind::MediaError(BlockRange {
+            lba: Lba(12),
+            blocks: BlockCount(2),
+        }),
+        None,
+    );
+    let mut read16 = vec![0x88, 0];
+    read16.extend_from_slice(&10u64.to_be_bytes());
+    read16.extend_from_slice(&8u32.to_be_bytes());
+    read16.extend_from_slice(&[0, 0]);
+    assert_eq!(
+        f.sense(1, &read16, &[]),
+        [
+            0xf0, 0x00, 0x03, // VALID, current, MEDIUM ERROR
+            0x00, 0x00, 0x00, 0x0c, // INFORMATION: LBA 12
+            0x0a, 0x00, 0x00, 0x00, 0x00, // additional length, CSI
+            0x11, 0x00, 0x00, 0x00, 0x00, 0x00, // UNRECOVERED READ ERROR
+        ]
+    );
+    assert_eq!(f.dev(1).faults().counts().media_error, 2);
+    assert_eq!(f.dev(1).faults().counts().copy_fail, 1);
+    f.dev(1).faults().clear();
+    f.good(1, &read16, &[]);
 }
 
 #[test]

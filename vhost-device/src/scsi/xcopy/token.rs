@@ -339,6 +339,8 @@ fn write_from_rod(
         d.failure = Some(underrun(0, rs.first().map_or(0, |r| r.1 .0)));
         return d;
     };
+    // One copy command for the fault rules: ranges are its segments.
+    let mut cmd = copy::CopyCommand::default();
     for (k, (lba, count)) in rs.iter().enumerate() {
         let mut done = 0u64;
         while done < count.0 {
@@ -375,18 +377,26 @@ fn write_from_rod(
                 dst_lba: Lba(lba.0.saturating_add(done)),
                 count: BlockCount(chunk / sbs),
             };
-            if let Err(f) = copy::copy(&[seg]) {
+            if let Err(f) = cmd.run(&[seg]) {
                 let access = match f.error {
                     crate::storage::StorageError::OutOfRange { lba, .. } if lba == seg.src_lba => {
                         Access::Read
                     }
+                    crate::storage::StorageError::UnrecoveredRead { .. } => Access::Read,
                     _ => Access::Write,
                 };
+                // What the range got before an injected fault stopped it.
+                let part = f.progress.bytes_done / dbs;
+                if part > 0 {
+                    x.target.copy.invalidate(x.lun, seg.dst_lba, BlockCount(part));
+                    d.blocks += part;
+                    d.bytes += part * dbs;
+                }
                 d.failure = Some(aborted(
                     copy_error_asc(&f.error, access),
                     k,
                     range_field(k),
-                    count.0 - done,
+                    count.0 - done - part,
                 ));
                 return d;
             }

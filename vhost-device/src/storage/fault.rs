@@ -1,0 +1,652 @@
+//! Deterministic fault injection: rules a test adds to one device (through
+//! the control socket) that make its reads, writes and copies fail, or wait,
+//! exactly where and as often as the rule says.
+//!
+//! Kinds:
+//! - `MediaError(range)`: a read touching the range fails with
+//!   [`StorageError::UnrecoveredRead`] at its first block inside the range;
+//!   host reads and the source reads of copies alike (a copy copies the
+//!   blocks before it, then stops).
+//! - `WriteError(range)`: a write touching the range fails with
+//!   [`StorageError::WriteFault`] at its first block inside it (host
+//!   writes and appends: nothing written; a copy destination: the blocks
+//!   before it are copied).
+//! - `CopyFail { at, error }`: a copy into this device stops at segment
+//!   (source range) `index` after `blocks` of its blocks, or after `blocks`
+//!   blocks of the whole copy command, with a write fault at the first
+//!   destination block not written (or an unrecovered read error at the
+//!   first source block not read).
+//! - `Delay { ms, on, range }`: an operation (`on`, any if `None`),
+//!   touching `range` if given, first sleeps `ms` milliseconds, holding no
+//!   lock.
+//!
+//! Each rule may carry a count: it fires that many times, then expires. No
+//! randomness: whether a rule fires depends only on the LBAs, the segment
+//! numbers and the count. Of several rules that could stop one operation,
+//! the one stopping it earliest fires (the lowest rule id on a tie); only
+//! that one is counted. Every firing is counted per kind and logged once
+//! (`log::info`).
+
+use std::{
+    fmt,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Mutex, MutexGuard,
+    },
+    time::Duration,
+};
+
+use super::{
+    error::{Result, StorageError},
+    units::{BlockCount, Lba},
+};
+
+/// The longest delay a rule may ask for, in milliseconds (ten minutes).
+pub const MAX_DELAY_MS: u64 = 600_000;
+
+/// A range of logical blocks, `blocks` > 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRange {
+    pub lba: Lba,
+    pub blocks: BlockCount,
+}
+
+impl BlockRange {
+    fn end(&self) -> u64 {
+        self.lba.0.saturating_add(self.blocks.0)
+    }
+
+    /// The first block of `count` blocks at `lba` that lies in this range.
+    pub fn first_hit(&self, lba: Lba, count: BlockCount) -> Option<Lba> {
+        let start = lba.0.max(self.lba.0);
+        let end = lba.0.saturating_add(count.0).min(self.end());
+        (start < end).then_some(Lba(start))
+    }
+}
+
+/// An operation a delay applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    Copy,
+    Flush,
+}
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Copy => "copy",
+            Op::Flush => "flush",
+        }
+    }
+}
+
+/// Where a `CopyFail` stops a copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyFailAt {
+    /// In segment (source range) `index` of the copy command, counted from
+    /// 0, after `blocks` of its (source) blocks; `blocks` at or past the
+    /// segment's length never fires.
+    Segment { index: usize, blocks: u64 },
+    /// After `blocks` (source) blocks of the whole copy command.
+    Blocks(u64),
+}
+
+/// What a stopped copy reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyFailError {
+    /// [`StorageError::WriteFault`] at the first destination block not
+    /// written.
+    Write,
+    /// [`StorageError::UnrecoveredRead`] at the first source block not read.
+    Read,
+}
+
+/// What a rule does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    MediaError(BlockRange),
+    WriteError(BlockRange),
+    CopyFail {
+        at: CopyFailAt,
+        error: CopyFailError,
+    },
+    Delay {
+        ms: u64,
+        on: Option<Op>,
+        range: Option<BlockRange>,
+    },
+}
+
+impl FaultKind {
+    /// The kind's name in the control protocol and the statistics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::MediaError(_) => "media_error",
+            FaultKind::WriteError(_) => "write_error",
+            FaultKind::CopyFail { .. } => "copy_fail",
+            FaultKind::Delay { .. } => "delay",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultKind::MediaError(r) | FaultKind::WriteError(r) => {
+                write!(f, "{} at {} +{}", self.name(), r.lba, r.blocks)
+            }
+            FaultKind::CopyFail { at, error } => {
+                write!(f, "copy_fail ")?;
+                match at {
+                    CopyFailAt::Segment { index, blocks } => {
+                        write!(f, "in segment {index} after {blocks} blocks")?
+                    }
+                    CopyFailAt::Blocks(n) => write!(f, "after {n} blocks")?,
+                }
+                match error {
+                    CopyFailError::Write => write!(f, " (write fault)"),
+                    CopyFailError::Read => write!(f, " (read error)"),
+                }
+            }
+            FaultKind::Delay { ms, on, range } => {
+                write!(f, "delay {ms} ms on {}", on.map_or("any", Op::name))?;
+                if let Some(r) = range {
+                    write!(f, " at {} +{}", r.lba, r.blocks)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A rule as listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub id: u64,
+    pub kind: FaultKind,
+    /// Firings left before the rule expires; `None`: never expires.
+    pub remaining: Option<u64>,
+    /// Times it fired so far.
+    pub fired: u64,
+}
+
+/// Firings so far, by kind (expired and cleared rules included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    pub media_error: u64,
+    pub write_error: u64,
+    pub copy_fail: u64,
+    pub delay: u64,
+}
+
+/// A rule that matched an operation, found but not fired yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    id: u64,
+    /// Where it stops the operation (an LBA, or blocks into a copy
+    /// segment); lower fires first.
+    at: u64,
+}
+
+/// The fault rules of one device.
+#[derive(Debug, Default)]
+pub struct FaultSet {
+    rules: Mutex<Vec<Rule>>,
+    /// Rules in `rules`: lets the data path skip the lock when there are
+    /// none.
+    armed: AtomicUsize,
+    next_id: AtomicU64,
+    media_error: AtomicU64,
+    write_error: AtomicU64,
+    copy_fail: AtomicU64,
+    delay: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl FaultSet {
+    /// Add a rule that fires `count` times (`None`: until removed).
+    /// Returns its id (from 1). A count of 0 adds nothing and returns 0.
+    pub fn add(&self, kind: FaultKind, count: Option<u64>) -> u64 {
+        if count == Some(0) {
+            return 0;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut rules = lock(&self.rules);
+        rules.push(Rule {
+            id,
+            kind,
+            remaining: count,
+            fired: 0,
+        });
+        self.armed.store(rules.len(), Ordering::Release);
+        log::info!("fault {id} added: {kind}{}", count_text(count));
+        id
+    }
+
+    /// Remove rule `id`; whether it was there.
+    pub fn remove(&self, id: u64) -> bool {
+        let mut rules = lock(&self.rules);
+        let before = rules.len();
+        rules.retain(|r| r.id != id);
+        self.armed.store(rules.len(), Ordering::Release);
+        rules.len() != before
+    }
+
+    /// Remove every rule; how many there were.
+    pub fn clear(&self) -> usize {
+        let mut rules = lock(&self.rules);
+        let n = rules.len();
+        rules.clear();
+        self.armed.store(0, Ordering::Release);
+        if n > 0 {
+            log::info!("faults cleared: {n} rule(s)");
+        }
+        n
+    }
+
+    /// The rules in force, oldest first.
+    pub fn list(&self) -> Vec<Rule> {
+        lock(&self.rules).clone()
+    }
+
+    /// Firings so far, by kind.
+    pub fn counts(&self) -> FaultCounts {
+        FaultCounts {
+            media_error: self.media_error.load(Ordering::Relaxed),
+            write_error: self.write_error.load(Ordering::Relaxed),
+            copy_fail: self.copy_fail.load(Ordering::Relaxed),
+            delay: self.delay.load(Ordering::Relaxed),
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.armed.load(Ordering::Acquire) == 0
+    }
+
+    /// The rule for which `at` gives the earliest stop (lowest id on a
+    /// tie), not fired.
+    fn find(&self, at: impl Fn(&FaultKind) -> Option<u64>) -> Option<(Pending, FaultKind)> {
+        if self.idle() {
+            return None;
+        }
+        let rules = lock(&self.rules);
+        rules
+            .iter()
+            .filter_map(|r| at(&r.kind).map(|a| (Pending { id: r.id, at: a }, r.kind)))
+            .min_by_key(|(p, _)| (p.at, p.id))
+    }
+
+    /// Fire a rule [`Self::find`] found: count it, use up its count, log
+    /// it with `what`. False if it was removed meanwhile.
+    pub fn fire(&self, p: Pending, what: &str) -> bool {
+        let mut rules = lock(&self.rules);
+        let Some(idx) = rules.iter().position(|r| r.id == p.id) else {
+            return false;
+        };
+        let rule = &mut rules[idx];
+        rule.fired += 1;
+        let kind = rule.kind;
+        let expired = match &mut rule.remaining {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+            None => false,
+        };
+        let fired = rule.fired;
+        if expired {
+            rules.remove(idx);
+            self.armed.store(rules.len(), Ordering::Release);
+        }
+        drop(rules);
+        let counter = match kind {
+            FaultKind::MediaError(_) => &self.media_error,
+            FaultKind::WriteError(_) => &self.write_error,
+            FaultKind::CopyFail { .. } => &self.copy_fail,
+            FaultKind::Delay { .. } => &self.delay,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            "fault {} ({kind}) fired{}: {what}{}",
+            p.id,
+            if fired > 1 {
+                format!(" (time {fired})")
+            } else {
+                String::new()
+            },
+            if expired { "; rule expired" } else { "" }
+        );
+        true
+    }
+
+    /// [`Self::find`], then [`Self::fire`].
+    fn fire_first(
+        &self,
+        at: impl Fn(&FaultKind) -> Option<u64>,
+        what: &str,
+    ) -> Option<(u64, FaultKind)> {
+        let (p, kind) = self.find(at)?;
+        self.fire(p, what);
+        Some((p.at, kind))
+    }
+
+    /// The media error rule that stops a read of `count` blocks at `lba`
+    /// earliest, not fired: with the first block that cannot be read.
+    pub fn peek_read(&self, lba: Lba, count: BlockCount) -> Option<(Pending, Lba)> {
+        self.find(|k| match k {
+            FaultKind::MediaError(r) => r.first_hit(lba, count).map(|l| l.0),
+            _ => None,
+        })
+        .map(|(p, _)| (p, Lba(p.at)))
+    }
+
+    /// The write error rule that stops a write of `count` blocks at `lba`
+    /// earliest, not fired: with the first block that cannot be written.
+    pub fn peek_write(&self, lba: Lba, count: BlockCount) -> Option<(Pending, Lba)> {
+        self.find(|k| match k {
+            FaultKind::WriteError(r) => r.first_hit(lba, count).map(|l| l.0),
+            _ => None,
+        })
+        .map(|(p, _)| (p, Lba(p.at)))
+    }
+
+    /// The copy-fail rule that stops segment `index` of a copy command
+    /// earliest, not fired: the segment is `count` source blocks long and
+    /// comes after `before` blocks of the command's earlier segments.
+    /// Returns how many of its blocks are copied first, and what it
+    /// reports.
+    pub fn peek_copy(
+        &self,
+        index: usize,
+        before: u64,
+        count: BlockCount,
+    ) -> Option<(Pending, u64, CopyFailError)> {
+        self.find(|k| match *k {
+            FaultKind::CopyFail {
+                at: CopyFailAt::Segment { index: i, blocks },
+                ..
+            } if i == index && blocks < count.0 => Some(blocks),
+            FaultKind::CopyFail {
+                at: CopyFailAt::Blocks(n),
+                ..
+            } if n >= before && n - before < count.0 => Some(n - before),
+            _ => None,
+        })
+        .and_then(|(p, kind)| match kind {
+            FaultKind::CopyFail { error, .. } => Some((p, p.at, error)),
+            _ => None,
+        })
+    }
+
+    /// A media error rule for a read of `count` blocks at `lba`: the first
+    /// block that cannot be read (the rule fires).
+    pub fn read_fault(&self, lba: Lba, count: BlockCount) -> Option<Lba> {
+        if self.idle() {
+            return None;
+        }
+        let what = format!("read at {lba} +{count}");
+        self.fire_first(
+            |k| match k {
+                FaultKind::MediaError(r) => r.first_hit(lba, count).map(|l| l.0),
+                _ => None,
+            },
+            &what,
+        )
+        .map(|(at, _)| Lba(at))
+    }
+
+    /// A write error rule for a write of `count` blocks at `lba`: the first
+    /// block that cannot be written (the rule fires).
+    pub fn write_fault(&self, lba: Lba, count: BlockCount) -> Option<Lba> {
+        if self.idle() {
+            return None;
+        }
+        let what = format!("write at {lba} +{count}");
+        self.fire_first(
+            |k| match k {
+                FaultKind::WriteError(r) => r.first_hit(lba, count).map(|l| l.0),
+                _ => None,
+            },
+            &what,
+        )
+        .map(|(at, _)| Lba(at))
+    }
+
+    /// [`Self::read_fault`] as an error.
+    pub fn check_read(&self, lba: Lba, count: BlockCount) -> Result<()> {
+        match self.read_fault(lba, count) {
+            Some(lba) => Err(StorageError::UnrecoveredRead { lba }),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::write_fault`] as an error.
+    pub fn check_write(&self, lba: Lba, count: BlockCount) -> Result<()> {
+        match self.write_fault(lba, count) {
+            Some(lba) => Err(StorageError::WriteFault { lba }),
+            None => Ok(()),
+        }
+    }
+
+    /// Sleep as a delay rule for `op` (touching `count` blocks at `lba`,
+    /// if given) says; returns the time slept. Call with no lock held.
+    pub fn delay(&self, op: Op, range: Option<(Lba, BlockCount)>) -> Duration {
+        if self.idle() {
+            return Duration::ZERO;
+        }
+        let what = match range {
+            Some((lba, count)) => format!("{} at {lba} +{count}", op.name()),
+            None => op.name().to_owned(),
+        };
+        let hit = self.fire_first(
+            |k| match *k {
+                FaultKind::Delay { on, range: r, .. } if on.map_or(true, |o| o == op) => {
+                    match (r, range) {
+                        (None, _) => Some(0),
+                        (Some(r), Some((lba, count))) => r.first_hit(lba, count).map(|_| 0),
+                        (Some(_), None) => None,
+                    }
+                }
+                _ => None,
+            },
+            &what,
+        );
+        match hit {
+            Some((_, FaultKind::Delay { ms, .. })) => {
+                let d = Duration::from_millis(ms.min(MAX_DELAY_MS));
+                std::thread::sleep(d);
+                d
+            }
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+impl super::device::Device {
+    /// The device's fault rules.
+    pub fn faults(&self) -> &FaultSet {
+        &self.faults
+    }
+}
+
+fn count_text(count: Option<u64>) -> String {
+    match count {
+        Some(n) => format!(", fires {n} time(s)"),
+        None => ", until cleared".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(lba: u64, blocks: u64) -> BlockRange {
+        BlockRange {
+            lba: Lba(lba),
+            blocks: BlockCount(blocks),
+        }
+    }
+
+    #[test]
+    fn media_error_reports_the_first_failing_block_and_expires() {
+        let f = FaultSet::default();
+        assert_eq!(f.read_fault(Lba(0), BlockCount(100)), None);
+        let id = f.add(FaultKind::MediaError(range(10, 4)), Some(2));
+        assert_eq!(id, 1);
+        // Touching only the blocks before or after: no fault.
+        assert_eq!(f.read_fault(Lba(0), BlockCount(10)), None);
+        assert_eq!(f.read_fault(Lba(14), BlockCount(10)), None);
+        assert_eq!(f.read_fault(Lba(8), BlockCount(4)), Some(Lba(10)));
+        assert!(matches!(
+            f.check_read(Lba(12), BlockCount(1)),
+            Err(StorageError::UnrecoveredRead { lba: Lba(12) })
+        ));
+        // Fired twice: expired.
+        assert_eq!(f.read_fault(Lba(10), BlockCount(1)), None);
+        assert!(f.list().is_empty());
+        assert_eq!(f.counts().media_error, 2);
+        // Writes do not trip media errors, reads not write errors.
+        f.add(FaultKind::MediaError(range(0, 1)), None);
+        assert!(f.check_write(Lba(0), BlockCount(1)).is_ok());
+        f.add(FaultKind::WriteError(range(5, 1)), None);
+        assert!(matches!(
+            f.check_write(Lba(0), BlockCount(8)),
+            Err(StorageError::WriteFault { lba: Lba(5) })
+        ));
+        assert_eq!(f.clear(), 2);
+        assert!(f.check_read(Lba(0), BlockCount(1)).is_ok());
+        assert_eq!(
+            f.counts(),
+            FaultCounts {
+                media_error: 2,
+                write_error: 1,
+                copy_fail: 0,
+                delay: 0
+            }
+        );
+    }
+
+    #[test]
+    fn earliest_stop_fires_alone() {
+        let f = FaultSet::default();
+        let late = f.add(FaultKind::MediaError(range(20, 1)), Some(1));
+        f.add(FaultKind::MediaError(range(15, 1)), Some(1));
+        assert_eq!(f.read_fault(Lba(0), BlockCount(32)), Some(Lba(15)));
+        // The later rule did not fire and is still there.
+        assert_eq!(f.list().len(), 1);
+        assert_eq!(f.list()[0].id, late);
+        assert_eq!(f.list()[0].fired, 0);
+        assert!(f.remove(late));
+        assert!(!f.remove(late));
+    }
+
+    #[test]
+    fn copy_fail_by_segment_and_by_blocks() {
+        let f = FaultSet::default();
+        f.add(
+            FaultKind::CopyFail {
+                at: CopyFailAt::Segment {
+                    index: 2,
+                    blocks: 3,
+                },
+                error: CopyFailError::Write,
+            },
+            Some(1),
+        );
+        let fire = |index, before, count| {
+            let (p, n, e) = f.peek_copy(index, before, BlockCount(count))?;
+            assert!(f.fire(p, "test"));
+            Some((n, e))
+        };
+        assert_eq!(fire(0, 0, 8), None);
+        // Segment 2 is 3 blocks long: stopping after 3 would be after it.
+        assert_eq!(fire(2, 16, 3), None);
+        // Found but not fired: still there.
+        assert!(f.peek_copy(2, 16, BlockCount(8)).is_some());
+        assert_eq!(fire(2, 16, 8), Some((3, CopyFailError::Write)));
+        assert_eq!(fire(2, 16, 8), None);
+        f.add(
+            FaultKind::CopyFail {
+                at: CopyFailAt::Blocks(10),
+                error: CopyFailError::Read,
+            },
+            None,
+        );
+        assert_eq!(fire(0, 0, 8), None);
+        assert_eq!(fire(1, 8, 8), Some((2, CopyFailError::Read)));
+        assert_eq!(fire(2, 16, 8), None);
+        assert_eq!(f.counts().copy_fail, 2);
+    }
+
+    #[test]
+    fn delay_matches_op_and_range() {
+        let f = FaultSet::default();
+        assert_eq!(f.delay(Op::Read, None), Duration::ZERO);
+        f.add(
+            FaultKind::Delay {
+                ms: 5,
+                on: Some(Op::Read),
+                range: Some(range(100, 8)),
+            },
+            Some(1),
+        );
+        assert_eq!(
+            f.delay(Op::Write, Some((Lba(100), BlockCount(1)))),
+            Duration::ZERO
+        );
+        assert_eq!(
+            f.delay(Op::Read, Some((Lba(0), BlockCount(100)))),
+            Duration::ZERO
+        );
+        assert_eq!(
+            f.delay(Op::Read, Some((Lba(99), BlockCount(2)))),
+            Duration::from_millis(5)
+        );
+        assert_eq!(
+            f.delay(Op::Read, Some((Lba(99), BlockCount(2)))),
+            Duration::ZERO
+        );
+        f.add(
+            FaultKind::Delay {
+                ms: 1,
+                on: None,
+                range: None,
+            },
+            None,
+        );
+        assert_eq!(f.delay(Op::Flush, None), Duration::from_millis(1));
+        assert_eq!(f.counts().delay, 2);
+        assert_eq!(f.add(FaultKind::MediaError(range(0, 1)), Some(0)), 0);
+    }
+
+    #[test]
+    fn descriptions() {
+        assert_eq!(
+            FaultKind::CopyFail {
+                at: CopyFailAt::Segment {
+                    index: 2,
+                    blocks: 0
+                },
+                error: CopyFailError::Write
+            }
+            .to_string(),
+            "copy_fail in segment 2 after 0 blocks (write fault)"
+        );
+        assert_eq!(
+            FaultKind::Delay {
+                ms: 3,
+                on: Some(Op::Copy),
+                range: None
+            }
+            .to_string(),
+            "delay 3 ms on copy"
+        );
+    }
+}
