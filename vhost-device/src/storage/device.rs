@@ -327,12 +327,10 @@ impl Device {
             cache: WriteCache::new(cfg.block_size),
             faults: FaultSet::default(),
         };
-        for (lba, count) in discards {
-            dev.discard(lba, count).map_err(|e| match e {
-                StorageError::Io(source) => file_err(source),
-                other => file_err(std::io::Error::other(other.to_string())),
-            })?;
-        }
+        dev.discard_stale(&discards).map_err(|e| match e {
+            StorageError::Io(source) => file_err(source),
+            other => file_err(std::io::Error::other(other.to_string())),
+        })?;
         Ok(dev)
     }
 
@@ -658,6 +656,38 @@ impl Device {
             .collect())
     }
 
+    /// Discard `ranges` (sorted by LBA, not overlapping) at start-up, but
+    /// only where the file holds data: one pass over its data extents
+    /// (SEEK_DATA/SEEK_HOLE) instead of a punch per zone, so a large device
+    /// of mostly empty zones opens in milliseconds (131072 fallocate calls
+    /// took ~0.5-0.9 s for a 1 TiB device of 8 MiB zones).
+    fn discard_stale(&self, ranges: &[(Lba, BlockCount)]) -> Result<()> {
+        let bs = u64::from(self.geo.block_size);
+        let extents = match data_extents(&self.file) {
+            Ok(e) => e,
+            // No SEEK_DATA here: punch every range.
+            Err(_) => vec![(0, u64::MAX)],
+        };
+        let mut next = extents.iter().peekable();
+        for &(lba, count) in ranges {
+            let (start, end) = (lba.0 * bs, (lba.0 + count.0) * bs);
+            // Extents ending before this range can matter to no later one.
+            while next.peek().is_some_and(|&&(_, e_end)| e_end <= start) {
+                next.next();
+            }
+            for &(e_start, e_end) in next.clone() {
+                if e_start >= end {
+                    break;
+                }
+                // Whole blocks: extents are page-granular, blocks divide pages.
+                let from = e_start.max(start) / bs;
+                let to = e_end.min(end).div_ceil(bs);
+                self.discard(Lba(from), BlockCount(to - from))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Punch a hole over the blocks so they read as zeros and use no space.
     pub(super) fn discard(&self, lba: Lba, count: BlockCount) -> Result<()> {
         let bs = u64::from(self.geo.block_size);
@@ -711,6 +741,34 @@ fn meta_io(e: MetaError) -> StorageError {
     match e {
         MetaError::Io { source, .. } => StorageError::Io(source),
         other => StorageError::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
+/// The byte ranges of `file` that hold data, in order (holes skipped), by
+/// SEEK_DATA/SEEK_HOLE. An error if the file system cannot tell.
+fn data_extents(file: &File) -> std::io::Result<Vec<(u64, u64)>> {
+    let fd = file.as_raw_fd();
+    let mut extents = Vec::new();
+    let mut pos: libc::off_t = 0;
+    loop {
+        // SAFETY: lseek only reads its integer arguments; the fd is open
+        // for the duration of the call. Moving the file offset is harmless:
+        // all I/O here is positioned (pread/pwrite).
+        let data = unsafe { libc::lseek(fd, pos, libc::SEEK_DATA) };
+        if data < 0 {
+            let err = std::io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::ENXIO) => Ok(extents), // no data past `pos`
+                _ => Err(err),
+            };
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        extents.push((data as u64, hole as u64));
+        pos = hole;
     }
 }
 
@@ -1034,5 +1092,32 @@ mod tests {
         assert!(buf.iter().all(|&b| b == 0));
         dev.read(Lba(32), &mut buf).unwrap();
         assert_eq!(buf[0], 2);
+    }
+
+    #[test]
+    fn stale_data_anywhere_past_write_pointers_is_discarded_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(zoned(&dir));
+        // Data the metadata knows nothing about: in a conventional zone
+        // (kept), straddling two sequential zones, and at the very end.
+        let f = OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("disk.img"))
+            .unwrap();
+        f.write_all_at(&[7u8; 4096], 4096).unwrap();
+        f.write_all_at(&[8u8; 3 * 4096], (3 * 16 + 14) * 4096).unwrap();
+        f.write_all_at(&[9u8; 4096], (8 * 16 - 1) * 4096).unwrap();
+        drop(f);
+        let dev = zoned(&dir);
+        let mut buf = vec![0u8; 4096];
+        dev.read(Lba(1), &mut buf).unwrap();
+        assert_eq!(buf[0], 7, "conventional data must stay");
+        for lba in [3 * 16 + 14, 3 * 16 + 15, 4 * 16, 8 * 16 - 1] {
+            // Past capacity (blocks 12-15 of a zone) reads are refused;
+            // read those through the file instead.
+            let mut raw = vec![1u8; 4096];
+            dev.file.read_exact_at(&mut raw, lba * 4096).unwrap();
+            assert!(raw.iter().all(|&b| b == 0), "block {lba} kept stale data");
+        }
     }
 }
