@@ -12,6 +12,7 @@
 //! naming the reason when there is no control socket.
 
 pub mod cdb;
+mod faults;
 pub mod parse;
 pub mod sense;
 
@@ -145,6 +146,7 @@ const AREAS: &[(&str, &[Test])] = &[
     ("zone_errors", ZONE_ERRORS),
     ("bad_lists", BAD_LISTS),
     ("copy_results", COPY_RESULTS),
+    ("faults", faults::FAULTS),
 ];
 
 const DISCOVERY: &[Test] = &[
@@ -731,7 +733,7 @@ fn t_inquiry(c: &mut Ctx) -> Step {
         d.pdt = b[0] & 0x1f;
         let want = match d.spec.kind {
             LunKind::HostManaged => 0x14,
-            LunKind::Disk => 0x00,
+            LunKind::HostAware | LunKind::Disk => 0x00,
         };
         let name = d.name.clone();
         ensure(d.pdt == want, || {
@@ -2398,6 +2400,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
                     let i = c.devs.len();
                     match spec.kind {
                         LunKind::HostManaged => c.hm.push(i),
+                        LunKind::HostAware => {}
                         LunKind::Disk => {
                             if c.disk.is_none() {
                                 c.disk = Some(i);
