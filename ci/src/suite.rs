@@ -361,14 +361,54 @@ pub fn signal_exit(sig: i32) -> i32 {
 }
 
 /// `zonecopy-ci suite`
+/// Build the kernel first when `kernel` (or `--kernel-tree`) names a Linux
+/// source tree, so the build counts as neither boot nor suite time: returns
+/// the image to boot and the VM options pointing at its modules. Other
+/// kernels pass through unchanged.
+pub fn prebuild_tree(kernel: &str, vm: &VmArgs) -> Result<(String, VmArgs), String> {
+    let tree = vm.kernel_tree.clone().or_else(|| {
+        let p = Path::new(kernel);
+        crate::kernel::is_kernel_tree(p).then(|| p.to_path_buf())
+    });
+    let Some(tree) = tree else {
+        return Ok((kernel.to_owned(), vm.clone()));
+    };
+    let started = Instant::now();
+    let cache = crate::kernel::cache_dir();
+    let mut log = crate::kernel::tree_build_dir(&cache, &tree).into_os_string();
+    log.push(".log");
+    let log = std::path::PathBuf::from(log);
+    let k = crate::kernel::build_tree(&tree, &crate::rig::workspace_root(), &cache, &log)
+        .map_err(|e| e.to_string())?;
+    say(&format!(
+        "kernel built from {} in {} ({})",
+        tree.display(),
+        timing::secs(started.elapsed()),
+        k.image.display()
+    ));
+    let mut vm = vm.clone();
+    vm.kernel_tree = None;
+    if vm.modules_dir.is_none() {
+        vm.modules_dir = k.modules;
+    }
+    Ok((k.image.display().to_string(), vm))
+}
+
 pub fn cmd_suite(a: &SuiteArgs) -> i32 {
+    let (kernel, vm) = match prebuild_tree(&a.kernel, &a.vm) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("zonecopy-ci suite: {e}");
+            return 1;
+        }
+    };
     let out = a
         .out
         .clone()
-        .unwrap_or_else(|| default_out(&format!("{}-{}", a.suite, kernel_label(&a.kernel))));
+        .unwrap_or_else(|| default_out(&format!("{}-{}", a.suite, kernel_label(&kernel))));
     let run = run_suite(&SuiteJob {
-        vm: &a.vm,
-        kernel: &a.kernel,
+        vm: &vm,
+        kernel: &kernel,
         suite: &a.suite,
         timeout: Duration::from_secs(a.timeout),
         net: a.net,
@@ -397,9 +437,17 @@ pub fn cmd_matrix(a: &MatrixArgs) -> i32 {
     let mut runs = Vec::new();
     let mut interrupted = None;
     for k in &a.kernels {
+        let (k, vm) = match prebuild_tree(k, &a.vm) {
+            Ok(built) => built,
+            Err(e) => {
+                eprintln!("zonecopy-ci matrix: {e}");
+                return 1;
+            }
+        };
+        let k = &k;
         let dir = out.join(format!("{}-{}", a.suite, kernel_label(k)));
         let run = run_suite(&SuiteJob {
-            vm: &a.vm,
+            vm: &vm,
             kernel: k,
             suite: &a.suite,
             timeout: Duration::from_secs(a.timeout),

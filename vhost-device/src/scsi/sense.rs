@@ -323,7 +323,7 @@ pub struct ErrorContext {
 /// | UnalignedWrite | ILLEGAL REQUEST | 21/04 UNALIGNED WRITE COMMAND | ZBC-2 (writes in sequential write required zones) |
 /// | WriteBoundary | ILLEGAL REQUEST | 21/05 WRITE BOUNDARY VIOLATION | ZBC-2 (same) |
 /// | BeyondZoneCapacity, write (from a sequential zone into its gap zone) | ILLEGAL REQUEST | 21/05 WRITE BOUNDARY VIOLATION | ZBC-2 (a write may not cross its zone's end) |
-/// | BeyondZoneCapacity, read (touches a gap zone) | ILLEGAL REQUEST | 21/09 ATTEMPT TO ACCESS GAP ZONE | ZBC-2 (gap zones) |
+/// | BeyondZoneCapacity, read (touches a gap zone with URSWRZ 0) | ILLEGAL REQUEST | 21/09 ATTEMPT TO ACCESS GAP ZONE | ZBC-2 (gap zones) |
 /// | ZoneFull | ILLEGAL REQUEST | 24/00 INVALID FIELD IN CDB, pointer at the LBA | as Linux scsi_debug's ZBC emulation |
 /// | ZoneUnavailable READ ONLY | DATA PROTECT | 27/08 ZONE IS READ ONLY | ZBC-2 (READ ONLY zones) |
 /// | ZoneUnavailable OFFLINE | DATA PROTECT | 2C/0E ZONE IS OFFLINE | ZBC-2 (OFFLINE zones) |

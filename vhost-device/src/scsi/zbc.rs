@@ -142,14 +142,15 @@ fn gap_offset(geo: &Geometry, lba: Lba) -> Option<u64> {
 /// Zone type rules of a read of `count` (> 0) blocks at `lba`, inside the
 /// device, beyond what the storage core checks (ZBC-2, as the libzbc
 /// conformance tests read it):
-/// - starting in a gap zone: ATTEMPT TO ACCESS GAP ZONE;
 /// - on a host-managed device, crossing from a conventional zone into a
 ///   sequential write required zone: READ BOUNDARY VIOLATION (reads may
 ///   not cross zone types, whatever URSWRZ). A host aware device reads
 ///   across its conventional and write preferred zones like a disk.
 ///
-/// The storage core refuses a read running from a sequential zone into its
-/// gap zone (ATTEMPT TO ACCESS GAP ZONE), and, with URSWRZ = 0, reads of
+/// The storage core handles gap zones (URSWRZ = 1: a read wholly inside
+/// one returns zeros, one crossing into or out of it is a READ BOUNDARY
+/// VIOLATION; URSWRZ = 0: ATTEMPT TO ACCESS GAP ZONE), and, with
+/// URSWRZ = 0, reads of
 /// sequential write required zones that cross a zone boundary (READ
 /// BOUNDARY VIOLATION) or reach past the write pointer (ATTEMPT TO READ
 /// INVALID DATA).
@@ -157,9 +158,8 @@ pub fn check_read(geo: &Geometry, lba: Lba, count: u64) -> Result<(), Sense> {
     let Some(z) = geo.zones else {
         return Ok(());
     };
-    if in_gap_zone(geo, lba) {
-        return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
-    }
+    // Gap zones are the storage core's call (a read wholly inside one
+    // works with URSWRZ 1; see ZoneTable::check_read).
     if z.sequential != ZoneType::SequentialWriteRequired {
         return Ok(());
     }

@@ -563,9 +563,18 @@ impl ZoneTable {
                     cond: zone.cond,
                 });
             }
-            // The gap [cap_end, end) of this zone, intersected with the read.
+            // The gap [cap_end, end) of this zone (a ZBC-2 gap zone),
+            // intersected with the read. With unrestricted reads a read
+            // wholly inside it is allowed and one crossing into or out of
+            // it crosses zone types: READ BOUNDARY VIOLATION (ZBC-2
+            // 4.4.3.4.2; libzbc tests 363 and 062). Restricted: no access.
             if zone.cap < zone.len && lba.0 < zone.end().0 && end > zone.cap_end().0 {
-                return Err(StorageError::BeyondZoneCapacity { lba, count });
+                if !self.geo.unrestricted_reads {
+                    return Err(StorageError::BeyondZoneCapacity { lba, count });
+                }
+                if lba.0 < zone.cap_end().0 || end > zone.end().0 {
+                    return Err(StorageError::ReadBoundary { lba, count });
+                }
             }
         }
         if self.geo.unrestricted_reads {
@@ -1202,13 +1211,22 @@ mod tests {
     }
 
     #[test]
-    fn reads_may_not_touch_the_gap() {
-        let t = table(0, 0);
+    fn reads_may_not_cross_into_the_gap() {
+        let mut t = table(0, 0);
         t.check_read(Lba(0), BlockCount(28)).unwrap();
+        // Crossing from capacity into the gap: two zone types.
         assert!(matches!(
             t.check_read(Lba(20), BlockCount(9)),
-            Err(StorageError::BeyondZoneCapacity { .. })
+            Err(StorageError::ReadBoundary { .. })
         ));
         assert!(t.check_read(Lba(90), BlockCount(7)).is_err());
+        // Wholly inside a gap: readable with unrestricted reads only.
+        let gap = t.zones()[1].cap_end();
+        t.check_read(gap, BlockCount(1)).unwrap();
+        t.geo.unrestricted_reads = false;
+        assert!(matches!(
+            t.check_read(gap, BlockCount(1)),
+            Err(StorageError::BeyondZoneCapacity { .. })
+        ));
     }
 }
