@@ -97,6 +97,27 @@ pub const DEFAULT_LUNS: [&str; 3] = [
     "kind=disk,size=64M,bs=512",
 ];
 
+/// The `zbc` conformance suite's LUNs when none are given: a host-managed
+/// LUN with gap zones (capacity < zone size) and open/active limits, a
+/// 512-byte-block host-managed LUN with URSWRZ 0 and no gaps (restricted
+/// reads, ZONE COUNT), a URSWRZ 0 LUN with gap zones, and a host aware
+/// LUN (sequential write preferred zones).
+pub const ZBC_LUNS: [&str; 4] = [
+    "kind=hm,size=64M,bs=4096,zone=2M,cap=1536K,conv=2,max-open=4,max-active=6",
+    "kind=hm,size=32M,bs=512,zone=1M,conv=1,urswrz=0",
+    "kind=hm,size=8M,bs=4096,zone=1M,cap=512K,conv=0,urswrz=0",
+    "kind=ha,size=16M,bs=4096,zone=1M,conv=1",
+];
+
+/// The LUN specs a suite gets when no `--lun` is given (the bench suite's
+/// are in `rig::BENCH_LUNS`).
+pub fn default_luns(suite: Option<&str>) -> &'static [&'static str] {
+    match suite {
+        Some("zbc") => &ZBC_LUNS,
+        _ => &DEFAULT_LUNS,
+    }
+}
+
 /// Parses a byte count with an optional binary suffix (K, M, G, T).
 pub fn parse_size(s: &str) -> Result<u64, LunError> {
     let bad = || LunError::BadSize(s.to_owned());
@@ -394,6 +415,23 @@ mod tests {
             luns[2].cmdline_entry(2),
             "zonecopy.lun2=disk:bs=512,size=67108864"
         );
+    }
+
+    #[test]
+    fn zbc_defaults_parse() {
+        let l: Vec<LunSpec> = default_luns(Some("zbc"))
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(
+            l[0].backend_arg(),
+            "kind=hm,size=67108864,bs=4096,zone=2097152,cap=1572864,conv=2,max-open=4,max-active=6"
+        );
+        assert!(l[1].backend_arg().ends_with(",urswrz=0"));
+        assert!(l[2].to_string().ends_with(",urswrz=0"));
+        assert!(l[3].to_string().starts_with("ha:"));
+        assert_eq!(default_luns(Some("smoke")), &DEFAULT_LUNS);
+        assert_eq!(default_luns(None), &DEFAULT_LUNS);
     }
 
     #[test]

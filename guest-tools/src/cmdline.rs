@@ -2,8 +2,9 @@
 //! contract"):
 //!
 //! - `zonecopy.suite=NAME`
-//! - `zonecopy.lun<N>=<kind>:bs=<bytes>,size=<bytes>[,zone=<bytes>,cap=<bytes>,conv=<count>]`
-//!   with `kind` `hm` (host-managed zoned) or `disk` (not zoned)
+//! - `zonecopy.lun<N>=<kind>:bs=<bytes>,size=<bytes>[,zone=<bytes>,cap=<bytes>,conv=<count>,urswrz=0|1]`
+//!   with `kind` `hm` (host-managed zoned), `ha` (host aware) or `disk`
+//!   (not zoned)
 //! - `zonecopy.run=<hex>` (run mode; parsed here only so it is not an error)
 //! - `zonecopy.control=<ipv4>:<port>` (optional): the backend's control
 //!   socket as the guest reaches it (QEMU user networking: `10.0.2.2:PORT`)
@@ -12,6 +13,10 @@
 //! - `zonecopy.ns<N>=<kind>:bs=<bytes>,size=<bytes>[,zone=<bytes>,cap=<bytes>,conv=<count>]`
 //!   one per namespace (N = NSID, from 1), `kind` `zns` or `nvm`
 //! - `zonecopy.xfail=<id>[,<id>...]`: known bugs of the booted kernel
+//! - `zonecopy.scsihd=bs=<bytes>,size=<bytes>`: the bench suite's reference
+//!   disks (QEMU's scsi-hd, products `ZCBENCH-REF` and `ZCBENCH-REF-WB`)
+//! - `zonecopy.sink=<ipv4>:<port>`: the bench suite's discard sink and zero
+//!   source (ci/src/sink.rs)
 //!
 //! Numbers are plain decimal. Any other `zonecopy.` key, a repeated key or a
 //! malformed value is an error naming the offending word; words without the
@@ -36,6 +41,11 @@ pub struct Config {
     pub namespaces: BTreeMap<u32, NsSpec>,
     /// `zonecopy.xfail=`: known-bug ids, in order given.
     pub xfail: Vec<String>,
+    /// `zonecopy.scsihd=`: the reference scsi-hds' geometry (a `disk`), if
+    /// attached.
+    pub scsi_hd: Option<LunSpec>,
+    /// `zonecopy.sink=`: the discard sink / zero source, if given.
+    pub sink: Option<SocketAddr>,
 }
 
 /// `zonecopy.nvme=`: where the NVMe/TCP subsystem listens.
@@ -154,6 +164,9 @@ pub fn parse_ns(value: &str) -> Result<NsSpec, String> {
 pub enum LunKind {
     /// `hm`: host-managed zoned (ZBC, peripheral device type 14h).
     HostManaged,
+    /// `ha`: host aware zoned (peripheral device type 00h, sequential
+    /// write preferred zones).
+    HostAware,
     /// `disk`: a regular, not zoned disk.
     Disk,
 }
@@ -162,6 +175,7 @@ impl fmt::Display for LunKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::HostManaged => "hm",
+            Self::HostAware => "ha",
             Self::Disk => "disk",
         })
     }
@@ -177,6 +191,8 @@ pub struct ZoneSpec {
     pub capacity: u64,
     /// Number of conventional zones at the start (`conv=`, default 0).
     pub conventional: u64,
+    /// VPD B6h URSWRZ (`urswrz=0|1`, default 1).
+    pub urswrz: bool,
 }
 
 /// One LUN as the host configured it.
@@ -188,7 +204,7 @@ pub struct LunSpec {
     pub block_size: u64,
     /// Capacity in bytes (`size=`).
     pub size: u64,
-    /// Zone layout; `Some` exactly for `hm`.
+    /// Zone layout; `Some` exactly for `hm` and `ha`.
     pub zones: Option<ZoneSpec>,
 }
 
@@ -238,15 +254,16 @@ pub fn parse_lun(value: &str) -> Result<LunSpec, String> {
         .ok_or("expected <kind>:bs=<bytes>,size=<bytes>[,...]")?;
     let kind = match kind {
         "hm" => LunKind::HostManaged,
+        "ha" => LunKind::HostAware,
         "disk" => LunKind::Disk,
-        k => return Err(format!("unknown kind {k:?} (expected hm or disk)")),
+        k => return Err(format!("unknown kind {k:?} (expected hm, ha or disk)")),
     };
     let mut fields: BTreeMap<&str, u64> = BTreeMap::new();
     for item in params.split(',') {
         let (k, v) = item
             .split_once('=')
             .ok_or_else(|| format!("{item:?} is not key=value"))?;
-        if !matches!(k, "bs" | "size" | "zone" | "cap" | "conv") {
+        if !matches!(k, "bs" | "size" | "zone" | "cap" | "conv" | "urswrz") {
             return Err(format!("unknown key {k:?}"));
         }
         let v = number(v).map_err(|e| format!("{k}: {e}"))?;
@@ -264,7 +281,7 @@ pub fn parse_lun(value: &str) -> Result<LunSpec, String> {
     }
     let zones = match kind {
         LunKind::Disk => {
-            if let Some(k) = ["zone", "cap", "conv"]
+            if let Some(k) = ["zone", "cap", "conv", "urswrz"]
                 .into_iter()
                 .find(|k| fields.contains_key(k))
             {
@@ -272,7 +289,7 @@ pub fn parse_lun(value: &str) -> Result<LunSpec, String> {
             }
             None
         }
-        LunKind::HostManaged => {
+        LunKind::HostManaged | LunKind::HostAware => {
             let zone_size = *fields.get("zone").ok_or("zone= is missing for kind hm")?;
             if zone_size == 0 || zone_size % bs != 0 {
                 return Err(format!(
@@ -290,10 +307,16 @@ pub fn parse_lun(value: &str) -> Result<LunSpec, String> {
             if conventional > nr_zones {
                 return Err(format!("conv={conventional} exceeds the {nr_zones} zones"));
             }
+            let urswrz = match fields.get("urswrz").copied().unwrap_or(1) {
+                0 => false,
+                1 => true,
+                u => return Err(format!("urswrz={u} is not 0 or 1")),
+            };
             Some(ZoneSpec {
                 zone_size,
                 capacity,
                 conventional,
+                urswrz,
             })
         }
     };
@@ -337,6 +360,18 @@ pub fn parse(cmdline: &str) -> Result<Config, CmdlineError> {
             let t = parse_nvme(value).map_err(|e| err(word, e))?;
             if cfg.nvme.replace(t).is_some() {
                 return Err(err(word, "zonecopy.nvme given twice"));
+            }
+        } else if key == "scsihd" {
+            let l = parse_lun(&format!("disk:{value}")).map_err(|e| err(word, e))?;
+            if cfg.scsi_hd.replace(l).is_some() {
+                return Err(err(word, "zonecopy.scsihd given twice"));
+            }
+        } else if key == "sink" {
+            let addr: SocketAddr = value
+                .parse()
+                .map_err(|_| err(word, format!("{value:?} is not <ip>:<port>")))?;
+            if cfg.sink.replace(addr).is_some() {
+                return Err(err(word, "zonecopy.sink given twice"));
             }
         } else if key == "xfail" {
             for id in value.split(',').filter(|s| !s.is_empty()) {
@@ -392,7 +427,8 @@ mod tests {
                 zones: Some(ZoneSpec {
                     zone_size: 4 * MIB,
                     capacity: 3 * MIB,
-                    conventional: 2
+                    conventional: 2,
+                    urswrz: true
                 }),
             }
         );
@@ -410,11 +446,50 @@ mod tests {
     }
 
     #[test]
+    fn bench_reference_disk_and_sink() {
+        let c =
+            parse("zonecopy.scsihd=bs=4096,size=201326592 zonecopy.sink=10.0.2.2:4000").unwrap();
+        assert_eq!(
+            c.scsi_hd,
+            Some(LunSpec {
+                kind: LunKind::Disk,
+                block_size: 4096,
+                size: 192 * MIB,
+                zones: None
+            })
+        );
+        assert_eq!(c.sink, Some("10.0.2.2:4000".parse().unwrap()));
+        for bad in [
+            "zonecopy.scsihd=bs=4096",
+            "zonecopy.scsihd=bs=4096,size=4096,zone=4096",
+            "zonecopy.scsihd=bs=512,size=512 zonecopy.scsihd=bs=512,size=512",
+            "zonecopy.sink=10.0.2.2",
+            "zonecopy.sink=1.2.3.4:1 zonecopy.sink=1.2.3.4:1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn defaults_and_runt_zone() {
         let s = parse_lun("hm:bs=512,size=10485760,zone=4194304").unwrap();
         let z = s.zones.unwrap();
         assert_eq!((z.capacity, z.conventional), (4 * MIB, 0));
         assert_eq!(s.nr_zones(), Some(3));
+    }
+
+    #[test]
+    fn host_aware_and_urswrz() {
+        let s = parse_lun("ha:bs=4096,size=16777216,zone=1048576,cap=1048576,conv=1").unwrap();
+        assert_eq!(
+            (s.kind, s.kind.to_string()),
+            (LunKind::HostAware, "ha".into())
+        );
+        assert!(s.zones.unwrap().urswrz);
+        let r = parse_lun("hm:bs=512,size=33554432,zone=1048576,urswrz=0").unwrap();
+        assert!(!r.zones.unwrap().urswrz);
+        assert!(parse_lun("hm:bs=512,size=33554432,zone=1048576,urswrz=2").is_err());
+        assert!(parse_lun("disk:bs=512,size=1048576,urswrz=1").is_err());
     }
 
     #[test]
@@ -453,7 +528,8 @@ mod tests {
                 zones: Some(ZoneSpec {
                     zone_size: 4 * MIB,
                     capacity: 3 * MIB,
-                    conventional: 0
+                    conventional: 0,
+                    urswrz: true
                 })
             }
         );

@@ -20,4 +20,5 @@ pub mod stamp;
 pub mod suite;
 pub mod sysfs;
 pub mod xcopy;
+pub mod zbc;
 pub mod zonecheck;

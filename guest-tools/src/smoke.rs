@@ -158,6 +158,14 @@ const HM_TESTS: &[Test] = &[
     ("reset_zone", t_reset_zone),
 ];
 
+/// Tests of a host aware (`ha`) LUN: Linux 6.10+ drives it as a plain
+/// disk, older kernels as zoned; the zbc suite tests its zones.
+const HA_TESTS: &[Test] = &[
+    ("present", t_present),
+    ("logical_block_size", t_lbs),
+    ("capacity", t_capacity),
+];
+
 /// Tests of a not zoned (`disk`) LUN, in order.
 const DISK_TESTS: &[Test] = &[
     ("present", t_present),
@@ -610,6 +618,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         };
         let tests = match spec.kind {
             LunKind::HostManaged => HM_TESTS,
+            LunKind::HostAware => HA_TESTS,
             LunKind::Disk => DISK_TESTS,
         };
         run_lun(k, &mut l, tests)?;

@@ -11,11 +11,11 @@ use crate::{
     cmdline::{self, CmdlineError, Config},
     kcopy, killtest,
     ktap::{Ktap, Outcome},
-    nvme, smoke, xcopy,
+    nvme, smoke, xcopy, zbc,
 };
 
 /// Suites this binary knows.
-pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "kill"];
+pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "kill", "zbc"];
 
 /// Run the suite named by `name_override` or else by the command line.
 /// Returns whether every result was `ok`.
@@ -52,6 +52,7 @@ pub fn run<W: Write>(
         "kcopy" => kcopy::run(&mut k, &cfg, sys_root),
         "bench" => bench::run(&mut k, &cfg, sys_root),
         "kill" => killtest::run(&mut k, &cfg, sys_root),
+        "zbc" => zbc::run(&mut k, &cfg, sys_root),
         other => {
             k.plan(1)?;
             k.result("suite", &Outcome::Fail(format!("unknown suite {other}")))?;
