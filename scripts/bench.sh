@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# Copy-offload benchmark: build, boot one kernel with a plain SCSI disk LUN
-# and an NVMe/TCP nvm namespace (192 MiB each), run the guest's `bench`
-# suite, and print its `# bench` lines as a table.
+# Every benchmark in one command, then one summary:
+# - host: `cargo bench` copy_engine (storage copy engine vs copy_file_range)
+#   and startup (1 TiB / 131072-zone device: backend start-up, RSS, REPORT
+#   ZONES, against the issue 4 targets);
+# - VM: the guest's `bench` suite on one kernel (the runner's bench
+#   defaults: a 192 MiB 4 KiB-block disk LUN, a 192 MiB nvm namespace over
+#   NVMe/TCP, QEMU's scsi-hd of the same size as the reference, and a
+#   loopback sink for raw user-networking throughput): offloaded copies vs
+#   read+write, copy_file_range offload path vs copy_max_bytes=0 fallback,
+#   fio on all three disks with ratios, network throughput.
 #
-#   scripts/bench.sh [--kernel K] [--no-build] [--out DIR] [-- RUNNER-ARGS...]
+#   scripts/bench.sh [--kernel K] [--no-build] [--no-host] [--out DIR] [-- RUNNER-ARGS...]
 #       K: a cached Debian kernel (6.1, 6.12, 7.2), 7.2-series/7.2-fixed, or
 #       a bzImage path [6.12: the copies are passthrough commands (SG_IO,
 #       NVMe passthrough), so no kernel copy offload is needed]
-#   scripts/bench.sh --table FILE   the table of a console log already taken
-#   scripts/bench.sh --self-test    check the table maker against a sample
+#       --no-host: skip the cargo benches (VM suite only)
+#   scripts/bench.sh --table FILE...  the summary of logs already taken
+#   scripts/bench.sh --self-test      check the summary maker on a sample
 #
-# Exit status: the suite's (0 = every copy verified), never the numbers.
-# Timings come from a TCG guest on a shared machine: compare ratios taken
-# in the same run, not absolute times across runs.
+# Exit status: non-zero if a benchmark failed to run or the suite failed
+# (a copy did not verify, fio or a transfer failed), never for slow
+# numbers. Timings come from a TCG guest on a shared machine: compare the
+# ratios taken in the same run, not absolute numbers across runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The table of the `# bench NAME key=value ...` lines in a console log.
+# The summary of the `# bench NAME key=value ...` lines in the given logs
+# (console logs and cargo bench output).
 bench_table() {
-	tr -d '\r' <"$1" | awk '
+	cat "$@" | tr -d '\r' | awk '
 	function field(k,   i, kv) {
 		for (i = 3; i <= NF; i++) {
 			split($i, kv, "=")
@@ -26,32 +36,81 @@ bench_table() {
 		}
 		return "-"
 	}
+	function fio(label,   s) {
+		return sprintf("%-17s %-5s %9s %9s %9s %9s %9s %9s %8s %8s", label, field("dev"),
+			field(p "randread_qd1" q), field(p "randwrite_qd1" q),
+			field(p "randread_qd16" q), field(p "randwrite_qd16" q),
+			field(p "seqread_1M" m), field(p "seqwrite_1M" m),
+			field("randread_qd1_lat_us"), field("randwrite_qd1_lat_us"))
+	}
+	/^  (copy_file_range|engine|read\+write)/ { e[++ne] = $0 }
 	{ sub(/^[ \t]+/, "") }
 	$1 == "#" && $2 == "bench" {
 		$0 = substr($0, 3)
-		if ($2 ~ /-64MiB$/) {
+		if ($2 ~ /-cfr-64MiB$/) {
+			k[++nk] = sprintf("%-16s %-5s %9s %10s %11s %8s %12s %12s %8s %-9s %s", $2, field("dev"),
+				field("offload_s"), field("fallback_s"), field("readwrite_s"),
+				field("offload_vs_fallback_time"), field("offload_fabric_bytes"),
+				field("fallback_fabric_bytes"), field("offload_vs_fallback_fabric"),
+				field("offload_path"), field("offload_data"))
+		} else if ($2 ~ /-64MiB$/) {
 			c[++nc] = sprintf("%-18s %-5s %10s %12s %8s %13s %13s %9s %12s", $2, field("dev"),
 				field("offload_s"), field("readwrite_s"), field("ratio"),
 				field("offload_fabric_bytes"), field("readwrite_fabric_bytes"),
 				field("fabric_ratio"), field("offload_fabric_pct"))
-		} else {
-			io[++ni] = sprintf("%-18s %-5s %10s %10s", $2, field("dev"),
-				field("read_iops"), field("write_iops"))
+		} else if ($2 ~ /^fio-/) {
+			p = ""; q = "_iops"; m = "_MiBps"
+			f[++nf] = fio(substr($2, 5))
+		} else if ($2 ~ /-vs-/ && $2 != "nvme-vs-usernet") {
+			p = ""; q = ""; m = ""
+			f[++nf] = fio($2)
+		} else if ($2 == "usernet") {
+			n[++nn] = sprintf("user networking raw TCP: guest->host %s MiB/s, host->guest %s MiB/s (%s bytes each way)",
+				field("send_MiBps"), field("recv_MiBps"), field("bytes"))
+		} else if ($2 == "nvme-vs-usernet") {
+			n[++nn] = sprintf("NVMe/TCP seq 1 MiB: read %s MiB/s = %s x raw host->guest; write %s MiB/s = %s x raw guest->host",
+				field("seqread_MiBps"), field("seqread_of_usernet"),
+				field("seqwrite_MiBps"), field("seqwrite_of_usernet"))
+		} else if ($2 == "startup") {
+			s[++ns] = sprintf("backend start-up, %s zones: %s ms (target <= 1000; 1 GiB: %s ms), of it Device::open %s ms", field("zones"), field("start_ms"), field("start_base_ms"), field("open_ms"))
+			s[++ns] = sprintf("RSS after start-up %s KiB (HWM %s), + %s KiB peak for one full SCSI REPORT ZONES (target <= 102400 KiB)", field("rss_start_kib"), field("hwm_start_kib"), field("report_scsi_peak_kib"))
+			s[++ns] = sprintf("full REPORT ZONES: core %s ms, SCSI front end %s ms (target <= 100)", field("report_core_ms"), field("report_scsi_ms"))
 		}
 	}
 	END {
+		if (ne) {
+			print "copy engine (host, cargo bench copy_engine):"
+			for (i = 1; i <= ne; i++) print e[i]
+			print ""
+		}
+		if (ns) {
+			print "large zoned device (host, cargo bench startup):"
+			for (i = 1; i <= ns; i++) print "  " s[i]
+			print ""
+		}
 		if (nc) {
 			printf "%-18s %-5s %10s %12s %8s %13s %13s %9s %12s\n", "copy", "dev",
 				"offload_s", "readwrite_s", "speedup", "fabric_off", "fabric_rw",
 				"fab_ratio", "off_fab_%"
 			for (i = 1; i <= nc; i++) print c[i]
+			print ""
 		}
-		if (ni) {
-			if (nc) print ""
-			printf "%-18s %-5s %10s %10s\n", "iops", "dev", "read", "write"
-			for (i = 1; i <= ni; i++) print io[i]
+		if (nk) {
+			print "copy_file_range (a) offload path, (b) copy_max_bytes 0, (c) guest read+write:"
+			printf "%-16s %-5s %9s %10s %11s %8s %12s %12s %8s %-9s %s\n", "cfr", "dev",
+				"a_s", "b_s", "c_s", "a/b_s", "fabric_a", "fabric_b", "a/b_fab", "a_path", "a_data"
+			for (i = 1; i <= nk; i++) print k[i]
+			print ""
 		}
-		if (!nc && !ni) print "no # bench lines"
+		if (nf) {
+			print "fio (4 KiB IOPS, 1 MiB MiB/s; -vs- rows: first / second):"
+			printf "%-17s %-5s %9s %9s %9s %9s %9s %9s %8s %8s\n", "device", "dev",
+				"rr_qd1", "rw_qd1", "rr_qd16", "rw_qd16", "seq_r", "seq_w", "rlat_us", "wlat_us"
+			for (i = 1; i <= nf; i++) print f[i]
+			print ""
+		}
+		for (i = 1; i <= nn; i++) print n[i]
+		if (!nc && !nk && !nf && !nn && !ns && !ne) print "no # bench lines"
 	}'
 }
 
@@ -63,18 +122,50 @@ self_test() {
 		'KTAP version 1' \
 		'# bench scsi-xcopy-64MiB dev=lun0 bytes=67108864 offload_s=0.083 readwrite_s=0.512 ratio=6.17 offload_MiBps=771.1' \
 		'ok 3 scsi_readwrite_64MiB' \
-		'    # bench scsi-4KiB-qd1 dev=lun0 read_iops=812 write_iops=640 read_ops=2436' \
 		'# benchmark is not a bench line' \
+		'# bench fio-scsi dev=lun0 seqwrite_1M_MiBps=150.5 randwrite_qd1_iops=900 randwrite_qd1_lat_us=1000.1 randwrite_qd16_iops=3000 randread_qd1_iops=1000 randread_qd1_lat_us=900.0 randread_qd16_iops=4000 seqread_1M_MiBps=200.0 fio_s=40.1' \
+		'# bench fio-scsihd dev=sdb seqwrite_1M_MiBps=100.0 randwrite_qd1_iops=450 randwrite_qd1_lat_us=2000.2 randwrite_qd16_iops=1500 randread_qd1_iops=500 randread_qd1_lat_us=1800.0 randread_qd16_iops=2000 seqread_1M_MiBps=100.0 fio_s=41.0' \
+		'# bench scsi-vs-scsihd seqwrite_1M=1.50 randwrite_qd1=2.00 randwrite_qd16=2.00 randread_qd1=2.00 randread_qd16=2.00 seqread_1M=2.00' \
+		'# bench scsi-vs-scsihd-wb seqwrite_1M=1.10 randwrite_qd1=1.20 randwrite_qd16=1.30 randread_qd1=1.40 randread_qd16=1.50 seqread_1M=1.60' \
+		'# bench usernet bytes=134217728 send_MiBps=80.0 recv_MiBps=60.0 send_s=1.600 recv_s=2.133' \
 		'# bench nvme-copy-64MiB dev=ns1 offload_s=0.020 readwrite_s=4.000 ratio=200.00 offload_fabric_bytes=1024 readwrite_fabric_bytes=134217728 fabric_ratio=131072.00 offload_fabric_pct=0.0015' \
+		'# bench nvme-cfr-64MiB dev=ns1 bytes=67108864 offload_s=12.000 offload_path=fallback offload_data=verified offload_fabric_bytes=300 fallback_s=4.000 fallback_fabric_bytes=100 readwrite_s=1.500 offload_vs_fallback_time=3.00 offload_vs_fallback_fabric=3.00' \
+		'# bench scsi-cfr-64MiB dev=lun0 bytes=67108864 offload_s=n/a fallback_s=n/a readwrite_s=0.500 offload_vs_fallback_time=n/a' \
+		'# bench nvme-vs-usernet seqread_MiBps=12.0 usernet_recv_MiBps=60.0 seqread_of_usernet=0.20 seqwrite_MiBps=8.0 usernet_send_MiBps=80.0 seqwrite_of_usernet=0.10' \
 		>"$tmp/console.log"
-	bench_table "$tmp/console.log" >"$tmp/got"
+	printf '%s\n' \
+		'copy engine benchmark: 64 MiB, median of 5' \
+		'  copy_file_range (baseline)     40.0 ms     1600 MiB/s' \
+		'# bench startup zones=131072 start_ms=556.3 start_base_ms=4.3 open_ms=473.1 rss_start_kib=13256 hwm_start_kib=21032 rss_report_kib=134600 hwm_report_kib=134600 report_core_ms=0.60 report_scsi_ms=13.17 report_scsi_peak_kib=14216' \
+		>"$tmp/host.log"
+	bench_table "$tmp/host.log" "$tmp/console.log" >"$tmp/got"
 	cat >"$tmp/want" <<'EOF'
+copy engine (host, cargo bench copy_engine):
+  copy_file_range (baseline)     40.0 ms     1600 MiB/s
+
+large zoned device (host, cargo bench startup):
+  backend start-up, 131072 zones: 556.3 ms (target <= 1000; 1 GiB: 4.3 ms), of it Device::open 473.1 ms
+  RSS after start-up 13256 KiB (HWM 21032), + 14216 KiB peak for one full SCSI REPORT ZONES (target <= 102400 KiB)
+  full REPORT ZONES: core 0.60 ms, SCSI front end 13.17 ms (target <= 100)
+
 copy               dev    offload_s  readwrite_s  speedup    fabric_off     fabric_rw fab_ratio    off_fab_%
 scsi-xcopy-64MiB   lun0       0.083        0.512     6.17             -             -         -            -
 nvme-copy-64MiB    ns1        0.020        4.000   200.00          1024     134217728 131072.00       0.0015
 
-iops               dev         read      write
-scsi-4KiB-qd1      lun0         812        640
+copy_file_range (a) offload path, (b) copy_max_bytes 0, (c) guest read+write:
+cfr              dev         a_s        b_s         c_s    a/b_s     fabric_a     fabric_b  a/b_fab a_path    a_data
+nvme-cfr-64MiB   ns1      12.000      4.000       1.500     3.00          300          100     3.00 fallback  verified
+scsi-cfr-64MiB   lun0        n/a        n/a       0.500      n/a            -            -        - -         -
+
+fio (4 KiB IOPS, 1 MiB MiB/s; -vs- rows: first / second):
+device            dev      rr_qd1    rw_qd1   rr_qd16   rw_qd16     seq_r     seq_w  rlat_us  wlat_us
+scsi              lun0       1000       900      4000      3000     200.0     150.5    900.0   1000.1
+scsihd            sdb         500       450      2000      1500     100.0     100.0   1800.0   2000.2
+scsi-vs-scsihd    -          2.00      2.00      2.00      2.00      2.00      1.50        -        -
+scsi-vs-scsihd-wb -          1.40      1.20      1.50      1.30      1.60      1.10        -        -
+
+user networking raw TCP: guest->host 80.0 MiB/s, host->guest 60.0 MiB/s (134217728 bytes each way)
+NVMe/TCP seq 1 MiB: read 12.0 MiB/s = 0.20 x raw host->guest; write 8.0 MiB/s = 0.10 x raw guest->host
 EOF
 	printf 'no output\n' >"$tmp/empty.log"
 	bench_table "$tmp/empty.log" >"$tmp/got-empty"
@@ -88,17 +179,19 @@ EOF
 
 kernel=6.12
 build=1
+host=1
 out=
 extra=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel) kernel=$2; shift 2 ;;
 	--no-build) build=0; shift ;;
+	--no-host) host=0; shift ;;
 	--out) out=$2; shift 2 ;;
-	--table) bench_table "$2"; exit 0 ;;
+	--table) shift; bench_table "$@"; exit 0 ;;
 	--self-test) self_test; exit $? ;;
 	--) shift; extra=("$@"); break ;;
-	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -107,20 +200,27 @@ done
 [ -n "$out" ] || out="out/bench-${kernel##*/}-$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
-# One 4 KiB-block disk LUN and one nvm namespace, 192 MiB each: source at
-# 0, offload destination at 64 MiB, read+write destination at 128 MiB.
 status=0
-target/release/zonecopy-ci suite --kernel "$kernel" --suite bench --net \
-	--lun kind=disk,size=192M,bs=4096 \
-	--ns kind=nvm,size=192M,bs=4096 \
-	--timeout 900 --out "$out" "${extra[@]}" || status=$?
+logs=()
+if [ "$host" = 1 ]; then
+	for b in copy_engine startup; do
+		echo "== cargo bench --bench $b (log: $out/$b.log)"
+		cargo bench --locked -p zonecopy-vhost --bench "$b" 2>&1 | tee "$out/$b.log" || status=1
+		logs+=("$out/$b.log")
+	done
+fi
+
+echo "== bench suite on kernel $kernel (logs: $out/vm)"
+target/release/zonecopy-ci suite --kernel "$kernel" --suite bench \
+	--timeout 900 --out "$out/vm" "${extra[@]}" || status=$?
+[ -f "$out/vm/console.log" ] && logs+=("$out/vm/console.log")
 
 echo
-echo "bench on kernel $kernel ($out/console.log):"
-if [ -f "$out/console.log" ]; then
-	bench_table "$out/console.log"
-	grep -a '^not ok' "$out/console.log" | tr -d '\r' || true
+echo "== summary (kernel $kernel, $out):"
+if [ ${#logs[@]} -gt 0 ]; then
+	bench_table "${logs[@]}"
+	[ -f "$out/vm/console.log" ] && { grep -a '^not ok' "$out/vm/console.log" | tr -d '\r' || true; }
 else
-	echo "no console log"
+	echo "no logs"
 fi
 exit "$status"

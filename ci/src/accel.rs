@@ -156,6 +156,7 @@ fn probe(
             vhost_socket: None,
             net: false,
             hostroot: false,
+            scsi_hd: None,
             serial: Serial::Stdio,
         },
         timeout: Some(timeout),

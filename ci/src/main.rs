@@ -16,6 +16,7 @@ mod proc;
 mod qemu;
 mod rig;
 mod run;
+mod sink;
 mod suite;
 mod timing;
 mod util;

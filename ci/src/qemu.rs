@@ -48,7 +48,60 @@ pub struct QemuConfig {
     pub net: bool,
     /// Share the host root read-only over 9p (mount tag `hostroot`).
     pub hostroot: bool,
+    /// QEMU's own scsi-hd on raw files, the bench suite's reference disks.
+    pub scsi_hd: Option<ScsiHd>,
     pub serial: Serial,
+}
+
+/// The bench suite's references: QEMU's built-in scsi-hd on two raw files
+/// of the same geometry, on their own virtio-scsi-pci controller, both
+/// with `aio=io_uring`:
+/// - `cache=none` (O_DIRECT on the host: the production setting), product
+///   [`SCSI_HD_PRODUCT`], SCSI target 1;
+/// - `cache=writeback` (the host page cache, as our backend uses it), product
+///   [`SCSI_HD_WB_PRODUCT`], SCSI target 2.
+///
+/// Target 0 stays our backend's alone; the guest finds each by its product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScsiHd {
+    /// Raw file of the `cache=none` disk.
+    pub file: PathBuf,
+    /// Raw file of the `cache=writeback` disk.
+    pub file_wb: PathBuf,
+    pub size: u64,
+    /// Logical (and physical) block size in bytes.
+    pub bs: u64,
+}
+
+/// INQUIRY PRODUCT IDENTIFICATION of the `cache=none` reference (at most 16
+/// characters; the guest's `device/model`).
+pub const SCSI_HD_PRODUCT: &str = "ZCBENCH-REF";
+/// Likewise of the `cache=writeback` reference.
+pub const SCSI_HD_WB_PRODUCT: &str = "ZCBENCH-REF-WB";
+
+impl ScsiHd {
+    fn args(&self) -> Vec<String> {
+        let mut a = vec!["-device".to_owned(), "virtio-scsi-pci,id=zcref".to_owned()];
+        for (target, file, cache, product) in [
+            (1, &self.file, "none", SCSI_HD_PRODUCT),
+            (2, &self.file_wb, "writeback", SCSI_HD_WB_PRODUCT),
+        ] {
+            a.extend([
+                "-drive".to_owned(),
+                format!(
+                    "file={},format=raw,if=none,id=zcref{target},cache={cache},aio=io_uring",
+                    qemu_opt_escape(&file.display().to_string())
+                ),
+                "-device".to_owned(),
+                format!(
+                    "scsi-hd,bus=zcref.0,scsi-id={target},lun=0,drive=zcref{target},\
+                     logical_block_size={bs},physical_block_size={bs},product={product}",
+                    bs = self.bs
+                ),
+            ]);
+        }
+        a
+    }
 }
 
 pub const DEFAULT_BIOS: &str = "/usr/share/qemu/qboot.rom";
@@ -110,6 +163,10 @@ impl QemuConfig {
                 "virtio-net-pci,netdev=n0",
             ]);
         }
+        if let Some(hd) = &self.scsi_hd {
+            let args = hd.args();
+            push(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        }
         if self.hostroot {
             push(&[
                 "-fsdev",
@@ -168,6 +225,12 @@ pub struct Contract<'a> {
     pub xfail: &'a [String],
     /// `zonecopy.run=<hex>`
     pub run: Option<&'a str>,
+    /// `zonecopy.scsihd=bs=<bytes>,size=<bytes>`: the bench suite's
+    /// reference scsi-hd.
+    pub scsi_hd: Option<&'a ScsiHd>,
+    /// `zonecopy.sink=<ip>:<port>`: the bench suite's discard sink and
+    /// zero source (ci `sink`).
+    pub sink: Option<String>,
     /// Appended as given (`--append`).
     pub extra: &'a str,
 }
@@ -205,6 +268,12 @@ pub fn cmdline(c: &Contract<'_>) -> String {
     if !c.xfail.is_empty() {
         parts.push(format!("zonecopy.xfail={}", c.xfail.join(",")));
     }
+    if let Some(hd) = c.scsi_hd {
+        parts.push(format!("zonecopy.scsihd=bs={},size={}", hd.bs, hd.size));
+    }
+    if let Some(a) = &c.sink {
+        parts.push(format!("zonecopy.sink={a}"));
+    }
     if let Some(r) = c.run {
         parts.push(format!("zonecopy.run={r}"));
     }
@@ -230,6 +299,7 @@ mod tests {
             vhost_socket: Some("/tmp/x/vus.sock".into()),
             net: false,
             hostroot: false,
+            scsi_hd: None,
             serial: Serial::Stdio,
         }
     }
@@ -272,6 +342,40 @@ mod tests {
             "-fsdev local,id=fs0,path=/,readonly=on,security_model=none,multidevs=remap \
              -device virtio-9p-pci,fsdev=fs0,mount_tag=hostroot"
         ));
+    }
+
+    #[test]
+    fn bench_reference_scsi_hd() {
+        let mut c = cfg();
+        c.scsi_hd = Some(ScsiHd {
+            file: "/t/a,b/ref.img".into(),
+            file_wb: "/t/wb.img".into(),
+            size: 201_326_592,
+            bs: 4096,
+        });
+        assert!(joined(&c).contains(
+            "-device vhost-user-scsi-pci,chardev=vus,num_queues=1 \
+             -device virtio-scsi-pci,id=zcref \
+             -drive file=/t/a,,b/ref.img,format=raw,if=none,id=zcref1,cache=none,aio=io_uring \
+             -device scsi-hd,bus=zcref.0,scsi-id=1,lun=0,drive=zcref1,logical_block_size=4096,\
+             physical_block_size=4096,product=ZCBENCH-REF \
+             -drive file=/t/wb.img,format=raw,if=none,id=zcref2,cache=writeback,aio=io_uring \
+             -device scsi-hd,bus=zcref.0,scsi-id=2,lun=0,drive=zcref2,logical_block_size=4096,\
+             physical_block_size=4096,product=ZCBENCH-REF-WB -kernel"
+        ));
+        let line = cmdline(&Contract {
+            suite: Some("bench"),
+            scsi_hd: c.scsi_hd.as_ref(),
+            sink: Some("10.0.2.2:40003".into()),
+            ..Contract::default()
+        });
+        assert!(
+            line.ends_with(
+                "zonecopy.suite=bench zonecopy.scsihd=bs=4096,size=201326592 \
+                 zonecopy.sink=10.0.2.2:40003"
+            ),
+            "{line}"
+        );
     }
 
     #[test]
@@ -333,6 +437,7 @@ mod tests {
                 xfail: &xfail,
                 run: None,
                 extra: "loglevel=7",
+                ..Contract::default()
             }),
             format!(
                 "console=ttyS0 quiet panic=-1 {FAST_BOOT} zonecopy.suite=nvme \

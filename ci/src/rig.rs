@@ -18,10 +18,11 @@ use crate::{
     control,
     initramfs::{self, BuildRequest},
     kernel::{self, Kernel},
-    lun::{LunSpec, DEFAULT_LUNS},
+    lun::{self, LunKind, LunSpec},
     ns::{NsSpec, DEFAULT_NAMESPACES},
     proc,
-    qemu::{cmdline, Accel, Contract, NvmeTarget, QemuConfig, Serial},
+    qemu::{cmdline, Accel, Contract, NvmeTarget, QemuConfig, ScsiHd, Serial},
+    sink::Sink,
     util::Fnv,
 };
 
@@ -47,12 +48,24 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// Parses `--lun` specs (the defaults when none are given).
-pub fn parse_luns(specs: &[String]) -> Result<Vec<LunSpec>, SetupError> {
-    let given: Vec<&str> = if specs.is_empty() {
-        DEFAULT_LUNS.to_vec()
-    } else {
+/// The benchmark suite: it gets [`BENCH_LUNS`], [`BENCH_NAMESPACES`], a
+/// reference scsi-hd and a discard sink ([`BenchExtras`]).
+pub const BENCH_SUITE: &str = "bench";
+/// The bench suite's LUNs when none are given: one 4 KiB-block plain disk
+/// of 192 MiB (the copy benchmarks' source, offload and read+write areas).
+pub const BENCH_LUNS: [&str; 1] = ["kind=disk,size=192M,bs=4096"];
+/// The bench suite's namespaces when none are given: the same as an nvm
+/// namespace.
+pub const BENCH_NAMESPACES: [&str; 1] = ["kind=nvm,size=192M,bs=4096"];
+
+/// Parses `--lun` specs (the defaults when none are given: the suite's).
+pub fn parse_luns(specs: &[String], suite: Option<&str>) -> Result<Vec<LunSpec>, SetupError> {
+    let given: Vec<&str> = if !specs.is_empty() {
         specs.iter().map(String::as_str).collect()
+    } else if suite == Some(BENCH_SUITE) {
+        BENCH_LUNS.to_vec()
+    } else {
+        lun::default_luns(suite).to_vec()
     };
     given
         .iter()
@@ -66,7 +79,7 @@ pub fn parse_luns(specs: &[String]) -> Result<Vec<LunSpec>, SetupError> {
 
 /// Suites that talk to the backend over the network (control port,
 /// NVMe/TCP): they get a NIC and `zonecopy.control=` without `--net`.
-pub const NET_SUITES: &[&str] = &["xcopy", "nvme", "kcopy", "bench"];
+pub const NET_SUITES: &[&str] = &["xcopy", "nvme", "kcopy", "bench", "zbc"];
 /// Suites that get [`DEFAULT_NAMESPACES`] when no `--ns` is given.
 pub const NVME_SUITES: &[&str] = &["nvme", "kcopy"];
 /// Suites that run host tools (fio, blkzone, sg3-utils, dmsetup,
@@ -106,6 +119,8 @@ pub fn parse_namespaces(
         specs.iter().map(String::as_str).collect()
     } else if !external_backend && suite.is_some_and(|s| NVME_SUITES.contains(&s)) {
         DEFAULT_NAMESPACES.to_vec()
+    } else if !external_backend && suite == Some(BENCH_SUITE) {
+        BENCH_NAMESPACES.to_vec()
     } else {
         Vec::new()
     };
@@ -154,7 +169,9 @@ pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String>
         }
     }
     if suite == Some("kcopy") {
-        m.extend(["dm_mod", "dm_crypt", "f2fs"]);
+        // f2fs asks for the "crc32" shash and dm-crypt for "xts(aes)" at
+        // run time (no modinfo dependency): modules on Debian kernels.
+        m.extend(["dm_mod", "dm_crypt", "f2fs", "crc32_generic", "xts"]);
     }
     if wants_hostroot(suite) {
         m.extend(HOST_TOOL_MODULES.split(' '));
@@ -199,6 +216,42 @@ fn free_ports(n: usize) -> Result<Vec<u16>, SetupError> {
 /// given got taken in between (a bind race).
 const PORT_ATTEMPTS: usize = 5;
 
+/// What only the bench suite gets: QEMU's scsi-hd on raw files the size
+/// of the first plain disk LUN (the references its numbers are divided by),
+/// and a loopback discard sink / zero source for user networking's raw
+/// throughput. The sink's thread ends when this is dropped.
+#[derive(Debug)]
+pub struct BenchExtras {
+    pub scsi_hd: Option<ScsiHd>,
+    pub sink: Sink,
+}
+
+impl BenchExtras {
+    /// Sparse raw files in `dir` the size and block size of the first
+    /// `disk` LUN (none without one), and a started sink.
+    fn prepare(luns: &[LunSpec], dir: &Path) -> Result<Self, SetupError> {
+        let scsi_hd = match luns.iter().find(|l| l.kind == LunKind::Disk) {
+            Some(l) => {
+                let (file, file_wb) = (dir.join("scsi-hd.img"), dir.join("scsi-hd-wb.img"));
+                for f in [&file, &file_wb] {
+                    std::fs::File::create(f)
+                        .and_then(|h| h.set_len(l.size))
+                        .map_err(|e| fail(format!("cannot create {}: {e}", f.display())))?;
+                }
+                Some(ScsiHd {
+                    file,
+                    file_wb,
+                    size: l.size,
+                    bs: l.bs,
+                })
+            }
+            None => None,
+        };
+        let sink = Sink::start().map_err(|e| fail(format!("bench sink: {e}")))?;
+        Ok(BenchExtras { scsi_hd, sink })
+    }
+}
+
 #[derive(Debug)]
 pub struct Rig {
     pub kernel: Kernel,
@@ -215,6 +268,8 @@ pub struct Rig {
     pub nvme_port: Option<u16>,
     /// `zonecopy.xfail=` ids.
     pub xfail: Vec<String>,
+    /// The bench suite's reference disk and sink.
+    pub bench: Option<BenchExtras>,
     pub socket: PathBuf,
     pub initrd: PathBuf,
     pub accel: Accel,
@@ -257,7 +312,7 @@ impl Rig {
             None => kernel::resolve(kernel_spec, vm.modules_dir.as_deref(), &cache, &shared),
         }
         .map_err(fail)?;
-        let mut luns = parse_luns(&vm.luns)?;
+        let mut luns = parse_luns(&vm.luns, needs.suite)?;
         let mut namespaces =
             parse_namespaces(&vm.namespaces, needs.suite, vm.backend_socket.is_some())?;
         let net = wants_net(needs, &namespaces);
@@ -337,6 +392,11 @@ impl Rig {
                 (socket, Some(control), Some(launch), Some(b))
             }
         };
+        let bench = if needs.suite == Some(BENCH_SUITE) {
+            Some(BenchExtras::prepare(&luns, tmp.path())?)
+        } else {
+            None
+        };
         let control_port = launch
             .as_ref()
             .and_then(|l| l.cfg.control_tcp.map(|a| a.port()));
@@ -395,6 +455,7 @@ impl Rig {
             control_port,
             nvme_port,
             xfail,
+            bench,
             socket,
             initrd,
             accel,
@@ -420,6 +481,12 @@ impl Rig {
             namespaces: &self.namespaces,
             xfail: &self.xfail,
             run,
+            scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.as_ref()),
+            sink: self
+                .bench
+                .as_ref()
+                .filter(|_| self.net)
+                .map(|b| format!("{GUEST_HOST_ADDR}:{}", b.sink.port())),
             extra,
         })
     }
@@ -438,6 +505,7 @@ impl Rig {
             vhost_socket: Some(self.socket.clone()),
             net: self.net,
             hostroot,
+            scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.clone()),
             serial,
         }
     }
@@ -479,6 +547,9 @@ impl Rig {
     /// Stops the backend, removes the temp dir. Returns problems, if any.
     pub fn shutdown(mut self) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Some(b) = self.bench.take() {
+            eprintln!("{}", b.sink.stop());
+        }
         if let Some(b) = self.backend.take() {
             let status = b.stop();
             // SIGTERM is how we stop it; anything else is worth a note.
@@ -649,13 +720,49 @@ mod tests {
     }
 
     #[test]
+    fn bench_defaults_a_disk_and_a_namespace() {
+        let l = parse_luns(&[], Some(BENCH_SUITE)).unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            (l[0].kind, l[0].size, l[0].bs),
+            (LunKind::Disk, 192 << 20, 4096)
+        );
+        assert_eq!(parse_luns(&[], Some("smoke")).unwrap().len(), 3);
+        assert_eq!(
+            parse_luns(&["kind=disk,size=1M".into()], Some(BENCH_SUITE))
+                .unwrap()
+                .len(),
+            1
+        );
+        let n = parse_namespaces(&[], Some(BENCH_SUITE), false).unwrap();
+        assert_eq!(n.len(), 1);
+        assert!(n[0].zoned().is_none());
+        assert!(parse_namespaces(&[], Some(BENCH_SUITE), true)
+            .unwrap()
+            .is_empty());
+        // The reference scsi-hd follows the first disk LUN.
+        let dir = tempfile::tempdir().unwrap();
+        let b = BenchExtras::prepare(&l, dir.path()).unwrap();
+        let hd = b.scsi_hd.clone().unwrap();
+        assert_eq!((hd.size, hd.bs), (192 << 20, 4096));
+        assert_eq!(std::fs::metadata(&hd.file).unwrap().len(), 192 << 20);
+        assert_eq!(std::fs::metadata(&hd.file_wb).unwrap().len(), 192 << 20);
+        assert!(b.sink.port() > 0);
+        let hm = parse_luns(&[], Some("smoke")).unwrap();
+        assert_eq!(
+            BenchExtras::prepare(&hm[..2], dir.path()).unwrap().scsi_hd,
+            None
+        );
+    }
+
+    #[test]
     fn networking_when_a_suite_or_namespace_needs_it() {
         let ns = parse_namespaces(&[], Some("nvme"), false).unwrap();
         let n = |suite, net| Needs { suite, net };
         assert!(!wants_net(n(Some("smoke"), false), &[]));
         assert!(wants_net(n(Some("smoke"), true), &[]));
         assert!(wants_net(n(Some("smoke"), false), &ns));
-        for s in ["xcopy", "nvme", "kcopy"] {
+        for s in ["xcopy", "nvme", "kcopy", "zbc"] {
             assert!(wants_net(n(Some(s), false), &[]), "{s}");
         }
     }
@@ -678,7 +785,7 @@ mod tests {
         assert_eq!(
             m(Some("kcopy"), true, true).unwrap(),
             "virtio_pci virtio_scsi sd_mod sg virtio_net nvme_tcp nvme_fabrics nvme_core \
-             dm_mod dm_crypt f2fs 9p 9pnet_virtio netfs fscache"
+             dm_mod dm_crypt f2fs crc32_generic xts 9p 9pnet_virtio netfs fscache"
         );
         assert_eq!(
             m(Some("zbc"), false, false).unwrap(),
@@ -708,7 +815,12 @@ mod tests {
     #[test]
     fn xfail_is_known_bugs_then_user_ids_once_each() {
         let k = kernel(kernel::known_bugs("7.2-series"));
-        let known = vec!["copy-error-lost", "copy-tcp-r2t", "copy-merge-oops"];
+        // The table's ids in its order, the series' corruption first.
+        let known: Vec<&str> = kernel::known_bugs("7.2-series")
+            .iter()
+            .map(|b| b.id)
+            .collect();
+        assert_eq!(known[0], "copy-error-lost");
         assert_eq!(xfail_list(&k, &[]), known);
         assert_eq!(
             xfail_list(&k, &["mine".into(), "copy-error-lost,other".into()]),

@@ -340,6 +340,7 @@ mod tests {
                 vhost_socket: None,
                 net: false,
                 hostroot: false,
+                scsi_hd: None,
                 serial: Serial::Stdio,
             },
             timeout: Some(timeout),

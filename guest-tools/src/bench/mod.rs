@@ -10,17 +10,34 @@
 //!   MCL) through passthrough, and by read+write on the namespace's block
 //!   device; both verified; fabric bytes (control `stats` -> `fabric`) of
 //!   each. The offloaded copy must carry at most 1% of the copied bytes.
-//! - 4 KiB random read and write IOPS at QD1 (one thread, pread/pwrite
-//!   O_DIRECT) and QD16 (16 threads) on the SCSI disk and the namespace.
+//! - The kernel's copy path ([`cfr`]): copy_file_range of the 64 MiB on
+//!   each device with copy_max_bytes as set (offload path) and at 0 (the
+//!   fallback baseline), next to the guest's read+write loop.
+//! - fio (the host's, see [`fio`]) on three devices in the same guest:
+//!   4 KiB random read and write IOPS at QD1 and QD16 and sequential 1 MiB
+//!   MiB/s, on our vhost-user-scsi disk, on QEMU's built-in scsi-hd over
+//!   raw files of the same size (`zonecopy.scsihd=`, aio=io_uring; with
+//!   cache=none, the production setting, and with cache=writeback, the host
+//!   page cache as our backend uses it: `# bench scsi-vs-scsihd[-wb]` give
+//!   ours / scsi-hd) and on the NVMe/TCP namespace (`# bench
+//!   nvme-vs-scsi`).
+//! - QEMU user networking's raw TCP throughput each way against the
+//!   runner's sink (`zonecopy.sink=`, see [`net`]), printed next to the
+//!   NVMe/TCP sequential numbers (`# bench nvme-vs-usernet`): how much of
+//!   NVMe/TCP's gap is the network.
 //!
-//! Each measurement is a KTAP test that passes only if its data verified;
-//! numbers are diagnostics `# bench NAME key=value ...` (see
-//! [`plan::bench_line`]), which `scripts/bench.sh` collects. Slow numbers
-//! never fail a test. Layout of each device: source at byte 0, offload
-//! destination at 64 MiB, read+write destination at 128 MiB (so 192 MiB
-//! are needed); the IOPS loops read the source and write the read+write
-//! destination after it was verified.
+//! Each measurement is a KTAP test that passes only if its data verified
+//! (copies: block by block; fio: every job ran without error and did I/O;
+//! network: every byte arrived); numbers are diagnostics `# bench NAME
+//! key=value ...` (see [`plan::bench_line`]), which `scripts/bench.sh`
+//! collects. Slow numbers never fail a test. Layout of each device: source
+//! at byte 0, offload destination at 64 MiB, read+write destination at 128
+//! MiB (so 192 MiB are needed); fio runs after both copies of a device
+//! verified and overwrites all of it.
 
+pub mod cfr;
+pub mod fio;
+pub mod net;
 pub mod plan;
 
 use std::{
@@ -29,15 +46,13 @@ use std::{
     os::unix::fs::FileExt,
     panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
-    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use self::plan::Rng;
 use crate::{
     blockio::{self, AlignedBuf},
     cmdline::{Config, LunKind, NsKind},
-    control,
+    control, hosttool,
     ktap::{ensure, fail, Ktap, Outcome, Step, Verdict},
     nvme::{
         connect::{self, Connected, HostId},
@@ -67,8 +82,15 @@ const DST_RW: u64 = 2 * COPY_BYTES;
 pub const NEED_BYTES: u64 = 3 * COPY_BYTES;
 /// Read+write chunk.
 const CHUNK: u64 = MIB;
-/// Length of each IOPS phase.
-const IOPS_PHASE: Duration = Duration::from_secs(3);
+/// Seconds of each fio job (six per device).
+const FIO_RUNTIME_S: u32 = 5;
+/// Bytes moved each way by the user-networking throughput test.
+const NET_BYTES: u64 = 128 * MIB;
+/// INQUIRY PRODUCT IDENTIFICATION of the `cache=none` reference scsi-hd
+/// (ci `qemu::SCSI_HD_PRODUCT`), the guest's `device/model`.
+pub const SCSI_HD_PRODUCT: &str = "ZCBENCH-REF";
+/// Likewise of the `cache=writeback` one (ci `qemu::SCSI_HD_WB_PRODUCT`).
+pub const SCSI_HD_WB_PRODUCT: &str = "ZCBENCH-REF-WB";
 /// SG_IO timeout of one EXTENDED COPY (TCG guests are slow).
 const XCOPY_TIMEOUT_MS: u32 = 300_000;
 
@@ -76,6 +98,10 @@ const XCOPY_TIMEOUT_MS: u32 = 300_000;
 struct Dev {
     /// Control-socket name (`lun<N>`, `ns<N>`).
     name: String,
+    /// The block device node.
+    path: PathBuf,
+    /// Size in bytes, as configured.
+    size: u64,
     file: File,
     /// Logical block size.
     bs: u64,
@@ -116,7 +142,14 @@ struct Ctx<'a> {
     nsid: u32,
     id_ns: Option<IdNs>,
     nvme_why: String,
+    /// fio on our SCSI disk, the baseline of the NVMe/TCP ratios.
+    fio_scsi: Option<fio::Results>,
+    /// User networking, MiB/s guest to host and host to guest.
+    usernet: Option<(f64, f64)>,
     diags: Vec<String>,
+    /// Set by a test that passed its checks but reports a known bug
+    /// (XFAIL / XPASS, see [`cfr`]); taken by `run_one`.
+    outcome: Option<Outcome>,
 }
 
 impl Ctx<'_> {
@@ -279,101 +312,36 @@ fn rw_test(c: &mut Ctx<'_>, nvme: bool) -> Step {
     Ok(())
 }
 
-/// Random 4 KiB I/O for [`IOPS_PHASE`] on `threads` threads: reads from
-/// the source (the last block each thread read is verified), or writes of
-/// one stamped block into the read+write destination area. Returns the
-/// operations done and the time taken, which on a busy single-vCPU guest
-/// can be well over the nominal phase (the rate divides by it).
-fn iops(d: &Dev, threads: usize, write: bool, seed: u64) -> Result<(u64, Duration), Verdict> {
-    let stop = AtomicBool::new(false);
-    let region = COPY_BYTES / BS4K;
-    let base = if write { DST_RW } else { 0 };
-    let start = Instant::now();
-    let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let stop = &stop;
-                let f = &d.file;
-                let gen = d.gen;
-                s.spawn(move || -> Result<u64, String> {
-                    let mut rng = Rng::new(seed ^ ((t as u64 + 1) << 32));
-                    let mut buf = AlignedBuf::new(BLOCK_SIZE);
-                    if write {
-                        stamp::fill(buf.as_mut_slice(), base / BS4K, gen ^ 0x5752)
-                            .map_err(|e| e.to_string())?;
-                    }
-                    let mut ops = 0u64;
-                    let mut last = None;
-                    while !stop.load(Ordering::Relaxed) {
-                        let b = rng.below(region);
-                        let off = base + b * BS4K;
-                        if write {
-                            blockio::pwrite_exact(f, buf.as_slice(), off)
-                                .map_err(|e| format!("pwrite at byte {off}: {e}"))?;
-                        } else {
-                            let n = f
-                                .read_at(buf.as_mut_slice(), off)
-                                .map_err(|e| format!("pread at byte {off}: {e}"))?;
-                            if n != BLOCK_SIZE {
-                                return Err(format!("short read {n} at byte {off}"));
-                            }
-                            last = Some(b);
-                        }
-                        ops += 1;
-                    }
-                    if let Some(b) = last {
-                        stamp::verify(buf.as_slice(), b, gen)
-                            .map_err(|e| format!("block {b} read in the loop: {e}"))?;
-                    }
-                    Ok(ops)
-                })
-            })
-            .collect();
-        std::thread::sleep(IOPS_PHASE);
-        stop.store(true, Ordering::Relaxed);
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into())))
-            .collect()
-    });
-    let took = start.elapsed();
-    let mut total = 0;
-    for r in results {
-        total += r.map_err(|e| Verdict::fail(format!("{}: {e}", d.name)))?;
+/// Run the fio set ([`fio::JOBS`]) on `path`, `size` bytes of it. SKIP
+/// when the host's fio cannot run here (no host root, not installed).
+fn run_fio(path: &Path, size: u64) -> Result<(fio::Results, Duration), Verdict> {
+    if let Some(why) = hosttool::missing("fio") {
+        return Err(Verdict::skip(why));
     }
-    Ok((total, took))
+    let args = fio::args(&path.display().to_string(), size, FIO_RUNTIME_S);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    let out = hosttool::run("fio", &argv).map_err(Verdict::Fail)?;
+    let r = fio::parse(&String::from_utf8_lossy(&out.stdout)).map_err(Verdict::Fail)?;
+    Ok((r, t.elapsed()))
 }
 
-fn iops_test(c: &mut Ctx<'_>, nvme: bool, qd: usize) -> Step {
-    let why = if nvme {
-        c.nvme_why.clone()
-    } else {
-        c.scsi_why.clone()
-    };
-    let d = if nvme { &c.nvme } else { &c.scsi };
-    let d = d.as_ref().ok_or_else(|| Verdict::skip(why))?;
-    if !d.source || d.rw.is_none() {
-        return Err(Verdict::skip(
-            "needs the source and the read+write copy (the write area)",
-        ));
-    }
-    let seed = run_generation();
-    let (r, rt) = iops(d, qd, false, seed)?;
-    let (w, wt) = iops(d, qd, true, seed ^ 1)?;
-    let line = plan::bench_line(
-        &format!("{}-4KiB-qd{qd}", if nvme { "nvme" } else { "scsi" }),
-        &[
-            ("dev", d.name.clone()),
-            ("read_iops", plan::per_s(r, rt)),
-            ("write_iops", plan::per_s(w, wt)),
-            ("read_ops", r.to_string()),
-            ("write_ops", w.to_string()),
-            ("read_s", plan::secs(rt)),
-            ("write_s", plan::secs(wt)),
-        ],
-    );
-    c.diag(line);
-    Ok(())
+/// The `# bench fio-<kind>` line of one device.
+fn fio_line(kind: &str, dev: &str, r: &fio::Results, took: Duration) -> String {
+    let mut f = vec![("dev".to_string(), dev.to_string())];
+    f.extend(r.fields());
+    f.push(("fio_s".into(), plan::secs(took)));
+    let f: Vec<(&str, String)> = f.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    plan::bench_line(&format!("fio-{kind}"), &f)
+}
+
+/// A `# bench NAME job=ratio ...` line.
+fn ratio_line(name: &str, ratios: &[(String, String)]) -> String {
+    let f: Vec<(&str, String)> = ratios
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    plan::bench_line(name, &f)
 }
 
 fn run_generation() -> u64 {
@@ -591,6 +559,138 @@ fn summary(c: &mut Ctx<'_>, nvme: bool) {
     c.diag(line);
 }
 
+// -------------------------------------------------------- fio and network
+
+/// fio on our SCSI disk (after its copies verified: fio overwrites it).
+fn t_scsi_fio(c: &mut Ctx<'_>) -> Step {
+    let d = c
+        .scsi
+        .as_ref()
+        .ok_or_else(|| Verdict::skip(c.scsi_why.clone()))?;
+    let (r, took) = run_fio(&d.path, d.size)?;
+    let line = fio_line("scsi", &d.name, &r, took);
+    c.diag(line);
+    c.fio_scsi = Some(r);
+    Ok(())
+}
+
+/// Wait for the reference scsi-hd `product` to appear.
+fn find_scsi_hd(sys: &Path, product: &str) -> Result<sysfs::Disk, String> {
+    let start = Instant::now();
+    loop {
+        let (disks, errors) = sysfs::scsi_disks(sys).map_err(|e| format!("sysfs: {e}"))?;
+        if let Some(d) = disks.iter().find(|d| d.model == product) {
+            if d.dev_path().exists() {
+                return Ok(d.clone());
+            }
+        }
+        if start.elapsed() >= crate::smoke::DISCOVERY_TIMEOUT {
+            let seen: Vec<String> = disks.iter().map(ToString::to_string).collect();
+            let errs: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(format!(
+                "no disk with model {product:?} after {:?} (disks: {}; {})",
+                start.elapsed(),
+                seen.join("; "),
+                errs.join("; ")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// fio on QEMU's scsi-hd (`cache=none`, or `cache=writeback` with `wb`),
+/// then ours / scsi-hd for each job.
+fn t_scsihd_fio(c: &mut Ctx<'_>, wb: bool) -> Step {
+    let spec = c.cfg.scsi_hd.ok_or_else(|| {
+        Verdict::skip(
+            "no zonecopy.scsihd= (the runner attaches one for a bench run with a disk LUN)",
+        )
+    })?;
+    let (product, kind) = if wb {
+        (SCSI_HD_WB_PRODUCT, "scsihd-wb")
+    } else {
+        (SCSI_HD_PRODUCT, "scsihd")
+    };
+    let d = find_scsi_hd(&c.sys, product).map_err(Verdict::Fail)?;
+    ensure(
+        d.sectors * 512 == spec.size && d.logical_block_size == spec.block_size,
+        || {
+            format!(
+                "{}: {} bytes of {}-byte blocks, configured {} bytes of {}",
+                d.name,
+                d.sectors * 512,
+                d.logical_block_size,
+                spec.size,
+                spec.block_size
+            )
+        },
+    )?;
+    let (r, took) = run_fio(&d.dev_path(), spec.size)?;
+    c.diag(format!("reference: {d}"));
+    c.diag(fio_line(kind, &d.name, &r, took));
+    if let Some(ours) = &c.fio_scsi {
+        let line = ratio_line(&format!("scsi-vs-{kind}"), &ours.ratios(&r));
+        c.diag(line);
+    }
+    Ok(())
+}
+
+/// Raw TCP throughput of user networking, each way.
+fn t_usernet(c: &mut Ctx<'_>) -> Step {
+    let addr = c
+        .cfg
+        .sink
+        .ok_or_else(|| Verdict::skip("no zonecopy.sink= (the runner gives one to a bench run)"))?;
+    let sent = net::send(addr, NET_BYTES).map_err(Verdict::Fail)?;
+    let recv = net::receive(addr, NET_BYTES).map_err(Verdict::Fail)?;
+    let mibps = |d: Duration| NET_BYTES as f64 / f64::from(1u32 << 20) / d.as_secs_f64();
+    c.usernet = Some((mibps(sent), mibps(recv)));
+    let line = plan::bench_line(
+        "usernet",
+        &[
+            ("bytes", NET_BYTES.to_string()),
+            ("send_MiBps", plan::mib_per_s(NET_BYTES, sent)),
+            ("recv_MiBps", plan::mib_per_s(NET_BYTES, recv)),
+            ("send_s", plan::secs(sent)),
+            ("recv_s", plan::secs(recv)),
+        ],
+    );
+    c.diag(line);
+    Ok(())
+}
+
+/// fio on the NVMe/TCP namespace, against our SCSI disk and against raw
+/// user networking.
+fn t_nvme_fio(c: &mut Ctx<'_>) -> Step {
+    let d = c
+        .nvme
+        .as_ref()
+        .ok_or_else(|| Verdict::skip(c.nvme_why.clone()))?;
+    let (r, took) = run_fio(&d.path, d.size)?;
+    let mut lines = vec![fio_line("nvme", &d.name, &r, took)];
+    if let Some(scsi) = &c.fio_scsi {
+        lines.push(ratio_line("nvme-vs-scsi", &r.ratios(scsi)));
+    }
+    if let Some((send, recv)) = c.usernet {
+        let (rd, wr) = r.seq_mib_per_s();
+        lines.push(plan::bench_line(
+            "nvme-vs-usernet",
+            &[
+                ("seqread_MiBps", format!("{rd:.1}")),
+                ("usernet_recv_MiBps", format!("{recv:.1}")),
+                ("seqread_of_usernet", plan::ratio(rd, recv)),
+                ("seqwrite_MiBps", format!("{wr:.1}")),
+                ("usernet_send_MiBps", format!("{send:.1}")),
+                ("seqwrite_of_usernet", plan::ratio(wr, send)),
+            ],
+        ));
+    }
+    for l in lines {
+        c.diag(l);
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------------- NVMe
 
 fn t_nvme_connect(c: &mut Ctx<'_>) -> Step {
@@ -667,6 +767,8 @@ fn t_nvme_connect(c: &mut Ctx<'_>) -> Step {
     c.id_ns = Some(id);
     c.nvme = Some(Dev {
         name: format!("ns{nsid}"),
+        path: ns.dev_path(),
+        size: spec.size,
         file,
         bs: spec.block_size,
         gen: run_generation().wrapping_add(u64::from(nsid)),
@@ -803,14 +905,18 @@ const TESTS: &[Test] = &[
     ("scsi_source", t_scsi_source),
     ("scsi_xcopy_64MiB", t_scsi_offload),
     ("scsi_readwrite_64MiB", t_scsi_rw),
-    ("scsi_iops_qd1", |c| iops_test(c, false, 1)),
-    ("scsi_iops_qd16", |c| iops_test(c, false, 16)),
+    ("scsi_cfr_64MiB", |c| cfr::t_cfr(c, false)),
+    ("scsi_fio", t_scsi_fio),
+    ("scsihd_fio", |c| t_scsihd_fio(c, false)),
+    ("scsihd_wb_fio", |c| t_scsihd_fio(c, true)),
     ("nvme_connect", t_nvme_connect),
     ("nvme_source", t_nvme_source),
     ("nvme_copy_64MiB", t_nvme_offload),
     ("nvme_readwrite_64MiB", t_nvme_rw),
-    ("nvme_iops_qd1", |c| iops_test(c, true, 1)),
-    ("nvme_iops_qd16", |c| iops_test(c, true, 16)),
+    ("nvme_cfr_64MiB", |c| cfr::t_cfr(c, true)),
+    // Right before nvme_fio, so both see the same machine load.
+    ("usernet_throughput", t_usernet),
+    ("nvme_fio", t_nvme_fio),
     ("nvme_disconnect", t_nvme_disconnect),
 ];
 
@@ -831,7 +937,11 @@ fn run_one<W: Write>(
     for d in std::mem::take(&mut c.diags) {
         k.diag(&d)?;
     }
-    k.result(name, &v.err().unwrap_or(Verdict::Pass).into())?;
+    let o = match (v, c.outcome.take()) {
+        (Ok(()), Some(o)) => o,
+        (v, _) => v.err().unwrap_or(Verdict::Pass).into(),
+    };
+    k.result(name, &o)?;
     Ok(())
 }
 
@@ -856,6 +966,8 @@ fn open_scsi(cfg: &Config, sys_root: &Path, gen: u64) -> Result<Dev, String> {
         .map_err(|e| format!("lun{n}: open {}: {e}", d.dev_path().display()))?;
     Ok(Dev {
         name: format!("lun{n}"),
+        path: d.dev_path(),
+        size: spec.size,
         file,
         bs: spec.block_size,
         gen: gen.wrapping_add(n),
@@ -890,7 +1002,10 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         nsid: 0,
         id_ns: None,
         nvme_why,
+        fio_scsi: None,
+        usernet: None,
         diags: Vec::new(),
+        outcome: None,
     };
     k.diag(&format!(
         "generation {gen:#x}, control {}, scsi {}, nvme {}",
@@ -941,7 +1056,13 @@ mod tests {
         assert!(lines.contains(&"ok 2 scsi_source # SKIP no disk LUN of at least 201326592 bytes (runner: --lun kind=disk,size=192M,bs=4096)"));
         assert!(lines
             .iter()
-            .any(|l| l.starts_with("ok 7 nvme_connect # SKIP no zonecopy.nvme=")));
-        assert!(lines.contains(&"ok 13 nvme_disconnect # SKIP not connected"));
+            .any(|l| l.starts_with("ok 9 nvme_connect # SKIP no zonecopy.nvme=")));
+        assert!(lines.contains(&"ok 8 scsihd_wb_fio # SKIP no zonecopy.scsihd= (the runner attaches one for a bench run with a disk LUN)"));
+        assert!(lines.contains(&"ok 14 usernet_throughput # SKIP no zonecopy.sink= (the runner gives one to a bench run)"));
+        assert!(lines.contains(&"ok 5 scsi_cfr_64MiB # SKIP no disk LUN of at least 201326592 bytes (runner: --lun kind=disk,size=192M,bs=4096)"));
+        assert!(lines.contains(
+            &"ok 13 nvme_cfr_64MiB # SKIP no zonecopy.nvme= (runner: --ns kind=nvm,size=192M)"
+        ));
+        assert!(lines.contains(&"ok 16 nvme_disconnect # SKIP not connected"));
     }
 }

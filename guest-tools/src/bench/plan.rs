@@ -1,6 +1,6 @@
 //! The pure parts of the bench suite: how one large copy is cut into
-//! commands within the device's advertised limits, the pseudo-random
-//! offsets of the IOPS loops, and the `# bench` line format.
+//! commands within the device's advertised limits, and the `# bench` line
+//! format.
 
 use std::time::Duration;
 
@@ -82,37 +82,6 @@ pub fn nvme_copies(
     Ok(out)
 }
 
-/// xorshift64* (Vigna 2016): the IOPS loops' random block numbers,
-/// reproducible from the seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator; a zero seed is replaced (xorshift has no zero state).
-    pub fn new(seed: u64) -> Self {
-        Self(if seed == 0 {
-            0x9E37_79B9_7F4A_7C15
-        } else {
-            seed
-        })
-    }
-
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A value in `0..n` (`n` > 0; slight modulo bias is fine here).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-}
-
 /// Seconds with millisecond resolution, as printed.
 pub fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
@@ -134,16 +103,6 @@ pub fn mib_per_s(bytes: u64, d: Duration) -> String {
     let s = d.as_secs_f64();
     if s > 0.0 {
         format!("{:.1}", bytes as f64 / s / (1 << 20) as f64)
-    } else {
-        "inf".into()
-    }
-}
-
-/// Operations per second, rounded.
-pub fn per_s(ops: u64, d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s > 0.0 {
-        format!("{:.0}", ops as f64 / s)
     } else {
         "inf".into()
     }
@@ -248,27 +207,12 @@ mod tests {
     }
 
     #[test]
-    fn rng_is_reproducible_and_in_range() {
-        let mut a = Rng::new(42);
-        let mut b = Rng::new(42);
-        let va: Vec<u64> = (0..100).map(|_| a.below(1000)).collect();
-        let vb: Vec<u64> = (0..100).map(|_| b.below(1000)).collect();
-        assert_eq!(va, vb);
-        assert!(va.iter().all(|&v| v < 1000));
-        // Not stuck, not constant.
-        assert!(va.iter().any(|&v| v != va[0]));
-        let mut z = Rng::new(0);
-        assert_ne!(z.next_u64(), 0);
-    }
-
-    #[test]
     fn formatting() {
         assert_eq!(secs(Duration::from_millis(83)), "0.083");
         assert_eq!(ratio(0.512, 0.083), "6.17");
         assert_eq!(ratio(1.0, 0.0), "inf");
         assert_eq!(ratio(0.0, 0.0), "0.00");
         assert_eq!(mib_per_s(64 << 20, Duration::from_secs(2)), "32.0");
-        assert_eq!(per_s(1500, Duration::from_millis(500)), "3000");
         assert_eq!(
             bench_line(
                 "scsi-xcopy-64MiB",
