@@ -133,9 +133,25 @@ pub struct KnownBug {
 pub const KNOWN_BUGS: &[(&str, &[KnownBug])] = &[
     (
         "7.2-series",
-        &[COPY_ERROR_LOST, COPY_TCP_R2T, COPY_MERGE_OOPS],
+        &[
+            COPY_ERROR_LOST,
+            COPY_TCP_R2T,
+            COPY_MERGE_OOPS,
+            COPY_DM_CRYPT_OOPS,
+            COPY_IGNORES_OCFS,
+            COPY_IGNORES_MCL,
+        ],
     ),
-    ("7.2-fixed", &[COPY_TCP_R2T, COPY_MERGE_OOPS]),
+    (
+        "7.2-fixed",
+        &[
+            COPY_TCP_R2T,
+            COPY_MERGE_OOPS,
+            COPY_DM_CRYPT_OOPS,
+            COPY_IGNORES_OCFS,
+            COPY_IGNORES_MCL,
+        ],
+    ),
     (
         "6.12",
         &[KnownBug {
@@ -160,6 +176,29 @@ const COPY_TCP_R2T: KnownBug = KnownBug {
     what: "the series' copy request (REQ_OP_COPY_SRC) is read-direction, so nvme-tcp sends the \
            Copy's source range descriptors neither in-capsule nor on R2T ('unexpected r2t for a \
            non-write command'): no copy is ever offloaded over NVMe/TCP",
+};
+
+const COPY_DM_CRYPT_OOPS: KnownBug = KnownBug {
+    id: "copy-dm-crypt-oops",
+    what: "dm-crypt keeps the copy limits stacked from the device below (copy_max_bytes 16 MiB \
+           over dm-linear over NVMe) though it cannot pass a copy through its encryption; \
+           copy_file_range on it sends copy bios into dm-crypt, which oopses in crypt_convert \
+           (NULL pointer dereference, kcryptd_crypt)",
+};
+
+const COPY_IGNORES_OCFS: KnownBug = KnownBug {
+    id: "copy-ignores-ocfs",
+    what: "every NVMe Copy is built with descriptor format 2 whatever the controller offers: \
+           sent to controllers without format 2 in OCFS (nvme-2.0-fmt0, -fmt01) and, on the \
+           series as posted, without enabling it in Host Behavior Support CDFE; a correct \
+           kernel uses a supported, enabled format or does not offload",
+};
+
+const COPY_IGNORES_MCL: KnownBug = KnownBug {
+    id: "copy-ignores-mcl",
+    what: "copy_max_hw_bytes comes from MSSRL only (MCL and MSRC not consulted): with MCL < \
+           MSSRL the kernel sends Copies longer than MCL, which a controller refuses with \
+           Command Size Limit Exceeded",
 };
 
 const COPY_MERGE_OOPS: KnownBug = KnownBug {
@@ -419,12 +458,28 @@ mod tests {
         let ids: Vec<&str> = s.known_bugs.iter().map(|b| b.id).collect();
         assert_eq!(
             ids,
-            vec!["copy-error-lost", "copy-tcp-r2t", "copy-merge-oops"]
+            vec![
+                "copy-error-lost",
+                "copy-tcp-r2t",
+                "copy-merge-oops",
+                "copy-dm-crypt-oops",
+                "copy-ignores-ocfs",
+                "copy-ignores-mcl"
+            ]
         );
         let f = resolve("7.2-fixed", None, nocache, shared.path()).unwrap();
         assert_eq!(f.image, k.join("bzImage-fixed"));
         let ids: Vec<&str> = f.known_bugs.iter().map(|b| b.id).collect();
-        assert_eq!(ids, vec!["copy-tcp-r2t", "copy-merge-oops"]);
+        assert_eq!(
+            ids,
+            vec![
+                "copy-tcp-r2t",
+                "copy-merge-oops",
+                "copy-dm-crypt-oops",
+                "copy-ignores-ocfs",
+                "copy-ignores-mcl"
+            ]
+        );
         // The same image given as a path keeps its known bugs.
         let p = resolve(
             k.join("bzImage-series").to_str().unwrap(),

@@ -12,7 +12,9 @@ use signal_hook::{
 use zonecopy_vhost::{
     config::{Args, Config, NvmeTcpConfig},
     control::{self, Registry},
-    nvme::{ControllerOptions, NamespaceSpec, Subsystem, SubsystemConfig, Targets},
+    nvme::{
+        copy::CopyStats, ControllerOptions, NamespaceSpec, Subsystem, SubsystemConfig, Targets,
+    },
     scsi::Target,
     storage::{ConfigError as DeviceError, Device, DeviceConfig},
     transport::{
@@ -56,11 +58,10 @@ fn open_devices(config: &Config) -> Result<Vec<Arc<Device>>, Error> {
 /// `cache=volatile`: turn the device's volatile write cache on.
 fn volatile_cache(dev: &Device, cfg: &DeviceConfig) -> Result<(), DeviceError> {
     info!("{:?}: volatile write cache on", cfg.path);
-    dev.set_volatile_cache(true)
-        .map_err(|e| DeviceError::File {
-            path: cfg.path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })
+    dev.set_volatile_cache(true).map_err(|e| DeviceError::File {
+        path: cfg.path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })
 }
 
 /// One line about a device configuration (and a warning Linux would give).
@@ -113,6 +114,7 @@ fn start_nvme_tcp(
     nvme: &NvmeTcpConfig,
     namespaces: Vec<NamespaceSpec>,
     stats: Arc<FabricStats>,
+    copy_stats: Arc<CopyStats>,
     shutdown: &Arc<Shutdown>,
 ) -> Result<thread::JoinHandle<()>, Error> {
     let addr = nvme.listen;
@@ -123,6 +125,7 @@ fn start_nvme_tcp(
         .port();
     let opts = ControllerOptions {
         personality: nvme.personality,
+        copy_stats,
         ..ControllerOptions::default()
     };
     info!("NVMe personality: {}", nvme.personality);
@@ -311,7 +314,9 @@ fn run(config: Config) -> Result<(), Error> {
         })
         .collect();
     let fabric_stats = Arc::new(FabricStats::new());
-    let mut sources: Vec<Arc<dyn control::StatsSource>> = vec![fabric_stats.clone()];
+    let copy_stats = Arc::new(CopyStats::default());
+    let mut sources: Vec<Arc<dyn control::StatsSource>> =
+        vec![fabric_stats.clone(), copy_stats.clone()];
     for (t, target) in scsi_targets.iter().enumerate() {
         sources.push(match t {
             0 => target.stats_source(),
@@ -324,7 +329,13 @@ fn run(config: Config) -> Result<(), Error> {
     start_control(&config, &devices, &namespaces, sources)?;
     let ns_devices: Vec<Arc<Device>> = namespaces.iter().map(|n| Arc::clone(&n.device)).collect();
     let nvme = match &config.nvme_tcp {
-        Some(nvme) => Some(start_nvme_tcp(nvme, namespaces, fabric_stats, &shutdown)?),
+        Some(nvme) => Some(start_nvme_tcp(
+            nvme,
+            namespaces,
+            fabric_stats,
+            copy_stats,
+            &shutdown,
+        )?),
         None => None,
     };
     let served = serve_targets(&config, scsi_targets, &shutdown);

@@ -17,10 +17,12 @@
 //!   `Connected` gives the [`Queue`] (queue 0 creates a controller with a
 //!   dynamic controller ID; I/O queues name it and must come from the same
 //!   host), `Refused` the completion to send before closing;
-//! - every later SQE: [`Queue::data_direction`] says what to gather or how
-//!   much may go back, [`Queue::execute`] runs it (Fabrics Property
-//!   Get/Set/Disconnect included); `None` is a deferred Asynchronous Event
-//!   Request, collected later with [`Queue::take_deferred`] on queue 0
+//! - every later SQE: [`Queue::received`] first (it counts Copy commands,
+//!   whose data may never arrive), then [`Queue::data_direction`] says
+//!   what to gather or how much may go back, [`Queue::execute`] runs it
+//!   (Fabrics Property Get/Set/Disconnect included); `None` is a deferred
+//!   Asynchronous Event Request, collected later with
+//!   [`Queue::take_deferred`] on queue 0
 //!   (poll it: an event may come from another thread, e.g. the control
 //!   socket setting a zone READ ONLY);
 //! - [`Queue::should_close`] turns true after Disconnect, when the admin
@@ -274,6 +276,9 @@ pub struct ControllerOptions {
     pub async_event_limit: u8,
     /// ZASL: Zone Append size limit as a power of two of 4 KiB, 0 = MDTS.
     pub zasl: u8,
+    /// Copy counters per namespace, shared by the subsystem's controllers
+    /// (and the control socket).
+    pub copy_stats: Arc<copy::CopyStats>,
 }
 
 impl Default for ControllerOptions {
@@ -288,6 +293,7 @@ impl Default for ControllerOptions {
             in_capsule_data: 8192,
             async_event_limit: 4,
             zasl: 0,
+            copy_stats: Arc::default(),
         }
     }
 }
@@ -504,6 +510,16 @@ impl Queue {
     /// The controller this queue belongs to.
     pub fn controller(&self) -> &Arc<Controller> {
         &self.ctrl
+    }
+
+    /// A command capsule arrived on this queue, before its host data is
+    /// gathered: the transport calls this once per capsule. Copy commands
+    /// are counted here ([`copy::received`]), so a Copy whose descriptors
+    /// never arrive is still seen.
+    pub fn received(&self, sqe: &Sqe) {
+        if self.qid != 0 && sqe.opcode() == copy::OPCODE && self.ctrl.kind == controller::Kind::Io {
+            copy::received(&self.ctrl, self.qid, sqe);
+        }
     }
 
     /// Which way `sqe` moves data and how much, from its opcode's data

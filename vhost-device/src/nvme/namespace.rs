@@ -117,9 +117,12 @@ impl Namespace {
                 CSI_ZNS
             }
         };
-        if copy_limits.mssrl == 0 || copy_limits.mcl < u32::from(copy_limits.mssrl) {
+        // NVM CS 1.1 Identify Namespace: MSSRL and MCL are non-zero when
+        // Copy is supported; nothing orders them, and an MCL below MSSRL
+        // (one range then stops at MCL) is what `--ns ...,mcl=` tests.
+        if copy_limits.mssrl == 0 || copy_limits.mcl == 0 {
             return Err(format!(
-                "bad copy limits {copy_limits:?}: need 0 < MSSRL <= MCL"
+                "bad copy limits {copy_limits:?}: MSSRL and MCL must be non-zero"
             ));
         }
         Ok(Namespace {

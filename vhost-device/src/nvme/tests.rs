@@ -1441,6 +1441,70 @@ fn copy_partial_failure_reports_ranges_done() {
     assert_eq!((d[31], u64_at(&d, 16), u64_at(&d, 32)), (0x19, 48, 1));
 }
 
+#[test]
+fn copy_counted_on_arrival_and_on_execution() {
+    let r = rig_with("nvme-2.0-fmt0".parse().unwrap());
+    let stats = Arc::clone(&r.targets.subsystems[0].options().copy_stats);
+    // Format 2h (not in OCFS 1h): refused by its dwords on arrival. The
+    // first never gets its descriptors (nvme-tcp refused the R2T), the
+    // second does and completes with Invalid Field.
+    let fmt2 = copy_sqe(2, 100, 1, 2, 32);
+    r.io.received(&fmt2);
+    r.io.received(&fmt2);
+    assert_eq!(status(&r.io, fmt2, &range(2, 2, 0, 4)), 0x6002);
+    // Format 0h: 9 blocks > MSSRL 8, refused executing; 8 blocks copied.
+    for (nlb, want) in [(9, 0x6183), (8, 0)] {
+        let sqe = copy_sqe(2, 100, 1, 0, 32);
+        r.io.received(&sqe);
+        assert_eq!(status(&r.io, sqe, &range(0, 0, 0, nlb)), want);
+    }
+    // NR + 1 = 5 > MSRC + 1 = 4: decided by the dwords.
+    let five = copy_sqe(2, 100, 5, 0, 160);
+    r.io.received(&five);
+    // Not counted: a Copy to no namespace, anything on the admin queue.
+    r.io.received(&copy_sqe(9, 0, 1, 0, 32));
+    r.admin.received(&fmt2);
+    let j = stats.json();
+    assert_eq!(j.as_object().unwrap().len(), 1, "{j}");
+    let ns = &j["ns2"];
+    assert_eq!(ns["received"], 5);
+    assert_eq!(ns["invalid_dwords"], 3);
+    assert_eq!(ns["executed"], 3);
+    assert_eq!(ns["succeeded"], 1);
+    assert_eq!(ns["by_format"], serde_json::json!({"0": 3, "2": 2}));
+    assert_eq!(ns["by_ranges"], serde_json::json!({"1": 4, "5": 1}));
+    assert_eq!(ns["max_ranges"], 5);
+    assert_eq!(
+        (ns["max_range_blocks"].clone(), ns["max_blocks"].clone()),
+        (9.into(), 9.into())
+    );
+    assert_eq!(
+        ns["refused"],
+        serde_json::json!({"invalid_field": 1, "command_size_limit_exceeded": 1})
+    );
+    let last = &ns["last_refused"];
+    assert_eq!(last["stage"], "received");
+    assert_eq!(last["cdw"], serde_json::json!([100, 0, 4, 0, 0, 0]));
+    assert_eq!(last["status_field"], "0x4183");
+    assert_eq!(last["reason"], "NR + 1 = 5 source ranges > MSRC + 1 = 4");
+    let recent = ns["recent"].as_array().unwrap();
+    assert_eq!(recent[0]["executed"], false);
+    assert_eq!(recent[0]["invalid"], "descriptor format 2 not in OCFS 0x1");
+    assert_eq!(recent[1]["status"], "invalid_field");
+    assert_eq!(
+        recent[2]["reason"],
+        "source range 0: NLB + 1 = 9 blocks > MSSRL 8"
+    );
+    assert_eq!(recent[3]["status"], "success");
+    // Without Copy in ONCS the command is unknown; still counted on arrival.
+    let n = rig_with("no-copy".parse().unwrap());
+    n.io.received(&fmt2);
+    assert_eq!(status(&n.io, fmt2, &range(2, 2, 0, 4)), 0x6001);
+    let j = n.targets.subsystems[0].options().copy_stats.json();
+    assert_eq!(j["ns2"]["invalid_dwords"], 1);
+    assert_eq!(j["ns2"]["last_refused"]["status"], "invalid_opcode");
+}
+
 // ----------------------------------------------------------- Discovery
 
 #[test]

@@ -1105,7 +1105,8 @@ mod tests {
             .open(dir.path().join("disk.img"))
             .unwrap();
         f.write_all_at(&[7u8; 4096], 4096).unwrap();
-        f.write_all_at(&[8u8; 3 * 4096], (3 * 16 + 14) * 4096).unwrap();
+        f.write_all_at(&[8u8; 3 * 4096], (3 * 16 + 14) * 4096)
+            .unwrap();
         f.write_all_at(&[9u8; 4096], (8 * 16 - 1) * 4096).unwrap();
         drop(f);
         let dev = zoned(&dir);

@@ -660,7 +660,12 @@ fn injected_faults_abort_with_residual_and_segment_pointer() {
         }),
         Some(1),
     );
-    let p = lid1(2, 0, &[e4(1, 0, 512)], &[seg02(0, 0, false, 8, 0, 200), seg02(0, 0, false, 8, 8, 208)]);
+    let p = lid1(
+        2,
+        0,
+        &[e4(1, 0, 512)],
+        &[seg02(0, 0, false, 8, 0, 200), seg02(0, 0, false, 8, 8, 208)],
+    );
     assert_eq!(
         f.sense(1, &xcopy(0x00, p.len()), &p),
         [

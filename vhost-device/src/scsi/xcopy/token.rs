@@ -388,7 +388,9 @@ fn write_from_rod(
                 // What the range got before an injected fault stopped it.
                 let part = f.progress.bytes_done / dbs;
                 if part > 0 {
-                    x.target.copy.invalidate(x.lun, seg.dst_lba, BlockCount(part));
+                    x.target
+                        .copy
+                        .invalidate(x.lun, seg.dst_lba, BlockCount(part));
                     d.blocks += part;
                     d.bytes += part * dbs;
                 }

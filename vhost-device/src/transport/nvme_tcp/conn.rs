@@ -372,6 +372,9 @@ impl State<'_> {
             self.respond_status(&sqe, class, status::TRANSIENT_TRANSPORT_ERROR);
             return;
         }
+        if let Some(q) = &self.queue {
+            q.received(&sqe);
+        }
         let (kind, wanted) = match &self.queue {
             None => {
                 if sqe.opcode() != OPC_FABRICS || sqe.0[4] != FCTYPE_CONNECT {
