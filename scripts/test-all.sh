@@ -2,13 +2,16 @@
 # Every test: set up what is missing, unit tests for the workspace, then the
 # VM suites:
 # - smoke (zoned SCSI) on each Debian kernel (6.1, 6.12, sid's 7.2);
+# - zbc (ZBC-2 conformance against an independent zone model, sense byte
+#   for byte, blkzone/sg_rep_zones/fio cross-checks) on 6.1 and 6.12;
 # - xcopy (SCSI EXTENDED COPY and ROD tokens through SG_IO);
 # - nvme (ZNS and Copy over NVMe/TCP) on 6.1, 6.12 and the fixed
 #   copy-offload kernel (6.12 has a known zone write plug bug: XFAIL, named);
 # - kcopy (the kernel's block-layer copy offload, copy_file_range on block
 #   devices) on both copy-offload kernels, whose known bugs (the series'
 #   silent corruption among them) are XFAILs that name their cause, and on
-#   6.12, which has no copy offload (SKIPs with the reason);
+#   6.12, which has no copy offload (SKIPs with the reason); then against
+#   controllers that differ (format 0 only, no Copy, MCL below MSSRL);
 # - nvme-cli in the guest (run mode, the host's nvme-cli over 9p): nvme
 #   list, nvme zns report-zones and nvme copy against our subsystem;
 # - reconnect (QEMU killed mid-suite, the suite run again against the same
@@ -24,9 +27,14 @@ cargo test --workspace --locked
 bash scripts/build.sh
 ci=target/release/zonecopy-ci
 $ci matrix --kernels 6.1,6.12,7.2 --suite smoke
+$ci matrix --kernels 6.1,6.12 --suite zbc
 $ci matrix --kernels 6.1,6.12 --suite xcopy
 $ci matrix --kernels 6.1,6.12,7.2-fixed --suite nvme
 $ci matrix --kernels 7.2-series,7.2-fixed,6.12 --suite kcopy
+$ci suite --kernel 7.2-fixed --suite kcopy --personality nvme-2.0-fmt0
+$ci suite --kernel 7.2-series --suite kcopy --personality no-copy
+$ci suite --kernel 7.2-series --suite kcopy --ns kind=zns,size=256M,bs=4096,zone=4M,cap=4M \
+	--ns kind=nvm,size=128M,bs=4096 --ns kind=nvm,size=64M,bs=4096,mssrl=256,mcl=64,msrc=3
 # The guest sees the host's root, but its own tmpfs on /tmp and /run: put
 # the script where it is visible whatever folder this checkout is in.
 guest_dir=${ZONECOPY_CACHE:-/var/cache/zonecopy}/guest
