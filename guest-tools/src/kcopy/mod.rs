@@ -1468,6 +1468,16 @@ fn split_setup(s: &mut Suite<'_>) -> Step<(usize, u64, u64)> {
 /// A copy beyond copy_max_hw_bytes, as any large copy is: the kernel must
 /// split it into several Copy commands.
 fn t_split_hw(s: &mut Suite<'_>) -> Finding {
+    // Over nvme-tcp each Copy of the split fails at the R2T and starts error
+    // recovery; the second failing while the first reconnect completes once
+    // left the 7.2 controller wedged (no reconnect, then ENOLINK for every
+    // later I/O of the suite). Nothing is offloaded there anyway.
+    if s.cfg.xfail.iter().any(|b| b == BUG_TCP) {
+        return Finding::Skip(format!(
+            "{BUG_TCP} listed: every Copy of the split fails over nvme-tcp and two \
+             back-to-back recoveries can wedge the controller; not run so the suite can finish"
+        ));
+    }
     let r = (|| {
         let (a, hw, _) = split_setup(s)?;
         let len = hw + 64 * KIB;
