@@ -76,6 +76,18 @@ impl Verdict {
     }
 }
 
+/// The one-result document of a SCSI suite started without LUNs on the
+/// kernel command line: `1..1`, `not ok 1 config # ...`. Returns `false`
+/// (the suite failed) for the caller to pass on.
+pub fn no_luns<W: Write>(k: &mut Ktap<W>) -> io::Result<bool> {
+    k.plan(1)?;
+    k.result(
+        "config",
+        &Outcome::Fail("no zonecopy.lun<N>= on the kernel command line".into()),
+    )?;
+    Ok(false)
+}
+
 /// A test's final result, as printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

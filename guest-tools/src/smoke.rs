@@ -12,7 +12,7 @@ use std::{
     io::{self, Write},
     panic::{self, AssertUnwindSafe},
     path::Path,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use crate::{
@@ -565,29 +565,14 @@ fn run_lun<W: Write>(k: &mut Ktap<W>, l: &mut Lun, tests: &[Test]) -> io::Result
     k.end_subtest()
 }
 
-/// A generation for this run: different from every earlier run's, so data
-/// left by a previous run (conventional zones are never reset) cannot pass
-/// for this run's.
-fn run_generation() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(1)
-}
-
 /// Run the smoke suite against `/sys` (`sys_root`). Returns whether every
 /// result was `ok`.
 pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Result<bool> {
     if cfg.luns.is_empty() {
-        k.plan(1)?;
-        k.result(
-            "config",
-            &Outcome::Fail("no zonecopy.lun<N>= on the kernel command line".into()),
-        )?;
-        return Ok(false);
+        return crate::ktap::no_luns(k);
     }
     k.plan(u32::try_from(cfg.luns.len() + 1).unwrap_or(u32::MAX))?;
-    let gen = run_generation();
+    let gen = crate::stamp::run_generation();
     k.result("config", &Outcome::Pass)?;
 
     let luns: Vec<u64> = cfg.luns.keys().copied().collect();

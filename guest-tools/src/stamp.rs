@@ -106,6 +106,16 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A generation for this run: the boot's wall clock in nanoseconds, so it
+/// differs from every earlier run's and data a previous run left behind
+/// (conventional zones are never reset) cannot pass for this run's.
+pub fn run_generation() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(1)
+}
+
 /// Write the fill of block (`blockno`, `gen`) into `out` (bytes 32.. of a
 /// block; any length, multiple of 8 or not).
 pub fn fill_pattern(out: &mut [u8], blockno: u64, gen: u64) {

@@ -46,7 +46,7 @@ use std::{
     os::unix::fs::FileExt,
     panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -345,10 +345,7 @@ fn ratio_line(name: &str, ratios: &[(String, String)]) -> String {
 }
 
 fn run_generation() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(1)
+    crate::stamp::run_generation()
 }
 
 // ------------------------------------------------------------------- SCSI

@@ -41,7 +41,7 @@ use std::{
     os::unix::fs::FileExt,
     panic::{self, AssertUnwindSafe},
     path::Path,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use self::{
@@ -1668,11 +1668,7 @@ fn t_scsi_zone_at_wp(s: &mut Suite<'_>) -> Finding {
 
 /// A generation for this run (see the smoke suite: fresh per boot).
 fn run_generation() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(1)
-        << 8
+    crate::stamp::run_generation() << 8
 }
 
 /// Run the `kcopy` suite against `/sys` (`sys`). Returns whether every

@@ -25,7 +25,7 @@ use std::{
     io::{self, Write},
     panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use self::{
@@ -211,10 +211,7 @@ pub fn run_group<W: Write>(
 }
 
 fn run_generation() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(1)
+    crate::stamp::run_generation()
 }
 
 fn t_config(c: &mut Ctx<'_>) -> Step {

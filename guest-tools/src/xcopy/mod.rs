@@ -21,7 +21,6 @@ use std::{
     io::{self, Write},
     panic::{self, AssertUnwindSafe},
     path::Path,
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use self::{
@@ -2349,18 +2348,10 @@ fn run_area<W: Write>(k: &mut Ktap<W>, c: &mut Ctx, name: &str, tests: &[Test]) 
 /// Run the xcopy suite. Returns whether every result was `ok`.
 pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Result<bool> {
     if cfg.luns.is_empty() {
-        k.plan(1)?;
-        k.result(
-            "config",
-            &Outcome::Fail("no zonecopy.lun<N>= on the kernel command line".into()),
-        )?;
-        return Ok(false);
+        return crate::ktap::no_luns(k);
     }
     k.plan(u32::try_from(AREAS.len() + 1).unwrap_or(u32::MAX))?;
-    let gen = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(1);
+    let gen = crate::stamp::run_generation();
     let luns: Vec<u64> = cfg.luns.keys().copied().collect();
     let (disks, errors) = sysfs::wait_for_luns(sys_root, &luns, crate::smoke::DISCOVERY_TIMEOUT);
     let mut c = Ctx {
