@@ -140,6 +140,7 @@ pub const KNOWN_BUGS: &[(&str, &[KnownBug])] = &[
             COPY_DM_CRYPT_OOPS,
             COPY_IGNORES_OCFS,
             COPY_IGNORES_MCL,
+            COPY_XNS_WRONG_NS,
         ],
     ),
     (
@@ -150,6 +151,7 @@ pub const KNOWN_BUGS: &[(&str, &[KnownBug])] = &[
             COPY_DM_CRYPT_OOPS,
             COPY_IGNORES_OCFS,
             COPY_IGNORES_MCL,
+            COPY_XNS_WRONG_NS,
         ],
     ),
     (
@@ -192,6 +194,13 @@ const COPY_IGNORES_OCFS: KnownBug = KnownBug {
            sent to controllers without format 2 in OCFS (nvme-2.0-fmt0, -fmt01) and, on the \
            series as posted, without enabling it in Host Behavior Support CDFE; a correct \
            kernel uses a supported, enabled format or does not offload",
+};
+
+const COPY_XNS_WRONG_NS: KnownBug = KnownBug {
+    id: "copy-xns-wrong-ns",
+    what: "a copy from one namespace to another is sent to the source namespace, with the \
+           destination LBA as its SDLBA: once its descriptors arrive it overwrites the source \
+           namespace (hidden over nvme-tcp by copy-tcp-r2t)",
 };
 
 const COPY_IGNORES_MCL: KnownBug = KnownBug {
@@ -464,7 +473,8 @@ mod tests {
                 "copy-merge-oops",
                 "copy-dm-crypt-oops",
                 "copy-ignores-ocfs",
-                "copy-ignores-mcl"
+                "copy-ignores-mcl",
+                "copy-xns-wrong-ns"
             ]
         );
         let f = resolve("7.2-fixed", None, nocache, shared.path()).unwrap();
@@ -477,7 +487,8 @@ mod tests {
                 "copy-merge-oops",
                 "copy-dm-crypt-oops",
                 "copy-ignores-ocfs",
-                "copy-ignores-mcl"
+                "copy-ignores-mcl",
+                "copy-xns-wrong-ns"
             ]
         );
         // The same image given as a path keeps its known bugs.

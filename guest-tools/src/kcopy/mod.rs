@@ -83,6 +83,11 @@ pub const OFFLOAD_BUGS: &[&str] = &[BUG, BUG_TCP];
 /// carry no pages). A kernel crash cannot be reported as a result, so when
 /// it is listed `split_lowered` is not run and says why.
 pub const BUG_MERGE_OOPS: &str = "copy-merge-oops";
+/// The series sends a cross-namespace Copy to the source namespace (its
+/// SDLBA is then a destination LBA in the wrong namespace).
+pub const BUG_XNS: &str = "copy-xns-wrong-ns";
+/// What a cross-namespace copy that reached the device could expose.
+const XNS_BUGS: &[&str] = &[BUG, BUG_TCP, BUG_XNS];
 
 const BS: u64 = BLOCK_SIZE as u64;
 const SECTOR: u64 = 512;
@@ -1360,8 +1365,38 @@ fn t_cross_namespace(s: &mut Suite<'_>) -> Finding {
         // Descriptor format 2 names the source namespace in each range: one
         // controller copies across its namespaces, so this is offloaded too.
         let expect = personality::expect_for(s, b);
-        s.copy("cross namespace", &Case::new(a, so, b, dof, len, expect))?;
-        Ok(())
+        let (sn, dn) = (s.devs[a].name.clone(), s.devs[b].name.clone());
+        let before = (
+            personality::received(s, &sn)?,
+            personality::received(s, &dn)?,
+        );
+        let copied = s.copy("cross namespace", &Case::new(a, so, b, dof, len, expect));
+        let after = (
+            personality::received(s, &sn)?,
+            personality::received(s, &dn)?,
+        );
+        if let ((Some(sb), Some(db)), (Some(sa), Some(da))) = (before, after) {
+            let (to_src, to_dst) = (sa.saturating_sub(sb), da.saturating_sub(db));
+            s.diag(format!(
+                "a correct kernel must send a cross-namespace Copy to the destination \
+                 namespace (the command's NSID is the destination; each format 2 range \
+                 names its source): {sn} (source) received {to_src}, {dn} (destination) \
+                 received {to_dst}"
+            ));
+            if to_src > 0 && to_dst == 0 {
+                return Err(Finding::Bug {
+                    id: BUG_XNS,
+                    why: format!(
+                        "the Copy for {sn} -> {dn} went to the source namespace {sn} \
+                         ({to_src} Copy command(s)); its SDLBA would overwrite {sn}"
+                    ),
+                });
+            }
+            if to_dst > 0 {
+                s.exposed = XNS_BUGS;
+            }
+        }
+        copied.map(|_| ())
     })();
     r.err().unwrap_or(Finding::Pass)
 }

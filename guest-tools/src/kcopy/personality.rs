@@ -461,7 +461,7 @@ fn stats(s: &mut Suite<'_>) -> Step<Option<String>> {
 }
 
 /// Copies received by namespace `ns` so far (`None`: not counted).
-fn received(s: &mut Suite<'_>, ns: &str) -> Step<Option<u64>> {
+pub(super) fn received(s: &mut Suite<'_>, ns: &str) -> Step<Option<u64>> {
     let Some(r) = stats(s)? else {
         return Ok(None);
     };
