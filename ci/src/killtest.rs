@@ -88,6 +88,19 @@ fn killer(
     let (min_ms, max_ms, max) = args;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut k = Killed::default();
+    // No kill before the guest has connected: a kill during its first
+    // connect fails the connect (the kernel retries only once connected).
+    // (Seen in the victim's info log; a minute at most, should RUST_LOG hide it.)
+    let first_log = logs.join("000.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&first_log).is_ok_and(|l| l.contains(" controller "))
+        && Instant::now() < deadline
+    {
+        if stop.load(Ordering::Relaxed) {
+            return k;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
     while k.kills < max {
         let pause = min_ms + next(&mut seed) % (max_ms - min_ms + 1);
         let until = Instant::now() + Duration::from_millis(pause);
