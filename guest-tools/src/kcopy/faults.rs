@@ -74,6 +74,21 @@ fn finish(g: FaultGuard, r: Step) -> Finding {
     }
 }
 
+/// Run `body` on an NVM namespace with a fault guard, whose faults are
+/// cleared however `body` ends (a failure to clear fails a passing test).
+fn guarded(s: &mut Suite<'_>, body: fn(&mut Suite<'_>, usize, &mut FaultGuard) -> Step) -> Finding {
+    let a = match nvm(s) {
+        Ok(a) => a,
+        Err(f) => return f,
+    };
+    let mut g = match guard(s) {
+        Ok(g) => g,
+        Err(f) => return f,
+    };
+    let r = body(s, a, &mut g);
+    finish(g, r)
+}
+
 /// An NVM namespace, after `devices`.
 fn nvm(s: &Suite<'_>) -> Step<usize> {
     s.needs("devices")?;
@@ -110,16 +125,7 @@ fn read_back(s: &mut Suite<'_>, dev: usize, buf: &mut [u8], off: u64) -> Step {
 // ------------------------------------------------------------ media error
 
 pub(super) fn t_media_error(s: &mut Suite<'_>) -> Finding {
-    let a = match nvm(s) {
-        Ok(a) => a,
-        Err(f) => return f,
-    };
-    let mut g = match guard(s) {
-        Ok(g) => g,
-        Err(f) => return f,
-    };
-    let r = media_error(s, a, &mut g);
-    finish(g, r)
+    guarded(s, media_error)
 }
 
 /// What one destination block holds.
@@ -297,16 +303,7 @@ fn media_error(s: &mut Suite<'_>, a: usize, g: &mut FaultGuard) -> Step {
 // ------------------------------------------------------------ delay
 
 pub(super) fn t_delay_timeout(s: &mut Suite<'_>) -> Finding {
-    let a = match nvm(s) {
-        Ok(a) => a,
-        Err(f) => return f,
-    };
-    let mut g = match guard(s) {
-        Ok(g) => g,
-        Err(f) => return f,
-    };
-    let r = delay_timeout(s, a, &mut g);
-    finish(g, r)
+    guarded(s, delay_timeout)
 }
 
 /// The `queue/io_timeout` the namespace's I/O times out by: the path

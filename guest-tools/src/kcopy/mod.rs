@@ -1677,7 +1677,7 @@ fn t_scsi_zone_at_wp(s: &mut Suite<'_>) -> Finding {
             .ok_or_else(|| skip("needs a host-managed SCSI LUN"))?;
         let len = 256 * KIB;
         let src = s
-            .find(&[], |d| !d.nvme && d.random_end() >= 2 * MIB)
+            .find(&[], scsi_random)
             .ok_or_else(|| skip("needs SCSI randomly writable space for the source"))?;
         let so = s.devs[src].alloc(len)?;
         let (zb, cap) = s.devs[h].alloc_zone()?;
