@@ -995,6 +995,7 @@ fn six_zones(sequential: ZoneType, urswrz: bool) -> Fixture {
             max_active: 0,
             sequential,
             unrestricted_reads: urswrz,
+            ..ZonedConfig::default()
         }),
     })
     .unwrap();
