@@ -81,7 +81,26 @@ impl Client {
     }
 
     /// Send one request line, return the reply line (checked for `"ok":true`).
+    /// A connection kept from an earlier request may have been closed by
+    /// the backend meanwhile (it closes idle ones): then the request is
+    /// sent once more on a new connection. The backend closes only while
+    /// waiting for a line, so the first attempt was never executed.
     pub fn request(&mut self, line: &str) -> Result<String, String> {
+        let reused = self.conn.is_some();
+        let reply = match self.exchange(line) {
+            Err(_) if reused => self.exchange(line)?,
+            other => other?,
+        };
+        if find_value(&reply, "ok").map(str::trim) != Some("true") {
+            let why = find_value(&reply, "error").unwrap_or(reply.trim());
+            return Err(format!("control {line}: {why}"));
+        }
+        Ok(reply)
+    }
+
+    /// One request line out, one reply line back; drops the connection on
+    /// any failure.
+    fn exchange(&mut self, line: &str) -> Result<String, String> {
         let addr = self.addr;
         let res = (|| {
             let (r, w) = self.connect()?;
@@ -96,18 +115,10 @@ impl Client {
             }
             Ok(reply)
         })();
-        let reply = match res {
-            Ok(r) => r,
-            Err(e) => {
-                self.conn = None;
-                return Err(e);
-            }
-        };
-        if find_value(&reply, "ok").map(str::trim) != Some("true") {
-            let why = find_value(&reply, "error").unwrap_or(reply.trim());
-            return Err(format!("control {line}: {why}"));
+        if res.is_err() {
+            self.conn = None;
         }
-        Ok(reply)
+        res
     }
 
     /// Counters of device `dev` (`lun0`, ...).
@@ -428,6 +439,37 @@ mod tests {
             Vec::<u32>::new()
         );
         assert!(parse_checksum(r#"{"ok":true}"#).is_err());
+    }
+
+    /// The backend closes idle control connections: the next request goes
+    /// out again on a new connection instead of failing the test.
+    #[test]
+    fn request_reconnects_after_the_backend_closed_an_idle_connection() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            // First connection: answer one request, then close it as idle.
+            for close_after_one in [true, false] {
+                let (s, _) = listener.accept().unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                w.write_all(b"{\"n\":1,\"ok\":true}\n").unwrap();
+                if close_after_one {
+                    continue;
+                }
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                w.write_all(b"{\"n\":2,\"ok\":true}\n").unwrap();
+            }
+        });
+        let mut c = Client::new(addr);
+        assert!(c.request("{}").unwrap().contains("\"n\":1"));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(c.request("{}").unwrap().contains("\"n\":1"));
+        assert!(c.request("{}").unwrap().contains("\"n\":2"));
+        server.join().unwrap();
     }
 
     #[test]

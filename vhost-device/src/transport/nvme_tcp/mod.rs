@@ -41,7 +41,7 @@ use std::{
 use log::{error, info, warn};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 
-use crate::nvme::Targets;
+use crate::{nvme::Targets, transport::serve::AcceptBackoff};
 
 mod conn;
 pub mod pdu;
@@ -132,6 +132,7 @@ pub fn serve(
     let limits = Arc::new(limits);
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     let mut events = [EpollEvent::default(); 1];
+    let mut backoff = AcceptBackoff::new("nvme-tcp");
     let result = loop {
         if stop.is_stopped() {
             break Ok(());
@@ -148,11 +149,13 @@ pub fn serve(
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // ECONNABORTED, EMFILE...: keep serving the others.
-                    warn!("nvme-tcp: accept: {e}");
+                    // EMFILE...: keep serving the others, without spinning
+                    // on a listener that stays readable.
+                    backoff.failed(&e);
                     break;
                 }
             };
+            backoff.succeeded();
             if workers.len() >= limits.max_connections {
                 warn!(
                     "nvme-tcp: {peer}: refused, {} connections open",
