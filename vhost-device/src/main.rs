@@ -129,8 +129,16 @@ fn start_nvme_tcp(
         ..ControllerOptions::default()
     };
     info!("NVMe personality: {}", nvme.personality);
+    // Nothing larger than MDTS is fetched (0: no limit, the transport's
+    // own default stays).
+    let max_command_data = match opts.mdts {
+        0 => Limits::default().max_command_data,
+        m => u32::try_from(4096u64 << m.min(40)).unwrap_or(u32::MAX),
+    };
     let limits = Limits {
         max_icd: Limits::default().max_icd.max(opts.in_capsule_data),
+        max_command_data,
+        max_pending_data: 4 * u64::from(max_command_data),
         ..Limits::default()
     };
     let subsystem = Subsystem::with_options(
