@@ -43,6 +43,30 @@ pub struct Checksum {
     pub blocks: Vec<u32>,
 }
 
+/// The secret sent first on every control connection
+/// (`zonecopy.control_token=`). Process-wide like the kernel command line
+/// it comes from: set once by [`set_token`] when the suite starts, so every
+/// client of the suite authenticates without each test passing it along.
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Set the control token (from the kernel command line); first call wins.
+pub fn set_token(token: &str) {
+    let _ = TOKEN.set(token.to_owned());
+}
+
+/// One request line out on `conn`, one reply line back.
+fn roundtrip(conn: &mut (BufReader<TcpStream>, TcpStream), line: &str) -> Result<String, String> {
+    let (r, w) = conn;
+    w.write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut reply = String::new();
+    match r.read_line(&mut reply) {
+        Ok(0) => Err("connection closed".into()),
+        Ok(_) => Ok(reply),
+        Err(e) => Err(format!("read: {e}")),
+    }
+}
+
 /// A connection to the control socket.
 #[derive(Debug)]
 pub struct Client {
@@ -73,7 +97,19 @@ impl Client {
             let r = s
                 .try_clone()
                 .map_err(|e| format!("control {}: {e}", self.addr))?;
-            self.conn = Some((BufReader::new(r), s));
+            let mut conn = (BufReader::new(r), s);
+            if let Some(token) = TOKEN.get() {
+                let reply = roundtrip(&mut conn, &format!(r#"{{"cmd":"auth","token":"{token}"}}"#))
+                    .map_err(|e| format!("control {}: auth: {e}", self.addr))?;
+                if find_value(&reply, "ok").map(str::trim) != Some("true") {
+                    return Err(format!(
+                        "control {}: auth refused: {}",
+                        self.addr,
+                        reply.trim()
+                    ));
+                }
+            }
+            self.conn = Some(conn);
         }
         self.conn
             .as_mut()
@@ -102,19 +138,9 @@ impl Client {
     /// any failure.
     fn exchange(&mut self, line: &str) -> Result<String, String> {
         let addr = self.addr;
-        let res = (|| {
-            let (r, w) = self.connect()?;
-            w.write_all(format!("{line}\n").as_bytes())
-                .map_err(|e| format!("control {addr}: write: {e}"))?;
-            let mut reply = String::new();
-            let n = r
-                .read_line(&mut reply)
-                .map_err(|e| format!("control {addr}: read: {e}"))?;
-            if n == 0 {
-                return Err(format!("control {addr}: connection closed"));
-            }
-            Ok(reply)
-        })();
+        let res = self
+            .connect()
+            .and_then(|conn| roundtrip(conn, line).map_err(|e| format!("control {addr}: {e}")));
         if res.is_err() {
             self.conn = None;
         }

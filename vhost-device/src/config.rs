@@ -152,10 +152,18 @@ pub struct Args {
     pub control: Option<PathBuf>,
 
     /// Also serve the control protocol on this TCP address, for guests
-    /// (QEMU user networking maps the host's 127.0.0.1 to 10.0.2.2). Bind
-    /// to loopback: the protocol has no authentication.
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// (QEMU user networking maps the host's 127.0.0.1 to 10.0.2.2). Needs
+    /// --control-token-file: a TCP client must authenticate first. Keep it
+    /// on loopback (a guest behind user networking reaches it anyway).
+    #[arg(long, value_name = "ADDR:PORT", requires = "control_token_file")]
     pub control_tcp: Option<std::net::SocketAddr>,
+
+    /// File holding the secret a TCP control client must send first
+    /// (`{"cmd":"auth","token":"SECRET"}`); mode 0600 (no group or other
+    /// access), at most 256 bytes, surrounding whitespace ignored. The unix
+    /// control socket needs none: its 0600 mode is its access control.
+    #[arg(long, value_name = "PATH", requires = "control_tcp")]
+    pub control_token_file: Option<PathBuf>,
 
     /// Serve NVMe/TCP on this address (default 127.0.0.1:4420 when given
     /// without a value, or when only --ns is). Keep it on loopback: the
@@ -563,6 +571,7 @@ pub struct Config {
     pub request_queues: u16,
     pub control: Option<PathBuf>,
     pub control_tcp: Option<std::net::SocketAddr>,
+    pub control_token_file: Option<PathBuf>,
     /// NVMe/TCP, if served.
     pub nvme_tcp: Option<NvmeTcpConfig>,
 }
@@ -702,6 +711,7 @@ impl TryFrom<Args> for Config {
             request_queues: args.queues,
             control: args.control,
             control_tcp: args.control_tcp,
+            control_token_file: args.control_token_file,
             nvme_tcp,
         })
     }

@@ -215,12 +215,21 @@ fn start_control(
         info!("control socket {path:?}");
     }
     if let Some(addr) = config.control_tcp {
+        let token_file = config.control_token_file.as_deref().ok_or_else(|| {
+            Error::Control(std::io::Error::other(
+                "--control-tcp needs --control-token-file",
+            ))
+        })?;
+        let token = control::read_token(token_file).map_err(Error::Control)?;
+        if !addr.ip().is_loopback() {
+            warn!("control on tcp {addr}: not loopback, reachable from the network");
+        }
         let listener = std::net::TcpListener::bind(addr).map_err(Error::Control)?;
         info!(
-            "control on tcp {}",
+            "control on tcp {} (token from {token_file:?})",
             listener.local_addr().map_err(Error::Control)?
         );
-        control::serve_tcp(listener, reg);
+        control::serve_tcp(listener, reg, token);
     }
     Ok(())
 }

@@ -508,10 +508,76 @@ fn cond_name(c: ZoneCondition) -> &'static str {
     }
 }
 
+/// Longest token accepted from a token file, in bytes.
+const MAX_TOKEN: u64 = 256;
+
+/// The TCP control token from `path`: a file only its owner may read
+/// (mode 0600 or stricter), at most [`MAX_TOKEN`] bytes, trimmed, not empty.
+pub fn read_token(path: &Path) -> std::io::Result<Arc<str>> {
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |why: String| std::io::Error::other(format!("control token file {path:?}: {why}"));
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(bad(format!(
+            "mode {mode:o} lets others read it; make it 0600"
+        )));
+    }
+    if meta.len() > MAX_TOKEN {
+        return Err(bad(format!("longer than {MAX_TOKEN} bytes")));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(bad("empty".into()));
+    }
+    Ok(Arc::from(token))
+}
+
+/// Equal, in time that depends on the lengths only.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Where a session stands with its token.
+enum Auth<'t> {
+    /// No token needed (the unix socket), or sent already.
+    Open,
+    /// `{"cmd":"auth","token":...}` must come first.
+    Required(&'t str),
+}
+
+impl Auth<'_> {
+    /// Gate one request line: `Ok(None)` to handle it, `Ok(Some(reply))`
+    /// to answer without handling it, `Err(reply)` to answer and close (a
+    /// wrong token).
+    fn gate(&mut self, line: &str) -> Result<Option<Value>, Value> {
+        let Auth::Required(token) = *self else {
+            return Ok(None);
+        };
+        let req: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+        if req["cmd"].as_str() != Some("auth") {
+            return Ok(Some(json!({
+                "ok": false,
+                "error": "authenticate first: {\"cmd\":\"auth\",\"token\":\"...\"}",
+            })));
+        }
+        let sent = req["token"].as_str().unwrap_or_default();
+        if !same_secret(sent.as_bytes(), token.as_bytes()) {
+            log::warn!("control: wrong token, closing the connection");
+            return Err(json!({"ok": false, "error": "wrong token"}));
+        }
+        *self = Auth::Open;
+        Ok(Some(json!({"ok": true})))
+    }
+}
+
 /// Serve one client: a request per line until it hangs up. A line longer
 /// than [`MAX_LINE`] ends the session; a line that is not UTF-8 is answered
-/// with an error and the session goes on.
-fn session(reg: &Registry, stream: impl Read, out: impl Write) {
+/// with an error and the session goes on. With a `token`, the first
+/// request must be `auth` with it; a wrong one ends the session.
+fn session(reg: &Registry, stream: impl Read, out: impl Write, token: Option<&str>) {
+    let mut auth = token.map_or(Auth::Open, Auth::Required);
     // One write per reply, not one per JSON token (a `zones` dump of 100k
     // zones took 14-27 s unbuffered).
     let mut out = std::io::BufWriter::new(out);
@@ -530,7 +596,14 @@ fn session(reg: &Registry, stream: impl Read, out: impl Write) {
         }
         let resp = match std::str::from_utf8(&raw) {
             Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => reg.handle(line.trim()),
+            Ok(line) => match auth.gate(line.trim()) {
+                Ok(None) => reg.handle(line.trim()),
+                Ok(Some(reply)) => reply,
+                Err(reply) => {
+                    let _ = writeln!(out, "{reply}").and_then(|()| out.flush());
+                    return;
+                }
+            },
             Err(e) => {
                 log::debug!("control: request is not UTF-8: {e}");
                 json!({"ok": false, "error": format!("request is not UTF-8: {e}")})
@@ -573,6 +646,7 @@ impl Conn for TcpStream {
 fn accept_loop<C: Conn>(
     what: &'static str,
     reg: Arc<Registry>,
+    token: Option<Arc<str>>,
     mut accept: impl FnMut() -> std::io::Result<C>,
     stop: impl Fn() -> bool,
 ) {
@@ -599,13 +673,13 @@ fn accept_loop<C: Conn>(
             );
             continue;
         }
-        let (reg, live) = (Arc::clone(&reg), Arc::clone(&live));
+        let (reg, live, token) = (Arc::clone(&reg), Arc::clone(&live), token.clone());
         let spawned = thread::Builder::new()
             .name(what.to_string())
             .spawn(move || {
                 if stream.set_read_timeout(Some(SESSION_IDLE)).is_ok() {
                     if let Ok(read) = stream.try_clone() {
-                        session(&reg, read, stream);
+                        session(&reg, read, stream, token.as_deref());
                     }
                 }
                 live.fetch_sub(1, Ordering::AcqRel);
@@ -626,6 +700,7 @@ pub fn serve_unix(path: &Path, reg: Arc<Registry>) -> std::io::Result<thread::Jo
         accept_loop(
             "control unix",
             reg,
+            None,
             || listener.accept().map(|(s, _)| s),
             || false,
         )
@@ -633,12 +708,17 @@ pub fn serve_unix(path: &Path, reg: Arc<Registry>) -> std::io::Result<thread::Jo
 }
 
 /// Serve the control protocol on a TCP listener (bind it to loopback), a
-/// thread per client.
-pub fn serve_tcp(listener: TcpListener, reg: Arc<Registry>) -> thread::JoinHandle<()> {
+/// thread per client; every client must send `token` first.
+pub fn serve_tcp(
+    listener: TcpListener,
+    reg: Arc<Registry>,
+    token: Arc<str>,
+) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         accept_loop(
-            "tcp",
+            "control tcp",
             reg,
+            Some(token),
             || {
                 listener.accept().map(|(s, _)| {
                     // Replies are one line each: send them at once.
@@ -844,6 +924,55 @@ mod tests {
         }
     }
 
+    /// Issue 15, finding 6: over TCP the control socket answered anyone
+    /// (a guest included). Now a session must send the token first; a
+    /// wrong one closes it.
+    #[test]
+    fn a_token_session_must_authenticate_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, _) = registry(&dir);
+        let lines = |input: &str| {
+            let mut out = Vec::new();
+            session(&reg, input.as_bytes(), &mut out, Some("s3cret"));
+            String::from_utf8(out).unwrap()
+        };
+        let fault = r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"media_error","lba":1}"#;
+        // Nothing before auth, not even a fault.
+        let out = lines(&format!("{fault}\n{{\"cmd\":\"devices\"}}\n"));
+        assert_eq!(out.matches("authenticate first").count(), 2, "{out}");
+        assert_eq!(
+            reg.handle(r#"{"cmd":"fault","op":"list"}"#)["faults"],
+            json!([])
+        );
+        // A wrong token ends the session: the request after it is unread.
+        let out = lines("{\"cmd\":\"auth\",\"token\":\"s3cre\"}\n{\"cmd\":\"devices\"}\n");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("wrong token"));
+        // The right one opens it.
+        let out = lines("{\"cmd\":\"auth\",\"token\":\"s3cret\"}\n{\"cmd\":\"devices\"}\n");
+        let l: Vec<&str> = out.lines().collect();
+        assert_eq!(l[0], r#"{"ok":true}"#);
+        assert!(l[1].starts_with(r#"{"devices""#), "{out}");
+    }
+
+    #[test]
+    fn token_files_must_be_private_and_not_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  abc123\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_token(&path).unwrap_err().to_string();
+        assert!(e.contains("0600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(&*read_token(&path).unwrap(), "abc123");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(read_token(&path).unwrap_err().to_string().contains("empty"));
+        std::fs::write(&path, "x".repeat(300)).unwrap();
+        assert!(read_token(&path).is_err());
+        assert!(read_token(&dir.path().join("missing")).is_err());
+    }
+
     /// Issue 15, finding 7: a line that is not UTF-8 closed the session
     /// with no reply.
     #[test]
@@ -851,7 +980,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (reg, _) = registry(&dir);
         let mut out = Vec::new();
-        session(&reg, &b"\xff\xfe{\n{\"cmd\":\"devices\"}\n"[..], &mut out);
+        session(
+            &reg,
+            &b"\xff\xfe{\n{\"cmd\":\"devices\"}\n"[..],
+            &mut out,
+            None,
+        );
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
@@ -924,6 +1058,7 @@ mod tests {
         accept_loop::<UnixStream>(
             "test",
             Arc::clone(&reg),
+            None,
             || {
                 tries.set(tries.get() + 1);
                 Err(std::io::Error::from_raw_os_error(libc::EMFILE))
@@ -945,6 +1080,7 @@ mod tests {
         accept_loop(
             "test",
             Arc::clone(&reg),
+            None,
             || {
                 pending.pop().ok_or_else(|| {
                     done.set(true);
@@ -973,7 +1109,7 @@ mod tests {
         let (reg, _) = registry(&dir);
         let input = b"{\"cmd\":\"stats\"}\n\n{\"cmd\":\"x\"}\n".to_vec();
         let mut out = Vec::new();
-        session(&reg, &input[..], &mut out);
+        session(&reg, &input[..], &mut out, None);
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
