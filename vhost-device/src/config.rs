@@ -175,6 +175,13 @@ pub struct Args {
     #[arg(long, value_name = "NQN", default_value = DEFAULT_NQN)]
     pub nqn: String,
 
+    /// A host NQN allowed to connect to the subsystem (repeatable). Any
+    /// other host's Connect fails with Connect Invalid Host (SCT 1h, SC
+    /// 84h), and the discovery log does not show it the subsystem. Without
+    /// it any host may connect.
+    #[arg(long, value_name = "HOSTNQN")]
+    pub allow_host: Vec<String>,
+
     /// An NVMe namespace: comma-separated KEY=VALUE pairs (file, size,
     /// kind, bs, zone, cap, max-open, max-active, mssrl, mcl, msrc). See
     /// --help for the keys.
@@ -557,6 +564,8 @@ pub struct NvmeTcpConfig {
     pub personality: crate::nvme::Personality,
     /// NSID `i + 1` is `namespaces[i]`.
     pub namespaces: Vec<NsSpec>,
+    /// Host NQNs allowed to connect (empty: any).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// What the backend runs with.
@@ -699,6 +708,7 @@ impl TryFrom<Args> for Config {
                 nqn: args.nqn,
                 advertise_addr: args.advertise_addr,
                 personality: args.personality,
+                allowed_hosts: std::mem::take(&mut args.allow_host),
                 namespaces: args.namespaces,
             })
         } else {

@@ -146,6 +146,7 @@ fn start_nvme_tcp(
             nqn: nvme.nqn.clone(),
             traddr: nvme.advertise_addr.to_string(),
             trsvcid: port.to_string(),
+            allowed_hosts: nvme.allowed_hosts.clone(),
         },
         opts,
         namespaces,

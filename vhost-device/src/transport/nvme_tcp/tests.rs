@@ -57,6 +57,7 @@ fn target_with(limits: Limits) -> Target {
             nqn: NQN.into(),
             traddr: "127.0.0.1".into(),
             trsvcid: "0".into(),
+            ..Default::default()
         },
         vec![Arc::new(dev)],
     );
