@@ -39,7 +39,10 @@ use self::{
     commands::Lookup,
     sense::{Asc, Sense, SenseKey},
 };
-use crate::{control::StatsSource, storage::Device};
+use crate::{
+    control::StatsSource,
+    storage::{BlockCount, Device, Lba, ZoneListener},
+};
 
 /// SCSI status byte values (SAM-5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,8 +190,34 @@ impl LogicalUnit {
 /// and its copy manager (third-party copy between them).
 pub struct Target {
     units: Vec<LogicalUnit>,
-    copy: xcopy::CopyManager,
+    copy: Arc<xcopy::CopyManager>,
     stats: Arc<xcopy::ScsiStats>,
+    /// Kept alive here; each device holds it weakly.
+    _listeners: Vec<Arc<dyn ZoneListener>>,
+}
+
+/// A LU's device changing under the copy manager's ROD tokens without a
+/// command of this target (a zone going READ ONLY or OFFLINE, a power cut):
+/// the tokens that represent the changed blocks are cancelled, as for a
+/// write into them (a ROD token stands for data as it was when populated).
+struct TokenGuard {
+    lun: u16,
+    zone_len: BlockCount,
+    copy: std::sync::Weak<xcopy::CopyManager>,
+}
+
+impl ZoneListener for TokenGuard {
+    fn zone_changed(&self, zone: Lba) {
+        if let Some(copy) = self.copy.upgrade() {
+            copy.invalidate(self.lun, zone, self.zone_len);
+        }
+    }
+
+    fn data_lost(&self) {
+        if let Some(copy) = self.copy.upgrade() {
+            copy.invalidate(self.lun, Lba(0), BlockCount(u64::MAX));
+        }
+    }
 }
 
 impl Target {
@@ -210,10 +239,29 @@ impl Target {
 
     /// A target whose LUN `i` is `units[i]`.
     pub fn with_units(units: Vec<LogicalUnit>) -> Self {
+        let copy = Arc::new(xcopy::CopyManager::default());
+        let listeners = units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let guard: Arc<dyn ZoneListener> = Arc::new(TokenGuard {
+                    lun: u16::try_from(i).unwrap_or(u16::MAX),
+                    zone_len: u
+                        .device
+                        .geometry()
+                        .zones
+                        .map_or(BlockCount(u64::MAX), |z| z.zone_len),
+                    copy: Arc::downgrade(&copy),
+                });
+                u.device.add_zone_listener(Arc::downgrade(&guard));
+                guard
+            })
+            .collect();
         Target {
             units,
-            copy: xcopy::CopyManager::default(),
+            copy,
             stats: Arc::default(),
+            _listeners: listeners,
         }
     }
 

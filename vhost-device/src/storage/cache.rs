@@ -239,8 +239,17 @@ impl Device {
     /// made durable, roll the zones back to their persisted state, discard
     /// the data past the rolled-back write pointers. `None` when the
     /// volatile write cache is off: then every completed write counts as
-    /// durable and there is nothing to lose.
+    /// durable and there is nothing to lose. Listeners hear of the loss
+    /// ([`super::ZoneListener::data_lost`]) after the device is unlocked.
     pub fn power_cut(&self) -> Result<Option<PowerCut>> {
+        let cut = self.drop_unflushed()?;
+        if cut.is_some_and(|c| c.dropped_blocks > 0 || c.zones_rolled_back > 0) {
+            self.notify_data_lost();
+        }
+        Ok(cut)
+    }
+
+    fn drop_unflushed(&self) -> Result<Option<PowerCut>> {
         if !self.cache.is_on() {
             return Ok(None);
         }

@@ -101,6 +101,11 @@ pub enum ConfigError {
     SequentialType(ZoneType),
     #[error("sequential write preferred zones need the zone capacity ({cap}) equal to the zone size ({size})")]
     PreferredWithCapacity { cap: u64, size: u64 },
+    #[error(
+        "backing file {0:?} is in use by another device (of this or another process): \
+         two zone tables over one file would corrupt it"
+    )]
+    InUse(PathBuf),
     #[error("backing file {path:?}: {source}")]
     File {
         path: PathBuf,
@@ -196,6 +201,11 @@ pub trait ZoneListener: Send + Sync {
     /// The zone starting at `zone` changed. Called after the change, with
     /// no device lock held, so the listener may call back into the device.
     fn zone_changed(&self, zone: Lba);
+
+    /// The device lost data nobody overwrote (a power cut dropped
+    /// unflushed writes and rolled zones back): anything derived from the
+    /// old contents is stale. Called like [`Self::zone_changed`].
+    fn data_lost(&self) {}
 }
 
 /// The registered zone listeners (weak: a listener that is gone is
@@ -292,6 +302,19 @@ impl Device {
             .truncate(false)
             .open(&cfg.path)
             .map_err(file_err)?;
+        // One device per file, whatever path names it: an exclusive lock
+        // (flock), released when the file closes or the process dies.
+        // (std's File::try_lock needs Rust 1.89, above this workspace's
+        // rust-version.)
+        // SAFETY: flock only reads its integer arguments; the fd is owned
+        // by `file` and open for the duration of the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(match err.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => ConfigError::InUse(cfg.path.clone()),
+                _ => file_err(err),
+            });
+        }
         let len = file.metadata().map_err(file_err)?.len();
         if len < cfg.size {
             file.set_len(cfg.size).map_err(file_err)?;
@@ -658,16 +681,25 @@ impl Device {
         lock(&self.listeners.0).push(l);
     }
 
-    /// Tell the live listeners that `zone` changed; forget the dead ones.
-    /// Called with no zone lock held.
+    /// The live listeners; forgets the dead ones.
+    fn live_listeners(&self) -> Vec<std::sync::Arc<dyn ZoneListener>> {
+        let mut ls = lock(&self.listeners.0);
+        ls.retain(|l| l.strong_count() > 0);
+        ls.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Tell the live listeners that `zone` changed. Called with no zone
+    /// lock held.
     fn notify(&self, zone: Lba) {
-        let live: Vec<_> = {
-            let mut ls = lock(&self.listeners.0);
-            ls.retain(|l| l.strong_count() > 0);
-            ls.iter().filter_map(Weak::upgrade).collect()
-        };
-        for l in live {
+        for l in self.live_listeners() {
             l.zone_changed(zone);
+        }
+    }
+
+    /// Tell the live listeners that data was lost. Called with no lock held.
+    pub(super) fn notify_data_lost(&self) {
+        for l in self.live_listeners() {
+            l.data_lost();
         }
     }
 
@@ -889,6 +921,27 @@ mod tests {
         assert_eq!(buf[0], 0xAB);
         dev.read(Lba(256), &mut buf).unwrap();
         assert!(buf.iter().all(|&b| b == 0));
+    }
+
+    /// Issue 15, finding 7: duplicates were found by comparing path text,
+    /// so two names of one file gave two zone tables over it. The file is
+    /// now locked: a second device on it is refused, whatever its path,
+    /// until the first is closed.
+    #[test]
+    fn one_device_per_backing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = zoned(&dir);
+        let alias = dir.path().join("alias.img");
+        std::os::unix::fs::symlink(dir.path().join("disk.img"), &alias).unwrap();
+        let cfg = DeviceConfig {
+            path: alias,
+            size: 8 * 65536,
+            block_size: 4096,
+            zoned: None,
+        };
+        assert!(matches!(Device::open(&cfg), Err(ConfigError::InUse(_))));
+        drop(first);
+        Device::open(&cfg).unwrap();
     }
 
     /// Zone metadata made for another geometry is refused (the data stays),

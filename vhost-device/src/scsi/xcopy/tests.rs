@@ -1181,6 +1181,38 @@ fn zone_reset_cancels_tokens_and_zero_token() {
     f.good(0, &tok_cdb(0x11, 6, w.len()), &w);
 }
 
+/// Issue 15, finding 7: ROD tokens outlived a zone going READ ONLY (set
+/// through the control socket) and a power cut that dropped the data they
+/// stood for. Both now cancel the tokens over the changed blocks only.
+#[test]
+fn zone_condition_and_power_cut_cancel_tokens() {
+    let f = fixture();
+    f.write(0, 32, &pattern(2 * 4096, 3));
+    f.write(0, 48, &pattern(2 * 4096, 4));
+    let in_32 = populate(&f, 0, 1, &pt_list(0, 0, 0, &[(32, 2)]));
+    let in_48 = populate(&f, 0, 2, &pt_list(0, 0, 0, &[(48, 2)]));
+    f.dev(0)
+        .set_zone_condition(Lba(32), crate::storage::ZoneCondition::ReadOnly)
+        .unwrap();
+    let cancelled = fixed(0x05, 0x23, 0x08, NONE);
+    let w = wut_list(0, 0, &in_32, &[(0, 2)]);
+    assert_eq!(f.sense(2, &tok_cdb(0x11, 3, w.len()), &w), cancelled);
+    // The zone at 48 did not change: its token still works.
+    let w = wut_list(0, 0, &in_48, &[(8, 2)]);
+    f.good(2, &tok_cdb(0x11, 4, w.len()), &w);
+    assert_eq!(f.read(2, 8, 2 * 4096), pattern(2 * 4096, 4));
+
+    // A power cut of LUN 1's volatile cache drops an unflushed write:
+    // the token over it is cancelled.
+    f.dev(1).set_volatile_cache(true).unwrap();
+    f.write(1, 0, &pattern(8 * 512, 5));
+    let lost = populate(&f, 1, 5, &pt_list(0, 0, 0, &[(0, 8)]));
+    let cut = f.dev(1).power_cut().unwrap().unwrap();
+    assert_eq!(cut.dropped_blocks, 8);
+    let w = wut_list(0, 0, &lost, &[(20, 1)]);
+    assert_eq!(f.sense(2, &tok_cdb(0x11, 6, w.len()), &w), cancelled);
+}
+
 #[test]
 fn populate_token_errors() {
     let f = fixture();
