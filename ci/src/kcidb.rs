@@ -15,7 +15,12 @@
 //! known: FAIL, with `misc.expected_failure` naming the bug and an
 //! incident tying the test to that bug's issue (KCIDB's way to triage a
 //! failure), so nothing reads it as an unexplained failure or as a pass.
-//! Log URLs are paths relative to the run's directory (`console.log`).
+//! Logs: the schema wants `log_url` to be an absolute URI (kcidb-io checks
+//! the `uri` format), which a run on a CI machine cannot know. So every
+//! test's `misc.logs` holds paths relative to the run's directory
+//! (`console.log`, `junit.xml`), and `log_url` is written only when
+//! `$ZONECOPY_LOG_BASE` gives the URL its directory will be published
+//! under (e.g. a CI job's artifact URL): `<base>/<run dir name>/console.log`.
 
 use std::{
     path::{Path, PathBuf},
@@ -235,6 +240,25 @@ pub struct RunInput<'a> {
     pub image: Option<PathBuf>,
     pub version: Option<String>,
     pub tree: Option<TreeSource>,
+    /// URL of the directory the run's directory is published in.
+    pub log_base: Option<String>,
+}
+
+/// `<base>/<dir name>/<file>` when a base is known.
+pub fn log_url(base: Option<&str>, out: &Path, file: &str) -> Option<String> {
+    let base = base?.trim_end_matches('/');
+    let dir = out.file_name()?.to_string_lossy();
+    Some(format!("{base}/{dir}/{file}"))
+}
+
+/// Relative paths of the run's logs, for `misc.logs`.
+fn logs(files: &[&str]) -> Value {
+    Value::Object(
+        files
+            .iter()
+            .map(|f| ((*f).to_owned(), Value::from(*f)))
+            .collect(),
+    )
 }
 
 fn prop<'a>(r: &'a SuiteRecord, key: &str) -> Option<&'a str> {
@@ -288,7 +312,11 @@ pub fn document(i: &RunInput<'_>) -> Value {
     build.insert("status".into(), "PASS".into());
     put(&mut build, "comment", version.clone());
     if i.tree.is_some() && i.out.join("kernel-build.log").is_file() {
-        build.insert("log_url".into(), "kernel-build.log".into());
+        put(
+            &mut build,
+            "log_url",
+            log_url(i.log_base.as_deref(), i.out, "kernel-build.log"),
+        );
     }
     let mut bmisc = Map::new();
     put(&mut bmisc, "kernel", Some(r.kernel.clone()));
@@ -386,8 +414,8 @@ fn tests(
         "status": run_status(v),
         "start_time": r.timestamp,
         "duration": secs(r.total),
-        "log_url": "console.log",
         "misc": {
+            "logs": logs(&["console.log", "junit.xml", "backend.log", "qemu.log"]),
             "kernel": r.kernel, "suite": r.suite,
             "personality": i.personality.unwrap_or("default"),
             "transport": i.transport.unwrap_or("-"),
@@ -395,9 +423,11 @@ fn tests(
             "passed": c.passed, "failed": c.failed, "skipped": c.skipped, "xfail": c.xfail,
             "boot_s": i.boot.map(secs), "total_s": secs(r.total),
             "reasons": v.reasons, "known_bugs": xfail_ids,
-            "junit": "junit.xml",
         },
     });
+    if let Some(u) = log_url(i.log_base.as_deref(), i.out, "console.log") {
+        root["log_url"] = u.into();
+    }
     if !v.run_reasons.is_empty() {
         root["comment"] = v.run_reasons.join("; ").into();
         if !r.console_excerpt.is_empty() {
@@ -405,13 +435,16 @@ fn tests(
             root["log_excerpt"] = excerpt(&tail).into();
         }
     }
+    let url = root.get("log_url").cloned();
     let mut out = vec![root];
     let mut hits = Vec::new();
     for (n, case) in v.cases.iter().enumerate() {
         let id = format!("{ORIGIN}:{run_id}.{}", n + 1);
-        out.push(case_test(
-            case, &r.suite, &id, build_id, xfail_ids, &mut hits,
-        ));
+        let mut t = case_test(case, &r.suite, &id, build_id, xfail_ids, &mut hits);
+        if let Some(u) = &url {
+            t["log_url"] = u.clone();
+        }
+        out.push(t);
     }
     (out, hits)
 }
@@ -429,8 +462,7 @@ fn case_test(
         "id": id, "origin": ORIGIN, "build_id": build_id,
         "path": test_path(suite, &case.name),
         "status": status,
-        "log_url": "console.log",
-        "misc": {"ktap_name": case.name},
+        "misc": {"ktap_name": case.name, "logs": logs(&["console.log"])},
     });
     if let Some(d) = case.time {
         t["duration"] = ((d.as_secs_f64() * 1000.0).round() / 1000.0).into();
@@ -511,6 +543,9 @@ pub fn write(out: &Path, record: &SuiteRecord, personality: Option<&str>, boot: 
         image,
         version,
         tree: tree_of(&record.kernel),
+        log_base: std::env::var("ZONECOPY_LOG_BASE")
+            .ok()
+            .filter(|b| !b.is_empty()),
     });
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     if let Err(e) = std::fs::write(out.join("kcidb.json"), text + "\n") {

@@ -53,6 +53,7 @@ fn document_maps_statuses_paths_and_known_bugs() {
         image: Some(PathBuf::from("/c/kernels/6.12/vmlinux")),
         version: Some("6.12.57+deb12-amd64 (debian-kernel@lists.debian.org) #1 SMP".into()),
         tree: None,
+        log_base: Some("https://ci.example/job/7/".into()),
     });
     assert_eq!(doc["version"], json!({"major": 5, "minor": 3}));
     let c = &doc["checkouts"][0];
@@ -76,9 +77,12 @@ fn document_maps_statuses_paths_and_known_bugs() {
             ("zonecopy.nvme.kcopy.single_range", "ERROR"),
         ]
     );
-    assert!(t
-        .iter()
-        .all(|x| x["build_id"] == b["id"] && x["log_url"] == "console.log"));
+    assert!(t.iter().all(|x| x["build_id"] == b["id"]
+        && x["log_url"]
+            == format!(
+                "https://ci.example/job/7/{}/console.log",
+                dir.path().file_name().unwrap().to_str().unwrap()
+            )));
     let x = &t[2];
     assert_eq!(
         x["misc"]["expected_failure"]["known_bug"],
@@ -147,7 +151,13 @@ fn runs_without_a_verdict_are_errors_and_trees_give_commits() {
         image: None,
         version: None,
         tree: Some(tree),
+        log_base: None,
     });
+    assert!(doc["tests"][0].get("log_url").is_none());
+    assert_eq!(
+        doc["tests"][0]["misc"]["logs"]["console.log"],
+        "console.log"
+    );
     let c = &doc["checkouts"][0];
     assert_eq!(c["git_commit_hash"], "a".repeat(40));
     assert_eq!(c["tree_name"], "linux");

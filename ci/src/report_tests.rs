@@ -17,6 +17,7 @@ fn doc(kernel: &str, suite: &str, ktap: &str, xfail: &str, dir: &Path) -> Value 
         image: None,
         version: Some(format!("{kernel}.0-1-amd64 (x) #1")),
         tree: None,
+        log_base: None,
     })
 }
 
