@@ -175,6 +175,9 @@ fn bisect(a: &BisectArgs) -> Result<i32, String> {
         "first bad commit: {}",
         git(&tree, &["show", "-s", "--format=%H %s", &sha]).unwrap_or(sha.clone())
     ));
+    if let Some(l) = steps.lines().find(|l| l.starts_with(&sha)) {
+        say(&format!("  judged: {}", &l[sha.len()..].trim()));
+    }
     evidence(&out.join(&sha[..12]));
     say(&format!("steps: {}", out.join("steps.log").display()));
     Ok(0)

@@ -53,7 +53,7 @@ fn document_maps_statuses_paths_and_known_bugs() {
         image: Some(PathBuf::from("/c/kernels/6.12/vmlinux")),
         version: Some("6.12.57+deb12-amd64 (debian-kernel@lists.debian.org) #1 SMP".into()),
         tree: None,
-        log_base: Some("https://ci.example/job/7/".into()),
+        log_base: Some("https://ci.invalid/job/7/".into()),
     });
     assert_eq!(doc["version"], json!({"major": 5, "minor": 3}));
     let c = &doc["checkouts"][0];
@@ -80,7 +80,7 @@ fn document_maps_statuses_paths_and_known_bugs() {
     assert!(t.iter().all(|x| x["build_id"] == b["id"]
         && x["log_url"]
             == format!(
-                "https://ci.example/job/7/{}/console.log",
+                "https://ci.invalid/job/7/{}/console.log",
                 dir.path().file_name().unwrap().to_str().unwrap()
             )));
     let x = &t[2];

@@ -69,26 +69,31 @@ fn results(h: &mut String, runs: &[Run]) {
     for (ki, k) in kernels.iter().enumerate() {
         let _ = write!(h, "<tr><th>{}</th>", escape(k));
         for (ci, c) in cols.iter().enumerate() {
-            match cells.get(&(ki, ci)) {
-                None => h.push_str("<td>-</td>"),
-                Some(ix) => {
-                    for &i in ix {
-                        let r = &runs[i];
-                        let [p, f, s, x] = r.counts;
-                        let _ = write!(
-                            h,
-                            "<td class=\"cell {st}\" data-kernel=\"{}\" data-suite=\"{}\" data-column=\"{}\" \
-                             data-status=\"{st}\" data-passed=\"{p}\" data-failed=\"{f}\" data-skipped=\"{s}\" \
-                             data-xfail=\"{x}\">{}</td>",
-                            escape(&r.kernel),
-                            escape(&r.suite),
-                            escape(c),
-                            escape(&cell_text(r)),
-                            st = escape(&r.status)
-                        );
-                    }
+            let Some(ix) = cells.get(&(ki, ci)) else {
+                h.push_str("<td>-</td>");
+                continue;
+            };
+            // One cell per kernel and suite; repeated runs one under another.
+            h.push_str("<td>");
+            for (n, &i) in ix.iter().enumerate() {
+                let r = &runs[i];
+                let [p, f, s, x] = r.counts;
+                if n > 0 {
+                    h.push_str("<br>");
                 }
+                let _ = write!(
+                    h,
+                    "<span class=\"cell {st}\" data-kernel=\"{}\" data-suite=\"{}\" data-column=\"{}\" \
+                     data-status=\"{st}\" data-passed=\"{p}\" data-failed=\"{f}\" data-skipped=\"{s}\" \
+                     data-xfail=\"{x}\">{}</span>",
+                    escape(&r.kernel),
+                    escape(&r.suite),
+                    escape(c),
+                    escape(&cell_text(r)),
+                    st = escape(&r.status)
+                );
             }
+            h.push_str("</td>");
         }
         h.push_str("</tr>\n");
     }
@@ -103,11 +108,11 @@ fn runs_table(h: &mut String, runs: &[Run], report_dir: &Path) {
     );
     for r in runs {
         let f = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
-        let version = r
-            .commit
-            .clone()
-            .or_else(|| r.release.clone())
-            .unwrap_or_default();
+        let version = match (&r.commit, &r.release) {
+            (Some(c), Some(v)) => format!("{} ({v})", &c[..12.min(c.len())]),
+            (Some(c), None) => c.clone(),
+            (None, v) => v.clone().unwrap_or_default(),
+        };
         let [p, fl, s, x] = r.counts;
         let _ = writeln!(
             h,

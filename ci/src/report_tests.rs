@@ -92,7 +92,7 @@ fn shards_merge_to_the_unsharded_table() {
     );
     // The page holds the numbers and a plot, and links logs relatively.
     let html = crate::report_html::page(&whole, "t <x>", "now", &t.path().join("r"));
-    assert!(html.contains("data-kernel=\"6.12\" data-suite=\"smoke\" data-column=\"smoke\" data-status=\"FAIL\" data-passed=\"1\" data-failed=\"1\""), "{html}");
+    assert!(html.contains("class=\"cell FAIL\" data-kernel=\"6.12\" data-suite=\"smoke\" data-column=\"smoke\" data-status=\"FAIL\" data-passed=\"1\" data-failed=\"1\""), "{html}");
     assert!(html.contains("<title>t &lt;x&gt;</title>"));
     assert!(
         html.contains("href=\"../m/smoke-6.1/console.log\""),
@@ -100,6 +100,17 @@ fn shards_merge_to_the_unsharded_table() {
     );
     assert!(html.contains("<svg") && html.contains("data-bench=\"copy-64MiB\""));
     assert!(!html.contains("<script") && !html.contains("src=\"http"));
+    // Repeated runs share their cell: every row keeps one cell per column.
+    let mut both = whole.clone();
+    both.extend(merged);
+    sort_runs(&mut both);
+    let html = crate::report_html::page(&both, "t", "now", t.path());
+    let start = html.find("id=\"results\"").unwrap();
+    let table = &html[start..start + html[start..].find("</table>").unwrap()];
+    for row in table.split("<tr>").skip(2) {
+        assert_eq!(row.matches("<td").count(), 2, "{row}");
+    }
+    assert_eq!(table.matches("class=\"cell ").count(), 8);
 }
 
 #[test]

@@ -378,6 +378,20 @@ pub fn prebuild_tree(kernel: &str, vm: &VmArgs) -> Result<(String, VmArgs), Stri
         // A tree that names a ready kernel: boot it by that name (so it
         // keeps its known bugs), no build.
         let spec = spec.map_err(|e| e.to_string())?;
+        let shared = crate::kernel::shared_dir(&crate::rig::workspace_root());
+        crate::kernel::resolve(
+            &spec,
+            vm.modules_dir.as_deref(),
+            &crate::kernel::cache_dir(),
+            &shared,
+        )
+        .map_err(|e| {
+            format!(
+                "{}'s {}: {e}",
+                tree.display(),
+                crate::kernel::TREE_KERNEL_MARKER
+            )
+        })?;
         say(&format!(
             "kernel of {}: {spec} (named by its {})",
             tree.display(),
