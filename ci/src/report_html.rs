@@ -191,6 +191,10 @@ fn benches(h: &mut String, runs: &[Run]) {
         return;
     }
     h.push_str("<h2>Benchmarks</h2>\n");
+    if let Some(svg) = offload_svg(&rows) {
+        h.push_str("<h3>Copy: offload vs read+write fallback</h3>\n");
+        h.push_str(&svg);
+    }
     let mut names: Vec<&str> = Vec::new();
     for (_, b) in &rows {
         if !names.contains(&b.name.as_str()) {
@@ -210,7 +214,68 @@ fn benches(h: &mut String, runs: &[Run]) {
 
 /// Numeric keys of a bench line worth a bar (times, rates, ratios).
 fn plottable(key: &str) -> bool {
-    !matches!(key, "dev" | "bytes")
+    !matches!(key, "dev" | "bytes") && !key.ends_with("_bytes") && !key.ends_with("_cmds")
+}
+
+/// Offload against the read+write fallback: for every bench line with
+/// both `offload_s` and `readwrite_s`, the two times side by side on one
+/// scale, per run (kernel, suite, transport in the label).
+pub fn offload_svg(rows: &[(String, &Bench)]) -> Option<String> {
+    let get = |b: &Bench, k: &str| {
+        b.values
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+    };
+    let pairs: Vec<(String, f64, f64)> = rows
+        .iter()
+        .filter_map(|(run, b)| {
+            Some((
+                format!("{run} {}", b.name),
+                get(b, "offload_s")?,
+                get(b, "readwrite_s")?,
+            ))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let max = pairs.iter().fold(0.0_f64, |m, p| m.max(p.1).max(p.2));
+    let (bar, label_w, plot_w) = (13.0, 300.0, 330.0);
+    let height = pairs.len() as f64 * (2.0 * bar + 12.0) + 30.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"offload-vs-fallback\" width=\"{}\" height=\"{height:.0}\" \
+         role=\"img\" aria-label=\"offload vs read+write seconds\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect x=\"{label_w}\" y=\"2\" width=\"10\" height=\"10\" fill=\"#2e8b57\"/><text x=\"{}\" y=\"11\">offload s</text>\
+         <rect x=\"{}\" y=\"2\" width=\"10\" height=\"10\" fill=\"#c0504d\"/><text x=\"{}\" y=\"11\">read+write s</text>\n",
+        label_w + plot_w + 90.0,
+        label_w + 14.0,
+        label_w + 90.0,
+        label_w + 104.0
+    );
+    let mut y = 22.0;
+    for (label, off, rw) in &pairs {
+        let _ = writeln!(
+            s,
+            "<text x=\"0\" y=\"{:.1}\">{}</text>",
+            y + bar + 3.0,
+            escape(label)
+        );
+        for (v, colour) in [(off, "#2e8b57"), (rw, "#c0504d")] {
+            let w = if max > 0.0 { v / max * plot_w } else { 0.0 };
+            let _ = writeln!(
+                s,
+                "<rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{bar}\" fill=\"{colour}\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\">{v}</text>",
+                label_w + w + 4.0,
+                y + 10.0
+            );
+            y += bar;
+        }
+        y += 12.0;
+    }
+    s.push_str("</svg>\n");
+    Some(s)
 }
 
 /// One SVG per bench name: a block per numeric key, a bar per run,

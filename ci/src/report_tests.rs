@@ -135,6 +135,23 @@ fn bench_lines_and_plots() {
     assert!(svg.contains("width=\"330.0\""), "{svg}");
     assert!(svg.contains("width=\"165.0\""), "{svg}");
     assert!(svg.contains(">-</text>"), "a run without the key shows -");
+    let copy = bench_lines(
+        "# bench scsi-xcopy-64MiB dev=lun0 offload_s=0.5 readwrite_s=2.0 offload_copied_bytes=9\n",
+    );
+    assert_eq!(
+        crate::report_html::offload_svg(&[("6.1 fio".into(), &b[0])]),
+        None
+    );
+    let svg = crate::report_html::offload_svg(&[("6.12 bench".into(), &copy[0])]).unwrap();
+    assert!(svg.contains(">6.12 bench scsi-xcopy-64MiB</text>"), "{svg}");
+    assert!(
+        svg.contains("width=\"82.5\" height=\"13\" fill=\"#2e8b57\""),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("width=\"330.0\" height=\"13\" fill=\"#c0504d\""),
+        "{svg}"
+    );
 }
 
 #[test]
