@@ -40,11 +40,21 @@ impl Cell {
 }
 
 impl fmt::Display for Cell {
-    /// `smoke on 6.12 (personality nvme-2.0-fmt0, transport tcp)`
+    /// `smoke on 6.12`, `kcopy on 6.12 (personality no-copy)`: axes at
+    /// their defaults are not named.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} on {}", self.suite, self.kernel)?;
-        let p = self.personality.as_deref().unwrap_or("default");
-        write!(f, " (personality {p}, transport {})", self.transport)
+        let mut extra = Vec::new();
+        if let Some(p) = &self.personality {
+            extra.push(format!("personality {p}"));
+        }
+        if self.transport != TRANSPORTS[0] {
+            extra.push(format!("transport {}", self.transport));
+        }
+        if !extra.is_empty() {
+            write!(f, " ({})", extra.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -180,10 +190,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cells.len(), 8);
-        assert_eq!(
-            cells[0].to_string(),
-            "smoke on 6.1 (personality nvme-2.1, transport tcp)"
-        );
+        assert_eq!(cells[0].to_string(), "smoke on 6.1 (personality nvme-2.1)");
         assert_eq!(cells[1].personality.as_deref(), Some("no-copy"));
         assert_eq!(cells[2].suite, "nvme");
         assert_eq!(cells[4].kernel, "6.12");
@@ -206,9 +213,9 @@ mod tests {
         let l = listing(&cells, Some(2));
         assert_eq!(
             l,
-            "  1  shard 1/2  smoke on 6.1 (personality default, transport tcp)\n\
-             \x20 2  shard 2/2  smoke on 6.12 (personality default, transport tcp)\n\
-             \x20 3  shard 1/2  smoke on 7.2 (personality default, transport tcp)\n"
+            "  1  shard 1/2  smoke on 6.1\n\
+             \x20 2  shard 2/2  smoke on 6.12\n\
+             \x20 3  shard 1/2  smoke on 7.2\n"
         );
         for (i, line) in l.lines().enumerate() {
             let shard: Shard = line.split_whitespace().nth(2).unwrap().parse().unwrap();
