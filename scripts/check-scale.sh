@@ -6,7 +6,8 @@
 #    `kcidb-io` package, installed into a throwaway virtual environment;
 # 3. the merged report.html renders in headless Chromium, and the DOM's
 #    kernel x suite cells hold each run's numbers as its junit.xml counts
-#    them (an independent source); a screenshot is taken too;
+#    them (an independent source); a screenshot is taken too; the report
+#    sees the 3 shards as complete, and 2 of them as incomplete;
 # 4. `zonecopy-ci bisect` finds the planted first bad commit of a small git
 #    repository whose commits name cached kernels (.zonecopy-kernel):
 #    6.1, then a commit whose kernel does not exist (skipped, exit 125),
@@ -116,7 +117,12 @@ took "KCIDB valid"
 
 # 3. The merged report in headless Chromium.
 "$ci" report --title "zonecopy smoke, 3 shards" --out "$work/report" "$work"/shard-* "$work/bisect" \
-	>"$work/report.log" || die "report failed: $(cat "$work/report.log")"
+	>"$work/report.log" 2>&1 || die "report failed: $(cat "$work/report.log")"
+grep -q "^zonecopy-ci report: matrix smoke x $KERNELS (3 cells, 3 of 3 shards): complete" "$work/report.log" ||
+	die "the report does not see the 3 shards as complete: $(cat "$work/report.log")"
+"$ci" report --out "$work/report-2" "$work/shard-1" "$work/shard-2" >"$work/report-2.log" 2>&1
+grep -q "INCOMPLETE: shard 3/3 missing" "$work/report-2.log" ||
+	die "a missing shard went unnoticed: $(cat "$work/report-2.log")"
 if ! command -v chromium >/dev/null; then
 	log "installing chromium (once)"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \

@@ -5,6 +5,7 @@ mod backend;
 mod bisect;
 mod cli;
 mod control;
+mod coverage;
 mod initramfs;
 mod junit;
 mod kcidb;

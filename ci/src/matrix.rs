@@ -7,6 +7,7 @@ use std::{fs, time::Duration};
 
 use crate::{
     cli::MatrixArgs,
+    coverage,
     junit::{self, SuiteRecord},
     progress::Progress,
     shard::{self, Cell},
@@ -46,6 +47,23 @@ pub fn cmd_matrix(a: &MatrixArgs) -> i32 {
     if let Err(e) = fs::create_dir_all(&out) {
         eprintln!("zonecopy-ci matrix: cannot create {}: {e}", out.display());
         return 1;
+    }
+    let names: Vec<String> = cells
+        .iter()
+        .map(|c| c.dir_name(&kernel_label(&c.kernel)))
+        .collect();
+    let axes = [
+        &a.kernels[..],
+        &a.suites[..],
+        &a.personalities[..],
+        &a.transports[..],
+    ];
+    let doc = coverage::document(axes, all.len(), a.shard, &names);
+    if let Err(e) = fs::write(out.join(coverage::FILE), doc.to_string() + "\n") {
+        eprintln!(
+            "warning: cannot write {}: {e}",
+            out.join(coverage::FILE).display()
+        );
     }
     let which = a
         .shard
@@ -101,7 +119,7 @@ fn run_cell(a: &MatrixArgs, cell: &Cell, out: &std::path::Path) -> Result<SuiteR
     if cell.personality.is_some() {
         vm.personality.clone_from(&cell.personality);
     }
-    let dir = out.join(cell.dir_name(&kernel_label(&k)));
+    let dir = out.join(cell.dir_name(&kernel_label(&cell.kernel)));
     Ok(run_suite(&SuiteJob {
         vm: &vm,
         kernel: &k,

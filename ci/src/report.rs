@@ -151,8 +151,13 @@ pub fn bench_lines(console: &str) -> Vec<Bench> {
 
 /// Every `kcidb.json` under `dirs` (a directory's own first), sorted.
 pub fn find_documents(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    fn walk(d: &Path, out: &mut Vec<PathBuf>, depth: usize) {
-        let f = d.join("kcidb.json");
+    find_files(dirs, "kcidb.json")
+}
+
+/// Every file called `name` under `dirs` (a directory's own first).
+pub fn find_files(dirs: &[PathBuf], name: &str) -> Vec<PathBuf> {
+    fn walk(d: &Path, name: &str, out: &mut Vec<PathBuf>, depth: usize) {
+        let f = d.join(name);
         if f.is_file() {
             out.push(f);
         }
@@ -167,12 +172,12 @@ pub fn find_documents(dirs: &[PathBuf]) -> Vec<PathBuf> {
             .collect();
         subs.sort();
         for s in subs {
-            walk(&s, out, depth - 1);
+            walk(&s, name, out, depth - 1);
         }
     }
     let mut out = Vec::new();
     for d in dirs {
-        walk(d, &mut out, 6);
+        walk(d, name, &mut out, 6);
     }
     out
 }
@@ -356,13 +361,19 @@ pub fn known_bugs_by_kernel(runs: &[Run]) -> Vec<(String, String, String, Vec<St
 }
 
 /// The whole Markdown report.
-pub fn markdown(runs: &[Run], title: &str, generated: &str) -> String {
+pub fn markdown(runs: &[Run], title: &str, generated: &str, coverage: &[String]) -> String {
     let mut m = format!(
         "# {}\n\n{} runs, {} passed; generated {generated}.\n\n",
         md(title),
         runs.len(),
         runs.iter().filter(|r| r.pass).count()
     );
+    for c in coverage {
+        let _ = writeln!(m, "- {}", md(c));
+    }
+    if !coverage.is_empty() {
+        m.push('\n');
+    }
     m.push_str(&results_table(runs));
     m.push_str("\n## Runs\n\n| kernel | version | suite | verdict | pass | fail | skip | xfail | boot s | total s |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for r in runs {
@@ -457,10 +468,14 @@ pub fn cmd_report(a: &ReportArgs) -> i32 {
         print!("{}", results_table(&runs));
         return i32::from(!problems.is_empty());
     }
+    let coverage = crate::coverage::check(&find_files(&a.dirs, crate::coverage::FILE));
+    for c in &coverage {
+        eprintln!("zonecopy-ci report: {c}");
+    }
     let out = a.out.clone().unwrap_or_else(|| default_out("report"));
     let generated = timing::iso8601(SystemTime::now());
-    let html = report_html::page(&runs, &a.title, &generated, &out);
-    let md_text = markdown(&runs, &a.title, &generated);
+    let html = report_html::page(&runs, &a.title, &generated, &out, &coverage);
+    let md_text = markdown(&runs, &a.title, &generated, &coverage);
     let written = std::fs::create_dir_all(&out)
         .and_then(|()| std::fs::write(out.join("report.html"), html))
         .and_then(|()| std::fs::write(out.join("report.md"), &md_text));

@@ -37,7 +37,13 @@ fn href(report_dir: &Path, file: &Path) -> String {
 }
 
 /// The page.
-pub fn page(runs: &[Run], title: &str, generated: &str, report_dir: &Path) -> String {
+pub fn page(
+    runs: &[Run],
+    title: &str,
+    generated: &str,
+    report_dir: &Path,
+    coverage: &[String],
+) -> String {
     let mut h = String::new();
     let passed = runs.iter().filter(|r| r.pass).count();
     let _ = write!(
@@ -50,6 +56,18 @@ pub fn page(runs: &[Run], title: &str, generated: &str, report_dir: &Path) -> St
         escape(generated),
         t = escape(title)
     );
+    if !coverage.is_empty() {
+        h.push_str("<ul id=\"coverage\">");
+        for c in coverage {
+            let class = if c.contains("INCOMPLETE") {
+                " class=\"FAIL\""
+            } else {
+                ""
+            };
+            let _ = write!(h, "<li{class}>{}</li>", escape(c));
+        }
+        h.push_str("</ul>\n");
+    }
     results(&mut h, runs);
     runs_table(&mut h, runs, report_dir);
     bugs(&mut h, runs);

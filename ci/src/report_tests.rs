@@ -83,7 +83,8 @@ fn shards_merge_to_the_unsharded_table() {
     let f = &whole.iter().find(|r| r.status == "FAIL").unwrap().failures[0];
     assert_eq!(f.path, "zonecopy.smoke.b");
     assert_eq!(f.evidence, ["expected 4", "got 0", "at lba 8"]);
-    let md = markdown(&whole, "t", "now");
+    let md = markdown(&whole, "t", "now", &["matrix smoke: complete".into()]);
+    assert!(md.contains("\n- matrix smoke: complete\n"), "{md}");
     assert!(md.contains("| 6.12 | `zwplug-error-stuck` | 1 |"), "{md}");
     assert!(md.contains("  > got 0"), "{md}");
     assert!(
@@ -91,7 +92,7 @@ fn shards_merge_to_the_unsharded_table() {
         "{md}"
     );
     // The page holds the numbers and a plot, and links logs relatively.
-    let html = crate::report_html::page(&whole, "t <x>", "now", &t.path().join("r"));
+    let html = crate::report_html::page(&whole, "t <x>", "now", &t.path().join("r"), &[]);
     assert!(html.contains("class=\"cell FAIL\" data-kernel=\"6.12\" data-suite=\"smoke\" data-column=\"smoke\" data-status=\"FAIL\" data-passed=\"1\" data-failed=\"1\""), "{html}");
     assert!(html.contains("<title>t &lt;x&gt;</title>"));
     assert!(
@@ -104,7 +105,8 @@ fn shards_merge_to_the_unsharded_table() {
     let mut both = whole.clone();
     both.extend(merged);
     sort_runs(&mut both);
-    let html = crate::report_html::page(&both, "t", "now", t.path());
+    let html = crate::report_html::page(&both, "t", "now", t.path(), &["x INCOMPLETE".into()]);
+    assert!(html.contains("<li class=\"FAIL\">x INCOMPLETE</li>"));
     let start = html.find("id=\"results\"").unwrap();
     let table = &html[start..start + html[start..].find("</table>").unwrap()];
     for row in table.split("<tr>").skip(2) {
