@@ -159,6 +159,11 @@ fn bisect(a: &BisectArgs) -> Result<i32, String> {
     }
     let (code, output) = result?;
     if code >= 128 {
+        say(&format!(
+            "bisect: stopped (exit {code}); {} is reset (bisect.log in {})",
+            tree.display(),
+            out.display()
+        ));
         return Ok(code);
     }
     let steps = std::fs::read_to_string(out.join("steps.log")).unwrap_or_default();
