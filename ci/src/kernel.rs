@@ -50,6 +50,18 @@ pub fn is_kernel_tree(dir: &Path) -> bool {
 /// cost; a name that does not resolve fails like a failed build.
 pub const TREE_KERNEL_MARKER: &str = ".zonecopy-kernel";
 
+/// The kernel a marker tree names, checked to resolve (`None`: no marker).
+pub fn marker_kernel(tree: &Path, modules_dir: Option<&Path>) -> Option<Result<String, String>> {
+    let spec = tree_marker(tree)?;
+    let why = |e: KernelError| format!("{}'s {TREE_KERNEL_MARKER}: {e}", tree.display());
+    Some(spec.map_err(why).and_then(|spec| {
+        let shared = shared_dir(&crate::rig::workspace_root());
+        resolve(&spec, modules_dir, &cache_dir(), &shared)
+            .map(|_| spec)
+            .map_err(why)
+    }))
+}
+
 /// The kernel spec a tree's [`TREE_KERNEL_MARKER`] names (`None`: no
 /// marker; a relative path comes back joined to the tree).
 pub fn tree_marker(tree: &Path) -> Option<Result<String, KernelError>> {

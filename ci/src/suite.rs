@@ -374,29 +374,11 @@ pub fn prebuild_tree(kernel: &str, vm: &VmArgs) -> Result<(String, VmArgs), Stri
     let Some(tree) = tree else {
         return Ok((kernel.to_owned(), vm.clone()));
     };
-    if let Some(spec) = crate::kernel::tree_marker(&tree) {
+    if let Some(spec) = crate::kernel::marker_kernel(&tree, vm.modules_dir.as_deref()) {
         // A tree that names a ready kernel: boot it by that name (so it
         // keeps its known bugs), no build.
-        let spec = spec.map_err(|e| e.to_string())?;
-        let shared = crate::kernel::shared_dir(&crate::rig::workspace_root());
-        crate::kernel::resolve(
-            &spec,
-            vm.modules_dir.as_deref(),
-            &crate::kernel::cache_dir(),
-            &shared,
-        )
-        .map_err(|e| {
-            format!(
-                "{}'s {}: {e}",
-                tree.display(),
-                crate::kernel::TREE_KERNEL_MARKER
-            )
-        })?;
-        say(&format!(
-            "kernel of {}: {spec} (named by its {})",
-            tree.display(),
-            crate::kernel::TREE_KERNEL_MARKER
-        ));
+        let spec = spec?;
+        say(&format!("kernel of {}: {spec}", tree.display()));
         crate::kcidb::note_tree(&spec, &tree);
         let mut vm = vm.clone();
         vm.kernel_tree = None;
