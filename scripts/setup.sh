@@ -46,7 +46,7 @@ SRC
 fi
 
 PKGS=(busybox-static sg3-utils nvme-cli fio f2fs-tools util-linux cpio
-	xz-utils zstd kmod cryptsetup-bin e2fsprogs iproute2 binutils libc6-dev gcc)
+	xz-utils zstd kmod cryptsetup-bin e2fsprogs iproute2 binutils libc6-dev gcc git python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

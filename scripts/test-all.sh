@@ -19,14 +19,16 @@
 #   backend restart between two boots);
 # - kill (whole-stack durability: a backend serving the guest's NVMe/TCP
 #   namespace is killed with SIGKILL 50+ times during a write storm; no
-#   acknowledged write may be lost).
+#   acknowledged write may be lost);
+# - scale-out (scripts/check-scale.sh): shards, KCIDB, report, bisect.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo test --workspace --locked
 bash scripts/build.sh
 ci=target/release/zonecopy-ci
-$ci matrix --kernels 6.1,6.12,7.2 --suite smoke
+smoke_out=out/matrix-smoke-$(date -u +%Y%m%d-%H%M%S)
+$ci matrix --kernels 6.1,6.12,7.2 --suite smoke --out "$smoke_out"
 $ci matrix --kernels 6.1,6.12 --suite zbc
 $ci matrix --kernels 6.1,6.12 --suite xcopy
 $ci matrix --kernels 6.1,6.12,7.2-fixed --suite nvme
@@ -44,3 +46,7 @@ $ci run --kernel 6.12 --ns kind=zns,size=16M,zone=4M --ns kind=nvm,size=16M \
 $ci reconnect --kernel 6.12 --suite smoke
 $ci restart --kernel 6.1 --suite smoke
 $ci kill --kernel 6.12
+# Scale-out: the same smoke matrix in 3 shards merges into the table above;
+# KCIDB documents validate; the report renders in headless Chromium; bisect
+# finds a planted bad commit (scripts/check-scale.sh).
+bash scripts/check-scale.sh --unsharded "$smoke_out"

@@ -21,9 +21,22 @@ pub enum Cmd {
     /// Run one test suite on one kernel. Exit 0 only if the guest's KTAP
     /// says it passed (plan met, no failures, no crash, no timeout).
     Suite(SuiteArgs),
-    /// Run one suite on several kernels in turn; prints a table and
-    /// "N passed, M failed" counting suite runs (one per kernel).
+    /// Run the matrix kernels x suites x personalities x transports (or
+    /// one deterministic shard of it, --shard K/N) cell by cell; prints a
+    /// table and "N passed, M failed" counting suite runs (cells).
     Matrix(MatrixArgs),
+    /// Merge the outputs of runs, matrices or shards (directories holding
+    /// kcidb.json, searched recursively) into one report: report.html (one
+    /// self-contained page, SVG plots of `# bench` numbers) and report.md.
+    Report(ReportArgs),
+    /// Find the first bad commit of a --kernel-tree between --good and
+    /// --bad with `git bisect run` and the runner: a commit whose kernel
+    /// does not build is skipped (125); prints the first bad commit and
+    /// the evidence of its run.
+    Bisect(BisectArgs),
+    /// One step of `bisect` (run by `git bisect run` in the tree).
+    #[command(hide = true)]
+    BisectStep(BisectArgs),
     /// Boot a kernel with the same devices plus the host root (read-only
     /// 9p) and networking, run CMD in a chroot of the host root, exit with
     /// its status (like virtme-ng). No CMD: interactive shell (Ctrl-A X
@@ -86,14 +99,94 @@ pub struct MatrixArgs {
     /// 7.2-fixed, or paths; see `suite --kernel`).
     #[arg(long, value_delimiter = ',', required = true, value_name = "K1,K2,...")]
     pub kernels: Vec<String>,
-    /// Suite the guest runs on every kernel.
-    #[arg(long, default_value = "smoke", value_name = "NAME")]
-    pub suite: String,
+    /// Comma-separated suites the guest runs on every kernel.
+    #[arg(
+        long = "suite",
+        alias = "suites",
+        value_delimiter = ',',
+        default_value = "smoke",
+        value_name = "S1,S2,..."
+    )]
+    pub suites: Vec<String>,
+    /// Comma-separated controller personalities (see --personality); each
+    /// cell runs with one [default: the backend's own only].
+    #[arg(long, value_delimiter = ',', value_name = "P1,P2,...")]
+    pub personalities: Vec<String>,
+    /// Comma-separated NVMe transports [default: tcp, the only one here].
+    #[arg(long, value_delimiter = ',', value_name = "T1,T2,...")]
+    pub transports: Vec<String>,
+    /// Run only the K-th of N disjoint slices of the expanded matrix
+    /// (cells K, K+N, K+2N, ... in --list order): N jobs given the same
+    /// axes run every cell exactly once.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// Print the expanded matrix (with each cell's shard under --shard)
+    /// and exit.
+    #[arg(long)]
+    pub list: bool,
     /// Limit per kernel in seconds from QEMU's start.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub timeout: u64,
     /// Directory for per-kernel logs and a combined junit.xml
     /// [default: <workspace>/out/matrix-<suite>-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Add user-mode networking.
+    #[arg(long)]
+    pub net: bool,
+    #[command(flatten)]
+    pub vm: VmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run, matrix or shard output directories (searched for kcidb.json).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where report.html and report.md go [default: <workspace>/out/report-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print only the results table (Markdown, no times) and write nothing:
+    /// equal for equal results, however they were sharded.
+    #[arg(long)]
+    pub table: bool,
+    /// Title of the page.
+    #[arg(long, default_value = "zonecopy results", value_name = "TEXT")]
+    pub title: String,
+}
+
+/// How a known bug's expected failure (XFAIL) counts in a bisect step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum XfailAs {
+    /// The run passes as the project's verdict says (hunt regressions).
+    Good,
+    /// The bug showed: bad (hunt the commit that brought a known bug in).
+    Bad,
+}
+
+#[derive(Debug, Args)]
+pub struct BisectArgs {
+    /// Known good revision.
+    #[arg(long, value_name = "REV")]
+    pub good: String,
+    /// Known bad revision.
+    #[arg(long, value_name = "REV")]
+    pub bad: String,
+    /// Suite every step runs.
+    #[arg(long, default_value = "smoke", value_name = "NAME")]
+    pub suite: String,
+    /// Judge each step by this test case alone (its flattened KTAP name,
+    /// e.g. zns.write_after_error, or a parent: every case below it). The
+    /// suite still runs whole: its tests build on each other's state.
+    #[arg(long, value_name = "NAME")]
+    pub test: Option<String>,
+    /// Whether a known bug's XFAIL makes a commit good or bad.
+    #[arg(long, value_enum, default_value_t = XfailAs::Good)]
+    pub xfail_as: XfailAs,
+    /// Limit per step in seconds from QEMU's start.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub timeout: u64,
+    /// Directory for each step's run (<sha>/) and steps.log [default: <workspace>/out/bisect-<suite>-<UTC time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Add user-mode networking.

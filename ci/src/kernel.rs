@@ -33,9 +33,53 @@ pub enum KernelError {
     },
 }
 
-/// Is `dir` the top of a Linux source tree?
+/// Is `dir` the top of a Linux source tree (or a tree whose
+/// [`TREE_KERNEL_MARKER`] names its kernel)?
 pub fn is_kernel_tree(dir: &Path) -> bool {
-    dir.join("Kconfig").is_file() && dir.join("Makefile").is_file() && dir.join("arch/x86").is_dir()
+    dir.join(TREE_KERNEL_MARKER).is_file()
+        || (dir.join("Kconfig").is_file()
+            && dir.join("Makefile").is_file()
+            && dir.join("arch/x86").is_dir())
+}
+
+/// A file at the top of a `--kernel-tree` that names the kernel to boot
+/// instead of building one: its first line that is not blank or a `#`
+/// comment is a kernel name (`6.1`, `6.12`, `7.2-fixed`, ...) or an image
+/// path relative to the tree. Lets a repository's commits select among
+/// ready kernels (e.g. to test `bisect` or a harness change) at no build
+/// cost; a name that does not resolve fails like a failed build.
+pub const TREE_KERNEL_MARKER: &str = ".zonecopy-kernel";
+
+/// The kernel a marker tree names, checked to resolve (`None`: no marker).
+pub fn marker_kernel(tree: &Path, modules_dir: Option<&Path>) -> Option<Result<String, String>> {
+    let spec = tree_marker(tree)?;
+    let why = |e: KernelError| format!("{}'s {TREE_KERNEL_MARKER}: {e}", tree.display());
+    Some(spec.map_err(why).and_then(|spec| {
+        let shared = shared_dir(&crate::rig::workspace_root());
+        resolve(&spec, modules_dir, &cache_dir(), &shared)
+            .map(|_| spec)
+            .map_err(why)
+    }))
+}
+
+/// The kernel spec a tree's [`TREE_KERNEL_MARKER`] names (`None`: no
+/// marker; a relative path comes back joined to the tree).
+pub fn tree_marker(tree: &Path) -> Option<Result<String, KernelError>> {
+    let file = tree.join(TREE_KERNEL_MARKER);
+    let text = std::fs::read_to_string(&file).ok()?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'));
+    Some(match line {
+        None => Err(KernelError::TreeBuild {
+            tree: tree.display().to_string(),
+            status: format!("{TREE_KERNEL_MARKER} names no kernel"),
+            log: file.display().to_string(),
+        }),
+        Some(l) if l.contains('/') => Ok(tree.join(l).display().to_string()),
+        Some(l) => Ok(l.to_owned()),
+    })
 }
 
 /// Where a tree's out-of-tree build goes: one directory per tree path
@@ -79,6 +123,14 @@ pub fn build_tree(
     cache: &Path,
     log: &Path,
 ) -> Result<Kernel, KernelError> {
+    if let Some(spec) = tree_marker(tree) {
+        let shared = shared_dir(workspace);
+        return resolve(&spec?, None, cache, &shared).map_err(|e| KernelError::TreeBuild {
+            tree: tree.display().to_string(),
+            status: e.to_string(),
+            log: tree.join(TREE_KERNEL_MARKER).display().to_string(),
+        });
+    }
     let out = tree_build_dir(cache, tree);
     let failed = |status: String| KernelError::TreeBuild {
         tree: tree.display().to_string(),
@@ -394,6 +446,40 @@ mod tests {
             Some((PathBuf::from("/x/bzImage"), None))
         );
         assert_eq!(parse_build_output("make: error\n"), None);
+    }
+
+    #[test]
+    fn marker_trees_name_their_kernel() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        assert!(tree_marker(t).is_none());
+        fs::write(t.join(TREE_KERNEL_MARKER), "# which kernel\n\n 6.12 \n").unwrap();
+        assert!(is_kernel_tree(t));
+        assert_eq!(tree_marker(t).unwrap().unwrap(), "6.12");
+        fs::write(t.join(TREE_KERNEL_MARKER), "img/bzImage\n").unwrap();
+        assert_eq!(
+            tree_marker(t).unwrap().unwrap(),
+            t.join("img/bzImage").display().to_string()
+        );
+        fs::write(t.join(TREE_KERNEL_MARKER), "# nothing\n").unwrap();
+        assert!(tree_marker(t).unwrap().is_err());
+        // A name that does not resolve fails like a build.
+        let cache = tempfile::tempdir().unwrap();
+        fs::write(t.join(TREE_KERNEL_MARKER), "9.9\n").unwrap();
+        let log = t.join("log");
+        assert!(matches!(
+            build_tree(t, t, cache.path(), &log),
+            Err(KernelError::TreeBuild { .. })
+        ));
+        let k = cache.path().join("kernels/6.12");
+        fs::create_dir_all(&k).unwrap();
+        fs::write(k.join("vmlinux"), b"elf").unwrap();
+        fs::write(t.join(TREE_KERNEL_MARKER), "6.12\n").unwrap();
+        let got = build_tree(t, t, cache.path(), &log).unwrap();
+        assert_eq!(
+            (got.label.as_str(), got.known_bugs),
+            ("6.12", known_bugs("6.12"))
+        );
     }
 
     use std::fs;

@@ -2,20 +2,28 @@
 
 mod accel;
 mod backend;
+mod bisect;
 mod cli;
 mod control;
+mod coverage;
 mod initramfs;
 mod junit;
+mod kcidb;
 mod kernel;
 mod killtest;
 mod ktap;
 mod lifecycle;
 mod lun;
+mod matrix;
 mod ns;
 mod proc;
+mod progress;
 mod qemu;
+mod report;
+mod report_html;
 mod rig;
 mod run;
+mod shard;
 mod sink;
 mod suite;
 mod timing;
@@ -32,7 +40,10 @@ fn main() {
     }
     let code = match &cli.command {
         cli::Cmd::Suite(a) => suite::cmd_suite(a),
-        cli::Cmd::Matrix(a) => suite::cmd_matrix(a),
+        cli::Cmd::Matrix(a) => matrix::cmd_matrix(a),
+        cli::Cmd::Report(a) => report::cmd_report(a),
+        cli::Cmd::Bisect(a) => bisect::cmd_bisect(a),
+        cli::Cmd::BisectStep(a) => bisect::cmd_step(a),
         cli::Cmd::Run(a) => run::cmd_run(a),
         cli::Cmd::Reconnect(a) => lifecycle::cmd_reconnect(a),
         cli::Cmd::Restart(a) => lifecycle::cmd_restart(a),

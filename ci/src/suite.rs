@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::{
-    cli::{MatrixArgs, SuiteArgs, VmArgs},
+    cli::{SuiteArgs, VmArgs},
     junit::{self, SuiteRecord},
     ktap::{verdict, Report, RunEnd, Verdict},
     qemu::Serial,
@@ -340,6 +340,7 @@ fn finish(
     ) {
         eprintln!("warning: cannot write junit.xml: {e}");
     }
+    crate::kcidb::write(job.out, &record, job.vm.personality.as_deref(), boot);
     SuiteRun {
         record,
         out: job.out.to_path_buf(),
@@ -373,6 +374,16 @@ pub fn prebuild_tree(kernel: &str, vm: &VmArgs) -> Result<(String, VmArgs), Stri
     let Some(tree) = tree else {
         return Ok((kernel.to_owned(), vm.clone()));
     };
+    if let Some(spec) = crate::kernel::marker_kernel(&tree, vm.modules_dir.as_deref()) {
+        // A tree that names a ready kernel: boot it by that name (so it
+        // keeps its known bugs), no build.
+        let spec = spec?;
+        say(&format!("kernel of {}: {spec}", tree.display()));
+        crate::kcidb::note_tree(&spec, &tree);
+        let mut vm = vm.clone();
+        vm.kernel_tree = None;
+        return Ok((spec, vm));
+    }
     let started = Instant::now();
     let cache = crate::kernel::cache_dir();
     let mut log = crate::kernel::tree_build_dir(&cache, &tree).into_os_string();
@@ -391,7 +402,9 @@ pub fn prebuild_tree(kernel: &str, vm: &VmArgs) -> Result<(String, VmArgs), Stri
     if vm.modules_dir.is_none() {
         vm.modules_dir = k.modules;
     }
-    Ok((k.image.display().to_string(), vm))
+    let image = k.image.display().to_string();
+    crate::kcidb::note_tree(&image, &tree);
+    Ok((image, vm))
 }
 
 pub fn cmd_suite(a: &SuiteArgs) -> i32 {
@@ -425,104 +438,4 @@ pub fn kernel_label(spec: &str) -> String {
     Path::new(spec)
         .file_name()
         .map_or_else(|| spec.to_owned(), |n| n.to_string_lossy().into_owned())
-}
-
-/// `zonecopy-ci matrix`: kernels in turn; the final line counts suite runs
-/// (suite x kernel), not test cases.
-pub fn cmd_matrix(a: &MatrixArgs) -> i32 {
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out(&format!("matrix-{}", a.suite)));
-    let mut runs = Vec::new();
-    let mut interrupted = None;
-    for k in &a.kernels {
-        let (k, vm) = match prebuild_tree(k, &a.vm) {
-            Ok(built) => built,
-            Err(e) => {
-                eprintln!("zonecopy-ci matrix: {e}");
-                return 1;
-            }
-        };
-        let k = &k;
-        let dir = out.join(format!("{}-{}", a.suite, kernel_label(k)));
-        let run = run_suite(&SuiteJob {
-            vm: &vm,
-            kernel: k,
-            suite: &a.suite,
-            timeout: Duration::from_secs(a.timeout),
-            net: a.net,
-            out: &dir,
-        });
-        say(&run.summary());
-        interrupted = run.interrupted;
-        runs.push(run);
-        if interrupted.is_some() {
-            break;
-        }
-    }
-    let records: Vec<SuiteRecord> = runs.iter().map(|r| r.record.clone()).collect();
-    if let Err(e) = fs::write(out.join("junit.xml"), junit::render(&records)) {
-        eprintln!(
-            "warning: cannot write {}: {e}",
-            out.join("junit.xml").display()
-        );
-    }
-    say(&matrix_table(&runs));
-    let passed = runs.iter().filter(|r| r.pass()).count();
-    let failed = runs.len() - passed;
-    say(&format!(
-        "{passed} passed, {failed} failed (suite runs; logs in {})",
-        out.display()
-    ));
-    match interrupted {
-        Some(sig) => signal_exit(sig),
-        None => i32::from(failed > 0 || runs.len() < a.kernels.len()),
-    }
-}
-
-fn matrix_table(runs: &[SuiteRun]) -> String {
-    let mut rows = vec![[
-        "kernel".to_owned(),
-        "suite".to_owned(),
-        "verdict".to_owned(),
-        "pass".to_owned(),
-        "fail".to_owned(),
-        "skip".to_owned(),
-        "xfail".to_owned(),
-        "boot".to_owned(),
-        "total".to_owned(),
-    ]];
-    for r in runs {
-        let c = r.record.verdict.counts;
-        rows.push([
-            r.record.kernel.clone(),
-            r.record.suite.clone(),
-            if r.pass() { "PASS" } else { "FAIL" }.to_owned(),
-            c.passed.to_string(),
-            c.failed.to_string(),
-            c.skipped.to_string(),
-            c.xfail.to_string(),
-            r.boot.map_or_else(|| "-".to_owned(), timing::secs),
-            timing::secs(r.record.total),
-        ]);
-    }
-    let mut widths = [0usize; 9];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    rows.iter()
-        .map(|row| {
-            row.iter()
-                .zip(widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_owned()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
