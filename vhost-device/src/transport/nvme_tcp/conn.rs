@@ -15,8 +15,8 @@ use std::{
     io::{self, Read, Write},
     net::{Shutdown as NetShutdown, TcpStream},
     sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
@@ -104,32 +104,57 @@ struct State<'a> {
     next_ttag: u16,
 }
 
-/// A connection not yet bound to a queue by Connect, counted against
-/// [`Limits::max_handshaking`] until it connects or ends.
-pub(super) struct Handshake {
-    counter: Arc<AtomicUsize>,
-    counted: bool,
+/// The connections not yet bound to a queue by Connect, oldest first, at
+/// most [`Limits::max_handshaking`]. A new connection past that evicts the
+/// oldest (it closes at its next poll): hosts that never finish a handshake
+/// cannot keep a well-formed host from starting one, and one that finishes
+/// in milliseconds is out of the list long before it would be the oldest.
+pub(super) struct Handshakes {
+    slots: Mutex<VecDeque<Arc<Slot>>>,
+    max: usize,
+}
+
+#[derive(Default)]
+struct Slot {
+    evicted: AtomicBool,
+    done: AtomicBool,
+}
+
+/// One connection's place among the [`Handshakes`].
+pub(super) struct Handshake(Arc<Slot>);
+
+impl Handshakes {
+    pub(super) fn new(max: usize) -> Self {
+        Self {
+            slots: Mutex::new(VecDeque::new()),
+            max: max.max(1),
+        }
+    }
+
+    /// A new connection's place; evicts the oldest when all are taken.
+    pub(super) fn begin(&self) -> Handshake {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.retain(|s| !s.done.load(Ordering::Acquire));
+        while slots.len() >= self.max {
+            if let Some(old) = slots.pop_front() {
+                old.evicted.store(true, Ordering::Release);
+            }
+        }
+        let slot = Arc::new(Slot::default());
+        slots.push_back(Arc::clone(&slot));
+        Handshake(slot)
+    }
 }
 
 impl Handshake {
-    /// Count one more connection in its handshake, unless `max` are.
-    pub(super) fn begin(counter: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        counter
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()?;
-        Some(Self {
-            counter: Arc::clone(counter),
-            counted: true,
-        })
+    /// Connect bound the connection (or it ended): it leaves the list.
+    fn done(&self) {
+        self.0.done.store(true, Ordering::Release);
     }
 
-    /// Connect bound the connection: it no longer counts.
-    fn done(&mut self) {
-        if std::mem::take(&mut self.counted) {
-            self.counter.fetch_sub(1, Ordering::AcqRel);
-        }
+    /// A newer connection took this one's place.
+    fn evicted(&self) -> bool {
+        self.0.evicted.load(Ordering::Acquire)
     }
 }
 
@@ -163,13 +188,13 @@ pub(super) fn serve_connection(
     stats: &FabricStats,
     limits: &Limits,
     stop: &dyn StopSignal,
-    mut handshake: Handshake,
+    handshake: Handshake,
 ) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     stats.connection_accepted();
-    let end = match run(&stream, targets, stats, limits, stop, &mut handshake) {
+    let end = match run(&stream, targets, stats, limits, stop, &handshake) {
         Ok(end) => end,
         Err(e) => {
             debug!("nvme-tcp {peer}: {e}");
@@ -217,7 +242,7 @@ fn run(
     stats: &FabricStats,
     limits: &Limits,
     stop: &dyn StopSignal,
-    handshake: &mut Handshake,
+    handshake: &Handshake,
 ) -> io::Result<End> {
     let accepted = Instant::now();
     // When the first bytes of a PDU not yet complete arrived.
@@ -305,6 +330,11 @@ fn run(
             Some(_) => handshake.done(),
             None if accepted.elapsed() > limits.handshake_timeout => {
                 return Ok(End::TimedOut("no Connect within the handshake deadline"))
+            }
+            None if handshake.evicted() => {
+                return Ok(End::TimedOut(
+                    "evicted by a newer connection, still without Connect",
+                ))
             }
             None => {}
         }

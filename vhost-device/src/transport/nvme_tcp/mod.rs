@@ -32,7 +32,7 @@ use std::{
     net::TcpListener,
     os::fd::AsRawFd,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc,
     },
     thread::{self, JoinHandle},
@@ -89,8 +89,9 @@ pub struct Limits {
     pub max_pending_commands: usize,
     /// Most connections served at once; more are closed on accept.
     pub max_connections: usize,
-    /// Most of those not yet bound by a Connect, so that hosts that never
-    /// connect cannot take every slot from hosts that do.
+    /// Most of those not yet bound by a Connect; a new connection past
+    /// that evicts the oldest, so hosts that never connect cannot take
+    /// every slot from hosts that do.
     pub max_handshaking: usize,
     /// A connection must complete ICReq and Connect within this.
     pub handshake_timeout: Duration,
@@ -143,7 +144,7 @@ pub fn serve(
         info!("nvme-tcp: listening on {addr}");
     }
     let limits = Arc::new(limits);
-    let handshaking = Arc::new(AtomicUsize::new(0));
+    let handshakes = conn::Handshakes::new(limits.max_handshaking);
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     let mut events = [EpollEvent::default(); 1];
     let mut backoff = AcceptBackoff::new("nvme-tcp");
@@ -177,18 +178,11 @@ pub fn serve(
                 );
                 continue;
             }
-            let Some(handshake) = conn::Handshake::begin(&handshaking, limits.max_handshaking)
-            else {
-                warn!(
-                    "nvme-tcp: {peer}: refused, {} connections have not sent Connect",
-                    limits.max_handshaking
-                );
-                continue;
-            };
             if let Err(e) = stream.set_nonblocking(false) {
                 warn!("nvme-tcp: {peer}: {e}");
                 continue;
             }
+            let handshake = handshakes.begin();
             let (targets, stats, stop, limits) =
                 (targets.clone(), stats.clone(), stop.clone(), limits.clone());
             match thread::Builder::new()
