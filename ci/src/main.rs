@@ -12,6 +12,7 @@ mod ktap;
 mod lifecycle;
 mod lun;
 mod ns;
+mod peer;
 mod proc;
 mod qemu;
 mod rig;

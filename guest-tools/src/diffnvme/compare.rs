@@ -1,0 +1,368 @@
+//! The differential comparer: two answers to the same command (ours and
+//! the peer's), each a list of named fields, compared field by field.
+//! A field that differs is
+//! - masked, when its name is in [`MASKED`] (identity strings, device
+//!   parameters that legitimately differ between two devices);
+//! - a peer deviation, when (command, field, ours, peer) is a row of
+//!   [`DEVIATIONS`], the one table of the peer's documented departures from
+//!   the spec, each with the clause that shows who is right;
+//! - otherwise a mismatch, which fails the test.
+//!
+//! Self-contained on purpose (no suite types): the SCSI peers' comparer
+//! will be unified with this one.
+
+use std::fmt;
+
+/// A field value: a number, or bytes (returned data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val {
+    Num(u64),
+    Bytes(Vec<u8>),
+}
+
+impl fmt::Display for Val {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Val::Num(n) => write!(f, "{n:#x}"),
+            Val::Bytes(b) => {
+                let h = b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+                    (h ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01b3)
+                });
+                write!(f, "{} bytes fnv {h:016x}", b.len())
+            }
+        }
+    }
+}
+
+/// One device's answer: fields in a fixed order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer(pub Vec<(String, Val)>);
+
+impl Answer {
+    /// Add a numeric field.
+    pub fn num(&mut self, name: impl Into<String>, v: u64) -> &mut Self {
+        self.0.push((name.into(), Val::Num(v)));
+        self
+    }
+
+    /// Add a bytes field.
+    pub fn bytes(&mut self, name: impl Into<String>, b: &[u8]) -> &mut Self {
+        self.0.push((name.into(), Val::Bytes(b.to_vec())));
+        self
+    }
+
+    fn get(&self, name: &str) -> Option<&Val> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// A documented departure of the peer from the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deviation {
+    /// Command label; a trailing `*` matches any label with that prefix.
+    pub command: &'static str,
+    /// Field name (exact).
+    pub field: &'static str,
+    pub ours: u64,
+    pub peer: u64,
+    /// The clause that says which answer is right, and why the peer's
+    /// is not ours.
+    pub clause: &'static str,
+}
+
+/// Fields that legitimately differ between two devices, by name, with why.
+/// A name ending in `*` masks every field with that prefix.
+pub const MASKED: &[(&str, &str)] = &[
+    ("idctrl.vid", "PCI vendor ID: identity"),
+    ("idctrl.ssvid", "PCI subsystem vendor ID: identity"),
+    ("idctrl.sn", "serial number: identity"),
+    ("idctrl.mn", "model number: identity"),
+    ("idctrl.fr", "firmware revision: identity"),
+    ("idctrl.subnqn", "subsystem NQN: identity"),
+    (
+        "idctrl.mdts",
+        "maximum data transfer size: device parameter",
+    ),
+    ("idns.nguid", "namespace GUID: identity"),
+    ("idns.eui64", "IEEE extended unique identifier: identity"),
+    (
+        "idns.nlbaf",
+        "how many LBA formats a device offers (the one in use is compared)",
+    ),
+    (
+        "idns.flbas.index",
+        "index of the format in use in the device's own list",
+    ),
+];
+
+/// The peer's documented deviations: (command, field, ours, peer, clause).
+pub const DEVIATIONS: &[Deviation] = &[];
+
+/// Our own bugs the comparison found and that are fixed in the backend
+/// (each with a unit test there): (command, field, clause). They agree now
+/// and are compared like every other field; the summary counts them.
+pub const OURS_FIXED: &[(&str, &str, &str)] = &[];
+
+/// How a differing field was judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// Masked by name.
+    Masked { field: String },
+    /// A row of [`DEVIATIONS`].
+    Deviation {
+        field: String,
+        ours: Val,
+        peer: Val,
+        clause: &'static str,
+    },
+    /// Unexplained: fails.
+    Mismatch {
+        field: String,
+        ours: Option<Val>,
+        peer: Option<Val>,
+    },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let opt = |v: &Option<Val>| v.as_ref().map_or("<absent>".into(), Val::to_string);
+        match self {
+            Finding::Masked { field } => write!(f, "{field}: masked"),
+            Finding::Deviation {
+                field,
+                ours,
+                peer,
+                clause,
+            } => write!(
+                f,
+                "{field}: ours {ours} peer {peer}: peer deviation ({clause})"
+            ),
+            Finding::Mismatch { field, ours, peer } => {
+                write!(
+                    f,
+                    "{field}: ours {} peer {}: MISMATCH",
+                    opt(ours),
+                    opt(peer)
+                )
+            }
+        }
+    }
+}
+
+fn name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
+/// Compare two answers to `command`: the differing fields, judged against
+/// `masked` and `deviations`. Empty = the answers agree.
+pub fn compare(
+    command: &str,
+    ours: &Answer,
+    peer: &Answer,
+    masked: &[(&str, &str)],
+    deviations: &[Deviation],
+) -> Vec<Finding> {
+    let mut names: Vec<&str> = ours.0.iter().map(|(n, _)| n.as_str()).collect();
+    for (n, _) in &peer.0 {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let (o, p) = (ours.get(name), peer.get(name));
+        if o == p {
+            continue;
+        }
+        if masked.iter().any(|(m, _)| name_matches(m, name)) {
+            out.push(Finding::Masked {
+                field: name.to_string(),
+            });
+            continue;
+        }
+        let dev = match (o, p) {
+            (Some(Val::Num(a)), Some(Val::Num(b))) => deviations.iter().find(|d| {
+                name_matches(d.command, command) && d.field == name && d.ours == *a && d.peer == *b
+            }),
+            _ => None,
+        };
+        out.push(match (dev, o, p) {
+            (Some(d), Some(a), Some(b)) => Finding::Deviation {
+                field: name.to_string(),
+                ours: a.clone(),
+                peer: b.clone(),
+                clause: d.clause,
+            },
+            _ => Finding::Mismatch {
+                field: name.to_string(),
+                ours: o.cloned(),
+                peer: p.cloned(),
+            },
+        });
+    }
+    out
+}
+
+/// Counts over a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Commands compared.
+    pub compared: u64,
+    /// Commands whose answers agree (masked fields aside).
+    pub agreed: u64,
+    /// Commands with at least one listed peer deviation and no mismatch.
+    pub deviations: u64,
+    /// Commands with a mismatch.
+    pub mismatched: u64,
+}
+
+impl Tally {
+    /// Count one compared command; returns whether it passes (no mismatch).
+    pub fn add(&mut self, findings: &[Finding]) -> bool {
+        self.compared += 1;
+        let mismatch = findings
+            .iter()
+            .any(|f| matches!(f, Finding::Mismatch { .. }));
+        let dev = findings
+            .iter()
+            .any(|f| matches!(f, Finding::Deviation { .. }));
+        if mismatch {
+            self.mismatched += 1;
+        } else if dev {
+            self.deviations += 1;
+        } else {
+            self.agreed += 1;
+        }
+        !mismatch
+    }
+
+    /// The suite's one summary line (without the leading `# `).
+    pub fn summary(&self, peer: &str, ours_fixed: usize) -> String {
+        format!(
+            "diff summary peer={peer} compared={} agreed={} ours-fixed={ours_fixed} \
+             peer-deviations={} mismatched={}",
+            self.compared, self.agreed, self.deviations, self.mismatched
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ans(sc: u64, nsze: u64, sn: &[u8]) -> Answer {
+        let mut a = Answer::default();
+        a.num("status.sc", sc)
+            .num("idns.nsze", nsze)
+            .bytes("idctrl.sn", sn);
+        a
+    }
+
+    const DEV: &[Deviation] = &[Deviation {
+        command: "zms/offline*",
+        field: "status.sc",
+        ours: 0xBF,
+        peer: 0x02,
+        clause: "ZNS 1.1 Figure X",
+    }];
+
+    #[test]
+    fn one_differing_field_fails() {
+        let f = compare("idns", &ans(0, 16, b"A"), &ans(0, 17, b"A"), MASKED, DEV);
+        assert_eq!(
+            f,
+            vec![Finding::Mismatch {
+                field: "idns.nsze".into(),
+                ours: Some(Val::Num(16)),
+                peer: Some(Val::Num(17)),
+            }]
+        );
+        assert_eq!(f[0].to_string(), "idns.nsze: ours 0x10 peer 0x11: MISMATCH");
+        let mut t = Tally::default();
+        assert!(!t.add(&f));
+        assert_eq!(t.mismatched, 1);
+    }
+
+    #[test]
+    fn a_field_only_one_side_has_fails() {
+        let mut short = ans(0, 16, b"A");
+        short.0.pop();
+        let f = compare("x", &ans(0, 16, b"A"), &short, &[], &[]);
+        assert!(matches!(&f[..], [Finding::Mismatch { peer: None, .. }]));
+    }
+
+    #[test]
+    fn masked_field_passes() {
+        let f = compare(
+            "idctrl",
+            &ans(0, 16, b"ours"),
+            &ans(0, 16, b"qemu"),
+            MASKED,
+            DEV,
+        );
+        assert_eq!(
+            f,
+            vec![Finding::Masked {
+                field: "idctrl.sn".into()
+            }]
+        );
+        let mut t = Tally::default();
+        assert!(t.add(&f));
+        assert!(compare("idctrl", &ans(0, 16, b"x"), &ans(0, 16, b"x"), &[], &[]).is_empty());
+        assert!(name_matches("idctrl.*", "idctrl.sn") && !name_matches("idctrl.sn", "idctrl.snx"));
+    }
+
+    #[test]
+    fn listed_deviation_is_reported_with_both_values() {
+        let f = compare(
+            "zms/offline/empty",
+            &ans(0xBF, 16, b"A"),
+            &ans(0x02, 16, b"A"),
+            MASKED,
+            DEV,
+        );
+        assert_eq!(
+            f[0].to_string(),
+            "status.sc: ours 0xbf peer 0x2: peer deviation (ZNS 1.1 Figure X)"
+        );
+        let mut t = Tally::default();
+        assert!(t.add(&f));
+        assert_eq!((t.agreed, t.deviations), (0, 1));
+        // Another command, or other values, is not covered by the row.
+        let f = compare(
+            "zms/close",
+            &ans(0xBF, 16, b"A"),
+            &ans(2, 16, b"A"),
+            MASKED,
+            DEV,
+        );
+        assert!(matches!(f[0], Finding::Mismatch { .. }));
+        let f = compare(
+            "zms/offline",
+            &ans(0xBE, 16, b"A"),
+            &ans(2, 16, b"A"),
+            MASKED,
+            DEV,
+        );
+        assert!(matches!(f[0], Finding::Mismatch { .. }));
+    }
+
+    #[test]
+    fn summary_line() {
+        let mut t = Tally::default();
+        t.add(&[]);
+        t.add(&[]);
+        assert_eq!(
+            t.summary("qemu-nvme", 1),
+            "diff summary peer=qemu-nvme compared=2 agreed=2 ours-fixed=1 peer-deviations=0 \
+             mismatched=0"
+        );
+        assert_eq!(
+            Val::Bytes(vec![]).to_string(),
+            "0 bytes fnv cbf29ce484222325"
+        );
+    }
+}
