@@ -1753,3 +1753,5 @@ fn linux_probe_sequence() {
     );
     assert_eq!(status(&r.admin, cmd(0x18, 0, [0; 6], 0), &[]), 0);
 }
+
+mod diff;

@@ -68,7 +68,13 @@ impl ZoneCondition {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ZoneAction {
     Open,
+    /// Close: an open zone whose write pointer is at its start becomes
+    /// EMPTY, any other CLOSED (ZBC-2 5.3 CLOSE ZONE).
     Close,
+    /// Close: an open zone becomes CLOSED wherever its write pointer is
+    /// (ZNS 1.1 2.1.1.3 zone state machine: ZSIO:ZSC and ZSEO:ZSC on a
+    /// Close Zone, with no exception for WP = ZSLBA).
+    CloseToClosed,
     Finish,
     Reset,
 }
@@ -663,7 +669,7 @@ impl ZoneTable {
             // EMPTY -> FULL passes through an active state (ZBC-2
             // 4.4.3.5.5), so the active limit applies.
             ZoneAction::Finish => self.check_resources(start, 0, with(&[Empty]), 0)?,
-            ZoneAction::Close | ZoneAction::Reset => {}
+            ZoneAction::Close | ZoneAction::CloseToClosed | ZoneAction::Reset => {}
         }
         // Implicitly open zones of the range first, so that making room
         // for the others never evicts one of them.
@@ -697,6 +703,9 @@ impl ZoneTable {
                 let cond = self.closed_or_empty(idx);
                 self.set_condition(idx, cond);
             }
+            (ZoneAction::CloseToClosed, ImplicitOpen | ExplicitOpen) => {
+                self.set_condition(idx, Closed)
+            }
             (ZoneAction::Finish, Empty | ImplicitOpen | ExplicitOpen | Closed) => {
                 self.set_condition(idx, Full)
             }
@@ -720,7 +729,7 @@ impl ZoneTable {
         // OFFLINE zones are never among them.
         let applies = |c: ZoneCondition| match action {
             ZoneAction::Open => c == Closed,
-            ZoneAction::Close => c.is_open(),
+            ZoneAction::Close | ZoneAction::CloseToClosed => c.is_open(),
             ZoneAction::Finish => c.is_active(),
             ZoneAction::Reset => c.is_active() || c == Full,
         };
