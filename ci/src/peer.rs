@@ -92,7 +92,8 @@ impl PeerNvme {
     }
 
     /// QEMU arguments: the controller (MDTS as ours, ZASL 0 = MDTS as
-    /// ours), then NSID 1 zoned and NSID 2 plain.
+    /// ours), then NSID 1 zoned (reads across zone boundaries allowed, as
+    /// ours: OZCS.RAZB 1) and NSID 2 plain.
     pub fn args(&self) -> Vec<String> {
         let esc = |p: &Path| p.display().to_string().replace(',', ",,");
         let common = format!(
@@ -112,7 +113,8 @@ impl PeerNvme {
             "-device".into(),
             format!(
                 "nvme-ns,drive=zcpeer1,bus=zcpeer,nsid=1,zoned=true,zoned.zone_size={},\
-                 zoned.zone_capacity={},zoned.max_open={},zoned.max_active={},{common}",
+                 zoned.zone_capacity={},zoned.max_open={},zoned.max_active={},\
+                 zoned.cross_read=on,{common}",
                 self.zone, self.cap, self.max_open, self.max_active
             ),
             "-device".into(),
@@ -158,7 +160,7 @@ mod tests {
             "-device nvme,id=zcpeer,serial=ZCPEER0001,mdts=8,zoned.zasl=0 \
              -device nvme-ns,drive=zcpeer1,bus=zcpeer,nsid=1,zoned=true,\
              zoned.zone_size=4194304,zoned.zone_capacity=3145728,zoned.max_open=4,\
-             zoned.max_active=6,logical_block_size=4096,physical_block_size=4096,mssrl=16,\
+             zoned.max_active=6,zoned.cross_read=on,logical_block_size=4096,physical_block_size=4096,mssrl=16,\
              mcl=64,msrc=7 -device nvme-ns,drive=zcpeer2,bus=zcpeer,nsid=2,\
              logical_block_size=4096,physical_block_size=4096,mssrl=16,mcl=64,msrc=7"
         ));

@@ -83,31 +83,30 @@ fn nvm_copies(p: &mut Pair) -> Step {
     p.read("copy/nvm/fmt0/read", nvm, 1000, 16)?;
     p.copy("copy/nvm/fmt1", nvm, 2000, 1, &two)?;
     p.read("copy/nvm/fmt1/read", nvm, 2000, 16)?;
-    p.copy("copy/nvm/fmt2-no-cdfe", nvm, 3000, 2, &two)?;
-    p.copy("copy/nvm/fmt3-no-cdfe", nvm, 3000, 3, &two)?;
-    p.copy("copy/nvm/fmt4-undefined", nvm, 3000, 4, &two)?;
+    // Each refused copy gets its own destination, read back after: a
+    // controller may have copied the ranges before the failing one (NVM
+    // Command Set 1.0, 3.2.2: CQE Dword 0 names the lowest range not
+    // copied).
     let many: Vec<Src> = (0..9).map(|i| (nvm, i * 2, 1)).collect();
-    p.copy("copy/nvm/over-msrc", nvm, 3000, 0, &many)?;
     let at_msrc: Vec<Src> = (0..8).map(|i| (nvm, i * 2, 1)).collect();
-    p.copy("copy/nvm/at-msrc", nvm, 3100, 0, &at_msrc)?;
-    p.copy(
-        "copy/nvm/over-mssrl",
-        nvm,
-        3000,
-        0,
-        &[(nvm, 0, 4), (nvm, 8, 17)],
-    )?;
     let total: Vec<Src> = (0..5).map(|i| (nvm, i * 16, 16)).collect();
-    p.copy("copy/nvm/over-mcl", nvm, 3000, 0, &total)?;
-    p.copy(
-        "copy/nvm/source-past-end",
-        nvm,
-        3000,
-        0,
-        &[(nvm, 0, 1), (nvm, n - 2, 4)],
-    )?;
+    let cases: [(&str, u8, Vec<Src>); 8] = [
+        ("fmt2-no-cdfe", 2, two.to_vec()),
+        ("fmt3-no-cdfe", 3, two.to_vec()),
+        ("fmt4-undefined", 4, two.to_vec()),
+        ("over-msrc", 0, many),
+        ("at-msrc", 0, at_msrc),
+        ("over-mssrl", 0, vec![(nvm, 0, 4), (nvm, 8, 17)]),
+        ("over-mcl", 0, total),
+        ("source-past-end", 0, vec![(nvm, 0, 1), (nvm, n - 2, 4)]),
+    ];
+    for (i, (name, format, ranges)) in cases.iter().enumerate() {
+        let dst = 3000 + 100 * i as u64;
+        p.copy(&format!("copy/nvm/{name}"), nvm, dst, *format, ranges)?;
+        p.read(&format!("copy/nvm/{name}/read"), nvm, dst, 8)?;
+    }
     p.copy("copy/nvm/dest-past-end", nvm, n - 2, 0, &[(nvm, 0, 8)])?;
-    p.read("copy/nvm/after", nvm, 3000, 8)?;
+    p.read("copy/nvm/dest-past-end/read", nvm, n - 2, 2)?;
     Ok(())
 }
 

@@ -283,7 +283,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         ("limits", seq::limits),
         ("copy", copyseq::copy),
     ];
-    k.plan(5 + seqs.len() as u32)?;
+    k.plan(4 + seqs.len() as u32)?;
     run_one(k, &mut r, "config", t_config)?;
     run_one(k, &mut r, "connect", t_connect)?;
     for (name, f) in seqs {

@@ -42,8 +42,15 @@ pub fn report_data(b: &[u8], a: &mut Answer) {
                     .num(format!("rz.d{i}.zs"), u64::from(z.zs))
                     .num(format!("rz.d{i}.za"), u64::from(z.za))
                     .num(format!("rz.d{i}.zcap"), z.zcap)
-                    .num(format!("rz.d{i}.zslba"), z.zslba)
-                    .num(format!("rz.d{i}.wp"), z.wp);
+                    .num(format!("rz.d{i}.zslba"), z.zslba);
+                // The write pointer is valid in ZSE, ZSIO, ZSEO and ZSC
+                // only (ZNS 1.1, Figure 'Zone Descriptor Data Structure':
+                // WP "not valid" for a zone in ZSF, ZSRO or ZSO; Linux
+                // ignores it for full zones too). QEMU reports ~0 there,
+                // we the zone start plus capacity: neither is compared.
+                if (1..=4).contains(&z.zs) {
+                    a.num(format!("rz.d{i}.wp"), z.wp);
+                }
             }
         }
         Err(e) => {
@@ -253,7 +260,6 @@ pub fn id_ns(b: &[u8], a: &mut Answer) {
             ("nsze", 0, 8),
             ("ncap", 8, 8),
             ("nuse", 16, 8),
-            ("nsfeat", 24, 1),
             ("nlbaf", 25, 1),
             ("mc", 27, 1),
             ("dpc", 28, 1),
@@ -283,6 +289,19 @@ pub fn id_ns(b: &[u8], a: &mut Answer) {
             ("eui64", 120, 8),
         ],
     );
+    // NSFEAT bit by bit: THINP 0, NSABP 1, DAE 2, UIDREUSE 3, OPTPERF 4,
+    // and what later revisions added above.
+    let nsfeat = le(b, 24, 1);
+    for (bit, name) in [
+        (0, "thinp"),
+        (1, "nsabp"),
+        (2, "dae"),
+        (3, "uidreuse"),
+        (4, "optperf"),
+    ] {
+        a.num(format!("idns.nsfeat.{name}"), (nsfeat >> bit) & 1);
+    }
+    a.num("idns.nsfeat.above4", nsfeat >> 5);
     let flbas = b.get(26).copied().unwrap_or(0);
     let idx = usize::from((flbas & 0x0F) | ((flbas >> 1) & 0x30));
     a.num("idns.flbas.index", idx as u64)
