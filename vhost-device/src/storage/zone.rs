@@ -189,6 +189,13 @@ pub struct ZoneTable {
     /// Zones changed since the last [`ZoneTable::take_dirty`].
     dirty: Vec<usize>,
     is_dirty: Vec<bool>,
+    /// ZNS 1.1 rules instead of ZBC-2's where they differ: the LBAs from a
+    /// zone's capacity to its end are part of the zone for reads (ZBC-2
+    /// makes them a gap zone, a read crossing into or out of it a boundary
+    /// violation), and Finish takes an EMPTY zone straight to FULL without
+    /// an active resource (ZNS's ZSE:ZSF; ZBC-2 4.4.3.5.5 passes through
+    /// an active state).
+    zns_rules: bool,
 }
 
 /// Counts of a range of zones, as u32 (a device has at most u32::MAX
@@ -235,7 +242,14 @@ impl ZoneTable {
             active: 0,
             dirty: Vec::new(),
             is_dirty: vec![false; n],
+            zns_rules: false,
         }
+    }
+
+    /// Follow ZNS 1.1's rules where they differ from ZBC-2's (see the
+    /// field); the default is ZBC-2's.
+    pub fn set_zns_rules(&mut self, v: bool) {
+        self.zns_rules = v;
     }
 
     /// The zone geometry.
@@ -578,7 +592,7 @@ impl ZoneTable {
                 if !self.geo.unrestricted_reads {
                     return Err(StorageError::BeyondZoneCapacity { lba, count });
                 }
-                if lba.0 < zone.cap_end().0 || end > zone.end().0 {
+                if !self.zns_rules && (lba.0 < zone.cap_end().0 || end > zone.end().0) {
                     return Err(StorageError::ReadBoundary { lba, count });
                 }
             }
@@ -668,6 +682,7 @@ impl ZoneTable {
             )?,
             // EMPTY -> FULL passes through an active state (ZBC-2
             // 4.4.3.5.5), so the active limit applies.
+            ZoneAction::Finish if self.zns_rules => {}
             ZoneAction::Finish => self.check_resources(start, 0, with(&[Empty]), 0)?,
             ZoneAction::Close | ZoneAction::CloseToClosed | ZoneAction::Reset => {}
         }

@@ -31,3 +31,42 @@ fn close_zone_keeps_an_unwritten_open_zone_closed() {
     let (_, d) = report(&r, 32, 128, 0, false);
     assert_eq!(zs(&d, 0), 0x4);
 }
+
+/// ZNS 1.1, 2.1.1.1 (zone capacity): the LBAs from ZSLBA + ZCAP to the end
+/// of the zone belong to the zone (ZNS has no gap zones), and with OZCS
+/// bit 0 RAZB set (Identify Namespace, ZNS Command Set) "the controller
+/// supports reads across zone boundaries". A read from past zone 0's
+/// capacity into zone 1 succeeds (we returned Zone Boundary Error, the
+/// ZBC-2 gap-zone rule).
+#[test]
+fn read_from_past_capacity_into_the_next_zone() {
+    let r = rig();
+    let (_, d) = identify(&r, 0x05, 1, 0x02);
+    assert_eq!(u16_at(&d, 2) & 1, 1, "OZCS.RAZB");
+    // Zone 0: LBAs 0..16, capacity 12; read LBAs 14..18.
+    assert_eq!(status(&r.io, rw(0x02, 1, 14, 4, 4096), &[]), 0);
+    // Wholly past the capacity, as before.
+    assert_eq!(status(&r.io, rw(0x02, 1, 12, 4, 4096), &[]), 0);
+}
+
+/// ZNS 1.1, 2.1.1.3 (zone state machine): Finish Zone takes a zone from
+/// ZSE straight to ZSF ("ZSE:ZSF"); neither state is active, so the
+/// Maximum Active Resources limit does not apply (ZBC-2 4.4.3.5.5's
+/// "EMPTY to FULL through an active condition" is a ZBC rule; we refused
+/// with Too Many Active Zones).
+#[test]
+fn finish_of_an_empty_zone_needs_no_active_resource() {
+    let r = rig();
+    // Three active zones (the limit): 0 and 1 closed, 2 open.
+    for z in [0u64, 16] {
+        assert_eq!(status(&r.io, zms(z, 0x03, false), &[]), 0);
+        assert_eq!(status(&r.io, zms(z, 0x01, false), &[]), 0);
+    }
+    assert_eq!(status(&r.io, zms(32, 0x03, false), &[]), 0);
+    // Opening a fourth is refused: the limit is reached.
+    assert_eq!(status(&r.io, zms(48, 0x03, false), &[]) & 0x7ff, 0x1bd);
+    // Finishing the empty zone 3 is not.
+    assert_eq!(status(&r.io, zms(48, 0x02, false), &[]), 0);
+    let (_, d) = report(&r, 48, 128, 0, false);
+    assert_eq!(zs(&d, 0), 0xE);
+}
