@@ -159,8 +159,16 @@ fn cross_copies(p: &mut Pair) -> Step {
     set_cdfe(p, "copy/cdfe/enable", 0x000F)?;
     let z3 = p.zslba(3);
     p.copy("copy/cdfe/fmt2", zns, z3, 2, &[(nvm, 0, 4), (zns, 0, 4)])?;
-    p.copy("copy/cdfe/fmt3", zns, z3 + 8, 3, &[(nvm, 16, 4)])?;
-    p.read("copy/cdfe/read", zns, z3, 12)?;
+    p.read("copy/cdfe/fmt2/read-range0", zns, z3, 4)?;
+    p.read("copy/cdfe/fmt2/read-range1", zns, z3 + 4, 4)?;
+    p.copy(
+        "copy/cdfe/fmt3",
+        zns,
+        z3 + 8,
+        3,
+        &[(nvm, 16, 4), (nvm, 32, 2)],
+    )?;
+    p.read("copy/cdfe/fmt3/read", zns, z3 + 8, 6)?;
     p.copy("copy/cdfe/fmt2-nvm", nvm, 4000, 2, &[(zns, 0, 8)])?;
     p.read("copy/cdfe/fmt2-nvm/read", nvm, 4000, 8)?;
     p.copy("copy/cdfe/fmt0-still", nvm, 4100, 0, &[(nvm, 0, 2)])?;

@@ -207,6 +207,7 @@ pub fn io(p: &mut Pair) -> Step {
     p.read("io/read-written", Target::Zns, z0, 4)?;
     p.read("io/read-unwritten", Target::Zns, z0 + 4, 4)?;
     p.read("io/read-past-cap", Target::Zns, z0 + cap, 4)?;
+    p.read("io/read-across-cap", Target::Zns, z0 + cap - 2, 4)?;
     p.read("io/read-across-zones", Target::Zns, z1 - 2, 4)?;
     p.read("io/read-past-end", Target::Zns, end - 1, 2)?;
     p.write("io/write-past-end", Target::Zns, end, 1, 0x13)?;
