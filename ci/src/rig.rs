@@ -825,6 +825,10 @@ mod tests {
         // Run mode and unknown suites: the builder's full set.
         assert_eq!(m(None, true, false), None);
         assert_eq!(m(Some("f2fs"), false, false), None);
+        assert_eq!(
+            m(Some("diff-nvme"), true, true).unwrap(),
+            "virtio_pci virtio_scsi sd_mod sg virtio_net nvme_tcp nvme_fabrics nvme_core nvme"
+        );
         let run_nvme = m(None, true, true).unwrap();
         assert!(run_nvme.starts_with(FULL_MODULES) && run_nvme.ends_with("nvme_core"));
     }

@@ -102,6 +102,8 @@ pub struct Pair {
     pub diags: Vec<String>,
     /// Mismatches in the current test.
     pub failures: Vec<String>,
+    /// Print the status of every command that did not succeed on both.
+    pub trace: bool,
     /// Logical blocks per zone, per zone capacity, zones, NVM namespace size.
     pub zone: u64,
     pub cap: u64,
@@ -159,6 +161,14 @@ impl Pair {
         let ro = exec(&self.ours, c.target, &cmd_o, &out_o, c.in_len)?;
         let rp = exec(&self.peer, c.target, &cmd_p, &out_p, c.in_len)?;
         let (ao, ap) = (answer(&ro, c.dw0, c.decode), answer(&rp, c.dw0, c.decode));
+        if self.trace && !(ro.status.is_success() && rp.status.is_success()) {
+            self.diags.push(format!(
+                "{}: ours {:#05x} peer {:#05x}",
+                c.label,
+                ro.status.code(),
+                rp.status.code()
+            ));
+        }
         self.judge(&c.label, &ao, &ap);
         Ok((ro, rp))
     }

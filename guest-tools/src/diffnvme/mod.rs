@@ -185,6 +185,7 @@ fn t_connect(r: &mut Run<'_>, diags: &mut Vec<String>) -> Step {
         tally: compare::Tally::default(),
         diags: Vec::new(),
         failures: Vec::new(),
+        trace: true,
         zone: lbas(p.zone),
         cap: lbas(p.cap),
         nzones: p.size / p.zone,
@@ -203,6 +204,7 @@ fn t_summary(r: &mut Run<'_>, diags: &mut Vec<String>) -> Step {
         diags.push(format!("ours fixed: {cmd} {field} ({clause})"));
     }
     diags.push(p.tally.summary(PEER, compare::OURS_FIXED.len()));
+    diags.push(format!("mismatched={}", p.tally.mismatched));
     ensure(p.tally.compared > 0, || "nothing was compared".into())?;
     ensure(p.tally.mismatched == 0, || {
         format!("{} commands differ unexplained", p.tally.mismatched)
