@@ -127,20 +127,13 @@ fn zns_copies(p: &mut Pair) -> Step {
     )?;
     p.read("copy/zns/to-wp/read", zns, z1, 16)?;
     p.copy("copy/zns/not-at-wp", zns, z1 + 100, 0, &[(zns, z0, 8)])?;
-    p.copy(
-        "copy/zns/source-across-zones",
-        zns,
-        z1 + 16,
-        0,
-        &[(zns, z1 - 4, 8)],
-    )?;
-    p.copy(
-        "copy/zns/source-unwritten",
-        zns,
-        z1 + 16,
-        0,
-        &[(zns, z0 + 16, 4)],
-    )?;
+    // Format 1h needs a 64b guard PI format (both refuse it here): the
+    // write pointer of zone 1 is z1 + 8.
+    let across = [(zns, z1 - 4, 8)];
+    p.copy("copy/zns/source-across-zones", zns, z1 + 8, 0, &across)?;
+    let unwritten = [(zns, z0 + 16, 4)];
+    p.copy("copy/zns/source-unwritten", zns, z1 + 16, 0, &unwritten)?;
+    p.read("copy/zns/sources/read", zns, z1 + 8, 12)?;
     let mut at = 0;
     while at < cap - 4 {
         let n = (cap - 4 - at).min(256);
