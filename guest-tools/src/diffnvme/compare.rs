@@ -225,18 +225,19 @@ pub const OURS_FIXED: &[(&str, &str, &str)] = &[
     (
         "zms/close (explicitly opened zone, nothing written)",
         "rz.d2.zs",
-        "ZNS 1.1 2.1.1.3: ZSEO:ZSC on Close Zone; we went to ZSE as ZBC-2 5.3 does",
+        "ZNS 1.1 2.1.1.3.3 Transition ZSEO:ZSC on Close Zone; we went to ZSE as ZBC-2 5.3 does",
     ),
     (
         "io/read-across-zones (from past the capacity into the next zone)",
         "status.sc",
-        "ZNS 1.1 has no gap zones and OZCS.RAZB is set; we returned Zone Boundary Error",
+        "ZNS 1.1 Figure 17 (Read): Zone Boundary Error only with RAZB cleared, and we set it; \
+         we applied ZBC-2 gap zones",
     ),
     (
         "limits/active/finish-z7 (Finish of an empty zone at the active limit)",
         "status.sc",
-        "ZNS 1.1 2.1.1.3 ZSE:ZSF is direct; we returned Too Many Active Zones (ZBC-2 \
-         4.4.3.5.5)",
+        "ZNS 1.1 2.1.1.4.1 g): ZSE to ZSF shall not impact Active Resources; we returned \
+         Too Many Active Zones (ZBC-2 4.4.3.5.5)",
     ),
 ];
 

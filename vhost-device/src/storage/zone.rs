@@ -72,8 +72,8 @@ pub enum ZoneAction {
     /// EMPTY, any other CLOSED (ZBC-2 5.3 CLOSE ZONE).
     Close,
     /// Close: an open zone becomes CLOSED wherever its write pointer is
-    /// (ZNS 1.1 2.1.1.3 zone state machine: ZSIO:ZSC and ZSEO:ZSC on a
-    /// Close Zone, with no exception for WP = ZSLBA).
+    /// (ZNS 1.1 2.1.1.3.2/2.1.1.3.3, Transitions ZSIO:ZSC and ZSEO:ZSC on
+    /// a Close Zone, with no exception for WP = ZSLBA).
     CloseToClosed,
     Finish,
     Reset,
@@ -192,9 +192,10 @@ pub struct ZoneTable {
     /// ZNS 1.1 rules instead of ZBC-2's where they differ: the LBAs from a
     /// zone's capacity to its end are part of the zone for reads (ZBC-2
     /// makes them a gap zone, a read crossing into or out of it a boundary
-    /// violation), and Finish takes an EMPTY zone straight to FULL without
-    /// an active resource (ZNS's ZSE:ZSF; ZBC-2 4.4.3.5.5 passes through
-    /// an active state).
+    /// violation; ZNS 1.1 Figure 17 has Zone Boundary Error only between
+    /// zones), and Finish takes an EMPTY zone straight to FULL without an
+    /// active resource (ZNS 1.1 2.1.1.4.1 g): ZSE to ZSF "shall not impact
+    /// resource usage"; ZBC-2 4.4.3.5.5 passes through an active state).
     zns_rules: bool,
 }
 

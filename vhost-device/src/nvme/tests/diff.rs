@@ -3,11 +3,12 @@
 
 use super::*;
 
-/// ZNS 1.1, 2.1.1.3 (zone state machine): "ZSIO:ZSC" and "ZSEO:ZSC" — an
-/// implicitly or explicitly opened zone transitions to Closed as a result
-/// of a Close Zone; unlike ZBC-2's CLOSE ZONE there is no rule sending a
-/// zone whose write pointer is at its start to Empty. A Closed zone stays
-/// active (it counts against MAR) until reset or finished.
+/// ZNS 1.1, 2.1.1.3.3: "Transition ZSEO:ZSC: The zone shall transition
+/// from the ZSEO:Explicitly Opened state to the ZSC:Closed state upon
+/// successful completion of a Zone Management Send command with a Zone
+/// Send Action of Close Zone" (2.1.1.3.2 likewise for ZSIO); unlike ZBC-2's
+/// CLOSE ZONE there is no rule sending a zone whose write pointer is at
+/// its start to Empty. A Closed zone holds an Active Resource (Figure 8).
 #[test]
 fn close_zone_keeps_an_unwritten_open_zone_closed() {
     let r = rig();
@@ -32,12 +33,13 @@ fn close_zone_keeps_an_unwritten_open_zone_closed() {
     assert_eq!(zs(&d, 0), 0x4);
 }
 
-/// ZNS 1.1, 2.1.1.1 (zone capacity): the LBAs from ZSLBA + ZCAP to the end
-/// of the zone belong to the zone (ZNS has no gap zones), and with OZCS
-/// bit 0 RAZB set (Identify Namespace, ZNS Command Set) "the controller
-/// supports reads across zone boundaries". A read from past zone 0's
-/// capacity into zone 1 succeeds (we returned Zone Boundary Error, the
-/// ZBC-2 gap-zone rule).
+/// ZNS 1.1 Figure 17 (Read, Command Specific Status Values): "B8h Zone
+/// Boundary Error: The command specifies logical blocks in more than one
+/// zone", and Figure 11 note 1: Read is affected only "if the Read Across
+/// Zone Boundaries bit ... is cleared". We set RAZB (OZCS bit 0), and ZNS
+/// has no gap zones (the LBAs past ZCAP belong to the zone), so a read
+/// from past zone 0's capacity into zone 1 succeeds (we returned Zone
+/// Boundary Error, the ZBC-2 gap-zone rule).
 #[test]
 fn read_from_past_capacity_into_the_next_zone() {
     let r = rig();
@@ -49,11 +51,12 @@ fn read_from_past_capacity_into_the_next_zone() {
     assert_eq!(status(&r.io, rw(0x02, 1, 12, 4, 4096), &[]), 0);
 }
 
-/// ZNS 1.1, 2.1.1.3 (zone state machine): Finish Zone takes a zone from
-/// ZSE straight to ZSF ("ZSE:ZSF"); neither state is active, so the
-/// Maximum Active Resources limit does not apply (ZBC-2 4.4.3.5.5's
-/// "EMPTY to FULL through an active condition" is a ZBC rule; we refused
-/// with Too Many Active Zones).
+/// ZNS 1.1, 2.1.1.3.1 "Transition ZSE:ZSF" on Finish Zone, and 2.1.1.4.1
+/// g): "A transition from the ZSE:Empty state to the ZSF:Full state shall
+/// not impact resource usage of Active Resources and Open Resources." So
+/// at the active limit it succeeds (ZBC-2 4.4.3.5.5's EMPTY to FULL
+/// through an active condition is a ZBC rule; we refused with Too Many
+/// Active Zones).
 #[test]
 fn finish_of_an_empty_zone_needs_no_active_resource() {
     let r = rig();
