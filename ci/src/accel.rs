@@ -157,6 +157,7 @@ fn probe(
             net: false,
             hostroot: false,
             scsi_hd: None,
+            peer_nvme: None,
             serial: Serial::Stdio,
         },
         timeout: Some(timeout),

@@ -16,6 +16,7 @@ mod lifecycle;
 mod lun;
 mod matrix;
 mod ns;
+mod peer;
 mod proc;
 mod progress;
 mod qemu;

@@ -2,7 +2,7 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
-use crate::{lun::LunSpec, ns::NsSpec};
+use crate::{lun::LunSpec, ns::NsSpec, peer::PeerNvme};
 
 /// CPU accelerator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,8 @@ pub struct QemuConfig {
     pub hostroot: bool,
     /// QEMU's own scsi-hd on raw files, the bench suite's reference disks.
     pub scsi_hd: Option<ScsiHd>,
+    /// QEMU's own NVMe controller, the diff-nvme suite's peer.
+    pub peer_nvme: Option<PeerNvme>,
     pub serial: Serial,
 }
 
@@ -167,6 +169,10 @@ impl QemuConfig {
             let args = hd.args();
             push(&args.iter().map(String::as_str).collect::<Vec<_>>());
         }
+        if let Some(p) = &self.peer_nvme {
+            let args = p.args();
+            push(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        }
         if self.hostroot {
             push(&[
                 "-fsdev",
@@ -234,6 +240,9 @@ pub struct Contract<'a> {
     /// `zonecopy.sink=<ip>:<port>`: the bench suite's discard sink and
     /// zero source (ci `sink`).
     pub sink: Option<String>,
+    /// `zonecopy.peer-nvme=...` and `nvme_core.multipath=N` (diff-nvme
+    /// suite only): QEMU's NVMe controller beside ours.
+    pub peer_nvme: Option<&'a PeerNvme>,
     /// Appended as given (`--append`).
     pub extra: &'a str,
 }
@@ -280,6 +289,12 @@ pub fn cmdline(c: &Contract<'_>) -> String {
     if let Some(a) = &c.sink {
         parts.push(format!("zonecopy.sink={a}"));
     }
+    if let Some(p) = c.peer_nvme {
+        // Without native multipath each namespace is its own /dev/nvmeXnY
+        // (PEERS.md: the multipath head hides the zone limits).
+        parts.push("nvme_core.multipath=N".to_owned());
+        parts.push(p.cmdline_entry());
+    }
     if let Some(r) = c.run {
         parts.push(format!("zonecopy.run={r}"));
     }
@@ -306,6 +321,7 @@ mod tests {
             net: false,
             hostroot: false,
             scsi_hd: None,
+            peer_nvme: None,
             serial: Serial::Stdio,
         }
     }

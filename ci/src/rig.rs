@@ -20,6 +20,7 @@ use crate::{
     kernel::{self, Kernel},
     lun::{self, LunKind, LunSpec},
     ns::{NsSpec, DEFAULT_NAMESPACES},
+    peer::{PeerNvme, DIFF_NVME_NAMESPACES, DIFF_NVME_SUITE},
     proc,
     qemu::{cmdline, Accel, Contract, NvmeTarget, QemuConfig, ScsiHd, Serial},
     sink::Sink,
@@ -79,9 +80,12 @@ pub fn parse_luns(specs: &[String], suite: Option<&str>) -> Result<Vec<LunSpec>,
 
 /// Suites that talk to the backend over the network (control port,
 /// NVMe/TCP): they get a NIC and `zonecopy.control=` without `--net`.
-pub const NET_SUITES: &[&str] = &["xcopy", "nvme", "kcopy", "bench", "zbc"];
+pub const NET_SUITES: &[&str] = &["xcopy", "nvme", "kcopy", "bench", "zbc", DIFF_NVME_SUITE];
 /// Suites that get [`DEFAULT_NAMESPACES`] when no `--ns` is given.
 pub const NVME_SUITES: &[&str] = &["nvme", "kcopy"];
+/// The nvme-pci driver, for the diff-nvme suite's peer (a module on
+/// Debian kernels; the builder skips it where it is built in).
+const PCI_NVME_MODULE: &str = "nvme";
 /// Suites that run host tools (fio, blkzone, sg3-utils, dmsetup,
 /// mkfs.f2fs) from the host root, shared read-only over 9p and mounted at
 /// /host in the guest (see images/init).
@@ -121,6 +125,8 @@ pub fn parse_namespaces(
         DEFAULT_NAMESPACES.to_vec()
     } else if !external_backend && suite == Some(BENCH_SUITE) {
         BENCH_NAMESPACES.to_vec()
+    } else if !external_backend && suite == Some(DIFF_NVME_SUITE) {
+        DIFF_NVME_NAMESPACES.to_vec()
     } else {
         Vec::new()
     };
@@ -148,7 +154,16 @@ const BASE_MODULES: &str = "virtio_pci virtio_scsi sd_mod sg";
 const NVME_MODULES: &str = "nvme_tcp nvme_fabrics nvme_core";
 /// Suites with tailored module lists (fewer modules boot faster); others
 /// get the builder's full default set.
-const KNOWN_SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "zbc", "kill"];
+const KNOWN_SUITES: &[&str] = &[
+    "smoke",
+    "xcopy",
+    "nvme",
+    "kcopy",
+    "bench",
+    "zbc",
+    "kill",
+    DIFF_NVME_SUITE,
+];
 
 /// The `--modules` list for the initramfs (`None` = the builder's default).
 /// Built-in and missing modules are skipped by the builder.
@@ -167,6 +182,9 @@ pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String>
         if !m.contains(&"virtio_net") {
             m.push("virtio_net");
         }
+    }
+    if suite == Some(DIFF_NVME_SUITE) {
+        m.push(PCI_NVME_MODULE);
     }
     if suite == Some("kcopy") {
         // f2fs asks for the "crc32" shash and dm-crypt for "xts(aes)" at
@@ -272,6 +290,8 @@ pub struct Rig {
     pub xfail: Vec<String>,
     /// The bench suite's reference disk and sink.
     pub bench: Option<BenchExtras>,
+    /// The diff-nvme suite's QEMU NVMe controller.
+    pub peer_nvme: Option<PeerNvme>,
     pub socket: PathBuf,
     pub initrd: PathBuf,
     pub accel: Accel,
@@ -404,6 +424,11 @@ impl Rig {
         } else {
             None
         };
+        let peer_nvme = if needs.suite == Some(DIFF_NVME_SUITE) {
+            Some(PeerNvme::prepare(&namespaces, tmp.path()).map_err(fail)?)
+        } else {
+            None
+        };
         let control_port = launch
             .as_ref()
             .and_then(|l| l.cfg.control_tcp.map(|a| a.port()));
@@ -470,6 +495,7 @@ impl Rig {
             nvme_port,
             xfail,
             bench,
+            peer_nvme,
             socket,
             initrd,
             accel,
@@ -502,6 +528,7 @@ impl Rig {
                 .as_ref()
                 .filter(|_| self.net)
                 .map(|b| format!("{GUEST_HOST_ADDR}:{}", b.sink.port())),
+            peer_nvme: self.peer_nvme.as_ref(),
             extra,
         })
     }
@@ -521,6 +548,7 @@ impl Rig {
             net: self.net,
             hostroot,
             scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.clone()),
+            peer_nvme: self.peer_nvme.clone(),
             serial,
         }
     }
@@ -812,6 +840,10 @@ mod tests {
         // Run mode and unknown suites: the builder's full set.
         assert_eq!(m(None, true, false), None);
         assert_eq!(m(Some("f2fs"), false, false), None);
+        assert_eq!(
+            m(Some("diff-nvme"), true, true).unwrap(),
+            "virtio_pci virtio_scsi sd_mod sg virtio_net nvme_tcp nvme_fabrics nvme_core nvme"
+        );
         let run_nvme = m(None, true, true).unwrap();
         assert!(run_nvme.starts_with(FULL_MODULES) && run_nvme.ends_with("nvme_core"));
     }

@@ -341,6 +341,7 @@ mod tests {
                 net: false,
                 hostroot: false,
                 scsi_hd: None,
+                peer_nvme: None,
                 serial: Serial::Stdio,
             },
             timeout: Some(timeout),

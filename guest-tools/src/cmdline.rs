@@ -19,6 +19,9 @@
 //!   disks (QEMU's scsi-hd, products `ZCBENCH-REF` and `ZCBENCH-REF-WB`)
 //! - `zonecopy.sink=<ipv4>:<port>`: the bench suite's discard sink and zero
 //!   source (ci/src/sink.rs)
+//! - `zonecopy.peer-nvme=serial=<S>,bs=..,size=..,zone=..,cap=..,max-open=..,max-active=..,nvm-size=..,mssrl=..,mcl=..,msrc=..`:
+//!   the diff-nvme suite's peer, QEMU's own NVMe controller over PCIe
+//!   (serial S; NSID 1 zoned, NSID 2 plain), every key once, decimal
 //!
 //! Numbers are plain decimal. Any other `zonecopy.` key, a repeated key or a
 //! malformed value is an error naming the offending word; words without the
@@ -50,6 +53,84 @@ pub struct Config {
     pub scsi_hd: Option<LunSpec>,
     /// `zonecopy.sink=`: the discard sink / zero source, if given.
     pub sink: Option<SocketAddr>,
+    /// `zonecopy.peer-nvme=`: QEMU's NVMe controller, if attached.
+    pub peer_nvme: Option<PeerNvme>,
+}
+
+/// `zonecopy.peer-nvme=`: the geometry and limits the runner gave QEMU's
+/// NVMe controller (the same as our first ZNS and NVM namespaces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerNvme {
+    /// Serial Number of the peer controller.
+    pub serial: String,
+    pub bs: u64,
+    /// Size of the zoned namespace (NSID 1) in bytes.
+    pub size: u64,
+    pub zone: u64,
+    pub cap: u64,
+    /// 0 = no limit.
+    pub max_open: u64,
+    pub max_active: u64,
+    /// Size of the plain namespace (NSID 2) in bytes.
+    pub nvm_size: u64,
+    pub mssrl: u64,
+    pub mcl: u64,
+    /// 0's based, as in Identify Namespace.
+    pub msrc: u64,
+}
+
+/// Parse the value of `zonecopy.peer-nvme=`.
+pub fn parse_peer_nvme(value: &str) -> Result<PeerNvme, String> {
+    const KEYS: [&str; 10] = [
+        "bs",
+        "size",
+        "zone",
+        "cap",
+        "max-open",
+        "max-active",
+        "nvm-size",
+        "mssrl",
+        "mcl",
+        "msrc",
+    ];
+    let mut serial = None;
+    let mut v: [Option<u64>; 10] = [None; 10];
+    for item in value.split(',') {
+        let (k, val) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?} is not key=value"))?;
+        if k == "serial" {
+            if val.is_empty() || serial.replace(val.to_string()).is_some() {
+                return Err("serial= empty or given twice".into());
+            }
+            continue;
+        }
+        let i = KEYS
+            .iter()
+            .position(|x| *x == k)
+            .ok_or_else(|| format!("unknown key {k:?}"))?;
+        if v[i].replace(number(val)?).is_some() {
+            return Err(format!("{k} given twice"));
+        }
+    }
+    let get = |i: usize| v[i].ok_or_else(|| format!("{}= is missing", KEYS[i]));
+    let p = PeerNvme {
+        serial: serial.ok_or("serial= is missing")?,
+        bs: get(0)?,
+        size: get(1)?,
+        zone: get(2)?,
+        cap: get(3)?,
+        max_open: get(4)?,
+        max_active: get(5)?,
+        nvm_size: get(6)?,
+        mssrl: get(7)?,
+        mcl: get(8)?,
+        msrc: get(9)?,
+    };
+    if p.bs == 0 || p.zone == 0 || p.cap > p.zone || p.size % p.zone != 0 {
+        return Err("bs, zone, cap and size do not make a zone layout".into());
+    }
+    Ok(p)
 }
 
 /// `zonecopy.nvme=`: where the NVMe/TCP subsystem listens.
@@ -385,6 +466,11 @@ pub fn parse(cmdline: &str) -> Result<Config, CmdlineError> {
             if cfg.sink.replace(addr).is_some() {
                 return Err(err(word, "zonecopy.sink given twice"));
             }
+        } else if key == "peer-nvme" {
+            let p = parse_peer_nvme(value).map_err(|e| err(word, e))?;
+            if cfg.peer_nvme.replace(p).is_some() {
+                return Err(err(word, "zonecopy.peer-nvme given twice"));
+            }
         } else if key == "xfail" {
             for id in value.split(',').filter(|s| !s.is_empty()) {
                 if !cfg.xfail.iter().any(|x| x == id) {
@@ -419,6 +505,36 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn peer_nvme() {
+        let c = parse(
+            "zonecopy.suite=diff-nvme zonecopy.peer-nvme=serial=ZCPEER0001,bs=4096,\
+             size=67108864,zone=4194304,cap=3145728,max-open=4,max-active=6,\
+             nvm-size=33554432,mssrl=16,mcl=64,msrc=7",
+        )
+        .unwrap();
+        let p = c.peer_nvme.unwrap();
+        assert_eq!(
+            (p.serial.as_str(), p.bs, p.size),
+            ("ZCPEER0001", 4096, 64 * MIB)
+        );
+        assert_eq!(
+            (p.zone, p.cap, p.max_open, p.max_active),
+            (4 * MIB, 3 * MIB, 4, 6)
+        );
+        assert_eq!((p.nvm_size, p.mssrl, p.mcl, p.msrc), (32 * MIB, 16, 64, 7));
+        for bad in [
+            "zonecopy.peer-nvme=serial=S,bs=4096",
+            "zonecopy.peer-nvme=bs=4096,size=8,zone=4,cap=4,max-open=0,max-active=0,\
+             nvm-size=1,mssrl=1,mcl=1,msrc=0",
+            "zonecopy.peer-nvme=serial=S,bs=1,size=8,zone=4,cap=5,max-open=0,max-active=0,\
+             nvm-size=1,mssrl=1,mcl=1,msrc=0",
+            "zonecopy.peer-nvme=serial=S,bogus=1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn full_line() {

@@ -9,13 +9,22 @@ use std::{
 use crate::{
     bench,
     cmdline::{self, CmdlineError, Config},
-    kcopy, killtest,
+    diffnvme, kcopy, killtest,
     ktap::{Ktap, Outcome},
     nvme, smoke, xcopy, zbc,
 };
 
 /// Suites this binary knows.
-pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "kill", "zbc"];
+pub const SUITES: &[&str] = &[
+    "smoke",
+    "xcopy",
+    "nvme",
+    "kcopy",
+    "bench",
+    "kill",
+    "zbc",
+    "diff-nvme",
+];
 
 /// Run the suite named by `name_override` or else by the command line.
 /// Returns whether every result was `ok`.
@@ -56,6 +65,7 @@ pub fn run<W: Write>(
         "bench" => bench::run(&mut k, &cfg, sys_root),
         "kill" => killtest::run(&mut k, &cfg, sys_root),
         "zbc" => zbc::run(&mut k, &cfg, sys_root),
+        "diff-nvme" => diffnvme::run(&mut k, &cfg, sys_root),
         other => {
             k.plan(1)?;
             k.result("suite", &Outcome::Fail(format!("unknown suite {other}")))?;

@@ -114,6 +114,12 @@ impl Namespace {
                         z.zone_len.0
                     );
                 }
+                // ZNS 1.1 has no gap zones: the LBAs from ZSLBA + ZCAP to
+                // the zone's end belong to the zone, and with RAZB (OZCS
+                // bit 0) a read may run from them into the next zone. And
+                // Finish Zone takes a ZSE zone to ZSF directly (ZSE:ZSF),
+                // so it needs no active resource.
+                device.set_zns_rules(true);
                 CSI_ZNS
             }
         };

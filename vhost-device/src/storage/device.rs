@@ -397,6 +397,15 @@ impl Device {
         &self.geo
     }
 
+    /// Follow ZNS 1.1's zone rules where they differ from ZBC-2's (reads
+    /// past a zone's capacity, Finish of an EMPTY zone); ZBC-2's are the
+    /// default.
+    pub fn set_zns_rules(&self, v: bool) {
+        if let Some(t) = &self.zones {
+            lock(t).set_zns_rules(v);
+        }
+    }
+
     /// What the device moved so far.
     pub fn stats(&self) -> &DeviceStats {
         &self.stats

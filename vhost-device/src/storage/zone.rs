@@ -68,7 +68,13 @@ impl ZoneCondition {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ZoneAction {
     Open,
+    /// Close: an open zone whose write pointer is at its start becomes
+    /// EMPTY, any other CLOSED (ZBC-2 5.3 CLOSE ZONE).
     Close,
+    /// Close: an open zone becomes CLOSED wherever its write pointer is
+    /// (ZNS 1.1 2.1.1.3.2/2.1.1.3.3, Transitions ZSIO:ZSC and ZSEO:ZSC on
+    /// a Close Zone, with no exception for WP = ZSLBA).
+    CloseToClosed,
     Finish,
     Reset,
 }
@@ -183,6 +189,14 @@ pub struct ZoneTable {
     /// Zones changed since the last [`ZoneTable::take_dirty`].
     dirty: Vec<usize>,
     is_dirty: Vec<bool>,
+    /// ZNS 1.1 rules instead of ZBC-2's where they differ: the LBAs from a
+    /// zone's capacity to its end are part of the zone for reads (ZBC-2
+    /// makes them a gap zone, a read crossing into or out of it a boundary
+    /// violation; ZNS 1.1 Figure 17 has Zone Boundary Error only between
+    /// zones), and Finish takes an EMPTY zone straight to FULL without an
+    /// active resource (ZNS 1.1 2.1.1.4.1 g): ZSE to ZSF "shall not impact
+    /// resource usage"; ZBC-2 4.4.3.5.5 passes through an active state).
+    zns_rules: bool,
 }
 
 /// Counts of a range of zones, as u32 (a device has at most u32::MAX
@@ -229,7 +243,14 @@ impl ZoneTable {
             active: 0,
             dirty: Vec::new(),
             is_dirty: vec![false; n],
+            zns_rules: false,
         }
+    }
+
+    /// Follow ZNS 1.1's rules where they differ from ZBC-2's (see the
+    /// field); the default is ZBC-2's.
+    pub fn set_zns_rules(&mut self, v: bool) {
+        self.zns_rules = v;
     }
 
     /// The zone geometry.
@@ -572,7 +593,7 @@ impl ZoneTable {
                 if !self.geo.unrestricted_reads {
                     return Err(StorageError::BeyondZoneCapacity { lba, count });
                 }
-                if lba.0 < zone.cap_end().0 || end > zone.end().0 {
+                if !self.zns_rules && (lba.0 < zone.cap_end().0 || end > zone.end().0) {
                     return Err(StorageError::ReadBoundary { lba, count });
                 }
             }
@@ -662,8 +683,9 @@ impl ZoneTable {
             )?,
             // EMPTY -> FULL passes through an active state (ZBC-2
             // 4.4.3.5.5), so the active limit applies.
+            ZoneAction::Finish if self.zns_rules => {}
             ZoneAction::Finish => self.check_resources(start, 0, with(&[Empty]), 0)?,
-            ZoneAction::Close | ZoneAction::Reset => {}
+            ZoneAction::Close | ZoneAction::CloseToClosed | ZoneAction::Reset => {}
         }
         // Implicitly open zones of the range first, so that making room
         // for the others never evicts one of them.
@@ -697,6 +719,9 @@ impl ZoneTable {
                 let cond = self.closed_or_empty(idx);
                 self.set_condition(idx, cond);
             }
+            (ZoneAction::CloseToClosed, ImplicitOpen | ExplicitOpen) => {
+                self.set_condition(idx, Closed)
+            }
             (ZoneAction::Finish, Empty | ImplicitOpen | ExplicitOpen | Closed) => {
                 self.set_condition(idx, Full)
             }
@@ -720,7 +745,7 @@ impl ZoneTable {
         // OFFLINE zones are never among them.
         let applies = |c: ZoneCondition| match action {
             ZoneAction::Open => c == Closed,
-            ZoneAction::Close => c.is_open(),
+            ZoneAction::Close | ZoneAction::CloseToClosed => c.is_open(),
             ZoneAction::Finish => c.is_active(),
             ZoneAction::Reset => c.is_active() || c == Full,
         };
