@@ -9,6 +9,7 @@ pub mod blkzoned;
 pub mod blockio;
 pub mod cmdline;
 pub mod control;
+pub mod diff;
 pub mod hosttool;
 pub mod kcopy;
 pub mod killtest;

@@ -7,7 +7,7 @@ use std::{
 };
 
 use crate::{
-    bench,
+    bench, diff,
     cmdline::{self, CmdlineError, Config},
     kcopy, killtest,
     ktap::{Ktap, Outcome},
@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// Suites this binary knows.
-pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "kill", "zbc"];
+pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "kill", "zbc", "diff"];
 
 /// Run the suite named by `name_override` or else by the command line.
 /// Returns whether every result was `ok`.
@@ -53,6 +53,7 @@ pub fn run<W: Write>(
         "bench" => bench::run(&mut k, &cfg, sys_root),
         "kill" => killtest::run(&mut k, &cfg, sys_root),
         "zbc" => zbc::run(&mut k, &cfg, sys_root),
+        "diff" => diff::run(&mut k, &cfg, sys_root),
         other => {
             k.plan(1)?;
             k.result("suite", &Outcome::Fail(format!("unknown suite {other}")))?;
