@@ -192,6 +192,14 @@ pub struct Args {
           value_parser = crate::nvme::Personality::from_str)]
     pub personality: crate::nvme::Personality,
 
+    /// Start over on zoned devices whose zone metadata (FILE.zones) is
+    /// missing, empty or made for another geometry: every sequential zone
+    /// becomes EMPTY and its data is discarded. Without it such a device
+    /// refuses to start when its sequential zones hold data, so a lost
+    /// sidecar never wipes a disk image.
+    #[arg(long)]
+    pub reinit_zones: bool,
+
     /// For each --lun, the index of the --socket it belongs to (filled by
     /// [`Args::parse_grouped`] from the order of the options; empty means
     /// all belong to the first).
@@ -503,6 +511,7 @@ impl FromStr for LunSpec {
                         Some(v) => parse_flag("urswrz", v)?,
                         None => true,
                     },
+                    reinit: false,
                 })
             }
             "disk" => {
@@ -619,12 +628,25 @@ fn group_luns(
 impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
-    fn try_from(args: Args) -> Result<Self, ConfigError> {
+    fn try_from(mut args: Args) -> Result<Self, ConfigError> {
         if args.luns.len() > MAX_LUNS {
             return Err(ConfigError::TooManyLuns(args.luns.len()));
         }
         let lun_volatile_cache: Vec<bool> = args.luns.iter().map(|l| l.volatile_cache).collect();
-        let luns: Vec<DeviceConfig> = args.luns.into_iter().map(|l| l.device).collect();
+        let reinit = args.reinit_zones;
+        let with_reinit = |mut d: DeviceConfig| {
+            if let Some(z) = d.zoned.as_mut() {
+                z.reinit = reinit;
+            }
+            d
+        };
+        for ns in &mut args.namespaces {
+            ns.device = with_reinit(ns.device.clone());
+        }
+        let luns: Vec<DeviceConfig> = std::mem::take(&mut args.luns)
+            .into_iter()
+            .map(|l| with_reinit(l.device))
+            .collect();
         for (second, lun) in luns.iter().enumerate() {
             if let Some(first) = luns[..second].iter().position(|l| l.path == lun.path) {
                 return Err(ConfigError::SharedFile {

@@ -375,9 +375,10 @@ pub struct Eviction {
     pub candidates: Vec<usize>,
 }
 
-/// The reporting options of REPORT ZONES the model knows (ZBC-2 table 33).
+/// The reporting options of REPORT ZONES the model knows (ZBC-2 5.4, the
+/// REPORTING OPTIONS field table); every other value is reserved.
 pub const REPORT_OPTIONS: &[u8] = &[
-    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x10, 0x11, 0x3f,
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x10, 0x11, 0x3e, 0x3f,
 ];
 
 /// The zones of one logical unit.
@@ -852,8 +853,13 @@ impl Model {
             0x05 => z.cond == Cond::Full,
             0x06 => z.cond == Cond::ReadOnly,
             0x07 => z.cond == Cond::Offline,
+            // INACTIVE: a condition of zone domains devices only; these
+            // logical units have none.
+            0x08 => false,
             0x10 => z.reset,
             0x11 => z.non_seq,
+            // "List all zones except gap zones" (not: only gap zones).
+            0x3e => z.ztype != ZoneType::Gap,
             0x3f => z.cond == Cond::NotWp,
             _ => false,
         }
@@ -1403,6 +1409,11 @@ mod tests {
         g.zone_action(Action::Open, 48, 0, false).unwrap();
         assert_eq!(g.report(0, 0x00).unwrap().len(), 14);
         assert_eq!(g.report(0, 0x3f).unwrap().len(), 8);
+        // 3Eh: the 2 conventional and 6 sequential zones, no gap zone.
+        let not_gap = g.report(0, 0x3e).unwrap();
+        assert_eq!(not_gap.len(), 8);
+        assert!(not_gap.iter().all(|z| z.ztype != ZoneType::Gap));
+        assert_eq!(g.report(0, 0x08).unwrap().len(), 0);
         assert_eq!(g.report(0, 0x02).unwrap()[0].start, 32);
         assert_eq!(g.report(0, 0x03).unwrap()[0].start, 48);
         // From the middle of a zone: that zone first.

@@ -736,10 +736,19 @@ fn report_zones_start_and_options() {
     let d = f.good(0, &report_zones(30, 4096, 0x00));
     assert_eq!(d[..4], [0x00, 0x00, 0x03, 0x40]); // 13 zones
     assert_eq!(descriptor(&d, 0), GAP28);
-    // 3Eh: gap zones only; all the same type and length: SAME 1h.
+    // ZBC-2 5.4, REPORTING OPTIONS: "3Eh: list all zones except gap zones".
+    // The conventional zone and the 7 sequential zones (a 12-block capacity
+    // each), 8 zones: types and lengths differ, SAME 0h.
     let d = f.good(0, &report_zones(0, 4096, 0x3e));
-    assert_eq!(d[..5], [0x00, 0x00, 0x01, 0xc0, 0x01]);
-    assert_eq!(descriptor(&d, 0), GAP28);
+    assert_eq!(d[..5], [0x00, 0x00, 0x02, 0x00, 0x00]);
+    assert_eq!(d.len(), 64 + 8 * 64);
+    assert!((0..8).all(|i| descriptor(&d, i)[0] != 0x05), "no gap zone");
+    assert_eq!(descriptor(&d, 1), SWR16_EMPTY);
+    // From LBA 30, inside the gap zone 28-31: that gap is not listed either,
+    // the list starts with the next sequential zone at 32.
+    let d = f.good(0, &report_zones(30, 4096, 0x3e));
+    assert_eq!(d[..4], [0x00, 0x00, 0x01, 0x80]); // 6 zones
+    assert_eq!(descriptor(&d, 0)[16..24], [0, 0, 0, 0, 0, 0, 0, 0x20]);
     // 3Fh: NOT WRITE POINTER: the conventional zone and the 7 gap zones.
     let d = f.good(0, &report_zones(0, 4096, 0x3f));
     assert_eq!(d[..4], [0x00, 0x00, 0x02, 0x00]);
@@ -986,6 +995,7 @@ fn six_zones(sequential: ZoneType, urswrz: bool) -> Fixture {
             max_active: 0,
             sequential,
             unrestricted_reads: urswrz,
+            ..ZonedConfig::default()
         }),
     })
     .unwrap();

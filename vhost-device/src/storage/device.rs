@@ -40,6 +40,11 @@ pub struct ZonedConfig {
     /// Unrestricted reads in sequential write required zones (ZBC-2
     /// URSWRZ): reads may cross zones and read past the write pointer.
     pub unrestricted_reads: bool,
+    /// Start over when the zone metadata cannot be trusted (missing or
+    /// empty beside a data file with data in its sequential zones, or made
+    /// for another geometry): every sequential zone EMPTY, its data
+    /// discarded. Without it such a device refuses to open.
+    pub reinit: bool,
 }
 
 impl Default for ZonedConfig {
@@ -54,6 +59,7 @@ impl Default for ZonedConfig {
             max_active: 0,
             sequential: ZoneType::SequentialWriteRequired,
             unrestricted_reads: true,
+            reinit: false,
         }
     }
 }
@@ -102,6 +108,16 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Meta(#[from] MetaError),
+    #[error(
+        "backing file {path:?} holds data at byte {offset} in a sequential zone but its zone \
+         metadata {meta:?} is missing or empty: the write pointers are unknown, refusing to start \
+         (--reinit-zones starts over: every sequential zone EMPTY, its data discarded)"
+    )]
+    ZoneStateLost {
+        path: PathBuf,
+        meta: PathBuf,
+        offset: u64,
+    },
 }
 
 fn multiple(what: &'static str, value: u64, unit: u64) -> std::result::Result<(), ConfigError> {
@@ -294,7 +310,26 @@ impl Device {
                 );
                 let mut meta_path = cfg.path.clone().into_os_string();
                 meta_path.push(".zones");
-                let (store, records) = ZoneMeta::open(meta_path.as_ref(), geo)?;
+                let meta_path = PathBuf::from(meta_path);
+                let reinit = cfg.zoned.as_ref().is_some_and(|z| z.reinit);
+                if !reinit && ZoneMeta::is_new(&meta_path)? {
+                    // A new zone table makes every sequential zone EMPTY and
+                    // discards its data: only right for a file with none.
+                    let seq_start = table
+                        .zones()
+                        .iter()
+                        .find(|z| z.is_sequential())
+                        .map_or(u64::MAX, |z| z.start.0.saturating_mul(bs));
+                    let extents = data_extents(&file).map_err(file_err)?;
+                    if let Some(&(s, _)) = extents.iter().find(|&&(_, e)| e > seq_start) {
+                        return Err(ConfigError::ZoneStateLost {
+                            path: cfg.path.clone(),
+                            meta: meta_path,
+                            offset: s.max(seq_start),
+                        });
+                    }
+                }
+                let (store, records) = ZoneMeta::open(&meta_path, geo, reinit)?;
                 for (i, rec) in records.unwrap_or_default().into_iter().enumerate() {
                     if let Some(rec) = rec {
                         table.restore(i, rec.cond, rec.wp, rec.non_seq);
@@ -792,6 +827,101 @@ mod tests {
             }),
         })
         .unwrap()
+    }
+
+    /// Issue 15, finding 3: a 16 MiB image of 0xAB whose zone metadata is
+    /// missing or empty was taken for a new device and every sequential
+    /// zone hole-punched. It must refuse to open and change nothing, until
+    /// asked to start over.
+    #[test]
+    fn lost_zone_metadata_never_wipes_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.img");
+        let meta = dir.path().join("old.img.zones");
+        let image = vec![0xABu8; 16 << 20];
+        std::fs::write(&path, &image).unwrap();
+        let mut cfg = DeviceConfig {
+            path: path.clone(),
+            size: 16 << 20,
+            block_size: 4096,
+            zoned: Some(ZonedConfig {
+                zone_size: 1 << 20,
+                zone_capacity: 1 << 20,
+                conventional_zones: 1,
+                ..ZonedConfig::default()
+            }),
+        };
+        for empty_sidecar in [false, true] {
+            if empty_sidecar {
+                std::fs::write(&meta, b"").unwrap();
+            }
+            match Device::open(&cfg) {
+                Err(ConfigError::ZoneStateLost { offset, .. }) => assert_eq!(offset, 1 << 20),
+                other => panic!("opened over lost zone metadata: {other:?}"),
+            }
+            assert!(std::fs::read(&path).unwrap() == image, "data changed");
+            assert_eq!(
+                std::fs::metadata(&meta).ok().map(|m| m.len()),
+                empty_sidecar.then_some(0)
+            );
+        }
+        // Data in the conventional zones only (a partition table, say):
+        // nothing to lose, a new zone table is fine.
+        std::fs::remove_file(&meta).unwrap();
+        let head = dir.path().join("head.img");
+        std::fs::write(&head, vec![0xABu8; 4096]).unwrap();
+        let dev = Device::open(&DeviceConfig {
+            path: head,
+            ..cfg.clone()
+        })
+        .unwrap();
+        let mut buf = vec![0u8; 4096];
+        dev.read(Lba(0), &mut buf).unwrap();
+        assert_eq!(buf[0], 0xAB);
+        drop(dev);
+        // Asked to start over: the sequential zones read as zeros, the
+        // conventional zone keeps its data.
+        if let Some(z) = cfg.zoned.as_mut() {
+            z.reinit = true;
+        }
+        let dev = Device::open(&cfg).unwrap();
+        dev.read(Lba(0), &mut buf).unwrap();
+        assert_eq!(buf[0], 0xAB);
+        dev.read(Lba(256), &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0));
+    }
+
+    /// Zone metadata made for another geometry is refused (the data stays),
+    /// and started over only when asked.
+    #[test]
+    fn other_geometry_is_refused_unless_reinit() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = zoned(&dir);
+        dev.write(Lba(32), &[7u8; 4096], true).unwrap();
+        drop(dev);
+        let mut cfg = DeviceConfig {
+            path: dir.path().join("disk.img"),
+            size: 8 * 65536,
+            block_size: 4096,
+            zoned: Some(ZonedConfig {
+                zone_size: 65536,
+                zone_capacity: 65536,
+                conventional_zones: 2,
+                ..ZonedConfig::default()
+            }),
+        };
+        let err = Device::open(&cfg).unwrap_err();
+        assert!(matches!(err, ConfigError::Meta(MetaError::Mismatch(_))));
+        assert!(err.to_string().contains("--reinit-zones"), "{err}");
+        if let Some(z) = cfg.zoned.as_mut() {
+            z.reinit = true;
+        }
+        let dev = Device::open(&cfg).unwrap();
+        let z = dev.report_zones(Lba(32), 1, |_| true).unwrap();
+        assert_eq!(z[0].cond, ZoneCondition::Empty);
+        let mut buf = vec![1u8; 4096];
+        dev.read(Lba(32), &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0));
     }
 
     #[test]

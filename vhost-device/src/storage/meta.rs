@@ -110,11 +110,22 @@ impl MetaGeometry {
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
     #[error(
-        "zone metadata {0:?} was made for another geometry or version; remove it to start over"
+        "zone metadata {0:?} was made for another geometry or version; refusing to start \
+         (--reinit-zones starts over: every sequential zone EMPTY, its data discarded)"
     )]
     Mismatch(PathBuf),
     #[error("zone metadata {path:?}: {source}")]
     Io { path: PathBuf, source: io::Error },
+}
+
+/// fsync the directory holding `path`, so that a file just created there
+/// is found after a power loss.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
 }
 
 /// A recovered zone record.
@@ -202,15 +213,32 @@ pub struct ZoneMeta {
 }
 
 impl ZoneMeta {
+    /// Whether the metadata at `path` is missing or empty, so that opening
+    /// it would start a new zone table (every sequential zone EMPTY).
+    pub fn is_new(path: &Path) -> Result<bool, MetaError> {
+        match std::fs::metadata(path) {
+            Ok(m) => Ok(m.len() == 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(source) => Err(MetaError::Io {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
     /// Open the metadata at `path`, creating it for `geo` if absent.
     /// Returns the store and, for an existing file, each zone's newest
-    /// record (`None` where no valid record exists).
-    pub fn open(path: &Path, geo: MetaGeometry) -> Result<(Self, Recovered), MetaError> {
+    /// record (`None` where no valid record exists). A file made for
+    /// another geometry is refused, or with `reinit` started over.
+    pub fn open(
+        path: &Path,
+        geo: MetaGeometry,
+        reinit: bool,
+    ) -> Result<(Self, Recovered), MetaError> {
         let io_err = |source| MetaError::Io {
             path: path.to_owned(),
             source,
         };
-        let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -226,16 +254,24 @@ impl ZoneMeta {
             newest: vec![(1, 0); nr],
         };
         let header = geo.encode();
-        if !existed || meta.file.metadata().map_err(io_err)?.len() == 0 {
+        let len = meta.file.metadata().map_err(io_err)?.len();
+        // A short file (cut before its header) is another geometry too.
+        let mut on_disk = vec![0u8; header.len()];
+        let same = len > 0 && meta.file.read_exact_at(&mut on_disk, 0).is_ok() && on_disk == header;
+        if len > 0 && !same {
+            if !reinit {
+                return Err(MetaError::Mismatch(path.to_owned()));
+            }
+            log::warn!("zone metadata {path:?}: another geometry, starting over (--reinit-zones)");
+            meta.file.set_len(0).map_err(io_err)?;
+        }
+        if !same {
             meta.file.set_len(size).map_err(io_err)?;
             meta.file.write_all_at(&header, 0).map_err(io_err)?;
             meta.file.sync_all().map_err(io_err)?;
+            // The new file's directory entry must survive a crash too.
+            sync_parent(path).map_err(io_err)?;
             return Ok((meta, None));
-        }
-        let mut on_disk = vec![0u8; header.len()];
-        meta.file.read_exact_at(&mut on_disk, 0).map_err(io_err)?;
-        if on_disk != header {
-            return Err(MetaError::Mismatch(path.to_owned()));
         }
         let mut slots = vec![0u8; nr * 2 * SLOT_LEN as usize];
         meta.file
@@ -316,7 +352,7 @@ mod tests {
     fn roundtrip_and_newest_slot_wins() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m");
-        let (mut m, recs) = ZoneMeta::open(&path, geo()).unwrap();
+        let (mut m, recs) = ZoneMeta::open(&path, geo(), false).unwrap();
         assert!(recs.is_none());
         m.persist(&[(1, zone(16, 20, ZoneCondition::Closed))])
             .unwrap();
@@ -325,7 +361,7 @@ mod tests {
         m.persist(&[(2, zone(32, 44, ZoneCondition::Full))])
             .unwrap();
         drop(m);
-        let (_, recs) = ZoneMeta::open(&path, geo()).unwrap();
+        let (_, recs) = ZoneMeta::open(&path, geo(), false).unwrap();
         let recs = recs.unwrap();
         assert_eq!(recs[0], None);
         assert_eq!(
@@ -343,7 +379,7 @@ mod tests {
     fn torn_newest_slot_falls_back_to_previous() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m");
-        let (mut m, _) = ZoneMeta::open(&path, geo()).unwrap();
+        let (mut m, _) = ZoneMeta::open(&path, geo(), false).unwrap();
         m.persist(&[(1, zone(16, 20, ZoneCondition::Closed))])
             .unwrap();
         m.persist(&[(1, zone(16, 24, ZoneCondition::Closed))])
@@ -353,7 +389,7 @@ mod tests {
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.write_all_at(&[0xff], HEADER_LEN + 3 * SLOT_LEN + 9)
             .unwrap();
-        let (_, recs) = ZoneMeta::open(&path, geo()).unwrap();
+        let (_, recs) = ZoneMeta::open(&path, geo(), false).unwrap();
         assert_eq!(recs.unwrap()[1].unwrap().wp, Lba(20));
     }
 
@@ -391,7 +427,7 @@ mod tests {
         f.write_all_at(&header, 0).unwrap();
         f.write_all_at(&rec, HEADER_LEN + 2 * SLOT_LEN).unwrap();
         drop(f);
-        let (_, recs) = ZoneMeta::open(&path, geo()).unwrap();
+        let (_, recs) = ZoneMeta::open(&path, geo(), false).unwrap();
         assert_eq!(
             recs.unwrap()[1],
             Some(Record {
@@ -406,7 +442,7 @@ mod tests {
             ..geo()
         };
         assert!(matches!(
-            ZoneMeta::open(&path, swp),
+            ZoneMeta::open(&path, swp, false),
             Err(MetaError::Mismatch(_))
         ));
     }
@@ -419,7 +455,7 @@ mod tests {
             write_preferred: true,
             ..geo()
         };
-        let (mut m, _) = ZoneMeta::open(&path, swp).unwrap();
+        let (mut m, _) = ZoneMeta::open(&path, swp, false).unwrap();
         let mut z = zone(16, 24, ZoneCondition::Closed);
         z.zone_type = ZoneType::SequentialWritePreferred;
         z.non_seq = true;
@@ -434,10 +470,10 @@ mod tests {
         assert_eq!(head[8..12], [2, 0, 0, 0]);
         assert_eq!(head[48..52], [3, 0, 0, 0]);
         assert_eq!(head[52..56], crc32c::crc32c(&head[..52]).to_le_bytes());
-        let (_, recs) = ZoneMeta::open(&path, swp).unwrap();
+        let (_, recs) = ZoneMeta::open(&path, swp, false).unwrap();
         assert!(recs.unwrap()[1].unwrap().non_seq);
         assert!(matches!(
-            ZoneMeta::open(&path, geo()),
+            ZoneMeta::open(&path, geo(), false),
             Err(MetaError::Mismatch(_))
         ));
     }
@@ -446,11 +482,11 @@ mod tests {
     fn geometry_mismatch_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m");
-        drop(ZoneMeta::open(&path, geo()).unwrap());
+        drop(ZoneMeta::open(&path, geo(), false).unwrap());
         let mut other = geo();
         other.zone_cap = 16;
         assert!(matches!(
-            ZoneMeta::open(&path, other),
+            ZoneMeta::open(&path, other, false),
             Err(MetaError::Mismatch(_))
         ));
     }

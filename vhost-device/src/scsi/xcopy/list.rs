@@ -31,16 +31,16 @@
 //! list; FFFFh is the LU that received the command; others are reserved.
 //!
 //! Segment descriptors: 02h block -> block (28 bytes, DESCRIPTOR LENGTH
-//! 0018h): 1 bit 1 DC, bit 0 CAT; 4-5 SOURCE, 6-7 DESTINATION CSCD
+//! 0018h): 1 bit 2 FCO (fast copy only, SPC-5 r20 on: every copy here is a
+//! fast copy, so it is accepted and honoured), bit 1 DC, bit 0 CAT, bits 7-3
+//! reserved; 4-5 SOURCE, 6-7 DESTINATION CSCD
 //! DESCRIPTOR ID; 10-11 BLOCK DEVICE NUMBER OF BLOCKS (source blocks, or
 //! destination blocks with DC); 12-19 SOURCE and 20-27 DESTINATION BLOCK
-//! DEVICE LBA. 0Ah block with offset -> block with offset (32 bytes,
-//! 001Ch): 1 bit 0 CAT; 4-7 as 02h; 8-11 NUMBER OF BYTES; 12-19, 20-27 the
-//! LBAs; 28-29 SOURCE and 30-31 DESTINATION BYTE OFFSET; only whole-block
-//! copies are supported (offsets 0, byte count a multiple of both block
-//! lengths), others end in COPY ABORTED, UNEXPECTED INEXACT SEGMENT. CAT
-//! is accepted; no residue ever needs carrying because inexact segments
-//! are refused.
+//! DEVICE LBA. CAT is accepted; no residue ever needs carrying because
+//! every segment is whole blocks. Other segment types (0Ah, block with
+//! offset, among them) are neither advertised (VPD 8Fh, RECEIVE COPY
+//! OPERATING PARAMETERS) nor accepted: UNSUPPORTED SEGMENT DESCRIPTOR TYPE
+//! CODE.
 
 use super::{
     be16, be24, be32, be64, byte, cdb::ExtendedCopyLid1, cdb::ExtendedCopyLid4, check_reserved,
@@ -308,8 +308,11 @@ fn parse_cscd(p: &[u8], off: usize) -> Result<Cscd, Sense> {
 fn parse_segment(p: &[u8], off: usize, code: u8) -> Result<SegDesc, Sense> {
     let b1 = byte(p, off + 1);
     let amount = if code == 0x02 {
-        if b1 & 0xfc != 0 {
-            return Err(Sense::invalid_param(ptr(off + 1), Some(7)));
+        // Bits 7-3 reserved; the BIT POINTER names the highest one set.
+        let reserved = b1 & 0xf8;
+        if reserved != 0 {
+            let bit = 7 - reserved.leading_zeros() as u8;
+            return Err(Sense::invalid_param(ptr(off + 1), Some(bit)));
         }
         check_reserved(p, off + 8, 2)?;
         Amount::Blocks {

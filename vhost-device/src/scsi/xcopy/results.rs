@@ -90,7 +90,7 @@ pub fn receive_copy_failure_details(x: &mut Exec<'_, '_>) -> Result<u32, Sense> 
 }
 
 /// RECEIVE COPY OPERATING PARAMETERS: 44 bytes plus the implemented
-/// descriptor type codes (02h, 0Ah, E4h).
+/// descriptor type codes (02h, E4h; SPC-5 6.21.4).
 pub fn receive_copy_operating_parameters(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
     let c = ReceiveCopyOperatingParameters::decode(x.cdb)?;
     x.lu()?;
@@ -227,7 +227,7 @@ fn pad4(mut v: Vec<u8>) -> Vec<u8> {
 /// - 0004h Parameter Data: MAXIMUM CSCD DESCRIPTOR COUNT 16, MAXIMUM
 ///   SEGMENT DESCRIPTOR COUNT 256, MAXIMUM DESCRIPTOR LIST LENGTH 8704,
 ///   MAXIMUM INLINE DATA LENGTH 0.
-/// - 0008h Supported Descriptors: 02h, 0Ah, E4h.
+/// - 0008h Supported Descriptors: 02h, E4h.
 /// - 000Ch Supported CSCD Descriptor IDs: FFFFh (besides the list indexes).
 /// - 0106h ROD Token Features: no remote tokens; MINIMUM TOKEN LIFETIME 1
 ///   s, MAXIMUM TOKEN LIFETIME FFFFFFFFh (none: a token lives while it is

@@ -229,6 +229,21 @@ const NONE: [u8; 3] = [0, 0, 0];
 
 // ---------------------------------------------------------------- LID1
 
+/// SPC-5 (r20 on) segment descriptor byte 1 bit 2, FCO (fast copy only):
+/// sg_xcopy sets it with `fco=1`. Every copy of this copy manager is a
+/// fast copy, so the segment completes as without it.
+#[test]
+fn lid1_fast_copy_only() {
+    let f = fixture();
+    let data = pattern(4 * 512, 3);
+    f.write(1, 0, &data);
+    let mut seg = seg02(0, 0, false, 4, 0, 40);
+    seg[1] |= 0x04; // FCO
+    let p = lid1(0x21, 0x00, &[e4(1, 0x00, 512)], &[seg]);
+    assert!(f.good(1, &xcopy(0x00, p.len()), &p).is_empty());
+    assert_eq!(f.read(1, 40, 4 * 512), data);
+}
+
 #[test]
 fn lid1_within_a_lu() {
     let f = fixture();
@@ -522,11 +537,16 @@ fn invalid_segment_fields() {
     seg.extend_from_slice(&[0; 4]);
     let p = lid1(1, 0, &[e4(1, 0, 512)], &[seg]);
     assert_eq!(list_error(&p), fixed(0x05, 0x26, 0x00, [0x8f, 0x00, 0x32]));
-    // Reserved bit 2 of byte 1: byte 49.
+    // Reserved bit 3 of byte 1: byte 49, bit 3 (SKSV|C/D 0|BPV|bit 3).
     let mut seg = seg02(0, 0, false, 1, 0, 1);
-    seg[1] = 0x04;
+    seg[1] = 0x08;
     let p = lid1(1, 0, &[e4(1, 0, 512)], &[seg]);
-    assert_eq!(list_error(&p), fixed(0x05, 0x26, 0x00, [0x8f, 0x00, 0x31]));
+    assert_eq!(list_error(&p), fixed(0x05, 0x26, 0x00, [0x8b, 0x00, 0x31]));
+    // Reserved bits 6 and 3: the pointer names bit 6.
+    let mut seg = seg02(0, 0, false, 1, 0, 1);
+    seg[1] = 0x48;
+    let p = lid1(1, 0, &[e4(1, 0, 512)], &[seg]);
+    assert_eq!(list_error(&p), fixed(0x05, 0x26, 0x00, [0x8e, 0x00, 0x31]));
     // DESIGNATOR LENGTH 21: byte 23.
     let mut cscd = e4(1, 0, 512);
     cscd[7] = 21;
