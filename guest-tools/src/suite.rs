@@ -7,15 +7,17 @@ use std::{
 };
 
 use crate::{
-    bench, diff,
+    bench,
     cmdline::{self, CmdlineError, Config},
-    kcopy, killtest,
+    diff, kcopy, killtest,
     ktap::{Ktap, Outcome},
     nvme, smoke, xcopy, zbc,
 };
 
 /// Suites this binary knows.
-pub const SUITES: &[&str] = &["smoke", "xcopy", "nvme", "kcopy", "bench", "kill", "zbc", "diff"];
+pub const SUITES: &[&str] = &[
+    "smoke", "xcopy", "nvme", "kcopy", "bench", "kill", "zbc", "diff",
+];
 
 /// Run the suite named by `name_override` or else by the command line.
 /// Returns whether every result was `ok`.

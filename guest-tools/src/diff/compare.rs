@@ -22,14 +22,14 @@ pub type Fields = Vec<(String, String)>;
 pub struct Deviation {
     /// Peer name (`scsi_debug`, `lio`).
     pub peer: &'static str,
-    /// Command group the row applies to (a prefix of the exchange label,
-    /// e.g. `write` matches `write off-wp`); `*` for any.
+    /// Exchange labels the row applies to, a pattern ([`matches`]): e.g.
+    /// `hm write *` matches `hm write off-wp`; `*` for any.
     pub command: &'static str,
     /// Field name pattern ([`matches`]).
     pub field: &'static str,
-    /// Our value, exactly as rendered; `*` for any.
+    /// Our value as rendered, a pattern ([`matches`]; `*` for any).
     pub ours: &'static str,
-    /// The peer's value, exactly as rendered; `*` for any.
+    /// The peer's value as rendered, a pattern.
     pub theirs: &'static str,
     /// The standard's clause that decides it.
     pub clause: &'static str,
@@ -102,7 +102,7 @@ pub struct Tally {
 pub struct Fixed {
     /// Peer that showed it.
     pub peer: &'static str,
-    /// Exchange label prefix.
+    /// Exchange label pattern ([`matches`]).
     pub command: &'static str,
     /// Field name pattern.
     pub field: &'static str,
@@ -168,12 +168,12 @@ impl Comparer {
         if self.masks.iter().any(|m| matches(m, field)) {
             return Finding::Masked;
         }
-        let hit = |pat: &str, v: &str| pat == "*" || pat == v;
+        let hit = |pat: &str, v: &str| matches(pat, v);
         self.deviations
             .iter()
             .find(|d| {
                 d.peer == self.peer
-                    && (d.command == "*" || label.starts_with(d.command))
+                    && matches(d.command, label)
                     && matches(d.field, field)
                     && hit(d.ours, ours)
                     && hit(d.theirs, theirs)
@@ -255,7 +255,7 @@ impl Comparer {
         for (i, f) in self.fixed.iter().enumerate() {
             if f.peer == self.peer
                 && !self.fixed_seen[i]
-                && label.starts_with(f.command)
+                && matches(f.command, label)
                 && matches(f.field, field)
             {
                 self.fixed_seen[i] = true;
@@ -273,8 +273,14 @@ impl Comparer {
     pub fn broken(&mut self, label: &str, why: &str) {
         self.tally.compared += 1;
         self.tally.failed += 1;
-        self.pending.push(format!("BROKEN peer={} {label}: {why}", self.peer));
+        self.pending
+            .push(format!("BROKEN peer={} {label}: {why}", self.peer));
         self.group_failures.push(format!("{label}: {why}"));
+    }
+
+    /// A diagnostic line to print with the next ones.
+    pub fn note(&mut self, line: String) {
+        self.pending.push(line);
     }
 
     /// Diagnostic lines gathered since the last call.
@@ -323,7 +329,7 @@ mod tests {
     const MASKS: &[&str] = &["inquiry.vendor", "vpd83.*"];
     const DEVS: &[Deviation] = &[Deviation {
         peer: "p",
-        command: "write",
+        command: "write *",
         field: "sense.asc",
         ours: "21h",
         theirs: "24h",
@@ -331,13 +337,15 @@ mod tests {
     }];
     const FIXED: &[Fixed] = &[Fixed {
         peer: "p",
-        command: "report",
+        command: "report opt 3Eh*",
         field: "rz.list_len",
         what: "3Eh",
     }];
 
     fn f(v: &[(&str, &str)]) -> Fields {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -349,7 +357,10 @@ mod tests {
         assert!(!matches("rz.zone[*].wp", "rz.zone[12].len"));
         assert!(matches("*", ""));
         assert_eq!(fold_index("rz.zone[12].wp"), "rz.zone[*].wp");
-        assert_eq!(fold_index("rcr.op.implements[02h]"), "rcr.op.implements[02h]");
+        assert_eq!(
+            fold_index("rcr.op.implements[02h]"),
+            "rcr.op.implements[02h]"
+        );
         assert_eq!(fold_index("a[1][x]b[]"), "a[*][x]b[]");
     }
 
@@ -360,7 +371,10 @@ mod tests {
         let b = f(&[("status", "00h"), ("rz.same", "0h")]);
         assert!(!c.exchange("report opt 00h", &a, &b));
         let d = c.take_diags();
-        assert_eq!(d, ["DIFFER peer=p report opt 00h: rz.same: ours=1h peer=0h"]);
+        assert_eq!(
+            d,
+            ["DIFFER peer=p report opt 00h: rz.same: ours=1h peer=0h"]
+        );
         let e = c.end_group().unwrap_err();
         assert!(e.starts_with("1 field(s) disagree"), "{e}");
         assert_eq!(c.tally.failed, 1);
@@ -376,7 +390,10 @@ mod tests {
         let a = f(&[("outcome", "GOOD"), ("status", "00h")]);
         let b = f(&[("outcome", "CHECK"), ("status", "02h"), ("sense.key", "5h")]);
         assert!(!c.exchange("x", &a, &b));
-        assert_eq!(c.take_diags(), ["DIFFER peer=p x: outcome: ours=GOOD peer=CHECK"]);
+        assert_eq!(
+            c.take_diags(),
+            ["DIFFER peer=p x: outcome: ours=GOOD peer=CHECK"]
+        );
     }
 
     #[test]
@@ -407,7 +424,7 @@ mod tests {
         assert!(c.take_diags().is_empty());
         assert_eq!(c.tally.deviations, 2);
         // Other values, other command or other peer: not the row.
-        assert!(!c.exchange("write", &a, &f(&[("sense.asc", "25h")])));
+        assert!(!c.exchange("write x", &a, &f(&[("sense.asc", "25h")])));
         assert!(!c.exchange("read", &a, &b));
         let mut q = Comparer::new("q", MASKS, DEVS, FIXED);
         assert!(!q.exchange("write", &a, &b));

@@ -50,7 +50,9 @@ pub fn send(fd: &std::fs::File, cdb: &[u8], dir: &Dir) -> Result<Response, Strin
     };
     let c = sgio::command(fd, cdb, data, TIMEOUT_MS).map_err(|e| format!("SG_IO: {e}"))?;
     if matches!(dir, Dir::In(_)) {
-        let got = buf.len().saturating_sub(usize::try_from(c.resid.max(0)).unwrap_or(0));
+        let got = buf
+            .len()
+            .saturating_sub(usize::try_from(c.resid.max(0)).unwrap_or(0));
         buf.truncate(got);
     }
     Ok(Response {
@@ -98,7 +100,11 @@ pub fn status_fields(r: &Response) -> Fields {
         push(&mut f, "sense", sgio_hex(s));
         return f;
     };
-    push(&mut f, "sense.response_code", format!("{:02X}h", d.response_code));
+    push(
+        &mut f,
+        "sense.response_code",
+        format!("{:02X}h", d.response_code),
+    );
     push(&mut f, "sense.key", format!("{:X}h", d.key));
     push(&mut f, "sense.asc", format!("{:02X}h", d.asc));
     push(&mut f, "sense.ascq", format!("{:02X}h", d.ascq));
@@ -143,11 +149,15 @@ pub fn digest(b: &[u8]) -> String {
     format!("{} bytes fnv {h:016x}", b.len())
 }
 
-/// Status fields, plus `data` as a digest when the command was GOOD.
+/// Status fields, plus the data when the command was GOOD: its length
+/// and a digest of every 4 KiB, so a difference names the blocks.
 pub fn data_fields(r: &Response, prefix: &str) -> Fields {
     let mut f = status_fields(r);
     if r.status == 0 {
-        push(&mut f, format!("{prefix}.data"), digest(&r.data));
+        push(&mut f, format!("{prefix}.length"), r.data.len().to_string());
+        for (i, c) in r.data.chunks(4096).enumerate() {
+            push(&mut f, format!("{prefix}.data[{}]", i * 4096), digest(c));
+        }
     }
     f
 }
@@ -175,7 +185,8 @@ fn zone_fields(f: &mut Fields, p: &str, z: &Zone, raw: &[u8]) {
 }
 
 /// REPORT ZONES (ZBC-2 6.4.3, tables 34-35): the header (ZONE LIST
-/// LENGTH, SAME, MAXIMUM LBA, reserved bytes), every whole descriptor
+/// LENGTH, SAME, MAXIMUM LBA, ZONE STARTING LBA GRANULARITY, reserved
+/// bytes), every whole descriptor
 /// transferred, and the bytes of a descriptor the allocation length cut.
 pub fn report_fields(r: &Response) -> Fields {
     let mut f = status_fields(r);
@@ -191,9 +202,16 @@ pub fn report_fields(r: &Response) -> Fields {
     push(&mut f, "rz.list_len", be(&b[0..4]).to_string());
     push(&mut f, "rz.same", format!("{:X}h", b[4] & 0x0f));
     push(&mut f, "rz.max_lba", format!("{:#x}", be(&b[8..16])));
+    if let Some(g) = b.get(16..24) {
+        push(
+            &mut f,
+            "rz.zone_starting_lba_granularity",
+            format!("{:#x}", be(g)),
+        );
+    }
     let mut rsv = vec![b[4] & 0xf0];
     rsv.extend_from_slice(&b[5..8]);
-    rsv.extend_from_slice(b.get(16..64).unwrap_or(&[]));
+    rsv.extend_from_slice(b.get(24..64).unwrap_or(&[]));
     push(
         &mut f,
         "rz.header_reserved",
@@ -212,7 +230,11 @@ pub fn report_fields(r: &Response) -> Fields {
         }
         match scsi::decode_zone(d) {
             Ok(z) => zone_fields(&mut f, &p, &z, d),
-            Err(e) => push(&mut f, format!("{p}.undecodable"), format!("{e}: {}", sgio_hex(d))),
+            Err(e) => push(
+                &mut f,
+                format!("{p}.undecodable"),
+                format!("{e}: {}", sgio_hex(d)),
+            ),
         }
     }
     f
@@ -263,7 +285,11 @@ pub fn vpd_fields(r: &Response, names: &[(usize, usize, &str)]) -> Fields {
     }
     let page = format!("vpd{:02x}", b[1]);
     push(&mut f, format!("{page}.pdt"), format!("{:02X}h", b[0]));
-    push(&mut f, format!("{page}.page_length"), be(&b[2..4]).to_string());
+    push(
+        &mut f,
+        format!("{page}.page_length"),
+        be(&b[2..4]).to_string(),
+    );
     let mut i = 4;
     while i < b.len() {
         if let Some(&(s, e, n)) = names.iter().find(|(s, _, _)| *s == i) {
@@ -271,7 +297,11 @@ pub fn vpd_fields(r: &Response, names: &[(usize, usize, &str)]) -> Fields {
             push(&mut f, format!("{page}.{n}"), sgio_hex(&b[s..e]));
             i = e;
         } else {
-            push(&mut f, format!("{page}.byte[{i}]"), format!("{:02X}h", b[i]));
+            push(
+                &mut f,
+                format!("{page}.byte[{i}]"),
+                format!("{:02X}h", b[i]),
+            );
             i += 1;
         }
     }
@@ -297,7 +327,11 @@ pub fn b1_fields(r: &Response) -> Fields {
     push(&mut f, "vpdb1.zoned", ((b8 >> 4) & 3).to_string());
     push(&mut f, "vpdb1.fuab", ((b8 >> 1) & 1).to_string());
     push(&mut f, "vpdb1.vbuls", (b8 & 1).to_string());
-    push(&mut f, "vpdb1.byte8_other_bits", format!("{:#04x}", b8 & 0xcc));
+    push(
+        &mut f,
+        "vpdb1.byte8_other_bits",
+        format!("{:#04x}", b8 & 0xcc),
+    );
     f
 }
 /// Field names of the Zoned Block Device Characteristics VPD page (ZBC-2
@@ -370,7 +404,10 @@ mod tests {
         let f = capacity_fields(&resp(0, &[], &c));
         assert!(f.contains(&("rc16.rc_basis".into(), "1".into())));
         assert!(f.contains(&("rc16.block_length".into(), "4096".into())));
-        let v = vpd_fields(&resp(0, &[], &[0x14, 0xb6, 0, 0x3c, 1, 0, 0, 0, 0, 0, 0, 4]), B6_NAMES);
+        let v = vpd_fields(
+            &resp(0, &[], &[0x14, 0xb6, 0, 0x3c, 1, 0, 0, 0, 0, 0, 0, 4]),
+            B6_NAMES,
+        );
         assert!(v.contains(&("vpdb6.optimal_open_swp".into(), "00 00 00 04".into())));
         assert!(v.contains(&("vpdb6.byte[4]".into(), "01h".into())));
     }

@@ -101,6 +101,7 @@ fn scsi_debug_run<W: Write>(
     k: &mut Ktap<W>,
     cmp: &mut Comparer,
     name: &str,
+    tag: &'static str,
     lun: Option<&Ours>,
 ) -> io::Result<()> {
     let Some(lun) = lun else {
@@ -151,6 +152,7 @@ fn scsi_debug_run<W: Write>(
             ours: &lun.file,
             peer: &peer_file,
             cmp,
+            tag,
         };
         let before = p.cmp.tally.compared;
         f(&mut p, &g);
@@ -232,7 +234,9 @@ fn lio_run<W: Write>(k: &mut Ktap<W>, cmp: &mut Comparer, disks: &[&Ours]) -> io
     k.result("extended_copy", &outcome)?;
     lio::results(cmp, &ours, &theirs);
     print(k, cmp)?;
-    let outcome = cmp.end_group().map_or_else(Outcome::Fail, |()| Outcome::Pass);
+    let outcome = cmp
+        .end_group()
+        .map_or_else(Outcome::Fail, |()| Outcome::Pass);
     k.result("receive_copy_results", &outcome)?;
     k.end_subtest()?;
     drop((la, lb));
@@ -267,8 +271,8 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         tables::DEVIATIONS,
         tables::FIXED,
     );
-    scsi_debug_run(k, &mut sd, "scsi_debug_host_managed", hm)?;
-    scsi_debug_run(k, &mut sd, "scsi_debug_host_aware", ha)?;
+    scsi_debug_run(k, &mut sd, "scsi_debug_host_managed", "hm", hm)?;
+    scsi_debug_run(k, &mut sd, "scsi_debug_host_aware", "ha", ha)?;
     k.diag(&sd.summary())?;
     let mut lc = Comparer::new("lio", tables::MASKS, tables::DEVIATIONS, tables::FIXED);
     lio_run(k, &mut lc, &disks)?;

@@ -59,6 +59,9 @@ pub struct Pair<'a> {
     pub peer: &'a File,
     /// The comparer.
     pub cmp: &'a mut Comparer,
+    /// Prefix of every exchange label (`hm`, `ha`): deviation rows can
+    /// name one run.
+    pub tag: &'static str,
 }
 
 impl Pair<'_> {
@@ -71,6 +74,8 @@ impl Pair<'_> {
         dir: &Dir,
         decode: fn(&Response) -> Fields,
     ) -> Option<(Response, Response)> {
+        let label = format!("{} {label}", self.tag);
+        let label = label.as_str();
         let o = fields::send(self.ours, cdb, dir);
         let p = fields::send(self.peer, cdb, dir);
         match (o, p) {
@@ -129,7 +134,12 @@ impl Pair<'_> {
             } else {
                 format!("write {what}")
             };
-            self.x(&label, &write16(at, k), &Dir::Out(data), fields::status_fields);
+            self.x(
+                &label,
+                &write16(at, k),
+                &Dir::Out(data),
+                fields::status_fields,
+            );
             left -= k;
             at += u64::from(k);
             part += 1;
@@ -190,8 +200,8 @@ fn capacity_vpd(p: &mut Pair<'_>, _g: &Geo) {
 
 /// Reporting options of ZBC-2 6.4.2 table 33, and some reserved ones.
 const OPTIONS: &[u8] = &[
-    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x10, 0x11, 0x3e, 0x3f, 0x09, 0x0f,
-    0x12, 0x20, 0x3d,
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x10, 0x11, 0x3e, 0x3f, 0x09, 0x0f, 0x12,
+    0x20, 0x3d,
 ];
 
 /// Every zone condition the device can be put in through commands: an
@@ -297,8 +307,12 @@ fn writes(p: &mut Pair<'_>, g: &Geo) {
     p.write(g, "to-cap-end", z + 8, (g.cap - 8) as u32);
     p.write(g, "full-zone", z + 4, 1);
     p.write(g, "full-zone start", z, 1);
-    // Across a zone boundary (into the gap, or the next zone).
-    p.write(g, "cross-boundary", g.seq(1) + g.cap - 2, 4);
+    p.read(g, "back at-wp", z, 8);
+    // Across the end of a zone's capacity (into the gap, or the next
+    // zone): at the write pointer, and (both rules broken) above it.
+    p.write(g, "fill", g.seq(1), (g.cap - 2) as u32);
+    p.write(g, "cross-boundary at-wp", g.seq(1) + g.cap - 2, 4);
+    p.write(g, "cross-boundary above-wp", g.seq(2) + g.cap - 2, 4);
     if g.gaps() {
         p.write(g, "in-gap", g.seq(1) + g.cap, 1);
     }
@@ -310,7 +324,6 @@ fn writes(p: &mut Pair<'_>, g: &Geo) {
     p.write(g, "past-end", g.blocks - 1, 2);
     p.write(g, "zero-length", g.seq(2) + 3, 0);
     p.write(g, "zero-length at-wp", g.seq(2), 0);
-    p.read(g, "back at-wp", z, 8);
     p.act("reset all", Action::Reset, 0, 0, true);
 }
 
@@ -355,6 +368,12 @@ fn max_open(p: &mut Pair<'_>, g: &Geo) {
     for i in 0..=m {
         p.write(g, &format!("implicit {i}"), g.seq(i), 1);
     }
-    p.act("open explicit over implicit", Action::Open, g.seq(m + 1), 0, false);
+    p.act(
+        "open explicit over implicit",
+        Action::Open,
+        g.seq(m + 1),
+        0,
+        false,
+    );
     p.act("reset all", Action::Reset, 0, 0, true);
 }
