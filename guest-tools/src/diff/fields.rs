@@ -334,6 +334,39 @@ pub fn b1_fields(r: &Response) -> Fields {
     );
     f
 }
+/// The Zoned Block Device Characteristics VPD page (ZBC-2 6.5.2, table
+/// 41): byte 4 ZONED BLOCK DEVICE EXTENSION (7..4) and URSWRZ (0), byte
+/// 23 ZONE ALIGNMENT METHOD (3..0) split out of the bytes.
+pub fn b6_fields(r: &Response) -> Fields {
+    let mut f = vpd_fields(r, B6_NAMES);
+    let (Some(&b4), Some(&b23)) = (r.data.get(4), r.data.get(23)) else {
+        return f;
+    };
+    f.retain(|(n, _)| n != "vpdb6.byte[4]" && n != "vpdb6.byte[23]");
+    push(
+        &mut f,
+        "vpdb6.zoned_block_device_extension",
+        (b4 >> 4).to_string(),
+    );
+    push(&mut f, "vpdb6.urswrz", (b4 & 1).to_string());
+    push(
+        &mut f,
+        "vpdb6.byte4_other_bits",
+        format!("{:#04x}", b4 & 0x0e),
+    );
+    push(
+        &mut f,
+        "vpdb6.zone_alignment_method",
+        format!("{:X}h", b23 & 0x0f),
+    );
+    push(
+        &mut f,
+        "vpdb6.byte23_other_bits",
+        format!("{:#04x}", b23 & 0xf0),
+    );
+    f
+}
+
 /// Field names of the Zoned Block Device Characteristics VPD page (ZBC-2
 /// 6.5.2, table 41).
 pub const B6_NAMES: &[(usize, usize, &str)] = &[

@@ -221,6 +221,25 @@ pub const DEVIATIONS: &[Deviation] = &[
     ),
     dev(
         SD,
+        "ha vpd b6",
+        "vpdb6.zoned_block_device_extension",
+        "1",
+        "0",
+        "ZBC-2 6.5.2 table 41: ZONED BLOCK DEVICE EXTENSION 0h (not \
+         reported) is permitted; we report 1h (host aware), both conform \
+         (the 6.1 scsi_debug; the 6.12 one rejects the page, row above)",
+    ),
+    dev(
+        SD,
+        "ha vpd b6",
+        "vpdb6.zone_alignment_method",
+        "1h",
+        "0h",
+        "ZBC-2 6.5.2 table 41: ZONE ALIGNMENT METHOD 0h (not reported) is \
+         permitted; we report 1h (constant zone lengths), both conform",
+    ),
+    dev(
+        SD,
         "ha * conv-to-seq",
         OUTCOME,
         GOOD,

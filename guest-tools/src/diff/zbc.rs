@@ -194,7 +194,7 @@ fn capacity_vpd(p: &mut Pair<'_>, _g: &Geo) {
         "vpd b6",
         &xcdb::inquiry(Some(0xb6), 64),
         &Dir::In(64),
-        |r| fields::vpd_fields(r, fields::B6_NAMES),
+        fields::b6_fields,
     );
 }
 
@@ -341,6 +341,9 @@ fn reads(p: &mut Pair<'_>, g: &Geo) {
         p.read(g, "gap-to-seq", g.seq(1) - 1, 2);
     }
     if g.conv > 0 {
+        // The conventional blocks read below, written here so earlier
+        // groups' differences do not carry over.
+        p.write(g, "conv tail", g.zs(g.conv) - 2, 2);
         p.read(g, "conv", 0, 2);
         p.read(g, "conv-to-seq", g.zs(g.conv) - 1, 2);
     }
