@@ -5,6 +5,9 @@
 # - zbc (ZBC-2 conformance against an independent zone model, sense byte
 #   for byte, blkzone/sg_rep_zones/fio cross-checks) on 6.1 and 6.12;
 # - xcopy (SCSI EXTENDED COPY and ROD tokens through SG_IO);
+# - diff (differential: the same commands to our LUNs and to the guest
+#   kernel's scsi_debug, ZBC, and LIO, EXTENDED COPY; every difference is
+#   masked, a listed peer deviation, or a failure) on 6.1 and 6.12;
 # - nvme (ZNS and Copy over NVMe/TCP) on 6.1, 6.12 and the fixed
 #   copy-offload kernel (6.12 has a known zone write plug bug: XFAIL, named);
 # - kcopy (the kernel's block-layer copy offload, copy_file_range on block
@@ -29,6 +32,7 @@ ci=target/release/zonecopy-ci
 $ci matrix --kernels 6.1,6.12,7.2 --suite smoke
 $ci matrix --kernels 6.1,6.12 --suite zbc
 $ci matrix --kernels 6.1,6.12 --suite xcopy
+$ci matrix --kernels 6.1,6.12 --suite diff
 $ci matrix --kernels 6.1,6.12,7.2-fixed --suite nvme
 $ci matrix --kernels 7.2-series,7.2-fixed,6.12 --suite kcopy
 $ci suite --kernel 7.2-fixed --suite kcopy --personality nvme-2.0-fmt0

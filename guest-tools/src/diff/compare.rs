@@ -126,6 +126,8 @@ pub struct Comparer {
     group_kinds: Vec<(String, u64)>,
     /// Diagnostic lines not yet printed.
     pending: Vec<String>,
+    /// Masked field names already shown.
+    masked_seen: Vec<String>,
     /// Distinct deviations seen (printed once each).
     deviations_seen: Vec<(Deviation, String)>,
 }
@@ -152,6 +154,7 @@ impl Comparer {
             group_kinds: Vec::new(),
             pending: Vec::new(),
             deviations_seen: Vec::new(),
+            masked_seen: Vec::new(),
         }
     }
 
@@ -207,7 +210,17 @@ impl Comparer {
             let (o, t) = (get(ours, n), get(theirs, n));
             match self.classify(label, n, &o, &t) {
                 Finding::Agree => self.mark_fixed(label, n),
-                Finding::Masked => {}
+                Finding::Masked => {
+                    // Shown once per field name, so what a mask hides is
+                    // on the record.
+                    if !self.masked_seen.iter().any(|m| m == n) {
+                        self.masked_seen.push(n.to_string());
+                        self.pending.push(format!(
+                            "masked peer={} {label}: {n}: ours={o} peer={t}",
+                            self.peer
+                        ));
+                    }
+                }
                 Finding::Deviation(d) => {
                     deviated = true;
                     let first = format!("{label}: {n}");
@@ -404,6 +417,15 @@ mod tests {
         assert!(c.exchange("inquiry", &a, &b));
         assert!(c.end_group().is_ok());
         assert_eq!(c.tally.agreed, 1);
+        assert_eq!(
+            c.take_diags(),
+            [
+                "masked peer=p inquiry: inquiry.vendor: ours=ZONECOPY peer=Linux",
+                "masked peer=p inquiry: vpd83.naa: ours=6001 peer=5001"
+            ]
+        );
+        // Shown once per field name.
+        assert!(c.exchange("inquiry", &a, &b));
         assert!(c.take_diags().is_empty());
     }
 
