@@ -240,6 +240,15 @@ impl Drop for Lio {
         for f in &self.files {
             let _ = fs::remove_file(f);
         }
+        let left: Vec<String> = [self.tpg.clone(), target.join("core/fileio_0")]
+            .into_iter()
+            .chain(self.files.iter().cloned())
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !left.is_empty() {
+            eprintln!("zonecopy-guest: LIO teardown left {}", left.join(", "));
+        }
     }
 }
 
