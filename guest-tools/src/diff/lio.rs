@@ -7,6 +7,7 @@
 use std::fs::File;
 
 use super::{
+    both,
     compare::{Comparer, Fields},
     fields::{self, Dir, Response},
 };
@@ -208,32 +209,6 @@ fn op_fields(r: &Response) -> Fields {
         Err(e) => push("decodes", format!("no: {e}")),
     }
     f
-}
-
-/// Send one command to both sides, the CDB/data per side.
-fn both(
-    cmp: &mut Comparer,
-    label: &str,
-    ours: (&File, &[u8], &Dir),
-    peer: (&File, &[u8], &Dir),
-    decode: fn(&Response) -> Fields,
-) -> Option<(Response, Response)> {
-    let o = fields::send(ours.0, ours.1, ours.2);
-    let p = fields::send(peer.0, peer.1, peer.2);
-    match (o, p) {
-        (Ok(o), Ok(p)) => {
-            cmp.exchange(label, &decode(&o), &decode(&p));
-            Some((o, p))
-        }
-        (Err(e), _) => {
-            cmp.broken(label, &format!("ours: {e}"));
-            None
-        }
-        (_, Err(e)) => {
-            cmp.broken(label, &format!("peer: {e}"));
-            None
-        }
-    }
 }
 
 fn same(

@@ -48,6 +48,35 @@ use crate::{
     zbc::scsi,
 };
 
+/// Send one command to our device and to the peer (the CDB and data per
+/// side: copy parameter lists name each side's own LUs) and compare the
+/// answers decoded by `decode`. Returns both answers, `None` if a side
+/// could not be asked (counted as a disagreement).
+pub fn both(
+    cmp: &mut Comparer,
+    label: &str,
+    ours: (&File, &[u8], &Dir),
+    peer: (&File, &[u8], &Dir),
+    decode: fn(&fields::Response) -> compare::Fields,
+) -> Option<(fields::Response, fields::Response)> {
+    let o = fields::send(ours.0, ours.1, ours.2);
+    let p = fields::send(peer.0, peer.1, peer.2);
+    match (o, p) {
+        (Ok(o), Ok(p)) => {
+            cmp.exchange(label, &decode(&o), &decode(&p));
+            Some((o, p))
+        }
+        (Err(e), _) => {
+            cmp.broken(label, &format!("ours: {e}"));
+            None
+        }
+        (_, Err(e)) => {
+            cmp.broken(label, &format!("peer: {e}"));
+            None
+        }
+    }
+}
+
 /// How long to wait for our LUNs.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 

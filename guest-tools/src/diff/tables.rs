@@ -75,7 +75,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     // ---- scsi_debug, REPORT ZONES
     dev(
         SD,
-        "* report *",
+        "* report * alloc 232",
         "rz.transferred",
         "*",
         "*",
@@ -85,7 +85,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     ),
     dev(
         SD,
-        "* report *",
+        "* report * alloc 232",
         "rz.zone[*].cut",
         "*",
         "absent",

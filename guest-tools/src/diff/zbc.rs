@@ -75,23 +75,13 @@ impl Pair<'_> {
         decode: fn(&Response) -> Fields,
     ) -> Option<(Response, Response)> {
         let label = format!("{} {label}", self.tag);
-        let label = label.as_str();
-        let o = fields::send(self.ours, cdb, dir);
-        let p = fields::send(self.peer, cdb, dir);
-        match (o, p) {
-            (Ok(o), Ok(p)) => {
-                self.cmp.exchange(label, &decode(&o), &decode(&p));
-                Some((o, p))
-            }
-            (Err(e), _) => {
-                self.cmp.broken(label, &format!("ours: {e}"));
-                None
-            }
-            (_, Err(e)) => {
-                self.cmp.broken(label, &format!("peer: {e}"));
-                None
-            }
-        }
+        super::both(
+            self.cmp,
+            &label,
+            (self.ours, cdb, dir),
+            (self.peer, cdb, dir),
+            decode,
+        )
     }
 
     /// Compare every zone of both devices (REPORT ZONES, all zones).
@@ -204,6 +194,10 @@ const OPTIONS: &[u8] = &[
     0x20, 0x3d,
 ];
 
+/// An allocation length that cuts the third descriptor after 40 bytes
+/// (232; the deviation table names it).
+const CUT_ALLOC: u32 = 64 + 64 * 2 + 40;
+
 /// Every zone condition the device can be put in through commands: an
 /// implicitly open, an explicitly open, a closed, a full and a
 /// non-sequentially written (host aware) zone.
@@ -235,7 +229,7 @@ fn report_matrix(p: &mut Pair<'_>, g: &Geo) {
     for &opt in OPTIONS {
         for partial in [false, true] {
             for &(sname, start) in &starts {
-                for alloc in [0u32, 64, 64 + 64 * 2 + 40, 8192] {
+                for alloc in [0u32, 64, CUT_ALLOC, 8192] {
                     let label = format!(
                         "report opt {opt:02X}h{} start {sname} alloc {alloc}",
                         if partial { " partial" } else { "" }
