@@ -89,8 +89,31 @@ pub struct BackendConfig {
     pub control: Option<PathBuf>,
     /// Control protocol on TCP, for the guest.
     pub control_tcp: Option<SocketAddr>,
+    /// The secret a TCP control client sends first (mode 0600 file;
+    /// needed with `control_tcp`).
+    pub control_token_file: Option<PathBuf>,
     pub luns: Vec<LunSpec>,
     pub nvme: Option<NvmeListen>,
+}
+
+/// Write a fresh random control token (32 hex digits from /dev/urandom)
+/// to `path`, mode 0600, for `--control-token-file`.
+pub fn write_token_file(path: &Path) -> std::io::Result<()> {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, hex.as_bytes())
+}
+
+/// The token `write_token_file` wrote.
+pub fn read_token_file(path: &Path) -> std::io::Result<String> {
+    Ok(std::fs::read_to_string(path)?.trim().to_owned())
 }
 
 /// The backend argv (without the program name).
@@ -103,6 +126,10 @@ pub fn args(cfg: &BackendConfig) -> Vec<String> {
     if let Some(t) = cfg.control_tcp {
         a.push("--control-tcp".into());
         a.push(t.to_string());
+    }
+    if let Some(f) = &cfg.control_token_file {
+        a.push("--control-token-file".into());
+        a.push(f.display().to_string());
     }
     for l in &cfg.luns {
         a.push("--lun".into());
@@ -243,6 +270,7 @@ mod tests {
             socket: "/t/vus.sock".into(),
             control: None,
             control_tcp: None,
+            control_token_file: None,
             luns,
             nvme: None,
         }
@@ -285,6 +313,7 @@ mod tests {
         let mut c = cfg(vec![l]);
         c.control = Some("/t/c.sock".into());
         c.control_tcp = Some("127.0.0.1:40001".parse().unwrap());
+        c.control_token_file = Some("/t/control.token".into());
         c.nvme = Some(NvmeListen {
             listen: "127.0.0.1:40002".parse().unwrap(),
             nqn: "nqn.x:y".into(),
@@ -294,6 +323,7 @@ mod tests {
         assert_eq!(
             args(&c).join(" "),
             "--socket /t/vus.sock --control /t/c.sock --control-tcp 127.0.0.1:40001 \
+             --control-token-file /t/control.token \
              --lun file=/t/lun0.img,kind=disk,size=1048576,bs=512 \
              --nvme-tcp 127.0.0.1:40002 --nqn nqn.x:y --advertise-addr 10.0.2.2 \
              --personality nvme-2.0-fmt0 \

@@ -161,6 +161,7 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
             socket: data.path().join("victim.sock"),
             control: None,
             control_tcp: None,
+            control_token_file: None,
             luns: vec![lun],
             nvme: Some(NvmeListen {
                 listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),

@@ -217,6 +217,9 @@ pub struct Contract<'a> {
     pub luns: &'a [LunSpec],
     /// `zonecopy.control=<ip>:<port>`
     pub control: Option<String>,
+    /// `zonecopy.control_token=<secret>`: what a TCP control client sends
+    /// first (only with `control`).
+    pub control_token: Option<&'a str>,
     /// `zonecopy.nvme=traddr=..,trsvcid=..,nqn=..`
     pub nvme: Option<NvmeTarget>,
     /// `zonecopy.ns<NSID>=`, NSID from 1.
@@ -252,6 +255,9 @@ pub fn cmdline(c: &Contract<'_>) -> String {
     parts.extend(c.luns.iter().enumerate().map(|(i, l)| l.cmdline_entry(i)));
     if let Some(a) = &c.control {
         parts.push(format!("zonecopy.control={a}"));
+        if let Some(t) = c.control_token {
+            parts.push(format!("zonecopy.control_token={t}"));
+        }
     }
     if let Some(n) = &c.nvme {
         parts.push(format!(

@@ -273,6 +273,8 @@ pub struct Rig {
     /// The backend's control protocol on 127.0.0.1:PORT (our backend with
     /// networking only).
     pub control_port: Option<u16>,
+    /// The secret the guest sends first on the control port.
+    pub control_token: Option<String>,
     /// The backend's NVMe/TCP port on 127.0.0.1.
     pub nvme_port: Option<u16>,
     /// `zonecopy.xfail=` ids.
@@ -361,6 +363,10 @@ impl Rig {
                 let wait = Duration::from_secs(vm.backend_wait);
                 let socket = tmp.path().join("vhost-scsi.sock");
                 let control = tmp.path().join("control.sock");
+                let token_file = tmp.path().join("control.token");
+                if net {
+                    backend::write_token_file(&token_file).map_err(fail)?;
+                }
                 let mut attempt = 1;
                 let (cfg, b) = loop {
                     let nvme = !namespaces.is_empty();
@@ -374,6 +380,7 @@ impl Rig {
                         } else {
                             None
                         },
+                        control_token_file: net.then(|| token_file.clone()),
                         luns: luns.clone(),
                         nvme: if nvme {
                             ports.next().map(|p| NvmeListen {
@@ -409,6 +416,12 @@ impl Rig {
         let control_port = launch
             .as_ref()
             .and_then(|l| l.cfg.control_tcp.map(|a| a.port()));
+        let control_token = launch
+            .as_ref()
+            .and_then(|l| l.cfg.control_token_file.as_deref())
+            .map(backend::read_token_file)
+            .transpose()
+            .map_err(fail)?;
         let nvme_port = launch
             .as_ref()
             .and_then(|l| l.cfg.nvme.as_ref().map(|n| n.listen.port()));
@@ -462,6 +475,7 @@ impl Rig {
             nqn: vm.nqn.clone(),
             net,
             control_port,
+            control_token,
             nvme_port,
             xfail,
             bench,
@@ -482,6 +496,7 @@ impl Rig {
             suite,
             luns: &self.luns,
             control: self.control_port.map(|p| format!("{GUEST_HOST_ADDR}:{p}")),
+            control_token: self.control_token.as_deref(),
             nvme: self.nvme_port.map(|p| NvmeTarget {
                 traddr: GUEST_HOST_ADDR.to_owned(),
                 trsvcid: p,

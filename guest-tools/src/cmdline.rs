@@ -8,6 +8,8 @@
 //! - `zonecopy.run=<hex>` (run mode; parsed here only so it is not an error)
 //! - `zonecopy.control=<ipv4>:<port>` (optional): the backend's control
 //!   socket as the guest reaches it (QEMU user networking: `10.0.2.2:PORT`)
+//! - `zonecopy.control_token=<secret>`: what a control client sends first
+//!   (`{"cmd":"auth","token":...}`) on that socket
 //! - `zonecopy.nvme=traddr=<ip>,trsvcid=<port>,nqn=<subsystem NQN>`: an
 //!   NVMe/TCP subsystem to connect to
 //! - `zonecopy.ns<N>=<kind>:bs=<bytes>,size=<bytes>[,zone=<bytes>,cap=<bytes>,conv=<count>]`
@@ -35,6 +37,8 @@ pub struct Config {
     pub run: Option<String>,
     /// `zonecopy.control=`: the backend's control socket (TCP), if given.
     pub control: Option<SocketAddr>,
+    /// `zonecopy.control_token=`: the secret to send first on it.
+    pub control_token: Option<String>,
     /// `zonecopy.nvme=`: the NVMe/TCP subsystem, if given.
     pub nvme: Option<NvmeTarget>,
     /// `zonecopy.ns<N>=`, by NSID.
@@ -356,6 +360,14 @@ pub fn parse(cmdline: &str) -> Result<Config, CmdlineError> {
             if cfg.control.replace(addr).is_some() {
                 return Err(err(word, "zonecopy.control given twice"));
             }
+        } else if key == "control_token" {
+            if value.is_empty() || value.len() > 256 || !value.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(err(word, "expected 1-256 printable characters"));
+            }
+            if cfg.control_token.replace(value.to_string()).is_some() {
+                return Err(err(word, "zonecopy.control_token given twice"));
+            }
         } else if key == "nvme" {
             let t = parse_nvme(value).map_err(|e| err(word, e))?;
             if cfg.nvme.replace(t).is_some() {
@@ -576,9 +588,14 @@ mod tests {
             "zonecopy.control=",
             "zonecopy.control=host:1",
             "zonecopy.control=1.2.3.4:1 zonecopy.control=1.2.3.4:2",
+            "zonecopy.control_token=",
+            "zonecopy.control_token=a\x01b",
+            "zonecopy.control_token=a zonecopy.control_token=b",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+        let c = parse("zonecopy.control=10.0.2.2:1 zonecopy.control_token=0a1b").unwrap();
+        assert_eq!(c.control_token.as_deref(), Some("0a1b"));
     }
 
     #[test]

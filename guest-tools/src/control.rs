@@ -43,6 +43,30 @@ pub struct Checksum {
     pub blocks: Vec<u32>,
 }
 
+/// The secret sent first on every control connection
+/// (`zonecopy.control_token=`). Process-wide like the kernel command line
+/// it comes from: set once by [`set_token`] when the suite starts, so every
+/// client of the suite authenticates without each test passing it along.
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Set the control token (from the kernel command line); first call wins.
+pub fn set_token(token: &str) {
+    let _ = TOKEN.set(token.to_owned());
+}
+
+/// One request line out on `conn`, one reply line back.
+fn roundtrip(conn: &mut (BufReader<TcpStream>, TcpStream), line: &str) -> Result<String, String> {
+    let (r, w) = conn;
+    w.write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut reply = String::new();
+    match r.read_line(&mut reply) {
+        Ok(0) => Err("connection closed".into()),
+        Ok(_) => Ok(reply),
+        Err(e) => Err(format!("read: {e}")),
+    }
+}
+
 /// A connection to the control socket.
 #[derive(Debug)]
 pub struct Client {
@@ -73,7 +97,19 @@ impl Client {
             let r = s
                 .try_clone()
                 .map_err(|e| format!("control {}: {e}", self.addr))?;
-            self.conn = Some((BufReader::new(r), s));
+            let mut conn = (BufReader::new(r), s);
+            if let Some(token) = TOKEN.get() {
+                let reply = roundtrip(&mut conn, &format!(r#"{{"cmd":"auth","token":"{token}"}}"#))
+                    .map_err(|e| format!("control {}: auth: {e}", self.addr))?;
+                if find_value(&reply, "ok").map(str::trim) != Some("true") {
+                    return Err(format!(
+                        "control {}: auth refused: {}",
+                        self.addr,
+                        reply.trim()
+                    ));
+                }
+            }
+            self.conn = Some(conn);
         }
         self.conn
             .as_mut()
@@ -81,33 +117,34 @@ impl Client {
     }
 
     /// Send one request line, return the reply line (checked for `"ok":true`).
+    /// A connection kept from an earlier request may have been closed by
+    /// the backend meanwhile (it closes idle ones): then the request is
+    /// sent once more on a new connection. The backend closes only while
+    /// waiting for a line, so the first attempt was never executed.
     pub fn request(&mut self, line: &str) -> Result<String, String> {
-        let addr = self.addr;
-        let res = (|| {
-            let (r, w) = self.connect()?;
-            w.write_all(format!("{line}\n").as_bytes())
-                .map_err(|e| format!("control {addr}: write: {e}"))?;
-            let mut reply = String::new();
-            let n = r
-                .read_line(&mut reply)
-                .map_err(|e| format!("control {addr}: read: {e}"))?;
-            if n == 0 {
-                return Err(format!("control {addr}: connection closed"));
-            }
-            Ok(reply)
-        })();
-        let reply = match res {
-            Ok(r) => r,
-            Err(e) => {
-                self.conn = None;
-                return Err(e);
-            }
+        let reused = self.conn.is_some();
+        let reply = match self.exchange(line) {
+            Err(_) if reused => self.exchange(line)?,
+            other => other?,
         };
         if find_value(&reply, "ok").map(str::trim) != Some("true") {
             let why = find_value(&reply, "error").unwrap_or(reply.trim());
             return Err(format!("control {line}: {why}"));
         }
         Ok(reply)
+    }
+
+    /// One request line out, one reply line back; drops the connection on
+    /// any failure.
+    fn exchange(&mut self, line: &str) -> Result<String, String> {
+        let addr = self.addr;
+        let res = self
+            .connect()
+            .and_then(|conn| roundtrip(conn, line).map_err(|e| format!("control {addr}: {e}")));
+        if res.is_err() {
+            self.conn = None;
+        }
+        res
     }
 
     /// Counters of device `dev` (`lun0`, ...).
@@ -428,6 +465,37 @@ mod tests {
             Vec::<u32>::new()
         );
         assert!(parse_checksum(r#"{"ok":true}"#).is_err());
+    }
+
+    /// The backend closes idle control connections: the next request goes
+    /// out again on a new connection instead of failing the test.
+    #[test]
+    fn request_reconnects_after_the_backend_closed_an_idle_connection() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            // First connection: answer one request, then close it as idle.
+            for close_after_one in [true, false] {
+                let (s, _) = listener.accept().unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                w.write_all(b"{\"n\":1,\"ok\":true}\n").unwrap();
+                if close_after_one {
+                    continue;
+                }
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                w.write_all(b"{\"n\":2,\"ok\":true}\n").unwrap();
+            }
+        });
+        let mut c = Client::new(addr);
+        assert!(c.request("{}").unwrap().contains("\"n\":1"));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(c.request("{}").unwrap().contains("\"n\":1"));
+        assert!(c.request("{}").unwrap().contains("\"n\":2"));
+        server.join().unwrap();
     }
 
     #[test]

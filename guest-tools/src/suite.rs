@@ -39,6 +39,9 @@ pub fn run<W: Write>(
             return Ok(false);
         }
     };
+    if let Some(token) = &cfg.control_token {
+        crate::control::set_token(token);
+    }
     let Some(name) = name_override.or(cfg.suite.as_deref()) else {
         k.plan(1)?;
         k.result(

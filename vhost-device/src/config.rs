@@ -152,10 +152,18 @@ pub struct Args {
     pub control: Option<PathBuf>,
 
     /// Also serve the control protocol on this TCP address, for guests
-    /// (QEMU user networking maps the host's 127.0.0.1 to 10.0.2.2). Bind
-    /// to loopback: the protocol has no authentication.
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// (QEMU user networking maps the host's 127.0.0.1 to 10.0.2.2). Needs
+    /// --control-token-file: a TCP client must authenticate first. Keep it
+    /// on loopback (a guest behind user networking reaches it anyway).
+    #[arg(long, value_name = "ADDR:PORT", requires = "control_token_file")]
     pub control_tcp: Option<std::net::SocketAddr>,
+
+    /// File holding the secret a TCP control client must send first
+    /// (`{"cmd":"auth","token":"SECRET"}`); mode 0600 (no group or other
+    /// access), at most 256 bytes, surrounding whitespace ignored. The unix
+    /// control socket needs none: its 0600 mode is its access control.
+    #[arg(long, value_name = "PATH", requires = "control_tcp")]
+    pub control_token_file: Option<PathBuf>,
 
     /// Serve NVMe/TCP on this address (default 127.0.0.1:4420 when given
     /// without a value, or when only --ns is). Keep it on loopback: the
@@ -166,6 +174,13 @@ pub struct Args {
     /// NQN of the NVMe subsystem served over NVMe/TCP.
     #[arg(long, value_name = "NQN", default_value = DEFAULT_NQN)]
     pub nqn: String,
+
+    /// A host NQN allowed to connect to the subsystem (repeatable). Any
+    /// other host's Connect fails with Connect Invalid Host (SCT 1h, SC
+    /// 84h), and the discovery log does not show it the subsystem. Without
+    /// it any host may connect.
+    #[arg(long, value_name = "HOSTNQN")]
+    pub allow_host: Vec<String>,
 
     /// An NVMe namespace: comma-separated KEY=VALUE pairs (file, size,
     /// kind, bs, zone, cap, max-open, max-active, mssrl, mcl, msrc). See
@@ -549,6 +564,8 @@ pub struct NvmeTcpConfig {
     pub personality: crate::nvme::Personality,
     /// NSID `i + 1` is `namespaces[i]`.
     pub namespaces: Vec<NsSpec>,
+    /// Host NQNs allowed to connect (empty: any).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// What the backend runs with.
@@ -563,6 +580,7 @@ pub struct Config {
     pub request_queues: u16,
     pub control: Option<PathBuf>,
     pub control_tcp: Option<std::net::SocketAddr>,
+    pub control_token_file: Option<PathBuf>,
     /// NVMe/TCP, if served.
     pub nvme_tcp: Option<NvmeTcpConfig>,
 }
@@ -690,6 +708,7 @@ impl TryFrom<Args> for Config {
                 nqn: args.nqn,
                 advertise_addr: args.advertise_addr,
                 personality: args.personality,
+                allowed_hosts: std::mem::take(&mut args.allow_host),
                 namespaces: args.namespaces,
             })
         } else {
@@ -702,6 +721,7 @@ impl TryFrom<Args> for Config {
             request_queues: args.queues,
             control: args.control,
             control_tcp: args.control_tcp,
+            control_token_file: args.control_token_file,
             nvme_tcp,
         })
     }

@@ -129,8 +129,16 @@ fn start_nvme_tcp(
         ..ControllerOptions::default()
     };
     info!("NVMe personality: {}", nvme.personality);
+    // Nothing larger than MDTS is fetched (0: no limit, the transport's
+    // own default stays).
+    let max_command_data = match opts.mdts {
+        0 => Limits::default().max_command_data,
+        m => u32::try_from(4096u64 << m.min(40)).unwrap_or(u32::MAX),
+    };
     let limits = Limits {
         max_icd: Limits::default().max_icd.max(opts.in_capsule_data),
+        max_command_data,
+        max_pending_data: 4 * u64::from(max_command_data),
         ..Limits::default()
     };
     let subsystem = Subsystem::with_options(
@@ -138,6 +146,7 @@ fn start_nvme_tcp(
             nqn: nvme.nqn.clone(),
             traddr: nvme.advertise_addr.to_string(),
             trsvcid: port.to_string(),
+            allowed_hosts: nvme.allowed_hosts.clone(),
         },
         opts,
         namespaces,
@@ -207,12 +216,21 @@ fn start_control(
         info!("control socket {path:?}");
     }
     if let Some(addr) = config.control_tcp {
+        let token_file = config.control_token_file.as_deref().ok_or_else(|| {
+            Error::Control(std::io::Error::other(
+                "--control-tcp needs --control-token-file",
+            ))
+        })?;
+        let token = control::read_token(token_file).map_err(Error::Control)?;
+        if !addr.ip().is_loopback() {
+            warn!("control on tcp {addr}: not loopback, reachable from the network");
+        }
         let listener = std::net::TcpListener::bind(addr).map_err(Error::Control)?;
         info!(
-            "control on tcp {}",
+            "control on tcp {} (token from {token_file:?})",
             listener.local_addr().map_err(Error::Control)?
         );
-        control::serve_tcp(listener, reg);
+        control::serve_tcp(listener, reg, token);
     }
     Ok(())
 }

@@ -27,17 +27,23 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::TcpListener,
-    os::unix::net::UnixListener,
+    net::{TcpListener, TcpStream},
+    os::unix::net::UnixStream,
     path::Path,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     thread,
+    time::Duration,
 };
 
 use serde_json::{json, Value};
 
+use crate::transport::serve::AcceptBackoff;
+
 use crate::storage::{
-    fault::{BlockRange, CopyFailAt, CopyFailError, FaultKind, Op, Rule, MAX_DELAY_MS},
+    fault::{BlockRange, CopyFailAt, CopyFailError, FaultKind, Op, Rule, MAX_DELAY_MS, MAX_RULES},
     BlockCount, Device, Lba, ZoneCondition, ZoneType,
 };
 
@@ -62,6 +68,15 @@ const MAX_LINE: u64 = 64 * 1024;
 const MAX_CHECKSUM_BYTES: u64 = 1 << 30;
 /// Bytes per block in `per_block` checksums (the stamped block size).
 const CHECKSUM_BLOCK: usize = 4096;
+/// Bytes a checksum request reads at a time.
+const CHECKSUM_CHUNK: usize = 1 << 20;
+/// Most control connections served at once; more are answered with an
+/// error and closed.
+pub const MAX_SESSIONS: usize = 16;
+/// A connection that sends nothing for this long is closed (clients
+/// reconnect; the runner and the guest hold one across a whole suite and
+/// retry once on a closed connection).
+const SESSION_IDLE: Duration = Duration::from_secs(300);
 
 impl Registry {
     /// Make `dev` visible as `name` (e.g. `lun0`, `ns1`).
@@ -167,12 +182,27 @@ impl Registry {
             .checked_mul(bs)
             .filter(|&b| b <= MAX_CHECKSUM_BYTES)
             .ok_or("range too large")?;
-        let mut buf = vec![0u8; usize::try_from(bytes).map_err(|_| "range too large")?];
-        dev.read_uncounted(Lba(lba), &mut buf)
-            .map_err(|e| e.to_string())?;
-        let mut out = json!({ "crc32c": crc32c::crc32c(&buf) });
-        if req["per_block"].as_bool() == Some(true) {
-            let per: Vec<u32> = buf.chunks(CHECKSUM_BLOCK).map(crc32c::crc32c).collect();
+        let per_block = req["per_block"].as_bool() == Some(true);
+        // Read in chunks: a 1 GiB range costs one chunk of memory, not
+        // 1 GiB (and the per-block list 4 bytes a block).
+        let chunk_blocks = (CHECKSUM_CHUNK as u64 / bs).max(1);
+        let mut buf = vec![0u8; (chunk_blocks * bs).min(bytes) as usize];
+        let (mut crc, mut per) = (0u32, Vec::new());
+        let mut done = 0u64;
+        while done < blocks {
+            let n = chunk_blocks.min(blocks - done);
+            let part = &mut buf[..(n * bs) as usize];
+            let at = lba.checked_add(done).ok_or("range too large")?;
+            dev.read_uncounted(Lba(at), part)
+                .map_err(|e| e.to_string())?;
+            crc = crc32c::crc32c_append(crc, part);
+            if per_block {
+                per.extend(part.chunks(CHECKSUM_BLOCK).map(crc32c::crc32c));
+            }
+            done += n;
+        }
+        let mut out = json!({ "crc32c": crc });
+        if per_block {
             out["block_crc32c"] = json!(per);
         }
         Ok(out)
@@ -253,8 +283,13 @@ impl Registry {
                 if count == Some(0) {
                     return Err("\"count\" must be at least 1".into());
                 }
-                let id = dev.faults().add(kind, count);
-                Ok(json!({ "id": id }))
+                match dev.faults().add(kind, count) {
+                    0 => Err(format!(
+                        "{} holds {MAX_RULES} fault rules already",
+                        req["dev"]
+                    )),
+                    id => Ok(json!({ "id": id })),
+                }
             }
             Some("remove") => {
                 let dev = self.device(req)?;
@@ -473,65 +508,226 @@ fn cond_name(c: ZoneCondition) -> &'static str {
     }
 }
 
+/// Longest token accepted from a token file, in bytes.
+const MAX_TOKEN: u64 = 256;
+
+/// The TCP control token from `path`: a file only its owner may read
+/// (mode 0600 or stricter), at most [`MAX_TOKEN`] bytes, trimmed, not empty.
+pub fn read_token(path: &Path) -> std::io::Result<Arc<str>> {
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |why: String| std::io::Error::other(format!("control token file {path:?}: {why}"));
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(bad(format!(
+            "mode {mode:o} lets others read it; make it 0600"
+        )));
+    }
+    if meta.len() > MAX_TOKEN {
+        return Err(bad(format!("longer than {MAX_TOKEN} bytes")));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(bad("empty".into()));
+    }
+    Ok(Arc::from(token))
+}
+
+/// Equal, in time that depends on the lengths only.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Where a session stands with its token.
+enum Auth<'t> {
+    /// No token needed (the unix socket), or sent already.
+    Open,
+    /// `{"cmd":"auth","token":...}` must come first.
+    Required(&'t str),
+}
+
+impl Auth<'_> {
+    /// Gate one request line: `Ok(None)` to handle it, `Ok(Some(reply))`
+    /// to answer without handling it, `Err(reply)` to answer and close (a
+    /// wrong token).
+    fn gate(&mut self, line: &str) -> Result<Option<Value>, Value> {
+        let Auth::Required(token) = *self else {
+            return Ok(None);
+        };
+        let req: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+        if req["cmd"].as_str() != Some("auth") {
+            return Ok(Some(json!({
+                "ok": false,
+                "error": "authenticate first: {\"cmd\":\"auth\",\"token\":\"...\"}",
+            })));
+        }
+        let sent = req["token"].as_str().unwrap_or_default();
+        if !same_secret(sent.as_bytes(), token.as_bytes()) {
+            log::warn!("control: wrong token, closing the connection");
+            return Err(json!({"ok": false, "error": "wrong token"}));
+        }
+        *self = Auth::Open;
+        Ok(Some(json!({"ok": true})))
+    }
+}
+
 /// Serve one client: a request per line until it hangs up. A line longer
-/// than [`MAX_LINE`] ends the session.
-fn session(reg: &Registry, stream: impl Read, out: impl Write) {
+/// than [`MAX_LINE`] ends the session; a line that is not UTF-8 is answered
+/// with an error and the session goes on. With a `token`, the first
+/// request must be `auth` with it; a wrong one ends the session.
+fn session(reg: &Registry, stream: impl Read, out: impl Write, token: Option<&str>) {
+    let mut auth = token.map_or(Auth::Open, Auth::Required);
     // One write per reply, not one per JSON token (a `zones` dump of 100k
     // zones took 14-27 s unbuffered).
     let mut out = std::io::BufWriter::new(out);
-    let mut reader = BufReader::new(stream.take(u64::MAX));
+    let mut reader = BufReader::new(stream);
     loop {
-        let mut line = String::new();
+        let mut raw = Vec::new();
         let mut limited = (&mut reader).take(MAX_LINE);
-        match limited.read_line(&mut line) {
+        match limited.read_until(b'\n', &mut raw) {
+            // Hung up, idle past SESSION_IDLE, or failed.
             Ok(0) | Err(_) => return,
-            Ok(_) if !line.ends_with('\n') && line.len() as u64 >= MAX_LINE => {
+            Ok(_) if raw.last() != Some(&b'\n') && raw.len() as u64 >= MAX_LINE => {
                 let _ = writeln!(out, "{}", json!({"ok": false, "error": "line too long"}));
                 return;
             }
             Ok(_) => {}
         }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let resp = reg.handle(line.trim());
+        let resp = match std::str::from_utf8(&raw) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => match auth.gate(line.trim()) {
+                Ok(None) => reg.handle(line.trim()),
+                Ok(Some(reply)) => reply,
+                Err(reply) => {
+                    let _ = writeln!(out, "{reply}").and_then(|()| out.flush());
+                    return;
+                }
+            },
+            Err(e) => {
+                log::debug!("control: request is not UTF-8: {e}");
+                json!({"ok": false, "error": format!("request is not UTF-8: {e}")})
+            }
+        };
         if writeln!(out, "{resp}").and_then(|()| out.flush()).is_err() {
             return;
         }
     }
 }
 
-/// Serve the control protocol on a unix socket at `path` (a stale socket
-/// file is replaced), a thread per client.
-pub fn serve_unix(path: &Path, reg: Arc<Registry>) -> std::io::Result<thread::JoinHandle<()>> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
+/// A connection the control protocol can be served on.
+trait Conn: Read + Write + Send + Sized + 'static {
+    fn try_clone(&self) -> std::io::Result<Self>;
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Conn for UnixStream {
+    fn try_clone(&self) -> std::io::Result<Self> {
+        UnixStream::try_clone(self)
     }
-    let listener = UnixListener::bind(path)?;
-    Ok(thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            let reg = Arc::clone(&reg);
-            thread::spawn(move || {
-                if let Ok(read) = stream.try_clone() {
-                    session(&reg, read, stream);
-                }
-            });
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        UnixStream::set_read_timeout(self, t)
+    }
+}
+
+impl Conn for TcpStream {
+    fn try_clone(&self) -> std::io::Result<Self> {
+        TcpStream::try_clone(self)
+    }
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+}
+
+/// Accept connections with `accept` for ever, a thread per client, at most
+/// [`MAX_SESSIONS`] at once. A failed accept (EMFILE, ENFILE, ENOMEM) is
+/// logged once per run of failures and backed off, never fatal: the
+/// listener keeps serving once descriptors are free again.
+fn accept_loop<C: Conn>(
+    what: &'static str,
+    reg: Arc<Registry>,
+    token: Option<Arc<str>>,
+    mut accept: impl FnMut() -> std::io::Result<C>,
+    stop: impl Fn() -> bool,
+) {
+    let live = Arc::new(AtomicUsize::new(0));
+    let mut backoff = AcceptBackoff::new(what);
+    while !stop() {
+        let stream = match accept() {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                backoff.failed(&e);
+                continue;
+            }
+        };
+        backoff.succeeded();
+        if live.fetch_add(1, Ordering::AcqRel) >= MAX_SESSIONS {
+            live.fetch_sub(1, Ordering::AcqRel);
+            log::warn!("{what}: refused, {MAX_SESSIONS} connections open");
+            let mut s = stream;
+            let _ = writeln!(
+                s,
+                "{}",
+                json!({"ok": false, "error": format!("{MAX_SESSIONS} control connections open already")})
+            );
+            continue;
         }
+        let (reg, live, token) = (Arc::clone(&reg), Arc::clone(&live), token.clone());
+        let spawned = thread::Builder::new()
+            .name(what.to_string())
+            .spawn(move || {
+                if stream.set_read_timeout(Some(SESSION_IDLE)).is_ok() {
+                    if let Ok(read) = stream.try_clone() {
+                        session(&reg, read, stream, token.as_deref());
+                    }
+                }
+                live.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(e) = spawned {
+            log::error!("{what}: cannot start a thread: {e}");
+        }
+    }
+}
+
+/// Serve the control protocol on a unix socket at `path` (a stale socket
+/// file is replaced; any other file, or a socket someone listens on, is an
+/// error), mode 0600, a thread per client.
+pub fn serve_unix(path: &Path, reg: Arc<Registry>) -> std::io::Result<thread::JoinHandle<()>> {
+    let listener = crate::transport::serve::bind_private(path)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(thread::spawn(move || {
+        accept_loop(
+            "control unix",
+            reg,
+            None,
+            || listener.accept().map(|(s, _)| s),
+            || false,
+        )
     }))
 }
 
 /// Serve the control protocol on a TCP listener (bind it to loopback), a
-/// thread per client.
-pub fn serve_tcp(listener: TcpListener, reg: Arc<Registry>) -> thread::JoinHandle<()> {
+/// thread per client; every client must send `token` first.
+pub fn serve_tcp(
+    listener: TcpListener,
+    reg: Arc<Registry>,
+    token: Arc<str>,
+) -> thread::JoinHandle<()> {
     thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            let reg = Arc::clone(&reg);
-            thread::spawn(move || {
-                if let Ok(read) = stream.try_clone() {
-                    session(&reg, read, stream);
-                }
-            });
-        }
+        accept_loop(
+            "control tcp",
+            reg,
+            Some(token),
+            || {
+                listener.accept().map(|(s, _)| {
+                    // Replies are one line each: send them at once.
+                    let _ = s.set_nodelay(true);
+                    s
+                })
+            },
+            || false,
+        )
     })
 }
 
@@ -728,13 +924,192 @@ mod tests {
         }
     }
 
+    /// Issue 15, finding 6: over TCP the control socket answered anyone
+    /// (a guest included). Now a session must send the token first; a
+    /// wrong one closes it.
+    #[test]
+    fn a_token_session_must_authenticate_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, _) = registry(&dir);
+        let lines = |input: &str| {
+            let mut out = Vec::new();
+            session(&reg, input.as_bytes(), &mut out, Some("s3cret"));
+            String::from_utf8(out).unwrap()
+        };
+        let fault = r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"media_error","lba":1}"#;
+        // Nothing before auth, not even a fault.
+        let out = lines(&format!("{fault}\n{{\"cmd\":\"devices\"}}\n"));
+        assert_eq!(out.matches("authenticate first").count(), 2, "{out}");
+        assert_eq!(
+            reg.handle(r#"{"cmd":"fault","op":"list"}"#)["faults"],
+            json!([])
+        );
+        // A wrong token ends the session: the request after it is unread.
+        let out = lines("{\"cmd\":\"auth\",\"token\":\"s3cre\"}\n{\"cmd\":\"devices\"}\n");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("wrong token"));
+        // The right one opens it.
+        let out = lines("{\"cmd\":\"auth\",\"token\":\"s3cret\"}\n{\"cmd\":\"devices\"}\n");
+        let l: Vec<&str> = out.lines().collect();
+        assert_eq!(l[0], r#"{"ok":true}"#);
+        assert!(l[1].starts_with(r#"{"devices""#), "{out}");
+    }
+
+    #[test]
+    fn token_files_must_be_private_and_not_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  abc123\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_token(&path).unwrap_err().to_string();
+        assert!(e.contains("0600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(&*read_token(&path).unwrap(), "abc123");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(read_token(&path).unwrap_err().to_string().contains("empty"));
+        std::fs::write(&path, "x".repeat(300)).unwrap();
+        assert!(read_token(&path).is_err());
+        assert!(read_token(&dir.path().join("missing")).is_err());
+    }
+
+    /// Issue 15, finding 7: a line that is not UTF-8 closed the session
+    /// with no reply.
+    #[test]
+    fn non_utf8_line_is_answered_and_the_session_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, _) = registry(&dir);
+        let mut out = Vec::new();
+        session(
+            &reg,
+            &b"\xff\xfe{\n{\"cmd\":\"devices\"}\n"[..],
+            &mut out,
+            None,
+        );
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].contains("not UTF-8"), "{}", lines[0]);
+        assert!(lines[1].starts_with("{\"devices\""), "{}", lines[1]);
+    }
+
+    /// Issue 15, finding 4: a checksum of a range larger than one chunk
+    /// reads it piecewise and gives the CRC of the whole.
+    #[test]
+    fn checksum_in_chunks_is_the_crc_of_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let bs = 4096;
+        let blocks = (CHECKSUM_CHUNK * 2 + 3 * bs) / bs;
+        let dev = Arc::new(
+            Device::open(&DeviceConfig {
+                path: dir.path().join("big"),
+                size: (blocks * bs) as u64,
+                block_size: bs as u32,
+                zoned: None,
+            })
+            .unwrap(),
+        );
+        let mut reg = Registry::default();
+        reg.add_device("lun0", Arc::clone(&dev));
+        let data: Vec<u8> = (0..blocks * bs).map(|i| (i * 7 % 251) as u8).collect();
+        dev.write(Lba(0), &data, false).unwrap();
+        let v: Value = serde_json::from_value(reg.handle(&format!(
+            r#"{{"cmd":"checksum","dev":"lun0","lba":0,"blocks":{blocks},"per_block":true}}"#
+        )))
+        .unwrap();
+        assert_eq!(v["crc32c"], json!(crc32c::crc32c(&data)), "{v}");
+        let per: Vec<u32> = data.chunks(CHECKSUM_BLOCK).map(crc32c::crc32c).collect();
+        assert_eq!(v["block_crc32c"], json!(per));
+        // More than MAX_CHECKSUM_BYTES: refused before reading anything.
+        let huge = MAX_CHECKSUM_BYTES / bs as u64 + 1;
+        let v = reg.handle(&format!(
+            r#"{{"cmd":"checksum","dev":"lun0","lba":0,"blocks":{huge}}}"#
+        ));
+        assert_eq!(v["ok"], json!(false));
+    }
+
+    /// Issue 15, finding 4: fault rules are bounded per device.
+    #[test]
+    fn fault_rules_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, _) = registry(&dir);
+        let add = r#"{"cmd":"fault","dev":"lun0","op":"add","kind":"media_error","lba":1}"#;
+        for _ in 0..MAX_RULES {
+            assert_eq!(reg.handle(add)["ok"], json!(true));
+        }
+        let v = reg.handle(add);
+        assert_eq!(v["ok"], json!(false), "{v}");
+        assert!(v["error"].as_str().unwrap().contains("fault rules"));
+        reg.handle(r#"{"cmd":"fault","op":"clear"}"#);
+        assert_eq!(reg.handle(add)["ok"], json!(true));
+    }
+
+    /// Issue 15, finding 4: failed accepts (EMFILE...) back off instead of
+    /// spinning, and the loop serves again once they stop failing; past
+    /// MAX_SESSIONS a client gets an error line.
+    #[test]
+    fn accept_failures_back_off_and_sessions_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, _) = registry(&dir);
+        let reg = Arc::new(reg);
+        // 1. Every accept fails for 300 ms: a few dozen tries, not millions.
+        let tries = std::cell::Cell::new(0u32);
+        let t0 = std::time::Instant::now();
+        accept_loop::<UnixStream>(
+            "test",
+            Arc::clone(&reg),
+            None,
+            || {
+                tries.set(tries.get() + 1);
+                Err(std::io::Error::from_raw_os_error(libc::EMFILE))
+            },
+            || t0.elapsed() > Duration::from_millis(300),
+        );
+        assert!((2..=20).contains(&tries.get()), "{} accepts", tries.get());
+        // 2. MAX_SESSIONS clients hold their sessions; the next is refused.
+        let mut held = Vec::new();
+        let mut pending = Vec::new();
+        for _ in 0..=MAX_SESSIONS {
+            let (a, b) = UnixStream::pair().unwrap();
+            held.push(a);
+            pending.push(b);
+        }
+        let mut refused = held.pop().unwrap();
+        pending.reverse();
+        let done = std::cell::Cell::new(false);
+        accept_loop(
+            "test",
+            Arc::clone(&reg),
+            None,
+            || {
+                pending.pop().ok_or_else(|| {
+                    done.set(true);
+                    std::io::Error::other("no more clients")
+                })
+            },
+            || done.get(),
+        );
+        let mut line = String::new();
+        refused
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        BufReader::new(&mut refused).read_line(&mut line).unwrap();
+        assert!(line.contains("control connections open"), "{line}");
+        // A held session is served.
+        let s = &mut held[0];
+        s.write_all(b"{\"cmd\":\"devices\"}\n").unwrap();
+        let mut reply = String::new();
+        BufReader::new(s).read_line(&mut reply).unwrap();
+        assert!(reply.starts_with("{\"devices\""), "{reply}");
+    }
+
     #[test]
     fn session_over_a_byte_stream() {
         let dir = tempfile::tempdir().unwrap();
         let (reg, _) = registry(&dir);
         let input = b"{\"cmd\":\"stats\"}\n\n{\"cmd\":\"x\"}\n".to_vec();
         let mut out = Vec::new();
-        session(&reg, &input[..], &mut out);
+        session(&reg, &input[..], &mut out, None);
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);

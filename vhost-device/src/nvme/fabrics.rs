@@ -80,9 +80,24 @@ pub fn connect(targets: &Targets, sqe: &Sqe, data: &[u8]) -> ConnectOutcome {
         );
     }
     let (subsystem, discoverable, max_entries) = if subnqn == DISCOVERY_NQN {
-        (None, targets.subsystems.clone(), 128u16)
+        // A host discovers only the subsystems it may connect to.
+        let allowed = targets
+            .subsystems
+            .iter()
+            .filter(|s| s.config().allows(&hostnqn))
+            .cloned()
+            .collect();
+        (None, allowed, 128u16)
     } else {
         match targets.subsystem(&subnqn) {
+            Some(s) if !s.config().allows(&hostnqn) => {
+                return refuse(
+                    sqe,
+                    "HOSTNQN not allowed",
+                    Status::CONNECT_INVALID_HOST,
+                    Some((true, 512)),
+                )
+            }
             Some(s) => (
                 Some(Arc::clone(s)),
                 Vec::new(),

@@ -153,7 +153,7 @@ pub enum DataDirection {
 }
 
 /// Subsystem-wide configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SubsystemConfig {
     /// The subsystem NQN.
     pub nqn: String,
@@ -161,6 +161,15 @@ pub struct SubsystemConfig {
     /// as the guest sees the host) and service id (TCP port).
     pub traddr: String,
     pub trsvcid: String,
+    /// Host NQNs allowed to connect; empty: any host.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl SubsystemConfig {
+    /// Whether the host `hostnqn` may connect (and discover it).
+    pub fn allows(&self, hostnqn: &str) -> bool {
+        self.allowed_hosts.is_empty() || self.allowed_hosts.iter().any(|h| h == hostnqn)
+    }
 }
 
 /// What the controller claims to implement: the spec version and the Copy

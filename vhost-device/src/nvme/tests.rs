@@ -74,6 +74,7 @@ fn targets(dir: &tempfile::TempDir, personality: Personality) -> Targets {
         nqn: SUBNQN.into(),
         traddr: "10.0.2.2".into(),
         trsvcid: "4420".into(),
+        ..Default::default()
     };
     let opts = ControllerOptions {
         personality,
@@ -1589,6 +1590,7 @@ fn zoned_device_with_conventional_zones_is_inactive() {
             nqn: SUBNQN.into(),
             traddr: "127.0.0.1".into(),
             trsvcid: "4420".into(),
+            ..Default::default()
         },
         vec![dev],
     );
@@ -1752,4 +1754,45 @@ fn linux_probe_sequence() {
         None
     );
     assert_eq!(status(&r.admin, cmd(0x18, 0, [0; 6], 0), &[]), 0);
+}
+
+/// Issue 15, finding 6: NVMe/TCP accepted any host NQN. With an allow-list
+/// a host not on it gets Connect Invalid Host (SCT 1h, SC 84h, DNR) with
+/// IATTR set and IPO 512 (the HOSTNQN field of the Connect data, NVMe Base
+/// 2.1 Figure 548), and its discovery log leaves the subsystem out.
+#[test]
+fn allowed_hosts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SubsystemConfig {
+        nqn: SUBNQN.into(),
+        traddr: "10.0.2.2".into(),
+        trsvcid: "4420".into(),
+        allowed_hosts: vec![HOSTNQN.into()],
+    };
+    let t = Targets {
+        subsystems: vec![Arc::new(Subsystem::with_options(
+            cfg,
+            ControllerOptions::default(),
+            specs(&dir),
+        ))],
+    };
+    let stranger = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-0000000000ff";
+    let c = refused(t.connect(&connect_sqe(0, 31), &connect_data(0xFFFF, SUBNQN, stranger)));
+    assert_eq!((c.status, c.dw0), (0x4184, (1 << 16) | 512));
+    connected(t.connect(&connect_sqe(0, 31), &connect_data(0xFFFF, SUBNQN, HOSTNQN)));
+    // Discovery: NUMREC 1 for the allowed host, 0 for the stranger.
+    let numrec = |host: &str| {
+        let data = connect_data(0xFFFF, DISCOVERY_NQN, host);
+        let (admin, _) = connected(t.connect(&connect_sqe(0, 31), &data));
+        let cc = 1 | (6 << 16) | (4 << 20);
+        assert_eq!(status(&admin, prop_sqe(0x00, false, 0x14, cc), &[]), 0);
+        let (c, h) = run(
+            &admin,
+            cmd(0x02, 0, [0x70 | (255 << 16), 0, 0, 0, 0, 0], 1024),
+            &[],
+        );
+        assert_eq!(c.status, 0);
+        u64_at(&h, 8)
+    };
+    assert_eq!((numrec(HOSTNQN), numrec(stranger)), (1, 0));
 }

@@ -210,15 +210,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Most rules one device holds at once: every I/O walks them, and the
+/// control socket must not grow memory without bound.
+pub const MAX_RULES: usize = 256;
+
 impl FaultSet {
     /// Add a rule that fires `count` times (`None`: until removed).
-    /// Returns its id (from 1). A count of 0 adds nothing and returns 0.
+    /// Returns its id (from 1). A count of 0, or a set already holding
+    /// [`MAX_RULES`] rules, adds nothing and returns 0.
     pub fn add(&self, kind: FaultKind, count: Option<u64>) -> u64 {
         if count == Some(0) {
             return 0;
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let mut rules = lock(&self.rules);
+        if rules.len() >= MAX_RULES {
+            return 0;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         rules.push(Rule {
             id,
             kind,

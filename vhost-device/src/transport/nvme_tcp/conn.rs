@@ -14,6 +14,10 @@ use std::{
     collections::{HashMap, VecDeque},
     io::{self, Read, Write},
     net::{Shutdown as NetShutdown, TcpStream},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -39,6 +43,8 @@ const TERM_LINGER: Duration = Duration::from_secs(2);
 /// Flush the reply buffer once it holds this much.
 const TX_FLUSH: usize = 256 * 1024;
 
+/// Bytes of Connect command data (NVMe Base 2.1, 6.3).
+const CONNECT_DATA_LEN: u32 = 1024;
 /// Fabrics command opcode and the Connect FCTYPE.
 const OPC_FABRICS: u8 = 0x7f;
 const FCTYPE_CONNECT: u8 = 0x01;
@@ -98,10 +104,51 @@ struct State<'a> {
     next_ttag: u16,
 }
 
+/// A connection not yet bound to a queue by Connect, counted against
+/// [`Limits::max_handshaking`] until it connects or ends.
+pub(super) struct Handshake {
+    counter: Arc<AtomicUsize>,
+    counted: bool,
+}
+
+impl Handshake {
+    /// Count one more connection in its handshake, unless `max` are.
+    pub(super) fn begin(counter: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Self {
+            counter: Arc::clone(counter),
+            counted: true,
+        })
+    }
+
+    /// Connect bound the connection: it no longer counts.
+    fn done(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.counter.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 /// Why a connection ends.
 enum End {
     /// The host closed, or the socket failed.
     Closed,
+    /// Fabrics Disconnect, the admin queue gone, or the keep alive timer
+    /// expired (`Queue::should_close`).
+    Disconnected,
+    /// No Connect within the handshake deadline, or a PDU left half-sent
+    /// past its deadline (slowloris).
+    TimedOut(&'static str),
     /// We sent a C2HTermReq.
     Terminated,
     /// H2CTermReq from the host.
@@ -116,12 +163,13 @@ pub(super) fn serve_connection(
     stats: &FabricStats,
     limits: &Limits,
     stop: &dyn StopSignal,
+    mut handshake: Handshake,
 ) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     stats.connection_accepted();
-    let end = match run(&stream, targets, stats, limits, stop) {
+    let end = match run(&stream, targets, stats, limits, stop, &mut handshake) {
         Ok(end) => end,
         Err(e) => {
             debug!("nvme-tcp {peer}: {e}");
@@ -131,6 +179,8 @@ pub(super) fn serve_connection(
     match end {
         End::Closed => debug!("nvme-tcp {peer}: closed"),
         End::Stopped => debug!("nvme-tcp {peer}: shutdown"),
+        End::Disconnected => info!("nvme-tcp {peer}: disconnected or keep alive expired, closing"),
+        End::TimedOut(why) => info!("nvme-tcp {peer}: {why}, closing"),
         End::HostTerminated => info!("nvme-tcp {peer}: host sent H2CTermReq, closing"),
         End::Terminated => {
             info!("nvme-tcp {peer}: fatal transport error, sent C2HTermReq");
@@ -167,7 +217,11 @@ fn run(
     stats: &FabricStats,
     limits: &Limits,
     stop: &dyn StopSignal,
+    handshake: &mut Handshake,
 ) -> io::Result<End> {
+    let accepted = Instant::now();
+    // When the first bytes of a PDU not yet complete arrived.
+    let mut partial_since: Option<Instant> = None;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(POLL_INTERVAL))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
@@ -220,6 +274,7 @@ fn run(
             let pdu_bytes = &avail[..layout.plen];
             let result = decode_host_pdu(pdu_bytes, &layout).and_then(|p| st.handle(p, pdu_bytes));
             start += layout.plen;
+            partial_since = None;
             match result {
                 Ok(None) => {}
                 Ok(Some(end)) => {
@@ -244,6 +299,20 @@ fn run(
         }
         if stop.is_stopped() {
             return Ok(End::Stopped);
+        }
+        match &st.queue {
+            Some(q) if q.should_close() => return Ok(End::Disconnected),
+            Some(_) => handshake.done(),
+            None if accepted.elapsed() > limits.handshake_timeout => {
+                return Ok(End::TimedOut("no Connect within the handshake deadline"))
+            }
+            None => {}
+        }
+        if start != end {
+            let since = *partial_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > limits.pdu_timeout {
+                return Ok(End::TimedOut("a PDU left incomplete past its deadline"));
+            }
         }
         // Make room: move a partial PDU to the front.
         if start == end {
@@ -381,11 +450,24 @@ impl State<'_> {
                     self.respond_status(&sqe, class, status::COMMAND_SEQUENCE_ERROR | status::DNR);
                     return;
                 }
-                // SGL1 length, bytes 35:32.
+                // SGL1 length, bytes 35:32: the Connect data is 1024
+                // bytes (NVMe Base 2.1, 6.3, Connect Command Data); never
+                // fetch more before the host is known.
                 let len = u32::from_le_bytes([sqe.0[32], sqe.0[33], sqe.0[34], sqe.0[35]]);
+                if len != CONNECT_DATA_LEN {
+                    debug!("nvme-tcp: Connect with {len} data bytes, not {CONNECT_DATA_LEN}");
+                    self.respond_status(&sqe, class, status::DATA_SGL_LENGTH_INVALID | status::DNR);
+                    return;
+                }
                 (PendingKind::Connect, len)
             }
             Some(q) => match q.data_direction(&sqe) {
+                // More than MDTS: never fetched; the front end refuses it
+                // (Invalid Field in Command) before looking at data.
+                DataDirection::HostToController(n) if n > self.limits.max_command_data => {
+                    self.execute(sqe, class, &[]);
+                    return;
+                }
                 DataDirection::HostToController(n) => (PendingKind::Command, n),
                 // No host data wanted: in-capsule bytes, if any, are not
                 // the front end's business.

@@ -32,16 +32,17 @@ use std::{
     net::TcpListener,
     os::fd::AsRawFd,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     thread::{self, JoinHandle},
+    time::Duration,
 };
 
 use log::{error, info, warn};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 
-use crate::nvme::Targets;
+use crate::{nvme::Targets, transport::serve::AcceptBackoff};
 
 mod conn;
 pub mod pdu;
@@ -88,6 +89,13 @@ pub struct Limits {
     pub max_pending_commands: usize,
     /// Most connections served at once; more are closed on accept.
     pub max_connections: usize,
+    /// Most of those not yet bound by a Connect, so that hosts that never
+    /// connect cannot take every slot from hosts that do.
+    pub max_handshaking: usize,
+    /// A connection must complete ICReq and Connect within this.
+    pub handshake_timeout: Duration,
+    /// A PDU whose first bytes arrived must be complete within this.
+    pub pdu_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -96,10 +104,15 @@ impl Default for Limits {
             max_icd: 16 * 1024,
             max_h2c_data: 256 * 1024,
             c2h_chunk: 256 * 1024,
-            max_command_data: 32 * 1024 * 1024,
-            max_pending_data: 64 * 1024 * 1024,
+            // MDTS of the default controller (1 MiB): nothing larger is
+            // fetched; main.rs sets it from the controller's MDTS.
+            max_command_data: 1024 * 1024,
+            max_pending_data: 4 * 1024 * 1024,
             max_pending_commands: 4096,
             max_connections: 256,
+            max_handshaking: 64,
+            handshake_timeout: Duration::from_secs(10),
+            pdu_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -130,8 +143,10 @@ pub fn serve(
         info!("nvme-tcp: listening on {addr}");
     }
     let limits = Arc::new(limits);
+    let handshaking = Arc::new(AtomicUsize::new(0));
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     let mut events = [EpollEvent::default(); 1];
+    let mut backoff = AcceptBackoff::new("nvme-tcp");
     let result = loop {
         if stop.is_stopped() {
             break Ok(());
@@ -148,11 +163,13 @@ pub fn serve(
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // ECONNABORTED, EMFILE...: keep serving the others.
-                    warn!("nvme-tcp: accept: {e}");
+                    // EMFILE...: keep serving the others, without spinning
+                    // on a listener that stays readable.
+                    backoff.failed(&e);
                     break;
                 }
             };
+            backoff.succeeded();
             if workers.len() >= limits.max_connections {
                 warn!(
                     "nvme-tcp: {peer}: refused, {} connections open",
@@ -160,6 +177,14 @@ pub fn serve(
                 );
                 continue;
             }
+            let Some(handshake) = conn::Handshake::begin(&handshaking, limits.max_handshaking)
+            else {
+                warn!(
+                    "nvme-tcp: {peer}: refused, {} connections have not sent Connect",
+                    limits.max_handshaking
+                );
+                continue;
+            };
             if let Err(e) = stream.set_nonblocking(false) {
                 warn!("nvme-tcp: {peer}: {e}");
                 continue;
@@ -168,8 +193,9 @@ pub fn serve(
                 (targets.clone(), stats.clone(), stop.clone(), limits.clone());
             match thread::Builder::new()
                 .name(format!("nvme-tcp {peer}"))
-                .spawn(move || conn::serve_connection(stream, &targets, &stats, &limits, &*stop))
-            {
+                .spawn(move || {
+                    conn::serve_connection(stream, &targets, &stats, &limits, &*stop, handshake)
+                }) {
                 Ok(w) => workers.push(w),
                 Err(e) => error!("nvme-tcp: {peer}: cannot start a thread: {e}"),
             }

@@ -57,6 +57,7 @@ fn target_with(limits: Limits) -> Target {
             nqn: NQN.into(),
             traddr: "127.0.0.1".into(),
             trsvcid: "0".into(),
+            ..Default::default()
         },
         vec![Arc::new(dev)],
     );
@@ -645,4 +646,117 @@ fn async_event_request_stays_outstanding() {
     admin.capsule(&Sqe(no_data_sqe(0x18, 0x0aa1)), &[]);
     let c = admin.cqe();
     assert_eq!((c.cid, c.status), (0x0aa1, 0));
+}
+
+/// Issue 15, finding 2: a Connect asking for 32 MiB of data got an R2T for
+/// all of it before the host was known. The Connect data is 1024 bytes.
+#[test]
+fn connect_data_other_than_1024_bytes_is_refused_unfetched() {
+    let t = target();
+    let mut h = Host::connect(&t);
+    h.ic(Digests::default());
+    let mut s = [0u8; 64];
+    s[0] = 0x7f; // Fabrics
+    s[1] = 0x40;
+    s[2..4].copy_from_slice(&7u16.to_le_bytes());
+    s[4] = 0x01; // Connect
+    s[32..36].copy_from_slice(&(32u32 << 20).to_le_bytes());
+    s[39] = 0x5a; // transport data block: by R2T
+    h.capsule(&Sqe(s), &[]);
+    // No R2T: the completion, DATA SGL LENGTH INVALID with DNR.
+    let c = h.cqe();
+    assert_eq!((c.cid, c.status), (7, 0x400f));
+}
+
+/// Issue 15, finding 2: write data past MDTS (1 MiB) was fetched and
+/// buffered (up to 32 MiB) before the command was refused.
+#[test]
+fn writes_past_mdts_are_refused_unfetched() {
+    let t = target();
+    let mut admin = Host::connect(&t);
+    let cntlid = admin.admin(Digests::default());
+    let mut io = Host::io(&t, cntlid, Digests::default(), 0);
+    let sqe = io.rw_sqe(0x01, 0, 2 << 20, false);
+    io.capsule(&sqe, &[]);
+    // INVALID FIELD IN COMMAND with DNR and M (an Error Information log
+    // entry), NVMe Base 2.1 MDTS; no R2T.
+    let c = io.cqe();
+    assert_eq!((c.cid, c.status), (sqe.cid(), 0x6002));
+    // One of exactly MDTS still works.
+    let data = pattern(1 << 20, 9);
+    let c = io.write_r2t(0, &data, 256 * 1024);
+    assert_eq!(c.status, 0);
+}
+
+/// Issue 15, finding 1: idle and half-sent connections held every slot
+/// for ever. Now hosts that never Connect are capped below the connection
+/// limit and dropped at a deadline, as is a PDU left half-sent; a
+/// well-formed host gets in meanwhile.
+#[test]
+fn slowloris_connections_time_out_and_leave_room() {
+    let t = target_with(Limits {
+        max_handshaking: 3,
+        handshake_timeout: Duration::from_millis(400),
+        pdu_timeout: Duration::from_millis(400),
+        ..Limits::default()
+    });
+    // Whether the controller closed the connection within `within`.
+    let closed = |h: &mut Host, within: Duration| {
+        h.s.set_read_timeout(Some(within)).unwrap();
+        match h.s.read(&mut [0u8; 64]) {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    };
+    // Three idle connections fill the handshake slots; a fourth is closed
+    // at once.
+    let mut idle: Vec<Host> = (0..3).map(|_| Host::connect(&t)).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut fourth = Host::connect(&t);
+    assert!(closed(&mut fourth, Duration::from_millis(300)), "refused");
+    // A well-formed host that connected before the slots filled keeps
+    // working: connected hosts do not count against the handshake cap.
+    // After the deadline the idle ones are gone and new hosts get in.
+    for h in &mut idle {
+        assert!(closed(h, Duration::from_secs(3)), "idle connection closed");
+    }
+    let mut admin = Host::connect(&t);
+    let cntlid = admin.admin(Digests::default());
+    // A connected host that leaves a PDU half-sent is dropped too.
+    let mut io = Host::io(&t, cntlid, Digests::default(), 0);
+    let sqe = io.rw_sqe(0x02, 0, BS, false);
+    let mut b = Vec::new();
+    pdu::encode_capsule_cmd(&mut b, &sqe, &[], io.digests);
+    io.send(&b[..20]);
+    assert!(closed(&mut io, Duration::from_secs(3)), "half-sent PDU");
+    // The admin queue itself is still served.
+    admin.capsule(&Sqe(no_data_sqe(0x18, 0x0bb0)), &[]);
+    let c = admin.cqe();
+    assert_eq!((c.cid, c.status), (0x0bb0, 0));
+}
+
+/// Issue 15, finding 1: `Queue::should_close` was never polled, so a
+/// Fabrics Disconnect never closed its connection.
+#[test]
+fn disconnect_closes_the_connection() {
+    let t = target();
+    let mut admin = Host::connect(&t);
+    let cntlid = admin.admin(Digests::default());
+    let mut io = Host::io(&t, cntlid, Digests::default(), 0);
+    let mut s = [0u8; 64];
+    s[0] = 0x7f;
+    s[2..4].copy_from_slice(&0x0cc0u16.to_le_bytes());
+    s[4] = 0x08; // FCTYPE Disconnect
+    io.capsule(&Sqe(s), &[]);
+    let c = io.cqe();
+    assert_eq!((c.cid, c.status), (0x0cc0, 0));
+    io.s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut b = [0u8; 16];
+    assert!(
+        matches!(io.s.read(&mut b), Ok(0)),
+        "closed after Disconnect"
+    );
 }
