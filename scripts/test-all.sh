@@ -7,6 +7,9 @@
 # - xcopy (SCSI EXTENDED COPY and ROD tokens through SG_IO);
 # - diff-nvme (our ZNS and Copy against QEMU's own NVMe controller, field
 #   by field) on 6.12;
+# - diff (differential: the same commands to our LUNs and to the guest
+#   kernel's scsi_debug, ZBC, and LIO, EXTENDED COPY; every difference is
+#   masked, a listed peer deviation, or a failure) on 6.1 and 6.12;
 # - nvme (ZNS and Copy over NVMe/TCP) on 6.1, 6.12 and the fixed
 #   copy-offload kernel (6.12 has a known zone write plug bug: XFAIL, named);
 # - kcopy (the kernel's block-layer copy offload, copy_file_range on block
@@ -33,6 +36,7 @@ smoke_out=out/matrix-smoke-$(date -u +%Y%m%d-%H%M%S)
 $ci matrix --kernels 6.1,6.12,7.2 --suite smoke --out "$smoke_out"
 $ci matrix --kernels 6.1,6.12 --suite zbc
 $ci matrix --kernels 6.1,6.12 --suite xcopy
+$ci matrix --kernels 6.1,6.12 --suite diff
 $ci matrix --kernels 6.1,6.12,7.2-fixed --suite nvme
 $ci suite --kernel 6.12 --suite diff-nvme
 $ci matrix --kernels 7.2-series,7.2-fixed,6.12 --suite kcopy

@@ -109,11 +109,24 @@ pub const ZBC_LUNS: [&str; 4] = [
     "kind=ha,size=16M,bs=4096,zone=1M,conv=1",
 ];
 
+/// The `diff` suite's LUNs when none are given: what scsi_debug can be
+/// given the same geometry of (whole MiB, power-of-two zones): a
+/// host-managed LUN with gap zones and an open limit and no active limit
+/// (scsi_debug has none), a host aware LUN, and two 4096-byte-block disks
+/// for the EXTENDED COPY comparison with LIO.
+pub const DIFF_LUNS: [&str; 4] = [
+    "kind=hm,size=64M,bs=4096,zone=2M,cap=1M,conv=2,max-open=4,max-active=0",
+    "kind=ha,size=32M,bs=4096,zone=2M,conv=1",
+    "kind=disk,size=16M,bs=4096",
+    "kind=disk,size=16M,bs=4096",
+];
+
 /// The LUN specs a suite gets when no `--lun` is given (the bench suite's
 /// are in `rig::BENCH_LUNS`).
 pub fn default_luns(suite: Option<&str>) -> &'static [&'static str] {
     match suite {
         Some("zbc") => &ZBC_LUNS,
+        Some("diff") => &DIFF_LUNS,
         _ => &DEFAULT_LUNS,
     }
 }
@@ -415,6 +428,17 @@ mod tests {
             luns[2].cmdline_entry(2),
             "zonecopy.lun2=disk:bs=512,size=67108864"
         );
+    }
+
+    #[test]
+    fn diff_defaults_parse() {
+        let l: Vec<LunSpec> = default_luns(Some("diff"))
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(l.len(), 4);
+        // scsi_debug takes sizes in MiB.
+        assert!(l.iter().all(|l| l.size % (1 << 20) == 0 && l.bs == 4096));
     }
 
     #[test]

@@ -162,8 +162,13 @@ const KNOWN_SUITES: &[&str] = &[
     "bench",
     "zbc",
     "kill",
+    "diff",
     DIFF_NVME_SUITE,
 ];
+/// The `diff` suite's peers: scsi_debug (ZBC) and LIO with tcm_loop and
+/// fileio backstores (EXTENDED COPY). /init loads scsi_debug with its
+/// default parameters; the guest reloads it with our LUN's geometry.
+const DIFF_MODULES: &str = "configfs target_core_mod target_core_file tcm_loop scsi_debug";
 
 /// The `--modules` list for the initramfs (`None` = the builder's default).
 /// Built-in and missing modules are skipped by the builder.
@@ -190,6 +195,9 @@ pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String>
         // f2fs asks for the "crc32" shash and dm-crypt for "xts(aes)" at
         // run time (no modinfo dependency): modules on Debian kernels.
         m.extend(["dm_mod", "dm_crypt", "f2fs", "crc32_generic", "xts"]);
+    }
+    if suite == Some("diff") {
+        m.extend(DIFF_MODULES.split(' '));
     }
     if wants_hostroot(suite) {
         m.extend(HOST_TOOL_MODULES.split(' '));
@@ -835,6 +843,11 @@ mod tests {
             "virtio_pci virtio_scsi sd_mod sg 9p 9pnet_virtio netfs fscache"
         );
         assert!(wants_hostroot(Some("zbc")) && !wants_hostroot(Some("smoke")));
+        assert_eq!(
+            m(Some("diff"), false, false).unwrap(),
+            "virtio_pci virtio_scsi sd_mod sg configfs target_core_mod target_core_file \
+             tcm_loop scsi_debug"
+        );
         // --ns on smoke brings the NVMe modules along.
         assert!(m(Some("smoke"), true, true).unwrap().contains("nvme_tcp"));
         // Run mode and unknown suites: the builder's full set.

@@ -9,6 +9,7 @@ pub mod blkzoned;
 pub mod blockio;
 pub mod cmdline;
 pub mod control;
+pub mod diff;
 pub mod diffnvme;
 pub mod hosttool;
 pub mod kcopy;

@@ -9,7 +9,7 @@ use std::{
 use crate::{
     bench,
     cmdline::{self, CmdlineError, Config},
-    diffnvme, kcopy, killtest,
+    diff, diffnvme, kcopy, killtest,
     ktap::{Ktap, Outcome},
     nvme, smoke, xcopy, zbc,
 };
@@ -24,6 +24,7 @@ pub const SUITES: &[&str] = &[
     "kill",
     "zbc",
     "diff-nvme",
+    "diff",
 ];
 
 /// Run the suite named by `name_override` or else by the command line.
@@ -66,6 +67,7 @@ pub fn run<W: Write>(
         "kill" => killtest::run(&mut k, &cfg, sys_root),
         "zbc" => zbc::run(&mut k, &cfg, sys_root),
         "diff-nvme" => diffnvme::run(&mut k, &cfg, sys_root),
+        "diff" => diff::run(&mut k, &cfg, sys_root),
         other => {
             k.plan(1)?;
             k.result("suite", &Outcome::Fail(format!("unknown suite {other}")))?;

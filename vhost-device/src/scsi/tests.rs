@@ -689,11 +689,16 @@ fn report_zones_all() {
     // 1 conventional + 7 x (sequential + gap) = 15 zones.
     assert_eq!(d.len(), 64 + 15 * 64);
     #[rustfmt::skip]
-    assert_eq!(d[..16], [
+    assert_eq!(d[..24], [
         0x00, 0x00, 0x03, 0xc0, // ZONE LIST LENGTH 960
         0x00, 0, 0, 0, // SAME 0h: types and lengths differ
         0, 0, 0, 0, 0, 0, 0, 0x7f, // MAXIMUM LBA 127
+        // ZBC-2 6.4.3.2, table 34, bytes 16-23 ZONE STARTING LBA
+        // GRANULARITY: as VPD B6h reports it, the zone size (16 blocks)
+        // with gap zones. (Found by the diff suite: scsi_debug sets it.)
+        0, 0, 0, 0, 0, 0, 0, 0x10,
     ]);
+    assert!(d[24..64].iter().all(|&b| b == 0), "reserved");
     assert_eq!(descriptor(&d, 0), CONV0);
     assert_eq!(descriptor(&d, 1), SWR16_EMPTY);
     assert_eq!(descriptor(&d, 2), GAP28);
@@ -761,7 +766,7 @@ fn report_zones_start_and_options() {
     #[rustfmt::skip]
     assert_eq!(d, [
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, // no zones, MAXIMUM LBA 127
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, // GRANULARITY 16
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ]);
@@ -952,6 +957,8 @@ fn zones_without_gaps() {
     ]);
     // 4 zones of 128 blocks, types differ, lengths equal: SAME 3h.
     let d = f.good(0, &report_zones(0, 4096, 0x00));
+    // No gap zones: ZONE STARTING LBA GRANULARITY zero, as in VPD B6h.
+    assert!(d[16..64].iter().all(|&b| b == 0));
     #[rustfmt::skip]
     assert_eq!(d[..16], [
         0x00, 0x00, 0x01, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff,

@@ -284,6 +284,13 @@ pub fn report_zones(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
     d[..4].copy_from_slice(&u32::try_from(listed).unwrap_or(u32::MAX).to_be_bytes());
     d[4] = same;
     d[8..16].copy_from_slice(&geo.capacity.0.saturating_sub(1).to_be_bytes());
+    // Bytes 16-23 ZONE STARTING LBA GRANULARITY (ZBC-2 6.4.3.2, table
+    // 34): the same value as in the Zoned Block Device Characteristics VPD
+    // page, i.e. the zone size when gap zones follow the sequential zones
+    // (ZONE ALIGNMENT METHOD 8h), else zero.
+    if let Some(z) = geo.zones.filter(|z| z.zone_cap.0 < z.zone_len.0) {
+        d[16..24].copy_from_slice(&z.zone_len.0.to_be_bytes());
+    }
     d.extend_from_slice(&r.descriptors);
     x.send(&d, alloc)
 }
