@@ -924,6 +924,120 @@ mod tests {
         }
     }
 
+    /// Control lines, generated: any bytes, and JSON objects built from
+    /// the real commands and keys with values of every type. Every line
+    /// gets exactly one JSON reply with a boolean "ok"; nothing panics.
+    mod lines {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                (0u64..300).prop_map(Value::from),
+                "[a-z_0-9.]{0,12}".prop_map(Value::from),
+                prop::sample::select(vec![
+                    "lun0",
+                    "ns1",
+                    "read_only",
+                    "offline",
+                    "add",
+                    "remove",
+                    "clear",
+                    "list",
+                    "media_error",
+                    "write_error",
+                    "copy_fail",
+                    "delay",
+                    "volatile",
+                    "none",
+                ])
+                .prop_map(Value::from),
+            ]
+        }
+
+        fn request() -> impl Strategy<Value = String> {
+            let keys = prop::sample::select(vec![
+                "dev",
+                "lba",
+                "blocks",
+                "max",
+                "cond",
+                "op",
+                "kind",
+                "count",
+                "id",
+                "segment",
+                "after_blocks",
+                "error",
+                "ms",
+                "on",
+                "mode",
+                "per_block",
+                "token",
+            ]);
+            let cmd = prop::sample::select(vec![
+                "devices",
+                "stats",
+                "checksum",
+                "zones",
+                "zone_condition",
+                "fault",
+                "power_cut",
+                "cache",
+                "auth",
+                "bogus",
+            ]);
+            (cmd, proptest::collection::vec((keys, value()), 0..6)).prop_map(|(cmd, kv)| {
+                let mut o = serde_json::Map::new();
+                o.insert("cmd".into(), Value::from(cmd));
+                for (k, v) in kv {
+                    o.insert(k.into(), v);
+                }
+                Value::Object(o).to_string()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(crate::testing::cases(256))]
+
+            #[test]
+            fn every_line_gets_one_reply(
+                reqs in proptest::collection::vec(request(), 1..8),
+                noise in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let (reg, _) = registry(&dir);
+                let mut input = Vec::new();
+                for r in &reqs {
+                    input.extend_from_slice(r.as_bytes());
+                    input.push(b'\n');
+                }
+                // Noise without newlines, as one more (bad) line.
+                input.extend(noise.iter().filter(|&&b| b != b'\n'));
+                input.push(b'\n');
+                let noise_line = !input[input.len() - 1 - noise.iter().filter(|&&b| b != b'\n').count()..]
+                    .iter()
+                    .all(|b| b.is_ascii_whitespace());
+                let mut out = Vec::new();
+                session(&reg, &input[..], &mut out, None);
+                let replies: Vec<Value> = String::from_utf8(out)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+                prop_assert_eq!(replies.len(), reqs.len() + usize::from(noise_line));
+                for r in &replies {
+                    prop_assert!(r["ok"].is_boolean(), "{}", r);
+                }
+            }
+        }
+    }
+
     /// Issue 15, finding 6: over TCP the control socket answered anyone
     /// (a guest included). Now a session must send the token first; a
     /// wrong one closes it.

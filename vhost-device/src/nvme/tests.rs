@@ -1623,7 +1623,7 @@ fn data_direction_from_opcode_and_sgl() {
 // ------------------------------------------------------ Property tests
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(crate::testing::cases(256))]
 
     /// Random SQEs (with common opcodes and NSIDs made likely) and random
     /// data never panic, on the admin and the I/O queue, and every

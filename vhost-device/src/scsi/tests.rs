@@ -1279,7 +1279,7 @@ mod any_input {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        #![proptest_config(crate::testing::cases(512))]
 
         /// Whatever the CDB, LUN, data-out and data-in room: no panic, no
         /// more data-in than room, and fixed format sense exactly when

@@ -1303,7 +1303,7 @@ fn arb_segment() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(crate::testing::cases(64))]
 
     /// Random lists never panic, and write nothing outside the destination
     /// ranges their segment descriptors name (nothing at all if the list
@@ -1365,7 +1365,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(crate::testing::cases(256))]
 
     /// Any third-party copy command with any parameter data never panics
     /// and answers GOOD or CHECK CONDITION with 18 bytes of sense data.
@@ -1394,7 +1394,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(crate::testing::cases(64))]
 
     /// WRITE USING TOKEN with random ranges and offsets writes only inside
     /// the destination ranges it names, and never panics.

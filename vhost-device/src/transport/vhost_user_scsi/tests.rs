@@ -823,7 +823,7 @@ mod random {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(crate::testing::cases(256))]
 
         /// Whatever the guest puts on the queues, the backend neither
         /// panics nor reports more used bytes than the chain could hold.
