@@ -280,8 +280,10 @@ fn check(d: &Devices, new: &Model, old: &Model, tally: &mut Tally) -> Result<Mod
         .map_err(|e| e.to_string())?;
     let mut seq = Vec::new();
     for (i, z) in zones.iter().filter(|z| z.is_sequential()).enumerate() {
-        let n = check_zone(z, &new.seq[i], &zoned)
-            .or_else(|e| check_zone(z, &old.seq[i], &zoned).map_err(|_| e))?;
+        let n = check_zone(z, &new.seq[i], &zoned).or_else(|e| {
+            check_zone(z, &old.seq[i], &zoned)
+                .map_err(|o| format!("{e}; or, before the interrupted operation: {o}"))
+        })?;
         tally.durable_blocks_checked += n;
         tally.blocks_checked += ZONE;
         tally.zones_checked += 1;
