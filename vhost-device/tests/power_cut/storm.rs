@@ -312,7 +312,7 @@ fn check(d: &Devices, new: &Model, old: &Model, tally: &mut Tally) -> Result<Mod
 pub fn run(fs: &LazyFs, seed: u64, cuts: u64) -> Result<Tally, String> {
     let mut rng = Rng(seed | 1);
     let mut tally = Tally::default();
-    let mut devs = Devices::open(fs.path());
+    let mut devs = Devices::open(fs.path(), false)?;
     let mut model = check(&devs, &fresh(), &fresh(), &mut tally)?;
     let mut next = 0u64;
     for cut in 0..cuts {
@@ -333,11 +333,30 @@ pub fn run(fs: &LazyFs, seed: u64, cuts: u64) -> Result<Tally, String> {
         // Power back on: the old devices go without a flush (their files
         // are dead handles now), new ones recover from the durable state.
         drop(devs);
-        devs = Devices::open(fs.path());
+        devs = reopen(fs, &mut rng, cut % 2 == 0, &mut tally)?;
         model = check(&devs, &after, &before, &mut tally)
             .map_err(|e| format!("cut {cut}, interrupted {op:?}: {e}"))?;
     }
     Ok(tally)
+}
+
+/// Power back on and reopen; one time in four the power goes again during
+/// the recovery (which changes nothing durable that the model sees).
+fn reopen(fs: &LazyFs, rng: &mut Rng, cache: bool, tally: &mut Tally) -> Result<Devices, String> {
+    if rng.below(4) == 0 {
+        fs.arm_cut(1 + rng.below(4));
+    }
+    loop {
+        let armed = fs.armed();
+        let res = Devices::open(fs.path(), cache);
+        if armed && !fs.armed() {
+            tally.recovery_cuts += 1;
+            drop(res);
+            continue;
+        }
+        fs.disarm();
+        return res;
+    }
 }
 
 fn fresh() -> Model {

@@ -90,6 +90,11 @@ impl LazyFs {
         self.lock().arm_cut(n);
     }
 
+    /// Call off an armed cut that has not happened.
+    pub fn disarm(&self) {
+        self.lock().disarm();
+    }
+
     /// Still armed: the cut has not happened yet.
     pub fn armed(&self) -> bool {
         self.lock().armed()

@@ -149,6 +149,10 @@ impl State {
         self.countdown = Some(n.max(1));
     }
 
+    pub fn disarm(&mut self) {
+        self.countdown = None;
+    }
+
     pub fn armed(&self) -> bool {
         self.countdown.is_some()
     }
