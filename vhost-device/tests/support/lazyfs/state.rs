@@ -481,7 +481,11 @@ impl State {
         }
         for (p, page) in pages {
             let off = p * PAGE;
-            let n = (size - off).min(PAGE) as usize;
+            // Truncation drops pages past the size; none should be left.
+            let Some(left) = size.checked_sub(off).filter(|&l| l > 0) else {
+                continue;
+            };
+            let n = left.min(PAGE) as usize;
             match page {
                 Page::Data(d) => f.write_all_at(&d[..n], off)?,
                 Page::Zero => punch_backing(f, off, n as u64)?,
