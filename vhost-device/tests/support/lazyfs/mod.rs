@@ -16,9 +16,10 @@ mod state;
 use std::{
     ffi::OsStr,
     io,
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, UNIX_EPOCH},
+    time::{Duration, Instant, UNIX_EPOCH},
 };
 
 use fuser::{
@@ -36,6 +37,8 @@ const TTL: Duration = Duration::ZERO;
 pub struct LazyFs {
     state: Arc<Mutex<State>>,
     session: Option<BackgroundSession>,
+    /// The FUSE connection number (the mount's minor device number).
+    conn: Option<u32>,
     mnt: tempfile::TempDir,
     backing: tempfile::TempDir,
 }
@@ -57,9 +60,13 @@ impl LazyFs {
         ];
         let fs = Fs(Arc::clone(&state));
         let session = fuser::spawn_mount(fs, mnt.path(), &cfg)?;
+        let conn = std::fs::metadata(mnt.path())
+            .ok()
+            .map(|m| libc::minor(m.dev()));
         Ok(LazyFs {
             state,
             session: Some(session),
+            conn,
             mnt,
             backing,
         })
@@ -106,13 +113,64 @@ impl LazyFs {
 }
 
 impl Drop for LazyFs {
+    /// Unmount by path, then wait for the serving thread. It ends when the
+    /// kernel closes the connection, which it does only once no mount
+    /// namespace holds a copy of the mount: a process that cloned its
+    /// namespace while we were mounted (a VM runner sharing the host root,
+    /// say) keeps the connection open until it exits. Then the connection
+    /// is aborted through fusectl if that is mounted; if not, the thread is
+    /// left to end with the test process, which closes /dev/fuse.
     fn drop(&mut self) {
-        if let Some(s) = self.session.take() {
-            if let Err(e) = s.umount_and_join() {
-                log::warn!("lazyfs: unmounting {:?}: {e}", self.mnt.path());
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        if let Err(e) = umount(self.mnt.path()) {
+            eprintln!("lazyfs: unmounting {:?}: {e}", self.mnt.path());
+        }
+        let start = Instant::now();
+        while !session.guard.is_finished() && start.elapsed() < Duration::from_secs(2) {
+            // The thread still runs, so the connection number is still
+            // ours: no other file system can have taken it.
+            if let Some(conn) = self
+                .conn
+                .filter(|_| start.elapsed() > Duration::from_millis(200))
+            {
+                let abort = format!("/sys/fs/fuse/connections/{conn}/abort");
+                let _ = std::fs::write(abort, "1");
             }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if session.guard.is_finished() {
+            if let Err(e) = session.join() {
+                eprintln!("lazyfs: serving thread: {e}");
+            }
+        } else {
+            eprintln!(
+                "lazyfs: {:?} unmounted here but still held by another mount namespace; \
+                 its serving thread ends with this process",
+                self.mnt.path()
+            );
         }
     }
+}
+
+/// umount(2) by path; a lazy detach if the mount is busy.
+fn umount(path: &Path) -> io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    let first = io::Error::last_os_error();
+    if first.raw_os_error() != Some(libc::EBUSY) {
+        return Err(first);
+    }
+    // SAFETY: as above.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    Err(io::Error::last_os_error())
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
