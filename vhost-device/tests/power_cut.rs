@@ -24,10 +24,7 @@
 #[allow(dead_code)]
 mod support;
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Instant};
 
 use support::lazyfs::LazyFs;
 use zonecopy_vhost::storage::{Device, DeviceConfig, ZoneAction, ZonedConfig};
@@ -283,5 +280,4 @@ fn power_cuts_lose_no_acknowledged_write() {
         tally.durable_blocks_checked > 0,
         "nothing durable was ever checked"
     );
-    assert!(took < Duration::from_secs(600));
 }
