@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Every test: set up what is missing, unit tests for the workspace, then the
-# VM suites:
+# Every test: set up what is missing, unit tests for the workspace (with a
+# power-cut storm: 300 cuts of the storage core over lazyfs, a FUSE file
+# system that drops unsynced writes, vhost-device/tests/power_cut.rs), then
+# the VM suites:
 # - smoke (zoned SCSI) on each Debian kernel (6.1, 6.12, sid's 7.2);
 # - zbc (ZBC-2 conformance against an independent zone model, sense byte
 #   for byte, blkzone/sg_rep_zones/fio cross-checks) on 6.1 and 6.12;

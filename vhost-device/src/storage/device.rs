@@ -15,7 +15,7 @@ use super::{
     copy,
     error::{Result, StorageError},
     fault::{FaultSet, Op},
-    meta::{MetaError, MetaGeometry, ZoneMeta},
+    meta::{sync_parent, MetaError, MetaGeometry, ZoneMeta},
     units::{BlockCount, Lba},
     zone::{Zone, ZoneAction, ZoneCondition, ZoneGeometry, ZoneTable, ZoneTarget, ZoneType},
 };
@@ -295,6 +295,7 @@ impl Device {
             path: cfg.path.clone(),
             source,
         };
+        let created = !cfg.path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -318,6 +319,14 @@ impl Device {
         let len = file.metadata().map_err(file_err)?.len();
         if len < cfg.size {
             file.set_len(cfg.size).map_err(file_err)?;
+        }
+        if created {
+            // A new file's name is durable only once its directory is
+            // synced: without this, a power cut after a completed flush
+            // could take the whole file, flushed data and all.
+            file.sync_all()
+                .and_then(|()| sync_parent(&cfg.path))
+                .map_err(file_err)?;
         }
         let capacity = BlockCount(cfg.size / bs);
         let mut meta = None;
