@@ -70,7 +70,9 @@ pub enum InflightError {
     Create(io::Error),
     #[error("mapping the inflight region: {0}")]
     Map(String),
-    #[error("{num_queues} queues of {queue_size} descriptors need {need} bytes, the region has {have}")]
+    #[error(
+        "{num_queues} queues of {queue_size} descriptors need {need} bytes, the region has {have}"
+    )]
     TooSmall {
         num_queues: u16,
         queue_size: u16,

@@ -75,7 +75,10 @@ fn take_and_complete_write_the_documented_fields() {
     assert_eq!(b[128 + 12..128 + 16], [3, 0, 1, 0]);
     assert_eq!(b[d], 0);
     let d3 = 128 + 16 + 3 * 16;
-    assert_eq!(b[d3..d3 + 16], [1, 0, 0, 0, 0, 0, 2, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        b[d3..d3 + 16],
+        [1, 0, 0, 0, 0, 0, 2, 0, 9, 0, 0, 0, 0, 0, 0, 0]
+    );
     r.after_used(1, 3, 2);
     let b = bytes(&mut f);
     assert_eq!(b[128 + 12..128 + 16], [3, 0, 2, 0]);
@@ -92,7 +95,9 @@ fn dead_backend_region(used_idx: u16, last_batch_head: u16) -> File {
     b[14..16].copy_from_slice(&used_idx.to_le_bytes());
     // desc[0]: in flight, counter 7. desc[1]: in flight, counter 5.
     // desc[2]: done (counter 6). desc[3]: in flight, counter 8, next 1.
-    for (head, inflight, next, counter) in [(0, 1, 0, 7u64), (1, 1, 0, 5), (2, 0, 0, 6), (3, 1, 1, 8)] {
+    for (head, inflight, next, counter) in
+        [(0, 1, 0, 7u64), (1, 1, 0, 5), (2, 0, 0, 6), (3, 1, 1, 8)]
+    {
         let d = 16 + 16 * head;
         b[d] = inflight;
         b[d + 6..d + 8].copy_from_slice(&u16::to_le_bytes(next));
@@ -144,7 +149,11 @@ fn a_region_too_small_for_its_queues_is_refused() {
     let f = dead_backend_region(0, 0);
     assert!(matches!(
         InflightRegion::map(f, 0, 128, 2, 4),
-        Err(InflightError::TooSmall { need: 256, have: 128, .. })
+        Err(InflightError::TooSmall {
+            need: 256,
+            have: 128,
+            ..
+        })
     ));
 }
 
