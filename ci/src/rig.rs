@@ -270,7 +270,12 @@ pub struct Rig {
     pub xfail: Vec<String>,
     /// The bench suite's reference disk and sink.
     pub bench: Option<BenchExtras>,
+    /// The vhost-user-scsi socket QEMU connects to (our backend's, unless
+    /// a test points it elsewhere).
     pub socket: PathBuf,
+    /// QEMU reconnects to `socket` this many ms after the backend goes
+    /// away (`zonecopy-ci kill --transport scsi`); `None`: no reconnect.
+    pub vhost_reconnect_ms: Option<u32>,
     pub initrd: PathBuf,
     pub accel: Accel,
     /// Our backend's control socket (`None` with `--backend-socket`).
@@ -457,6 +462,7 @@ impl Rig {
             xfail,
             bench,
             socket,
+            vhost_reconnect_ms: None,
             initrd,
             accel,
             control,
@@ -503,6 +509,7 @@ impl Rig {
             initrd: self.initrd.clone(),
             append,
             vhost_socket: Some(self.socket.clone()),
+            vhost_reconnect_ms: self.vhost_reconnect_ms,
             net: self.net,
             hostroot,
             scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.clone()),
