@@ -565,6 +565,18 @@ where
 
         if self.vring_needs_init(vring) {
             self.initialize_vring(vring, index)?;
+        } else if vring.get_ref().get_queue().ready() {
+            // zonecopy patch: a new call fd on a running ring gets one
+            // (possibly spurious, always harmless) interrupt. QEMU starts a
+            // reconnected backend with its vrings' call fds set to
+            // internal "masked" notifiers whose events it discards, and
+            // only then unmasks them (SET_VRING_CALL with the guest's
+            // notifier); a completion made in between would never
+            // interrupt the guest.
+            match vring.signal_used_queue() {
+                Ok(()) => info!("vring {index}: new call fd on a running ring: signalled it"),
+                Err(e) => warn!("vring {index}: cannot signal the new call fd: {e}"),
+            }
         }
 
         Ok(())
