@@ -352,3 +352,21 @@ fn victim_config(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mailbox_block_is_the_count_in_ascii_then_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("lun1.img");
+        std::fs::write(&f, vec![0xaa; 65536]).unwrap();
+        post_kills(&f, 57).unwrap();
+        let b = std::fs::read(&f).unwrap();
+        assert_eq!(&b[..3], b"57\n");
+        assert!(b[3..4096].iter().all(|&x| x == 0));
+        assert!(b[4096..].iter().all(|&x| x == 0xaa));
+        assert!(post_kills(&dir.path().join("missing"), 1).is_err());
+    }
+}

@@ -398,3 +398,33 @@ fn scsi_victim(sys_root: &Path) -> Result<Victim, String> {
         nvme: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn the_mailbox_count_is_the_leading_digits_and_sticks_on_garbage() {
+        let path = std::env::temp_dir().join(format!("zonecopy-mailbox-{}", std::process::id()));
+        let mut f = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        fs::remove_file(&path).unwrap();
+        let mut count = mailbox_kills(f.try_clone().unwrap());
+        // An empty (short) device: no count yet.
+        assert_eq!(count(), 0);
+        let mut block = vec![0u8; BLOCK_SIZE];
+        block[..3].copy_from_slice(b"42\n");
+        f.write_all(&block).unwrap();
+        assert_eq!(count(), 42);
+        // Garbage keeps the last good count.
+        f.write_all_at(b"x", 0).unwrap();
+        assert_eq!(count(), 42);
+    }
+}
