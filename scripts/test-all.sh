@@ -25,8 +25,9 @@
 #   running backend) and restart (zone state and data intact across a
 #   backend restart between two boots);
 # - kill (whole-stack durability: a backend serving the guest's NVMe/TCP
-#   namespace is killed with SIGKILL 50+ times during a write storm; no
-#   acknowledged write may be lost);
+#   namespace, then one serving its vhost-user-scsi disk, is killed with
+#   SIGKILL 50+ times during a write storm; no acknowledged write may be
+#   lost);
 # - scale-out (scripts/check-scale.sh): shards, KCIDB, report, bisect.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +56,7 @@ $ci run --kernel 6.12 --ns kind=zns,size=16M,zone=4M --ns kind=nvm,size=16M \
 $ci reconnect --kernel 6.12 --suite smoke
 $ci restart --kernel 6.1 --suite smoke
 $ci kill --kernel 6.12
+$ci kill --kernel 6.12 --transport scsi --min-interval-ms 400 --max-interval-ms 900
 # Scale-out: the same smoke matrix in 3 shards merges into the table above;
 # KCIDB documents validate; the report renders in headless Chromium; bisect
 # finds a planted bad commit (scripts/check-scale.sh).

@@ -276,8 +276,20 @@ pub struct KillArgs {
     /// [default: <workspace>/out/kill-<kernel>-<UTC time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// The transport of the victim: `nvme` (NVMe/TCP, the guest's nvme-tcp
+    /// reconnects) or `scsi` (vhost-user-scsi, QEMU reconnects and the
+    /// backend serves again what was in flight).
+    #[arg(long, value_enum, default_value_t = KillTransport::Nvme)]
+    pub transport: KillTransport,
     #[command(flatten)]
     pub vm: VmArgs,
+}
+
+/// `zonecopy-ci kill --transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KillTransport {
+    Nvme,
+    Scsi,
 }
 
 #[derive(Debug, Args)]

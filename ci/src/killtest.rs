@@ -1,15 +1,25 @@
 //! `zonecopy-ci kill`: acknowledged writes survive SIGKILL of the backend,
-//! through the whole stack (guest kernel, nvme-tcp, QEMU user networking,
-//! backend, storage core).
+//! through the whole stack (guest kernel, the transport, QEMU, backend,
+//! storage core).
 //!
 //! Besides the rig's usual backend (SCSI, control), a second backend - the
-//! victim - serves one NVMe namespace. While the guest's `kill` suite writes
-//! stamped blocks to it, a thread here kills the victim with SIGKILL at
-//! pseudo-random intervals (a fixed seed, so a run can be repeated) and
-//! starts a new one on the same backing file and port at once. The guest
-//! reconnects after each kill and in the end reads every block back: the
-//! verdict is the guest's KTAP plus the kill count here, which must reach
-//! [`MIN_KILLS`].
+//! victim - serves the device the guest's `kill` suite writes stamped
+//! blocks to. A thread here kills the victim with SIGKILL at pseudo-random
+//! intervals (a fixed seed, so a run can be repeated) and starts a new one
+//! on the same backing files at once. In the end the guest reads every
+//! block back: the verdict is the guest's KTAP plus the kill count here,
+//! which must reach [`MIN_KILLS`].
+//!
+//! - `--transport nvme`: the victim serves one NVMe namespace; the guest's
+//!   nvme-tcp driver reconnects after each kill and requeues what the dead
+//!   backend never answered.
+//! - `--transport scsi`: the victim serves the vhost-user-scsi device QEMU
+//!   attaches (its chardev reconnects); the guest never sees the kills: the
+//!   new backend gets the inflight region back from QEMU
+//!   (VHOST_USER_SET_INFLIGHT_FD) and serves again what the dead one left
+//!   in flight. LUN 0 takes the writes; LUN 1 is a mailbox: before each
+//!   restart the runner writes the kill count into its first block, which
+//!   the guest reads to know how many kills it has lived through.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
@@ -24,7 +34,7 @@ use std::{
 
 use crate::{
     backend::{self, Backend, BackendConfig, NvmeListen, GUEST_HOST_ADDR},
-    cli::KillArgs,
+    cli::{KillArgs, KillTransport},
     lun::LunSpec,
     ns::NsSpec,
     suite::{boot, default_out, failed_run, judge, kernel_label, prepare, say, SuiteJob},
@@ -35,6 +45,34 @@ use crate::{
 pub const MIN_KILLS: u32 = 50;
 /// The victim's subsystem.
 const VICTIM_NQN: &str = "nqn.2026-11.dev.zonecopy:victim";
+/// How soon QEMU tries the vhost-user socket again after losing it.
+const SCSI_RECONNECT_MS: u32 = 100;
+
+/// What the killer needs to know about the victim.
+#[derive(Debug, Clone)]
+struct VictimKind {
+    /// A line of the first victim's log that says the guest is using it
+    /// (no kill before: a kill during the first connect fails it).
+    ready: &'static str,
+    /// SCSI: the mailbox LU's backing file (kill count in block 0).
+    mailbox: Option<PathBuf>,
+}
+
+/// Write the kill count into the mailbox LU's first block, as ASCII
+/// digits padded with zeros (the guest's `killtest` reads it back).
+fn post_kills(mailbox: &Path, kills: u32) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let mut block = [0u8; 4096];
+    let text = format!("{kills}\n");
+    block[..text.len()].copy_from_slice(text.as_bytes());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(mailbox)
+        .map_err(|e| format!("mailbox {}: {e}", mailbox.display()))?;
+    f.write_all_at(&block, 0)
+        .and_then(|()| f.sync_data())
+        .map_err(|e| format!("mailbox {}: {e}", mailbox.display()))
+}
 
 /// What the killer thread did.
 #[derive(Debug, Default)]
@@ -79,7 +117,7 @@ fn start_victim(bin: &Path, cfg: &BackendConfig, log: &Path) -> Result<Backend, 
 /// Kill and restart the victim until `stop` or `max` kills.
 fn killer(
     bin: PathBuf,
-    cfg: BackendConfig,
+    (cfg, kind): (BackendConfig, VictimKind),
     logs: PathBuf,
     mut victim: Backend,
     args: (u64, u64, u32),
@@ -93,7 +131,7 @@ fn killer(
     // (Seen in the victim's info log; a minute at most, should RUST_LOG hide it.)
     let first_log = logs.join("000.log");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&first_log).is_ok_and(|l| l.contains(" controller "))
+    while !std::fs::read_to_string(&first_log).is_ok_and(|l| l.contains(kind.ready))
         && Instant::now() < deadline
     {
         if stop.load(Ordering::Relaxed) {
@@ -116,6 +154,15 @@ fn killer(
         }
         victim.kill();
         k.kills += 1;
+        if let Some(m) = &kind.mailbox {
+            if let Err(e) = post_kills(m, k.kills) {
+                k.error = Some(e);
+                return k;
+            }
+            // The dead backend's socket file: gone, so the start below
+            // waits for the new one to be bound.
+            let _ = std::fs::remove_file(&cfg.socket);
+        }
         match start_victim(&bin, &cfg, &logs.join(format!("{:03}.log", k.kills))) {
             Ok(b) => victim = b,
             Err(e) => {
@@ -150,29 +197,8 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
             return 1;
         }
     };
-    let setup = (|| -> Result<(PathBuf, BackendConfig, u16), String> {
-        let bin = backend::locate(a.vm.backend.as_deref()).map_err(|e| e.to_string())?;
-        let port = free_port()?;
-        let mut ns: NsSpec = "kind=nvm,size=32M".parse().map_err(|e| format!("{e}"))?;
-        ns.dev.file = Some(data.path().join("victim-ns1.img"));
-        let mut lun: LunSpec = "kind=disk,size=1M".parse().map_err(|e| format!("{e}"))?;
-        lun.file = Some(data.path().join("victim-lun0.img"));
-        let cfg = BackendConfig {
-            socket: data.path().join("victim.sock"),
-            control: None,
-            control_tcp: None,
-            control_token_file: None,
-            luns: vec![lun],
-            nvme: Some(NvmeListen {
-                listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-                nqn: VICTIM_NQN.to_owned(),
-                personality: None,
-                namespaces: vec![ns],
-            }),
-        };
-        Ok((bin, cfg, port))
-    })();
-    let (bin, cfg, port) = match setup {
+    let setup = victim_config(a.transport, a.vm.backend.as_deref(), data.path());
+    let (bin, cfg, kind, append) = match setup {
         Ok(s) => s,
         Err(e) => {
             eprintln!("zonecopy-ci kill: {e}");
@@ -187,18 +213,13 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
         }
     };
     let mut vm = a.vm.clone();
-    vm.append = format!(
-        "{} zonecopy.nvme=traddr={GUEST_HOST_ADDR},trsvcid={port},nqn={VICTIM_NQN}",
-        vm.append
-    )
-    .trim()
-    .to_owned();
+    vm.append = format!("{} {append}", vm.append).trim().to_owned();
     let job = SuiteJob {
         vm: &vm,
         kernel: &a.kernel,
         suite: "kill",
         timeout: Duration::from_secs(a.timeout),
-        net: true,
+        net: a.transport == KillTransport::Nvme,
         out: &out,
     };
     let mut rig = match prepare(&job, started, wall) {
@@ -208,9 +229,21 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
             return 1;
         }
     };
+    if a.transport == KillTransport::Scsi {
+        // QEMU's vhost-user-scsi device is the victim's, and reconnects.
+        rig.socket = cfg.socket.clone();
+        rig.vhost_reconnect_ms = Some(SCSI_RECONNECT_MS);
+    }
     say(&format!(
-        "kill: the kill suite on {}, victim backend (NVMe/TCP 127.0.0.1:{port}) killed with SIGKILL every {}-{} ms, up to {} times",
-        a.kernel, a.min_interval_ms, a.max_interval_ms, a.max_kills
+        "kill: the kill suite on {}, victim backend ({}) killed with SIGKILL every {}-{} ms, up to {} times",
+        a.kernel,
+        match &cfg.nvme {
+            Some(n) => format!("NVMe/TCP {}", n.listen),
+            None => format!("vhost-user-scsi {}", cfg.socket.display()),
+        },
+        a.min_interval_ms,
+        a.max_interval_ms,
+        a.max_kills
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let killer = {
@@ -220,7 +253,7 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
             a.max_interval_ms.max(a.min_interval_ms),
             a.max_kills,
         );
-        thread::spawn(move || killer(bin, cfg, logs, victim, params, stop))
+        thread::spawn(move || killer(bin, (cfg, kind), logs, victim, params, stop))
     };
     let booted = boot(&mut rig, &job, None);
     stop.store(true, Ordering::Relaxed);
@@ -257,4 +290,85 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
         out.display()
     ));
     i32::from(!pass)
+}
+
+/// The victim backend for `transport`, with files under `data`: (binary,
+/// config, what the killer needs, kernel command line additions).
+fn victim_config(
+    transport: KillTransport,
+    backend_bin: Option<&Path>,
+    data: &Path,
+) -> Result<(PathBuf, BackendConfig, VictimKind, String), String> {
+    let bin = backend::locate(backend_bin).map_err(|e| e.to_string())?;
+    let lun = |spec: &str, file: &str| -> Result<LunSpec, String> {
+        let mut l: LunSpec = spec.parse().map_err(|e| format!("{e}"))?;
+        l.file = Some(data.join(file));
+        Ok(l)
+    };
+    let socket = data.join("victim.sock");
+    match transport {
+        KillTransport::Nvme => {
+            let port = free_port()?;
+            let mut ns: NsSpec = "kind=nvm,size=32M".parse().map_err(|e| format!("{e}"))?;
+            ns.dev.file = Some(data.join("victim-ns1.img"));
+            let cfg = BackendConfig {
+                socket,
+                control: None,
+                control_tcp: None,
+                control_token_file: None,
+                luns: vec![lun("kind=disk,size=1M", "victim-lun0.img")?],
+                nvme: Some(NvmeListen {
+                    listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                    nqn: VICTIM_NQN.to_owned(),
+                    personality: None,
+                    namespaces: vec![ns],
+                }),
+            };
+            let kind = VictimKind {
+                ready: " controller ",
+                mailbox: None,
+            };
+            let append =
+                format!("zonecopy.nvme=traddr={GUEST_HOST_ADDR},trsvcid={port},nqn={VICTIM_NQN}");
+            Ok((bin, cfg, kind, append))
+        }
+        KillTransport::Scsi => {
+            let storm = lun("kind=disk,size=32M,bs=4096", "victim-lun0.img")?;
+            let mailbox = lun("kind=disk,size=64K,bs=4096", "victim-lun1.img")?;
+            let mailbox_file = data.join("victim-lun1.img");
+            let cfg = BackendConfig {
+                socket,
+                control: None,
+                control_tcp: None,
+                control_token_file: None,
+                luns: vec![storm, mailbox],
+                nvme: None,
+            };
+            // The first request on the request queue (logged with the
+            // inflight region's state).
+            let kind = VictimKind {
+                ready: "queue 2: inflight region",
+                mailbox: Some(mailbox_file),
+            };
+            Ok((bin, cfg, kind, String::new()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mailbox_block_is_the_count_in_ascii_then_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("lun1.img");
+        std::fs::write(&f, vec![0xaa; 65536]).unwrap();
+        post_kills(&f, 57).unwrap();
+        let b = std::fs::read(&f).unwrap();
+        assert_eq!(&b[..3], b"57\n");
+        assert!(b[3..4096].iter().all(|&x| x == 0));
+        assert!(b[4096..].iter().all(|&x| x == 0xaa));
+        assert!(post_kills(&dir.path().join("missing"), 1).is_err());
+    }
 }

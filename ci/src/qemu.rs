@@ -44,6 +44,9 @@ pub struct QemuConfig {
     pub append: String,
     /// vhost-user-scsi backend socket; `None` = no SCSI device (probe boots).
     pub vhost_socket: Option<PathBuf>,
+    /// Reconnect to the vhost-user-scsi backend this many ms after it goes
+    /// away (chardev `reconnect-ms`); `None` = the device stays down.
+    pub vhost_reconnect_ms: Option<u32>,
     /// User-mode networking with a virtio-net device.
     pub net: bool,
     /// Share the host root read-only over 9p (mount tag `hostroot`).
@@ -150,8 +153,11 @@ impl QemuConfig {
             push(&[
                 "-chardev",
                 &format!(
-                    "socket,id=vus,path={}",
-                    qemu_opt_escape(&sock.display().to_string())
+                    "socket,id=vus,path={}{}",
+                    qemu_opt_escape(&sock.display().to_string()),
+                    self.vhost_reconnect_ms
+                        .map(|ms| format!(",reconnect-ms={ms}"))
+                        .unwrap_or_default()
                 ),
                 "-device",
                 "vhost-user-scsi-pci,chardev=vus,num_queues=1",
@@ -318,6 +324,7 @@ mod tests {
             initrd: "/i/initrd.cpio".into(),
             append: "console=ttyS0".into(),
             vhost_socket: Some("/tmp/x/vus.sock".into()),
+            vhost_reconnect_ms: None,
             net: false,
             hostroot: false,
             scsi_hd: None,
@@ -344,6 +351,15 @@ mod tests {
              -chardev socket,id=vus,path=/tmp/x/vus.sock \
              -device vhost-user-scsi-pci,chardev=vus,num_queues=1 \
              -kernel /k/vmlinux -initrd /i/initrd.cpio -append console=ttyS0"
+        );
+    }
+
+    #[test]
+    fn reconnect_ms_goes_on_the_vhost_user_chardev() {
+        let mut c = cfg();
+        c.vhost_reconnect_ms = Some(100);
+        assert!(
+            joined(&c).contains("-chardev socket,id=vus,path=/tmp/x/vus.sock,reconnect-ms=100 ")
         );
     }
 

@@ -300,7 +300,12 @@ pub struct Rig {
     pub bench: Option<BenchExtras>,
     /// The diff-nvme suite's QEMU NVMe controller.
     pub peer_nvme: Option<PeerNvme>,
+    /// The vhost-user-scsi socket QEMU connects to (our backend's, unless
+    /// a test points it elsewhere).
     pub socket: PathBuf,
+    /// QEMU reconnects to `socket` this many ms after the backend goes
+    /// away (`zonecopy-ci kill --transport scsi`); `None`: no reconnect.
+    pub vhost_reconnect_ms: Option<u32>,
     pub initrd: PathBuf,
     pub accel: Accel,
     /// Our backend's control socket (`None` with `--backend-socket`).
@@ -505,6 +510,7 @@ impl Rig {
             bench,
             peer_nvme,
             socket,
+            vhost_reconnect_ms: None,
             initrd,
             accel,
             control,
@@ -553,6 +559,7 @@ impl Rig {
             initrd: self.initrd.clone(),
             append,
             vhost_socket: Some(self.socket.clone()),
+            vhost_reconnect_ms: self.vhost_reconnect_ms,
             net: self.net,
             hostroot,
             scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.clone()),

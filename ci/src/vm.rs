@@ -338,6 +338,7 @@ mod tests {
                 initrd: "/i".into(),
                 append: String::new(),
                 vhost_socket: None,
+                vhost_reconnect_ms: None,
                 net: false,
                 hostroot: false,
                 scsi_hd: None,

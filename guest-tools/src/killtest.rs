@@ -1,19 +1,27 @@
 //! Suite `kill`: no acknowledged write is lost when the backend dies.
 //!
-//! The runner (`zonecopy-ci kill`) serves one NVMe namespace from a second
-//! backend process and kills it with SIGKILL every couple of seconds,
-//! starting a new one on the same backing file and port each time. The
-//! guest connects with `reconnect_delay=1,ctrl_loss_tmo=-1`, so the kernel's
-//! nvme-tcp driver reconnects after every kill and requeues the commands
-//! the dead backend never answered, and writes LBA-stamped 4 KiB blocks
-//! with O_DIRECT|O_DSYNC in passes over the namespace, each pass a new
-//! generation. A write the kernel completed is acknowledged durable (the
-//! namespace has no volatile write cache, and O_DSYNC would flush one), so
-//! once the writer has seen [`MIN_RESETS`] controller resets every block
-//! must hold the generation of its last acknowledged write.
+//! The runner (`zonecopy-ci kill`) serves the device from a second backend
+//! process and kills it with SIGKILL every couple of seconds, starting a
+//! new one on the same backing files each time. The guest writes
+//! LBA-stamped 4 KiB blocks with O_DIRECT|O_DSYNC in passes over the
+//! device, each pass a new generation. A write the kernel completed is
+//! acknowledged durable (the device has no volatile write cache, and
+//! O_DSYNC would flush one), so once the writer has lived through
+//! [`MIN_RESETS`] kills every block must hold the generation of its last
+//! acknowledged write.
 //!
-//! Results: the resets seen (the kills reached the guest), the writes all
-//! completed (none failed through a reconnect), and the read-back count of
+//! Two victims, chosen by the command line:
+//! - `zonecopy.nvme=` given: an NVMe namespace over NVMe/TCP. The guest
+//!   connects with `reconnect_delay=1,ctrl_loss_tmo=-1`, so nvme-tcp
+//!   reconnects after every kill and requeues the commands the dead backend
+//!   never answered; a kill is a controller reset seen in sysfs.
+//! - otherwise: the vhost-user-scsi device (LUN 0). QEMU reconnects to the
+//!   new backend, which serves again what the dead one left in flight; the
+//!   guest sees no reset at all, so the runner posts the kill count in the
+//!   first block of LUN 1 (ASCII digits), read here with O_DIRECT.
+//!
+//! Results: the kills seen (they reached the guest), the writes all
+//! completed (none failed through a kill), and the read-back count of
 //! acknowledged writes lost, which must be 0.
 
 use std::{
@@ -31,10 +39,11 @@ use std::{
 
 use crate::{
     blockio::AlignedBuf,
-    cmdline::Config,
+    cmdline::{Config, NvmeTarget},
     ktap::{Ktap, Outcome},
     nvme::connect::{self, HostId},
     stamp::{self, BLOCK_SIZE},
+    sysfs,
 };
 
 /// Controller resets the writer must live through.
@@ -60,26 +69,52 @@ struct Written {
     first_error: Option<String>,
 }
 
-/// Counts transitions of the controller's `state` out of `live`.
+/// Counts the kills seen, polling `count` (kills so far) every 20 ms.
 struct ResetWatch {
     resets: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
+/// NVMe: counts transitions of the controller's `state` out of `live`.
+fn controller_resets(state_file: PathBuf) -> Box<dyn FnMut() -> u32 + Send> {
+    let (mut was_live, mut n) = (true, 0);
+    Box::new(move || {
+        let live = fs::read_to_string(&state_file).is_ok_and(|st| st.trim() == "live");
+        if was_live && !live {
+            n += 1;
+        }
+        was_live = live;
+        n
+    })
+}
+
+/// SCSI: the kill count the runner posts in the mailbox LU's first block.
+fn mailbox_kills(mailbox: File) -> Box<dyn FnMut() -> u32 + Send> {
+    let mut buf = AlignedBuf::new(BLOCK_SIZE);
+    let mut last = 0;
+    Box::new(move || {
+        if mailbox.read_exact_at(buf.as_mut_slice(), 0).is_ok() {
+            let digits: String = buf
+                .as_mut_slice()
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .map(|&b| char::from(b))
+                .collect();
+            last = digits.parse().unwrap_or(last);
+        }
+        last
+    })
+}
+
 impl ResetWatch {
-    fn start(state_file: PathBuf) -> Self {
+    fn start(mut count: Box<dyn FnMut() -> u32 + Send>) -> Self {
         let resets = Arc::new(AtomicU32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (r, s) = (Arc::clone(&resets), Arc::clone(&stop));
         let thread = thread::spawn(move || {
-            let mut was_live = true;
             while !s.load(Ordering::Relaxed) {
-                let live = fs::read_to_string(&state_file).is_ok_and(|st| st.trim() == "live");
-                if was_live && !live {
-                    r.fetch_add(1, Ordering::Relaxed);
-                }
-                was_live = live;
+                r.store(count(), Ordering::Relaxed);
                 thread::sleep(Duration::from_millis(20));
             }
         });
@@ -203,58 +238,32 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         }
         Ok(false)
     };
-    let Some(t) = cfg.nvme.as_ref() else {
-        return fail_all(k, "no zonecopy.nvme= on the kernel command line".into());
+    let victim = match cfg.nvme.as_ref() {
+        Some(t) => nvme_victim(t, sys_root),
+        None => scsi_victim(sys_root),
     };
-    let host = HostId::generate();
-    let opts = format!(
-        "{},{RECONNECT_OPTIONS}",
-        connect::connect_options(t, &t.nqn, &host)
-    );
-    let conn = match connect::fabrics_connect(&opts) {
-        Ok(c) => c,
-        Err(e) => return fail_all(k, format!("connect ({opts}): {e}")),
+    let v = match victim {
+        Ok(v) => v,
+        Err(why) => return fail_all(k, why),
     };
-    let (found, _) = connect::wait_for_namespaces(
-        sys_root,
-        Path::new("/dev"),
-        conn.instance,
-        &[1],
-        CONNECT_TIMEOUT,
-    );
-    let Some(ns) = found.first() else {
-        return fail_all(k, "namespace 1 did not appear".into());
-    };
-    let state_file = connect::ctrl_dir(sys_root, conn.instance).join("state");
-    let file = match File::options()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
-        .open(ns.dev_path())
-    {
-        Ok(f) => f,
-        Err(e) => return fail_all(k, format!("open {}: {e}", ns.dev_path().display())),
-    };
-    let size = match fs::read_to_string(sys_root.join("block").join(&ns.block).join("size")) {
-        Ok(s) => s.trim().parse::<u64>().unwrap_or(0) * 512,
-        Err(e) => return fail_all(k, format!("size of {}: {e}", ns.block)),
-    };
-    let blocks = size / BLOCK_SIZE as u64;
+    let file = &v.file;
+    let blocks = v.blocks;
     k.diag(&format!(
-        "writing {blocks} blocks of {} in passes with O_DIRECT|O_DSYNC until {MIN_RESETS} controller resets",
-        ns.block
+        "writing {blocks} blocks of {} in passes with O_DIRECT|O_DSYNC until {MIN_RESETS} {}",
+        v.name, v.kills_are
     ))?;
 
-    let watch = ResetWatch::start(state_file.clone());
+    let watch = ResetWatch::start(v.count);
     let started = Instant::now();
-    let w = write_storm(&file, blocks, &watch);
+    let w = write_storm(file, blocks, &watch);
     let resets = watch.resets();
     drop(watch);
     k.diag(&format!(
-        "{} writes of {} KiB acknowledged, {} failed, {resets} controller resets, {:.0} s",
+        "{} writes of {} KiB acknowledged, {} failed, {resets} {}, {:.0} s",
         w.writes,
         PER_WRITE * BLOCK_SIZE as u64 / 1024,
         w.failed,
+        v.kills_are,
         started.elapsed().as_secs_f64()
     ))?;
     let mut all_ok = true;
@@ -262,7 +271,8 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         Outcome::Pass
     } else {
         Outcome::Fail(format!(
-            "only {resets} controller resets seen in {} s (wanted {MIN_RESETS})",
+            "only {resets} {} seen in {} s (wanted {MIN_RESETS})",
+            v.kills_are,
             WRITE_LIMIT.as_secs()
         ))
     };
@@ -277,10 +287,14 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     k.result("writes_completed", &writes_outcome)?;
 
     // The last kill may have just happened: read back once live again.
-    let kept = if !wait_live(&state_file, CONNECT_TIMEOUT) {
+    let live = match &v.nvme {
+        Some((state_file, _)) => wait_live(state_file, CONNECT_TIMEOUT),
+        None => true,
+    };
+    let kept = if !live {
         Outcome::Fail("the controller did not come back live to read back".into())
     } else {
-        match count_lost(&file, &w.acked) {
+        match count_lost(file, &w.acked) {
             Ok((0, _)) => {
                 let acked = w.acked.iter().filter(|&&g| g != 0).count();
                 k.diag(&format!(
@@ -298,9 +312,119 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     };
     all_ok &= !kept.is_failure();
     k.result("acknowledged_writes_kept", &kept)?;
-    drop(file);
-    if let Err(e) = connect::delete_controller(sys_root, conn.instance, CONNECT_TIMEOUT) {
-        k.diag(&format!("disconnect: {e}"))?;
+    if let Some((_, instance)) = v.nvme {
+        drop(v.file);
+        if let Err(e) = connect::delete_controller(sys_root, instance, CONNECT_TIMEOUT) {
+            k.diag(&format!("disconnect: {e}"))?;
+        }
     }
     Ok(all_ok)
+}
+
+/// The device the storm writes to, and how kills are counted.
+struct Victim {
+    file: File,
+    /// Block device name.
+    name: String,
+    blocks: u64,
+    /// Kills seen so far.
+    count: Box<dyn FnMut() -> u32 + Send>,
+    /// What a kill looks like from here ("controller resets", ...).
+    kills_are: &'static str,
+    /// NVMe: the controller's state file and instance.
+    nvme: Option<(PathBuf, u32)>,
+}
+
+fn open_direct(path: &Path) -> Result<File, String> {
+    File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+        .open(path)
+        .map_err(|e| format!("open {}: {e}", path.display()))
+}
+
+fn blocks_of(sys_root: &Path, block: &str) -> Result<u64, String> {
+    match fs::read_to_string(sys_root.join("block").join(block).join("size")) {
+        Ok(s) => Ok(s.trim().parse::<u64>().unwrap_or(0) * 512 / BLOCK_SIZE as u64),
+        Err(e) => Err(format!("size of {block}: {e}")),
+    }
+}
+
+/// Connect to the NVMe/TCP victim; kills are controller resets.
+fn nvme_victim(t: &NvmeTarget, sys_root: &Path) -> Result<Victim, String> {
+    let host = HostId::generate();
+    let opts = format!(
+        "{},{RECONNECT_OPTIONS}",
+        connect::connect_options(t, &t.nqn, &host)
+    );
+    let conn = connect::fabrics_connect(&opts).map_err(|e| format!("connect ({opts}): {e}"))?;
+    let (found, _) = connect::wait_for_namespaces(
+        sys_root,
+        Path::new("/dev"),
+        conn.instance,
+        &[1],
+        CONNECT_TIMEOUT,
+    );
+    let ns = found.first().ok_or("namespace 1 did not appear")?;
+    let state_file = connect::ctrl_dir(sys_root, conn.instance).join("state");
+    Ok(Victim {
+        file: open_direct(&ns.dev_path())?,
+        name: ns.block.clone(),
+        blocks: blocks_of(sys_root, &ns.block)?,
+        count: controller_resets(state_file.clone()),
+        kills_are: "controller resets",
+        nvme: Some((state_file, conn.instance)),
+    })
+}
+
+/// The vhost-user-scsi victim: LUN 0 takes the storm, LUN 1 is the
+/// runner's kill count mailbox.
+fn scsi_victim(sys_root: &Path) -> Result<Victim, String> {
+    let (disks, _) = sysfs::wait_for_luns(sys_root, &[0, 1], CONNECT_TIMEOUT);
+    let storm = sysfs::pick_lun(&disks, 0)?;
+    let mailbox = sysfs::pick_lun(&disks, 1)?;
+    let mailbox = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(mailbox.dev_path())
+        .map_err(|e| format!("open {}: {e}", mailbox.dev_path().display()))?;
+    Ok(Victim {
+        file: open_direct(&storm.dev_path())?,
+        name: storm.name.clone(),
+        blocks: blocks_of(sys_root, &storm.name)?,
+        count: mailbox_kills(mailbox),
+        kills_are: "backend kills (runner's mailbox)",
+        nvme: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn the_mailbox_count_is_the_leading_digits_and_sticks_on_garbage() {
+        let path = std::env::temp_dir().join(format!("zonecopy-mailbox-{}", std::process::id()));
+        let mut f = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        fs::remove_file(&path).unwrap();
+        let mut count = mailbox_kills(f.try_clone().unwrap());
+        // An empty (short) device: no count yet.
+        assert_eq!(count(), 0);
+        let mut block = vec![0u8; BLOCK_SIZE];
+        block[..3].copy_from_slice(b"42\n");
+        f.write_all(&block).unwrap();
+        assert_eq!(count(), 42);
+        // Garbage keeps the last good count.
+        f.write_all_at(b"x", 0).unwrap();
+        assert_eq!(count(), 42);
+    }
 }

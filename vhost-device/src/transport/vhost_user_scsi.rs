@@ -16,6 +16,7 @@
 //! used length of 0. Nothing the guest writes can panic the backend.
 
 use std::{
+    fs::File,
     io::{self, Read, Write},
     ops::Deref,
     os::fd::{AsRawFd, RawFd},
@@ -26,7 +27,9 @@ use std::{
 };
 
 use log::{debug, error, info, trace, warn};
-use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use vhost::vhost_user::message::{
+    VhostUserInflight, VhostUserProtocolFeatures, VhostUserVirtioFeatures,
+};
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
 use virtio_bindings::{
     virtio_config::VIRTIO_F_VERSION_1,
@@ -45,7 +48,13 @@ use super::virtio_scsi::{
     AN_REQ_SIZE, AN_RESP_SIZE, CMD_REQ_SIZE, CMD_RESP_SIZE, CTRL_TYPE_SIZE, TMF_REQ_SIZE,
     TMF_RESP_SIZE,
 };
-use crate::scsi::{self, Target};
+use crate::{
+    scsi::{self, Target},
+    transport::inflight::InflightRegion,
+};
+
+mod tracking;
+use tracking::QueueTrack;
 
 /// Guest memory as vhost-user-backend maps it (no dirty-page bitmap).
 pub type GuestMemory = GuestMemoryMmap<()>;
@@ -184,8 +193,9 @@ pub struct ScsiBackend {
     request_queues: u16,
     mem: GuestMemoryAtomic<GuestMemory>,
     /// Held while a request of queue `i` is between pop and used ring, so
-    /// `stop_vring` and task management functions can wait for it.
-    busy: Vec<Mutex<()>>,
+    /// `stop_vring` and task management functions can wait for it; holds
+    /// the queue's inflight tracking.
+    busy: Vec<Mutex<QueueTrack>>,
     /// [`Malformed::bit`]s already logged at warn level.
     warned: AtomicU32,
     /// The worker exit event fds handed out by [`VhostUserBackend::exit_event`].
@@ -209,7 +219,7 @@ impl ScsiBackend {
             target,
             request_queues,
             mem,
-            busy: (0..queues).map(|_| Mutex::new(())).collect(),
+            busy: (0..queues).map(|_| Mutex::default()).collect(),
             warned: AtomicU32::new(0),
             exit_fds: Mutex::new(Vec::new()),
         }
@@ -223,6 +233,13 @@ impl ScsiBackend {
     /// them once the daemon and its workers are gone.
     pub fn take_exit_fds(&self) -> Vec<RawFd> {
         std::mem::take(&mut *self.exit_fds.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Track every queue into `region` from now on.
+    fn attach_inflight(&self, region: Option<Arc<InflightRegion>>) {
+        for busy in &self.busy {
+            lock(busy).attach(region.clone());
+        }
     }
 
     fn malformed(&self, queue: usize, head: u16, what: Malformed) {
@@ -281,7 +298,8 @@ impl ScsiBackend {
         let Some(busy) = self.busy.get(queue) else {
             return Step::Empty;
         };
-        let _busy = lock(busy);
+        let mut track = lock(busy);
+        track.before_pop(queue, vring, mem);
         let Some(chain) = vring
             .get_mut()
             .get_queue_mut()
@@ -290,13 +308,19 @@ impl ScsiBackend {
             return Step::Empty;
         };
         let head = chain.head_index();
+        track.popped(queue, head);
         let len = if queue == CONTROL_QUEUE {
             self.complete_ctrl(queue, mem, chain)
         } else {
             self.complete_cmd(queue, mem, chain)
         };
+        track.before_used(queue, head);
         match vring.add_used(head, len) {
-            Ok(()) => Step::Completed,
+            Ok(()) => {
+                let used = vring.get_ref().get_queue().next_used();
+                track.after_used(queue, head, used);
+                Step::Completed
+            }
             Err(e) => {
                 error!("queue {queue}: cannot complete descriptor {head}: {e}");
                 Step::Broken
@@ -633,7 +657,7 @@ impl ScsiBackend {
     }
 }
 
-fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -696,8 +720,45 @@ impl VhostUserBackend for ScsiBackend {
     /// refuses to start if its `num_queues` needs more. REPLY_ACK: QEMU
     /// waits for each message to be applied. No CONFIG: QEMU's
     /// vhost-user-scsi builds the configuration space (5.6.4) itself.
+    /// INFLIGHT_SHMFD: QEMU keeps the inflight region (see
+    /// [`crate::transport::inflight`]) across backend restarts, so a
+    /// backend that replaces a killed one serves again what it left in
+    /// flight.
     fn protocol_features(&self) -> VhostUserProtocolFeatures {
-        VhostUserProtocolFeatures::MQ | VhostUserProtocolFeatures::REPLY_ACK
+        VhostUserProtocolFeatures::MQ
+            | VhostUserProtocolFeatures::REPLY_ACK
+            | VhostUserProtocolFeatures::INFLIGHT_SHMFD
+    }
+
+    /// VHOST_USER_GET_INFLIGHT_FD: a new zeroed region for the frontend's
+    /// queue count and size.
+    fn get_inflight_fd(&self, req: &VhostUserInflight) -> io::Result<(VhostUserInflight, File)> {
+        let (region, file, size) = InflightRegion::create(req.num_queues, req.queue_size)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        info!(
+            "GET_INFLIGHT_FD: {} queues of {}: new region of {size} bytes",
+            req.num_queues, req.queue_size
+        );
+        self.attach_inflight(Some(Arc::new(region)));
+        Ok((
+            VhostUserInflight::new(size, 0, req.num_queues, req.queue_size),
+            file,
+        ))
+    }
+
+    /// VHOST_USER_SET_INFLIGHT_FD: track into the region the frontend
+    /// kept (after a backend restart, with what the previous one left).
+    fn set_inflight_fd(&self, req: &VhostUserInflight, file: File) -> io::Result<()> {
+        let size = usize::try_from(req.mmap_size).unwrap_or(usize::MAX);
+        let region =
+            InflightRegion::map(file, req.mmap_offset, size, req.num_queues, req.queue_size)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        info!(
+            "SET_INFLIGHT_FD: {} queues of {}, {size} bytes at offset {}",
+            req.num_queues, req.queue_size, req.mmap_offset
+        );
+        self.attach_inflight(Some(Arc::new(region)));
+        Ok(())
     }
 
     fn set_event_idx(&self, enabled: bool) {

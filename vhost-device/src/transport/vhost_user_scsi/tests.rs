@@ -862,3 +862,5 @@ mod random {
         }
     }
 }
+
+mod inflight;
