@@ -7,6 +7,7 @@
 //! - [`serve`]: the socket, the reconnect loop and shutdown.
 //! - [`nvme_tcp`]: the NVMe/TCP target transport for [`crate::nvme`].
 
+pub mod nvme_pcie;
 pub mod nvme_tcp;
 pub mod serve;
 pub mod vhost_user_scsi;

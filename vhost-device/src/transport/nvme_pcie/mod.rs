@@ -1,0 +1,225 @@
+//! NVMe over PCIe through vfio-user: QEMU (10.1 and later, `-device
+//! vfio-user-pci`) connects to a Unix socket and the guest's own nvme-pci
+//! driver finds a PCI NVMe controller. The protocol (version negotiation,
+//! region and IRQ info, DMA map/unmap with file descriptors, region
+//! access, SET_IRQS) is rust-vmm's `vfio_user` crate's server. What it
+//! lacks is ours: the PCI configuration space with its capabilities
+//! ([`config`]), BAR0 with the controller registers, doorbells and MSI-X
+//! ([`function`]), guest memory from the DMA regions ([`memory`]), PRP
+//! walking ([`prp`]) and the rings ([`queues`]).
+//!
+//! Every command goes to [`crate::nvme::Queue`] as on NVMe/TCP; the
+//! transport moves bytes and knows no command's meaning. Doorbells arrive
+//! as region writes (one socket round trip each) and run the queue at
+//! once, in the socket's thread. A poller delivers Asynchronous Event
+//! completions raised from other threads (e.g. the control socket).
+//!
+//! The server keeps listening when QEMU goes away; the next QEMU gets a
+//! fresh controller.
+
+pub mod config;
+pub mod function;
+pub mod memory;
+pub mod prp;
+pub mod queues;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    fs::File,
+    io,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard},
+    thread,
+    time::Duration,
+};
+
+use vfio_bindings::bindings::vfio::{
+    vfio_region_info, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_SET_ACTION_TRIGGER,
+    VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_PCI_BAR0_REGION_INDEX,
+    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS,
+    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
+};
+use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, ServerRegion};
+
+use self::{config::CONFIG_SIZE, function::Function};
+use crate::nvme::Subsystem;
+
+/// The function shared by the socket thread and the event poller.
+struct Shared {
+    subsystem: Arc<Subsystem>,
+    function: Mutex<Option<Function>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Option<Function>> {
+        self.function.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `f` on the function, creating one (a new controller) when the
+    /// previous client left.
+    fn with<T>(&self, f: impl FnOnce(&mut Function) -> T) -> io::Result<T> {
+        let mut g = self.lock();
+        if g.is_none() {
+            *g = Function::new(Arc::clone(&self.subsystem));
+        }
+        let func = g
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no controller ID left"))?;
+        Ok(f(func))
+    }
+}
+
+struct Backend(Arc<Shared>);
+
+impl ServerBackend for Backend {
+    fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
+        self.0.with(|f| match region {
+            VFIO_PCI_CONFIG_REGION_INDEX => f.config.read(offset, data),
+            VFIO_PCI_BAR0_REGION_INDEX => f.bar_read(offset, data),
+            _ => data.fill(0),
+        })
+    }
+
+    fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.with(|f| match region {
+            VFIO_PCI_CONFIG_REGION_INDEX => f.config.write(offset, data),
+            VFIO_PCI_BAR0_REGION_INDEX => f.bar_write(offset, data),
+            _ => log::debug!("nvme-pcie: write to region {region} ignored"),
+        })
+    }
+
+    fn dma_map(
+        &mut self,
+        _flags: DmaMapFlags,
+        offset: u64,
+        address: u64,
+        size: u64,
+        fd: Option<File>,
+    ) -> io::Result<()> {
+        log::debug!("nvme-pcie: DMA map {address:#x}+{size:#x}");
+        self.0.with(|f| f.memory.map(address, size, offset, fd))?
+    }
+
+    fn dma_unmap(&mut self, _flags: DmaUnmapFlags, address: u64, size: u64) -> io::Result<()> {
+        log::debug!("nvme-pcie: DMA unmap {address:#x}+{size:#x}");
+        self.0.with(|f| f.memory.unmap(address, size))?
+    }
+
+    fn reset(&mut self) -> io::Result<()> {
+        self.0.with(Function::reset)
+    }
+
+    fn set_irqs(
+        &mut self,
+        index: u32,
+        flags: u32,
+        start: u32,
+        count: u32,
+        fds: Vec<File>,
+    ) -> io::Result<()> {
+        if index != VFIO_PCI_MSIX_IRQ_INDEX || flags & VFIO_IRQ_SET_ACTION_TRIGGER == 0 {
+            return Ok(());
+        }
+        self.0.with(|f| {
+            if flags & VFIO_IRQ_SET_DATA_EVENTFD != 0 {
+                f.set_vectors(start, count, fds);
+            } else if flags & VFIO_IRQ_SET_DATA_NONE != 0 && count == 0 {
+                let n = u32::from(f.vector_count());
+                f.set_vectors(0, n, Vec::new());
+            }
+        })
+    }
+}
+
+fn regions() -> Vec<ServerRegion> {
+    (0..VFIO_PCI_NUM_REGIONS)
+        .map(|index| {
+            let size = match index {
+                VFIO_PCI_CONFIG_REGION_INDEX => CONFIG_SIZE as u64,
+                VFIO_PCI_BAR0_REGION_INDEX => function::BAR0_SIZE,
+                _ => 0,
+            };
+            let flags = if size == 0 {
+                0
+            } else {
+                VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE
+            };
+            ServerRegion {
+                region_info: vfio_region_info {
+                    argsz: std::mem::size_of::<vfio_region_info>() as u32,
+                    flags,
+                    index,
+                    size,
+                    ..Default::default()
+                },
+                sparse_areas: Vec::new(),
+                mmap_fd: None,
+            }
+        })
+        .collect()
+}
+
+fn irqs(vectors: u16) -> Vec<IrqInfo> {
+    (0..VFIO_PCI_NUM_IRQS)
+        .map(|index| {
+            let (count, flags) = if index == VFIO_PCI_MSIX_IRQ_INDEX {
+                (u32::from(vectors), VFIO_IRQ_INFO_EVENTFD)
+            } else {
+                (0, 0)
+            };
+            IrqInfo {
+                index,
+                count,
+                flags,
+            }
+        })
+        .collect()
+}
+
+/// A running NVMe-over-PCIe endpoint.
+pub struct PcieEndpoint {
+    pub socket: PathBuf,
+}
+
+/// Listen on `socket` (a stale socket file is replaced) and serve
+/// `subsystem` to one vfio-user client at a time, forever.
+pub fn start(socket: &Path, subsystem: Arc<Subsystem>) -> io::Result<PcieEndpoint> {
+    if socket.exists() {
+        std::fs::remove_file(socket)?;
+    }
+    let vectors = crate::nvme::pcie::interrupt_vectors(&subsystem);
+    let server = Server::new(socket, true, irqs(vectors), regions())
+        .map_err(|e| io::Error::other(format!("vfio-user socket {}: {e}", socket.display())))?;
+    let shared = Arc::new(Shared {
+        subsystem,
+        function: Mutex::new(None),
+    });
+    let poll = Arc::clone(&shared);
+    thread::Builder::new()
+        .name("nvme-pcie-events".into())
+        .spawn(move || loop {
+            thread::sleep(Duration::from_millis(20));
+            if let Some(f) = poll.lock().as_mut() {
+                f.deliver_deferred();
+            }
+        })?;
+    let path = socket.to_path_buf();
+    thread::Builder::new()
+        .name("nvme-pcie".into())
+        .spawn(move || {
+            let mut backend = Backend(Arc::clone(&shared));
+            loop {
+                match server.run(&mut backend) {
+                    Ok(()) => log::info!("nvme-pcie {}: client left", path.display()),
+                    Err(e) => log::warn!("nvme-pcie {}: client dropped: {e}", path.display()),
+                }
+                // The next client gets a fresh controller and memory.
+                *shared.lock() = None;
+            }
+        })?;
+    Ok(PcieEndpoint {
+        socket: socket.to_path_buf(),
+    })
+}
