@@ -154,6 +154,7 @@ fn probe(
             initrd: image,
             append: cmdline(&Contract::default()),
             vhost_socket: None,
+            vfio_user: None,
             net: false,
             hostroot: false,
             scsi_hd: None,

@@ -163,6 +163,7 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
             control_tcp: None,
             luns: vec![lun],
             nvme: Some(NvmeListen {
+                pcie: None,
                 listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
                 nqn: VICTIM_NQN.to_owned(),
                 personality: None,

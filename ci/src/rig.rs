@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use crate::{
     accel,
     backend::{self, Backend, BackendConfig, BackendError, NvmeListen, GUEST_HOST_ADDR},
-    cli::VmArgs,
+    cli::{NvmeTransport, VmArgs, DEFAULT_QEMU},
     control,
     initramfs::{self, BuildRequest},
     kernel::{self, Kernel},
@@ -266,6 +266,8 @@ pub struct Rig {
     pub control_port: Option<u16>,
     /// The backend's NVMe/TCP port on 127.0.0.1.
     pub nvme_port: Option<u16>,
+    /// The backend's NVMe-over-PCIe (vfio-user) socket.
+    pub nvme_pcie: Option<PathBuf>,
     /// `zonecopy.xfail=` ids.
     pub xfail: Vec<String>,
     /// The bench suite's reference disk and sink.
@@ -338,6 +340,7 @@ impl Rig {
             }
         }
 
+        let pcie = vm.nvme_transport == NvmeTransport::Pcie;
         let (socket, control, launch, backend) = match &vm.backend_socket {
             Some(s) => {
                 if !backend::is_socket(s) {
@@ -355,7 +358,8 @@ impl Rig {
                 let mut attempt = 1;
                 let (cfg, b) = loop {
                     let nvme = !namespaces.is_empty();
-                    let mut ports = free_ports(usize::from(net) + usize::from(nvme))?.into_iter();
+                    let tcp = nvme && !pcie;
+                    let mut ports = free_ports(usize::from(net) + usize::from(tcp))?.into_iter();
                     let loopback = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
                     let cfg = BackendConfig {
                         socket: socket.clone(),
@@ -367,8 +371,9 @@ impl Rig {
                         },
                         luns: luns.clone(),
                         nvme: if nvme {
-                            ports.next().map(|p| NvmeListen {
-                                listen: loopback(p),
+                            Some(NvmeListen {
+                                listen: loopback(if tcp { ports.next().unwrap_or(0) } else { 0 }),
+                                pcie: pcie.then(|| tmp.path().join("nvme-pcie.sock")),
                                 nqn: vm.nqn.clone(),
                                 personality: vm.personality.clone(),
                                 namespaces: namespaces.clone(),
@@ -400,9 +405,16 @@ impl Rig {
         let control_port = launch
             .as_ref()
             .and_then(|l| l.cfg.control_tcp.map(|a| a.port()));
-        let nvme_port = launch
+        let nvme_port = launch.as_ref().and_then(|l| {
+            l.cfg
+                .nvme
+                .as_ref()
+                .filter(|n| n.pcie.is_none())
+                .map(|n| n.listen.port())
+        });
+        let nvme_pcie = launch
             .as_ref()
-            .and_then(|l| l.cfg.nvme.as_ref().map(|n| n.listen.port()));
+            .and_then(|l| l.cfg.nvme.as_ref().and_then(|n| n.pcie.clone()));
 
         let initrd = match &vm.initrd {
             Some(i) if i.is_file() => i.clone(),
@@ -419,7 +431,9 @@ impl Rig {
                 let modules = vm
                     .modules
                     .clone()
-                    .or_else(|| modules_for(needs.suite, net, !namespaces.is_empty()));
+                    .or_else(|| modules_for(needs.suite, net, !namespaces.is_empty()))
+                    // nvme-pci for the PCIe controller.
+                    .map(|m| if pcie { format!("{m} nvme") } else { m });
                 let image = initramfs_path(&cache, &kernel, &guest_bin, modules.as_deref())
                     .unwrap_or_else(|| tmp.path().join("initramfs.img"));
                 initramfs::build(&BuildRequest {
@@ -454,6 +468,7 @@ impl Rig {
             net,
             control_port,
             nvme_port,
+            nvme_pcie,
             xfail,
             bench,
             socket,
@@ -473,11 +488,21 @@ impl Rig {
             suite,
             luns: &self.luns,
             control: self.control_port.map(|p| format!("{GUEST_HOST_ADDR}:{p}")),
-            nvme: self.nvme_port.map(|p| NvmeTarget {
-                traddr: GUEST_HOST_ADDR.to_owned(),
-                trsvcid: p,
-                nqn: self.nqn.clone(),
-            }),
+            nvme: match (&self.nvme_pcie, self.nvme_port) {
+                (Some(_), _) => Some(NvmeTarget {
+                    pcie: true,
+                    traddr: String::new(),
+                    trsvcid: 0,
+                    nqn: self.nqn.clone(),
+                }),
+                (None, Some(p)) => Some(NvmeTarget {
+                    pcie: false,
+                    traddr: GUEST_HOST_ADDR.to_owned(),
+                    trsvcid: p,
+                    nqn: self.nqn.clone(),
+                }),
+                (None, None) => None,
+            },
             namespaces: &self.namespaces,
             xfail: &self.xfail,
             run,
@@ -495,7 +520,7 @@ impl Rig {
     /// networking).
     pub fn qemu(&self, vm: &VmArgs, append: String, hostroot: bool, serial: Serial) -> QemuConfig {
         QemuConfig {
-            qemu: vm.qemu.clone(),
+            qemu: self.qemu_binary(vm),
             bios: bios(vm),
             accel: self.accel,
             memory_mib: vm.memory,
@@ -503,10 +528,21 @@ impl Rig {
             initrd: self.initrd.clone(),
             append,
             vhost_socket: Some(self.socket.clone()),
+            vfio_user: self.nvme_pcie.clone(),
             net: self.net,
             hostroot,
             scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.clone()),
             serial,
+        }
+    }
+
+    /// The QEMU to run: with NVMe over PCIe and the default --qemu, the
+    /// sid QEMU (vfio-user client) through scripts/qemu-sid.
+    pub fn qemu_binary(&self, vm: &VmArgs) -> PathBuf {
+        if self.nvme_pcie.is_some() && vm.qemu == Path::new(DEFAULT_QEMU) {
+            workspace_root().join("scripts/qemu-sid")
+        } else {
+            vm.qemu.clone()
         }
     }
 

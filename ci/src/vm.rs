@@ -338,6 +338,7 @@ mod tests {
                 initrd: "/i".into(),
                 append: String::new(),
                 vhost_socket: None,
+                vfio_user: None,
                 net: false,
                 hostroot: false,
                 scsi_hd: None,

@@ -173,6 +173,7 @@ fn start_nvme_pcie(
     socket: &std::path::Path,
     namespaces: Vec<NamespaceSpec>,
     copy_stats: Arc<CopyStats>,
+    stats: Arc<FabricStats>,
 ) -> Result<(), Error> {
     let opts = ControllerOptions {
         personality: nvme.personality,
@@ -189,7 +190,7 @@ fn start_nvme_pcie(
         opts,
         namespaces,
     );
-    nvme_pcie::start(socket, Arc::new(subsystem)).map_err(Error::NvmePcie)?;
+    nvme_pcie::start(socket, Arc::new(subsystem), stats).map_err(Error::NvmePcie)?;
     info!("NVMe over PCIe (vfio-user) on {}", socket.display());
     Ok(())
 }
@@ -365,7 +366,13 @@ fn run(config: Config) -> Result<(), Error> {
         .as_ref()
         .and_then(|n| Some((n, n.pcie.as_deref()?)))
     {
-        start_nvme_pcie(nvme, socket, namespaces.clone(), copy_stats.clone())?;
+        start_nvme_pcie(
+            nvme,
+            socket,
+            namespaces.clone(),
+            copy_stats.clone(),
+            fabric_stats.clone(),
+        )?;
     }
     let nvme = match &config.nvme_tcp {
         Some(nvme) if nvme.serve_tcp => Some(start_nvme_tcp(

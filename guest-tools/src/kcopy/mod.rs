@@ -805,20 +805,26 @@ fn t_devices(s: &mut Suite<'_>) -> Finding {
                 Err(e) => s.diag(format!("nvme_core max_retries stays {}: {e}", old.trim())),
             }
         }
-        let host = connect::HostId::generate();
-        // Reconnect after 1 s instead of 10 s: a Copy the transport cannot
-        // carry makes the driver reconnect and retry it several times
-        // before the block layer sees the error.
-        let opts = format!(
-            "{},reconnect_delay=1",
-            connect::connect_options(&t, &t.nqn, &host)
-        );
-        s.diag(format!("connect: {opts}"));
-        match connect::fabrics_connect(&opts) {
-            Err(e) => problems.push(format!(
-                "NVMe/TCP connect to {}:{}: {e}",
-                t.traddr, t.trsvcid
-            )),
+        let found = if t.pcie {
+            // Over PCIe the nvme-pci driver probes the controller itself.
+            s.diag(format!("PCIe controller of {}", t.nqn));
+            connect::find_pcie_controller(s.sys, &t.nqn, DISCOVERY_TIMEOUT)
+                .map_err(|e| format!("nvme-pci: {e}"))
+        } else {
+            let host = connect::HostId::generate();
+            // Reconnect after 1 s instead of 10 s: a Copy the transport
+            // cannot carry makes the driver reconnect and retry it several
+            // times before the block layer sees the error.
+            let opts = format!(
+                "{},reconnect_delay=1",
+                connect::connect_options(&t, &t.nqn, &host)
+            );
+            s.diag(format!("connect: {opts}"));
+            connect::fabrics_connect(&opts)
+                .map_err(|e| format!("NVMe/TCP connect to {}:{}: {e}", t.traddr, t.trsvcid))
+        };
+        match found {
+            Err(e) => problems.push(e),
             Ok(c) => {
                 s.diag(format!("controller nvme{} cntlid {}", c.instance, c.cntlid));
                 s.nvme_instance = Some(c.instance);

@@ -16,6 +16,7 @@ use crate::nvme::{
     pcie::{self, PcieQueues},
     Completion, Controller, DataDirection, Subsystem,
 };
+use crate::transport::nvme_tcp::{stats::Direction, CommandClass, FabricStats};
 
 /// BAR0 layout: registers (0h), doorbells (1000h, CAP.DSTRD = 0: 4
 /// bytes apart), MSI-X table (2000h) and PBA (3000h).
@@ -44,6 +45,10 @@ const AEI_INVALID_DOORBELL_VALUE: u8 = 0x01;
 /// One NVMe function as one client (QEMU) sees it.
 pub struct Function {
     subsystem: Arc<Subsystem>,
+    /// Host-interface bytes by command class: PCIe DMA of data, SQEs and
+    /// CQEs (the control socket's `fabric` section, as on NVMe/TCP, so
+    /// "offloaded" means the same on both).
+    stats: Arc<FabricStats>,
     ctrl: Arc<Controller>,
     pub config: PciConfig,
     pub memory: DmaMemory,
@@ -63,7 +68,7 @@ pub struct Function {
 impl Function {
     /// A function serving `subsystem` with a fresh controller, or `None`
     /// when the subsystem has no controller ID left.
-    pub fn new(subsystem: Arc<Subsystem>) -> Option<Self> {
+    pub fn new(subsystem: Arc<Subsystem>, stats: Arc<FabricStats>) -> Option<Self> {
         let ctrl = pcie::controller(&subsystem)?;
         let n = pcie::interrupt_vectors(&subsystem);
         Some(Function {
@@ -72,6 +77,7 @@ impl Function {
             vectors: (0..n).map(|_| None).collect(),
             msix_table: vec![0; usize::from(n) * 16],
             subsystem,
+            stats,
             ctrl,
             aqa: 0,
             asq: 0,
@@ -317,6 +323,12 @@ impl Function {
         let sq = self.sqs.get(&qid)?;
         let q = &sq.queue;
         q.received(sqe);
+        let class = CommandClass::of(qid == 0, sqe);
+        let stats = &self.stats;
+        stats.command(class);
+        // The SQE fetched and the CQE posted cross the bus with the data.
+        stats.pdu(class, Direction::HostToController, 0, 64);
+        stats.pdu(class, Direction::ControllerToHost, 0, 16);
         let mem = self.memory.mem();
         let (prp1, prp2) = (sqe.qw(6), sqe.qw(8));
         let mdts = match self.ctrl.opts.mdts {
@@ -331,7 +343,10 @@ impl Function {
                 let data = prp::segments(mem, prp1, prp2, n as usize)
                     .and_then(|segs| prp::gather(mem, &segs));
                 match data {
-                    Ok(data) => q.execute(sqe, &data, &mut data_in),
+                    Ok(data) => {
+                        stats.pdu(class, Direction::HostToController, data.len(), 0);
+                        q.execute(sqe, &data, &mut data_in)
+                    }
                     Err(s) => Some(Completion::with_status(s)),
                 }
             }
@@ -342,7 +357,10 @@ impl Function {
                 };
                 let done = q.execute(sqe, &[], &mut data_in);
                 match prp::scatter(mem, &segs, &data_in) {
-                    Ok(()) => done,
+                    Ok(()) => {
+                        stats.pdu(class, Direction::ControllerToHost, data_in.len(), 0);
+                        done
+                    }
                     Err(s) => Some(Completion::with_status(s)),
                 }
             }

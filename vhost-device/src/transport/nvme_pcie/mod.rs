@@ -44,11 +44,12 @@ use vfio_bindings::bindings::vfio::{
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, ServerRegion};
 
 use self::{config::CONFIG_SIZE, function::Function};
-use crate::nvme::Subsystem;
+use crate::{nvme::Subsystem, transport::nvme_tcp::FabricStats};
 
 /// The function shared by the socket thread and the event poller.
 struct Shared {
     subsystem: Arc<Subsystem>,
+    stats: Arc<FabricStats>,
     function: Mutex<Option<Function>>,
 }
 
@@ -62,7 +63,7 @@ impl Shared {
     fn with<T>(&self, f: impl FnOnce(&mut Function) -> T) -> io::Result<T> {
         let mut g = self.lock();
         if g.is_none() {
-            *g = Function::new(Arc::clone(&self.subsystem));
+            *g = Function::new(Arc::clone(&self.subsystem), Arc::clone(&self.stats));
         }
         let func = g
             .as_mut()
@@ -184,8 +185,13 @@ pub struct PcieEndpoint {
 }
 
 /// Listen on `socket` (a stale socket file is replaced) and serve
-/// `subsystem` to one vfio-user client at a time, forever.
-pub fn start(socket: &Path, subsystem: Arc<Subsystem>) -> io::Result<PcieEndpoint> {
+/// `subsystem` to one vfio-user client at a time, forever, counting
+/// host-interface bytes in `stats`.
+pub fn start(
+    socket: &Path,
+    subsystem: Arc<Subsystem>,
+    stats: Arc<FabricStats>,
+) -> io::Result<PcieEndpoint> {
     if socket.exists() {
         std::fs::remove_file(socket)?;
     }
@@ -194,6 +200,7 @@ pub fn start(socket: &Path, subsystem: Arc<Subsystem>) -> io::Result<PcieEndpoin
         .map_err(|e| io::Error::other(format!("vfio-user socket {}: {e}", socket.display())))?;
     let shared = Arc::new(Shared {
         subsystem,
+        stats,
         function: Mutex::new(None),
     });
     let poll = Arc::clone(&shared);

@@ -68,7 +68,7 @@ fn memfd() -> std::fs::File {
 impl Host {
     fn new() -> Host {
         let dir = tempfile::tempdir().unwrap();
-        let mut f = Function::new(subsystem(&dir)).unwrap();
+        let mut f = Function::new(subsystem(&dir), Arc::default()).unwrap();
         let file = memfd();
         let view = file.try_clone().unwrap();
         f.memory.map(0, MEM, 0, Some(file)).unwrap();
