@@ -180,14 +180,21 @@ pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String>
 }
 
 /// `zonecopy.xfail=`: the kernel's known bugs, then `--xfail` ids, once each.
-pub fn xfail_list(kernel: &Kernel, extra: &[String]) -> Vec<String> {
+/// With `pcie`, the kernel's NVMe/TCP-only bugs ([`kernel::TCP_ONLY_BUGS`])
+/// are left out (`--xfail` ids stay).
+pub fn xfail_list(kernel: &Kernel, extra: &[String], pcie: bool) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
-    let ids = kernel.known_bugs.iter().map(|b| b.id.to_owned()).chain(
-        extra
-            .iter()
-            .flat_map(|x| x.split(','))
-            .map(|x| x.trim().to_owned()),
-    );
+    let ids = kernel
+        .known_bugs
+        .iter()
+        .filter(|b| !(pcie && kernel::TCP_ONLY_BUGS.contains(&b.id)))
+        .map(|b| b.id.to_owned())
+        .chain(
+            extra
+                .iter()
+                .flat_map(|x| x.split(','))
+                .map(|x| x.trim().to_owned()),
+        );
     for id in ids {
         if !id.is_empty() && !v.contains(&id) {
             v.push(id);
@@ -318,7 +325,7 @@ impl Rig {
         let mut namespaces =
             parse_namespaces(&vm.namespaces, needs.suite, vm.backend_socket.is_some())?;
         let net = wants_net(needs, &namespaces);
-        let xfail = xfail_list(&kernel, &vm.xfail);
+        let xfail = xfail_list(&kernel, &vm.xfail, vm.nvme_transport == NvmeTransport::Pcie);
         std::fs::create_dir_all(out)
             .map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
         sweep_stale_temp_dirs(&std::env::temp_dir());
@@ -857,12 +864,21 @@ mod tests {
             .map(|b| b.id)
             .collect();
         assert_eq!(known[0], "copy-error-lost");
-        assert_eq!(xfail_list(&k, &[]), known);
+        assert_eq!(xfail_list(&k, &[], false), known);
         assert_eq!(
-            xfail_list(&k, &["mine".into(), "copy-error-lost,other".into()]),
+            xfail_list(&k, &["mine".into(), "copy-error-lost,other".into()], false),
             [known, vec!["mine", "other"]].concat()
         );
-        assert!(xfail_list(&kernel(&[]), &[]).is_empty());
+        assert!(xfail_list(&kernel(&[]), &[], false).is_empty());
+        // Over PCIe the NVMe/TCP-only bugs are not expected.
+        let pcie = xfail_list(&k, &["copy-tcp-r2t".into()], true);
+        assert!(pcie.contains(&"copy-error-lost".to_owned()));
+        assert_eq!(
+            pcie.iter().filter(|id| *id == "copy-tcp-r2t").count(),
+            1,
+            "given with --xfail it stays"
+        );
+        assert!(!xfail_list(&k, &[], true).contains(&"copy-tcp-r2t".to_owned()));
     }
 
     #[test]

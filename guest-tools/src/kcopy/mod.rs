@@ -1519,6 +1519,16 @@ fn t_split_hw(s: &mut Suite<'_>) -> Finding {
              back-to-back recoveries can wedge the controller; not run so the suite can finish"
         ));
     }
+    // Over PCIe the split Copies reach the device, and 7.2 with the series
+    // oopses merging them (bio_will_gap from blk_mq_sched_try_merge in
+    // blkdev_copy_offload), as with a lowered copy_max_bytes.
+    if s.cfg.xfail.iter().any(|b| b == BUG_MERGE_OOPS) {
+        return Finding::Skip(format!(
+            "{BUG_MERGE_OOPS} listed: the split copy bios are merged and the kernel oopses \
+             (bio_will_gap via blk_mq_sched_try_merge, seen over PCIe); not run so the suite \
+             can finish"
+        ));
+    }
     let r = (|| {
         let (a, hw, _) = split_setup(s)?;
         let len = hw + 64 * KIB;

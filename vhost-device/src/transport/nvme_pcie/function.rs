@@ -42,6 +42,14 @@ const REG_ACQ: u64 = 0x30;
 const AEI_INVALID_DOORBELL_REGISTER: u8 = 0x00;
 const AEI_INVALID_DOORBELL_VALUE: u8 = 0x01;
 
+/// A generation number no function used before (a new client gets a new
+/// function, and its commands must not meet an old one's completions).
+fn next_generation() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// One NVMe function as one client (QEMU) sees it.
 pub struct Function {
     subsystem: Arc<Subsystem>,
@@ -63,6 +71,11 @@ pub struct Function {
     cqs: BTreeMap<u16, Cq>,
     /// The I/O queues last seen in the model.
     synced: PcieQueues,
+    /// Changes on every controller reset: completions of commands taken
+    /// before it are dropped.
+    generation: u64,
+    /// Where the round robin over submission queues goes on.
+    next_sq: u16,
 }
 
 impl Function {
@@ -86,6 +99,8 @@ impl Function {
             sqs: BTreeMap::new(),
             cqs: BTreeMap::new(),
             synced: PcieQueues::default(),
+            generation: next_generation(),
+            next_sq: 0,
         })
     }
 
@@ -213,7 +228,7 @@ impl Function {
                     cqid: 0,
                     head: 0,
                     tail: 0,
-                    queue: pcie::queue(&self.ctrl, 0, sq_entries),
+                    queue: Arc::new(pcie::queue(&self.ctrl, 0, sq_entries)),
                 },
             );
             self.cqs.insert(0, Cq::new(self.acq, cq_entries, 0, true));
@@ -223,6 +238,7 @@ impl Function {
             self.sqs.clear();
             self.cqs.clear();
             self.synced = PcieQueues::default();
+            self.generation = next_generation();
         }
         pcie::set_cc(&self.ctrl, cc);
     }
@@ -252,25 +268,15 @@ impl Function {
             return;
         }
         let value = value as u16;
+        // Only the pointer moves here: the commands run on the executor
+        // thread ([`Function::take_work`]), so a slow command never holds
+        // the guest's MMIO write (and its vCPU).
         if is_cq {
             if let Some(cq) = self.cqs.get_mut(&qid) {
                 cq.head = value;
             }
-            // Room in the CQ: the SQs posting to it may continue.
-            let waiting: Vec<u16> = self
-                .sqs
-                .iter()
-                .filter(|(_, s)| s.cqid == qid && s.head != s.tail)
-                .map(|(&id, _)| id)
-                .collect();
-            for id in waiting {
-                self.run_sq(id);
-            }
-        } else {
-            if let Some(sq) = self.sqs.get_mut(&qid) {
-                sq.tail = value;
-            }
-            self.run_sq(qid);
+        } else if let Some(sq) = self.sqs.get_mut(&qid) {
+            sq.tail = value;
         }
     }
 
@@ -285,86 +291,80 @@ impl Function {
         self.deliver_deferred();
     }
 
-    /// Run the commands of SQ `qid` from its head to its tail, as long as
-    /// its CQ has room.
-    fn run_sq(&mut self, qid: u16) {
-        loop {
-            let Some(sq) = self.sqs.get(&qid) else { return };
-            let cqid = sq.cqid;
-            if self.cqs.get(&cqid).map_or(true, Cq::is_full) {
-                return;
-            }
-            let Some(fetched) = sq.fetch(self.memory.mem()) else {
-                break;
+    /// The next command to run, round robin over the submission queues
+    /// that have one pending and room in their completion queue. The SQ
+    /// head moves past it now; [`Work::run`] runs it without the lock and
+    /// [`Function::finish`] posts its completion.
+    pub fn take_work(&mut self) -> Option<Work> {
+        if !self.ctrl.is_ready() {
+            return None;
+        }
+        let ids: Vec<u16> = self
+            .sqs
+            .range(self.next_sq..)
+            .chain(self.sqs.range(..self.next_sq))
+            .map(|(&id, _)| id)
+            .collect();
+        for qid in ids {
+            let Some(sq) = self.sqs.get(&qid) else {
+                continue;
             };
-            let Ok(sqe) = fetched else {
+            let cq_full = self.cqs.get(&sq.cqid).map_or(true, Cq::is_full);
+            if sq.head == sq.tail || cq_full {
+                continue;
+            }
+            let Some(Ok(sqe)) = sq.fetch(self.memory.mem()) else {
                 self.ctrl
                     .fatal("submission queue entry outside guest memory");
-                return;
+                return None;
             };
-            let done = self.execute(qid, &sqe);
             let Some(sq) = self.sqs.get_mut(&qid) else {
-                return;
+                continue;
             };
             sq.advance();
-            let sqhd = sq.head;
-            if let Some(c) = done {
-                self.complete(cqid, qid, sqhd, sqe.cid(), &c);
-            }
-            if qid == 0 {
-                self.sync_queues();
-            }
+            self.next_sq = qid.wrapping_add(1);
+            return Some(Work {
+                generation: self.generation,
+                qid,
+                cqid: sq.cqid,
+                sqhd: sq.head,
+                sqe,
+                queue: Arc::clone(&sq.queue),
+                mem: self.memory.mem().clone(),
+                stats: Arc::clone(&self.stats),
+                mdts: self.ctrl.opts.mdts,
+            });
+        }
+        None
+    }
+
+    /// Post the completion of `work` (unless the controller was reset or
+    /// the queues changed generation meanwhile) and, after an admin
+    /// command, create or drop the rings of the I/O queues.
+    pub fn finish(&mut self, work: &Work, done: Option<Completion>) {
+        if work.generation != self.generation {
+            log::debug!(
+                "nvme-pcie: completion of qid {} dropped: controller reset",
+                work.qid
+            );
+            return;
+        }
+        if let Some(c) = done {
+            self.complete(work.cqid, work.qid, work.sqhd, work.sqe.cid(), &c);
+        }
+        if work.qid == 0 {
+            self.sync_queues();
         }
         self.deliver_deferred();
     }
 
-    /// Move the command's data through its PRPs and run it.
-    fn execute(&mut self, qid: u16, sqe: &nvme::Sqe) -> Option<Completion> {
-        let sq = self.sqs.get(&qid)?;
-        let q = &sq.queue;
-        q.received(sqe);
-        let class = CommandClass::of(qid == 0, sqe);
-        let stats = &self.stats;
-        stats.command(class);
-        // The SQE fetched and the CQE posted cross the bus with the data.
-        stats.pdu(class, Direction::HostToController, 0, 64);
-        stats.pdu(class, Direction::ControllerToHost, 0, 16);
-        let mem = self.memory.mem();
-        let (prp1, prp2) = (sqe.qw(6), sqe.qw(8));
-        let mdts = match self.ctrl.opts.mdts {
-            0 => usize::MAX,
-            m => (pcie::PAGE_SIZE as usize) << m,
-        };
-        let mut data_in = Vec::new();
-        // PSDT other than PRPs: no PRP walk, the model refuses the command.
-        let prps = sqe.0[1] >> 6 == 0;
-        match q.data_direction(sqe) {
-            DataDirection::HostToController(n) if prps && (n as usize) <= mdts => {
-                let data = prp::segments(mem, prp1, prp2, n as usize)
-                    .and_then(|segs| prp::gather(mem, &segs));
-                match data {
-                    Ok(data) => {
-                        stats.pdu(class, Direction::HostToController, data.len(), 0);
-                        q.execute(sqe, &data, &mut data_in)
-                    }
-                    Err(s) => Some(Completion::with_status(s)),
-                }
-            }
-            DataDirection::ControllerToHost(n) if prps && (n as usize) <= mdts => {
-                let segs = match prp::segments(mem, prp1, prp2, n as usize) {
-                    Ok(s) => s,
-                    Err(s) => return Some(Completion::with_status(s)),
-                };
-                let done = q.execute(sqe, &[], &mut data_in);
-                match prp::scatter(mem, &segs, &data_in) {
-                    Ok(()) => {
-                        stats.pdu(class, Direction::ControllerToHost, data_in.len(), 0);
-                        done
-                    }
-                    Err(s) => Some(Completion::with_status(s)),
-                }
-            }
-            _ => q.execute(sqe, &[], &mut data_in),
+    /// Run every pending command here and now (tests; the executor thread
+    /// does the same with the lock released around [`Work::run`]).
+    #[cfg(test)]
+    pub(crate) fn drain(&mut self) {
+        while let Some(w) = self.take_work() {
+            let done = w.run();
+            self.finish(&w, done);
         }
     }
 
@@ -427,7 +427,7 @@ impl Function {
                 cqid: d.cqid,
                 head: 0,
                 tail: 0,
-                queue: pcie::queue(ctrl, id, d.entries),
+                queue: Arc::new(pcie::queue(ctrl, id, d.entries)),
             });
         }
         self.synced = now;
@@ -489,5 +489,68 @@ impl Function {
             self.sqs.keys().copied().collect(),
             self.cqs.keys().copied().collect(),
         )
+    }
+}
+
+/// One command taken from a submission queue, with what running it needs
+/// (the guest memory and the model's queue are shared, not locked).
+pub struct Work {
+    generation: u64,
+    qid: u16,
+    cqid: u16,
+    sqhd: u16,
+    sqe: nvme::Sqe,
+    queue: Arc<nvme::Queue>,
+    mem: vm_memory::GuestMemoryMmap,
+    stats: Arc<FabricStats>,
+    mdts: u8,
+}
+
+impl Work {
+    /// Move the command's data through its PRPs and run it.
+    pub fn run(&self) -> Option<Completion> {
+        let (q, sqe, mem, stats) = (&self.queue, &self.sqe, &self.mem, &self.stats);
+        q.received(sqe);
+        let class = CommandClass::of(self.qid == 0, sqe);
+        stats.command(class);
+        // The SQE fetched and the CQE posted cross the bus with the data.
+        stats.pdu(class, Direction::HostToController, 0, 64);
+        stats.pdu(class, Direction::ControllerToHost, 0, 16);
+        let (prp1, prp2) = (sqe.qw(6), sqe.qw(8));
+        let mdts = match self.mdts {
+            0 => usize::MAX,
+            m => (pcie::PAGE_SIZE as usize) << m,
+        };
+        let mut data_in = Vec::new();
+        // PSDT other than PRPs: no PRP walk, the model refuses the command.
+        let prps = sqe.0[1] >> 6 == 0;
+        match q.data_direction(sqe) {
+            DataDirection::HostToController(n) if prps && (n as usize) <= mdts => {
+                let data = prp::segments(mem, prp1, prp2, n as usize)
+                    .and_then(|segs| prp::gather(mem, &segs));
+                match data {
+                    Ok(data) => {
+                        stats.pdu(class, Direction::HostToController, data.len(), 0);
+                        q.execute(sqe, &data, &mut data_in)
+                    }
+                    Err(s) => Some(Completion::with_status(s)),
+                }
+            }
+            DataDirection::ControllerToHost(n) if prps && (n as usize) <= mdts => {
+                let segs = match prp::segments(mem, prp1, prp2, n as usize) {
+                    Ok(s) => s,
+                    Err(s) => return Some(Completion::with_status(s)),
+                };
+                let done = q.execute(sqe, &[], &mut data_in);
+                match prp::scatter(mem, &segs, &data_in) {
+                    Ok(()) => {
+                        stats.pdu(class, Direction::ControllerToHost, data_in.len(), 0);
+                        done
+                    }
+                    Err(s) => Some(Completion::with_status(s)),
+                }
+            }
+            _ => q.execute(sqe, &[], &mut data_in),
+        }
     }
 }

@@ -30,7 +30,7 @@ use std::{
     fs::File,
     io,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Condvar, Mutex, MutexGuard},
     thread,
     time::Duration,
 };
@@ -51,6 +51,8 @@ struct Shared {
     subsystem: Arc<Subsystem>,
     stats: Arc<FabricStats>,
     function: Mutex<Option<Function>>,
+    /// Wakes the executor: a doorbell rang.
+    wake: Condvar,
 }
 
 impl Shared {
@@ -88,7 +90,11 @@ impl ServerBackend for Backend {
             VFIO_PCI_CONFIG_REGION_INDEX => f.config.write(offset, data),
             VFIO_PCI_BAR0_REGION_INDEX => f.bar_write(offset, data),
             _ => log::debug!("nvme-pcie: write to region {region} ignored"),
-        })
+        })?;
+        if region == VFIO_PCI_BAR0_REGION_INDEX {
+            self.0.wake.notify_one();
+        }
+        Ok(())
     }
 
     fn dma_map(
@@ -179,6 +185,34 @@ fn irqs(vectors: u16) -> Vec<IrqInfo> {
         .collect()
 }
 
+/// The executor: runs the commands doorbells made pending, one at a time,
+/// with the function unlocked while a command runs (register accesses,
+/// resets and new doorbells go on meanwhile), and delivers Asynchronous
+/// Event completions raised from other threads (e.g. the control socket)
+/// at least every 20 ms.
+fn execute_forever(shared: &Shared) {
+    let mut g = shared.lock();
+    loop {
+        let work = g.as_mut().and_then(Function::take_work);
+        let Some(work) = work else {
+            if let Some(f) = g.as_mut() {
+                f.deliver_deferred();
+            }
+            g = shared
+                .wake
+                .wait_timeout(g, Duration::from_millis(20))
+                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+            continue;
+        };
+        drop(g);
+        let done = work.run();
+        g = shared.lock();
+        if let Some(f) = g.as_mut() {
+            f.finish(&work, done);
+        }
+    }
+}
+
 /// A running NVMe-over-PCIe endpoint.
 pub struct PcieEndpoint {
     pub socket: PathBuf,
@@ -202,16 +236,12 @@ pub fn start(
         subsystem,
         stats,
         function: Mutex::new(None),
+        wake: Condvar::new(),
     });
-    let poll = Arc::clone(&shared);
+    let exec = Arc::clone(&shared);
     thread::Builder::new()
-        .name("nvme-pcie-events".into())
-        .spawn(move || loop {
-            thread::sleep(Duration::from_millis(20));
-            if let Some(f) = poll.lock().as_mut() {
-                f.deliver_deferred();
-            }
-        })?;
+        .name("nvme-pcie-exec".into())
+        .spawn(move || execute_forever(&exec))?;
     let path = socket.to_path_buf();
     thread::Builder::new()
         .name("nvme-pcie".into())

@@ -13,7 +13,7 @@ pub struct Sq {
     pub head: u16,
     pub tail: u16,
     /// The model's view of the queue (runs the commands).
-    pub queue: Queue,
+    pub queue: std::sync::Arc<Queue>,
 }
 
 impl Sq {

@@ -96,8 +96,11 @@ impl Host {
         u32::from_le_bytes(b)
     }
 
+    /// A register or doorbell write, then whatever it made runnable (the
+    /// executor thread's job outside tests).
     fn write32(&mut self, off: u64, v: u32) {
         self.f.bar_write(off, &v.to_le_bytes());
+        self.f.drain();
     }
 
     fn write64(&mut self, off: u64, v: u64) {
