@@ -1376,6 +1376,9 @@ fn t_cross_namespace(s: &mut Suite<'_>) -> Finding {
             personality::received(s, &sn)?,
             personality::received(s, &dn)?,
         );
+        // What the source namespace holds where the destination's LBAs
+        // fall: a Copy sent to the wrong namespace writes there.
+        let victim = xns_victim_crc(s, a, dof, len)?;
         let copied = s.copy("cross namespace", &Case::new(a, so, b, dof, len, expect));
         let after = (
             personality::received(s, &sn)?,
@@ -1390,11 +1393,26 @@ fn t_cross_namespace(s: &mut Suite<'_>) -> Finding {
                  received {to_dst}"
             ));
             if to_src > 0 && to_dst == 0 {
+                let now = xns_victim_crc(s, a, dof, len)?;
+                let damage = match (victim, now) {
+                    (Some(v), Some(n)) if v != n => format!(
+                        "it overwrote {sn} bytes {dof}..{} (host crc32c {v:#010x} -> \
+                         {n:#010x}): silent corruption of the source namespace",
+                        dof + len
+                    ),
+                    (Some(_), Some(_)) => {
+                        format!(
+                            "{sn} bytes {dof}..{} unchanged (the Copy did not run)",
+                            dof + len
+                        )
+                    }
+                    _ => format!("its SDLBA would overwrite {sn} (no host checksum)"),
+                };
                 return Err(Finding::Bug {
                     id: BUG_XNS,
                     why: format!(
                         "the Copy for {sn} -> {dn} went to the source namespace {sn} \
-                         ({to_src} Copy command(s)); its SDLBA would overwrite {sn}"
+                         ({to_src} Copy command(s)); {damage}"
                     ),
                 });
             }
@@ -1405,6 +1423,21 @@ fn t_cross_namespace(s: &mut Suite<'_>) -> Finding {
         copied.map(|_| ())
     })();
     r.err().unwrap_or(Finding::Pass)
+}
+
+/// The host's crc32c of `len` bytes of device `a` at byte `off`, or `None`
+/// without a control socket or a host view of the device.
+fn xns_victim_crc(s: &mut Suite<'_>, a: usize, off: u64, len: u64) -> Result<Option<u32>, Finding> {
+    let (name, lbs) = (s.devs[a].name.clone(), s.devs[a].lbs);
+    if off + len > s.devs[a].random_end() {
+        return Ok(None);
+    }
+    let (Some(h), Some(base)) = (s.host.as_mut(), s.devs[a].host_base) else {
+        return Ok(None);
+    };
+    h.checksum(&name, (base + off) / lbs, len / lbs)
+        .map(|c| Some(c.crc))
+        .map_err(|e| fail(format!("host checksum of {name}: {e}")))
 }
 
 fn t_unaligned(s: &mut Suite<'_>) -> Finding {
