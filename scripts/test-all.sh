@@ -15,7 +15,8 @@
 # - NVMe over PCIe (the same controller as a PCI function over vfio-user,
 #   QEMU 11.1 from the sid root setup.sh builds): nvme on 6.12 (discovery
 #   and disconnect SKIP: fabrics only) and kcopy on 7.2-fixed, where the
-#   kernel offloads copy_file_range (device counters prove it);
+#   kernel offloads copy_file_range (device counters prove it); nvme-cli
+#   (id-ctrl, zns report-zones, copy) against the PCIe controller;
 # - nvme-cli in the guest (run mode, the host's nvme-cli over 9p): nvme
 #   list, nvme zns report-zones and nvme copy against our subsystem;
 # - reconnect (QEMU killed mid-suite, the suite run again against the same
@@ -46,6 +47,8 @@ $ci suite --kernel 7.2-fixed --suite kcopy --nvme-transport pcie
 guest_dir=${ZONECOPY_CACHE:-/var/cache/zonecopy}/guest
 install -D -m 0755 scripts/guest/nvme-cli-check.sh "$guest_dir/nvme-cli-check.sh"
 $ci run --kernel 6.12 --ns kind=zns,size=16M,zone=4M --ns kind=nvm,size=16M \
+	-- sh "$guest_dir/nvme-cli-check.sh"
+$ci run --kernel 6.12 --nvme-transport pcie --ns kind=zns,size=16M,zone=4M --ns kind=nvm,size=16M \
 	-- sh "$guest_dir/nvme-cli-check.sh"
 $ci reconnect --kernel 6.12 --suite smoke
 $ci restart --kernel 6.1 --suite smoke
