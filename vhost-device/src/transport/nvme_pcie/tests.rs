@@ -493,3 +493,64 @@ fn msix_vectors_fire_eventfds() {
     r.read_to_end(&mut b).unwrap();
     assert_eq!(b, 1u64.to_ne_bytes(), "vector 0 signalled once");
 }
+
+#[test]
+fn reset_with_a_command_in_flight_drops_its_completion() {
+    let mut h = Host::new();
+    h.enable();
+    // Identify on the admin queue, taken by the executor but not finished
+    // when the host clears CC.EN.
+    let mut s = sqe(0x06, 0, BUF, 1, 0);
+    s[2] = 9;
+    h.mem.write_slice(&s, GuestAddress(ASQ)).unwrap();
+    h.f.bar_write(DOORBELLS, &1u32.to_le_bytes());
+    let work = h.f.take_work().expect("the command is pending");
+    h.f.bar_write(0x14, &0u32.to_le_bytes());
+    let done = work.run();
+    assert!(done.is_some());
+    h.f.finish(&work, done);
+    let dw3: u32 = h.mem.read_obj(GuestAddress(ACQ + 12)).unwrap();
+    assert_eq!(
+        dw3, 0,
+        "no completion posted into the reset controller's queue"
+    );
+    assert_eq!(h.read32(0x1C) & 1, 0);
+}
+
+#[test]
+fn odd_register_writes_change_nothing() {
+    let mut h = Host::new();
+    h.f.bar_write(0x14, &[1]); // one byte of CC
+    h.f.bar_write(0x15, &1u32.to_le_bytes()); // misaligned dword
+    h.f.bar_write(0x24, &[0xFF; 2]);
+    assert_eq!(h.read32(0x14), 0);
+    assert_eq!(h.read32(0x24), 0);
+    // Doorbells before the controller is enabled: ignored, no panic.
+    h.write32(DOORBELLS + 4, 3);
+    assert_eq!(h.read32(0x1C), 0);
+}
+
+#[test]
+fn a_full_completion_queue_holds_commands_back() {
+    let mut h = Host::new();
+    // Admin CQ of 2 entries: room for one completion at a time.
+    h.write32(0x24, (1 << 16) | 15);
+    h.write64(0x28, ASQ);
+    h.write64(0x30, ACQ);
+    h.write32(0x14, (4 << 20) | (6 << 16) | 1);
+    for i in 0..2u16 {
+        let mut s = sqe(0x06, 0, BUF, 1, 0);
+        s[2..4].copy_from_slice(&(i + 1).to_le_bytes());
+        h.mem
+            .write_slice(&s, GuestAddress(ASQ + u64::from(i) * 64))
+            .unwrap();
+    }
+    h.write32(DOORBELLS, 2);
+    let first: u32 = h.mem.read_obj(GuestAddress(ACQ + 12)).unwrap();
+    let second: u32 = h.mem.read_obj(GuestAddress(ACQ + 16 + 12)).unwrap();
+    assert_eq!(first & 0xFFFF, 1);
+    assert_eq!(second, 0, "the CQ is full: command 2 waits");
+    h.write32(DOORBELLS + 4, 1); // host consumed the first entry
+    let second: u32 = h.mem.read_obj(GuestAddress(ACQ + 16 + 12)).unwrap();
+    assert_eq!(second & 0xFFFF, 2);
+}
