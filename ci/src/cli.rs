@@ -249,7 +249,8 @@ pub struct VmArgs {
     /// copy limits mssrl=N, mcl=N (blocks), msrc=N (0's based)
     /// [backend's defaults]; file=PATH [temp dir]. Any namespace starts the
     /// backend's NVMe/TCP target on a free 127.0.0.1 port and gives the
-    /// guest a NIC and zonecopy.nvme=traddr=10.0.2.2,trsvcid=PORT,nqn=NQN.
+    /// guest a NIC and zonecopy.nvme=traddr=10.0.2.2,trsvcid=PORT,nqn=NQN
+    /// (with --nvme-transport pcie: a PCIe controller over vfio-user).
     /// Without --ns, suites nvme and kcopy get
     /// "kind=zns,size=256M,bs=4096,zone=4M,cap=4M" "kind=nvm,size=128M,bs=4096"
     /// "kind=nvm,size=64M,bs=4096".
