@@ -170,7 +170,9 @@ const COPY_ERROR_LOST: KnownBug = KnownBug {
     id: "copy-error-lost",
     what: "the copy-offload series as posted loses a failed copy's error: copy_file_range() \
            reports success and the destination is never written (against a spec-following \
-           controller: Copy format 2 sent with CDFE=0; shared/kernels/linux-7.2-copy-offload)",
+           controller: Copy format 2 sent with CDFE=0; shared/kernels/linux-7.2-copy-offload; \
+           over PCIe, where the Copy reaches the device, a single-range copy, a copy into a ZNS \
+           zone, a copy through dm-linear and a copy over a media error all lose it)",
 };
 
 const COPY_TCP_R2T: KnownBug = KnownBug {
@@ -200,8 +202,9 @@ const COPY_XNS_WRONG_NS: KnownBug = KnownBug {
     id: "copy-xns-wrong-ns",
     what: "a copy from one namespace to another is sent to the source namespace, with the \
            destination LBA as its SDLBA: once its descriptors arrive it overwrites the source \
-           namespace (hidden over nvme-tcp by copy-tcp-r2t; over PCIe the Copy reaches the \
-           source namespace and the destination is never written)",
+           namespace (hidden over nvme-tcp by copy-tcp-r2t; over PCIe on 7.2-fixed the Copy runs \
+           on the source namespace, overwriting it at the destination's LBAs, and the \
+           destination is never written)",
 };
 
 const COPY_IGNORES_MCL: KnownBug = KnownBug {
