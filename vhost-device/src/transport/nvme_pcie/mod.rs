@@ -250,7 +250,11 @@ pub fn start(
             loop {
                 match server.run(&mut backend) {
                     Ok(()) => log::info!("nvme-pcie {}: client left", path.display()),
-                    Err(e) => log::warn!("nvme-pcie {}: client dropped: {e}", path.display()),
+                    Err(e) => {
+                        log::warn!("nvme-pcie {}: client dropped: {e}", path.display());
+                        // Not a busy loop if accepting itself keeps failing.
+                        thread::sleep(Duration::from_millis(100));
+                    }
                 }
                 // The next client gets a fresh controller and memory.
                 *shared.lock() = None;
