@@ -46,7 +46,8 @@ SRC
 fi
 
 PKGS=(busybox-static sg3-utils nvme-cli fio f2fs-tools util-linux cpio
-	xz-utils zstd kmod cryptsetup-bin e2fsprogs iproute2 binutils libc6-dev gcc git python3-venv)
+	xz-utils zstd kmod cryptsetup-bin e2fsprogs iproute2 binutils libc6-dev gcc git python3-venv
+	mmdebstrap)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -132,6 +133,26 @@ SRC
 	chown -R _apt "$SID/lists" "$SID/cache" 2>/dev/null || true
 	apt-get "${sid_opts[@]}" update -qq
 	fetch_kernel 7.2 sid "${sid_opts[@]}"
+fi
+
+# QEMU with a vfio-user client (10.1 and later; bookworm-backports has 10.0)
+# for the NVMe-over-PCIe transport: Debian sid's qemu-system-x86 in a root
+# of its own, so the host's packages stay as they are. scripts/qemu-sid
+# runs it (chroot with the host paths QEMU must see). The sid Release file
+# reached from here can be past its Valid-Until date, hence the option.
+QROOT=$CACHE/qemu-sid
+if [ ! -f "$QROOT/.done" ]; then
+	uri=$(awk '$1=="deb" {print $3; exit}' "$SID/sources.list")
+	[ -n "$uri" ] || { log "no sid mirror in $SID/sources.list"; exit 1; }
+	log "building the sid QEMU root in $QROOT/root"
+	rm -rf "$QROOT" && mkdir -p "$QROOT"
+	start=$(date +%s)
+	mmdebstrap --quiet --variant=apt --aptopt='Acquire::Check-Valid-Until "false"' \
+		--include=qemu-system-x86 sid "$QROOT/root" "$uri"
+	chroot "$QROOT/root" qemu-system-x86_64 -device vfio-user-pci,help >/dev/null ||
+		{ log "the sid QEMU has no vfio-user-pci device"; exit 1; }
+	log "sid QEMU root built in $(($(date +%s) - start)) s: $(chroot "$QROOT/root" qemu-system-x86_64 --version | head -n1)"
+	touch "$QROOT/.done"
 fi
 
 command -v cargo >/dev/null || log "warning: no cargo on PATH: install the Rust toolchain (stable) to build zonecopy"

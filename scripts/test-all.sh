@@ -19,6 +19,11 @@
 #   silent corruption among them) are XFAILs that name their cause, and on
 #   6.12, which has no copy offload (SKIPs with the reason); then against
 #   controllers that differ (format 0 only, no Copy, MCL below MSSRL);
+# - NVMe over PCIe (the same controller as a PCI function over vfio-user,
+#   QEMU 11.1 from the sid root setup.sh builds): nvme on 6.12 (discovery
+#   and disconnect SKIP: fabrics only) and kcopy on 7.2-fixed, where the
+#   kernel offloads copy_file_range (device counters prove it); nvme-cli
+#   (id-ctrl, zns report-zones, copy) against the PCIe controller;
 # - nvme-cli in the guest (run mode, the host's nvme-cli over 9p): nvme
 #   list, nvme zns report-zones and nvme copy against our subsystem;
 # - reconnect (QEMU killed mid-suite, the suite run again against the same
@@ -47,11 +52,15 @@ $ci suite --kernel 7.2-fixed --suite kcopy --personality nvme-2.0-fmt0
 $ci suite --kernel 7.2-series --suite kcopy --personality no-copy
 $ci suite --kernel 7.2-series --suite kcopy --ns kind=zns,size=256M,bs=4096,zone=4M,cap=4M \
 	--ns kind=nvm,size=128M,bs=4096 --ns kind=nvm,size=64M,bs=4096,mssrl=256,mcl=64,msrc=3
+$ci suite --kernel 6.12 --suite nvme --nvme-transport pcie
+$ci suite --kernel 7.2-fixed --suite kcopy --nvme-transport pcie
 # The guest sees the host's root, but its own tmpfs on /tmp and /run: put
 # the script where it is visible whatever folder this checkout is in.
 guest_dir=${ZONECOPY_CACHE:-/var/cache/zonecopy}/guest
 install -D -m 0755 scripts/guest/nvme-cli-check.sh "$guest_dir/nvme-cli-check.sh"
 $ci run --kernel 6.12 --ns kind=zns,size=16M,zone=4M --ns kind=nvm,size=16M \
+	-- sh "$guest_dir/nvme-cli-check.sh"
+$ci run --kernel 6.12 --nvme-transport pcie --ns kind=zns,size=16M,zone=4M --ns kind=nvm,size=16M \
 	-- sh "$guest_dir/nvme-cli-check.sh"
 $ci reconnect --kernel 6.12 --suite smoke
 $ci restart --kernel 6.1 --suite smoke

@@ -155,6 +155,7 @@ fn probe(
             append: cmdline(&Contract::default()),
             vhost_socket: None,
             vhost_reconnect_ms: None,
+            vfio_user: None,
             net: false,
             hostroot: false,
             scsi_hd: None,

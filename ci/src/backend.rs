@@ -74,6 +74,9 @@ pub const GUEST_HOST_ADDR: &str = "10.0.2.2";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NvmeListen {
     pub listen: SocketAddr,
+    /// Serve the namespaces over PCIe (vfio-user socket) instead of
+    /// NVMe/TCP on `listen`.
+    pub pcie: Option<PathBuf>,
     pub nqn: String,
     /// `--personality` for the backend, `None` = its default.
     pub personality: Option<String>,
@@ -136,14 +139,16 @@ pub fn args(cfg: &BackendConfig) -> Vec<String> {
         a.push(l.backend_arg());
     }
     if let Some(n) = &cfg.nvme {
-        a.extend([
-            "--nvme-tcp".to_owned(),
-            n.listen.to_string(),
-            "--nqn".to_owned(),
-            n.nqn.clone(),
-            "--advertise-addr".to_owned(),
-            GUEST_HOST_ADDR.to_owned(),
-        ]);
+        match &n.pcie {
+            Some(sock) => a.extend(["--nvme-pcie".to_owned(), sock.display().to_string()]),
+            None => a.extend([
+                "--nvme-tcp".to_owned(),
+                n.listen.to_string(),
+                "--advertise-addr".to_owned(),
+                GUEST_HOST_ADDR.to_owned(),
+            ]),
+        }
+        a.extend(["--nqn".to_owned(), n.nqn.clone()]);
         if let Some(p) = &n.personality {
             a.extend(["--personality".to_owned(), p.clone()]);
         }
@@ -315,6 +320,7 @@ mod tests {
         c.control_tcp = Some("127.0.0.1:40001".parse().unwrap());
         c.control_token_file = Some("/t/control.token".into());
         c.nvme = Some(NvmeListen {
+            pcie: None,
             listen: "127.0.0.1:40002".parse().unwrap(),
             nqn: "nqn.x:y".into(),
             personality: Some("nvme-2.0-fmt0".into()),
@@ -325,9 +331,28 @@ mod tests {
             "--socket /t/vus.sock --control /t/c.sock --control-tcp 127.0.0.1:40001 \
              --control-token-file /t/control.token \
              --lun file=/t/lun0.img,kind=disk,size=1048576,bs=512 \
-             --nvme-tcp 127.0.0.1:40002 --nqn nqn.x:y --advertise-addr 10.0.2.2 \
+             --nvme-tcp 127.0.0.1:40002 --advertise-addr 10.0.2.2 --nqn nqn.x:y \
              --personality nvme-2.0-fmt0 \
              --ns file=/t/ns1.img,kind=nvm,size=2097152,bs=4096,mssrl=8"
+        );
+    }
+
+    #[test]
+    fn argv_with_nvme_over_pcie() {
+        let mut ns: NsSpec = "kind=nvm,size=2M".parse().unwrap();
+        ns.dev.file = Some("/t/ns1.img".into());
+        let mut c = cfg(vec![]);
+        c.nvme = Some(NvmeListen {
+            pcie: Some("/t/pcie.sock".into()),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            nqn: "nqn.x:y".into(),
+            personality: None,
+            namespaces: vec![ns],
+        });
+        assert_eq!(
+            args(&c).join(" "),
+            "--socket /t/vus.sock --nvme-pcie /t/pcie.sock --nqn nqn.x:y \
+             --ns file=/t/ns1.img,kind=nvm,size=2097152,bs=4096"
         );
     }
 

@@ -9,6 +9,18 @@ use crate::accel::AccelChoice;
 /// Host runner for zonecopy: starts the zonecopy-vhost backend, boots Linux
 /// under QEMU with an emulated zoned SCSI disk attached, reads the guest's
 /// KTAP verdict from the serial console and writes JUnit XML.
+/// The `--qemu` default.
+pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
+
+/// The transport of the NVMe namespaces (`--nvme-transport`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NvmeTransport {
+    /// NVMe/TCP through QEMU user networking.
+    Tcp,
+    /// A PCI NVMe controller over vfio-user.
+    Pcie,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "zonecopy-ci", version)]
 pub struct Cli {
@@ -342,12 +354,22 @@ pub struct VmArgs {
     /// copy limits mssrl=N, mcl=N (blocks), msrc=N (0's based)
     /// [backend's defaults]; file=PATH [temp dir]. Any namespace starts the
     /// backend's NVMe/TCP target on a free 127.0.0.1 port and gives the
-    /// guest a NIC and zonecopy.nvme=traddr=10.0.2.2,trsvcid=PORT,nqn=NQN.
+    /// guest a NIC and zonecopy.nvme=traddr=10.0.2.2,trsvcid=PORT,nqn=NQN
+    /// (with --nvme-transport pcie: a PCIe controller over vfio-user).
     /// Without --ns, suites nvme and kcopy get
     /// "kind=zns,size=256M,bs=4096,zone=4M,cap=4M" "kind=nvm,size=128M,bs=4096"
     /// "kind=nvm,size=64M,bs=4096".
     #[arg(long = "ns", value_name = "SPEC")]
     pub namespaces: Vec<String>,
+    /// How the guest reaches the --ns namespaces: tcp (the guest's
+    /// nvme-tcp driver connects to the backend's NVMe/TCP target) or pcie
+    /// (the backend serves a PCI NVMe controller over vfio-user and the
+    /// guest's nvme-pci driver finds it: needs QEMU 10.1 or later, by
+    /// default scripts/qemu-sid, whose root scripts/setup.sh builds, unless
+    /// --qemu names another). The guest gets
+    /// zonecopy.nvme=transport=pcie,nqn=NQN.
+    #[arg(long, value_enum, default_value_t = NvmeTransport::Tcp, value_name = "NAME")]
+    pub nvme_transport: NvmeTransport,
     /// NQN of the backend's NVMe subsystem.
     #[arg(long, default_value = crate::ns::DEFAULT_NQN, value_name = "NQN")]
     pub nqn: String,
@@ -396,7 +418,7 @@ pub struct VmArgs {
     #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
     pub accel: AccelChoice,
     /// QEMU binary.
-    #[arg(long, default_value = "qemu-system-x86_64", value_name = "PATH")]
+    #[arg(long, default_value = DEFAULT_QEMU, value_name = "PATH")]
     pub qemu: PathBuf,
     /// Firmware for -bios ("" = QEMU's default SeaBIOS).
     #[arg(long, default_value = crate::qemu::DEFAULT_BIOS, value_name = "PATH")]

@@ -318,6 +318,7 @@ fn victim_config(
                 control_token_file: None,
                 luns: vec![lun("kind=disk,size=1M", "victim-lun0.img")?],
                 nvme: Some(NvmeListen {
+                    pcie: None,
                     listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
                     nqn: VICTIM_NQN.to_owned(),
                     personality: None,

@@ -43,6 +43,8 @@ pub struct QemuConfig {
     pub initrd: PathBuf,
     pub append: String,
     /// vhost-user-scsi backend socket; `None` = no SCSI device (probe boots).
+    /// A vfio-user socket to attach as `vfio-user-pci` (QEMU 10.1+).
+    pub vfio_user: Option<PathBuf>,
     pub vhost_socket: Option<PathBuf>,
     /// Reconnect to the vhost-user-scsi backend this many ms after it goes
     /// away (chardev `reconnect-ms`); `None` = the device stays down.
@@ -163,6 +165,14 @@ impl QemuConfig {
                 "vhost-user-scsi-pci,chardev=vus,num_queues=1",
             ]);
         }
+        if let Some(sock) = &self.vfio_user {
+            // The socket property takes an object (JSON -device syntax).
+            let dev = serde_json::json!({
+                "driver": "vfio-user-pci",
+                "socket": {"type": "unix", "path": sock.display().to_string()},
+            });
+            push(&["-device", &dev.to_string()]);
+        }
         if self.net {
             push(&[
                 "-netdev",
@@ -213,6 +223,9 @@ pub const FAST_BOOT: &str =
 /// The NVMe/TCP subsystem as the guest reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NvmeTarget {
+    /// A PCIe controller (vfio-user): `zonecopy.nvme=transport=pcie,nqn=..`,
+    /// `traddr` and `trsvcid` unused.
+    pub pcie: bool,
     /// Host address as the guest sees it (10.0.2.2 with user networking).
     pub traddr: String,
     pub trsvcid: u16,
@@ -274,7 +287,9 @@ pub fn cmdline(c: &Contract<'_>) -> String {
             parts.push(format!("zonecopy.control_token={t}"));
         }
     }
-    if let Some(n) = &c.nvme {
+    if let Some(n) = c.nvme.as_ref().filter(|n| n.pcie) {
+        parts.push(format!("zonecopy.nvme=transport=pcie,nqn={}", n.nqn));
+    } else if let Some(n) = &c.nvme {
         parts.push(format!(
             "zonecopy.nvme=traddr={},trsvcid={},nqn={}",
             n.traddr, n.trsvcid, n.nqn
@@ -325,6 +340,7 @@ mod tests {
             append: "console=ttyS0".into(),
             vhost_socket: Some("/tmp/x/vus.sock".into()),
             vhost_reconnect_ms: None,
+            vfio_user: None,
             net: false,
             hostroot: false,
             scsi_hd: None,
@@ -454,6 +470,35 @@ mod tests {
     }
 
     #[test]
+    fn nvme_over_pcie_contract_and_device() {
+        let c = cmdline(&Contract {
+            nvme: Some(NvmeTarget {
+                pcie: true,
+                traddr: String::new(),
+                trsvcid: 0,
+                nqn: "nqn.x:y".into(),
+            }),
+            ..Contract::default()
+        });
+        assert!(
+            c.ends_with(" zonecopy.nvme=transport=pcie,nqn=nqn.x:y"),
+            "{c}"
+        );
+        let mut q = cfg();
+        q.vfio_user = Some("/tmp/x/pcie.sock".into());
+        let a: Vec<String> = q
+            .args()
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        let i = a.iter().position(|s| s.contains("vfio-user-pci")).unwrap();
+        assert_eq!(a[i - 1], "-device");
+        let v: serde_json::Value = serde_json::from_str(&a[i]).unwrap();
+        assert_eq!(v["socket"]["path"], "/tmp/x/pcie.sock");
+        assert_eq!(v["socket"]["type"], "unix");
+    }
+
+    #[test]
     fn kernel_cmdline_with_control_nvme_and_known_bugs() {
         let luns: Vec<LunSpec> = vec!["kind=disk,size=1M,bs=512".parse().unwrap()];
         let ns: Vec<NsSpec> = vec![
@@ -467,6 +512,7 @@ mod tests {
                 luns: &luns,
                 control: Some("10.0.2.2:40001".into()),
                 nvme: Some(NvmeTarget {
+                    pcie: false,
                     traddr: "10.0.2.2".into(),
                     trsvcid: 40002,
                     nqn: "nqn.2026-11.dev.zonecopy:sub0".into(),

@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use crate::{
     accel,
     backend::{self, Backend, BackendConfig, BackendError, NvmeListen, GUEST_HOST_ADDR},
-    cli::VmArgs,
+    cli::{NvmeTransport, VmArgs, DEFAULT_QEMU},
     control,
     initramfs::{self, BuildRequest},
     kernel::{self, Kernel},
@@ -206,14 +206,21 @@ pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String>
 }
 
 /// `zonecopy.xfail=`: the kernel's known bugs, then `--xfail` ids, once each.
-pub fn xfail_list(kernel: &Kernel, extra: &[String]) -> Vec<String> {
+/// With `pcie`, the kernel's NVMe/TCP-only bugs ([`kernel::TCP_ONLY_BUGS`])
+/// are left out (`--xfail` ids stay).
+pub fn xfail_list(kernel: &Kernel, extra: &[String], pcie: bool) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
-    let ids = kernel.known_bugs.iter().map(|b| b.id.to_owned()).chain(
-        extra
-            .iter()
-            .flat_map(|x| x.split(','))
-            .map(|x| x.trim().to_owned()),
-    );
+    let ids = kernel
+        .known_bugs
+        .iter()
+        .filter(|b| !(pcie && kernel::TCP_ONLY_BUGS.contains(&b.id)))
+        .map(|b| b.id.to_owned())
+        .chain(
+            extra
+                .iter()
+                .flat_map(|x| x.split(','))
+                .map(|x| x.trim().to_owned()),
+        );
     for id in ids {
         if !id.is_empty() && !v.contains(&id) {
             v.push(id);
@@ -294,6 +301,8 @@ pub struct Rig {
     pub control_token: Option<String>,
     /// The backend's NVMe/TCP port on 127.0.0.1.
     pub nvme_port: Option<u16>,
+    /// The backend's NVMe-over-PCIe (vfio-user) socket.
+    pub nvme_pcie: Option<PathBuf>,
     /// `zonecopy.xfail=` ids.
     pub xfail: Vec<String>,
     /// The bench suite's reference disk and sink.
@@ -351,7 +360,7 @@ impl Rig {
         let mut namespaces =
             parse_namespaces(&vm.namespaces, needs.suite, vm.backend_socket.is_some())?;
         let net = wants_net(needs, &namespaces);
-        let xfail = xfail_list(&kernel, &vm.xfail);
+        let xfail = xfail_list(&kernel, &vm.xfail, vm.nvme_transport == NvmeTransport::Pcie);
         std::fs::create_dir_all(out)
             .map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
         sweep_stale_temp_dirs(&std::env::temp_dir());
@@ -373,6 +382,7 @@ impl Rig {
             }
         }
 
+        let pcie = vm.nvme_transport == NvmeTransport::Pcie;
         let (socket, control, launch, backend) = match &vm.backend_socket {
             Some(s) => {
                 if !backend::is_socket(s) {
@@ -394,7 +404,8 @@ impl Rig {
                 let mut attempt = 1;
                 let (cfg, b) = loop {
                     let nvme = !namespaces.is_empty();
-                    let mut ports = free_ports(usize::from(net) + usize::from(nvme))?.into_iter();
+                    let tcp = nvme && !pcie;
+                    let mut ports = free_ports(usize::from(net) + usize::from(tcp))?.into_iter();
                     let loopback = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
                     let cfg = BackendConfig {
                         socket: socket.clone(),
@@ -407,8 +418,9 @@ impl Rig {
                         control_token_file: net.then(|| token_file.clone()),
                         luns: luns.clone(),
                         nvme: if nvme {
-                            ports.next().map(|p| NvmeListen {
-                                listen: loopback(p),
+                            Some(NvmeListen {
+                                listen: loopback(if tcp { ports.next().unwrap_or(0) } else { 0 }),
+                                pcie: pcie.then(|| tmp.path().join("nvme-pcie.sock")),
                                 nqn: vm.nqn.clone(),
                                 personality: vm.personality.clone(),
                                 namespaces: namespaces.clone(),
@@ -451,9 +463,16 @@ impl Rig {
             .map(backend::read_token_file)
             .transpose()
             .map_err(fail)?;
-        let nvme_port = launch
+        let nvme_port = launch.as_ref().and_then(|l| {
+            l.cfg
+                .nvme
+                .as_ref()
+                .filter(|n| n.pcie.is_none())
+                .map(|n| n.listen.port())
+        });
+        let nvme_pcie = launch
             .as_ref()
-            .and_then(|l| l.cfg.nvme.as_ref().map(|n| n.listen.port()));
+            .and_then(|l| l.cfg.nvme.as_ref().and_then(|n| n.pcie.clone()));
 
         let initrd = match &vm.initrd {
             Some(i) if i.is_file() => i.clone(),
@@ -470,7 +489,9 @@ impl Rig {
                 let modules = vm
                     .modules
                     .clone()
-                    .or_else(|| modules_for(needs.suite, net, !namespaces.is_empty()));
+                    .or_else(|| modules_for(needs.suite, net, !namespaces.is_empty()))
+                    // nvme-pci for the PCIe controller.
+                    .map(|m| if pcie { format!("{m} nvme") } else { m });
                 let image = initramfs_path(&cache, &kernel, &guest_bin, modules.as_deref())
                     .unwrap_or_else(|| tmp.path().join("initramfs.img"));
                 initramfs::build(&BuildRequest {
@@ -506,6 +527,7 @@ impl Rig {
             control_port,
             control_token,
             nvme_port,
+            nvme_pcie,
             xfail,
             bench,
             peer_nvme,
@@ -528,11 +550,21 @@ impl Rig {
             luns: &self.luns,
             control: self.control_port.map(|p| format!("{GUEST_HOST_ADDR}:{p}")),
             control_token: self.control_token.as_deref(),
-            nvme: self.nvme_port.map(|p| NvmeTarget {
-                traddr: GUEST_HOST_ADDR.to_owned(),
-                trsvcid: p,
-                nqn: self.nqn.clone(),
-            }),
+            nvme: match (&self.nvme_pcie, self.nvme_port) {
+                (Some(_), _) => Some(NvmeTarget {
+                    pcie: true,
+                    traddr: String::new(),
+                    trsvcid: 0,
+                    nqn: self.nqn.clone(),
+                }),
+                (None, Some(p)) => Some(NvmeTarget {
+                    pcie: false,
+                    traddr: GUEST_HOST_ADDR.to_owned(),
+                    trsvcid: p,
+                    nqn: self.nqn.clone(),
+                }),
+                (None, None) => None,
+            },
             namespaces: &self.namespaces,
             xfail: &self.xfail,
             run,
@@ -551,7 +583,7 @@ impl Rig {
     /// networking).
     pub fn qemu(&self, vm: &VmArgs, append: String, hostroot: bool, serial: Serial) -> QemuConfig {
         QemuConfig {
-            qemu: vm.qemu.clone(),
+            qemu: self.qemu_binary(vm),
             bios: bios(vm),
             accel: self.accel,
             memory_mib: vm.memory,
@@ -560,11 +592,22 @@ impl Rig {
             append,
             vhost_socket: Some(self.socket.clone()),
             vhost_reconnect_ms: self.vhost_reconnect_ms,
+            vfio_user: self.nvme_pcie.clone(),
             net: self.net,
             hostroot,
             scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.clone()),
             peer_nvme: self.peer_nvme.clone(),
             serial,
+        }
+    }
+
+    /// The QEMU to run: with NVMe over PCIe and the default --qemu, the
+    /// sid QEMU (vfio-user client) through scripts/qemu-sid.
+    pub fn qemu_binary(&self, vm: &VmArgs) -> PathBuf {
+        if self.nvme_pcie.is_some() && vm.qemu == Path::new(DEFAULT_QEMU) {
+            workspace_root().join("scripts/qemu-sid")
+        } else {
+            vm.qemu.clone()
         }
     }
 
@@ -888,12 +931,21 @@ mod tests {
             .map(|b| b.id)
             .collect();
         assert_eq!(known[0], "copy-error-lost");
-        assert_eq!(xfail_list(&k, &[]), known);
+        assert_eq!(xfail_list(&k, &[], false), known);
         assert_eq!(
-            xfail_list(&k, &["mine".into(), "copy-error-lost,other".into()]),
+            xfail_list(&k, &["mine".into(), "copy-error-lost,other".into()], false),
             [known, vec!["mine", "other"]].concat()
         );
-        assert!(xfail_list(&kernel(&[]), &[]).is_empty());
+        assert!(xfail_list(&kernel(&[]), &[], false).is_empty());
+        // Over PCIe the NVMe/TCP-only bugs are not expected.
+        let pcie = xfail_list(&k, &["copy-tcp-r2t".into()], true);
+        assert!(pcie.contains(&"copy-error-lost".to_owned()));
+        assert_eq!(
+            pcie.iter().filter(|id| *id == "copy-tcp-r2t").count(),
+            1,
+            "given with --xfail it stays"
+        );
+        assert!(!xfail_list(&k, &[], true).contains(&"copy-tcp-r2t".to_owned()));
     }
 
     #[test]

@@ -339,6 +339,7 @@ mod tests {
                 append: String::new(),
                 vhost_socket: None,
                 vhost_reconnect_ms: None,
+                vfio_user: None,
                 net: false,
                 hostroot: false,
                 scsi_hd: None,

@@ -133,9 +133,14 @@ pub fn parse_peer_nvme(value: &str) -> Result<PeerNvme, String> {
     Ok(p)
 }
 
-/// `zonecopy.nvme=`: where the NVMe/TCP subsystem listens.
+/// `zonecopy.nvme=`: where the NVMe/TCP subsystem listens, or
+/// (`transport=pcie`) that the subsystem's controller is a PCI function
+/// the nvme-pci driver finds by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NvmeTarget {
+    /// `transport=pcie`: no fabrics connect; `traddr` is empty and
+    /// `trsvcid` 0.
+    pub pcie: bool,
     /// `traddr=`: transport address (an IP address).
     pub traddr: String,
     /// `trsvcid=`: transport service id (the TCP port).
@@ -185,7 +190,7 @@ impl NsSpec {
 /// Parse the value of `zonecopy.nvme=`: `traddr`, `trsvcid` and `nqn`,
 /// each exactly once, in any order.
 pub fn parse_nvme(value: &str) -> Result<NvmeTarget, String> {
-    let (mut traddr, mut trsvcid, mut nqn) = (None, None, None);
+    let (mut traddr, mut trsvcid, mut nqn, mut transport) = (None, None, None, None);
     for item in value.split(',') {
         let (k, v) = item
             .split_once('=')
@@ -197,11 +202,32 @@ pub fn parse_nvme(value: &str) -> Result<NvmeTarget, String> {
             "traddr" => &mut traddr,
             "trsvcid" => &mut trsvcid,
             "nqn" => &mut nqn,
-            _ => return Err(format!("unknown key {k:?} (expected traddr, trsvcid, nqn)")),
+            "transport" => &mut transport,
+            _ => {
+                return Err(format!(
+                    "unknown key {k:?} (expected traddr, trsvcid, nqn, transport)"
+                ))
+            }
         };
         if slot.replace(v.to_string()).is_some() {
             return Err(format!("{k} given twice"));
         }
+    }
+    match transport.as_deref() {
+        None | Some("tcp") => {}
+        Some("pcie") => {
+            if traddr.is_some() || trsvcid.is_some() {
+                return Err("transport=pcie takes no traddr= or trsvcid=".into());
+            }
+            let nqn = nqn.ok_or("nqn= is missing")?;
+            return Ok(NvmeTarget {
+                pcie: true,
+                traddr: String::new(),
+                trsvcid: 0,
+                nqn,
+            });
+        }
+        Some(t) => return Err(format!("transport={t} is not tcp or pcie")),
     }
     let traddr = traddr.ok_or("traddr= is missing")?;
     let port = trsvcid.ok_or("trsvcid= is missing")?;
@@ -217,6 +243,7 @@ pub fn parse_nvme(value: &str) -> Result<NvmeTarget, String> {
         ));
     }
     Ok(NvmeTarget {
+        pcie: false,
         traddr,
         trsvcid,
         nqn,
@@ -642,6 +669,7 @@ mod tests {
         assert_eq!(
             c.nvme,
             Some(NvmeTarget {
+                pcie: false,
                 traddr: "10.0.2.2".into(),
                 trsvcid: 4420,
                 nqn: "nqn.2026-11.dev.zonecopy:sub0".into()
@@ -782,6 +810,26 @@ mod tests {
                 s.replace_range(i..i + 1, &c.to_string());
                 let _ = parse(&s);
             }
+        }
+    }
+
+    #[test]
+    fn nvme_over_pcie() {
+        let t = parse_nvme("transport=pcie,nqn=nqn.2026-11.dev.zonecopy:sub0").unwrap();
+        assert!(t.pcie);
+        assert_eq!(t.nqn, "nqn.2026-11.dev.zonecopy:sub0");
+        assert!(
+            !parse_nvme("transport=tcp,traddr=1.2.3.4,trsvcid=1,nqn=nqn.x")
+                .unwrap()
+                .pcie
+        );
+        for (v, why) in [
+            ("transport=pcie", "nqn= is missing"),
+            ("transport=pcie,traddr=1.2.3.4,nqn=nqn.x", "takes no traddr"),
+            ("transport=rdma,nqn=nqn.x", "not tcp or pcie"),
+        ] {
+            let e = parse_nvme(v).unwrap_err();
+            assert!(e.contains(why), "{v}: {e}");
         }
     }
 }

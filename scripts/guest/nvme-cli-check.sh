@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs inside a `zonecopy-ci run` guest (the host's root shared over 9p, so
 # this is the host's nvme-cli): connect to the backend's NVMe/TCP subsystem
-# named on the kernel command line, list it, report the ZNS namespace's
+# named on the kernel command line (or find its PCIe controller), list it, report the ZNS namespace's
 # zones, copy blocks with `nvme copy` on the NVM namespace and check them.
 # Exits non-zero on the first thing that does not work. (dash: no pipefail.)
 set -eu
@@ -11,14 +11,25 @@ field() { echo "$arg" | tr ',' '\n' | sed -n "s/^$1=//p"; }
 traddr=$(field traddr)
 port=$(field trsvcid)
 nqn=$(field nqn)
-[ -n "$traddr" ] && [ -n "$port" ] && [ -n "$nqn" ] || {
-	echo "no zonecopy.nvme= on the kernel command line" >&2
-	exit 2
-}
-uuid=$(cat /proc/sys/kernel/random/uuid)
-nvme connect -t tcp -a "$traddr" -s "$port" -n "$nqn" \
-	--hostnqn="nqn.2014-08.org.nvmexpress:uuid:$uuid" --hostid="$uuid"
-trap 'nvme disconnect -n "$nqn" >/dev/null 2>&1 || true' EXIT
+if [ "$(field transport)" = pcie ]; then
+	# A PCIe controller (zonecopy-ci --nvme-transport pcie): the nvme-pci
+	# driver probed it, nothing to connect; id-ctrl must show our NQN.
+	[ -n "$nqn" ] || { echo "no nqn= in zonecopy.nvme=" >&2; exit 2; }
+	i=0
+	until [ -e /dev/nvme0 ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+	nvme id-ctrl /dev/nvme0 | grep -q "^subnqn *: $nqn" ||
+		{ echo "nvme id-ctrl /dev/nvme0 does not name $nqn" >&2; exit 1; }
+	echo "id-ctrl: $(nvme id-ctrl /dev/nvme0 | grep -E '^(mn|oncs|sgls) ' | tr -s ' ' | tr '\n' ';')"
+else
+	[ -n "$traddr" ] && [ -n "$port" ] && [ -n "$nqn" ] || {
+		echo "no zonecopy.nvme= on the kernel command line" >&2
+		exit 2
+	}
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	nvme connect -t tcp -a "$traddr" -s "$port" -n "$nqn" \
+		--hostnqn="nqn.2014-08.org.nvmexpress:uuid:$uuid" --hostid="$uuid"
+	trap 'nvme disconnect -n "$nqn" >/dev/null 2>&1 || true' EXIT
+fi
 
 # Namespaces by NSID (block device names need not follow NSIDs).
 zns= nvm= i=0

@@ -120,7 +120,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "PATH",
-        required_unless_present_any = ["nvme_tcp", "namespaces"],
+        required_unless_present_any = ["nvme_tcp", "nvme_pcie", "namespaces"],
         requires = "luns"
     )]
     pub socket: Vec<PathBuf>,
@@ -170,6 +170,15 @@ pub struct Args {
     /// guest reaches it through QEMU user networking.
     #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:4420")]
     pub nvme_tcp: Option<SocketAddr>,
+
+    /// Serve the --ns namespaces as a PCI NVMe controller over vfio-user on
+    /// this Unix socket (QEMU 10.1 or later: -device '{"driver":
+    /// "vfio-user-pci","socket":{"type":"unix","path":"PATH"}}', with guest
+    /// RAM a shared memfd). Without --nvme-tcp, NVMe/TCP is then not
+    /// served. A stale socket file is replaced; the next QEMU attaches
+    /// again after one leaves.
+    #[arg(long, value_name = "PATH")]
+    pub nvme_pcie: Option<PathBuf>,
 
     /// NQN of the NVMe subsystem served over NVMe/TCP.
     #[arg(long, value_name = "NQN", default_value = DEFAULT_NQN)]
@@ -558,6 +567,11 @@ impl FromStr for LunSpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NvmeTcpConfig {
     pub listen: SocketAddr,
+    /// Whether NVMe/TCP is served on `listen` (not when only --nvme-pcie
+    /// asked for the namespaces).
+    pub serve_tcp: bool,
+    /// The vfio-user socket of the NVMe-over-PCIe controller, if served.
+    pub pcie: Option<PathBuf>,
     pub nqn: String,
     pub advertise_addr: IpAddr,
     /// What the controller advertises and enforces.
@@ -602,7 +616,7 @@ pub enum ConfigError {
     SocketWithoutLuns(PathBuf),
     #[error("--socket {0:?} is given twice")]
     DuplicateSocket(PathBuf),
-    #[error("--nvme-tcp needs at least one --ns")]
+    #[error("--nvme-tcp and --nvme-pcie need at least one --ns")]
     NoNamespaces,
     #[error("{0} namespaces are too many (at most {MAX_NAMESPACES})")]
     TooManyNamespaces(usize),
@@ -678,42 +692,45 @@ impl TryFrom<Args> for Config {
             return Err(ConfigError::NoLuns);
         }
         let targets = group_luns(&args.socket, &args.lun_socket, luns.len())?;
-        let nvme_tcp = if args.nvme_tcp.is_some() || !args.namespaces.is_empty() {
-            if args.namespaces.is_empty() {
-                return Err(ConfigError::NoNamespaces);
-            }
-            if args.namespaces.len() > MAX_NAMESPACES {
-                return Err(ConfigError::TooManyNamespaces(args.namespaces.len()));
-            }
-            for (i, ns) in args.namespaces.iter().enumerate() {
-                let path = &ns.device.path;
-                let other = if let Some(lun) = luns.iter().position(|l| &l.path == path) {
-                    format!("LUN {lun}")
-                } else if let Some(j) = args.namespaces[..i]
-                    .iter()
-                    .position(|n| &n.device.path == path)
-                {
-                    format!("namespace {}", j + 1)
-                } else {
-                    continue;
-                };
-                return Err(ConfigError::NsSharedFile {
-                    nsid: i + 1,
-                    other,
-                    path: path.clone(),
-                });
-            }
-            Some(NvmeTcpConfig {
-                listen: args.nvme_tcp.unwrap_or(DEFAULT_NVME_TCP),
-                nqn: args.nqn,
-                advertise_addr: args.advertise_addr,
-                personality: args.personality,
-                allowed_hosts: std::mem::take(&mut args.allow_host),
-                namespaces: args.namespaces,
-            })
-        } else {
-            None
-        };
+        let nvme_tcp =
+            if args.nvme_tcp.is_some() || args.nvme_pcie.is_some() || !args.namespaces.is_empty() {
+                if args.namespaces.is_empty() {
+                    return Err(ConfigError::NoNamespaces);
+                }
+                if args.namespaces.len() > MAX_NAMESPACES {
+                    return Err(ConfigError::TooManyNamespaces(args.namespaces.len()));
+                }
+                for (i, ns) in args.namespaces.iter().enumerate() {
+                    let path = &ns.device.path;
+                    let other = if let Some(lun) = luns.iter().position(|l| &l.path == path) {
+                        format!("LUN {lun}")
+                    } else if let Some(j) = args.namespaces[..i]
+                        .iter()
+                        .position(|n| &n.device.path == path)
+                    {
+                        format!("namespace {}", j + 1)
+                    } else {
+                        continue;
+                    };
+                    return Err(ConfigError::NsSharedFile {
+                        nsid: i + 1,
+                        other,
+                        path: path.clone(),
+                    });
+                }
+                Some(NvmeTcpConfig {
+                    listen: args.nvme_tcp.unwrap_or(DEFAULT_NVME_TCP),
+                    serve_tcp: args.nvme_tcp.is_some() || args.nvme_pcie.is_none(),
+                    pcie: args.nvme_pcie,
+                    nqn: args.nqn,
+                    advertise_addr: args.advertise_addr,
+                    personality: args.personality,
+                    allowed_hosts: std::mem::take(&mut args.allow_host),
+                    namespaces: args.namespaces,
+                })
+            } else {
+                None
+            };
         Ok(Config {
             targets,
             luns,
@@ -1163,7 +1180,7 @@ mod tests {
         );
         assert_eq!(
             cfg(&["--nvme-tcp"]).unwrap_err(),
-            "--nvme-tcp needs at least one --ns"
+            "--nvme-tcp and --nvme-pcie need at least one --ns"
         );
         assert!(cfg(&[]).is_err(), "nothing to serve");
         assert_eq!(

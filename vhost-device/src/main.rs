@@ -14,10 +14,12 @@ use zonecopy_vhost::{
     control::{self, Registry},
     nvme::{
         copy::CopyStats, ControllerOptions, NamespaceSpec, Subsystem, SubsystemConfig, Targets,
+        Transport,
     },
     scsi::Target,
     storage::{ConfigError as DeviceError, Device, DeviceConfig},
     transport::{
+        nvme_pcie,
         nvme_tcp::{self, FabricStats, Limits, StopSignal},
         serve::{serve_scsi, ScsiEndpoint, ServeError, Shutdown},
     },
@@ -34,6 +36,8 @@ enum Error {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("NVMe over PCIe: {0}")]
+    NvmePcie(std::io::Error),
     #[error("signal handling: {0}")]
     Signals(std::io::Error),
     #[error("control socket: {0}")]
@@ -169,6 +173,38 @@ fn start_nvme_tcp(
             }
         })
         .map_err(|source| Error::NvmeTcp { addr, source })
+}
+
+/// Serve the namespaces as a PCIe NVMe controller over vfio-user (its
+/// threads run until the process exits).
+fn start_nvme_pcie(
+    nvme: &NvmeTcpConfig,
+    socket: &std::path::Path,
+    namespaces: Vec<NamespaceSpec>,
+    copy_stats: Arc<CopyStats>,
+    stats: Arc<FabricStats>,
+) -> Result<(), Error> {
+    let opts = ControllerOptions {
+        personality: nvme.personality,
+        copy_stats,
+        transport: Transport::Pcie,
+        ..ControllerOptions::default()
+    };
+    let subsystem = Subsystem::with_options(
+        SubsystemConfig {
+            nqn: nvme.nqn.clone(),
+            traddr: String::new(),
+            trsvcid: String::new(),
+            // No Connect on PCIe, so no host NQN to check: the socket's
+            // permissions are the access control.
+            allowed_hosts: Vec::new(),
+        },
+        opts,
+        namespaces,
+    );
+    nvme_pcie::start(socket, Arc::new(subsystem), stats).map_err(Error::NvmePcie)?;
+    info!("NVMe over PCIe (vfio-user) on {}", socket.display());
+    Ok(())
 }
 
 /// SIGINT/SIGTERM: the first asks for a clean stop, a second exits at once.
@@ -346,17 +382,36 @@ fn run(config: Config) -> Result<(), Error> {
     }
     start_control(&config, &devices, &namespaces, sources)?;
     let ns_devices: Vec<Arc<Device>> = namespaces.iter().map(|n| Arc::clone(&n.device)).collect();
+    if let Some((nvme, socket)) = config
+        .nvme_tcp
+        .as_ref()
+        .and_then(|n| Some((n, n.pcie.as_deref()?)))
+    {
+        start_nvme_pcie(
+            nvme,
+            socket,
+            namespaces.clone(),
+            copy_stats.clone(),
+            fabric_stats.clone(),
+        )?;
+    }
     let nvme = match &config.nvme_tcp {
-        Some(nvme) => Some(start_nvme_tcp(
+        Some(nvme) if nvme.serve_tcp => Some(start_nvme_tcp(
             nvme,
             namespaces,
             fabric_stats,
             copy_stats,
             &shutdown,
         )?),
-        None => None,
+        _ => None,
     };
     let served = serve_targets(&config, scsi_targets, &shutdown);
+    if nvme.is_none() && config.targets.is_empty() {
+        // NVMe over PCIe only: its threads serve until a signal.
+        while !shutdown.is_requested() {
+            thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
     if let Some(nvme) = nvme {
         if nvme.join().is_err() {
             error!("NVMe/TCP thread panicked");

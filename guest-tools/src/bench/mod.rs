@@ -707,12 +707,17 @@ fn t_nvme_connect(c: &mut Ctx<'_>) -> Step {
                 "no nvm namespace of at least {NEED_BYTES} bytes (runner: --ns kind=nvm,size=192M)"
             ))
         })?;
-    let host = HostId::generate();
-    let opts = connect::connect_options(&t, &t.nqn, &host);
-    let conn = connect::fabrics_connect(&opts).map_err(fail(&format!(
-        "connect {}:{} {}",
-        t.traddr, t.trsvcid, t.nqn
-    )))?;
+    let conn = if t.pcie {
+        connect::find_pcie_controller(&c.sys, &t.nqn, crate::nvme::CONNECT_TIMEOUT)
+            .map_err(fail(&format!("PCIe controller of {}", t.nqn)))?
+    } else {
+        let host = HostId::generate();
+        let opts = connect::connect_options(&t, &t.nqn, &host);
+        connect::fabrics_connect(&opts).map_err(fail(&format!(
+            "connect {}:{} {}",
+            t.traddr, t.trsvcid, t.nqn
+        )))?
+    };
     c.conn = Some(conn);
     let ctrl_path = Path::new("/dev").join(format!("nvme{}", conn.instance));
     let (found, took) = connect::wait_for_namespaces(
@@ -885,6 +890,9 @@ fn t_nvme_rw(c: &mut Ctx<'_>) -> Step {
 
 fn t_nvme_disconnect(c: &mut Ctx<'_>) -> Step {
     let conn = c.conn.ok_or_else(|| Verdict::skip("not connected"))?;
+    if c.cfg.nvme.as_ref().is_some_and(|t| t.pcie) {
+        return Err(Verdict::skip(crate::nvme::FABRICS_ONLY));
+    }
     c.nvme = None;
     c.ctrl = None;
     let took = connect::delete_controller(&c.sys, conn.instance, crate::nvme::DISCONNECT_TIMEOUT)

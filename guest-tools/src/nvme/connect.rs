@@ -140,6 +140,37 @@ pub fn fabrics_connect(options: &str) -> io::Result<Connected> {
     parse_connected(&answer).map_err(io::Error::other)
 }
 
+/// The controller of subsystem `nqn` that the nvme-pci driver probed
+/// (`/sys/class/nvme/nvmeN` with transport `pcie`), waited for up to
+/// `timeout`: over PCIe nothing connects, the driver finds the function.
+pub fn find_pcie_controller(root: &Path, nqn: &str, timeout: Duration) -> io::Result<Connected> {
+    let start = Instant::now();
+    loop {
+        let class = root.join("class/nvme");
+        if let Ok(dir) = std::fs::read_dir(&class) {
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(instance) = name.strip_prefix("nvme").and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                let d = class.join(&name);
+                let a = |n: &str| attr(&d.join(n)).unwrap_or_default();
+                if a("transport") == "pcie" && a("subsysnqn") == nqn && a("state") == "live" {
+                    let cntlid = a("cntlid").parse().unwrap_or(0);
+                    return Ok(Connected { instance, cntlid });
+                }
+            }
+        }
+        if start.elapsed() > timeout {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no live PCIe controller of {nqn} after {timeout:?}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A namespace of a controller as sysfs shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NsDev {
@@ -369,6 +400,7 @@ mod tests {
 
     fn target() -> NvmeTarget {
         NvmeTarget {
+            pcie: false,
             traddr: "10.0.2.2".into(),
             trsvcid: 4420,
             nqn: "nqn.2026-11.dev.zonecopy:sub0".into(),

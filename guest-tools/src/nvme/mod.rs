@@ -220,10 +220,14 @@ fn t_config(c: &mut Ctx<'_>) -> Step {
         .nvme
         .as_ref()
         .ok_or_else(|| Verdict::fail("no zonecopy.nvme= on the kernel command line"))?;
-    c.diag(format!(
-        "target traddr {} trsvcid {} nqn {}",
-        t.traddr, t.trsvcid, t.nqn
-    ));
+    if t.pcie {
+        c.diag(format!("target: PCIe controller of {}", t.nqn));
+    } else {
+        c.diag(format!(
+            "target traddr {} trsvcid {} nqn {}",
+            t.traddr, t.trsvcid, t.nqn
+        ));
+    }
     ensure(!c.cfg.namespaces.is_empty(), || {
         "no zonecopy.ns<N>= on the kernel command line".into()
     })?;
@@ -318,13 +322,48 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
 
 // ---------------------------------------------------------------- connect
 
-fn connect_tests(_c: &Ctx<'_>) -> Vec<Test> {
+/// Over PCIe nothing connects: the nvme-pci driver probes the function
+/// (`pci_probe`), and the fabrics-only tests report SKIP with that reason.
+fn connect_tests(c: &Ctx<'_>) -> Vec<Test> {
+    let pcie = c.cfg.nvme.as_ref().is_some_and(|t| t.pcie);
+    let first = if pcie {
+        test("pci_probe", t_pci_probe)
+    } else {
+        test("fabrics_connect", t_fabrics_connect)
+    };
     vec![
-        test("fabrics_connect", t_fabrics_connect),
+        first,
         test("controller", t_controller),
         test("namespaces", t_namespaces),
         test("discovery", t_discovery),
     ]
+}
+
+/// SKIP reason of a test that exists for NVMe over Fabrics only.
+pub const FABRICS_ONLY: &str = "fabrics only: over PCIe the nvme-pci driver probes the controller";
+
+/// Whether the target is a PCIe controller.
+pub fn is_pcie(c: &Ctx<'_>) -> bool {
+    c.cfg.nvme.as_ref().is_some_and(|t| t.pcie)
+}
+
+fn t_pci_probe(c: &mut Ctx<'_>) -> Step {
+    let t = c
+        .cfg
+        .nvme
+        .clone()
+        .ok_or_else(|| Verdict::skip("no target"))?;
+    let start = std::time::Instant::now();
+    let conn = connect::find_pcie_controller(&c.sys, &t.nqn, CONNECT_TIMEOUT)
+        .map_err(|e| Verdict::fail(format!("nvme-pci: {e}")))?;
+    c.diag(format!(
+        "nvme{} cntlid {} (PCIe) after {:?}",
+        conn.instance,
+        conn.cntlid,
+        start.elapsed()
+    ));
+    c.conn = Some(conn);
+    Ok(())
 }
 
 fn t_fabrics_connect(c: &mut Ctx<'_>) -> Step {
@@ -358,7 +397,7 @@ fn t_fabrics_connect(c: &mut Ctx<'_>) -> Step {
 fn t_controller(c: &mut Ctx<'_>) -> Step {
     let conn = c
         .conn
-        .ok_or_else(|| Verdict::skip("needs fabrics_connect"))?;
+        .ok_or_else(|| Verdict::skip("needs fabrics_connect or pci_probe"))?;
     let t = c
         .cfg
         .nvme
@@ -384,8 +423,9 @@ fn t_controller(c: &mut Ctx<'_>) -> Step {
     ensure(state == "live", || {
         format!("state is {state:?}, expected live")
     })?;
-    ensure(transport == "tcp", || {
-        format!("transport is {transport:?}, expected tcp")
+    let want = if t.pcie { "pcie" } else { "tcp" };
+    ensure(transport == want, || {
+        format!("transport is {transport:?}, expected {want}")
     })?;
     ensure(subsysnqn == t.nqn, || {
         format!("subsysnqn is {subsysnqn:?}, expected {:?}", t.nqn)
@@ -396,14 +436,18 @@ fn t_controller(c: &mut Ctx<'_>) -> Step {
             conn.cntlid
         )
     })?;
-    let want_addr = format!("traddr={},trsvcid={}", t.traddr, t.trsvcid);
-    ensure(address.starts_with(&want_addr), || {
-        format!("address is {address:?}, expected it to start with {want_addr:?}")
-    })?;
-    let hostnqn = a("hostnqn");
-    ensure(hostnqn == c.host.hostnqn, || {
-        format!("hostnqn is {hostnqn:?}, expected {:?}", c.host.hostnqn)
-    })?;
+    // The fabrics address and host NQN exist for a connected controller
+    // only; a PCIe controller's address is its PCI function.
+    if !t.pcie {
+        let want_addr = format!("traddr={},trsvcid={}", t.traddr, t.trsvcid);
+        ensure(address.starts_with(&want_addr), || {
+            format!("address is {address:?}, expected it to start with {want_addr:?}")
+        })?;
+        let hostnqn = a("hostnqn");
+        ensure(hostnqn == c.host.hostnqn, || {
+            format!("hostnqn is {hostnqn:?}, expected {:?}", c.host.hostnqn)
+        })?;
+    }
     let path = c.dev_root.join(format!("nvme{}", conn.instance));
     let f = File::options()
         .read(true)
@@ -417,7 +461,7 @@ fn t_controller(c: &mut Ctx<'_>) -> Step {
 fn t_namespaces(c: &mut Ctx<'_>) -> Step {
     let conn = c
         .conn
-        .ok_or_else(|| Verdict::skip("needs fabrics_connect"))?;
+        .ok_or_else(|| Verdict::skip("needs fabrics_connect or pci_probe"))?;
     let want: Vec<u32> = c.ns.keys().copied().collect();
     let (found, took) =
         connect::wait_for_namespaces(&c.sys, &c.dev_root, conn.instance, &want, CONNECT_TIMEOUT);
@@ -466,6 +510,9 @@ fn t_namespaces(c: &mut Ctx<'_>) -> Step {
 /// Connect to the discovery subsystem, read the whole discovery log and
 /// find the configured subsystem in it, then disconnect.
 fn t_discovery(c: &mut Ctx<'_>) -> Step {
+    if is_pcie(c) {
+        return Err(Verdict::skip(FABRICS_ONLY));
+    }
     let t = c
         .cfg
         .nvme
@@ -820,6 +867,10 @@ fn t_ns_sysfs(c: &mut Ctx<'_>, nsid: u32) -> Step {
 // ---------------------------------------------------------------- end
 
 fn t_disconnect(c: &mut Ctx<'_>) -> Step {
+    if is_pcie(c) {
+        copy::restore_host_behavior(c);
+        return Err(Verdict::skip(FABRICS_ONLY));
+    }
     let conn = c
         .conn
         .ok_or_else(|| Verdict::skip("needs fabrics_connect"))?;

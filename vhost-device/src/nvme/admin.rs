@@ -202,12 +202,14 @@ pub fn identify_controller(ctrl: &Controller) -> Vec<u8> {
     put_ascii(&mut d, 24, 40, &o.model); // MN
     put_ascii(&mut d, 64, 8, FIRMWARE_REVISION); // FR
     d[72] = 6; // RAB
-    d[76] = if io { 1 << 1 } else { 0 }; // CMIC: several controllers
+    let fabrics = !ctrl.is_pcie();
+    // CMIC: several controllers (fabrics: one per host association).
+    d[76] = if io && fabrics { 1 << 1 } else { 0 };
     d[77] = o.mdts; // MDTS
     put16(&mut d, 78, ctrl.cntlid); // CNTLID
     put32(&mut d, 80, super::fabrics::vs(ctrl)); // VER
     put32(&mut d, 92, oaes(ctrl)); // OAES
-    put32(&mut d, 96, 1); // CTRATT: 128-bit Host Identifier
+    put32(&mut d, 96, u32::from(fabrics)); // CTRATT: 128-bit Host Identifier
     d[111] = if io { 1 } else { 2 }; // CNTRLTYPE
     put16(&mut d, 256, 0); // OACS: none
     d[258] = 3; // ACL (0's based)
@@ -220,7 +222,9 @@ pub fn identify_controller(ctrl: &Controller) -> Vec<u8> {
     d[262] = if io { elpe } else { 0 };
     put16(&mut d, 266, 0x0157); // WCTEMP 343 K
     put16(&mut d, 268, 0x0175); // CCTEMP 373 K
-    put16(&mut d, 320, 10); // KAS: 1 s granularity (100 ms units)
+    if fabrics {
+        put16(&mut d, 320, 10); // KAS: 1 s granularity (100 ms units)
+    }
     d[512] = 0x66; // SQES
     d[513] = 0x44; // CQES
     put16(&mut d, 514, o.max_queue_entries); // MAXCMD
@@ -235,14 +239,19 @@ pub fn identify_controller(ctrl: &Controller) -> Vec<u8> {
             put16(&mut d, 534, p.ocfs); // OCFS
         }
     }
-    // SGLS: bit 0 SGLs supported, bit 20 address as offset (in-capsule).
-    put32(&mut d, 536, 1 | (1 << 20));
     put_nul(&mut d, 768, 256, ctrl.subnqn()); // SUBNQN
-    put32(&mut d, 1792, (64 + o.in_capsule_data) / 16); // IOCCSZ
-    put32(&mut d, 1796, 1); // IORCSZ
-    put16(&mut d, 1800, 0); // ICDOFF
-    d[1802] = 0; // FCATT: dynamic controller model
-    d[1803] = 1; // MSDBD
+    if fabrics {
+        // SGLS: bit 0 SGLs supported, bit 20 address as offset
+        // (in-capsule). On PCIe: 0, PRPs only.
+        put32(&mut d, 536, 1 | (1 << 20));
+        // Bytes 2047:1792 are for NVMe over Fabrics only (Base 2.1
+        // Figure 313): zero on PCIe.
+        put32(&mut d, 1792, (64 + o.in_capsule_data) / 16); // IOCCSZ
+        put32(&mut d, 1796, 1); // IORCSZ
+        put16(&mut d, 1800, 0); // ICDOFF
+        d[1802] = 0; // FCATT: dynamic controller model
+        d[1803] = 1; // MSDBD
+    }
     put16(&mut d, 2048, 0x09C4); // PSD0 MP: 25 W
     d
 }
@@ -330,7 +339,7 @@ pub fn get_log_page(x: &mut Exec<'_>) -> Outcome {
     if !rae {
         ctrl.state().events.log_read(lid, nsid);
     }
-    let len = len.min(u64::from(x.sqe.sgl_length()));
+    let len = len.min(u64::from(x.transfer_len()));
     let start = lpo as usize;
     let end = (lpo + len).min(log.len() as u64) as usize;
     let mut data = log[start..end].to_vec();

@@ -9,7 +9,7 @@ use super::{
     error_log::{ErrorEntry, ParamLocation, NO_LOCATION},
     fabrics,
     namespace::{Namespace, CSI_NVM, CSI_ZNS},
-    nvm, put32,
+    nvm, pcie, put32,
     status::Status,
     zns, Completion, Sqe,
 };
@@ -95,6 +95,18 @@ impl Exec<'_> {
     pub fn ns(&self) -> Result<&Namespace, Status> {
         self.ns.ok_or(Status::INVALID_NAMESPACE)
     }
+
+    /// How many data bytes the host described for the command: SGL
+    /// descriptor 1's length on Fabrics; on PCIe (PRPs carry no length)
+    /// what the command's own fields say, which is what the transport
+    /// moved.
+    pub fn transfer_len(&self) -> u32 {
+        if self.ctrl.is_pcie() {
+            super::pcie::data_length(self.ctrl, self.qid, self.sqe)
+        } else {
+            self.sqe.sgl_length()
+        }
+    }
 }
 
 pub type Handler = fn(&mut Exec<'_>) -> Outcome;
@@ -139,6 +151,14 @@ fn io_controller(c: &Controller) -> bool {
     c.kind == Kind::Io
 }
 
+fn pcie_only(c: &Controller) -> bool {
+    c.is_pcie()
+}
+
+fn fabrics_only(c: &Controller) -> bool {
+    !c.is_pcie()
+}
+
 fn copy_enabled(c: &Controller) -> bool {
     c.opts.personality.copy
 }
@@ -168,16 +188,20 @@ const fn cmd(
 }
 
 /// Admin commands (NVMe Base 2.1 Figure 84). Queue creation and deletion
-/// do not exist on fabrics.
+/// exist on PCIe only; Keep Alive only on fabrics here (KAS = 0 on PCIe).
 #[rustfmt::skip]
 pub const ADMIN: &[Command] = &[
+    cmd(0x00, "Delete I/O Submission Queue", Xfer::None, CSUPP, NO_LBA, pcie::delete_sq, pcie_only),
+    cmd(0x01, "Create I/O Submission Queue", Xfer::HostToController, CSUPP, NO_LBA, pcie::create_sq, pcie_only),
+    cmd(0x04, "Delete I/O Completion Queue", Xfer::None, CSUPP, NO_LBA, pcie::delete_cq, pcie_only),
+    cmd(0x05, "Create I/O Completion Queue", Xfer::HostToController, CSUPP, NO_LBA, pcie::create_cq, pcie_only),
     cmd(0x02, "Get Log Page", Xfer::ControllerToHost, CSUPP, NO_LBA, admin::get_log_page, always),
     cmd(0x06, "Identify", Xfer::ControllerToHost, CSUPP, NO_LBA, admin::identify, always),
     cmd(0x08, "Abort", Xfer::None, CSUPP, NO_LBA, admin::abort, io_controller),
     cmd(0x09, "Set Features", Xfer::HostToController, CSUPP, NO_LBA, admin::set_features, always),
     cmd(0x0A, "Get Features", Xfer::ControllerToHost, CSUPP, NO_LBA, admin::get_features, always),
     cmd(0x0C, "Asynchronous Event Request", Xfer::None, CSUPP, NO_LBA, admin::async_event_request, always),
-    cmd(0x18, "Keep Alive", Xfer::None, CSUPP, NO_LBA, admin::keep_alive, always),
+    cmd(0x18, "Keep Alive", Xfer::None, CSUPP, NO_LBA, admin::keep_alive, fabrics_only),
 ];
 
 /// NVM Command Set I/O commands (NVM CS 1.1 Figure 14).
@@ -325,12 +349,19 @@ fn dispatch(
         return (Found::named("Fabrics"), fabrics::execute(ctrl, qid, sqe));
     }
     // Fused operations are not supported; NVMe over Fabrics uses SGLs only
-    // (PSDT 01b or 10b), NVMe Base 2.1 4.1.
+    // (PSDT 01b or 10b), NVMe Base 2.1 4.1. On PCIe this controller
+    // supports PRPs only (Identify SGLS = 0), so PSDT must be 00b (Base
+    // 2.1, 4.1 Figure 91: "If SGLs are not supported ... Invalid Field").
     if flags & 3 != 0 {
         let f = Fail::at(Status::INVALID_FIELD, AT_FLAGS, 0);
         return (Found::named("command"), Err(f));
     }
-    if flags >> 6 == 0 {
+    if ctrl.is_pcie() {
+        if flags >> 6 != 0 {
+            let f = Fail::at(Status::INVALID_FIELD, AT_FLAGS, 6);
+            return (Found::named("command"), Err(f));
+        }
+    } else if flags >> 6 == 0 {
         let f = Fail::at(Status::INVALID_FIELD, AT_FLAGS, 6);
         return (Found::named("command"), Err(f));
     }

@@ -89,6 +89,9 @@ pub struct State {
     pub io_queues: HashSet<u16>,
     /// The host disconnected the admin queue.
     pub dead: bool,
+    /// PCIe only: the I/O queues the host created (the transport runs
+    /// them).
+    pub pcie: super::pcie::PcieQueues,
 }
 
 /// One controller.
@@ -157,6 +160,7 @@ impl Controller {
                 last_seen: Instant::now(),
                 io_queues: HashSet::new(),
                 dead: false,
+                pcie: super::pcie::PcieQueues::default(),
             }),
         }
     }
@@ -264,5 +268,19 @@ impl Controller {
         st.features = Features::default();
         st.events.clear();
         st.io_queues.clear();
+        st.pcie = super::pcie::PcieQueues::default();
+    }
+
+    /// Whether the host reaches this controller over PCIe (else Fabrics).
+    pub fn is_pcie(&self) -> bool {
+        self.opts.transport == super::Transport::Pcie
+    }
+
+    /// Controller Fatal Status (CSTS.CFS): the transport found the host
+    /// broke a rule it cannot answer with a completion (NVMe Base 2.1,
+    /// 3.1.4.6 and 9.5).
+    pub fn fatal(&self, why: &str) {
+        log::warn!("ctrl {}: controller fatal status: {why}", self.cntlid);
+        self.state().csts |= CSTS_CFS;
     }
 }

@@ -35,6 +35,10 @@ use crate::storage::{Lba, ZoneListener};
 /// Asynchronous Event Type: Notice (Base 2.1, 5.2.1, Asynchronous Event
 /// Request completion Dword 0).
 pub const TYPE_NOTICE: u8 = 0x2;
+/// Asynchronous Event Type: Error status (Base 2.1, 5.2.1).
+pub const TYPE_ERROR: u8 = 0x0;
+/// The Error Information log page, which clears Error status events.
+pub const LID_ERROR_INFORMATION: u8 = 0x01;
 /// Asynchronous Event Information - Notice: Zone Descriptor Changed (ZNS
 /// 1.1 Figure 42).
 pub const NOTICE_ZONE_DESCRIPTOR_CHANGED: u8 = 0xEF;

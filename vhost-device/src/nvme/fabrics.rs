@@ -315,7 +315,7 @@ pub fn execute(ctrl: &Controller, qid: u16, sqe: &Sqe) -> Outcome {
 
 /// Write CC: enable (CSTS.RDY, or CSTS.CFS for a setting we cannot run),
 /// reset, shutdown notification (NVMe Base 2.1, 3.5 and 3.6).
-fn set_cc(ctrl: &Controller, new: u32) {
+pub(crate) fn set_cc(ctrl: &Controller, new: u32) {
     let mut st = ctrl.state();
     let old = st.cc;
     st.cc = new;

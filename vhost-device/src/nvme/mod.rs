@@ -47,6 +47,7 @@ pub mod events;
 pub mod fabrics;
 pub mod namespace;
 pub mod nvm;
+pub mod pcie;
 pub mod status;
 pub mod zns;
 
@@ -288,6 +289,19 @@ pub struct ControllerOptions {
     /// Copy counters per namespace, shared by the subsystem's controllers
     /// (and the control socket).
     pub copy_stats: Arc<copy::CopyStats>,
+    /// How the host reaches the controllers: what Identify advertises and
+    /// how a command's data is described (SGLs on Fabrics, PRPs on PCIe).
+    pub transport: Transport,
+}
+
+/// The transport a subsystem's controllers are reached over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// NVMe over Fabrics (TCP): Connect, properties, SGLs only.
+    #[default]
+    Fabrics,
+    /// NVMe over PCIe (vfio-user): registers, created queues, PRPs only.
+    Pcie,
 }
 
 impl Default for ControllerOptions {
@@ -303,6 +317,7 @@ impl Default for ControllerOptions {
             async_event_limit: 4,
             zasl: 0,
             copy_stats: Arc::default(),
+            transport: Transport::Fabrics,
         }
     }
 }
@@ -534,7 +549,11 @@ impl Queue {
     /// Which way `sqe` moves data and how much, from its opcode's data
     /// transfer bits and its SGL descriptor (NVMe/TCP uses SGLs only).
     pub fn data_direction(&self, sqe: &Sqe) -> DataDirection {
-        data_direction(sqe)
+        if self.ctrl.is_pcie() {
+            pcie::data_direction(&self.ctrl, self.qid, sqe)
+        } else {
+            data_direction(sqe)
+        }
     }
 
     /// Execute one command (admin, I/O, or Fabrics Property Get/Set /
@@ -552,7 +571,7 @@ impl Queue {
             }
         }
         let done = commands::execute(&self.ctrl, self.qid, sqe, data_out, data_in);
-        if let DataDirection::ControllerToHost(n) = data_direction(sqe) {
+        if let DataDirection::ControllerToHost(n) = self.data_direction(sqe) {
             data_in.truncate(n as usize);
         } else {
             data_in.clear();

@@ -64,7 +64,7 @@ pub fn read(x: &mut Exec<'_>) -> Outcome {
     let ns = x.ns()?;
     let rw = Rw::decode(x);
     let bytes = rw.bytes(x, ns)?;
-    if (x.sqe.sgl_length() as usize) < bytes {
+    if (x.transfer_len() as usize) < bytes {
         return Err(Status::DATA_SGL_LENGTH_INVALID.into());
     }
     let mut buf = vec![0u8; bytes];

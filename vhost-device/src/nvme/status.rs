@@ -72,6 +72,9 @@ impl Status {
     pub const DATA_SGL_LENGTH_INVALID: Status = generic(0x0F);
     /// SGL Descriptor Type Invalid.
     pub const SGL_DESCRIPTOR_TYPE_INVALID: Status = generic(0x11);
+    /// Invalid PRP Offset (PCIe: a PRP entry or list pointer whose offset
+    /// is not what NVMe Base 2.1, 4.3.1 allows).
+    pub const INVALID_PRP_OFFSET: Status = generic(0x13);
     // Generic Command Status values, NVM Command Set (NVM CS 1.1 Figure
     // "Status Code - Generic Command Status Values").
     pub const LBA_OUT_OF_RANGE: Status = generic(0x80);
@@ -82,11 +85,18 @@ impl Status {
     pub const UNRECOVERED_READ_ERROR: Status = media(0x81);
 
     // Command Specific Status values (SCT 1h), NVMe Base 2.1 Figure 103.
+    /// Completion Queue Invalid (Create I/O Submission Queue).
+    pub const COMPLETION_QUEUE_INVALID: Status = specific(0x00);
     pub const INVALID_QUEUE_IDENTIFIER: Status = specific(0x01);
     pub const INVALID_QUEUE_SIZE: Status = specific(0x02);
     pub const ASYNC_EVENT_REQUEST_LIMIT_EXCEEDED: Status = specific(0x05);
     pub const INVALID_LOG_PAGE: Status = specific(0x09);
     pub const INVALID_FORMAT: Status = specific(0x0A);
+    /// Invalid Interrupt Vector (Create I/O Completion Queue).
+    pub const INVALID_INTERRUPT_VECTOR: Status = specific(0x08);
+    /// Invalid Queue Deletion (Delete I/O Completion Queue with a
+    /// submission queue still on it).
+    pub const INVALID_QUEUE_DELETION: Status = specific(0x0C);
     pub const FEATURE_NOT_SAVEABLE: Status = specific(0x0D);
     // Fabrics Connect (NVMe Base 2.1 Figure 103, 80h-84h for Connect).
     pub const CONNECT_INCOMPATIBLE_FORMAT: Status = specific(0x80);

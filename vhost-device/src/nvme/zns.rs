@@ -182,7 +182,7 @@ pub fn zone_management_receive(x: &mut Exec<'_>) -> Outcome {
     }
     let filter = zrasf_filter((dw13 >> 8) as u8).ok_or(Status::INVALID_FIELD)?;
     check_mdts(x, len)?;
-    let len = len.min(u64::from(x.sqe.sgl_length())) as usize;
+    let len = len.min(u64::from(x.transfer_len())) as usize;
     if len < 64 {
         return Err(Status::INVALID_FIELD.into());
     }

@@ -10,6 +10,7 @@
 //! - [`nvme_tcp`]: the NVMe/TCP target transport for [`crate::nvme`].
 
 pub mod inflight;
+pub mod nvme_pcie;
 pub mod nvme_tcp;
 pub mod serve;
 pub mod vhost_user_scsi;
