@@ -130,6 +130,29 @@ pub struct ScsiEndpoint {
 /// controls the devices). A file that is not a socket, or a socket someone
 /// still listens on, is left alone.
 pub fn bind_private(path: &Path) -> Result<UnixListener, ServeError> {
+    remove_stale_socket(path)?;
+    let listener = UnixListener::bind(path).map_err(|source| ServeError::Socket {
+        path: path.to_owned(),
+        source,
+    })?;
+    make_private(path)?;
+    Ok(listener)
+}
+
+/// Make the socket at `path` mode 0600.
+pub fn make_private(path: &Path) -> Result<(), ServeError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| {
+        ServeError::Socket {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// Remove a stale socket file at `path` left by a previous run, so it can
+/// be bound again. A file that is not a socket, or a socket someone still
+/// listens on, is an error and is left alone.
+pub fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
     let sock_err = |source| ServeError::Socket {
         path: path.to_owned(),
         source,
@@ -146,9 +169,7 @@ pub fn bind_private(path: &Path) -> Result<UnixListener, ServeError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(sock_err(e)),
     }
-    let listener = UnixListener::bind(path).map_err(sock_err)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(sock_err)?;
-    Ok(listener)
+    Ok(())
 }
 
 /// What an accept loop does after a failed accept (EMFILE, ENFILE, ENOMEM,

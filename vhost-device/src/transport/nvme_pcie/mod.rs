@@ -226,12 +226,14 @@ pub fn start(
     subsystem: Arc<Subsystem>,
     stats: Arc<FabricStats>,
 ) -> io::Result<PcieEndpoint> {
-    if socket.exists() {
-        std::fs::remove_file(socket)?;
-    }
+    // Only a stale socket is replaced, never another file; the socket is
+    // 0600 like every socket of the backend.
+    let private = |e: super::serve::ServeError| io::Error::other(e.to_string());
+    super::serve::remove_stale_socket(socket).map_err(private)?;
     let vectors = crate::nvme::pcie::interrupt_vectors(&subsystem);
     let server = Server::new(socket, true, irqs(vectors), regions())
         .map_err(|e| io::Error::other(format!("vfio-user socket {}: {e}", socket.display())))?;
+    super::serve::make_private(socket).map_err(private)?;
     let shared = Arc::new(Shared {
         subsystem,
         stats,

@@ -553,3 +553,20 @@ fn a_full_completion_queue_holds_commands_back() {
     let second: u32 = h.mem.read_obj(GuestAddress(ACQ + 16 + 12)).unwrap();
     assert_eq!(second & 0xFFFF, 2);
 }
+
+/// Issue 15, finding 7, for this socket too: a file that is not a socket
+/// is never deleted to make room; the socket is 0600.
+#[test]
+fn the_socket_replaces_no_other_file_and_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a-socket");
+    std::fs::write(&path, b"keep me").unwrap();
+    let stats = Arc::new(crate::transport::nvme_tcp::FabricStats::new());
+    assert!(super::start(&path, subsystem(&dir), Arc::clone(&stats)).is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    let sock = dir.path().join("nvme.sock");
+    super::start(&sock, subsystem(&dir), stats).unwrap();
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
