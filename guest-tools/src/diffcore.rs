@@ -176,6 +176,38 @@ impl Fixed {
     }
 }
 
+/// Which rows of a [`Fixed`] table a run has seen agree: each is counted
+/// once, the first time its field agrees.
+#[derive(Debug, Clone)]
+pub struct FixedSeen {
+    rows: &'static [Fixed],
+    seen: Vec<bool>,
+}
+
+impl FixedSeen {
+    /// None of `rows` seen yet.
+    pub fn new(rows: &'static [Fixed]) -> Self {
+        Self {
+            rows,
+            seen: vec![false; rows.len()],
+        }
+    }
+
+    /// `field` of exchange `label` agreed with `peer`: the rows this
+    /// confirms for the first time.
+    pub fn agree(&mut self, peer: &str, label: &str, field: &str) -> Vec<&'static Fixed> {
+        let rows = self.rows;
+        rows.iter()
+            .zip(self.seen.iter_mut())
+            .filter(|(f, seen)| !**seen && f.covers(peer, label, field))
+            .map(|(f, seen)| {
+                *seen = true;
+                f
+            })
+            .collect()
+    }
+}
+
 /// How one field of an exchange compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
@@ -446,5 +478,20 @@ mod tests {
         );
         t.broken();
         assert_eq!((t.compared, t.failed), (3, 1));
+    }
+
+    #[test]
+    fn a_fixed_row_is_confirmed_once() {
+        const ROWS: &[Fixed] = &[Fixed {
+            peer: "p",
+            command: "report opt 3Eh*",
+            field: "rz.list_len",
+            what: "3Eh",
+        }];
+        let mut s = FixedSeen::new(ROWS);
+        assert!(s.agree("q", "report opt 3Eh", "rz.list_len").is_empty());
+        assert!(s.agree("p", "report opt 3Eh", "rz.nr").is_empty());
+        assert_eq!(s.agree("p", "report opt 3Eh x", "rz.list_len"), [&ROWS[0]]);
+        assert!(s.agree("p", "report opt 3Eh", "rz.list_len").is_empty());
     }
 }

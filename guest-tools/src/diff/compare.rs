@@ -7,15 +7,14 @@
 //! Nothing here knows SCSI: the decoders live in `fields.rs`, the tables
 //! in `tables.rs`.
 
-use crate::diffcore::{fold_index, render, Finding, Tables};
+use crate::diffcore::{fold_index, render, Finding, FixedSeen, Tables};
 pub use crate::diffcore::{Deviation, Fields, Fixed, Mask, Tally, OUTCOME};
 
 /// Compares the exchanges of one peer and keeps the tally.
 #[derive(Debug)]
 pub struct Comparer {
     tables: Tables,
-    fixed: &'static [Fixed],
-    fixed_seen: Vec<bool>,
+    fixed: FixedSeen,
     /// The running tally.
     pub tally: Tally,
     /// Disagreements of the current group (both values printed).
@@ -47,8 +46,7 @@ impl Comparer {
                 masks,
                 deviations,
             },
-            fixed,
-            fixed_seen: vec![false; fixed.len()],
+            fixed: FixedSeen::new(fixed),
             tally: Tally::default(),
             group_failures: Vec::new(),
             group_kinds: Vec::new(),
@@ -122,15 +120,12 @@ impl Comparer {
 
     fn mark_fixed(&mut self, label: &str, field: &str) {
         let peer = self.tables.peer;
-        for (i, f) in self.fixed.iter().enumerate() {
-            if !self.fixed_seen[i] && f.covers(peer, label, field) {
-                self.fixed_seen[i] = true;
-                self.tally.ours_fixed += 1;
-                self.pending.push(format!(
-                    "fixed peer={peer} {label}: {field} agrees now: {}",
-                    f.what
-                ));
-            }
+        for f in self.fixed.agree(peer, label, field) {
+            self.tally.ours_fixed += 1;
+            self.pending.push(format!(
+                "fixed peer={peer} {label}: {field} agrees now: {}",
+                f.what
+            ));
         }
     }
 
