@@ -75,6 +75,24 @@ const COPY_PARTIAL: &str = "both conform: NVM Command Set 1.0 3.2.2, on an error
      the lowest numbered source range not copied; QEMU copied range 0 before range 1 \
      failed, we check every range before copying any (the data read back shows it)";
 
+/// A [`COPY_PARTIAL`] row.
+const fn partial(
+    command: &'static str,
+    field: &'static str,
+    ours: Want,
+    theirs: Want,
+) -> Deviation {
+    Deviation {
+        peer: PEER,
+        command,
+        field,
+        ours,
+        theirs,
+        clause: COPY_PARTIAL,
+        verdict: Verdict::BothConform,
+    }
+}
+
 /// The peer's documented deviations (command label pattern, field, ours,
 /// peer, clause, verdict).
 /// A row is either QEMU departing from the spec, or a point where the spec
@@ -113,42 +131,20 @@ pub const DEVIATIONS: &[Deviation] = &[
                  spec sets no precedence (we check the action first, QEMU the SLBA)",
         verdict: Verdict::BothConform,
     },
-    Deviation {
-        peer: PEER,
-        command: "copy/nvm/over-mssrl",
-        field: "cqe.dw0",
-        ours: Want::Num(0),
-        theirs: Want::Num(1),
-        clause: COPY_PARTIAL,
-        verdict: Verdict::BothConform,
-    },
-    Deviation {
-        peer: PEER,
-        command: "copy/nvm/over-mssrl/read",
-        field: "data",
-        ours: Want::Data,
-        theirs: Want::Data,
-        clause: COPY_PARTIAL,
-        verdict: Verdict::BothConform,
-    },
-    Deviation {
-        peer: PEER,
-        command: "copy/nvm/source-past-end",
-        field: "cqe.dw0",
-        ours: Want::Num(0),
-        theirs: Want::Num(1),
-        clause: COPY_PARTIAL,
-        verdict: Verdict::BothConform,
-    },
-    Deviation {
-        peer: PEER,
-        command: "copy/nvm/source-past-end/read",
-        field: "data",
-        ours: Want::Data,
-        theirs: Want::Data,
-        clause: COPY_PARTIAL,
-        verdict: Verdict::BothConform,
-    },
+    partial("copy/nvm/over-mssrl", "cqe.dw0", Want::Num(0), Want::Num(1)),
+    partial("copy/nvm/over-mssrl/read", "data", Want::Data, Want::Data),
+    partial(
+        "copy/nvm/source-past-end",
+        "cqe.dw0",
+        Want::Num(0),
+        Want::Num(1),
+    ),
+    partial(
+        "copy/nvm/source-past-end/read",
+        "data",
+        Want::Data,
+        Want::Data,
+    ),
     Deviation {
         peer: PEER,
         command: "copy/cdfe/fmt2/read-range1",
