@@ -10,6 +10,7 @@ pub mod blockio;
 pub mod cmdline;
 pub mod control;
 pub mod diff;
+pub mod diffcore;
 pub mod diffnvme;
 pub mod hosttool;
 pub mod kcopy;

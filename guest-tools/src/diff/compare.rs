@@ -1,123 +1,20 @@
-//! The comparison framework of the differential suite: a response is
-//! flattened into named fields ([`Fields`]), the two devices' fields are
-//! compared name by name, and every difference is classified as masked (a
-//! field that legitimately differs, matched by name against a mask list),
-//! a listed peer deviation (one row of a deviation table, both values
-//! named), or a disagreement, which fails the group.
+//! The differential suite's reporter on the shared framework
+//! ([`crate::diffcore`]): it compares the exchanges of one peer, counts
+//! them, and queues the diagnostic lines (each masked field and each
+//! deviation row shown once, disagreements folded by zone index, fixed
+//! bugs confirmed when their field agrees).
 //!
 //! Nothing here knows SCSI: the decoders live in `fields.rs`, the tables
 //! in `tables.rs`.
 
-/// The field that sums up a response: when it differs, nothing else of
-/// the exchange is compared.
-pub const OUTCOME: &str = "outcome";
-
-/// Named fields of one response, in the order they were decoded: `(name,
-/// rendered value)`. A field one side lacks is compared as `absent`.
-pub type Fields = Vec<(String, String)>;
-
-/// One row of the deviation table: the peer answers differently from us
-/// and the standard's clause says the peer is wrong (or leaves it open).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deviation {
-    /// Peer name (`scsi_debug`, `lio`).
-    pub peer: &'static str,
-    /// Exchange labels the row applies to, a pattern ([`matches`]): e.g.
-    /// `hm write *` matches `hm write off-wp`; `*` for any.
-    pub command: &'static str,
-    /// Field name pattern ([`matches`]).
-    pub field: &'static str,
-    /// Our value as rendered, a pattern ([`matches`]; `*` for any).
-    pub ours: &'static str,
-    /// The peer's value as rendered, a pattern.
-    pub theirs: &'static str,
-    /// The standard's clause that decides it.
-    pub clause: &'static str,
-}
-
-/// How one field compared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finding {
-    /// Equal values.
-    Agree,
-    /// Different, but the field is masked by name.
-    Masked,
-    /// Different as a listed peer deviation.
-    Deviation(Deviation),
-    /// Different and unexplained: a failure.
-    Differ,
-}
-
-/// Glob match of a field name: `*` matches any run of characters.
-pub fn matches(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((head, tail)) => {
-            let Some(rest) = name.strip_prefix(head) else {
-                return false;
-            };
-            (0..=rest.len()).any(|i| rest.is_char_boundary(i) && matches(tail, &rest[i..]))
-        }
-    }
-}
-
-/// A field name with its numeric `[N]` indexes replaced by `[*]`.
-pub fn fold_index(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut rest = name;
-    while let Some(i) = rest.find('[') {
-        out.push_str(&rest[..=i]);
-        rest = &rest[i + 1..];
-        match rest.find(']') {
-            Some(j) if j > 0 && rest[..j].bytes().all(|b| b.is_ascii_digit()) => {
-                out.push('*');
-                rest = &rest[j..];
-            }
-            _ => {}
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Counts per peer, for the summary line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Exchanges (one command to both devices) compared.
-    pub compared: u64,
-    /// Exchanges where every field agreed or was masked.
-    pub agreed: u64,
-    /// Exchanges explained by at least one listed peer deviation.
-    pub deviations: u64,
-    /// Exchanges with an unexplained difference.
-    pub failed: u64,
-    /// Our bugs found by this comparison and fixed in the backend, whose
-    /// field agreed in this run.
-    pub ours_fixed: u64,
-}
-
-/// A bug of ours the differential run found and the backend now fixes:
-/// the exchange and field where it showed, to confirm it agrees now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fixed {
-    /// Peer that showed it.
-    pub peer: &'static str,
-    /// Exchange label pattern ([`matches`]).
-    pub command: &'static str,
-    /// Field name pattern.
-    pub field: &'static str,
-    /// What was wrong, and the clause.
-    pub what: &'static str,
-}
+use crate::diffcore::{fold_index, render, Finding, FixedSeen, Tables};
+pub use crate::diffcore::{Deviation, Fields, Fixed, Mask, Tally, OUTCOME};
 
 /// Compares the exchanges of one peer and keeps the tally.
 #[derive(Debug)]
 pub struct Comparer {
-    peer: &'static str,
-    masks: &'static [&'static str],
-    deviations: &'static [Deviation],
-    fixed: &'static [Fixed],
-    fixed_seen: Vec<bool>,
+    tables: Tables,
+    fixed: FixedSeen,
     /// The running tally.
     pub tally: Tally,
     /// Disagreements of the current group (both values printed).
@@ -129,7 +26,7 @@ pub struct Comparer {
     /// Masked field names already shown.
     masked_seen: Vec<String>,
     /// Distinct deviations seen (printed once each).
-    deviations_seen: Vec<(Deviation, String)>,
+    deviations_seen: Vec<Deviation>,
 }
 
 /// At most this many disagreement lines are printed per group.
@@ -139,16 +36,17 @@ impl Comparer {
     /// A comparer for `peer` with the tables to apply.
     pub fn new(
         peer: &'static str,
-        masks: &'static [&'static str],
+        masks: &'static [Mask],
         deviations: &'static [Deviation],
         fixed: &'static [Fixed],
     ) -> Self {
         Self {
-            peer,
-            masks,
-            deviations,
-            fixed,
-            fixed_seen: vec![false; fixed.len()],
+            tables: Tables {
+                peer,
+                masks,
+                deviations,
+            },
+            fixed: FixedSeen::new(fixed),
             tally: Tally::default(),
             group_failures: Vec::new(),
             group_kinds: Vec::new(),
@@ -160,80 +58,45 @@ impl Comparer {
 
     /// The peer's name.
     pub fn peer(&self) -> &'static str {
-        self.peer
-    }
-
-    /// Classify one field of exchange `label`.
-    pub fn classify(&self, label: &str, field: &str, ours: &str, theirs: &str) -> Finding {
-        if ours == theirs {
-            return Finding::Agree;
-        }
-        if self.masks.iter().any(|m| matches(m, field)) {
-            return Finding::Masked;
-        }
-        let hit = |pat: &str, v: &str| matches(pat, v);
-        self.deviations
-            .iter()
-            .find(|d| {
-                d.peer == self.peer
-                    && matches(d.command, label)
-                    && matches(d.field, field)
-                    && hit(d.ours, ours)
-                    && hit(d.theirs, theirs)
-            })
-            .map_or(Finding::Differ, |d| Finding::Deviation(*d))
+        self.tables.peer
     }
 
     /// Compare one exchange (one command sent to both devices). Returns
     /// whether it passed (agreed, masked or a listed deviation).
     pub fn exchange(&mut self, label: &str, ours: &Fields, theirs: &Fields) -> bool {
-        let mut names: Vec<&str> = ours.iter().map(|(n, _)| n.as_str()).collect();
-        for (n, _) in theirs {
-            if !names.contains(&n.as_str()) {
-                names.push(n);
-            }
-        }
-        let get = |f: &Fields, n: &str| {
-            f.iter()
-                .find(|(k, _)| k == n)
-                .map_or_else(|| "absent".to_string(), |(_, v)| v.clone())
-        };
-        let (mut differ, mut deviated) = (false, false);
-        // Responses that differ in their outcome (the first field, when
-        // named so) are compared on it alone: the rest follows from it.
-        if let ([(n, o), ..], [(m, t), ..]) = (ours.as_slice(), theirs.as_slice()) {
-            if n == OUTCOME && m == OUTCOME && o != t {
-                names.retain(|x| *x == OUTCOME);
-            }
-        }
-        for n in names {
-            let (o, t) = (get(ours, n), get(theirs, n));
-            match self.classify(label, n, &o, &t) {
-                Finding::Agree => self.mark_fixed(label, n),
-                Finding::Masked => {
+        let findings = self.tables.compare(label, ours, theirs);
+        let peer = self.tables.peer;
+        for f in &findings {
+            let n = f.field();
+            match f {
+                Finding::Agree { .. } => self.mark_fixed(label, n),
+                Finding::Masked { ours, peer: t, .. } => {
                     // Shown once per field name, so what a mask hides is
                     // on the record.
                     if !self.masked_seen.iter().any(|m| m == n) {
                         self.masked_seen.push(n.to_string());
                         self.pending.push(format!(
-                            "masked peer={} {label}: {n}: ours={o} peer={t}",
-                            self.peer
+                            "masked peer={peer} {label}: {n}: ours={} peer={}",
+                            render(ours.as_ref()),
+                            render(t.as_ref())
                         ));
                     }
                 }
-                Finding::Deviation(d) => {
-                    deviated = true;
-                    let first = format!("{label}: {n}");
-                    if !self.deviations_seen.iter().any(|(x, _)| *x == d) {
+                Finding::Deviation {
+                    ours, peer: t, row, ..
+                } => {
+                    if !self.deviations_seen.contains(row) {
                         self.pending.push(format!(
-                            "deviation peer={} {first}: ours={o} peer={t} ({})",
-                            self.peer, d.clause
+                            "deviation peer={peer} {label}: {n}: ours={} peer={} ({})",
+                            render(ours.as_ref()),
+                            render(t.as_ref()),
+                            row.clause
                         ));
-                        self.deviations_seen.push((d, first));
+                        self.deviations_seen.push(*row);
                     }
                 }
-                Finding::Differ => {
-                    differ = true;
+                Finding::Differ { ours, peer: t, .. } => {
+                    let (o, t) = (render(ours.as_ref()), render(t.as_ref()));
                     // One line per distinct difference (zone indexes
                     // folded), with the first exchange that showed it.
                     let key = format!("{}: ours={o} peer={t}", fold_index(n));
@@ -242,8 +105,7 @@ impl Comparer {
                         Some((_, c)) => *c += 1,
                         None if room => {
                             self.pending.push(format!(
-                                "DIFFER peer={} {label}: {n}: ours={o} peer={t}",
-                                self.peer
+                                "DIFFER peer={peer} {label}: {n}: ours={o} peer={t}"
                             ));
                             self.group_kinds.push((key, 1));
                         }
@@ -253,41 +115,26 @@ impl Comparer {
                 }
             }
         }
-        self.tally.compared += 1;
-        if differ {
-            self.tally.failed += 1;
-        } else if deviated {
-            self.tally.deviations += 1;
-        } else {
-            self.tally.agreed += 1;
-        }
-        !differ
+        self.tally.add(&findings)
     }
 
     fn mark_fixed(&mut self, label: &str, field: &str) {
-        for (i, f) in self.fixed.iter().enumerate() {
-            if f.peer == self.peer
-                && !self.fixed_seen[i]
-                && matches(f.command, label)
-                && matches(f.field, field)
-            {
-                self.fixed_seen[i] = true;
-                self.tally.ours_fixed += 1;
-                self.pending.push(format!(
-                    "fixed peer={} {label}: {field} agrees now: {}",
-                    self.peer, f.what
-                ));
-            }
+        let peer = self.tables.peer;
+        for f in self.fixed.agree(peer, label, field) {
+            self.tally.ours_fixed += 1;
+            self.pending.push(format!(
+                "fixed peer={peer} {label}: {field} agrees now: {}",
+                f.what
+            ));
         }
     }
 
     /// A side failed to answer at all (ioctl error, device missing): a
     /// disagreement that no table explains.
     pub fn broken(&mut self, label: &str, why: &str) {
-        self.tally.compared += 1;
-        self.tally.failed += 1;
+        self.tally.broken();
         self.pending
-            .push(format!("BROKEN peer={} {label}: {why}", self.peer));
+            .push(format!("BROKEN peer={} {label}: {why}", self.peer()));
         self.group_failures.push(format!("{label}: {why}"));
     }
 
@@ -309,7 +156,7 @@ impl Comparer {
         for (k, c) in std::mem::take(&mut self.group_kinds) {
             if c > 1 {
                 self.pending
-                    .push(format!("DIFFER peer={} {c} times: {k}", self.peer));
+                    .push(format!("DIFFER peer={} {c} times: {k}", self.peer()));
             }
         }
         if f.is_empty() {
@@ -320,33 +167,31 @@ impl Comparer {
         Err(format!(
             "{} field(s) disagree with {} and are neither masked nor a listed deviation: {}",
             f.len(),
-            self.peer,
+            self.peer(),
             first.join("; ")
         ))
     }
 
     /// The summary line (without the leading `# `).
     pub fn summary(&self) -> String {
-        let t = self.tally;
-        format!(
-            "diff summary peer={} compared={} agreed={} ours-fixed={} peer-deviations={} disagreed={}",
-            self.peer, t.compared, t.agreed, t.ours_fixed, t.deviations, t.failed
-        )
+        self.tally.summary(self.tables.peer)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diffcore::{Verdict, Want};
 
-    const MASKS: &[&str] = &["inquiry.vendor", "vpd83.*"];
+    const MASKS: &[Mask] = &[("inquiry.vendor", "identity"), ("vpd83.*", "designators")];
     const DEVS: &[Deviation] = &[Deviation {
         peer: "p",
         command: "write *",
         field: "sense.asc",
-        ours: "21h",
-        theirs: "24h",
+        ours: Want::Glob("21h"),
+        theirs: Want::Glob("24h"),
         clause: "ZBC-2 4.4.3.4.3",
+        verdict: Verdict::PeerWrong,
     }];
     const FIXED: &[Fixed] = &[Fixed {
         peer: "p",
@@ -356,25 +201,11 @@ mod tests {
     }];
 
     fn f(v: &[(&str, &str)]) -> Fields {
-        v.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn glob() {
-        assert!(matches("a", "a"));
-        assert!(!matches("a", "ab"));
-        assert!(matches("vpd83.*", "vpd83.designator[0]"));
-        assert!(matches("rz.zone[*].wp", "rz.zone[12].wp"));
-        assert!(!matches("rz.zone[*].wp", "rz.zone[12].len"));
-        assert!(matches("*", ""));
-        assert_eq!(fold_index("rz.zone[12].wp"), "rz.zone[*].wp");
-        assert_eq!(
-            fold_index("rcr.op.implements[02h]"),
-            "rcr.op.implements[02h]"
-        );
-        assert_eq!(fold_index("a[1][x]b[]"), "a[*][x]b[]");
+        let mut x = Fields::new();
+        for (a, b) in v {
+            x.text(*a, *b);
+        }
+        x
     }
 
     #[test]

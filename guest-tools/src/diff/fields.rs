@@ -64,7 +64,7 @@ pub fn send(fd: &std::fs::File, cdb: &[u8], dir: &Dir) -> Result<Response, Strin
 }
 
 fn push(f: &mut Fields, name: impl Into<String>, v: impl Into<String>) {
-    f.push((name.into(), v.into()));
+    f.text(name, v);
 }
 
 fn be(b: &[u8]) -> u64 {
@@ -320,7 +320,7 @@ pub fn b1_fields(r: &Response) -> Fields {
     let (Some(&b7), Some(&b8)) = (r.data.get(7), r.data.get(8)) else {
         return f;
     };
-    f.retain(|(n, _)| n != "vpdb1.byte[7]" && n != "vpdb1.byte[8]");
+    f.0.retain(|(n, _)| n != "vpdb1.byte[7]" && n != "vpdb1.byte[8]");
     push(&mut f, "vpdb1.wabereq", (b7 >> 6).to_string());
     push(&mut f, "vpdb1.wacereq", ((b7 >> 4) & 3).to_string());
     push(&mut f, "vpdb1.nominal_form_factor", (b7 & 0x0f).to_string());
@@ -342,7 +342,7 @@ pub fn b6_fields(r: &Response) -> Fields {
     let (Some(&b4), Some(&b23)) = (r.data.get(4), r.data.get(23)) else {
         return f;
     };
-    f.retain(|(n, _)| n != "vpdb6.byte[4]" && n != "vpdb6.byte[23]");
+    f.0.retain(|(n, _)| n != "vpdb6.byte[4]" && n != "vpdb6.byte[23]");
     push(
         &mut f,
         "vpdb6.zoned_block_device_extension",
@@ -379,6 +379,7 @@ pub const B6_NAMES: &[(usize, usize, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diffcore::Val;
 
     fn resp(status: u8, sense: &[u8], data: &[u8]) -> Response {
         Response {
@@ -401,15 +402,20 @@ mod tests {
         s[15] = 0xc0;
         s[17] = 2;
         let f = status_fields(&resp(2, &s, &[]));
-        let get = |n: &str| f.iter().find(|(k, _)| k == n).unwrap().1.clone();
+        let get = |n: &str| f.get(n).unwrap().to_string();
         assert_eq!(get("status"), "02h");
         assert_eq!(get("sense.key"), "5h");
         assert_eq!(get("sense.asc"), "21h");
         assert_eq!(get("sense.information"), "0x1234");
         assert_eq!(get("sense.sense_key_specific"), "c0 00 02");
         assert_eq!(get("sense.additional_length"), "10");
-        assert_eq!(status_fields(&resp(0, &[], &[])).len(), 3);
+        assert_eq!(status_fields(&resp(0, &[], &[])).0.len(), 3);
         assert_eq!(get("outcome"), "status 02h sense 5h/21h/04h");
+    }
+
+    /// `f` holds field `name` with the rendered value `v`.
+    fn has(f: &Fields, name: &str, v: &str) -> bool {
+        f.0.contains(&(name.into(), Val::Text(v.into())))
     }
 
     #[test]
@@ -425,23 +431,23 @@ mod tests {
         b.extend(&d);
         b.extend(&[1, 2, 3]);
         let f = report_fields(&resp(0, &[], &b));
-        let names: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
+        let names: Vec<&str> = f.0.iter().map(|(k, _)| k.as_str()).collect();
         assert!(names.contains(&"rz.zone[0].cond"));
         assert!(names.contains(&"rz.zone[1].cut"));
-        assert!(f.contains(&("rz.zone[0].len".into(), "0x8".into())));
-        assert!(f.contains(&("rz.zone[0].reserved".into(), "zero".into())));
+        assert!(has(&f, "rz.zone[0].len", "0x8"));
+        assert!(has(&f, "rz.zone[0].reserved", "zero"));
         let mut c = vec![0u8; 32];
         c[7] = 0xff;
         c[10] = 0x10;
         c[12] = 0x10;
         let f = capacity_fields(&resp(0, &[], &c));
-        assert!(f.contains(&("rc16.rc_basis".into(), "1".into())));
-        assert!(f.contains(&("rc16.block_length".into(), "4096".into())));
+        assert!(has(&f, "rc16.rc_basis", "1"));
+        assert!(has(&f, "rc16.block_length", "4096"));
         let v = vpd_fields(
             &resp(0, &[], &[0x14, 0xb6, 0, 0x3c, 1, 0, 0, 0, 0, 0, 0, 4]),
             B6_NAMES,
         );
-        assert!(v.contains(&("vpdb6.optimal_open_swp".into(), "00 00 00 04".into())));
-        assert!(v.contains(&("vpdb6.byte[4]".into(), "01h".into())));
+        assert!(has(&v, "vpdb6.optimal_open_swp", "00 00 00 04"));
+        assert!(has(&v, "vpdb6.byte[4]", "01h"));
     }
 }

@@ -8,7 +8,7 @@ use std::fs::File;
 
 use super::{
     both,
-    compare::{Comparer, Fields},
+    compare::{Comparer, Fields, OUTCOME},
     fields::{self, Dir, Response},
 };
 use crate::{
@@ -180,7 +180,9 @@ fn op_fields(r: &Response) -> Fields {
         return f;
     }
     let b = &r.data;
-    let mut push = |n: &str, v: String| f.push((format!("rcr.op.{n}"), v));
+    let mut push = |n: &str, v: String| {
+        f.text(format!("rcr.op.{n}"), v);
+    };
     match xparse::operating_parameters(b) {
         Ok(o) => {
             push("decodes", "yes".into());
@@ -289,9 +291,8 @@ pub fn results(cmp: &mut Comparer, ours: &Side<'_>, peer: &Side<'_>) {
     ) {
         let show = |r: &Response| {
             fields::status_fields(r)
-                .into_iter()
-                .find(|(n, _)| n == "outcome")
-                .map_or_else(String::new, |(_, v)| v)
+                .get(OUTCOME)
+                .map_or_else(String::new, ToString::to_string)
         };
         cmp.note(format!(
             "vpd 8f: ours {} ({} bytes), lio {} ({} bytes)",

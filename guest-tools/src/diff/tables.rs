@@ -3,27 +3,29 @@
 //! peers' documented deviations from the standard, and our bugs this
 //! comparison found and the backend fixes.
 
-use super::compare::{Deviation, Fixed};
+use super::compare::{Deviation, Fixed, Mask};
+use crate::diffcore::{Verdict, Want};
 
 /// Fields that legitimately differ, by name: identity strings, serial
 /// numbers, designators, and limits that are parameters of a device
 /// rather than behaviour the standard fixes.
-pub const MASKS: &[&str] = &[
+pub const MASKS: &[Mask] = &[
     // VPD B1h (SBC-4 6.6.2): the physical size the device claims.
-    "vpdb1.nominal_form_factor",
-    "vpdb1.medium_rotation_rate",
+    ("vpdb1.nominal_form_factor", "claimed size"),
+    ("vpdb1.medium_rotation_rate", "claimed medium"),
     // RECEIVE COPY RESULTS OPERATING PARAMETERS (SPC-4 6.18.4, table
     // 148): the copy manager's limits and the descriptor types it
     // implements are its own choice; `implements[02h]`/`[E4h]`, SNLID
     // and the layout are compared.
-    "rcr.op.max_*",
-    "rcr.op.held_data_limit",
-    "rcr.op.total_concurrent",
-    "rcr.op.granularities",
-    "rcr.op.implemented",
+    ("rcr.op.max_*", "copy manager's limits"),
+    ("rcr.op.held_data_limit", "copy manager's limit"),
+    ("rcr.op.total_concurrent", "copy manager's limit"),
+    ("rcr.op.granularities", "copy manager's limits"),
+    ("rcr.op.implemented", "copy manager's choice"),
 ];
 
-/// Shorthand for a row of [`DEVIATIONS`].
+/// A row of [`DEVIATIONS`] whose clause says the peer departs from the
+/// standard; values are patterns on the rendered fields.
 const fn dev(
     peer: &'static str,
     command: &'static str,
@@ -36,9 +38,25 @@ const fn dev(
         peer,
         command,
         field,
-        ours,
-        theirs,
+        ours: Want::Glob(ours),
+        theirs: Want::Glob(theirs),
         clause,
+        verdict: Verdict::PeerWrong,
+    }
+}
+
+/// A row of [`DEVIATIONS`] whose clause allows both answers.
+const fn both(
+    peer: &'static str,
+    command: &'static str,
+    field: &'static str,
+    ours: &'static str,
+    theirs: &'static str,
+    clause: &'static str,
+) -> Deviation {
+    Deviation {
+        verdict: Verdict::BothConform,
+        ..dev(peer, command, field, ours, theirs, clause)
     }
 }
 
@@ -51,10 +69,11 @@ const GOOD: &str = "GOOD";
 /// The peers' deviations from the standard, each with the clause that
 /// decides it. A difference matching a row is reported (both values),
 /// not failed. Columns: peer, exchange label pattern, field pattern, our
-/// value, the peer's value (`*`: any), the clause.
+/// value, the peer's value (`*`: any), the clause; `dev` rows say the peer
+/// departs from the standard, `both` rows that it allows both answers.
 pub const DEVIATIONS: &[Deviation] = &[
     // ---- both peers
-    dev(
+    both(
         SD,
         "*",
         SKS,
@@ -63,7 +82,7 @@ pub const DEVIATIONS: &[Deviation] = &[
         "SPC-5 4.4.2.4.1: the sense-key specific field is optional (SKSV 0); \
          the peer omits the field pointer we give, both conform",
     ),
-    dev(
+    both(
         LIO,
         "*",
         SKS,
@@ -92,7 +111,7 @@ pub const DEVIATIONS: &[Deviation] = &[
         "SPC-5 4.2.5.6: data is cut at the allocation length, not at a \
          descriptor boundary; scsi_debug sends whole descriptors only",
     ),
-    dev(
+    both(
         SD,
         "*",
         "rz.same",
@@ -151,7 +170,7 @@ pub const DEVIATIONS: &[Deviation] = &[
          zone where we change the counted ones (or, for a refused range, none)",
     ),
     // ---- scsi_debug, writes and reads
-    dev(
+    both(
         SD,
         "hm write cross-boundary above-wp",
         OUTCOME,
@@ -219,7 +238,7 @@ pub const DEVIATIONS: &[Deviation] = &[
          Block Device Characteristics VPD page; scsi_debug rejects it when \
          host aware",
     ),
-    dev(
+    both(
         SD,
         "ha vpd b6",
         "vpdb6.zoned_block_device_extension",
@@ -229,7 +248,7 @@ pub const DEVIATIONS: &[Deviation] = &[
          reported) is permitted; we report 1h (host aware), both conform \
          (the 6.1 scsi_debug; the 6.12 one rejects the page, row above)",
     ),
-    dev(
+    both(
         SD,
         "ha vpd b6",
         "vpdb6.zone_alignment_method",
@@ -324,7 +343,7 @@ pub const DEVIATIONS: &[Deviation] = &[
         "*",
         "follows from the row above: LIO copied, we did not",
     ),
-    dev(
+    both(
         LIO,
         "vpd 8f",
         OUTCOME,

@@ -1,97 +1,25 @@
-//! The differential comparer: two answers to the same command (ours and
-//! the peer's), each a list of named fields, compared field by field.
-//! A field that differs is
+//! The differential tables of the NVMe suite, judged by the shared
+//! framework ([`crate::diffcore`]). A field that differs is
 //! - masked, when its name is in [`MASKED`] (identity strings, device
 //!   parameters that legitimately differ between two devices);
 //! - a peer deviation, when (command, field, ours, peer) is a row of
 //!   [`DEVIATIONS`], the one table of the peer's documented departures from
 //!   the spec, each with the clause that shows who is right;
 //! - otherwise a mismatch, which fails the test.
-//!
-//! Self-contained on purpose (no suite types): the SCSI peers' comparer
-//! will be unified with this one.
 
-use std::fmt;
+use super::PEER;
+use crate::diffcore::{Deviation, Fixed, Mask, Tables, Verdict, Want};
 
-/// A field value: a number, or bytes (returned data).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Val {
-    Num(u64),
-    Bytes(Vec<u8>),
-}
-
-impl fmt::Display for Val {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Val::Num(n) => write!(f, "{n:#x}"),
-            Val::Bytes(b) => {
-                let h = b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
-                    (h ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01b3)
-                });
-                write!(f, "{} bytes fnv {h:016x}", b.len())
-            }
-        }
-    }
-}
-
-/// One device's answer: fields in a fixed order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Answer(pub Vec<(String, Val)>);
-
-impl Answer {
-    /// Add a numeric field.
-    pub fn num(&mut self, name: impl Into<String>, v: u64) -> &mut Self {
-        self.0.push((name.into(), Val::Num(v)));
-        self
-    }
-
-    /// Add a bytes field.
-    pub fn bytes(&mut self, name: impl Into<String>, b: &[u8]) -> &mut Self {
-        self.0.push((name.into(), Val::Bytes(b.to_vec())));
-        self
-    }
-
-    fn get(&self, name: &str) -> Option<&Val> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
-    }
-}
-
-/// A value in a deviation row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dv {
-    /// This number.
-    N(u64),
-    /// Returned data (bytes): the row says how they differ.
-    Data,
-}
-
-impl Dv {
-    fn matches(self, v: &Val) -> bool {
-        match (self, v) {
-            (Dv::N(a), Val::Num(b)) => a == *b,
-            (Dv::Data, Val::Bytes(_)) => true,
-            _ => false,
-        }
-    }
-}
-
-/// A documented departure of the peer from the spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deviation {
-    /// Command label; a trailing `*` matches any label with that prefix.
-    pub command: &'static str,
-    /// Field name (exact).
-    pub field: &'static str,
-    pub ours: Dv,
-    pub peer: Dv,
-    /// The clause that says which answer is right, and why the peer's
-    /// is not ours.
-    pub clause: &'static str,
-}
+/// The peer and the tables that judge its answers.
+pub const TABLES: Tables = Tables {
+    peer: PEER,
+    masks: MASKED,
+    deviations: DEVIATIONS,
+};
 
 /// Fields that legitimately differ between two devices, by name, with why.
-/// A name ending in `*` masks every field with that prefix.
-pub const MASKED: &[(&str, &str)] = &[
+/// A `*` in a name matches any run of characters.
+pub const MASKED: &[Mask] = &[
     ("idctrl.vid", "PCI vendor ID: identity"),
     ("idctrl.ssvid", "PCI subsystem vendor ID: identity"),
     ("idctrl.sn", "serial number: identity"),
@@ -147,268 +75,126 @@ const COPY_PARTIAL: &str = "both conform: NVM Command Set 1.0 3.2.2, on an error
      the lowest numbered source range not copied; QEMU copied range 0 before range 1 \
      failed, we check every range before copying any (the data read back shows it)";
 
-/// The peer's documented deviations: (command, field, ours, peer, clause).
+/// A [`COPY_PARTIAL`] row.
+const fn partial(
+    command: &'static str,
+    field: &'static str,
+    ours: Want,
+    theirs: Want,
+) -> Deviation {
+    Deviation {
+        peer: PEER,
+        command,
+        field,
+        ours,
+        theirs,
+        clause: COPY_PARTIAL,
+        verdict: Verdict::BothConform,
+    }
+}
+
+/// The peer's documented deviations (command label pattern, field, ours,
+/// peer, clause, verdict).
 /// A row is either QEMU departing from the spec, or a point where the spec
 /// allows both answers (the clause says which).
 pub const DEVIATIONS: &[Deviation] = &[
     Deviation {
+        peer: PEER,
         command: "effects/csi*",
         field: "cse.iocs.00",
-        ours: Dv::N(0x1),
-        peer: Dv::N(0x3),
+        ours: Want::Num(0x1),
+        theirs: Want::Num(0x3),
         clause: "QEMU: Flush with LBCC set; NVMe Base 2.1 Figure 'Commands Supported and \
                  Effects Data Structure': LBCC = the command may change logical block \
                  content, which Flush does not (it only makes written data non-volatile)",
+        verdict: Verdict::PeerWrong,
     },
     Deviation {
+        peer: PEER,
         command: "copy/zns/*",
         field: "status.dnr",
-        ours: Dv::N(1),
-        peer: Dv::N(0),
+        ours: Want::Num(1),
+        theirs: Want::Num(0),
         clause: "QEMU: Copy refused for a zone error without DNR, while its Write with the \
                  same error sets it; NVMe Base 2.1 4.2.3 DNR: set when the same command \
                  re-submitted is expected to fail, as this one is",
+        verdict: Verdict::PeerWrong,
     },
     Deviation {
+        peer: PEER,
         command: "zms/set-zde/past-end",
         field: "status.sc",
-        ours: Dv::N(0x02),
-        peer: Dv::N(0x80),
+        ours: Want::Num(0x02),
+        theirs: Want::Num(0x80),
         clause: "both conform: Set Zone Descriptor Extension without ZDES (Invalid Field, \
                  ZNS 1.1 3.4.3) and an SLBA past the end (LBA Out of Range) both apply; the \
                  spec sets no precedence (we check the action first, QEMU the SLBA)",
+        verdict: Verdict::BothConform,
     },
+    partial("copy/nvm/over-mssrl", "cqe.dw0", Want::Num(0), Want::Num(1)),
+    partial("copy/nvm/over-mssrl/read", "data", Want::Data, Want::Data),
+    partial(
+        "copy/nvm/source-past-end",
+        "cqe.dw0",
+        Want::Num(0),
+        Want::Num(1),
+    ),
+    partial(
+        "copy/nvm/source-past-end/read",
+        "data",
+        Want::Data,
+        Want::Data,
+    ),
     Deviation {
-        command: "copy/nvm/over-mssrl",
-        field: "cqe.dw0",
-        ours: Dv::N(0),
-        peer: Dv::N(1),
-        clause: COPY_PARTIAL,
-    },
-    Deviation {
-        command: "copy/nvm/over-mssrl/read",
-        field: "data",
-        ours: Dv::Data,
-        peer: Dv::Data,
-        clause: COPY_PARTIAL,
-    },
-    Deviation {
-        command: "copy/nvm/source-past-end",
-        field: "cqe.dw0",
-        ours: Dv::N(0),
-        peer: Dv::N(1),
-        clause: COPY_PARTIAL,
-    },
-    Deviation {
-        command: "copy/nvm/source-past-end/read",
-        field: "data",
-        ours: Dv::Data,
-        peer: Dv::Data,
-        clause: COPY_PARTIAL,
-    },
-    Deviation {
+        peer: PEER,
         command: "copy/cdfe/fmt2/read-range1",
         field: "data",
-        ours: Dv::Data,
-        peer: Dv::Data,
+        ours: Want::Data,
+        theirs: Want::Data,
         clause: "QEMU: the second descriptor of a format 2h Copy is read from the first \
                  descriptor's namespace (the NVM one's data lands where the ZNS one's \
                  belongs); NVM Command Set 1.1, Figure 'Source Range Entries Descriptor \
                  Format 2h': every descriptor names its own SNSID",
+        verdict: Verdict::PeerWrong,
     },
 ];
 
 /// Our own bugs the comparison found and that are fixed in the backend
-/// (each with a unit test there): (command, field, clause). They agree now
-/// and are compared like every other field; the summary counts them.
-pub const OURS_FIXED: &[(&str, &str, &str)] = &[
-    (
-        "zms/close (explicitly opened zone, nothing written)",
-        "rz.d2.zs",
-        "ZNS 1.1 2.1.1.3.3 Transition ZSEO:ZSC on Close Zone; we went to ZSE as ZBC-2 5.3 does",
-    ),
-    (
-        "io/read-across-zones (from past the capacity into the next zone)",
-        "status.sc",
-        "ZNS 1.1 Figure 17 (Read): Zone Boundary Error only with RAZB cleared, and we set it; \
-         we applied ZBC-2 gap zones",
-    ),
-    (
-        "limits/active/finish-z7 (Finish of an empty zone at the active limit)",
-        "status.sc",
-        "ZNS 1.1 2.1.1.4.1 g): ZSE to ZSF shall not impact Active Resources; we returned \
-         Too Many Active Zones (ZBC-2 4.4.3.5.5)",
-    ),
+/// (each with a unit test there). They are compared like every other
+/// field; the summary counts each row once its field agrees.
+pub const OURS_FIXED: &[Fixed] = &[
+    Fixed {
+        peer: PEER,
+        command: "zms/close/zones",
+        field: "rz.d2.zs",
+        what: "Close of an explicitly opened zone with nothing written: ZNS 1.1 2.1.1.3.3 \
+               Transition ZSEO:ZSC on Close Zone; we went to ZSE as ZBC-2 5.3 does",
+    },
+    Fixed {
+        peer: PEER,
+        command: "io/read-across-zones",
+        field: "status.sc",
+        what: "Read from past the capacity into the next zone: ZNS 1.1 Figure 17 (Read): \
+               Zone Boundary Error only with RAZB cleared, and we set it; we applied ZBC-2 \
+               gap zones",
+    },
+    Fixed {
+        peer: PEER,
+        command: "limits/active/finish-z7",
+        field: "status.sc",
+        what: "Finish of an empty zone at the active limit: ZNS 1.1 2.1.1.4.1 g): ZSE to \
+               ZSF shall not impact Active Resources; we returned Too Many Active Zones \
+               (ZBC-2 4.4.3.5.5)",
+    },
 ];
-
-/// How a differing field was judged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finding {
-    /// Masked by name.
-    Masked { field: String },
-    /// A row of [`DEVIATIONS`].
-    Deviation {
-        field: String,
-        ours: Val,
-        peer: Val,
-        clause: &'static str,
-    },
-    /// Unexplained: fails.
-    Mismatch {
-        field: String,
-        ours: Option<Val>,
-        peer: Option<Val>,
-    },
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let opt = |v: &Option<Val>| v.as_ref().map_or("<absent>".into(), Val::to_string);
-        match self {
-            Finding::Masked { field } => write!(f, "{field}: masked"),
-            Finding::Deviation {
-                field,
-                ours,
-                peer,
-                clause,
-            } => write!(
-                f,
-                "{field}: ours {ours} peer {peer}: peer deviation ({clause})"
-            ),
-            Finding::Mismatch { field, ours, peer } => {
-                write!(
-                    f,
-                    "{field}: ours {} peer {}: MISMATCH",
-                    opt(ours),
-                    opt(peer)
-                )?;
-                if let (Some(Val::Bytes(a)), Some(Val::Bytes(b))) = (ours, peer) {
-                    if let Some(at) = (0..a.len().min(b.len())).find(|&i| a[i] != b[i]) {
-                        let hex = |v: &[u8]| -> String {
-                            v.iter()
-                                .skip(at)
-                                .take(16)
-                                .map(|x| format!("{x:02x}"))
-                                .collect()
-                        };
-                        write!(f, " (first at byte {at}: ours {} peer {})", hex(a), hex(b))?;
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-fn name_matches(pattern: &str, name: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => pattern == name,
-    }
-}
-
-/// Compare two answers to `command`: the differing fields, judged against
-/// `masked` and `deviations`. Empty = the answers agree.
-pub fn compare(
-    command: &str,
-    ours: &Answer,
-    peer: &Answer,
-    masked: &[(&str, &str)],
-    deviations: &[Deviation],
-) -> Vec<Finding> {
-    let mut names: Vec<&str> = ours.0.iter().map(|(n, _)| n.as_str()).collect();
-    for (n, _) in &peer.0 {
-        if !names.contains(&n.as_str()) {
-            names.push(n);
-        }
-    }
-    let mut out = Vec::new();
-    for name in names {
-        let (o, p) = (ours.get(name), peer.get(name));
-        if o == p {
-            continue;
-        }
-        if masked.iter().any(|(m, _)| name_matches(m, name)) {
-            out.push(Finding::Masked {
-                field: name.to_string(),
-            });
-            continue;
-        }
-        let dev = match (o, p) {
-            (Some(a), Some(b)) => deviations.iter().find(|d| {
-                name_matches(d.command, command)
-                    && d.field == name
-                    && d.ours.matches(a)
-                    && d.peer.matches(b)
-            }),
-            _ => None,
-        };
-        out.push(match (dev, o, p) {
-            (Some(d), Some(a), Some(b)) => Finding::Deviation {
-                field: name.to_string(),
-                ours: a.clone(),
-                peer: b.clone(),
-                clause: d.clause,
-            },
-            _ => Finding::Mismatch {
-                field: name.to_string(),
-                ours: o.cloned(),
-                peer: p.cloned(),
-            },
-        });
-    }
-    out
-}
-
-/// Counts over a run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Commands compared.
-    pub compared: u64,
-    /// Commands whose answers agree (masked fields aside).
-    pub agreed: u64,
-    /// Commands with at least one listed peer deviation and no mismatch.
-    pub deviations: u64,
-    /// Commands with a mismatch.
-    pub mismatched: u64,
-}
-
-impl Tally {
-    /// Count one compared command; returns whether it passes (no mismatch).
-    pub fn add(&mut self, findings: &[Finding]) -> bool {
-        self.compared += 1;
-        let mismatch = findings
-            .iter()
-            .any(|f| matches!(f, Finding::Mismatch { .. }));
-        let dev = findings
-            .iter()
-            .any(|f| matches!(f, Finding::Deviation { .. }));
-        if mismatch {
-            self.mismatched += 1;
-        } else if dev {
-            self.deviations += 1;
-        } else {
-            self.agreed += 1;
-        }
-        !mismatch
-    }
-
-    /// The suite's one summary line (without the leading `# `).
-    pub fn summary(&self, peer: &str, ours_fixed: usize) -> String {
-        format!(
-            "diff summary peer={peer} compared={} agreed={} ours-fixed={ours_fixed} \
-             peer-deviations={}",
-            self.compared, self.agreed, self.deviations
-        )
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diffcore::{Fields, Finding, Tally, Val};
 
-    fn ans(sc: u64, nsze: u64, sn: &[u8]) -> Answer {
-        let mut a = Answer::default();
+    fn ans(sc: u64, nsze: u64, sn: &[u8]) -> Fields {
+        let mut a = Fields::default();
         a.num("status.sc", sc)
             .num("idns.nsze", nsze)
             .bytes("idctrl.sn", sn);
@@ -416,57 +202,69 @@ mod tests {
     }
 
     const DEV: &[Deviation] = &[Deviation {
+        peer: PEER,
         command: "zms/offline*",
         field: "status.sc",
-        ours: Dv::N(0xBF),
-        peer: Dv::N(0x02),
+        ours: Want::Num(0xBF),
+        theirs: Want::Num(0x02),
         clause: "ZNS 1.1 Figure X",
+        verdict: Verdict::PeerWrong,
     }];
+
+    fn compare(label: &str, ours: &Fields, peer: &Fields, masks: &'static [Mask]) -> Vec<Finding> {
+        let t = Tables {
+            peer: PEER,
+            masks,
+            deviations: DEV,
+        };
+        t.compare(label, ours, peer)
+    }
+
+    fn agree(field: &str) -> Finding {
+        Finding::Agree {
+            field: field.into(),
+        }
+    }
 
     #[test]
     fn one_differing_field_fails() {
-        let f = compare("idns", &ans(0, 16, b"A"), &ans(0, 17, b"A"), MASKED, DEV);
+        let f = compare("idns", &ans(0, 16, b"A"), &ans(0, 17, b"A"), MASKED);
         assert_eq!(
             f,
-            vec![Finding::Mismatch {
-                field: "idns.nsze".into(),
-                ours: Some(Val::Num(16)),
-                peer: Some(Val::Num(17)),
-            }]
+            vec![
+                agree("status.sc"),
+                Finding::Differ {
+                    field: "idns.nsze".into(),
+                    ours: Some(Val::Num(16)),
+                    peer: Some(Val::Num(17)),
+                },
+                agree("idctrl.sn"),
+            ]
         );
-        assert_eq!(f[0].to_string(), "idns.nsze: ours 0x10 peer 0x11: MISMATCH");
+        assert_eq!(f[1].to_string(), "idns.nsze: ours 0x10 peer 0x11: MISMATCH");
         let mut t = Tally::default();
         assert!(!t.add(&f));
-        assert_eq!(t.mismatched, 1);
+        assert_eq!(t.failed, 1);
     }
 
     #[test]
     fn a_field_only_one_side_has_fails() {
         let mut short = ans(0, 16, b"A");
         short.0.pop();
-        let f = compare("x", &ans(0, 16, b"A"), &short, &[], &[]);
-        assert!(matches!(&f[..], [Finding::Mismatch { peer: None, .. }]));
+        let f = compare("x", &ans(0, 16, b"A"), &short, &[]);
+        assert!(matches!(&f[..], [_, _, Finding::Differ { peer: None, .. }]));
+        assert_eq!(f[..2], [agree("status.sc"), agree("idns.nsze")]);
     }
 
     #[test]
     fn masked_field_passes() {
-        let f = compare(
-            "idctrl",
-            &ans(0, 16, b"ours"),
-            &ans(0, 16, b"qemu"),
-            MASKED,
-            DEV,
-        );
-        assert_eq!(
-            f,
-            vec![Finding::Masked {
-                field: "idctrl.sn".into()
-            }]
-        );
+        let f = compare("idctrl", &ans(0, 16, b"ours"), &ans(0, 16, b"qemu"), MASKED);
+        assert!(matches!(&f[2], Finding::Masked { field, .. } if field == "idctrl.sn"));
+        assert_eq!(f[..2], [agree("status.sc"), agree("idns.nsze")]);
         let mut t = Tally::default();
         assert!(t.add(&f));
-        assert!(compare("idctrl", &ans(0, 16, b"x"), &ans(0, 16, b"x"), &[], &[]).is_empty());
-        assert!(name_matches("idctrl.*", "idctrl.sn") && !name_matches("idctrl.sn", "idctrl.snx"));
+        let same = compare("idctrl", &ans(0, 16, b"x"), &ans(0, 16, b"x"), &[]);
+        assert!(same.iter().all(|x| matches!(x, Finding::Agree { .. })));
     }
 
     #[test]
@@ -476,7 +274,6 @@ mod tests {
             &ans(0xBF, 16, b"A"),
             &ans(0x02, 16, b"A"),
             MASKED,
-            DEV,
         );
         assert_eq!(
             f[0].to_string(),
@@ -486,22 +283,23 @@ mod tests {
         assert!(t.add(&f));
         assert_eq!((t.agreed, t.deviations), (0, 1));
         // Another command, or other values, is not covered by the row.
-        let f = compare(
-            "zms/close",
-            &ans(0xBF, 16, b"A"),
-            &ans(2, 16, b"A"),
-            MASKED,
-            DEV,
-        );
-        assert!(matches!(f[0], Finding::Mismatch { .. }));
+        let f = compare("zms/close", &ans(0xBF, 16, b"A"), &ans(2, 16, b"A"), MASKED);
+        assert!(matches!(f[0], Finding::Differ { .. }));
         let f = compare(
             "zms/offline",
             &ans(0xBE, 16, b"A"),
             &ans(2, 16, b"A"),
             MASKED,
-            DEV,
         );
-        assert!(matches!(f[0], Finding::Mismatch { .. }));
+        assert!(matches!(f[0], Finding::Differ { .. }));
+        // Nor is another peer.
+        let other = Tables {
+            peer: "p",
+            masks: MASKED,
+            deviations: DEV,
+        };
+        let f = other.compare("zms/offline", &ans(0xBF, 16, b"A"), &ans(2, 16, b"A"));
+        assert!(matches!(f[0], Finding::Differ { .. }));
     }
 
     #[test]
@@ -509,13 +307,21 @@ mod tests {
         let mut t = Tally::default();
         t.add(&[]);
         t.add(&[]);
+        t.ours_fixed = 1;
         assert_eq!(
-            t.summary("qemu-nvme", 1),
-            "diff summary peer=qemu-nvme compared=2 agreed=2 ours-fixed=1 peer-deviations=0"
+            t.summary("qemu-nvme"),
+            "diff summary peer=qemu-nvme compared=2 agreed=2 ours-fixed=1 peer-deviations=0 \
+             disagreed=0"
         );
         assert_eq!(
             Val::Bytes(vec![]).to_string(),
             "0 bytes fnv cbf29ce484222325"
         );
+    }
+
+    #[test]
+    fn tables_are_all_for_the_peer() {
+        assert!(DEVIATIONS.iter().all(|d| d.peer == PEER));
+        assert!(OURS_FIXED.iter().all(|f| f.peer == PEER));
     }
 }

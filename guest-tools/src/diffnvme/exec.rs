@@ -4,8 +4,9 @@
 
 use std::fs::File;
 
-use super::compare::{self, Answer, Finding, Tally};
+use super::{compare, PEER};
 use crate::{
+    diffcore::{Fields, Finding, FixedSeen, Tally},
     ktap::Verdict,
     nvme::passthru::{self, Command, Data, Status},
 };
@@ -60,19 +61,19 @@ pub enum Dw0 {
 }
 
 /// Decodes returned data (on success only) into named fields.
-pub type Decoder = fn(&[u8], &mut Answer);
+pub type Decoder = fn(&[u8], &mut Fields);
 
 /// A decoder that compares nothing.
-pub fn no_data(_: &[u8], _: &mut Answer) {}
+pub fn no_data(_: &[u8], _: &mut Fields) {}
 
 /// The returned bytes as one field.
-pub fn raw_data(b: &[u8], a: &mut Answer) {
+pub fn raw_data(b: &[u8], a: &mut Fields) {
     a.bytes("data", b);
 }
 
 /// The answer of one side: status fields, DW0 where defined, data.
-pub fn answer(r: &Resp, dw0: Dw0, decode: Decoder) -> Answer {
-    let mut a = Answer::default();
+pub fn answer(r: &Resp, dw0: Dw0, decode: Decoder) -> Fields {
+    let mut a = Fields::default();
     a.num("status.sct", u64::from(r.status.sct()))
         .num("status.sc", u64::from(r.status.sc()))
         .num("status.dnr", u64::from(r.status.dnr()));
@@ -98,6 +99,8 @@ pub struct Pair {
     pub ours: Side,
     pub peer: Side,
     pub tally: Tally,
+    /// Which of our fixed bugs agreed so far.
+    pub fixed: FixedSeen,
     /// Diagnostics for the current test.
     pub diags: Vec<String>,
     /// Mismatches in the current test.
@@ -174,14 +177,18 @@ impl Pair {
     }
 
     /// Compare two answers to `label` and count them.
-    pub fn judge(&mut self, label: &str, ours: &Answer, peer: &Answer) {
-        let f = compare::compare(label, ours, peer, compare::MASKED, compare::DEVIATIONS);
+    pub fn judge(&mut self, label: &str, ours: &Fields, peer: &Fields) {
+        let f = compare::TABLES.compare(label, ours, peer);
         self.tally.add(&f);
         for x in &f {
             match x {
+                Finding::Agree { field } => {
+                    let n = self.fixed.agree(PEER, label, field).len();
+                    self.tally.ours_fixed += n as u64;
+                }
                 Finding::Masked { .. } => {}
                 Finding::Deviation { .. } => self.diags.push(format!("{label}: {x}")),
-                Finding::Mismatch { .. } => self.failures.push(format!("{label}: {x}")),
+                Finding::Differ { .. } => self.failures.push(format!("{label}: {x}")),
             }
         }
     }
@@ -228,7 +235,7 @@ pub fn le(b: &[u8], off: usize, len: usize) -> u64 {
 
 /// Decode `fields` (name, offset, length in bytes; lengths over 8 are
 /// compared as bytes) with `prefix`.
-pub fn fields(b: &[u8], a: &mut Answer, prefix: &str, fields: &[(&str, usize, usize)]) {
+pub fn fields(b: &[u8], a: &mut Fields, prefix: &str, fields: &[(&str, usize, usize)]) {
     for &(name, off, len) in fields {
         let n = format!("{prefix}.{name}");
         if len > 8 {
@@ -263,7 +270,7 @@ mod tests {
         let a = answer(&ok, Dw0::Alba, raw_data);
         assert_eq!(
             a.0[3],
-            ("cqe.alba".into(), compare::Val::Num(0x1_0000_0040))
+            ("cqe.alba".into(), crate::diffcore::Val::Num(0x1_0000_0040))
         );
         assert_eq!(a.0[4].0, "data");
         assert_eq!(le(&[0x34, 0x12, 0xFF], 0, 2), 0x1234);

@@ -3,11 +3,9 @@
 //! Zeroes, Zone Append, Zone Management Send/Receive (ZNS Command Set 1.1,
 //! 3.4), and the answer decoders they need.
 
-use super::{
-    compare::Answer,
-    exec::{fields, le, no_data, raw_data, Dw0, Pair, Resp, Side, Target},
-};
+use super::exec::{fields, le, no_data, raw_data, Dw0, Pair, Resp, Side, Target};
 use crate::{
+    diffcore::Fields,
     ktap::Verdict,
     nvme::{
         passthru::{self, io_op, Command},
@@ -33,7 +31,7 @@ pub const WRITE_ZEROES: u8 = 0x08;
 /// Report Zones data: the header's Number of Zones and every descriptor
 /// the buffer holds (ZNS 1.1, Figures 'Report Zones Data Structure' and
 /// 'Zone Descriptor Data Structure').
-pub fn report_data(b: &[u8], a: &mut Answer) {
+pub fn report_data(b: &[u8], a: &mut Fields) {
     match parse_zone_report(b) {
         Ok((nz, d)) => {
             a.num("rz.nz", nz);
@@ -60,7 +58,7 @@ pub fn report_data(b: &[u8], a: &mut Answer) {
 }
 
 /// Extended Report Zones: header, descriptors and extensions as bytes.
-pub fn ext_report_data(b: &[u8], a: &mut Answer) {
+pub fn ext_report_data(b: &[u8], a: &mut Fields) {
     a.num("erz.nz", le(b, 0, 8));
     a.bytes("erz.rest", b.get(64..).unwrap_or_default());
 }
@@ -193,7 +191,7 @@ impl Pair {
         t: Target,
         cns: u8,
         csi: u8,
-        decode: fn(&[u8], &mut Answer),
+        decode: fn(&[u8], &mut Fields),
     ) -> R {
         let build = move |s: &Side| {
             let nsid = match t {
@@ -227,7 +225,7 @@ impl Pair {
 
 /// Identify Controller fields both claim (NVMe Base 2.1, Figure 'Identify
 /// Controller Data Structure'), identity fields included to be masked.
-pub fn id_ctrl(b: &[u8], a: &mut Answer) {
+pub fn id_ctrl(b: &[u8], a: &mut Fields) {
     fields(
         b,
         a,
@@ -251,7 +249,7 @@ pub fn id_ctrl(b: &[u8], a: &mut Answer) {
 /// Identify Namespace (NVM Command Set 1.0, Figure 'Identify Namespace
 /// Data Structure, NVM Command Set'): geometry and capability fields, and
 /// the LBA format in use.
-pub fn id_ns(b: &[u8], a: &mut Answer) {
+pub fn id_ns(b: &[u8], a: &mut Fields) {
     fields(
         b,
         a,
@@ -317,7 +315,7 @@ pub fn id_ns(b: &[u8], a: &mut Answer) {
 /// FRL, and the LBA Format Extension of format 0..=15 that has a zone
 /// size (the one in use is the first non-zero here: the format index is
 /// masked).
-pub fn id_ns_zns(b: &[u8], a: &mut Answer) {
+pub fn id_ns_zns(b: &[u8], a: &mut Fields) {
     fields(
         b,
         a,
@@ -340,7 +338,7 @@ pub fn id_ns_zns(b: &[u8], a: &mut Answer) {
 }
 
 /// ZNS Identify Controller: ZASL (byte 0).
-pub fn id_ctrl_zns(b: &[u8], a: &mut Answer) {
+pub fn id_ctrl_zns(b: &[u8], a: &mut Fields) {
     a.num("idzctrl.zasl", le(b, 0, 1));
 }
 
@@ -364,7 +362,7 @@ mod tests {
         b[64] = 2;
         b[65] = 0x10;
         b[72] = 0x30;
-        let mut a = Answer::default();
+        let mut a = Fields::default();
         report_data(&b, &mut a);
         let names: Vec<&str> = a.0.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
@@ -379,8 +377,8 @@ mod tests {
                 "rz.d0.wp"
             ]
         );
-        assert_eq!(a.0[2].1, super::super::compare::Val::Num(1));
-        assert_eq!(a.0[4].1, super::super::compare::Val::Num(0x30));
+        assert_eq!(a.0[2].1, crate::diffcore::Val::Num(1));
+        assert_eq!(a.0[4].1, crate::diffcore::Val::Num(0x30));
     }
 
     #[test]
@@ -388,10 +386,10 @@ mod tests {
         let mut b = vec![0u8; 4096];
         b[26] = 0x01; // format 1
         b[128 + 4 + 2] = 12; // LBADS 12
-        let mut a = Answer::default();
+        let mut a = Fields::default();
         id_ns(&b, &mut a);
         let get = |n: &str| a.0.iter().find(|(x, _)| x == n).unwrap().1.clone();
-        assert_eq!(get("idns.flbas.index"), super::super::compare::Val::Num(1));
-        assert_eq!(get("idns.lbaf.lbads"), super::super::compare::Val::Num(12));
+        assert_eq!(get("idns.flbas.index"), crate::diffcore::Val::Num(1));
+        assert_eq!(get("idns.lbaf.lbads"), crate::diffcore::Val::Num(12));
     }
 }

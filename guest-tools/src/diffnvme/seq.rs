@@ -4,11 +4,10 @@
 //! the open/active limits. Copy is in `copyseq`.
 
 use super::{
-    compare::Answer,
     exec::{le, Pair, Target},
     ops::{self, zsa},
 };
-use crate::ktap::Verdict;
+use crate::{diffcore::Fields, ktap::Verdict};
 
 type Step = Result<(), Verdict>;
 
@@ -63,7 +62,7 @@ pub fn identify(p: &mut Pair) -> Step {
         if !(o.status.is_success() && q.status.is_success()) {
             continue;
         }
-        let (mut ao, mut aq) = (Answer::default(), Answer::default());
+        let (mut ao, mut aq) = (Fields::default(), Fields::default());
         let (mut only_o, mut only_q) = (Vec::new(), Vec::new());
         // Admin entries 0..256 from byte 0, I/O entries from byte 1024
         // (NVMe Base 2.1, Figure 'Commands Supported and Effects Log
