@@ -1380,7 +1380,10 @@ proptest! {
         data in prop::collection::vec(any::<u8>(), 0..700),
         lun in 0u16..4,
     ) {
-        let f = fixture();
+        // One target for every case: earlier copies, results and tokens
+        // carry over, and a case costs no device set-up.
+        static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+        let f = F.get_or_init(fixture);
         let mut cdb = vec![sa.0, sa.1, 0, 0, 0, 0];
         cdb.extend_from_slice(&list_id.to_be_bytes());
         cdb.extend_from_slice(&(data.len() as u32).to_be_bytes());
