@@ -39,6 +39,24 @@ pub enum Verdict {
 /// test that did not pass. Shared by every suite.
 pub type Step = Result<(), Verdict>;
 
+/// Run a test body, turning a panic into `on_panic(message)`: one broken
+/// test must not take the suite's KTAP plan down with it.
+pub fn catch<T>(f: impl FnOnce() -> T, on_panic: impl FnOnce(String) -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        on_panic(msg)
+    })
+}
+
+/// [`catch`] for a test step: a panic is a failure naming its message.
+pub fn catch_step<T>(f: impl FnOnce() -> Result<T, Verdict>) -> Result<T, Verdict> {
+    catch(f, |msg| Err(Verdict::Fail(format!("panicked: {msg}"))))
+}
+
 /// `Ok` if `cond` holds, else a failure with the message.
 pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Step {
     if cond {
@@ -280,6 +298,20 @@ impl<W: Write> Ktap<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panicking_step_is_a_failure_with_its_message() {
+        assert_eq!(
+            catch_step(|| -> Step { panic!("boom {}", 7) }),
+            Err(Verdict::Fail("panicked: boom 7".into()))
+        );
+        assert_eq!(
+            catch_step(|| -> Step { panic!("plain") }),
+            Err(Verdict::Fail("panicked: plain".into()))
+        );
+        assert_eq!(catch_step(|| Ok(3)), Ok(3));
+        assert_eq!(catch(|| 1, |_| 2), 1);
+    }
 
     fn text(k: Ktap<Vec<u8>>) -> String {
         String::from_utf8(k.into_inner()).unwrap()

@@ -10,7 +10,6 @@
 use std::{
     fs::File,
     io::{self, Write},
-    panic::{self, AssertUnwindSafe},
     path::Path,
     time::Duration,
 };
@@ -547,14 +546,7 @@ fn run_lun<W: Write>(k: &mut Ktap<W>, l: &mut Lun, tests: &[Test]) -> io::Result
     ))?;
     k.plan(u32::try_from(tests.len()).unwrap_or(u32::MAX))?;
     for (name, test) in tests {
-        let verdict = panic::catch_unwind(AssertUnwindSafe(|| test(l))).unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Verdict::Fail(format!("panicked: {msg}")))
-        });
+        let verdict = crate::ktap::catch_step(|| test(l));
         for d in std::mem::take(&mut l.diags) {
             k.diag(&d)?;
         }

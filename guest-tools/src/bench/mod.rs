@@ -44,7 +44,6 @@ use std::{
     fs::File,
     io::{self, Write},
     os::unix::fs::FileExt,
-    panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -931,14 +930,7 @@ fn run_one<W: Write>(
     name: &str,
     f: fn(&mut Ctx<'_>) -> Step,
 ) -> io::Result<()> {
-    let v = panic::catch_unwind(AssertUnwindSafe(|| f(c))).unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(Verdict::Fail(format!("panicked: {msg}")))
-    });
+    let v = crate::ktap::catch_step(|| f(c));
     for d in std::mem::take(&mut c.diags) {
         k.diag(&d)?;
     }

@@ -21,7 +21,6 @@ mod seq;
 use std::{
     fs::File,
     io::{self, Write},
-    panic::{self, AssertUnwindSafe},
     path::Path,
     time::Duration,
 };
@@ -252,14 +251,7 @@ fn run_one<W: Write>(
     f: impl FnOnce(&mut Run<'_>, &mut Vec<String>) -> Step,
 ) -> io::Result<()> {
     let mut diags = Vec::new();
-    let v = panic::catch_unwind(AssertUnwindSafe(|| f(r, &mut diags))).unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(Verdict::Fail(format!("panicked: {msg}")))
-    });
+    let v = crate::ktap::catch_step(|| f(r, &mut diags));
     for d in diags {
         k.diag(&d)?;
     }

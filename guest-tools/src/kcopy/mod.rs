@@ -39,7 +39,6 @@ use std::{
     fs::File,
     io::{self, Write},
     os::unix::fs::FileExt,
-    panic::{self, AssertUnwindSafe},
     path::Path,
     time::Duration,
 };
@@ -1781,14 +1780,10 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys: &Path) -> io::Result<bo
         s.exposed = &[];
         // The previous test may have left nvme-tcp reconnecting.
         s.wait_live();
-        let f = panic::catch_unwind(AssertUnwindSafe(|| test(&mut s))).unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Finding::Fail(format!("panicked: {msg}"))
-        });
+        let f = crate::ktap::catch(
+            || test(&mut s),
+            |msg| Finding::Fail(format!("panicked: {msg}")),
+        );
         s.flush();
         s.done.push((name, f == Finding::Pass));
         let o = outcome(f, &cfg.xfail, s.exposed);

@@ -23,7 +23,6 @@ use std::{
     collections::BTreeMap,
     fs::File,
     io::{self, Write},
-    panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -163,14 +162,7 @@ pub fn run_test<W: Write>(
     name: &str,
     f: impl FnOnce(&mut Ctx<'_>) -> Step,
 ) -> io::Result<bool> {
-    let verdict = panic::catch_unwind(AssertUnwindSafe(|| f(c))).unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(Verdict::Fail(format!("panicked: {msg}")))
-    });
+    let verdict = crate::ktap::catch_step(|| f(c));
     for d in std::mem::take(&mut c.diags) {
         k.diag(&d)?;
     }

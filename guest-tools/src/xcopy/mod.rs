@@ -19,7 +19,6 @@ pub mod sense;
 use std::{
     fs::File,
     io::{self, Write},
-    panic::{self, AssertUnwindSafe},
     path::Path,
 };
 
@@ -2316,14 +2315,7 @@ fn run_area<W: Write>(k: &mut Ktap<W>, c: &mut Ctx, name: &str, tests: &[Test]) 
     k.plan(u32::try_from(n).unwrap_or(u32::MAX))?;
     for &(tname, f, host) in tests {
         c.host = None;
-        let verdict = panic::catch_unwind(AssertUnwindSafe(|| f(c))).unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Verdict::Fail(format!("panicked: {msg}")))
-        });
+        let verdict = crate::ktap::catch_step(|| f(c));
         for d in std::mem::take(&mut c.diags) {
             k.diag(&d)?;
         }

@@ -34,7 +34,6 @@ use std::{
     collections::BTreeMap,
     fs::File,
     io::{self, Write},
-    panic::{self, AssertUnwindSafe},
     path::Path,
     time::{Duration, Instant},
 };
@@ -863,17 +862,9 @@ fn run_area<W: Write>(k: &mut Ktap<W>, c: &mut Ctx, name: &str, tests: &[Test]) 
         c.fresh.clear();
         c.last_eviction = None;
         let t = Instant::now();
-        let verdict = panic::catch_unwind(AssertUnwindSafe(|| {
+        let verdict = crate::ktap::catch_step(|| {
             f(c)?;
             c.verify_fresh()
-        }))
-        .unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Verdict::Fail(format!("panicked: {msg}")))
         });
         let v = verdict.err().unwrap_or(Verdict::Pass);
         let took = t.elapsed();
