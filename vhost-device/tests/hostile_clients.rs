@@ -192,29 +192,9 @@ fn slowloris_and_big_connects_neither_lock_out_nor_bloat() {
 #[test]
 fn fd_exhaustion_backs_off_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let ns = format!(
-        "kind=nvm,file={},size=16M",
-        dir.path().join("n.img").display()
-    );
     // prlimit (util-linux) execs the backend: the child's PID is the
     // backend's.
-    let child = Command::new("prlimit")
-        .arg("--nofile=48:48")
-        .arg(env!("CARGO_BIN_EXE_zonecopy-vhost"))
-        .args(["--nvme-tcp", &addr, "--ns", &ns])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start zonecopy-vhost under prlimit");
-    let mut backend = Backend(child);
+    let (mut backend, addr) = nvme_backend(dir.path(), &["prlimit", "--nofile=48:48"]);
     let pid = backend.0.id();
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let stderr = backend.0.stderr.take().unwrap();
@@ -224,11 +204,6 @@ fn fd_exhaustion_backs_off_and_recovers() {
             log.lock().unwrap().push(l);
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "backend never listened");
-        thread::sleep(Duration::from_millis(20));
-    }
 
     // Far more connections than the backend has descriptors: it accepts
     // until EMFILE, the rest wait in the listen backlog.
