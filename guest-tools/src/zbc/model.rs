@@ -375,8 +375,8 @@ pub struct Eviction {
     pub candidates: Vec<usize>,
 }
 
-/// The reporting options of REPORT ZONES the model knows (ZBC-2 5.4, the
-/// REPORTING OPTIONS field table); every other value is reserved.
+/// The reporting options of REPORT ZONES the model knows (ZBC-2 6.4.2, the
+/// REPORTING OPTIONS field, table 33); every other value is reserved.
 pub const REPORT_OPTIONS: &[u8] = &[
     0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x10, 0x11, 0x3e, 0x3f,
 ];

@@ -741,7 +741,8 @@ fn report_zones_start_and_options() {
     let d = f.good(0, &report_zones(30, 4096, 0x00));
     assert_eq!(d[..4], [0x00, 0x00, 0x03, 0x40]); // 13 zones
     assert_eq!(descriptor(&d, 0), GAP28);
-    // ZBC-2 5.4, REPORTING OPTIONS: "3Eh: list all zones except gap zones".
+    // ZBC-2 6.4.2, table 33, REPORTING OPTIONS: "3Eh: list all zones except
+    // gap zones".
     // The conventional zone and the 7 sequential zones (a 12-block capacity
     // each), 8 zones: types and lengths differ, SAME 0h.
     let d = f.good(0, &report_zones(0, 4096, 0x3e));

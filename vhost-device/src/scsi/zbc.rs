@@ -171,8 +171,8 @@ pub fn check_read(geo: &Geometry, lba: Lba, count: u64) -> Result<(), Sense> {
     Ok(())
 }
 
-/// The REPORTING OPTIONS filter (ZBC-2 5.4 REPORT ZONES, the REPORTING
-/// OPTIONS field table), or `None` for a reserved value.
+/// The REPORTING OPTIONS filter (ZBC-2 6.4.2 REPORT ZONES CDB, the REPORTING
+/// OPTIONS field, table 33), or `None` for a reserved value.
 ///
 /// 3Eh lists every zone EXCEPT gap zones, 3Fh every zone whose condition is
 /// NOT WRITE POINTER (conventional and gap zones). scsi_debug (which added
