@@ -424,6 +424,7 @@ impl Rig {
                                 nqn: vm.nqn.clone(),
                                 personality: vm.personality.clone(),
                                 namespaces: namespaces.clone(),
+                                shadow_doorbells: !vm.no_shadow_doorbells,
                             })
                         } else {
                             None
