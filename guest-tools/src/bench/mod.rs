@@ -20,7 +20,8 @@
 //!   cache=none, the production setting, and with cache=writeback, the host
 //!   page cache as our backend uses it: `# bench scsi-vs-scsihd[-wb]` give
 //!   ours / scsi-hd) and on the NVMe/TCP namespace (`# bench
-//!   nvme-vs-scsi`).
+//!   nvme-vs-scsi`); over PCIe also on QEMU's own NVMe controller
+//!   ([`nvmeref`], `# bench nvme-vs-qemunvme[-wb]`).
 //! - QEMU user networking's raw TCP throughput each way against the
 //!   runner's sink (`zonecopy.sink=`, see [`net`]), printed next to the
 //!   NVMe/TCP sequential numbers (`# bench nvme-vs-usernet`): how much of
@@ -37,7 +38,9 @@
 
 pub mod cfr;
 pub mod fio;
+pub mod ledger;
 pub mod net;
+pub mod nvmeref;
 pub mod plan;
 
 use std::{
@@ -144,6 +147,8 @@ struct Ctx<'a> {
     nvme_why: String,
     /// fio on our SCSI disk, the baseline of the NVMe/TCP ratios.
     fio_scsi: Option<fio::Results>,
+    /// fio on our NVMe namespace, the numerator of the QEMU NVMe ratios.
+    fio_nvme: Option<fio::Results>,
     /// User networking, MiB/s guest to host and host to guest.
     usernet: Option<(f64, f64)>,
     diags: Vec<String>,
@@ -685,6 +690,7 @@ fn t_nvme_fio(c: &mut Ctx<'_>) -> Step {
     for l in lines {
         c.diag(l);
     }
+    c.fio_nvme = Some(r);
     Ok(())
 }
 
@@ -922,6 +928,8 @@ const TESTS: &[Test] = &[
     // Right before nvme_fio, so both see the same machine load.
     ("usernet_throughput", t_usernet),
     ("nvme_fio", t_nvme_fio),
+    ("qemunvme_fio", |c| nvmeref::t_fio(c, false)),
+    ("qemunvme_wb_fio", |c| nvmeref::t_fio(c, true)),
     ("nvme_disconnect", t_nvme_disconnect),
 ];
 
@@ -1008,6 +1016,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         id_ns: None,
         nvme_why,
         fio_scsi: None,
+        fio_nvme: None,
         usernet: None,
         diags: Vec::new(),
         outcome: None,
