@@ -258,6 +258,7 @@ impl Function {
     /// queue, is reported as an Error status Asynchronous Event (Base 2.1,
     /// 3.1.4.20/21 and 5.2.1) and otherwise ignored.
     fn doorbell(&mut self, offset: u64, value: u32) {
+        self.stats.doorbell_write();
         if !self.ctrl.is_ready() {
             return;
         }
