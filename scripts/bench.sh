@@ -8,7 +8,12 @@
 #   NVMe/TCP, QEMU's scsi-hd of the same size as the reference, and a
 #   loopback sink for raw user-networking throughput): offloaded copies vs
 #   read+write, copy_file_range offload path vs copy_max_bytes=0 fallback,
-#   fio on all three disks with ratios, network throughput.
+#   fio on all three disks with ratios, network throughput. With
+#   `-- --nvme-transport pcie` the namespace is our PCIe controller and
+#   QEMU's own -device nvme (cache=none, cache=writeback) are its fio
+#   references; the copy_file_range ledger tables (offload / fallback /
+#   read+write: time, host-interface and media bytes, commands, guest CPU)
+#   are printed too.
 #
 #   scripts/bench.sh [--kernel K] [--no-build] [--no-host] [--out DIR] [-- RUNNER-ARGS...]
 #       K: a cached Debian kernel (6.1, 6.12, 7.2), 7.2-series/7.2-fixed, or
@@ -44,6 +49,11 @@ bench_table() {
 			field("randread_qd1_lat_us"), field("randwrite_qd1_lat_us"))
 	}
 	/^  (copy_file_range|engine|read\+write)/ { e[++ne] = $0 }
+	# The per-copy ledger tables (bench/ledger.rs): "# ledger ..." and
+	# its "#   ..." rows.
+	/^# ledger / { g[++ng] = substr($0, 3); inl = 1; next }
+	inl && /^#   / { g[++ng] = substr($0, 3); next }
+	{ inl = 0 }
 	{ sub(/^[ \t]+/, "") }
 	$1 == "#" && $2 == "bench" {
 		$0 = substr($0, 3)
@@ -109,8 +119,10 @@ bench_table() {
 			for (i = 1; i <= nf; i++) print f[i]
 			print ""
 		}
+		for (i = 1; i <= ng; i++) print g[i]
+		if (ng) print ""
 		for (i = 1; i <= nn; i++) print n[i]
-		if (!nc && !nk && !nf && !nn && !ns && !ne) print "no # bench lines"
+		if (!nc && !nk && !nf && !nn && !ns && !ne && !ng) print "no # bench lines"
 	}'
 }
 
@@ -132,6 +144,11 @@ self_test() {
 		'# bench nvme-cfr-64MiB dev=ns1 bytes=67108864 offload_s=12.000 offload_path=fallback offload_data=verified offload_fabric_bytes=300 fallback_s=4.000 fallback_fabric_bytes=100 readwrite_s=1.500 offload_vs_fallback_time=3.00 offload_vs_fallback_fabric=3.00' \
 		'# bench scsi-cfr-64MiB dev=lun0 bytes=67108864 offload_s=n/a fallback_s=n/a readwrite_s=0.500 offload_vs_fallback_time=n/a' \
 		'# bench nvme-vs-usernet seqread_MiBps=12.0 usernet_recv_MiBps=60.0 seqread_of_usernet=0.20 seqwrite_MiBps=8.0 usernet_send_MiBps=80.0 seqwrite_of_usernet=0.10' \
+		'# ledger nvme-cfr-64MiB: one 64 MiB copy each way' \
+		'#                           (a) offload   (b) fallback (c) read+write' \
+		'#   wall time s                   0.043          1.230          0.300' \
+		'ok 12 nvme_cfr_64MiB' \
+		'#   not a ledger row' \
 		>"$tmp/console.log"
 	printf '%s\n' \
 		'copy engine benchmark: 64 MiB, median of 5' \
@@ -164,6 +181,10 @@ scsihd            sdb         500       450      2000      1500     100.0     10
 scsi-vs-scsihd    -          2.00      2.00      2.00      2.00      2.00      1.50        -        -
 scsi-vs-scsihd-wb -          1.40      1.20      1.50      1.30      1.60      1.10        -        -
 
+ledger nvme-cfr-64MiB: one 64 MiB copy each way
+                          (a) offload   (b) fallback (c) read+write
+  wall time s                   0.043          1.230          0.300
+
 user networking raw TCP: guest->host 80.0 MiB/s, host->guest 60.0 MiB/s (134217728 bytes each way)
 NVMe/TCP seq 1 MiB: read 12.0 MiB/s = 0.20 x raw host->guest; write 8.0 MiB/s = 0.10 x raw guest->host
 EOF
@@ -191,7 +212,7 @@ while [ $# -gt 0 ]; do
 	--table) shift; bench_table "$@"; exit 0 ;;
 	--self-test) self_test; exit $? ;;
 	--) shift; extra=("$@"); break ;;
-	-h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done

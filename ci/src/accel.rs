@@ -160,6 +160,7 @@ fn probe(
             hostroot: false,
             scsi_hd: None,
             peer_nvme: None,
+            nvme_ref: None,
             serial: Serial::Stdio,
         },
         timeout: Some(timeout),

@@ -81,6 +81,8 @@ pub struct NvmeListen {
     /// `--personality` for the backend, `None` = its default.
     pub personality: Option<String>,
     pub namespaces: Vec<NsSpec>,
+    /// PCIe: offer Doorbell Buffer Config (the backend's default).
+    pub shadow_doorbells: bool,
 }
 
 /// Everything the backend is started with.
@@ -140,7 +142,12 @@ pub fn args(cfg: &BackendConfig) -> Vec<String> {
     }
     if let Some(n) = &cfg.nvme {
         match &n.pcie {
-            Some(sock) => a.extend(["--nvme-pcie".to_owned(), sock.display().to_string()]),
+            Some(sock) => {
+                a.extend(["--nvme-pcie".to_owned(), sock.display().to_string()]);
+                if !n.shadow_doorbells {
+                    a.push("--nvme-pcie-no-shadow-doorbells".to_owned());
+                }
+            }
             None => a.extend([
                 "--nvme-tcp".to_owned(),
                 n.listen.to_string(),
@@ -324,6 +331,7 @@ mod tests {
             listen: "127.0.0.1:40002".parse().unwrap(),
             nqn: "nqn.x:y".into(),
             personality: Some("nvme-2.0-fmt0".into()),
+            shadow_doorbells: true,
             namespaces: vec![ns],
         });
         assert_eq!(
@@ -347,6 +355,7 @@ mod tests {
             listen: "127.0.0.1:0".parse().unwrap(),
             nqn: "nqn.x:y".into(),
             personality: None,
+            shadow_doorbells: true,
             namespaces: vec![ns],
         });
         assert_eq!(
@@ -354,6 +363,12 @@ mod tests {
             "--socket /t/vus.sock --nvme-pcie /t/pcie.sock --nqn nqn.x:y \
              --ns file=/t/ns1.img,kind=nvm,size=2097152,bs=4096"
         );
+        if let Some(n) = c.nvme.as_mut() {
+            n.shadow_doorbells = false;
+        }
+        assert!(args(&c)
+            .join(" ")
+            .contains("--nvme-pcie /t/pcie.sock --nvme-pcie-no-shadow-doorbells "));
     }
 
     /// A backend that loses the port race exits with "Address already in

@@ -370,6 +370,12 @@ pub struct VmArgs {
     /// zonecopy.nvme=transport=pcie,nqn=NQN.
     #[arg(long, value_enum, default_value_t = NvmeTransport::Tcp, value_name = "NAME")]
     pub nvme_transport: NvmeTransport,
+    /// With --nvme-transport pcie: the backend offers no Doorbell Buffer
+    /// Config (zonecopy-vhost --nvme-pcie-no-shadow-doorbells), so the
+    /// guest writes every doorbell register (to measure what shadow
+    /// doorbells save).
+    #[arg(long)]
+    pub no_shadow_doorbells: bool,
     /// NQN of the backend's NVMe subsystem.
     #[arg(long, default_value = crate::ns::DEFAULT_NQN, value_name = "NQN")]
     pub nqn: String,

@@ -323,6 +323,7 @@ fn victim_config(
                     nqn: VICTIM_NQN.to_owned(),
                     personality: None,
                     namespaces: vec![ns],
+                    shadow_doorbells: true,
                 }),
             };
             let kind = VictimKind {

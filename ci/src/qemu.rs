@@ -57,7 +57,57 @@ pub struct QemuConfig {
     pub scsi_hd: Option<ScsiHd>,
     /// QEMU's own NVMe controller, the diff-nvme suite's peer.
     pub peer_nvme: Option<PeerNvme>,
+    /// QEMU's own NVMe controllers, the bench suite's references over PCIe.
+    pub nvme_ref: Option<NvmeRef>,
     pub serial: Serial,
+}
+
+/// The bench suite's references when our NVMe controller is on PCIe:
+/// QEMU's own `-device nvme` twice, each with one namespace (NSID 1) on a
+/// raw file the size and block size of our first plain namespace, both
+/// with `aio=io_uring`: `cache=none` (serial [`NVME_REF_SERIAL`]) and
+/// `cache=writeback` (serial [`NVME_REF_WB_SERIAL`], the host page cache
+/// as our backend uses it). MDTS as ours. The guest finds each by serial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NvmeRef {
+    pub file: PathBuf,
+    pub file_wb: PathBuf,
+    pub size: u64,
+    /// Logical (and physical) block size in bytes.
+    pub bs: u64,
+}
+
+/// Serial Number of the `cache=none` NVMe reference (guest
+/// `bench::nvmeref::NVME_REF_SERIAL`).
+pub const NVME_REF_SERIAL: &str = "ZCNVMEREF";
+/// Likewise of the `cache=writeback` one.
+pub const NVME_REF_WB_SERIAL: &str = "ZCNVMEREF-WB";
+
+impl NvmeRef {
+    fn args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for (i, file, cache, serial) in [
+            (1, &self.file, "none", NVME_REF_SERIAL),
+            (2, &self.file_wb, "writeback", NVME_REF_WB_SERIAL),
+        ] {
+            a.extend([
+                "-drive".to_owned(),
+                format!(
+                    "file={},format=raw,if=none,id=zcnref{i},cache={cache},aio=io_uring",
+                    qemu_opt_escape(&file.display().to_string())
+                ),
+                "-device".to_owned(),
+                format!("nvme,id=zcnref{i},serial={serial},mdts=8"),
+                "-device".to_owned(),
+                format!(
+                    "nvme-ns,drive=zcnref{i},bus=zcnref{i},nsid=1,\
+                     logical_block_size={bs},physical_block_size={bs}",
+                    bs = self.bs
+                ),
+            ]);
+        }
+        a
+    }
 }
 
 /// The bench suite's references: QEMU's built-in scsi-hd on two raw files
@@ -189,6 +239,10 @@ impl QemuConfig {
             let args = p.args();
             push(&args.iter().map(String::as_str).collect::<Vec<_>>());
         }
+        if let Some(r) = &self.nvme_ref {
+            let args = r.args();
+            push(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        }
         if self.hostroot {
             push(&[
                 "-fsdev",
@@ -262,6 +316,9 @@ pub struct Contract<'a> {
     /// `zonecopy.peer-nvme=...` and `nvme_core.multipath=N` (diff-nvme
     /// suite only): QEMU's NVMe controller beside ours.
     pub peer_nvme: Option<&'a PeerNvme>,
+    /// `zonecopy.nvmeref=bs=<bytes>,size=<bytes>`: the bench suite's
+    /// reference NVMe namespaces over PCIe.
+    pub nvme_ref: Option<&'a NvmeRef>,
     /// Appended as given (`--append`).
     pub extra: &'a str,
 }
@@ -310,6 +367,9 @@ pub fn cmdline(c: &Contract<'_>) -> String {
     if let Some(a) = &c.sink {
         parts.push(format!("zonecopy.sink={a}"));
     }
+    if let Some(r) = c.nvme_ref {
+        parts.push(format!("zonecopy.nvmeref=bs={},size={}", r.bs, r.size));
+    }
     if let Some(p) = c.peer_nvme {
         // Without native multipath each namespace is its own /dev/nvmeXnY
         // (PEERS.md: the multipath head hides the zone limits).
@@ -345,6 +405,7 @@ mod tests {
             hostroot: false,
             scsi_hd: None,
             peer_nvme: None,
+            nvme_ref: None,
             serial: Serial::Stdio,
         }
     }
@@ -428,6 +489,36 @@ mod tests {
                 "zonecopy.suite=bench zonecopy.scsihd=bs=4096,size=201326592 \
                  zonecopy.sink=10.0.2.2:40003"
             ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn bench_reference_nvme() {
+        let mut c = cfg();
+        c.nvme_ref = Some(NvmeRef {
+            file: "/t/n,1.img".into(),
+            file_wb: "/t/n2.img".into(),
+            size: 192 << 20,
+            bs: 4096,
+        });
+        assert!(joined(&c).contains(
+            "-drive file=/t/n,,1.img,format=raw,if=none,id=zcnref1,cache=none,aio=io_uring \
+             -device nvme,id=zcnref1,serial=ZCNVMEREF,mdts=8 \
+             -device nvme-ns,drive=zcnref1,bus=zcnref1,nsid=1,logical_block_size=4096,\
+             physical_block_size=4096 \
+             -drive file=/t/n2.img,format=raw,if=none,id=zcnref2,cache=writeback,aio=io_uring \
+             -device nvme,id=zcnref2,serial=ZCNVMEREF-WB,mdts=8 \
+             -device nvme-ns,drive=zcnref2,bus=zcnref2,nsid=1,logical_block_size=4096,\
+             physical_block_size=4096 -kernel"
+        ));
+        let line = cmdline(&Contract {
+            suite: Some("bench"),
+            nvme_ref: c.nvme_ref.as_ref(),
+            ..Contract::default()
+        });
+        assert!(
+            line.ends_with("zonecopy.suite=bench zonecopy.nvmeref=bs=4096,size=201326592"),
             "{line}"
         );
     }

@@ -22,7 +22,7 @@ use crate::{
     ns::{NsSpec, DEFAULT_NAMESPACES},
     peer::{PeerNvme, DIFF_NVME_NAMESPACES, DIFF_NVME_SUITE},
     proc,
-    qemu::{cmdline, Accel, Contract, NvmeTarget, QemuConfig, ScsiHd, Serial},
+    qemu::{cmdline, Accel, Contract, NvmeRef, NvmeTarget, QemuConfig, ScsiHd, Serial},
     sink::Sink,
     util::Fnv,
 };
@@ -56,8 +56,12 @@ pub const BENCH_SUITE: &str = "bench";
 /// of 192 MiB (the copy benchmarks' source, offload and read+write areas).
 pub const BENCH_LUNS: [&str; 1] = ["kind=disk,size=192M,bs=4096"];
 /// The bench suite's namespaces when none are given: the same as an nvm
-/// namespace.
-pub const BENCH_NAMESPACES: [&str; 1] = ["kind=nvm,size=192M,bs=4096"];
+/// namespace, with Copy limits (MSSRL and MCL 16384 blocks = 64 MiB) that
+/// let one Copy carry the whole 64 MiB copy: with the backend's default
+/// MSSRL (4096 blocks) the 7.2 kernels split the copy_file_range into
+/// Copies that mq-deadline tries to merge, and the guest oopses
+/// (`copy-merge-oops`, seen over PCIe on 7.2-fixed in bio_will_gap).
+pub const BENCH_NAMESPACES: [&str; 1] = ["kind=nvm,size=192M,bs=4096,mssrl=16384,mcl=16384"];
 
 /// Parses `--lun` specs (the defaults when none are given: the suite's).
 pub fn parse_luns(specs: &[String], suite: Option<&str>) -> Result<Vec<LunSpec>, SetupError> {
@@ -256,13 +260,22 @@ const PORT_ATTEMPTS: usize = 5;
 #[derive(Debug)]
 pub struct BenchExtras {
     pub scsi_hd: Option<ScsiHd>,
+    /// QEMU's NVMe controllers the size of the first plain namespace, when
+    /// ours is on PCIe (the same bus as theirs).
+    pub nvme_ref: Option<NvmeRef>,
     pub sink: Sink,
 }
 
 impl BenchExtras {
     /// Sparse raw files in `dir` the size and block size of the first
-    /// `disk` LUN (none without one), and a started sink.
-    fn prepare(luns: &[LunSpec], dir: &Path) -> Result<Self, SetupError> {
+    /// `disk` LUN (none without one) and, with `pcie`, of the first plain
+    /// namespace; and a started sink.
+    fn prepare(
+        luns: &[LunSpec],
+        namespaces: &[NsSpec],
+        pcie: bool,
+        dir: &Path,
+    ) -> Result<Self, SetupError> {
         let scsi_hd = match luns.iter().find(|l| l.kind == LunKind::Disk) {
             Some(l) => {
                 let (file, file_wb) = (dir.join("scsi-hd.img"), dir.join("scsi-hd-wb.img"));
@@ -280,8 +293,29 @@ impl BenchExtras {
             }
             None => None,
         };
+        let nvme_ref = match namespaces.iter().find(|n| n.zoned().is_none()) {
+            Some(n) if pcie => {
+                let (file, file_wb) = (dir.join("nvme-ref.img"), dir.join("nvme-ref-wb.img"));
+                for f in [&file, &file_wb] {
+                    std::fs::File::create(f)
+                        .and_then(|h| h.set_len(n.dev.size))
+                        .map_err(|e| fail(format!("cannot create {}: {e}", f.display())))?;
+                }
+                Some(NvmeRef {
+                    file,
+                    file_wb,
+                    size: n.dev.size,
+                    bs: n.dev.bs,
+                })
+            }
+            _ => None,
+        };
         let sink = Sink::start().map_err(|e| fail(format!("bench sink: {e}")))?;
-        Ok(BenchExtras { scsi_hd, sink })
+        Ok(BenchExtras {
+            scsi_hd,
+            nvme_ref,
+            sink,
+        })
     }
 }
 
@@ -424,6 +458,7 @@ impl Rig {
                                 nqn: vm.nqn.clone(),
                                 personality: vm.personality.clone(),
                                 namespaces: namespaces.clone(),
+                                shadow_doorbells: !vm.no_shadow_doorbells,
                             })
                         } else {
                             None
@@ -445,7 +480,7 @@ impl Rig {
             }
         };
         let bench = if needs.suite == Some(BENCH_SUITE) {
-            Some(BenchExtras::prepare(&luns, tmp.path())?)
+            Some(BenchExtras::prepare(&luns, &namespaces, pcie, tmp.path())?)
         } else {
             None
         };
@@ -575,6 +610,7 @@ impl Rig {
                 .filter(|_| self.net)
                 .map(|b| format!("{GUEST_HOST_ADDR}:{}", b.sink.port())),
             peer_nvme: self.peer_nvme.as_ref(),
+            nvme_ref: self.bench.as_ref().and_then(|b| b.nvme_ref.as_ref()),
             extra,
         })
     }
@@ -597,6 +633,7 @@ impl Rig {
             hostroot,
             scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.clone()),
             peer_nvme: self.peer_nvme.clone(),
+            nvme_ref: self.bench.as_ref().and_then(|b| b.nvme_ref.clone()),
             serial,
         }
     }
@@ -843,15 +880,26 @@ mod tests {
             .is_empty());
         // The reference scsi-hd follows the first disk LUN.
         let dir = tempfile::tempdir().unwrap();
-        let b = BenchExtras::prepare(&l, dir.path()).unwrap();
+        let b = BenchExtras::prepare(&l, &n, false, dir.path()).unwrap();
         let hd = b.scsi_hd.clone().unwrap();
         assert_eq!((hd.size, hd.bs), (192 << 20, 4096));
         assert_eq!(std::fs::metadata(&hd.file).unwrap().len(), 192 << 20);
         assert_eq!(std::fs::metadata(&hd.file_wb).unwrap().len(), 192 << 20);
         assert!(b.sink.port() > 0);
+        assert_eq!(b.nvme_ref, None, "QEMU's NVMe only beside ours on PCIe");
+        // Over PCIe: QEMU's NVMe controllers the size of the namespace.
+        let p = BenchExtras::prepare(&l, &n, true, dir.path()).unwrap();
+        let r = p.nvme_ref.clone().unwrap();
+        assert_eq!((r.size, r.bs), (192 << 20, 4096));
+        assert_eq!(std::fs::metadata(&r.file).unwrap().len(), 192 << 20);
+        assert_eq!(std::fs::metadata(&r.file_wb).unwrap().len(), 192 << 20);
+        // One Copy carries the 64 MiB (copy-merge-oops otherwise).
+        assert_eq!(n[0].limits.mssrl, Some(16384));
         let hm = parse_luns(&[], Some("smoke")).unwrap();
         assert_eq!(
-            BenchExtras::prepare(&hm[..2], dir.path()).unwrap().scsi_hd,
+            BenchExtras::prepare(&hm[..2], &[], true, dir.path())
+                .unwrap()
+                .scsi_hd,
             None
         );
     }

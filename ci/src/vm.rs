@@ -344,6 +344,7 @@ mod tests {
                 hostroot: false,
                 scsi_hd: None,
                 peer_nvme: None,
+                nvme_ref: None,
                 serial: Serial::Stdio,
             },
             timeout: Some(timeout),

@@ -19,6 +19,9 @@
 //!   disks (QEMU's scsi-hd, products `ZCBENCH-REF` and `ZCBENCH-REF-WB`)
 //! - `zonecopy.sink=<ipv4>:<port>`: the bench suite's discard sink and zero
 //!   source (ci/src/sink.rs)
+//! - `zonecopy.nvmeref=bs=<bytes>,size=<bytes>`: the bench suite's reference
+//!   NVMe namespaces over PCIe (QEMU's `-device nvme`, serials `ZCNVMEREF`
+//!   and `ZCNVMEREF-WB`, NSID 1 each), given with our NVMe over PCIe
 //! - `zonecopy.peer-nvme=serial=<S>,bs=..,size=..,zone=..,cap=..,max-open=..,max-active=..,nvm-size=..,mssrl=..,mcl=..,msrc=..`:
 //!   the diff-nvme suite's peer, QEMU's own NVMe controller over PCIe
 //!   (serial S; NSID 1 zoned, NSID 2 plain), every key once, decimal
@@ -53,6 +56,9 @@ pub struct Config {
     pub scsi_hd: Option<LunSpec>,
     /// `zonecopy.sink=`: the discard sink / zero source, if given.
     pub sink: Option<SocketAddr>,
+    /// `zonecopy.nvmeref=`: the reference QEMU NVMe namespaces' geometry
+    /// (a `disk`), if attached.
+    pub nvme_ref: Option<LunSpec>,
     /// `zonecopy.peer-nvme=`: QEMU's NVMe controller, if attached.
     pub peer_nvme: Option<PeerNvme>,
 }
@@ -486,6 +492,11 @@ pub fn parse(cmdline: &str) -> Result<Config, CmdlineError> {
             if cfg.scsi_hd.replace(l).is_some() {
                 return Err(err(word, "zonecopy.scsihd given twice"));
             }
+        } else if key == "nvmeref" {
+            let l = parse_lun(&format!("disk:{value}")).map_err(|e| err(word, e))?;
+            if cfg.nvme_ref.replace(l).is_some() {
+                return Err(err(word, "zonecopy.nvmeref given twice"));
+            }
         } else if key == "sink" {
             let addr: SocketAddr = value
                 .parse()
@@ -614,7 +625,11 @@ mod tests {
             })
         );
         assert_eq!(c.sink, Some("10.0.2.2:4000".parse().unwrap()));
+        let r = parse("zonecopy.nvmeref=bs=4096,size=201326592").unwrap();
+        assert_eq!(r.nvme_ref, c.scsi_hd);
         for bad in [
+            "zonecopy.nvmeref=bs=4096",
+            "zonecopy.nvmeref=bs=512,size=512 zonecopy.nvmeref=bs=512,size=512",
             "zonecopy.scsihd=bs=4096",
             "zonecopy.scsihd=bs=4096,size=4096,zone=4096",
             "zonecopy.scsihd=bs=512,size=512 zonecopy.scsihd=bs=512,size=512",

@@ -180,6 +180,12 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub nvme_pcie: Option<PathBuf>,
 
+    /// Do not offer Doorbell Buffer Config (OACS bit 8) on --nvme-pcie:
+    /// the host then writes every doorbell register, one vfio-user message
+    /// each (to measure what shadow doorbells save).
+    #[arg(long)]
+    pub nvme_pcie_no_shadow_doorbells: bool,
+
     /// NQN of the NVMe subsystem served over NVMe/TCP.
     #[arg(long, value_name = "NQN", default_value = DEFAULT_NQN)]
     pub nqn: String,
@@ -572,6 +578,8 @@ pub struct NvmeTcpConfig {
     pub serve_tcp: bool,
     /// The vfio-user socket of the NVMe-over-PCIe controller, if served.
     pub pcie: Option<PathBuf>,
+    /// Offer shadow doorbells on PCIe (not --nvme-pcie-no-shadow-doorbells).
+    pub shadow_doorbells: bool,
     pub nqn: String,
     pub advertise_addr: IpAddr,
     /// What the controller advertises and enforces.
@@ -722,6 +730,7 @@ impl TryFrom<Args> for Config {
                     listen: args.nvme_tcp.unwrap_or(DEFAULT_NVME_TCP),
                     serve_tcp: args.nvme_tcp.is_some() || args.nvme_pcie.is_none(),
                     pcie: args.nvme_pcie,
+                    shadow_doorbells: !args.nvme_pcie_no_shadow_doorbells,
                     nqn: args.nqn,
                     advertise_addr: args.advertise_addr,
                     personality: args.personality,

@@ -188,6 +188,7 @@ fn start_nvme_pcie(
         personality: nvme.personality,
         copy_stats,
         transport: Transport::Pcie,
+        shadow_doorbells: nvme.shadow_doorbells,
         ..ControllerOptions::default()
     };
     let subsystem = Subsystem::with_options(

@@ -32,7 +32,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{plan, read_write_copy, Ctx, Dev, BS4K, CHUNK, COPY_BYTES, DST_OFFLOAD, DST_RW};
+use super::{
+    ledger::{self, Cpu},
+    plan, read_write_copy, Ctx, Dev, BS4K, CHUNK, COPY_BYTES, DST_OFFLOAD, DST_RW,
+};
 use crate::{
     blockio::{self, AlignedBuf},
     control::{self, DevStats},
@@ -111,6 +114,10 @@ pub struct FabricCounts {
     pub read_c2h: u64,
     /// Write data, host to controller.
     pub write_h2c: u64,
+    /// Read commands.
+    pub read_cmds: u64,
+    /// Write commands.
+    pub write_cmds: u64,
     /// Copy commands.
     pub copy_cmds: u64,
     /// Copy data (source range descriptors), host to controller.
@@ -127,6 +134,8 @@ impl FabricCounts {
             data: self.data.saturating_sub(before.data),
             read_c2h: self.read_c2h.saturating_sub(before.read_c2h),
             write_h2c: self.write_h2c.saturating_sub(before.write_h2c),
+            read_cmds: self.read_cmds.saturating_sub(before.read_cmds),
+            write_cmds: self.write_cmds.saturating_sub(before.write_cmds),
             copy_cmds: self.copy_cmds.saturating_sub(before.copy_cmds),
             copy_h2c: self.copy_h2c.saturating_sub(before.copy_h2c),
             connections: self.connections.saturating_sub(before.connections),
@@ -144,6 +153,8 @@ pub fn parse_fabric(reply: &str) -> Option<FabricCounts> {
         data: num(f, "data_bytes")?,
         read_c2h: class("read", "data_c2h")?,
         write_h2c: class("write", "data_h2c")?,
+        read_cmds: class("read", "commands")?,
+        write_cmds: class("write", "commands")?,
         copy_cmds: class("copy", "commands")?,
         copy_h2c: class("copy", "data_h2c")?,
         connections: num(f, "connections")?,
@@ -245,6 +256,8 @@ pub struct Run {
     /// What the kernel log says about a failed Copy.
     pub cause: Option<CopyCause>,
     pub data: DataState,
+    /// The guest's CPU ticks during the copy (`/proc/stat`).
+    pub cpu: Option<Cpu>,
 }
 
 impl Run {
@@ -509,6 +522,7 @@ fn one(c: &mut Ctx<'_>, nvme: bool, way: Way) -> Result<Run, Verdict> {
     let before = snapshot(c, &name)?;
     let mut log = kmsg::Kmsg::start();
     let d = device(c, nvme)?;
+    let cpu0 = Cpu::now();
     let t = Instant::now();
     let (cfr, sync_error) = match way {
         Way::ReadWrite => (
@@ -524,6 +538,7 @@ fn one(c: &mut Ctx<'_>, nvme: bool, way: Way) -> Result<Run, Verdict> {
         }
     };
     let took = t.elapsed();
+    let cpu = Cpu::now().zip(cpu0).map(|(b, a)| b.since(&a));
     let after = snapshot(c, &name)?;
     let klog = log.since();
     let mut diags = Vec::new();
@@ -575,6 +590,7 @@ fn one(c: &mut Ctx<'_>, nvme: bool, way: Way) -> Result<Run, Verdict> {
         path,
         cause: kmsg::copy_cause(&klog),
         data,
+        cpu,
     };
     c.diag(format!("{name}: {}", describe(&run)));
     for l in klog.iter().take(6) {
@@ -668,6 +684,9 @@ pub fn fields(dev: &str, limits: &Limits, runs: [Option<&Run>; 3]) -> Vec<(Strin
                 f.push((k("MiBps"), plan::mib_per_s(COPY_BYTES, r.took)));
                 f.push((k("path"), path_word(r.path)));
                 f.push((k("data"), r.data.word().into()));
+                if let Some(cpu) = r.cpu {
+                    f.push((k("cpu_s"), format!("{:.2}", cpu.busy_time().as_secs_f64())));
+                }
                 if let Some((rd, w, cp)) = r.dev {
                     f.push((k("host_bytes"), (rd + w).to_string()));
                     f.push((k("copied_bytes"), cp.to_string()));
@@ -740,7 +759,19 @@ pub(super) fn t_cfr(c: &mut Ctx<'_>, nvme: bool) -> Step {
             probe::kernel_release()
         ));
     } else {
-        if limits.offload_enabled() {
+        // A copy the kernel splits (copy_max_bytes below its length) can
+        // oops the 7.2 kernels (copy-merge-oops): (a) is not run then.
+        let split_oops = c.cfg.xfail.iter().any(|b| b == kcopy::BUG_MERGE_OOPS)
+            && limits.max_bytes.is_some_and(|m| m < COPY_BYTES);
+        if split_oops {
+            c.diag(format!(
+                "{name}: {} listed and copy_max_bytes {:?} < {COPY_BYTES}: the kernel would \
+                 split the copy into Copies that can oops it; (a) not run (raise the \
+                 namespace's mssrl/mcl, e.g. --ns ...,mssrl=16384,mcl=16384)",
+                kcopy::BUG_MERGE_OOPS,
+                limits.max_bytes
+            ));
+        } else if limits.offload_enabled() {
             if nvme {
                 exposed = kcopy::OFFLOAD_BUGS;
             }
@@ -777,6 +808,12 @@ pub(super) fn t_cfr(c: &mut Ctx<'_>, nvme: bool) -> Step {
     let f: Vec<(&str, String)> = f.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let kind = if nvme { "nvme" } else { "scsi" };
     c.diag(plan::bench_line(&format!("{kind}-cfr-64MiB"), &f));
+    for l in ledger::table(
+        &format!("{kind}-cfr-64MiB"),
+        [a.as_ref(), b.as_ref(), Some(&r)],
+    ) {
+        c.diag(l);
+    }
     if a.is_some() {
         c.outcome = Some(kcopy::outcome(finding, &c.cfg.xfail, exposed));
     }
@@ -849,6 +886,8 @@ mod tests {
                 data: 799_533_696,
                 read_c2h: 531_369_984,
                 write_h2c: 268_128_256,
+                read_cmds: 11919,
+                write_cmds: 11401,
                 copy_cmds: 1,
                 copy_h2c: 128,
                 connections: 2,
@@ -884,6 +923,7 @@ mod tests {
             path: Some(path),
             cause,
             data,
+            cpu: None,
         }
     }
 

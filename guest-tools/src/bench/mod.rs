@@ -20,7 +20,8 @@
 //!   cache=none, the production setting, and with cache=writeback, the host
 //!   page cache as our backend uses it: `# bench scsi-vs-scsihd[-wb]` give
 //!   ours / scsi-hd) and on the NVMe/TCP namespace (`# bench
-//!   nvme-vs-scsi`).
+//!   nvme-vs-scsi`); over PCIe also on QEMU's own NVMe controller
+//!   ([`nvmeref`], `# bench nvme-vs-qemunvme[-wb]`).
 //! - QEMU user networking's raw TCP throughput each way against the
 //!   runner's sink (`zonecopy.sink=`, see [`net`]), printed next to the
 //!   NVMe/TCP sequential numbers (`# bench nvme-vs-usernet`): how much of
@@ -37,7 +38,9 @@
 
 pub mod cfr;
 pub mod fio;
+pub mod ledger;
 pub mod net;
+pub mod nvmeref;
 pub mod plan;
 
 use std::{
@@ -143,6 +146,8 @@ struct Ctx<'a> {
     nvme_why: String,
     /// fio on our SCSI disk, the baseline of the NVMe/TCP ratios.
     fio_scsi: Option<fio::Results>,
+    /// fio on our NVMe namespace, the numerator of the QEMU NVMe ratios.
+    fio_nvme: Option<fio::Results>,
     /// User networking, MiB/s guest to host and host to guest.
     usernet: Option<(f64, f64)>,
     diags: Vec<String>,
@@ -655,8 +660,8 @@ fn t_usernet(c: &mut Ctx<'_>) -> Step {
     Ok(())
 }
 
-/// fio on the NVMe/TCP namespace, against our SCSI disk and against raw
-/// user networking.
+/// fio on the NVMe namespace, against our SCSI disk and (NVMe/TCP)
+/// against raw user networking.
 fn t_nvme_fio(c: &mut Ctx<'_>) -> Step {
     let d = c
         .nvme
@@ -667,7 +672,9 @@ fn t_nvme_fio(c: &mut Ctx<'_>) -> Step {
     if let Some(scsi) = &c.fio_scsi {
         lines.push(ratio_line("nvme-vs-scsi", &r.ratios(scsi)));
     }
-    if let Some((send, recv)) = c.usernet {
+    // The network is NVMe/TCP's only: over PCIe there is none to compare.
+    let tcp = c.cfg.nvme.as_ref().is_some_and(|t| !t.pcie);
+    if let Some((send, recv)) = c.usernet.filter(|_| tcp) {
         let (rd, wr) = r.seq_mib_per_s();
         lines.push(plan::bench_line(
             "nvme-vs-usernet",
@@ -684,6 +691,7 @@ fn t_nvme_fio(c: &mut Ctx<'_>) -> Step {
     for l in lines {
         c.diag(l);
     }
+    c.fio_nvme = Some(r);
     Ok(())
 }
 
@@ -921,6 +929,8 @@ const TESTS: &[Test] = &[
     // Right before nvme_fio, so both see the same machine load.
     ("usernet_throughput", t_usernet),
     ("nvme_fio", t_nvme_fio),
+    ("qemunvme_fio", |c| nvmeref::t_fio(c, false)),
+    ("qemunvme_wb_fio", |c| nvmeref::t_fio(c, true)),
     ("nvme_disconnect", t_nvme_disconnect),
 ];
 
@@ -1000,6 +1010,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         id_ns: None,
         nvme_why,
         fio_scsi: None,
+        fio_nvme: None,
         usernet: None,
         diags: Vec::new(),
         outcome: None,
@@ -1060,6 +1071,7 @@ mod tests {
         assert!(lines.contains(
             &"ok 13 nvme_cfr_64MiB # SKIP no zonecopy.nvme= (runner: --ns kind=nvm,size=192M)"
         ));
-        assert!(lines.contains(&"ok 16 nvme_disconnect # SKIP not connected"));
+        assert!(lines.contains(&"ok 16 qemunvme_fio # SKIP no zonecopy.nvmeref= (the runner attaches one for a bench run over PCIe)"));
+        assert!(lines.contains(&"ok 18 nvme_disconnect # SKIP not connected"));
     }
 }

@@ -211,7 +211,8 @@ pub fn identify_controller(ctrl: &Controller) -> Vec<u8> {
     put32(&mut d, 92, oaes(ctrl)); // OAES
     put32(&mut d, 96, u32::from(fabrics)); // CTRATT: 128-bit Host Identifier
     d[111] = if io { 1 } else { 2 }; // CNTRLTYPE
-    put16(&mut d, 256, 0); // OACS: none
+    let dbbuf = super::pcie::shadow_doorbells(ctrl);
+    put16(&mut d, 256, u16::from(dbbuf) << 8); // OACS: bit 8 Doorbell Buffer Config
     d[258] = 3; // ACL (0's based)
     d[259] = o.async_event_limit.saturating_sub(1); // AERL (0's based)
     d[260] = 0b11; // FRMW: slot 1 read-only, one slot

@@ -202,6 +202,7 @@ pub const ADMIN: &[Command] = &[
     cmd(0x0A, "Get Features", Xfer::ControllerToHost, CSUPP, NO_LBA, admin::get_features, always),
     cmd(0x0C, "Asynchronous Event Request", Xfer::None, CSUPP, NO_LBA, admin::async_event_request, always),
     cmd(0x18, "Keep Alive", Xfer::None, CSUPP, NO_LBA, admin::keep_alive, fabrics_only),
+    cmd(0x7C, "Doorbell Buffer Config", Xfer::None, CSUPP, NO_LBA, pcie::doorbell_buffer_config, pcie::shadow_doorbells),
 ];
 
 /// NVM Command Set I/O commands (NVM CS 1.1 Figure 14).

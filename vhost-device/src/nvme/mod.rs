@@ -292,6 +292,10 @@ pub struct ControllerOptions {
     /// How the host reaches the controllers: what Identify advertises and
     /// how a command's data is described (SGLs on Fabrics, PRPs on PCIe).
     pub transport: Transport,
+    /// PCIe only: offer Doorbell Buffer Config (OACS bit 8), so a host
+    /// driver may keep its doorbells in memory and ring the register only
+    /// when the controller's EventIdx asks for it.
+    pub shadow_doorbells: bool,
 }
 
 /// The transport a subsystem's controllers are reached over.
@@ -318,6 +322,7 @@ impl Default for ControllerOptions {
             zasl: 0,
             copy_stats: Arc::default(),
             transport: Transport::Fabrics,
+            shadow_doorbells: true,
         }
     }
 }

@@ -47,11 +47,31 @@ pub struct CqDef {
     pub interrupts: bool,
 }
 
+/// The buffers of Doorbell Buffer Config (7Ch, NVMe Base 2.1, 5.11):
+/// guest physical addresses, page aligned. Entry
+/// layout as the doorbell registers': SQ y tail at 2y, CQ y head at 2y + 1
+/// dwords (CAP.DSTRD 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DoorbellBuffers {
+    /// Shadow Doorbell buffer (PRP Entry 1): the host's tails and heads.
+    pub shadow: u64,
+    /// EventIdx buffer (PRP Entry 2): where the controller asks for a
+    /// doorbell register write.
+    pub eventidx: u64,
+}
+
 /// The I/O queues of a PCIe controller, by queue identifier.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PcieQueues {
     pub sqs: BTreeMap<u16, SqDef>,
     pub cqs: BTreeMap<u16, CqDef>,
+    /// Set by Doorbell Buffer Config; cleared by a controller reset.
+    pub doorbell_buffers: Option<DoorbellBuffers>,
+}
+
+/// Does the controller offer Doorbell Buffer Config (PCIe only)?
+pub fn shadow_doorbells(ctrl: &Controller) -> bool {
+    ctrl.is_pcie() && ctrl.opts.shadow_doorbells
 }
 
 /// MSI-X vectors a controller of `subsystem` offers: one for the admin
@@ -249,6 +269,25 @@ pub fn delete_sq(x: &mut Exec<'_>) -> Outcome {
         return Err(Fail::at(Status::INVALID_QUEUE_IDENTIFIER, AT_CDW10, 0));
     }
     st.io_queues.remove(&qid);
+    Ok(Done::OK)
+}
+
+/// Doorbell Buffer Config (7Ch, NVMe Base 2.1, 5.11; OACS bit 8): PRP
+/// Entry 1 the Shadow Doorbell buffer,
+/// PRP Entry 2 the EventIdx buffer, each one memory page, page aligned,
+/// else Invalid Field in Command (as QEMU hw/nvme answers). The I/O
+/// queues use them from now on (the transport reads the host's values
+/// from the shadow buffer and writes EventIdx); the admin queue keeps its
+/// doorbell registers, as Linux nvme-pci expects.
+pub fn doorbell_buffer_config(x: &mut Exec<'_>) -> Outcome {
+    let (shadow, eventidx) = (x.sqe.qw(6), x.sqe.qw(8));
+    if shadow % PAGE_SIZE != 0 {
+        return Err(Fail::at(Status::INVALID_FIELD, 24, 0));
+    }
+    if eventidx % PAGE_SIZE != 0 {
+        return Err(Fail::at(Status::INVALID_FIELD, 32, 0));
+    }
+    x.ctrl.state().pcie.doorbell_buffers = Some(DoorbellBuffers { shadow, eventidx });
     Ok(Done::OK)
 }
 

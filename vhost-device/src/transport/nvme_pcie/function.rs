@@ -7,13 +7,14 @@ use std::{collections::BTreeMap, fs::File, io::Write, sync::Arc};
 
 use super::{
     config::PciConfig,
+    dbbuf,
     memory::DmaMemory,
     prp,
     queues::{Cq, Sq},
 };
 use crate::nvme::{
     self,
-    pcie::{self, PcieQueues},
+    pcie::{self, DoorbellBuffers, PcieQueues},
     Completion, Controller, DataDirection, Subsystem,
 };
 use crate::transport::nvme_tcp::{stats::Direction, CommandClass, FabricStats};
@@ -76,6 +77,11 @@ pub struct Function {
     generation: u64,
     /// Where the round robin over submission queues goes on.
     next_sq: u16,
+    /// Shadow doorbells of the I/O queues (Doorbell Buffer Config).
+    dbbuf: Option<DoorbellBuffers>,
+    /// The last invalid shadow value reported (queue, CQ, value): one
+    /// Asynchronous Event per bad value, not one per look.
+    shadow_bad: Option<(u16, bool, u32)>,
 }
 
 impl Function {
@@ -101,6 +107,8 @@ impl Function {
             synced: PcieQueues::default(),
             generation: next_generation(),
             next_sq: 0,
+            dbbuf: None,
+            shadow_bad: None,
         })
     }
 
@@ -238,6 +246,8 @@ impl Function {
             self.sqs.clear();
             self.cqs.clear();
             self.synced = PcieQueues::default();
+            self.dbbuf = None;
+            self.shadow_bad = None;
             self.generation = next_generation();
         }
         pcie::set_cc(&self.ctrl, cc);
@@ -248,6 +258,7 @@ impl Function {
     /// queue, is reported as an Error status Asynchronous Event (Base 2.1,
     /// 3.1.4.20/21 and 5.2.1) and otherwise ignored.
     fn doorbell(&mut self, offset: u64, value: u32) {
+        self.stats.doorbell_write();
         if !self.ctrl.is_ready() {
             return;
         }
@@ -306,6 +317,16 @@ impl Function {
             .map(|(&id, _)| id)
             .collect();
         for qid in ids {
+            if !self.shadow_sq_tail(qid) {
+                return None;
+            }
+            let Some(sq) = self.sqs.get(&qid) else {
+                continue;
+            };
+            let cqid = sq.cqid;
+            if !self.shadow_cq_head(cqid) {
+                return None;
+            }
             let Some(sq) = self.sqs.get(&qid) else {
                 continue;
             };
@@ -349,11 +370,12 @@ impl Function {
             );
             return;
         }
-        if let Some(c) = done {
-            self.complete(work.cqid, work.qid, work.sqhd, work.sqe.cid(), &c);
-        }
+        // Rings first: a queue exists before the host learns it does.
         if work.qid == 0 {
             self.sync_queues();
+        }
+        if let Some(c) = done {
+            self.complete(work.cqid, work.qid, work.sqhd, work.sqe.cid(), &c);
         }
         self.deliver_deferred();
     }
@@ -414,12 +436,20 @@ impl Function {
             .retain(|id, _| *id == 0 || now.sqs.contains_key(id));
         self.cqs
             .retain(|id, _| *id == 0 || now.cqs.contains_key(id));
+        let new_buffers = now.doorbell_buffers != self.synced.doorbell_buffers;
+        let mut fresh = Vec::new();
         for (&id, d) in &now.cqs {
+            if !self.cqs.contains_key(&id) {
+                fresh.push((id, true));
+            }
             self.cqs
                 .entry(id)
                 .or_insert_with(|| Cq::new(d.base, d.entries, d.vector, d.interrupts));
         }
         for (&id, d) in &now.sqs {
+            if !self.sqs.contains_key(&id) {
+                fresh.push((id, false));
+            }
             let ctrl = &self.ctrl;
             self.sqs.entry(id).or_insert_with(|| Sq {
                 base: d.base,
@@ -430,7 +460,132 @@ impl Function {
                 queue: Arc::new(pcie::queue(ctrl, id, d.entries)),
             });
         }
+        self.dbbuf = now.doorbell_buffers;
         self.synced = now;
+        // The host starts from the controller's values: every I/O queue's
+        // when the buffers arrive (as QEMU's nvme_dbbuf_config), a new
+        // queue's when it is created (a recreated queue's shadow slot may
+        // still hold the old queue's value).
+        let seed: Vec<(u16, bool)> = if new_buffers {
+            let sqs = self.sqs.keys().map(|&id| (id, false));
+            sqs.chain(self.cqs.keys().map(|&id| (id, true)))
+                .filter(|&(id, _)| id != 0)
+                .collect()
+        } else {
+            fresh
+        };
+        self.seed_shadow(&seed);
+    }
+
+    /// Write the controller's SQ tail / CQ head of `queues` into the
+    /// shadow buffer and the EventIdx buffer.
+    fn seed_shadow(&mut self, queues: &[(u16, bool)]) {
+        let Some(b) = self.dbbuf else {
+            return;
+        };
+        for &(qid, cq) in queues {
+            let v = if cq {
+                self.cqs.get(&qid).map(|q| q.head)
+            } else {
+                self.sqs.get(&qid).map(|q| q.tail)
+            };
+            let Some(v) = v else {
+                continue;
+            };
+            let mem = self.memory.mem();
+            if dbbuf::write_shadow(mem, &b, qid, cq, v)
+                .and_then(|()| dbbuf::set_event_idx(mem, &b, qid, cq, v))
+                .is_err()
+            {
+                self.ctrl.fatal("doorbell buffers outside guest memory");
+                return;
+            }
+        }
+    }
+
+    /// The host's shadow value of I/O queue `qid` (SQ tail, or CQ head),
+    /// checked against the queue size: `Ok(None)` without shadow
+    /// doorbells, for the admin queue, or for a value beyond the queue
+    /// (reported once as an Invalid Doorbell Write Value error event, as a
+    /// register write of it would be).
+    fn shadow_value(&mut self, qid: u16, cq: bool, entries: u16) -> Result<Option<u16>, ()> {
+        let Some(b) = self.dbbuf.filter(|_| qid != 0) else {
+            return Ok(None);
+        };
+        let Ok(v) = dbbuf::read(self.memory.mem(), &b, qid, cq) else {
+            self.ctrl
+                .fatal("shadow doorbell buffer outside guest memory");
+            return Err(());
+        };
+        if v >= u32::from(entries) {
+            if self.shadow_bad != Some((qid, cq, v)) {
+                self.shadow_bad = Some((qid, cq, v));
+                self.doorbell_error(AEI_INVALID_DOORBELL_VALUE, qid);
+            }
+            return Ok(None);
+        }
+        Ok(Some(v as u16))
+    }
+
+    /// With shadow doorbells: take SQ `qid`'s tail from the shadow buffer,
+    /// set its EventIdx to it and look once more (see [`dbbuf`]). False
+    /// when the buffers are unusable (Controller Fatal Status).
+    fn shadow_sq_tail(&mut self, qid: u16) -> bool {
+        let Some(entries) = self.sqs.get(&qid).map(|q| q.entries) else {
+            return true;
+        };
+        let tail = match self.shadow_value(qid, false, entries) {
+            Ok(Some(t)) => t,
+            Ok(None) => return true,
+            Err(()) => return false,
+        };
+        let Some(b) = self.dbbuf else {
+            return true;
+        };
+        if dbbuf::set_event_idx(self.memory.mem(), &b, qid, false, tail).is_err() {
+            self.ctrl.fatal("EventIdx buffer outside guest memory");
+            return false;
+        }
+        let tail = match self.shadow_value(qid, false, entries) {
+            Ok(Some(again)) => again,
+            Ok(None) => tail,
+            Err(()) => return false,
+        };
+        if let Some(sq) = self.sqs.get_mut(&qid) {
+            sq.tail = tail;
+        }
+        true
+    }
+
+    /// With shadow doorbells: take CQ `cqid`'s head from the shadow
+    /// buffer; if the queue is still full, ask for a doorbell at that head
+    /// (EventIdx) and look once more.
+    fn shadow_cq_head(&mut self, cqid: u16) -> bool {
+        for attempt in 0..2 {
+            let Some(entries) = self.cqs.get(&cqid).map(|q| q.entries) else {
+                return true;
+            };
+            let head = match self.shadow_value(cqid, true, entries) {
+                Ok(Some(h)) => h,
+                Ok(None) => return true,
+                Err(()) => return false,
+            };
+            let Some(cq) = self.cqs.get_mut(&cqid) else {
+                return true;
+            };
+            cq.head = head;
+            if !cq.is_full() || attempt == 1 {
+                return true;
+            }
+            let Some(b) = self.dbbuf else {
+                return true;
+            };
+            if dbbuf::set_event_idx(self.memory.mem(), &b, cqid, true, head).is_err() {
+                self.ctrl.fatal("EventIdx buffer outside guest memory");
+                return false;
+            }
+        }
+        true
     }
 
     fn msix_read(&self, offset: u64, data: &mut [u8]) {

@@ -18,6 +18,7 @@
 //! fresh controller.
 
 pub mod config;
+pub mod dbbuf;
 pub mod function;
 pub mod memory;
 pub mod prp;

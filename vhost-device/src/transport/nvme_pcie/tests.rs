@@ -21,6 +21,10 @@ const ACQ: u64 = 0x11000;
 const BUF: u64 = 0x20000;
 
 fn subsystem(dir: &tempfile::TempDir) -> Arc<Subsystem> {
+    subsystem_with(dir, true)
+}
+
+fn subsystem_with(dir: &tempfile::TempDir, shadow_doorbells: bool) -> Arc<Subsystem> {
     let dev = Device::open(&DeviceConfig {
         path: dir.path().join("nvm"),
         size: 256 * 4096,
@@ -35,6 +39,7 @@ fn subsystem(dir: &tempfile::TempDir) -> Arc<Subsystem> {
         },
         ControllerOptions {
             transport: Transport::Pcie,
+            shadow_doorbells,
             ..ControllerOptions::default()
         },
         vec![NamespaceSpec {
@@ -67,7 +72,11 @@ fn memfd() -> std::fs::File {
 impl Host {
     fn new() -> Host {
         let dir = tempfile::tempdir().unwrap();
-        let mut f = Function::new(subsystem(&dir), Arc::default()).unwrap();
+        Host::with(subsystem(&dir), dir)
+    }
+
+    fn with(sub: Arc<Subsystem>, dir: tempfile::TempDir) -> Host {
+        let mut f = Function::new(sub, Arc::default()).unwrap();
         let file = memfd();
         let view = file.try_clone().unwrap();
         f.memory.map(0, MEM, 0, Some(file)).unwrap();
@@ -569,4 +578,172 @@ fn the_socket_replaces_no_other_file_and_is_private() {
     super::start(&sock, subsystem(&dir), stats).unwrap();
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+// ------------------------------------------------------ shadow doorbells
+
+const SHADOW: u64 = 0x70000;
+const EVENTIDX: u64 = 0x71000;
+/// I/O CQ 1 of 2 entries at 0x30000, SQ 1 of 16 at 0x31000.
+const IOCQ: u64 = 0x30000;
+const IOSQ: u64 = 0x31000;
+
+/// Identify Controller OACS (bytes 257:256).
+fn oacs(h: &mut Host) -> u16 {
+    assert_eq!(h.admin(sqe(0x06, 0, BUF, 1, 0)).0, 0);
+    h.mem.read_obj(GuestAddress(BUF + 256)).unwrap()
+}
+
+/// Enabled, Doorbell Buffer Config done, I/O CQ 1 (2 entries: room for
+/// one completion) and SQ 1 (16 entries) created.
+fn shadow_host() -> Host {
+    let mut h = Host::new();
+    h.enable();
+    let mut c = sqe(0x7C, 0, SHADOW, 0, 0);
+    c[32..40].copy_from_slice(&EVENTIDX.to_le_bytes());
+    assert_eq!(h.admin(c).0, 0);
+    assert_eq!(h.admin(sqe(0x05, 0, IOCQ, (1 << 16) | 1, 1 | 2)).0, 0);
+    assert_eq!(
+        h.admin(sqe(0x01, 0, IOSQ, (15 << 16) | 1, 1 | (1 << 16))).0,
+        0
+    );
+    h
+}
+
+fn shadow(h: &Host, qid: u64, cq: bool) -> u32 {
+    let at = SHADOW + (2 * qid + u64::from(cq)) * 4;
+    h.mem.read_obj(GuestAddress(at)).unwrap()
+}
+
+fn eventidx(h: &Host, qid: u64, cq: bool) -> u32 {
+    let at = EVENTIDX + (2 * qid + u64::from(cq)) * 4;
+    h.mem.read_obj(GuestAddress(at)).unwrap()
+}
+
+fn set_shadow(h: &Host, qid: u64, cq: bool, v: u32) {
+    let at = SHADOW + (2 * qid + u64::from(cq)) * 4;
+    h.mem.write_obj(v, GuestAddress(at)).unwrap();
+}
+
+/// A Flush on SQ 1 in slot `slot` with command identifier `cid`.
+fn put_flush(h: &Host, slot: u64, cid: u16) {
+    let mut s = sqe(0x00, 1, 0, 0, 0);
+    s[2..4].copy_from_slice(&cid.to_le_bytes());
+    h.mem
+        .write_slice(&s, GuestAddress(IOSQ + slot * 64))
+        .unwrap();
+}
+
+fn cqe_cid(h: &Host, slot: u64) -> u32 {
+    let dw3: u32 = h.mem.read_obj(GuestAddress(IOCQ + slot * 16 + 12)).unwrap();
+    dw3 & 0xFFFF
+}
+
+#[test]
+fn doorbell_buffer_config_is_advertised_and_checks_alignment() {
+    let mut h = Host::new();
+    h.enable();
+    assert_eq!(oacs(&mut h) & (1 << 8), 1 << 8, "OACS bit 8");
+    // PRP Entry 1 or 2 not page aligned: Invalid Field in Command.
+    for (prp1, prp2) in [(SHADOW + 4, EVENTIDX), (SHADOW, EVENTIDX + 0x800)] {
+        let mut c = sqe(0x7C, 0, prp1, 0, 0);
+        c[32..40].copy_from_slice(&prp2.to_le_bytes());
+        assert_eq!(h.admin(c).0, st(Status::INVALID_FIELD));
+    }
+    // Without the option: not advertised, and the opcode is unknown.
+    let dir = tempfile::tempdir().unwrap();
+    let sub = subsystem_with(&dir, false);
+    let mut h = Host::with(sub, dir);
+    h.enable();
+    assert_eq!(oacs(&mut h) & (1 << 8), 0);
+    let mut c = sqe(0x7C, 0, SHADOW, 0, 0);
+    c[32..40].copy_from_slice(&EVENTIDX.to_le_bytes());
+    assert_eq!(h.admin(c).0, st(Status::INVALID_OPCODE));
+}
+
+#[test]
+fn shadow_tail_runs_commands_and_sets_event_idx() {
+    let mut h = shadow_host();
+    // The controller seeded the new queues' slots with its own values.
+    assert_eq!((shadow(&h, 1, false), eventidx(&h, 1, false)), (0, 0));
+    // The host writes SQE and shadow tail, and (EventIdx 0 in [0, 1)) rings.
+    put_flush(&h, 0, 0x11);
+    set_shadow(&h, 1, false, 1);
+    h.write32(DOORBELLS + 8, 1);
+    assert_eq!(cqe_cid(&h, 0), 0x11);
+    assert_eq!(eventidx(&h, 1, false), 1, "EventIdx follows the tail read");
+    // The host consumed the CQE: shadow head only (EventIdx of the CQ was
+    // not raised, so it does not ring), then a new command with the shadow
+    // tail only: the controller's next look finds it without a register
+    // write.
+    set_shadow(&h, 1, true, 1);
+    put_flush(&h, 1, 0x12);
+    set_shadow(&h, 1, false, 2);
+    h.f.drain();
+    assert_eq!(cqe_cid(&h, 1), 0x12, "run from the shadow tail");
+    assert_eq!(eventidx(&h, 1, false), 2);
+}
+
+#[test]
+fn full_cq_asks_for_the_head_and_reads_it_from_the_shadow() {
+    let mut h = shadow_host();
+    // A stale EventIdx the controller must replace when it needs room.
+    h.mem
+        .write_obj(0xABCDu32, GuestAddress(EVENTIDX + 12))
+        .unwrap();
+    put_flush(&h, 0, 0x21);
+    put_flush(&h, 1, 0x22);
+    set_shadow(&h, 1, false, 2);
+    h.write32(DOORBELLS + 8, 2);
+    assert_eq!(cqe_cid(&h, 0), 0x21);
+    assert_eq!(cqe_cid(&h, 1), 0, "CQ of 2 is full: 0x22 waits");
+    assert_eq!(eventidx(&h, 1, true), 0, "a doorbell asked for at head 0");
+    // Host consumes entry 0: head 1 passes EventIdx 0, so it rings; the
+    // shadow alone would do as well.
+    set_shadow(&h, 1, true, 1);
+    h.f.drain();
+    assert_eq!(cqe_cid(&h, 1), 0x22);
+}
+
+#[test]
+fn bad_shadow_values_are_one_error_event_each() {
+    let mut h = shadow_host();
+    let mut aer = sqe(0x0C, 0, 0, 0, 0);
+    aer[2] = 0x77;
+    let slot = u64::from(h.sq_tail);
+    h.mem
+        .write_slice(&aer, GuestAddress(ASQ + slot * 64))
+        .unwrap();
+    h.sq_tail += 1;
+    h.write32(DOORBELLS, u32::from(h.sq_tail));
+    set_shadow(&h, 1, false, 16); // SQ 1 has 16 entries
+    h.f.drain();
+    h.f.drain();
+    let cqe = ACQ + u64::from(h.cq_head) * 16;
+    let dw0: u32 = h.mem.read_obj(GuestAddress(cqe)).unwrap();
+    let dw3: u32 = h.mem.read_obj(GuestAddress(cqe + 12)).unwrap();
+    assert_eq!(dw3 & 0xFFFF, 0x77);
+    assert_eq!(
+        (dw0 & 7, (dw0 >> 8) & 0xFF),
+        (0, 1),
+        "Invalid Doorbell Write Value"
+    );
+    assert_eq!(cqe_cid(&h, 0), 0, "nothing ran");
+    assert_eq!(h.read32(0x1C) & 2, 0, "not fatal");
+}
+
+#[test]
+fn buffers_outside_guest_memory_are_fatal_not_a_panic() {
+    let mut h = Host::new();
+    h.enable();
+    let mut c = sqe(0x7C, 0, MEM + 0x1000, 0, 0);
+    c[32..40].copy_from_slice(&EVENTIDX.to_le_bytes());
+    assert_eq!(h.admin(c).0, 0);
+    assert_eq!(h.admin(sqe(0x05, 0, IOCQ, (1 << 16) | 1, 1 | 2)).0, 0);
+    let mut s = sqe(0x01, 0, IOSQ, (15 << 16) | 1, 1 | (1 << 16));
+    s[2..4].copy_from_slice(&0x99u16.to_le_bytes());
+    let at = ASQ + u64::from(h.sq_tail) * 64;
+    h.mem.write_slice(&s, GuestAddress(at)).unwrap();
+    h.write32(DOORBELLS, u32::from(h.sq_tail) + 1);
+    assert_eq!(h.read32(0x1C) & 2, 2, "CSTS.CFS");
 }

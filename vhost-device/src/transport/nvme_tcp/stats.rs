@@ -73,6 +73,9 @@ pub struct FabricStats {
     connection_header: [AtomicU64; 2],
     connections: AtomicU64,
     terminations_sent: AtomicU64,
+    /// NVMe over PCIe: doorbell register writes (each a vfio-user message
+    /// QEMU waits on); what shadow doorbells save. 0 on NVMe/TCP.
+    doorbell_writes: AtomicU64,
 }
 
 fn dir(d: Direction) -> usize {
@@ -147,6 +150,11 @@ impl FabricSnapshot {
 impl FabricStats {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// One doorbell register write (NVMe over PCIe).
+    pub(crate) fn doorbell_write(&self) {
+        self.doorbell_writes.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn command(&self, class: CommandClass) {
@@ -233,6 +241,7 @@ impl crate::control::StatsSource for FabricStats {
             "connection_c2h": s.connection_c2h,
             "connections": s.connections,
             "terminations_sent": s.terminations_sent,
+            "doorbell_writes": self.doorbell_writes.load(Ordering::Relaxed),
             "data_bytes": s.data_bytes(),
             "total_bytes": s.total_bytes(),
         })
