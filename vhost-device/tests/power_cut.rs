@@ -192,7 +192,7 @@ impl Model {
                 z.wp = z.start;
             }
             ZoneAction::Finish => z.wp = z.end(),
-            ZoneAction::Open | ZoneAction::Close | ZoneAction::CloseToClosed => {}
+            ZoneAction::Open | ZoneAction::Close => {}
         }
         z.durable_wp = z.wp;
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::status::{storage_status, Status, ZoneResource};
-use crate::storage::{Device, StorageError, ZoneType};
+use crate::storage::{Device, StorageError, ZoneRules, ZoneType};
 
 /// Command Set Identifiers (NVMe Base 2.1, Figure "Command Set Identifiers").
 pub const CSI_NVM: u8 = 0x00;
@@ -114,12 +114,20 @@ impl Namespace {
                         z.zone_len.0
                     );
                 }
-                // ZNS 1.1 has no gap zones: the LBAs from ZSLBA + ZCAP to
-                // the zone's end belong to the zone, and with RAZB (OZCS
-                // bit 0) a read may run from them into the next zone. And
-                // Finish Zone takes a ZSE zone to ZSF directly (ZSE:ZSF),
-                // so it needs no active resource.
-                device.set_zns_rules(true);
+                // ZNS 1.1's zone rules where they differ from ZBC-2's:
+                device.set_zone_rules(ZoneRules {
+                    // An open zone goes to ZSC on Close Zone even with
+                    // WP = ZSLBA (2.1.1.3.2/2.1.1.3.3, ZSIO:ZSC, ZSEO:ZSC).
+                    close_unwritten_to_empty: false,
+                    // No gap zones: the LBAs from ZSLBA + ZCAP to the
+                    // zone's end belong to the zone, and with RAZB (OZCS
+                    // bit 0) a read may run from them into the next zone
+                    // (Figure 17: Zone Boundary Error only between zones).
+                    capacity_bounds_reads: false,
+                    // ZSE:ZSF "shall not impact resource usage"
+                    // (2.1.1.4.1 g).
+                    finish_empty_takes_active: false,
+                });
                 CSI_ZNS
             }
         };

@@ -38,9 +38,8 @@ impl SendAction {
     /// [`crate::storage::Device::set_zone_condition`]).
     fn core(self) -> Option<ZoneAction> {
         match self {
-            // ZNS 1.1 2.1.1.3: an open zone goes to ZSC on Close Zone even
-            // with WP = ZSLBA (ZBC's CLOSE ZONE would make it EMPTY).
-            SendAction::Close => Some(ZoneAction::CloseToClosed),
+            // To ZSC even with WP = ZSLBA: the namespace's ZoneRules.
+            SendAction::Close => Some(ZoneAction::Close),
             SendAction::Finish => Some(ZoneAction::Finish),
             SendAction::Open => Some(ZoneAction::Open),
             SendAction::Reset => Some(ZoneAction::Reset),

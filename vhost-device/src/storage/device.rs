@@ -17,7 +17,9 @@ use super::{
     fault::{FaultSet, Op},
     meta::{sync_parent, MetaError, MetaGeometry, ZoneMeta},
     units::{BlockCount, Lba},
-    zone::{Zone, ZoneAction, ZoneCondition, ZoneGeometry, ZoneTable, ZoneTarget, ZoneType},
+    zone::{
+        Zone, ZoneAction, ZoneCondition, ZoneGeometry, ZoneRules, ZoneTable, ZoneTarget, ZoneType,
+    },
 };
 
 /// Zone layout options of a zoned device, in bytes.
@@ -406,12 +408,10 @@ impl Device {
         &self.geo
     }
 
-    /// Follow ZNS 1.1's zone rules where they differ from ZBC-2's (reads
-    /// past a zone's capacity, Finish of an EMPTY zone); ZBC-2's are the
-    /// default.
-    pub fn set_zns_rules(&self, v: bool) {
+    /// Follow `rules` where zone models differ (ZBC-2's by default).
+    pub fn set_zone_rules(&self, rules: ZoneRules) {
         if let Some(t) = &self.zones {
-            lock(t).set_zns_rules(v);
+            lock(t).set_rules(rules);
         }
     }
 

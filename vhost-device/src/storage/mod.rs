@@ -18,4 +18,4 @@ pub use device::{
 };
 pub use error::StorageError;
 pub use units::{BlockCount, Lba};
-pub use zone::{Zone, ZoneAction, ZoneCondition, ZoneGeometry, ZoneTarget, ZoneType};
+pub use zone::{Zone, ZoneAction, ZoneCondition, ZoneGeometry, ZoneRules, ZoneTarget, ZoneType};

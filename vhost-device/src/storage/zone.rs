@@ -68,15 +68,37 @@ impl ZoneCondition {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ZoneAction {
     Open,
-    /// Close: an open zone whose write pointer is at its start becomes
-    /// EMPTY, any other CLOSED (ZBC-2 5.3 CLOSE ZONE).
+    /// Close: an open zone becomes CLOSED, or EMPTY when its write pointer
+    /// is at its start and [`ZoneRules::close_unwritten_to_empty`] holds.
     Close,
-    /// Close: an open zone becomes CLOSED wherever its write pointer is
-    /// (ZNS 1.1 2.1.1.3.2/2.1.1.3.3, Transitions ZSIO:ZSC and ZSEO:ZSC on
-    /// a Close Zone, with no exception for WP = ZSLBA).
-    CloseToClosed,
     Finish,
     Reset,
+}
+
+/// Where the zone models this core serves differ. The front end that owns
+/// a device picks; the default is the rules of ZBC-2 zoned block devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneRules {
+    /// Close of an open zone whose write pointer is at its start makes it
+    /// EMPTY (ZBC-2 5.2 CLOSE ZONE) instead of CLOSED.
+    pub close_unwritten_to_empty: bool,
+    /// The LBAs from a zone's capacity to its end are a zone of their own
+    /// for reads (ZBC-2 gap zones: a read crossing into or out of them is a
+    /// boundary violation) instead of part of the zone.
+    pub capacity_bounds_reads: bool,
+    /// Finish of an EMPTY zone passes through an active state, so the
+    /// active limit applies (ZBC-2 4.4.3.5.5).
+    pub finish_empty_takes_active: bool,
+}
+
+impl Default for ZoneRules {
+    fn default() -> Self {
+        Self {
+            close_unwritten_to_empty: true,
+            capacity_bounds_reads: true,
+            finish_empty_takes_active: true,
+        }
+    }
 }
 
 /// Which zones a zone action applies to.
@@ -189,14 +211,8 @@ pub struct ZoneTable {
     /// Zones changed since the last [`ZoneTable::take_dirty`].
     dirty: Vec<usize>,
     is_dirty: Vec<bool>,
-    /// ZNS 1.1 rules instead of ZBC-2's where they differ: the LBAs from a
-    /// zone's capacity to its end are part of the zone for reads (ZBC-2
-    /// makes them a gap zone, a read crossing into or out of it a boundary
-    /// violation; ZNS 1.1 Figure 17 has Zone Boundary Error only between
-    /// zones), and Finish takes an EMPTY zone straight to FULL without an
-    /// active resource (ZNS 1.1 2.1.1.4.1 g): ZSE to ZSF "shall not impact
-    /// resource usage"; ZBC-2 4.4.3.5.5 passes through an active state).
-    zns_rules: bool,
+    /// Where zone models differ (see [`ZoneRules`]).
+    rules: ZoneRules,
 }
 
 /// Counts of a range of zones, as u32 (a device has at most u32::MAX
@@ -243,14 +259,13 @@ impl ZoneTable {
             active: 0,
             dirty: Vec::new(),
             is_dirty: vec![false; n],
-            zns_rules: false,
+            rules: ZoneRules::default(),
         }
     }
 
-    /// Follow ZNS 1.1's rules where they differ from ZBC-2's (see the
-    /// field); the default is ZBC-2's.
-    pub fn set_zns_rules(&mut self, v: bool) {
-        self.zns_rules = v;
+    /// Follow `rules` where zone models differ.
+    pub fn set_rules(&mut self, rules: ZoneRules) {
+        self.rules = rules;
     }
 
     /// The zone geometry.
@@ -593,7 +608,9 @@ impl ZoneTable {
                 if !self.geo.unrestricted_reads {
                     return Err(StorageError::BeyondZoneCapacity { lba, count });
                 }
-                if !self.zns_rules && (lba.0 < zone.cap_end().0 || end > zone.end().0) {
+                if self.rules.capacity_bounds_reads
+                    && (lba.0 < zone.cap_end().0 || end > zone.end().0)
+                {
                     return Err(StorageError::ReadBoundary { lba, count });
                 }
             }
@@ -683,9 +700,10 @@ impl ZoneTable {
             )?,
             // EMPTY -> FULL passes through an active state (ZBC-2
             // 4.4.3.5.5), so the active limit applies.
-            ZoneAction::Finish if self.zns_rules => {}
-            ZoneAction::Finish => self.check_resources(start, 0, with(&[Empty]), 0)?,
-            ZoneAction::Close | ZoneAction::CloseToClosed | ZoneAction::Reset => {}
+            ZoneAction::Finish if self.rules.finish_empty_takes_active => {
+                self.check_resources(start, 0, with(&[Empty]), 0)?
+            }
+            ZoneAction::Finish | ZoneAction::Close | ZoneAction::Reset => {}
         }
         // Implicitly open zones of the range first, so that making room
         // for the others never evicts one of them.
@@ -716,11 +734,12 @@ impl ZoneTable {
             }
             (ZoneAction::Open, ImplicitOpen) => self.set_condition(idx, ExplicitOpen),
             (ZoneAction::Close, ImplicitOpen | ExplicitOpen) => {
-                let cond = self.closed_or_empty(idx);
+                let cond = if self.rules.close_unwritten_to_empty {
+                    self.closed_or_empty(idx)
+                } else {
+                    Closed
+                };
                 self.set_condition(idx, cond);
-            }
-            (ZoneAction::CloseToClosed, ImplicitOpen | ExplicitOpen) => {
-                self.set_condition(idx, Closed)
             }
             (ZoneAction::Finish, Empty | ImplicitOpen | ExplicitOpen | Closed) => {
                 self.set_condition(idx, Full)
@@ -745,7 +764,7 @@ impl ZoneTable {
         // OFFLINE zones are never among them.
         let applies = |c: ZoneCondition| match action {
             ZoneAction::Open => c == Closed,
-            ZoneAction::Close | ZoneAction::CloseToClosed => c.is_open(),
+            ZoneAction::Close => c.is_open(),
             ZoneAction::Finish => c.is_active(),
             ZoneAction::Reset => c.is_active() || c == Full,
         };
@@ -1233,6 +1252,46 @@ mod tests {
         t.apply(ZoneAction::Finish, range(32, 2)).unwrap();
         assert_eq!((cond(&t, 2), cond(&t, 3)), (Full, Full));
         assert_eq!(t.active, 1);
+    }
+
+    /// The three places ZBC-2 and ZNS 1.1 differ, each a ZoneRules knob:
+    /// the default keeps ZBC-2's, all off gives ZNS's.
+    #[test]
+    fn zone_rules_pick_the_model() {
+        let zns = ZoneRules {
+            close_unwritten_to_empty: false,
+            capacity_bounds_reads: false,
+            finish_empty_takes_active: false,
+        };
+        for (rules, zbc) in [(ZoneRules::default(), true), (zns, false)] {
+            // Close with the write pointer at the zone start: EMPTY (ZBC-2)
+            // or CLOSED (ZNS).
+            let mut t = table(0, 0);
+            t.set_rules(rules);
+            t.apply(ZoneAction::Open, ZoneTarget::One(Lba(16))).unwrap();
+            t.apply(ZoneAction::Close, ZoneTarget::One(Lba(16)))
+                .unwrap();
+            let want = if zbc {
+                ZoneCondition::Empty
+            } else {
+                ZoneCondition::Closed
+            };
+            assert_eq!(t.zones()[1].cond, want, "{rules:?}");
+            // A read from the capacity (12 blocks) into the rest of the
+            // zone: a boundary violation only where that rest is a gap zone.
+            assert_eq!(
+                t.check_read(Lba(20), BlockCount(9)).is_err(),
+                zbc,
+                "{rules:?}"
+            );
+            // Finish of an EMPTY zone while the one active zone allowed is
+            // taken: refused only where EMPTY -> FULL passes through active.
+            let mut t = table(0, 1);
+            t.set_rules(rules);
+            t.apply(ZoneAction::Open, ZoneTarget::One(Lba(16))).unwrap();
+            let r = t.apply(ZoneAction::Finish, ZoneTarget::One(Lba(32)));
+            assert_eq!(r.is_err(), zbc, "{rules:?}: {r:?}");
+        }
     }
 
     #[test]
