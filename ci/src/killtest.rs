@@ -114,11 +114,24 @@ fn start_victim(bin: &Path, cfg: &BackendConfig, log: &Path) -> Result<Backend, 
     Err(format!("port still in use after 2 s: {last}"))
 }
 
-/// Kill and restart the victim until `stop` or `max` kills.
+/// What the guest prints when its write storm ends (guest-tools
+/// src/killtest.rs: "N writes of 64 KiB acknowledged, ..."): from then on it
+/// only reads back and powers off, which must not race a dying backend (a
+/// kill during the guest's shutdown can hold nvme-tcp's teardown past the
+/// power-off deadline).
+const STORM_DONE: &str = " KiB acknowledged, ";
+
+/// Whether the guest's console shows its write storm ended.
+fn storm_done(console: &Path) -> bool {
+    std::fs::read_to_string(console).is_ok_and(|c| c.contains(STORM_DONE))
+}
+
+/// Kill and restart the victim until `stop`, `max` kills, or the guest's
+/// write storm ended (its console at `console`).
 fn killer(
     bin: PathBuf,
     (cfg, kind): (BackendConfig, VictimKind),
-    logs: PathBuf,
+    (logs, console): (PathBuf, PathBuf),
     mut victim: Backend,
     args: (u64, u64, u32),
     stop: Arc<AtomicBool>,
@@ -139,7 +152,7 @@ fn killer(
         }
         thread::sleep(Duration::from_millis(50));
     }
-    while k.kills < max {
+    while k.kills < max && !storm_done(&console) {
         let pause = min_ms + next(&mut seed) % (max_ms - min_ms + 1);
         let until = Instant::now() + Duration::from_millis(pause);
         while Instant::now() < until {
@@ -147,6 +160,9 @@ fn killer(
                 return k;
             }
             thread::sleep(Duration::from_millis(20));
+        }
+        if storm_done(&console) {
+            break;
         }
         if let Some(status) = victim.exited() {
             k.error = Some(format!("the victim died on its own ({status})"));
@@ -247,7 +263,8 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let killer = {
-        let (bin, cfg, logs, stop) = (bin.clone(), cfg.clone(), logs.clone(), Arc::clone(&stop));
+        let (bin, cfg, stop) = (bin.clone(), cfg.clone(), Arc::clone(&stop));
+        let logs = (logs.clone(), out.join("console.log"));
         let params = (
             a.min_interval_ms,
             a.max_interval_ms.max(a.min_interval_ms),
