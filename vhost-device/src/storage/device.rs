@@ -862,8 +862,9 @@ mod tests {
     use super::*;
     use crate::storage::zone::ZoneCondition;
 
-    fn zoned(dir: &tempfile::TempDir) -> Device {
-        Device::open(&DeviceConfig {
+    /// Eight 16-block zones (12 writable), two conventional, in `dir`.
+    fn zoned_config(dir: &tempfile::TempDir) -> DeviceConfig {
+        DeviceConfig {
             path: dir.path().join("disk.img"),
             size: 8 * 65536,
             block_size: 4096,
@@ -875,8 +876,11 @@ mod tests {
                 max_active: 0,
                 ..ZonedConfig::default()
             }),
-        })
-        .unwrap()
+        }
+    }
+
+    fn zoned(dir: &tempfile::TempDir) -> Device {
+        Device::open(&zoned_config(dir)).unwrap()
     }
 
     /// Issue 15, finding 3: a 16 MiB image of 0xAB whose zone metadata is
@@ -970,17 +974,11 @@ mod tests {
         let dev = zoned(&dir);
         dev.write(Lba(32), &[7u8; 4096], true).unwrap();
         drop(dev);
-        let mut cfg = DeviceConfig {
-            path: dir.path().join("disk.img"),
-            size: 8 * 65536,
-            block_size: 4096,
-            zoned: Some(ZonedConfig {
-                zone_size: 65536,
-                zone_capacity: 65536,
-                conventional_zones: 2,
-                ..ZonedConfig::default()
-            }),
-        };
+        // The same file and zone size, another zone capacity.
+        let mut cfg = zoned_config(&dir);
+        if let Some(z) = cfg.zoned.as_mut() {
+            z.zone_capacity = 65536;
+        }
         let err = Device::open(&cfg).unwrap_err();
         assert!(matches!(err, ConfigError::Meta(MetaError::Mismatch(_))));
         assert!(err.to_string().contains("--reinit-zones"), "{err}");

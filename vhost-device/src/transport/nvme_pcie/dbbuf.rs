@@ -61,10 +61,7 @@ pub fn set_event_idx(
     cq: bool,
     v: u16,
 ) -> Result<(), GuestMemoryError> {
-    mem.write_obj(
-        u32::from(v).to_le(),
-        GuestAddress(b.eventidx + offset(qid, cq)),
-    )?;
+    write_slot(mem, b.eventidx, qid, cq, v)?;
     fence(Ordering::SeqCst);
     Ok(())
 }
@@ -79,10 +76,18 @@ pub fn write_shadow(
     cq: bool,
     v: u16,
 ) -> Result<(), GuestMemoryError> {
-    mem.write_obj(
-        u32::from(v).to_le(),
-        GuestAddress(b.shadow + offset(qid, cq)),
-    )
+    write_slot(mem, b.shadow, qid, cq, v)
+}
+
+/// Write `v` as queue `qid`'s little-endian dword in the buffer at `base`.
+fn write_slot(
+    mem: &GuestMemoryMmap,
+    base: u64,
+    qid: u16,
+    cq: bool,
+    v: u16,
+) -> Result<(), GuestMemoryError> {
+    mem.write_obj(u32::from(v).to_le(), GuestAddress(base + offset(qid, cq)))
 }
 
 #[cfg(test)]
