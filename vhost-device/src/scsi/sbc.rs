@@ -29,7 +29,7 @@ pub fn read_capacity10(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
         return Err(Sense::invalid_field(2, Some(7)));
     }
     let geo = x.lu()?.device.geometry();
-    let last = geo.capacity.0.saturating_sub(1);
+    let last = geo.capacity.get().saturating_sub(1);
     let mut d = u32::try_from(last)
         .unwrap_or(u32::MAX)
         .to_be_bytes()
@@ -46,7 +46,7 @@ pub fn read_capacity16(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
     }
     let geo = x.lu()?.device.geometry();
     let mut d = vec![0u8; 32];
-    let last = geo.capacity.0.saturating_sub(1);
+    let last = geo.capacity.get().saturating_sub(1);
     d[..8].copy_from_slice(&last.to_be_bytes());
     d[8..12].copy_from_slice(&geo.block_size.to_be_bytes());
     // Byte 12: RC BASIS 01b (bits 5-4): the returned LBA is the last LBA of
@@ -65,8 +65,8 @@ fn check_rw(x: &Exec<'_, '_>, a: &RwArgs, access: Access) -> Result<usize, Sense
     if a.blocks > max_transfer_blocks(geo.block_size) {
         return Err(Sense::invalid_field(a.len_field, Some(7)));
     }
-    let count = BlockCount(u64::from(a.blocks));
-    geo.check_range(Lba(a.lba), count)
+    let count = BlockCount::new(u64::from(a.blocks));
+    geo.check_range(Lba::new(a.lba), count)
         .map_err(map(access, a.lba_field))?;
     let bytes = count
         .bytes(geo.block_size)
@@ -84,9 +84,9 @@ pub fn read<T: RwCdb>(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
         return Ok(0);
     }
     let dev = &x.lu()?.device;
-    zbc::check_read(dev.geometry(), Lba(a.lba), u64::from(a.blocks))?;
+    zbc::check_read(dev.geometry(), Lba::new(a.lba), u64::from(a.blocks))?;
     let mut buf = vec![0u8; bytes];
-    dev.read(Lba(a.lba), &mut buf)
+    dev.read(Lba::new(a.lba), &mut buf)
         .map_err(map(Access::Read, a.lba_field))?;
     x.send(&buf, bytes)
 }
@@ -105,16 +105,16 @@ pub fn write<T: RwCdb>(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
         return Err(Sense::invalid_field(a.len_field, Some(7)));
     }
     let lu = x.lu()?;
-    if zbc::in_gap_zone(lu.device.geometry(), Lba(a.lba)) {
+    if zbc::in_gap_zone(lu.device.geometry(), Lba::new(a.lba)) {
         return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
     }
     lu.device
-        .write(Lba(a.lba), &buf, a.fua)
+        .write(Lba::new(a.lba), &buf, a.fua)
         .map_err(map(Access::Write, a.lba_field))?;
     // The written blocks are no longer what a ROD token represents.
     x.target
         .copy
-        .invalidate(x.lun, Lba(a.lba), BlockCount(u64::from(a.blocks)));
+        .invalidate(x.lun, Lba::new(a.lba), BlockCount::new(u64::from(a.blocks)));
     Ok(0)
 }
 
@@ -126,7 +126,7 @@ fn sync_cache(x: &mut Exec<'_, '_>, lba: u64, blocks: u64) -> Result<u32, Sense>
     let geo = dev.geometry();
     // NUMBER OF LOGICAL BLOCKS 0: from the LBA to the last LBA.
     let count = if blocks == 0 { 1 } else { blocks };
-    geo.check_range(Lba(lba), BlockCount(count))
+    geo.check_range(Lba::new(lba), BlockCount::new(count))
         .map_err(map(Access::Flush, 2))?;
     dev.flush().map_err(map(Access::Flush, 2))?;
     Ok(0)

@@ -386,11 +386,11 @@ pub fn storage_error_sense(err: &StorageError, ctx: ErrorContext) -> Sense {
             Sense::new(HardwareError, Asc::INTERNAL_TARGET_FAILURE)
         }
         StorageError::UnrecoveredRead { lba } => Sense {
-            info: Some(lba.0),
+            info: Some(lba.get()),
             ..Sense::new(MediumError, Asc::UNRECOVERED_READ_ERROR)
         },
         StorageError::WriteFault { lba } => Sense {
-            info: Some(lba.0),
+            info: Some(lba.get()),
             ..Sense::new(MediumError, Asc::WRITE_ERROR)
         },
         StorageError::Io(e) => match (e.raw_os_error(), ctx.access) {
@@ -516,8 +516,8 @@ mod tests {
 
     #[test]
     fn storage_errors() {
-        let lba = Lba(5);
-        let count = BlockCount(1);
+        let lba = Lba::new(5);
+        let count = BlockCount::new(1);
         let f = |e: StorageError, ctx| storage_error_sense(&e, ctx).fixed();
         let write = f(StorageError::UnalignedWrite { lba, wp: lba }, WRITE16);
         assert_eq!((write[2], write[12], write[13]), (0x05, 0x21, 0x04));

@@ -209,12 +209,12 @@ fn zoned_characteristics(lu: &LogicalUnit) -> Vec<u8> {
     };
     put(&mut d[12..], &max_open.to_be_bytes());
     if let Some(z) = zones {
-        if z.zone_cap.0 < z.zone_len.0 {
+        if z.zone_cap.get() < z.zone_len.get() {
             // Byte 23 bits 3-0 ZONE ALIGNMENT METHOD 8h: constant zone
             // starting LBA offsets, with gap zones; bytes 24-31 ZONE
             // STARTING LBA GRANULARITY: the zone size.
             d[19] = 0x08;
-            put(&mut d[20..], &z.zone_len.0.to_be_bytes());
+            put(&mut d[20..], &z.zone_len.get().to_be_bytes());
         } else {
             // 1h: constant zone lengths.
             d[19] = 0x01;
@@ -314,7 +314,7 @@ fn mode_sense(x: &mut Exec<'_, '_>, m: ModeSense) -> Result<u32, Sense> {
         _ => return Err(Sense::invalid_field(2, Some(5))),
     };
     let geo = lu.device.geometry();
-    let blocks = geo.capacity.0;
+    let blocks = geo.capacity.get();
     // Block descriptor (SBC-4): short (8 bytes) or, with LLBAA in
     // MODE SENSE(10), long LBA (16 bytes).
     let long = m.ten && m.llbaa;

@@ -1053,10 +1053,10 @@ fn read_only_and_offline_zones() {
     let (resp, _) = f.run_io(0, &write16(0x20, 2), &[0x5a; 8192], 0);
     assert_eq!(resp.status, Status::Good);
     f.device(0)
-        .set_zone_condition(crate::storage::Lba(32), ZoneCondition::ReadOnly)
+        .set_zone_condition(crate::storage::Lba::new(32), ZoneCondition::ReadOnly)
         .unwrap();
     f.device(0)
-        .set_zone_condition(crate::storage::Lba(48), ZoneCondition::Offline)
+        .set_zone_condition(crate::storage::Lba::new(48), ZoneCondition::Offline)
         .unwrap();
     // REPORT ZONES: READ ONLY Dh and OFFLINE Fh, write pointer invalid.
     assert_eq!(f.zone(0, 0x20), ([0x02, 0xd0], INVALID_WP));
@@ -1141,7 +1141,7 @@ fn zone_count() {
     );
     // A READ ONLY zone in the range: DATA PROTECT, nothing changes.
     f.device(0)
-        .set_zone_condition(crate::storage::Lba(80), ZoneCondition::ReadOnly)
+        .set_zone_condition(crate::storage::Lba::new(80), ZoneCondition::ReadOnly)
         .unwrap();
     assert_eq!(
         f.sense(0, &zbc_out_count(0x02, 0x40, 2, false), &[]),

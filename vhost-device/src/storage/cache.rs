@@ -277,7 +277,10 @@ impl Device {
                     if !matches!(after.cond, ZoneCondition::ReadOnly | ZoneCondition::Offline)
                         && after.wp < after.end()
                     {
-                        discards.push((after.wp, BlockCount(after.end().0 - after.wp.0)));
+                        discards.push((
+                            after.wp,
+                            BlockCount::new(after.end().get() - after.wp.get()),
+                        ));
                     }
                 }
                 // The durable state now includes the open -> closed moves.
@@ -324,13 +327,13 @@ mod tests {
 
     fn block(dev: &Device, lba: u64) -> u8 {
         let mut b = vec![0u8; 4096];
-        dev.read(Lba(lba), &mut b).unwrap();
+        dev.read(Lba::new(lba), &mut b).unwrap();
         assert!(b.iter().all(|&x| x == b[0]), "block {lba} is not uniform");
         b[0]
     }
 
     fn wp(dev: &Device, zone: u64) -> (ZoneCondition, Lba) {
-        let z = dev.report_zones(Lba(zone), 1, |_| true).unwrap()[0];
+        let z = dev.report_zones(Lba::new(zone), 1, |_| true).unwrap()[0];
         (z.cond, z.wp)
     }
 
@@ -339,14 +342,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dev = zoned(&dir);
         assert_eq!(dev.power_cut().unwrap(), None, "no cache: nothing to cut");
-        dev.write(Lba(0), &[1u8; 4096], false).unwrap();
-        dev.write(Lba(32), &[1u8; 4096], false).unwrap();
+        dev.write(Lba::new(0), &[1u8; 4096], false).unwrap();
+        dev.write(Lba::new(32), &[1u8; 4096], false).unwrap();
         dev.set_volatile_cache(true).unwrap();
         // Written, not flushed: visible to reads, write pointer moved.
-        dev.write(Lba(0), &[2u8; 4096], false).unwrap();
-        dev.write(Lba(33), &[2u8; 2 * 4096], false).unwrap();
+        dev.write(Lba::new(0), &[2u8; 4096], false).unwrap();
+        dev.write(Lba::new(33), &[2u8; 2 * 4096], false).unwrap();
         assert_eq!((block(&dev, 0), block(&dev, 34)), (2, 2));
-        assert_eq!(wp(&dev, 32), (ZoneCondition::ImplicitOpen, Lba(35)));
+        assert_eq!(wp(&dev, 32), (ZoneCondition::ImplicitOpen, Lba::new(35)));
         assert_eq!(dev.cached_blocks(), 3);
         let cut = dev.power_cut().unwrap().unwrap();
         assert_eq!(
@@ -360,10 +363,10 @@ mod tests {
         // CLOSED), and nothing readable past it.
         assert_eq!(block(&dev, 0), 1);
         assert_eq!(block(&dev, 32), 1);
-        assert_eq!(wp(&dev, 32), (ZoneCondition::Closed, Lba(33)));
+        assert_eq!(wp(&dev, 32), (ZoneCondition::Closed, Lba::new(33)));
         assert_eq!(block(&dev, 33), 0);
         // The zone takes writes at the rolled-back write pointer.
-        dev.write(Lba(33), &[3u8; 4096], false).unwrap();
+        dev.write(Lba::new(33), &[3u8; 4096], false).unwrap();
         assert_eq!(block(&dev, 33), 3);
     }
 
@@ -372,17 +375,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dev = zoned(&dir);
         dev.set_volatile_cache(true).unwrap();
-        dev.write(Lba(1), &[5u8; 4096], false).unwrap();
-        dev.write(Lba(48), &[5u8; 4096], false).unwrap();
+        dev.write(Lba::new(1), &[5u8; 4096], false).unwrap();
+        dev.write(Lba::new(48), &[5u8; 4096], false).unwrap();
         dev.flush().unwrap();
         assert_eq!(dev.cached_blocks(), 0);
-        dev.write(Lba(49), &[6u8; 4096], true).unwrap();
-        dev.write(Lba(2), &[7u8; 4096], false).unwrap();
+        dev.write(Lba::new(49), &[6u8; 4096], true).unwrap();
+        dev.write(Lba::new(2), &[7u8; 4096], false).unwrap();
         let cut = dev.power_cut().unwrap().unwrap();
         assert_eq!(cut.dropped_blocks, 1);
         assert_eq!((block(&dev, 1), block(&dev, 2)), (5, 0));
         assert_eq!((block(&dev, 48), block(&dev, 49)), (5, 6));
-        assert_eq!(wp(&dev, 48), (ZoneCondition::Closed, Lba(50)));
+        assert_eq!(wp(&dev, 48), (ZoneCondition::Closed, Lba::new(50)));
         // A second cut finds nothing to drop.
         assert_eq!(dev.power_cut().unwrap().unwrap(), PowerCut::default());
     }
@@ -391,32 +394,32 @@ mod tests {
     fn zone_actions_copies_and_appends_go_through_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let dev = zoned(&dir);
-        dev.write(Lba(0), &[9u8; 4 * 4096], false).unwrap();
+        dev.write(Lba::new(0), &[9u8; 4 * 4096], false).unwrap();
         dev.set_volatile_cache(true).unwrap();
         // An append and a copy, held; the copy reads the appended blocks.
-        let at = dev.append(Lba(64), &[4u8; 4096], false).unwrap();
-        assert_eq!(at, Lba(64));
+        let at = dev.append(Lba::new(64), &[4u8; 4096], false).unwrap();
+        assert_eq!(at, Lba::new(64));
         copy(&[Segment {
             src: &dev,
-            src_lba: Lba(64),
+            src_lba: Lba::new(64),
             dst: &dev,
-            dst_lba: Lba(5),
-            count: BlockCount(1),
+            dst_lba: Lba::new(5),
+            count: BlockCount::new(1),
         }])
         .unwrap();
         assert_eq!(block(&dev, 5), 4);
         assert_eq!(dev.cached_blocks(), 2);
         // A zone action persists: everything so far becomes durable.
-        dev.zone_action(ZoneAction::Finish, ZoneTarget::One(Lba(80)))
+        dev.zone_action(ZoneAction::Finish, ZoneTarget::One(Lba::new(80)))
             .unwrap();
         assert_eq!(dev.cached_blocks(), 0);
-        dev.write(Lba(6), &[8u8; 4096], false).unwrap();
+        dev.write(Lba::new(6), &[8u8; 4096], false).unwrap();
         dev.power_cut().unwrap().unwrap();
         assert_eq!((block(&dev, 5), block(&dev, 6), block(&dev, 64)), (4, 0, 4));
-        assert_eq!(wp(&dev, 64), (ZoneCondition::Closed, Lba(65)));
+        assert_eq!(wp(&dev, 64), (ZoneCondition::Closed, Lba::new(65)));
         assert_eq!(wp(&dev, 80).0, ZoneCondition::Full);
         // Off: the cache is written back and durable.
-        dev.write(Lba(7), &[1u8; 4096], false).unwrap();
+        dev.write(Lba::new(7), &[1u8; 4096], false).unwrap();
         dev.set_volatile_cache(false).unwrap();
         assert_eq!(dev.cached_blocks(), 0);
         assert_eq!(block(&dev, 7), 1);
@@ -429,14 +432,14 @@ mod tests {
         {
             let dev = zoned(&dir);
             dev.set_volatile_cache(true).unwrap();
-            dev.write(Lba(32), &[1u8; 4096], false).unwrap();
+            dev.write(Lba::new(32), &[1u8; 4096], false).unwrap();
             dev.flush().unwrap();
-            dev.write(Lba(33), &[2u8; 4096], false).unwrap();
-            dev.write(Lba(3), &[2u8; 4096], false).unwrap();
+            dev.write(Lba::new(33), &[2u8; 4096], false).unwrap();
+            dev.write(Lba::new(3), &[2u8; 4096], false).unwrap();
             // Dropped without a flush: the held blocks never reach the file.
         }
         let dev = zoned(&dir);
-        assert_eq!(wp(&dev, 32), (ZoneCondition::Closed, Lba(33)));
+        assert_eq!(wp(&dev, 32), (ZoneCondition::Closed, Lba::new(33)));
         assert_eq!(
             (block(&dev, 32), block(&dev, 33), block(&dev, 3)),
             (1, 0, 0)

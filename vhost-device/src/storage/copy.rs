@@ -103,7 +103,7 @@ impl CopyCommand {
                     progress.segments_done += 1;
                     progress.bytes_done += bytes;
                     self.next += 1;
-                    self.blocks = self.blocks.saturating_add(seg.count.0);
+                    self.blocks = self.blocks.saturating_add(seg.count.get());
                 }
                 Err((bytes, error)) => {
                     progress.bytes_done += bytes;
@@ -131,7 +131,7 @@ fn run_segment(
     };
     let bytes = if blocks > 0 {
         seg.dst
-            .copy_from(seg.dst_lba, seg.src, seg.src_lba, BlockCount(blocks))
+            .copy_from(seg.dst_lba, seg.src, seg.src_lba, BlockCount::new(blocks))
             .map_err(|e| (0, e))?
     } else {
         0
@@ -150,7 +150,7 @@ fn injected_stop(index: usize, before: u64, seg: &Segment<'_>) -> Option<(u64, S
     let mut stops = Vec::new();
     if let Some((p, bad)) = seg.src.faults().peek_read(seg.src_lba, seg.count) {
         stops.push((
-            bad.0 - seg.src_lba.0,
+            bad.get() - seg.src_lba.get(),
             seg.src,
             p,
             StorageError::UnrecoveredRead { lba: bad },
@@ -158,7 +158,7 @@ fn injected_stop(index: usize, before: u64, seg: &Segment<'_>) -> Option<(u64, S
     }
     if let Some((p, bad)) = seg.dst.faults().peek_write(seg.dst_lba, dst_count) {
         stops.push((
-            (bad.0 - seg.dst_lba.0) * dbs / sbs,
+            (bad.get() - seg.dst_lba.get()) * dbs / sbs,
             seg.dst,
             p,
             StorageError::WriteFault { lba: bad },
@@ -167,11 +167,11 @@ fn injected_stop(index: usize, before: u64, seg: &Segment<'_>) -> Option<(u64, S
     if let Some((p, n, e)) = seg.dst.faults().peek_copy(index, before, seg.count) {
         let err = match e {
             CopyFailError::Read => StorageError::UnrecoveredRead {
-                lba: Lba(seg.src_lba.0 + n),
+                lba: Lba::new(seg.src_lba.get() + n),
             },
             // The first destination block not written, after rounding.
             CopyFailError::Write => StorageError::WriteFault {
-                lba: Lba(seg.dst_lba.0 + n * sbs / dbs),
+                lba: Lba::new(seg.dst_lba.get() + n * sbs / dbs),
             },
         };
         stops.push((n, seg.dst, p, err));
@@ -335,7 +335,7 @@ pub(super) fn convert(
     let bytes = count.bytes(src_bs).ok_or(StorageError::OutOfRange {
         lba,
         count,
-        capacity: BlockCount(0),
+        capacity: BlockCount::new(0),
     })?;
     if bytes % u64::from(dst_bs) != 0 {
         return Err(StorageError::PartialBlock {
@@ -343,7 +343,7 @@ pub(super) fn convert(
             block_size: dst_bs,
         });
     }
-    Ok((bytes, BlockCount(bytes / u64::from(dst_bs))))
+    Ok((bytes, BlockCount::new(bytes / u64::from(dst_bs))))
 }
 
 #[cfg(test)]
@@ -382,35 +382,35 @@ mod tests {
         let a = dev(&dir, "a", 4096, true);
         let b = dev(&dir, "b", 512, false);
         let data = pattern(3 * 4096, 7);
-        a.write(Lba(1), &data, false).unwrap();
+        a.write(Lba::new(1), &data, false).unwrap();
         let p = copy(&[
             // Conventional -> sequential zone at its write pointer.
             Segment {
                 src: &a,
-                src_lba: Lba(1),
+                src_lba: Lba::new(1),
                 dst: &a,
-                dst_lba: Lba(32),
-                count: BlockCount(3),
+                dst_lba: Lba::new(32),
+                count: BlockCount::new(3),
             },
             // 4096-byte blocks -> 512-byte blocks on another device.
             Segment {
                 src: &a,
-                src_lba: Lba(1),
+                src_lba: Lba::new(1),
                 dst: &b,
-                dst_lba: Lba(5),
-                count: BlockCount(3),
+                dst_lba: Lba::new(5),
+                count: BlockCount::new(3),
             },
         ])
         .unwrap();
         assert_eq!(p.segments_done, 2);
         assert_eq!(p.bytes_done, 2 * 3 * 4096);
         let mut back = vec![0u8; data.len()];
-        a.read(Lba(32), &mut back).unwrap();
+        a.read(Lba::new(32), &mut back).unwrap();
         assert_eq!(back, data);
-        b.read(Lba(5), &mut back).unwrap();
+        b.read(Lba::new(5), &mut back).unwrap();
         assert_eq!(back, data);
-        let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
-        assert_eq!((z.cond, z.wp), (ZoneCondition::ImplicitOpen, Lba(35)));
+        let z = a.report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+        assert_eq!((z.cond, z.wp), (ZoneCondition::ImplicitOpen, Lba::new(35)));
         assert_eq!(a.stats().copied_bytes(), 3 * 4096);
         assert_eq!(b.stats().copied_bytes(), 3 * 4096);
     }
@@ -419,35 +419,35 @@ mod tests {
     fn failure_reports_progress_and_changes_nothing_more() {
         let dir = tempfile::tempdir().unwrap();
         let a = dev(&dir, "a", 4096, true);
-        a.write(Lba(0), &pattern(4096, 1), false).unwrap();
+        a.write(Lba::new(0), &pattern(4096, 1), false).unwrap();
         let err = copy(&[
             Segment {
                 src: &a,
-                src_lba: Lba(0),
+                src_lba: Lba::new(0),
                 dst: &a,
-                dst_lba: Lba(32),
-                count: BlockCount(1),
+                dst_lba: Lba::new(32),
+                count: BlockCount::new(1),
             },
             // Not at the write pointer (now 33).
             Segment {
                 src: &a,
-                src_lba: Lba(0),
+                src_lba: Lba::new(0),
                 dst: &a,
-                dst_lba: Lba(40),
-                count: BlockCount(1),
+                dst_lba: Lba::new(40),
+                count: BlockCount::new(1),
             },
         ])
         .unwrap_err();
         assert_eq!(err.progress.segments_done, 1);
         assert!(matches!(err.error, StorageError::UnalignedWrite { .. }));
-        let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
-        assert_eq!(z.wp, Lba(33));
+        let z = a.report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+        assert_eq!(z.wp, Lba::new(33));
     }
 
     fn range(lba: u64, blocks: u64) -> BlockRange {
         BlockRange {
-            lba: Lba(lba),
-            blocks: BlockCount(blocks),
+            lba: Lba::new(lba),
+            blocks: BlockCount::new(blocks),
         }
     }
 
@@ -457,10 +457,10 @@ mod tests {
         (0..3)
             .map(|i| Segment {
                 src: a,
-                src_lba: Lba(4 * i),
+                src_lba: Lba::new(4 * i),
                 dst: a,
-                dst_lba: Lba(32 + 4 * i),
-                count: BlockCount(4),
+                dst_lba: Lba::new(32 + 4 * i),
+                count: BlockCount::new(4),
             })
             .collect()
     }
@@ -470,12 +470,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dev(&dir, "a", 4096, true);
         let data = pattern(12 * 4096, 9);
-        a.write(Lba(0), &data, false).unwrap();
+        a.write(Lba::new(0), &data, false).unwrap();
         a.faults().add(FaultKind::MediaError(range(6, 1)), Some(1));
         let err = copy(&three(&a)).unwrap_err();
         assert!(matches!(
             err.error,
-            StorageError::UnrecoveredRead { lba: Lba(6) }
+            StorageError::UnrecoveredRead { lba } if lba == Lba::new(6)
         ));
         assert_eq!(
             err.progress,
@@ -487,20 +487,20 @@ mod tests {
         // Segment 0 and the first two blocks of segment 1 arrived, and the
         // write pointer covers exactly them.
         let mut back = vec![0u8; 6 * 4096];
-        a.read(Lba(32), &mut back).unwrap();
+        a.read(Lba::new(32), &mut back).unwrap();
         assert_eq!(back, data[..6 * 4096]);
-        let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
-        assert_eq!(z.wp, Lba(38));
+        let z = a.report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+        assert_eq!(z.wp, Lba::new(38));
         assert_eq!(a.faults().counts().media_error, 1);
         // Fired once: the rule is gone and a host read of LBA 6 works.
-        a.read(Lba(6), &mut back[..4096]).unwrap();
+        a.read(Lba::new(6), &mut back[..4096]).unwrap();
     }
 
     #[test]
     fn copy_fail_counts_segments_over_a_whole_command() {
         let dir = tempfile::tempdir().unwrap();
         let a = dev(&dir, "a", 4096, true);
-        a.write(Lba(0), &pattern(12 * 4096, 1), false).unwrap();
+        a.write(Lba::new(0), &pattern(12 * 4096, 1), false).unwrap();
         a.faults().add(
             FaultKind::CopyFail {
                 at: CopyFailAt::Segment {
@@ -520,15 +520,15 @@ mod tests {
         let err = cmd.run(&segs[2..]).unwrap_err();
         assert!(matches!(
             err.error,
-            StorageError::WriteFault { lba: Lba(40) }
+            StorageError::WriteFault { lba } if lba == Lba::new(40)
         ));
         assert_eq!(err.progress, CopyProgress::default());
-        let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
-        assert_eq!(z.wp, Lba(40));
+        let z = a.report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+        assert_eq!(z.wp, Lba::new(40));
         // By block count, with a read error: stops 5 blocks in (segment 1,
         // block 1), so segment 0 is done.
         a.faults().clear();
-        a.zone_action(ZoneAction::Reset, ZoneTarget::One(Lba(32)))
+        a.zone_action(ZoneAction::Reset, ZoneTarget::One(Lba::new(32)))
             .unwrap();
         a.faults().add(
             FaultKind::CopyFail {
@@ -540,7 +540,7 @@ mod tests {
         let err = copy(&three(&a)).unwrap_err();
         assert!(matches!(
             err.error,
-            StorageError::UnrecoveredRead { lba: Lba(5) }
+            StorageError::UnrecoveredRead { lba } if lba == Lba::new(5)
         ));
         assert_eq!(
             err.progress,
@@ -556,7 +556,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let small = dev(&dir, "s", 512, false);
         let big = dev(&dir, "b", 4096, false);
-        small.write(Lba(0), &pattern(32 * 512, 4), false).unwrap();
+        small
+            .write(Lba::new(0), &pattern(32 * 512, 4), false)
+            .unwrap();
         // A media error at 512-byte block 9: 9 blocks are 4608 bytes, so
         // one whole 4096-byte destination block is copied.
         small
@@ -564,15 +566,15 @@ mod tests {
             .add(FaultKind::MediaError(range(9, 1)), Some(1));
         let seg = [Segment {
             src: &small,
-            src_lba: Lba(0),
+            src_lba: Lba::new(0),
             dst: &big,
-            dst_lba: Lba(10),
-            count: BlockCount(32),
+            dst_lba: Lba::new(10),
+            count: BlockCount::new(32),
         }];
         let err = copy(&seg).unwrap_err();
         assert!(matches!(
             err.error,
-            StorageError::UnrecoveredRead { lba: Lba(9) }
+            StorageError::UnrecoveredRead { lba } if lba == Lba::new(9)
         ));
         assert_eq!(err.progress.bytes_done, 4096);
         // A write error at destination block 12: two blocks copied.
@@ -581,7 +583,7 @@ mod tests {
         let err = copy(&seg).unwrap_err();
         assert!(matches!(
             err.error,
-            StorageError::WriteFault { lba: Lba(12) }
+            StorageError::WriteFault { lba } if lba == Lba::new(12)
         ));
         assert_eq!(err.progress.bytes_done, 2 * 4096);
         // Both rules fired and expired: the copy now goes through.
@@ -593,17 +595,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = dev(&dir, "b", 512, false);
         let data = pattern(8 * 512, 3);
-        b.write(Lba(0), &data, false).unwrap();
+        b.write(Lba::new(0), &data, false).unwrap();
         copy(&[Segment {
             src: &b,
-            src_lba: Lba(0),
+            src_lba: Lba::new(0),
             dst: &b,
-            dst_lba: Lba(2),
-            count: BlockCount(8),
+            dst_lba: Lba::new(2),
+            count: BlockCount::new(8),
         }])
         .unwrap();
         let mut back = vec![0u8; data.len()];
-        b.read(Lba(2), &mut back).unwrap();
+        b.read(Lba::new(2), &mut back).unwrap();
         assert_eq!(back, data);
     }
 
@@ -615,10 +617,10 @@ mod tests {
         let bad = |src: &Device, dst: &Device, s: u64, d: u64, n: u64| {
             copy(&[Segment {
                 src,
-                src_lba: Lba(s),
+                src_lba: Lba::new(s),
                 dst,
-                dst_lba: Lba(d),
-                count: BlockCount(n),
+                dst_lba: Lba::new(d),
+                count: BlockCount::new(n),
             }])
             .unwrap_err()
             .error

@@ -149,7 +149,7 @@ impl Geometry {
     /// Check that `count` blocks at `lba` lie inside the device.
     pub fn check_range(&self, lba: Lba, count: BlockCount) -> Result<()> {
         match lba.checked_add(count) {
-            Some(end) if end.0 <= self.capacity.0 => Ok(()),
+            Some(end) if end.get() <= self.capacity.get() => Ok(()),
             _ => Err(StorageError::OutOfRange {
                 lba,
                 count,
@@ -160,7 +160,7 @@ impl Geometry {
 
     fn byte_offset(&self, lba: Lba) -> u64 {
         // In range by `check_range`: capacity * block_size is the file size.
-        lba.0 * u64::from(self.block_size)
+        lba.get() * u64::from(self.block_size)
     }
 }
 
@@ -282,8 +282,8 @@ impl Device {
                     other => return Err(ConfigError::SequentialType(other)),
                 }
                 let geo = ZoneGeometry {
-                    zone_len: BlockCount(z.zone_size / bs),
-                    zone_cap: BlockCount(z.zone_capacity / bs),
+                    zone_len: BlockCount::new(z.zone_size / bs),
+                    zone_cap: BlockCount::new(z.zone_capacity / bs),
                     conventional: z.conventional_zones,
                     max_open: z.max_open,
                     max_active: z.max_active,
@@ -330,7 +330,7 @@ impl Device {
                 .and_then(|()| sync_parent(&cfg.path))
                 .map_err(file_err)?;
         }
-        let capacity = BlockCount(cfg.size / bs);
+        let capacity = BlockCount::new(cfg.size / bs);
         let mut meta = None;
         let mut discards = Vec::new();
         let zones = match zones {
@@ -338,7 +338,7 @@ impl Device {
             Some(mut table) => {
                 let geo = MetaGeometry::new(
                     cfg.block_size,
-                    capacity.0,
+                    capacity.get(),
                     table.geometry(),
                     table.zones().len() as u32,
                 );
@@ -353,7 +353,7 @@ impl Device {
                         .zones()
                         .iter()
                         .find(|z| z.is_sequential())
-                        .map_or(u64::MAX, |z| z.start.0.saturating_mul(bs));
+                        .map_or(u64::MAX, |z| z.start.get().saturating_mul(bs));
                     let extents = data_extents(&file).map_err(file_err)?;
                     if let Some(&(s, _)) = extents.iter().find(|&&(_, e)| e > seq_start) {
                         return Err(ConfigError::ZoneStateLost {
@@ -375,7 +375,7 @@ impl Device {
                     if !matches!(z.cond, ZoneCondition::ReadOnly | ZoneCondition::Offline)
                         && z.wp < z.end()
                     {
-                        discards.push((z.wp, BlockCount(z.end().0 - z.wp.0)));
+                        discards.push((z.wp, BlockCount::new(z.end().get() - z.wp.get())));
                     }
                 }
                 meta = Some(Mutex::new(store));
@@ -428,7 +428,7 @@ impl Device {
                 block_size: self.geo.block_size,
             });
         }
-        let count = BlockCount((len / bs) as u64);
+        let count = BlockCount::new((len / bs) as u64);
         self.geo.check_range(lba, count)?;
         Ok(count)
     }
@@ -437,7 +437,7 @@ impl Device {
     /// zeros.
     pub fn read(&self, lba: Lba, buf: &mut [u8]) -> Result<()> {
         let count = self.check_buf(lba, buf.len())?;
-        if count.0 == 0 {
+        if count.get() == 0 {
             return Ok(());
         }
         self.faults.delay(Op::Read, Some((lba, count)));
@@ -467,7 +467,7 @@ impl Device {
     /// (or with `fua`).
     pub fn write(&self, lba: Lba, data: &[u8], fua: bool) -> Result<()> {
         let count = self.check_buf(lba, data.len())?;
-        if count.0 == 0 {
+        if count.get() == 0 {
             return Ok(());
         }
         self.faults.delay(Op::Write, Some((lba, count)));
@@ -517,8 +517,8 @@ impl Device {
                 block_size: self.geo.block_size,
             });
         }
-        let count = BlockCount((data.len() / bs) as u64);
-        self.geo.check_range(zone, BlockCount(1))?;
+        let count = BlockCount::new((data.len() / bs) as u64);
+        self.geo.check_range(zone, BlockCount::new(1))?;
         self.faults.delay(Op::Write, Some((zone, count)));
         let lba = {
             let mut table = lock(table);
@@ -650,7 +650,7 @@ impl Device {
             return Err(StorageError::NotZoned);
         };
         if let ZoneTarget::One(lba) | ZoneTarget::Range { start: lba, .. } = target {
-            self.geo.check_range(lba, BlockCount(1))?;
+            self.geo.check_range(lba, BlockCount::new(1))?;
         }
         let mut meta = lock(meta);
         let mut table = lock(table);
@@ -678,7 +678,7 @@ impl Device {
         let (Some(table), Some(meta)) = (&self.zones, &self.meta) else {
             return Err(StorageError::NotZoned);
         };
-        self.geo.check_range(zone, BlockCount(1))?;
+        self.geo.check_range(zone, BlockCount::new(1))?;
         let changed = {
             let mut meta = lock(meta);
             let mut table = lock(table);
@@ -730,7 +730,7 @@ impl Device {
         filter: impl Fn(&Zone) -> bool,
     ) -> Result<Vec<Zone>> {
         let table = self.zones.as_ref().ok_or(StorageError::NotZoned)?;
-        self.geo.check_range(start, BlockCount(1))?;
+        self.geo.check_range(start, BlockCount::new(1))?;
         let table = lock(table);
         let first = table.index_of(start).unwrap_or(table.zones().len());
         Ok(table.zones()[first..]
@@ -755,7 +755,7 @@ impl Device {
         };
         let mut next = extents.iter().peekable();
         for &(lba, count) in ranges {
-            let (start, end) = (lba.0 * bs, (lba.0 + count.0) * bs);
+            let (start, end) = (lba.get() * bs, (lba.get() + count.get()) * bs);
             // Extents ending before this range can matter to no later one.
             while next.peek().is_some_and(|&&(_, e_end)| e_end <= start) {
                 next.next();
@@ -767,7 +767,7 @@ impl Device {
                 // Whole blocks: extents are page-granular, blocks divide pages.
                 let from = e_start.max(start) / bs;
                 let to = e_end.min(end).div_ceil(bs);
-                self.discard(Lba(from), BlockCount(to - from))?;
+                self.discard(Lba::new(from), BlockCount::new(to - from))?;
             }
         }
         Ok(())
@@ -777,8 +777,8 @@ impl Device {
     pub(super) fn discard(&self, lba: Lba, count: BlockCount) -> Result<()> {
         let bs = u64::from(self.geo.block_size);
         let (Ok(off), Ok(len)) = (
-            libc::off_t::try_from(lba.0 * bs),
-            libc::off_t::try_from(count.0 * bs),
+            libc::off_t::try_from(lba.get() * bs),
+            libc::off_t::try_from(count.get() * bs),
         ) else {
             return Err(StorageError::OutOfRange {
                 lba,
@@ -804,10 +804,10 @@ impl Device {
             // No hole punching (e.g. tmpfs of old kernels): write zeros.
             let zeros = vec![0u8; 1 << 20];
             let mut pos = 0u64;
-            let total = count.0 * bs;
+            let total = count.get() * bs;
             while pos < total {
                 let n = (total - pos).min(zeros.len() as u64) as usize;
-                self.file.write_all_at(&zeros[..n], lba.0 * bs + pos)?;
+                self.file.write_all_at(&zeros[..n], lba.get() * bs + pos)?;
                 pos += n as u64;
             }
         }
@@ -930,7 +930,7 @@ mod tests {
         })
         .unwrap();
         let mut buf = vec![0u8; 4096];
-        dev.read(Lba(0), &mut buf).unwrap();
+        dev.read(Lba::new(0), &mut buf).unwrap();
         assert_eq!(buf[0], 0xAB);
         drop(dev);
         // Asked to start over: the sequential zones read as zeros, the
@@ -939,9 +939,9 @@ mod tests {
             z.reinit = true;
         }
         let dev = Device::open(&cfg).unwrap();
-        dev.read(Lba(0), &mut buf).unwrap();
+        dev.read(Lba::new(0), &mut buf).unwrap();
         assert_eq!(buf[0], 0xAB);
-        dev.read(Lba(256), &mut buf).unwrap();
+        dev.read(Lba::new(256), &mut buf).unwrap();
         assert!(buf.iter().all(|&b| b == 0));
     }
 
@@ -972,7 +972,7 @@ mod tests {
     fn other_geometry_is_refused_unless_reinit() {
         let dir = tempfile::tempdir().unwrap();
         let dev = zoned(&dir);
-        dev.write(Lba(32), &[7u8; 4096], true).unwrap();
+        dev.write(Lba::new(32), &[7u8; 4096], true).unwrap();
         drop(dev);
         // The same file and zone size, another zone capacity.
         let mut cfg = zoned_config(&dir);
@@ -986,10 +986,10 @@ mod tests {
             z.reinit = true;
         }
         let dev = Device::open(&cfg).unwrap();
-        let z = dev.report_zones(Lba(32), 1, |_| true).unwrap();
+        let z = dev.report_zones(Lba::new(32), 1, |_| true).unwrap();
         assert_eq!(z[0].cond, ZoneCondition::Empty);
         let mut buf = vec![1u8; 4096];
-        dev.read(Lba(32), &mut buf).unwrap();
+        dev.read(Lba::new(32), &mut buf).unwrap();
         assert!(buf.iter().all(|&b| b == 0));
     }
 
@@ -1033,19 +1033,19 @@ mod tests {
     fn write_read_reset() {
         let dir = tempfile::tempdir().unwrap();
         let dev = zoned(&dir);
-        assert_eq!(dev.geometry().capacity, BlockCount(128));
+        assert_eq!(dev.geometry().capacity, BlockCount::new(128));
         let data = vec![0xabu8; 8192];
-        dev.write(Lba(32), &data, false).unwrap();
+        dev.write(Lba::new(32), &data, false).unwrap();
         let mut back = vec![0u8; 8192];
-        dev.read(Lba(32), &mut back).unwrap();
+        dev.read(Lba::new(32), &mut back).unwrap();
         assert_eq!(back, data);
         // A refused write changes neither data nor the write pointer.
-        assert!(dev.write(Lba(40), &data, false).is_err());
-        let z = dev.report_zones(Lba(32), 1, |_| true).unwrap()[0];
-        assert_eq!((z.cond, z.wp), (ZoneCondition::ImplicitOpen, Lba(34)));
-        dev.zone_action(ZoneAction::Reset, ZoneTarget::One(Lba(32)))
+        assert!(dev.write(Lba::new(40), &data, false).is_err());
+        let z = dev.report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+        assert_eq!((z.cond, z.wp), (ZoneCondition::ImplicitOpen, Lba::new(34)));
+        dev.zone_action(ZoneAction::Reset, ZoneTarget::One(Lba::new(32)))
             .unwrap();
-        dev.read(Lba(32), &mut back).unwrap();
+        dev.read(Lba::new(32), &mut back).unwrap();
         assert!(back.iter().all(|&b| b == 0));
     }
 
@@ -1058,7 +1058,9 @@ mod tests {
         let handles: Vec<_> = (0..12u8)
             .map(|i| {
                 let dev = std::sync::Arc::clone(&dev);
-                std::thread::spawn(move || (i, dev.append(Lba(32), &[i; 4096], false).unwrap()))
+                std::thread::spawn(move || {
+                    (i, dev.append(Lba::new(32), &[i; 4096], false).unwrap())
+                })
             })
             .collect();
         let mut lbas = Vec::new();
@@ -1067,24 +1069,24 @@ mod tests {
             let mut buf = vec![0u8; 4096];
             dev.read(lba, &mut buf).unwrap();
             assert_eq!(buf[0], i);
-            lbas.push(lba.0);
+            lbas.push(lba.get());
         }
         lbas.sort_unstable();
         assert_eq!(lbas, (32..44).collect::<Vec<_>>());
         assert!(matches!(
-            dev.append(Lba(32), &[0; 4096], false),
+            dev.append(Lba::new(32), &[0; 4096], false),
             Err(StorageError::ZoneFull { .. })
         ));
         assert!(matches!(
-            dev.append(Lba(33), &[0; 4096], false),
+            dev.append(Lba::new(33), &[0; 4096], false),
             Err(StorageError::NotZoneStart { .. })
         ));
         assert!(matches!(
-            dev.append(Lba(0), &[0; 4096], false),
+            dev.append(Lba::new(0), &[0; 4096], false),
             Err(StorageError::ConventionalZone { .. })
         ));
         assert!(matches!(
-            dev.append(Lba(48), &[0; 13 * 4096], false),
+            dev.append(Lba::new(48), &[0; 13 * 4096], false),
             Err(StorageError::BeyondZoneCapacity { .. })
         ));
     }
@@ -1095,19 +1097,19 @@ mod tests {
         let dev = zoned(&dir);
         let mut buf = vec![0u8; 4096];
         assert!(matches!(
-            dev.read(Lba(128), &mut buf),
+            dev.read(Lba::new(128), &mut buf),
             Err(StorageError::OutOfRange { .. })
         ));
         assert!(matches!(
-            dev.read(Lba(u64::MAX), &mut buf),
+            dev.read(Lba::new(u64::MAX), &mut buf),
             Err(StorageError::OutOfRange { .. })
         ));
         assert!(matches!(
-            dev.read(Lba(0), &mut buf[..100]),
+            dev.read(Lba::new(0), &mut buf[..100]),
             Err(StorageError::PartialBlock { .. })
         ));
         assert!(matches!(
-            dev.zone_action(ZoneAction::Open, ZoneTarget::One(Lba(1 << 40))),
+            dev.zone_action(ZoneAction::Open, ZoneTarget::One(Lba::new(1 << 40))),
             Err(StorageError::OutOfRange { .. })
         ));
     }
@@ -1117,27 +1119,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let dev = zoned(&dir);
-            dev.write(Lba(0), &[1u8; 4096], true).unwrap();
+            dev.write(Lba::new(0), &[1u8; 4096], true).unwrap();
             // Durable by FUA.
-            dev.write(Lba(32), &[2u8; 4096], true).unwrap();
+            dev.write(Lba::new(32), &[2u8; 4096], true).unwrap();
             // Durable by a later flush.
-            dev.write(Lba(33), &[3u8; 4096], false).unwrap();
+            dev.write(Lba::new(33), &[3u8; 4096], false).unwrap();
             dev.flush().unwrap();
             // Never made durable: the restart may drop it.
-            dev.write(Lba(34), &[4u8; 4096], false).unwrap();
-            dev.zone_action(ZoneAction::Finish, ZoneTarget::One(Lba(48)))
+            dev.write(Lba::new(34), &[4u8; 4096], false).unwrap();
+            dev.zone_action(ZoneAction::Finish, ZoneTarget::One(Lba::new(48)))
                 .unwrap();
         }
         let dev = zoned(&dir);
         let mut buf = vec![0u8; 4096];
-        dev.read(Lba(0), &mut buf).unwrap();
+        dev.read(Lba::new(0), &mut buf).unwrap();
         assert_eq!(buf[0], 1, "conventional data is kept");
-        dev.read(Lba(33), &mut buf).unwrap();
+        dev.read(Lba::new(33), &mut buf).unwrap();
         assert_eq!(buf[0], 3, "flushed data is kept");
-        let z = dev.report_zones(Lba(32), 2, |_| true).unwrap();
+        let z = dev.report_zones(Lba::new(32), 2, |_| true).unwrap();
         // The zone action persisted every dirty zone, so LBA 34 made it too,
         // and the open zone comes back CLOSED as after a power cycle.
-        assert_eq!((z[0].cond, z[0].wp), (ZoneCondition::Closed, Lba(35)));
+        assert_eq!((z[0].cond, z[0].wp), (ZoneCondition::Closed, Lba::new(35)));
         assert_eq!(z[1].cond, ZoneCondition::Full);
     }
 
@@ -1159,28 +1161,28 @@ mod tests {
             let weak: Weak<dyn ZoneListener> =
                 std::sync::Arc::downgrade(&(rec.clone() as std::sync::Arc<dyn ZoneListener>));
             dev.add_zone_listener(weak);
-            dev.write(Lba(32), &[7u8; 4096], false).unwrap();
-            dev.set_zone_condition(Lba(32), ZoneCondition::ReadOnly)
+            dev.write(Lba::new(32), &[7u8; 4096], false).unwrap();
+            dev.set_zone_condition(Lba::new(32), ZoneCondition::ReadOnly)
                 .unwrap();
-            dev.set_zone_condition(Lba(32), ZoneCondition::ReadOnly)
+            dev.set_zone_condition(Lba::new(32), ZoneCondition::ReadOnly)
                 .unwrap();
-            dev.set_zone_condition(Lba(48), ZoneCondition::Offline)
+            dev.set_zone_condition(Lba::new(48), ZoneCondition::Offline)
                 .unwrap();
             assert!(dev
-                .set_zone_condition(Lba(64), ZoneCondition::Empty)
+                .set_zone_condition(Lba::new(64), ZoneCondition::Empty)
                 .is_err());
             assert!(dev
-                .set_zone_condition(Lba(0), ZoneCondition::Offline)
+                .set_zone_condition(Lba::new(0), ZoneCondition::Offline)
                 .is_err());
-            assert_eq!(*lock(&rec.0), vec![Lba(32), Lba(48)]);
+            assert_eq!(*lock(&rec.0), vec![Lba::new(32), Lba::new(48)]);
             drop(rec);
             // A dead listener is dropped, not called.
-            dev.set_zone_condition(Lba(64), ZoneCondition::Offline)
+            dev.set_zone_condition(Lba::new(64), ZoneCondition::Offline)
                 .unwrap();
             assert!(lock(&dev.listeners.0).is_empty());
         }
         let dev = zoned(&dir);
-        let z = dev.report_zones(Lba(32), 3, |_| true).unwrap();
+        let z = dev.report_zones(Lba::new(32), 3, |_| true).unwrap();
         assert_eq!(
             (z[0].cond, z[1].cond, z[2].cond),
             (
@@ -1191,14 +1193,14 @@ mod tests {
         );
         // The READ ONLY zone keeps its data: no discard past its wp.
         let mut buf = vec![0u8; 4096];
-        dev.read(Lba(32), &mut buf).unwrap();
+        dev.read(Lba::new(32), &mut buf).unwrap();
         assert_eq!(buf[0], 7);
         assert!(matches!(
-            dev.write(Lba(33), &buf, false),
+            dev.write(Lba::new(33), &buf, false),
             Err(StorageError::ZoneUnavailable { .. })
         ));
         assert!(matches!(
-            dev.read(Lba(48), &mut buf),
+            dev.read(Lba::new(48), &mut buf),
             Err(StorageError::ZoneUnavailable { .. })
         ));
     }
@@ -1221,40 +1223,40 @@ mod tests {
         {
             let dev = Device::open(&cfg).unwrap();
             // Zone 1 written away from its write pointer, zone 2 in order.
-            dev.write(Lba(20), &[1u8; 8192], false).unwrap();
-            dev.write(Lba(32), &[2u8; 4096], false).unwrap();
+            dev.write(Lba::new(20), &[1u8; 8192], false).unwrap();
+            dev.write(Lba::new(32), &[2u8; 4096], false).unwrap();
             dev.flush().unwrap();
             // A range of two zones reset through the device discards both.
-            dev.write(Lba(48), &[3u8; 4096], false).unwrap();
-            dev.write(Lba(64), &[3u8; 4096], false).unwrap();
+            dev.write(Lba::new(48), &[3u8; 4096], false).unwrap();
+            dev.write(Lba::new(64), &[3u8; 4096], false).unwrap();
             dev.zone_action(
                 ZoneAction::Reset,
                 ZoneTarget::Range {
-                    start: Lba(48),
+                    start: Lba::new(48),
                     count: 2,
                 },
             )
             .unwrap();
         }
         let dev = Device::open(&cfg).unwrap();
-        let z = dev.report_zones(Lba(16), 4, |_| true).unwrap();
+        let z = dev.report_zones(Lba::new(16), 4, |_| true).unwrap();
         assert_eq!(z[0].zone_type, ZoneType::SequentialWritePreferred);
         assert_eq!(
             (z[0].cond, z[0].wp, z[0].non_seq),
-            (ZoneCondition::Closed, Lba(22), true)
+            (ZoneCondition::Closed, Lba::new(22), true)
         );
         assert_eq!(
             (z[1].cond, z[1].wp, z[1].non_seq),
-            (ZoneCondition::Closed, Lba(33), false)
+            (ZoneCondition::Closed, Lba::new(33), false)
         );
         assert_eq!(
             (z[2].cond, z[3].cond),
             (ZoneCondition::Empty, ZoneCondition::Empty)
         );
         let mut buf = vec![0u8; 4096];
-        dev.read(Lba(21), &mut buf).unwrap();
+        dev.read(Lba::new(21), &mut buf).unwrap();
         assert_eq!(buf[0], 1);
-        dev.read(Lba(64), &mut buf).unwrap();
+        dev.read(Lba::new(64), &mut buf).unwrap();
         assert!(buf.iter().all(|&b| b == 0));
         // The metadata is for write preferred zones: a host-managed
         // configuration of the same file is refused.
@@ -1280,16 +1282,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let dev = zoned(&dir);
-            dev.write(Lba(32), &[2u8; 4096], true).unwrap();
-            dev.write(Lba(33), &[3u8; 4096], false).unwrap();
+            dev.write(Lba::new(32), &[2u8; 4096], true).unwrap();
+            dev.write(Lba::new(33), &[3u8; 4096], false).unwrap();
         }
         let dev = zoned(&dir);
-        let z = dev.report_zones(Lba(32), 1, |_| true).unwrap()[0];
-        assert_eq!((z.cond, z.wp), (ZoneCondition::Closed, Lba(33)));
+        let z = dev.report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+        assert_eq!((z.cond, z.wp), (ZoneCondition::Closed, Lba::new(33)));
         let mut buf = vec![0u8; 4096];
-        dev.read(Lba(33), &mut buf).unwrap();
+        dev.read(Lba::new(33), &mut buf).unwrap();
         assert!(buf.iter().all(|&b| b == 0));
-        dev.read(Lba(32), &mut buf).unwrap();
+        dev.read(Lba::new(32), &mut buf).unwrap();
         assert_eq!(buf[0], 2);
     }
 
@@ -1310,7 +1312,7 @@ mod tests {
         drop(f);
         let dev = zoned(&dir);
         let mut buf = vec![0u8; 4096];
-        dev.read(Lba(1), &mut buf).unwrap();
+        dev.read(Lba::new(1), &mut buf).unwrap();
         assert_eq!(buf[0], 7, "conventional data must stay");
         for lba in [3 * 16 + 14, 3 * 16 + 15, 4 * 16, 8 * 16 - 1] {
             // Past capacity (blocks 12-15 of a zone) reads are refused;

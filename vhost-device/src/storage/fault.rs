@@ -53,14 +53,14 @@ pub struct BlockRange {
 
 impl BlockRange {
     fn end(&self) -> u64 {
-        self.lba.0.saturating_add(self.blocks.0)
+        self.lba.get().saturating_add(self.blocks.get())
     }
 
     /// The first block of `count` blocks at `lba` that lies in this range.
     pub fn first_hit(&self, lba: Lba, count: BlockCount) -> Option<Lba> {
-        let start = lba.0.max(self.lba.0);
-        let end = lba.0.saturating_add(count.0).min(self.end());
-        (start < end).then_some(Lba(start))
+        let start = lba.get().max(self.lba.get());
+        let end = lba.get().saturating_add(count.get()).min(self.end());
+        (start < end).then_some(Lba::new(start))
     }
 }
 
@@ -349,20 +349,20 @@ impl FaultSet {
     /// earliest, not fired: with the first block that cannot be read.
     pub fn peek_read(&self, lba: Lba, count: BlockCount) -> Option<(Pending, Lba)> {
         self.find(|k| match k {
-            FaultKind::MediaError(r) => r.first_hit(lba, count).map(|l| l.0),
+            FaultKind::MediaError(r) => r.first_hit(lba, count).map(|l| l.get()),
             _ => None,
         })
-        .map(|(p, _)| (p, Lba(p.at)))
+        .map(|(p, _)| (p, Lba::new(p.at)))
     }
 
     /// The write error rule that stops a write of `count` blocks at `lba`
     /// earliest, not fired: with the first block that cannot be written.
     pub fn peek_write(&self, lba: Lba, count: BlockCount) -> Option<(Pending, Lba)> {
         self.find(|k| match k {
-            FaultKind::WriteError(r) => r.first_hit(lba, count).map(|l| l.0),
+            FaultKind::WriteError(r) => r.first_hit(lba, count).map(|l| l.get()),
             _ => None,
         })
-        .map(|(p, _)| (p, Lba(p.at)))
+        .map(|(p, _)| (p, Lba::new(p.at)))
     }
 
     /// The copy-fail rule that stops segment `index` of a copy command
@@ -380,11 +380,11 @@ impl FaultSet {
             FaultKind::CopyFail {
                 at: CopyFailAt::Segment { index: i, blocks },
                 ..
-            } if i == index && blocks < count.0 => Some(blocks),
+            } if i == index && blocks < count.get() => Some(blocks),
             FaultKind::CopyFail {
                 at: CopyFailAt::Blocks(n),
                 ..
-            } if n >= before && n - before < count.0 => Some(n - before),
+            } if n >= before && n - before < count.get() => Some(n - before),
             _ => None,
         })
         .and_then(|(p, kind)| match kind {
@@ -402,12 +402,12 @@ impl FaultSet {
         let what = format!("read at {lba} +{count}");
         self.fire_first(
             |k| match k {
-                FaultKind::MediaError(r) => r.first_hit(lba, count).map(|l| l.0),
+                FaultKind::MediaError(r) => r.first_hit(lba, count).map(|l| l.get()),
                 _ => None,
             },
             &what,
         )
-        .map(|(at, _)| Lba(at))
+        .map(|(at, _)| Lba::new(at))
     }
 
     /// A write error rule for a write of `count` blocks at `lba`: the first
@@ -419,12 +419,12 @@ impl FaultSet {
         let what = format!("write at {lba} +{count}");
         self.fire_first(
             |k| match k {
-                FaultKind::WriteError(r) => r.first_hit(lba, count).map(|l| l.0),
+                FaultKind::WriteError(r) => r.first_hit(lba, count).map(|l| l.get()),
                 _ => None,
             },
             &what,
         )
-        .map(|(at, _)| Lba(at))
+        .map(|(at, _)| Lba::new(at))
     }
 
     /// [`Self::read_fault`] as an error.
@@ -497,39 +497,42 @@ mod tests {
 
     fn range(lba: u64, blocks: u64) -> BlockRange {
         BlockRange {
-            lba: Lba(lba),
-            blocks: BlockCount(blocks),
+            lba: Lba::new(lba),
+            blocks: BlockCount::new(blocks),
         }
     }
 
     #[test]
     fn media_error_reports_the_first_failing_block_and_expires() {
         let f = FaultSet::default();
-        assert_eq!(f.read_fault(Lba(0), BlockCount(100)), None);
+        assert_eq!(f.read_fault(Lba::new(0), BlockCount::new(100)), None);
         let id = f.add(FaultKind::MediaError(range(10, 4)), Some(2));
         assert_eq!(id, 1);
         // Touching only the blocks before or after: no fault.
-        assert_eq!(f.read_fault(Lba(0), BlockCount(10)), None);
-        assert_eq!(f.read_fault(Lba(14), BlockCount(10)), None);
-        assert_eq!(f.read_fault(Lba(8), BlockCount(4)), Some(Lba(10)));
+        assert_eq!(f.read_fault(Lba::new(0), BlockCount::new(10)), None);
+        assert_eq!(f.read_fault(Lba::new(14), BlockCount::new(10)), None);
+        assert_eq!(
+            f.read_fault(Lba::new(8), BlockCount::new(4)),
+            Some(Lba::new(10))
+        );
         assert!(matches!(
-            f.check_read(Lba(12), BlockCount(1)),
-            Err(StorageError::UnrecoveredRead { lba: Lba(12) })
+            f.check_read(Lba::new(12), BlockCount::new(1)),
+            Err(StorageError::UnrecoveredRead { lba }) if lba == Lba::new(12)
         ));
         // Fired twice: expired.
-        assert_eq!(f.read_fault(Lba(10), BlockCount(1)), None);
+        assert_eq!(f.read_fault(Lba::new(10), BlockCount::new(1)), None);
         assert!(f.list().is_empty());
         assert_eq!(f.counts().media_error, 2);
         // Writes do not trip media errors, reads not write errors.
         f.add(FaultKind::MediaError(range(0, 1)), None);
-        assert!(f.check_write(Lba(0), BlockCount(1)).is_ok());
+        assert!(f.check_write(Lba::new(0), BlockCount::new(1)).is_ok());
         f.add(FaultKind::WriteError(range(5, 1)), None);
         assert!(matches!(
-            f.check_write(Lba(0), BlockCount(8)),
-            Err(StorageError::WriteFault { lba: Lba(5) })
+            f.check_write(Lba::new(0), BlockCount::new(8)),
+            Err(StorageError::WriteFault { lba }) if lba == Lba::new(5)
         ));
         assert_eq!(f.clear(), 2);
-        assert!(f.check_read(Lba(0), BlockCount(1)).is_ok());
+        assert!(f.check_read(Lba::new(0), BlockCount::new(1)).is_ok());
         assert_eq!(
             f.counts(),
             FaultCounts {
@@ -546,7 +549,10 @@ mod tests {
         let f = FaultSet::default();
         let late = f.add(FaultKind::MediaError(range(20, 1)), Some(1));
         f.add(FaultKind::MediaError(range(15, 1)), Some(1));
-        assert_eq!(f.read_fault(Lba(0), BlockCount(32)), Some(Lba(15)));
+        assert_eq!(
+            f.read_fault(Lba::new(0), BlockCount::new(32)),
+            Some(Lba::new(15))
+        );
         // The later rule did not fire and is still there.
         assert_eq!(f.list().len(), 1);
         assert_eq!(f.list()[0].id, late);
@@ -569,7 +575,7 @@ mod tests {
             Some(1),
         );
         let fire = |index, before, count| {
-            let (p, n, e) = f.peek_copy(index, before, BlockCount(count))?;
+            let (p, n, e) = f.peek_copy(index, before, BlockCount::new(count))?;
             assert!(f.fire(p, "test"));
             Some((n, e))
         };
@@ -577,7 +583,7 @@ mod tests {
         // Segment 2 is 3 blocks long: stopping after 3 would be after it.
         assert_eq!(fire(2, 16, 3), None);
         // Found but not fired: still there.
-        assert!(f.peek_copy(2, 16, BlockCount(8)).is_some());
+        assert!(f.peek_copy(2, 16, BlockCount::new(8)).is_some());
         assert_eq!(fire(2, 16, 8), Some((3, CopyFailError::Write)));
         assert_eq!(fire(2, 16, 8), None);
         f.add(
@@ -606,19 +612,19 @@ mod tests {
             Some(1),
         );
         assert_eq!(
-            f.delay(Op::Write, Some((Lba(100), BlockCount(1)))),
+            f.delay(Op::Write, Some((Lba::new(100), BlockCount::new(1)))),
             Duration::ZERO
         );
         assert_eq!(
-            f.delay(Op::Read, Some((Lba(0), BlockCount(100)))),
+            f.delay(Op::Read, Some((Lba::new(0), BlockCount::new(100)))),
             Duration::ZERO
         );
         assert_eq!(
-            f.delay(Op::Read, Some((Lba(99), BlockCount(2)))),
+            f.delay(Op::Read, Some((Lba::new(99), BlockCount::new(2)))),
             Duration::from_millis(5)
         );
         assert_eq!(
-            f.delay(Op::Read, Some((Lba(99), BlockCount(2)))),
+            f.delay(Op::Read, Some((Lba::new(99), BlockCount::new(2)))),
             Duration::ZERO
         );
         f.add(

@@ -484,21 +484,21 @@ impl<'t> Resolver<'t, '_> {
         if bytes % sbs != 0 || bytes % dbs != 0 {
             return Err(inexact(count_field));
         }
-        let count = BlockCount(bytes / sbs);
+        let count = BlockCount::new(bytes / sbs);
         // Reads that ZBC-2 refuses before the core sees them (gap zones,
         // conventional into sequential).
-        zbc::check_read(src.device.geometry(), Lba(s.src_lba), count.0)
+        zbc::check_read(src.device.geometry(), Lba::new(s.src_lba), count.get())
             .map_err(|e| aborted(e.asc, i, FieldPointer::segment(12, Some(7)), residual))?;
         Ok(Planned {
             seg: Segment {
                 src: &src.device,
-                src_lba: Lba(s.src_lba),
+                src_lba: Lba::new(s.src_lba),
                 dst: &dst.device,
-                dst_lba: Lba(s.dst_lba),
+                dst_lba: Lba::new(s.dst_lba),
                 count,
             },
             dst_lun,
-            dst_count: BlockCount(bytes / dbs),
+            dst_count: BlockCount::new(bytes / dbs),
         })
     }
 }
@@ -522,7 +522,7 @@ pub(crate) fn engine_failure(
 ) -> Sense {
     let source = match err {
         StorageError::OutOfRange { lba, .. } | StorageError::BeyondZoneCapacity { lba, .. } => {
-            lba.0 == src_lba
+            lba.get() == src_lba
         }
         // A medium error reading the source (an injected media error).
         StorageError::UnrecoveredRead { .. } => true,
@@ -589,7 +589,7 @@ pub(crate) fn execute(target: &Target, lun: u16, list: &CopyList) -> Outcome {
                     target.copy.invalidate(
                         planned.dst_lun,
                         planned.seg.dst_lba,
-                        BlockCount(done / u64::from(dbs).max(1)),
+                        BlockCount::new(done / u64::from(dbs).max(1)),
                     );
                 }
                 let residual = residual(s, done, sbs, dbs);

@@ -94,7 +94,9 @@ impl Fixture {
 
     fn read(&self, lun: u16, lba: u64, bytes: usize) -> Vec<u8> {
         let mut buf = vec![0u8; bytes];
-        self.dev(lun).read_uncounted(Lba(lba), &mut buf).unwrap();
+        self.dev(lun)
+            .read_uncounted(Lba::new(lba), &mut buf)
+            .unwrap();
         buf
     }
 }
@@ -348,8 +350,8 @@ fn lid1_conventional_to_sequential_zone() {
         )
     );
     // Segment 0 happened, segment 1 did not.
-    let z = f.dev(0).report_zones(Lba(32), 1, |_| true).unwrap()[0];
-    assert_eq!(z.wp, Lba(35));
+    let z = f.dev(0).report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+    assert_eq!(z.wp, Lba::new(35));
     assert_eq!(f.read(0, 34, 4096), data[2 * 4096..3 * 4096]);
     assert_eq!(f.read(0, 40, 4096), vec![0u8; 4096]);
     // RECEIVE COPY STATUS: completed with errors, 1 segment, 4096 bytes.
@@ -675,8 +677,8 @@ fn injected_faults_abort_with_residual_and_segment_pointer() {
     // pointer at byte 12 (the SOURCE BLOCK DEVICE LBA).
     f.dev(1).faults().add(
         FaultKind::MediaError(BlockRange {
-            lba: Lba(10),
-            blocks: BlockCount(1),
+            lba: Lba::new(10),
+            blocks: BlockCount::new(1),
         }),
         Some(1),
     );
@@ -704,8 +706,8 @@ fn injected_faults_abort_with_residual_and_segment_pointer() {
     // the first bad LBA.
     f.dev(1).faults().add(
         FaultKind::MediaError(BlockRange {
-            lba: Lba(12),
-            blocks: BlockCount(2),
+            lba: Lba::new(12),
+            blocks: BlockCount::new(2),
         }),
         None,
     );
@@ -1192,7 +1194,7 @@ fn zone_condition_and_power_cut_cancel_tokens() {
     let in_32 = populate(&f, 0, 1, &pt_list(0, 0, 0, &[(32, 2)]));
     let in_48 = populate(&f, 0, 2, &pt_list(0, 0, 0, &[(48, 2)]));
     f.dev(0)
-        .set_zone_condition(Lba(32), crate::storage::ZoneCondition::ReadOnly)
+        .set_zone_condition(Lba::new(32), crate::storage::ZoneCondition::ReadOnly)
         .unwrap();
     let cancelled = fixed(0x05, 0x23, 0x08, NONE);
     let w = wut_list(0, 0, &in_32, &[(0, 2)]);
@@ -1316,9 +1318,9 @@ proptest! {
         lid4_header in any::<bool>(),
     ) {
         let f = fixture();
-        f.dev(1).write(Lba(0), &pattern(1 << 20, 0x11), false).unwrap();
-        f.dev(2).write(Lba(0), &pattern(1 << 20, 0x77), false).unwrap();
-        f.dev(0).write(Lba(0), &pattern(32 * 4096, 0x33), false).unwrap();
+        f.dev(1).write(Lba::new(0), &pattern(1 << 20, 0x11), false).unwrap();
+        f.dev(2).write(Lba::new(0), &pattern(1 << 20, 0x77), false).unwrap();
+        f.dev(0).write(Lba::new(0), &pattern(32 * 4096, 0x33), false).unwrap();
         let before: Vec<Vec<u8>> = [(0u16, 128 * 4096), (1, 1 << 20), (2, 1 << 20)]
             .iter()
             .map(|(l, n)| f.read(*l, 0, *n))
@@ -1409,8 +1411,8 @@ proptest! {
         dst_lun in 1u16..3,
     ) {
         let f = fixture();
-        f.dev(1).write(Lba(0), &pattern(1 << 20, 0x21), false).unwrap();
-        f.dev(2).write(Lba(0), &pattern(1 << 20, 0x42), false).unwrap();
+        f.dev(1).write(Lba::new(0), &pattern(1 << 20, 0x21), false).unwrap();
+        f.dev(2).write(Lba::new(0), &pattern(1 << 20, 0x42), false).unwrap();
         let (resp, _) = {
             let p = pt_list(0, 0, 0, &src);
             f.run(1, &tok_cdb(0x10, 1, p.len()), &p)
