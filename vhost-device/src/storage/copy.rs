@@ -11,7 +11,7 @@
 //! start at the write pointer), then copied with `copy_file_range(2)`
 //! between the backing files where the kernel can (reflink or in-kernel
 //! copy), else by reading and writing in chunks (always so when a device
-//! has its volatile write cache on: `storage::cache`). Segments run in
+//! has its volatile write cache on: `storage::media::cache`). Segments run in
 //! order; the first failure stops the copy and says how far it got.
 //!
 //! Injected faults (`storage::fault`) stop a segment part way: a media
@@ -25,15 +25,9 @@
 //! counts run over the whole command. A delay rule (on `copy`) of the
 //! first segment's destination device sleeps before the command starts.
 
-use std::{
-    fs::File,
-    io,
-    os::unix::{fs::FileExt, io::AsRawFd},
-};
-
 use super::{
-    device::Device,
-    error::{Result, StorageError},
+    device::{convert, Device},
+    error::StorageError,
     fault::{CopyFailError, Op},
     units::{BlockCount, Lba},
 };
@@ -187,163 +181,6 @@ fn injected_stop(index: usize, before: u64, seg: &Segment<'_>) -> Option<(u64, S
     // Whole destination blocks only.
     let blocks = n * sbs / dbs * dbs / sbs;
     Some((blocks, err))
-}
-
-/// Copy `len` bytes from `src` at byte `src_off` to `dst` at `dst_off`:
-/// between the backing files when neither write cache is on, else through
-/// the caches (reading held blocks, holding the written ones).
-pub(super) fn copy_between(
-    src: &Device,
-    src_off: u64,
-    dst: &Device,
-    dst_off: u64,
-    len: u64,
-) -> io::Result<()> {
-    if !src.cache.is_on() && !dst.cache.is_on() {
-        return copy_bytes(&src.file, src_off, &dst.file, dst_off, len);
-    }
-    let overlapping = std::ptr::eq(src, dst) && src_off < dst_off + len && dst_off < src_off + len;
-    bounce(
-        len,
-        overlapping && dst_off > src_off,
-        |at, buf| src.cache.read(&src.file, src_off + at, buf),
-        |at, buf| dst.cache.write(&dst.file, dst_off + at, buf),
-    )
-}
-
-/// Largest chunk moved by one `copy_file_range` call or bounce buffer.
-const CHUNK: u64 = 1 << 20;
-
-/// Copy `len` bytes from `src` at `src_off` to `dst` at `dst_off`. Uses
-/// `copy_file_range(2)` and falls back to reading and writing where the
-/// kernel refuses it (another filesystem, overlapping ranges in one file).
-/// Overlapping ranges are copied as if through a temporary buffer.
-pub(super) fn copy_bytes(
-    src: &File,
-    src_off: u64,
-    dst: &File,
-    dst_off: u64,
-    len: u64,
-) -> io::Result<()> {
-    let overlapping = same_file(src, dst)? && src_off < dst_off + len && dst_off < src_off + len;
-    if !overlapping {
-        match copy_file_range_all(src, src_off, dst, dst_off, len) {
-            Ok(()) => return Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
-                ) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    // Copy backwards when the destination overlaps the source from above,
-    // so no source byte is overwritten before it is read.
-    bounce(
-        len,
-        overlapping && dst_off > src_off,
-        |at, buf| src.read_exact_at(buf, src_off + at),
-        |at, buf| dst.write_all_at(buf, dst_off + at),
-    )
-}
-
-/// Move `len` bytes through a buffer in chunks of at most [`CHUNK`] (a
-/// multiple of every block size): `read` and `write` take the offset from
-/// the start of the copy. `backwards` runs the chunks from the end.
-fn bounce(
-    len: u64,
-    backwards: bool,
-    mut read: impl FnMut(u64, &mut [u8]) -> io::Result<()>,
-    mut write: impl FnMut(u64, &[u8]) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut buf = vec![0u8; CHUNK.min(len) as usize];
-    let mut done = 0u64;
-    while done < len {
-        let n = CHUNK.min(len - done);
-        let at = if backwards { len - done - n } else { done };
-        let chunk = &mut buf[..n as usize];
-        read(at, chunk)?;
-        write(at, chunk)?;
-        done += n;
-    }
-    Ok(())
-}
-
-fn same_file(a: &File, b: &File) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let (ma, mb) = (a.metadata()?, b.metadata()?);
-    Ok(ma.dev() == mb.dev() && ma.ino() == mb.ino())
-}
-
-fn copy_file_range_all(
-    src: &File,
-    src_off: u64,
-    dst: &File,
-    dst_off: u64,
-    len: u64,
-) -> io::Result<()> {
-    let mut done = 0u64;
-    while done < len {
-        let to_off = |v: u64| {
-            libc::loff_t::try_from(v).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-        };
-        let mut off_in = to_off(src_off + done)?;
-        let mut off_out = to_off(dst_off + done)?;
-        let n = (len - done).min(CHUNK) as usize;
-        // SAFETY: both fds are open for the duration of the call and the
-        // offset pointers point to live locals; the kernel copies between
-        // the files without touching our memory otherwise.
-        let ret = unsafe {
-            libc::copy_file_range(
-                src.as_raw_fd(),
-                &mut off_in,
-                dst.as_raw_fd(),
-                &mut off_out,
-                n,
-                0,
-            )
-        };
-        match ret {
-            r if r < 0 => {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(err);
-            }
-            0 => {
-                // Source shorter than expected: the backing file is sized to
-                // the device, so this is an I/O error, not EOF semantics.
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "copy_file_range copied nothing",
-                ));
-            }
-            r => done += r as u64,
-        }
-    }
-    Ok(())
-}
-
-/// Bytes in `count` blocks of `src`, and that length in blocks of `dst`.
-pub(super) fn convert(
-    src_bs: u32,
-    dst_bs: u32,
-    lba: Lba,
-    count: BlockCount,
-) -> Result<(u64, BlockCount)> {
-    let bytes = count.bytes(src_bs).ok_or(StorageError::OutOfRange {
-        lba,
-        count,
-        capacity: BlockCount::new(0),
-    })?;
-    if bytes % u64::from(dst_bs) != 0 {
-        return Err(StorageError::PartialBlock {
-            len: usize::try_from(bytes).unwrap_or(usize::MAX),
-            block_size: dst_bs,
-        });
-    }
-    Ok((bytes, BlockCount::new(bytes / u64::from(dst_bs))))
 }
 
 #[cfg(test)]

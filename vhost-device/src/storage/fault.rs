@@ -38,6 +38,7 @@ use std::{
 
 use super::{
     error::{Result, StorageError},
+    media::Media,
     units::{BlockCount, Lba},
 };
 
@@ -477,10 +478,70 @@ impl FaultSet {
     }
 }
 
-impl super::device::Device {
-    /// The device's fault rules.
-    pub fn faults(&self) -> &FaultSet {
-        &self.faults
+/// A media with the fault rules as a layer around it: block-addressed
+/// I/O that fails or waits where a rule says. The device above reaches
+/// its media only through here, so no read or write can skip the rules.
+#[derive(Debug)]
+pub struct FaultyMedia {
+    media: Box<dyn Media>,
+    rules: FaultSet,
+    block_size: u32,
+}
+
+impl FaultyMedia {
+    /// `media` of blocks of `block_size` bytes, no rules yet.
+    pub fn new(media: Box<dyn Media>, block_size: u32) -> Self {
+        FaultyMedia {
+            media,
+            rules: FaultSet::default(),
+            block_size,
+        }
+    }
+
+    /// The fault rules.
+    pub fn rules(&self) -> &FaultSet {
+        &self.rules
+    }
+
+    /// The media under the rules, for what no rule covers: flushes, the
+    /// cache switch, discards and the copy engine's byte moves.
+    pub fn media(&self) -> &dyn Media {
+        self.media.as_ref()
+    }
+
+    /// The byte offset of `lba`.
+    pub fn offset(&self, lba: Lba) -> std::io::Result<u64> {
+        lba.byte_offset(self.block_size)
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EOVERFLOW))
+    }
+
+    /// Sleep as a delay rule for `op` says (see [`FaultSet::delay`]).
+    pub fn delay(&self, op: Op, range: Option<(Lba, BlockCount)>) -> Duration {
+        self.rules.delay(op, range)
+    }
+
+    /// Read `count` whole blocks at `lba` into `buf`, unless a media error
+    /// rule stops the read (it fires).
+    pub fn read(&self, lba: Lba, count: BlockCount, buf: &mut [u8]) -> Result<()> {
+        self.rules.check_read(lba, count)?;
+        self.read_unchecked(lba, buf)
+    }
+
+    /// Read whole blocks at `lba` past the rules (the control plane's view).
+    pub fn read_unchecked(&self, lba: Lba, buf: &mut [u8]) -> Result<()> {
+        Ok(self.media.read_at(self.offset(lba)?, buf)?)
+    }
+
+    /// Whether a write of `count` blocks at `lba` passes the write error
+    /// rules (the stopping one fires). Checked before the zone rules, so
+    /// the write itself ([`Self::write`]) can run under the zone lock.
+    pub fn admit_write(&self, lba: Lba, count: BlockCount) -> Result<()> {
+        self.rules.check_write(lba, count)
+    }
+
+    /// Write whole blocks at `lba`, admitted by [`Self::admit_write`].
+    pub fn write(&self, lba: Lba, data: &[u8]) -> std::io::Result<()> {
+        self.media.write_at(self.offset(lba)?, data)
     }
 }
 
