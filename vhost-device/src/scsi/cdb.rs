@@ -391,11 +391,6 @@ pub struct RwArgs {
     pub len_field: u16,
 }
 
-/// A READ or WRITE CDB.
-pub trait RwCdb: Cdb {
-    fn args(&self) -> RwArgs;
-}
-
 macro_rules! rw6 {
     ($(#[$doc:meta])* $name:ident, $op:literal) => {
         $(#[$doc])*
@@ -423,11 +418,11 @@ macro_rules! rw6 {
             }
         }
 
-        impl RwCdb for $name {
-            fn args(&self) -> RwArgs {
+        impl From<$name> for RwArgs {
+            fn from(c: $name) -> RwArgs {
                 RwArgs {
-                    lba: u64::from(self.lba),
-                    blocks: if self.len == 0 { 256 } else { u32::from(self.len) },
+                    lba: u64::from(c.lba),
+                    blocks: if c.len == 0 { 256 } else { u32::from(c.len) },
                     fua: false,
                     lba_field: 1,
                     len_field: 4,
@@ -470,12 +465,12 @@ macro_rules! rw10 {
             }
         }
 
-        impl RwCdb for $name {
-            fn args(&self) -> RwArgs {
+        impl From<$name> for RwArgs {
+            fn from(c: $name) -> RwArgs {
                 RwArgs {
-                    lba: u64::from(self.lba),
-                    blocks: u32::from(self.len),
-                    fua: self.fua,
+                    lba: u64::from(c.lba),
+                    blocks: u32::from(c.len),
+                    fua: c.fua,
                     lba_field: 2,
                     len_field: 7,
                 }
@@ -520,12 +515,12 @@ macro_rules! rw16 {
             }
         }
 
-        impl RwCdb for $name {
-            fn args(&self) -> RwArgs {
+        impl From<$name> for RwArgs {
+            fn from(c: $name) -> RwArgs {
                 RwArgs {
-                    lba: self.lba,
-                    blocks: self.len,
-                    fua: self.fua,
+                    lba: c.lba,
+                    blocks: c.len,
+                    fua: c.fua,
                     lba_field: 2,
                     len_field: 10,
                 }
@@ -763,7 +758,7 @@ mod tests {
 
     #[test]
     fn read6_zero_length_is_256() {
-        let r = Read6::decode(&[0x08, 0x1f, 0xff, 0xff, 0, 0]).map(|r| r.args());
+        let r = Read6::decode(&[0x08, 0x1f, 0xff, 0xff, 0, 0]).map(RwArgs::from);
         assert_eq!(r.map(|a| (a.lba, a.blocks)), Ok((0x1f_ffff, 256)));
     }
 

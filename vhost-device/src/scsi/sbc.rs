@@ -2,7 +2,10 @@
 //! SYNCHRONIZE CACHE(10)/(16).
 
 use super::{
-    cdb::{Cdb, ReadCapacity10, ReadCapacity16, RwArgs, RwCdb, SyncCache10, SyncCache16},
+    cdb::{
+        Read10, Read16, Read6, ReadCapacity10, ReadCapacity16, RwArgs, SyncCache10, SyncCache16,
+        Write10, Write16, Write6,
+    },
     sense::{storage_error_sense, Access, Asc, ErrorContext, Sense},
     zbc, Exec,
 };
@@ -23,8 +26,7 @@ fn map(access: Access, lba_field: u16) -> impl Fn(StorageError) -> Sense {
 
 /// READ CAPACITY(10) (SBC-4): RETURNED LOGICAL BLOCK ADDRESS is the
 /// last LBA, or FFFF_FFFFh when that does not fit (use READ CAPACITY(16)).
-pub fn read_capacity10(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReadCapacity10::decode(x.cdb)?;
+pub fn read_capacity10(x: &mut Exec<'_, '_>, c: ReadCapacity10) -> Result<u32, Sense> {
     if !c.pmi && c.lba != 0 {
         return Err(Sense::invalid_field(2, Some(7)));
     }
@@ -39,8 +41,7 @@ pub fn read_capacity10(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 }
 
 /// READ CAPACITY(16) (SBC-4): 32 bytes of parameter data.
-pub fn read_capacity16(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReadCapacity16::decode(x.cdb)?;
+pub fn read_capacity16(x: &mut Exec<'_, '_>, c: ReadCapacity16) -> Result<u32, Sense> {
     if !c.pmi && c.lba != 0 {
         return Err(Sense::invalid_field(2, Some(7)));
     }
@@ -77,8 +78,7 @@ fn check_rw(x: &Exec<'_, '_>, a: &RwArgs, access: Access) -> Result<usize, Sense
 
 /// READ(6)/(10)/(16) (SBC-4). DPO and FUA need nothing: there is
 /// no read cache apart from the host's page cache, which is coherent.
-pub fn read<T: RwCdb>(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let a = T::decode(x.cdb)?.args();
+pub fn read(x: &mut Exec<'_, '_>, a: RwArgs) -> Result<u32, Sense> {
     let bytes = check_rw(x, &a, Access::Read)?;
     if bytes == 0 {
         return Ok(0);
@@ -93,8 +93,7 @@ pub fn read<T: RwCdb>(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 
 /// WRITE(6)/(10)/(16) (SBC-4). The whole data-out is read before
 /// anything is written; FUA writes are durable before GOOD status.
-pub fn write<T: RwCdb>(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let a = T::decode(x.cdb)?.args();
+pub fn write(x: &mut Exec<'_, '_>, a: RwArgs) -> Result<u32, Sense> {
     let bytes = check_rw(x, &a, Access::Write)?;
     if bytes == 0 {
         return Ok(0);
@@ -133,13 +132,24 @@ fn sync_cache(x: &mut Exec<'_, '_>, lba: u64, blocks: u64) -> Result<u32, Sense>
 }
 
 /// SYNCHRONIZE CACHE(10).
-pub fn sync_cache10(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = SyncCache10::decode(x.cdb)?;
+pub fn sync_cache10(x: &mut Exec<'_, '_>, c: SyncCache10) -> Result<u32, Sense> {
     sync_cache(x, u64::from(c.lba), u64::from(c.blocks))
 }
 
 /// SYNCHRONIZE CACHE(16).
-pub fn sync_cache16(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = SyncCache16::decode(x.cdb)?;
+pub fn sync_cache16(x: &mut Exec<'_, '_>, c: SyncCache16) -> Result<u32, Sense> {
     sync_cache(x, c.lba, u64::from(c.blocks))
+}
+
+super::commands::handlers! {
+    Read6 => |x, c: Read6| read(x, c.into()),
+    Read10 => |x, c: Read10| read(x, c.into()),
+    Read16 => |x, c: Read16| read(x, c.into()),
+    Write6 => |x, c: Write6| write(x, c.into()),
+    Write10 => |x, c: Write10| write(x, c.into()),
+    Write16 => |x, c: Write16| write(x, c.into()),
+    ReadCapacity10 => read_capacity10,
+    ReadCapacity16 => read_capacity16,
+    SyncCache10 => sync_cache10,
+    SyncCache16 => sync_cache16,
 }

@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 
 use super::{
-    cdb::{Cdb, ReportZones, ZoneActionCdb},
+    cdb::{ReportZones, ZoneActionCdb},
     sense::{storage_error_sense, Access, Asc, ErrorContext, Sense},
     Exec,
 };
@@ -215,8 +215,7 @@ struct Report {
 }
 
 /// REPORT ZONES (ZBC-2).
-pub fn report_zones(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReportZones::decode(x.cdb)?;
+pub fn report_zones(x: &mut Exec<'_, '_>, c: ReportZones) -> Result<u32, Sense> {
     let dev = &x.lu()?.device;
     let geo = dev.geometry();
     if c.start >= geo.capacity.get() {
@@ -314,8 +313,7 @@ pub fn report_zones(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 ///    ONLY / ZONE IS OFFLINE;
 /// 6. the zones together exceeding the open or active limits: DATA
 ///    PROTECT, INSUFFICIENT ZONE RESOURCES.
-pub fn zone_action(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ZoneActionCdb::decode(x.cdb)?;
+pub fn zone_action(x: &mut Exec<'_, '_>, c: ZoneActionCdb) -> Result<u32, Sense> {
     let action = match c.action {
         0x01 => ZoneAction::Close,
         0x02 => ZoneAction::Finish,
@@ -389,4 +387,9 @@ pub fn zone_action(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
         x.target.copy.invalidate(x.lun, start, len);
     }
     Ok(0)
+}
+
+super::commands::handlers! {
+    ReportZones => report_zones,
+    ZoneActionCdb => zone_action,
 }

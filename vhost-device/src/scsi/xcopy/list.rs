@@ -49,7 +49,6 @@ use super::{
 };
 use crate::{
     scsi::{
-        cdb::Cdb,
         sense::{copy_error_asc, Access, Asc, FieldPointer, Sense, SenseKey},
         zbc, Exec, LogicalUnit, Target,
     },
@@ -649,13 +648,16 @@ fn run(x: &mut Exec<'_, '_>, len: u32, family: Family, service_action: u8) -> Re
 }
 
 /// EXTENDED COPY (LID1) (SPC-5).
-pub fn extended_copy_lid1(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ExtendedCopyLid1::decode(x.cdb)?;
+pub fn extended_copy_lid1(x: &mut Exec<'_, '_>, c: ExtendedCopyLid1) -> Result<u32, Sense> {
     run(x, c.len, Family::Lid1, 0x00)
 }
 
 /// EXTENDED COPY (LID4) (SPC-5).
-pub fn extended_copy_lid4(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ExtendedCopyLid4::decode(x.cdb)?;
+pub fn extended_copy_lid4(x: &mut Exec<'_, '_>, c: ExtendedCopyLid4) -> Result<u32, Sense> {
     run(x, c.len, Family::Lid4, 0x01)
+}
+
+crate::scsi::commands::handlers! {
+    ExtendedCopyLid1 => extended_copy_lid1,
+    ExtendedCopyLid4 => extended_copy_lid4,
 }

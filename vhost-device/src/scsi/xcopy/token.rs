@@ -33,7 +33,6 @@ use super::{
 };
 use crate::{
     scsi::{
-        cdb::Cdb,
         sense::{copy_error_asc, Access, Asc, FieldPointer, Sense},
         zbc, Exec, LogicalUnit,
     },
@@ -147,8 +146,7 @@ fn data_length(p: &[u8], min: usize) -> Result<(), Sense> {
 }
 
 /// POPULATE TOKEN (SBC-4).
-pub fn populate_token(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = PopulateToken::decode(x.cdb)?;
+pub fn populate_token(x: &mut Exec<'_, '_>, c: PopulateToken) -> Result<u32, Sense> {
     let lu =
         x.lu.ok_or(Sense::illegal(Asc::LOGICAL_UNIT_NOT_SUPPORTED))?;
     if c.len == 0 {
@@ -416,8 +414,7 @@ fn write_from_rod(
 }
 
 /// WRITE USING TOKEN (SBC-4).
-pub fn write_using_token(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = WriteUsingToken::decode(x.cdb)?;
+pub fn write_using_token(x: &mut Exec<'_, '_>, c: WriteUsingToken) -> Result<u32, Sense> {
     let lu =
         x.lu.ok_or(Sense::illegal(Asc::LOGICAL_UNIT_NOT_SUPPORTED))?;
     if c.len == 0 {
@@ -482,4 +479,9 @@ pub fn write_using_token(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
         Some(s) => Err(s),
         None => Ok(0),
     }
+}
+
+crate::scsi::commands::handlers! {
+    PopulateToken => populate_token,
+    WriteUsingToken => write_using_token,
 }
