@@ -562,6 +562,78 @@ rw16!(
     0x8a
 );
 
+/// BYTCHK of VERIFY (SBC-4 r22 5.33 VERIFY (10) command, the
+/// BYTCHK field table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteCheck {
+    /// 00b: verify the medium; no Data-Out.
+    Medium,
+    /// 01b: compare the medium with VERIFICATION LENGTH blocks of Data-Out.
+    DataOut,
+    /// 11b: compare every block with the one block of Data-Out.
+    OneBlock,
+}
+
+/// VERIFY (16) (SBC-4 r22 5.35, table "VERIFY (16) command"; the
+/// fields as VERIFY (10), 5.33). VRPROTECT (byte 1, bits 7-5) must be 000b
+/// (no protection information) and BYTCHK 10b is reserved: both INVALID
+/// FIELD IN CDB pointing at the field's first bit. GROUP NUMBER is refused,
+/// DPO needs nothing (there is no read cache).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verify16 {
+    pub dpo: bool,
+    pub bytchk: ByteCheck,
+    pub lba: u64,
+    /// VERIFICATION LENGTH in logical blocks; 0 verifies nothing.
+    pub len: u32,
+}
+
+impl Verify16 {
+    /// The bits decode reads: USAGE plus VRPROTECT, so a set VRPROTECT is
+    /// named as the field (bit 7), not as its highest set bit.
+    const FIELDS: [u8; 16] = [
+        0x8f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0,
+    ];
+}
+
+impl Cdb for Verify16 {
+    const OPCODE: u8 = 0x8f;
+    const USAGE: &'static [u8] = &[
+        0x8f, 0x16, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0,
+    ];
+    fn decode(cdb: &[u8]) -> Result<Self, DecodeError> {
+        let b = prefix::<16>(cdb, &Self::FIELDS)?;
+        if b[1] & 0xe0 != 0 {
+            return Err(invalid(1, Some(7)));
+        }
+        let bytchk = match (b[1] >> 1) & 0x03 {
+            0b00 => ByteCheck::Medium,
+            0b01 => ByteCheck::DataOut,
+            0b11 => ByteCheck::OneBlock,
+            _ => return Err(invalid(1, Some(2))),
+        };
+        Ok(Verify16 {
+            dpo: b[1] & 0x10 != 0,
+            bytchk,
+            lba: be64([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]),
+            len: be32([b[10], b[11], b[12], b[13]]),
+        })
+    }
+    fn encode(&self) -> Vec<u8> {
+        let bytchk = match self.bytchk {
+            ByteCheck::Medium => 0b000,
+            ByteCheck::DataOut => 0b010,
+            ByteCheck::OneBlock => 0b110,
+        };
+        let mut c = vec![0u8; 16];
+        c[0] = Self::OPCODE;
+        c[1] = bit(self.dpo, 0x10) | bytchk;
+        put(&mut c[2..], &self.lba.to_be_bytes());
+        put(&mut c[10..], &self.len.to_be_bytes());
+        c
+    }
+}
+
 /// SYNCHRONIZE CACHE(10) (SBC-4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncCache10 {
@@ -756,6 +828,41 @@ mod tests {
         assert_eq!(ReadCapacity16::decode(&cdb), Err(invalid(1, Some(4))));
     }
 
+    /// VERIFY (16) (SBC-4 r22 5.35, table "VERIFY (16) command") from its bytes.
+    #[test]
+    fn verify16_literal() {
+        let cdb = [
+            0x8f, 0x12, 0x00, 0x00, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89, 0x00, 0x00, 0x01, 0x00,
+            0x00, 0x00,
+        ];
+        assert_eq!(
+            Verify16::decode(&cdb),
+            Ok(Verify16 {
+                dpo: true,
+                bytchk: ByteCheck::DataOut,
+                lba: 0x1_2345_6789,
+                len: 0x100,
+            })
+        );
+        assert_eq!(Verify16::decode(&cdb).map(|c| c.encode()), Ok(cdb.to_vec()));
+        let with = |b1: u8| {
+            let mut c = cdb;
+            c[1] = b1;
+            Verify16::decode(&c)
+        };
+        assert_eq!(with(0x00).map(|c| c.bytchk), Ok(ByteCheck::Medium));
+        assert_eq!(with(0x06).map(|c| c.bytchk), Ok(ByteCheck::OneBlock));
+        // BYTCHK 10b reserved; VRPROTECT named at its first bit.
+        assert_eq!(with(0x04), Err(invalid(1, Some(2))));
+        assert_eq!(with(0x20), Err(invalid(1, Some(7))));
+        assert_eq!(with(0x40), Err(invalid(1, Some(7))));
+        assert_eq!(with(0x08), Err(invalid(1, Some(3))));
+        assert_eq!(
+            Verify16::decode(&cdb[..15]),
+            Err(DecodeError::TooShort { need: 16, got: 15 })
+        );
+    }
+
     #[test]
     fn read6_zero_length_is_256() {
         let r = Read6::decode(&[0x08, 0x1f, 0xff, 0xff, 0, 0]).map(RwArgs::from);
@@ -791,6 +898,7 @@ mod tests {
         roundtrip::<SyncCache16>(bytes);
         roundtrip::<ReportZones>(bytes);
         roundtrip::<ZoneActionCdb>(bytes);
+        roundtrip::<Verify16>(bytes);
     }
 
     proptest! {

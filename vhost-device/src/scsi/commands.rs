@@ -6,7 +6,7 @@ use super::{
     cdb::{
         Cdb, Inquiry, ModeSense10, ModeSense6, Read10, Read16, Read6, ReadCapacity10,
         ReadCapacity16, ReportLuns, ReportSupportedOpcodes, ReportZones, RequestSense, SyncCache10,
-        SyncCache16, TestUnitReady, Write10, Write16, Write6, ZoneActionCdb,
+        SyncCache16, TestUnitReady, Verify16, Write10, Write16, Write6, ZoneActionCdb,
     },
     sense::Sense,
     xcopy::cdb as tpc,
@@ -144,6 +144,7 @@ pub static COMMANDS: &[Command] = &[
     cmd::<Read16>("READ(16)"),
     cmd::<Write16>("WRITE(16)"),
     cmd::<SyncCache16>("SYNCHRONIZE CACHE(16)"),
+    cmd::<Verify16>("VERIFY(16)"),
     cmd::<tpc::ExtendedCopyLid1>("EXTENDED COPY(LID1)"),
     cmd::<tpc::ExtendedCopyLid4>("EXTENDED COPY(LID4)"),
     cmd::<tpc::PopulateToken>("POPULATE TOKEN"),

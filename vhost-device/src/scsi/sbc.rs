@@ -1,12 +1,12 @@
 //! SBC-4 commands: READ CAPACITY(10)/(16), READ and WRITE (6)/(10)/(16),
-//! SYNCHRONIZE CACHE(10)/(16).
+//! SYNCHRONIZE CACHE(10)/(16), VERIFY(16).
 
 use super::{
     cdb::{
-        Read10, Read16, Read6, ReadCapacity10, ReadCapacity16, RwArgs, SyncCache10, SyncCache16,
-        Write10, Write16, Write6,
+        ByteCheck, Read10, Read16, Read6, ReadCapacity10, ReadCapacity16, RwArgs, SyncCache10,
+        SyncCache16, Verify16, Write10, Write16, Write6,
     },
-    sense::{storage_error_sense, Access, Asc, ErrorContext, Sense},
+    sense::{storage_error_sense, Access, Asc, ErrorContext, Sense, SenseKey},
     zbc, Exec,
 };
 use crate::storage::{BlockCount, Lba, StorageError};
@@ -117,6 +117,66 @@ pub fn write(x: &mut Exec<'_, '_>, a: RwArgs) -> Result<u32, Sense> {
     Ok(0)
 }
 
+/// VERIFY (16) (SBC-4 r22 5.35; fields and BYTCHK as VERIFY (10), 5.33).
+/// The range is checked as for READ (MAXIMUM TRANSFER LENGTH, LBA OUT OF
+/// RANGE; VERIFICATION LENGTH 0 verifies nothing), and so are ZBC-2's read
+/// rules on zoned LUs (the medium is read as READ reads it). BYTCHK 00b
+/// reads the medium: an unreadable block is MEDIUM ERROR, UNRECOVERED READ
+/// ERROR with its LBA in INFORMATION. 01b compares it with the Data-Out
+/// blocks, 11b every block with the one Data-Out block (duplicated, as
+/// WRITE SAME does): a difference is MISCOMPARE, MISCOMPARE DURING VERIFY
+/// OPERATION with the offset of the first differing byte of the
+/// (duplicated) Data-Out buffer in INFORMATION. Peers are looser:
+/// scsi_debug (resp_verify) answers BYTCHK 00b GOOD before any check,
+/// reports BYTCHK 10b at byte 2 and a miscompare without INFORMATION; LIO
+/// (target_core_sbc.c) runs VERIFY as a no-op.
+pub fn verify16(x: &mut Exec<'_, '_>, c: Verify16) -> Result<u32, Sense> {
+    let a = RwArgs {
+        lba: c.lba,
+        blocks: c.len,
+        fua: false,
+        lba_field: 2,
+        len_field: 10,
+    };
+    let bytes = check_rw(x, &a, Access::Read)?;
+    if bytes == 0 {
+        return Ok(0);
+    }
+    let expected = match c.bytchk {
+        ByteCheck::Medium => None,
+        ByteCheck::DataOut => Some(bytes),
+        ByteCheck::OneBlock => Some(x.lu()?.device.geometry().block_size as usize),
+    }
+    .map(|len| {
+        let mut buf = vec![0u8; len];
+        // Data-Out shorter than the command says (logged by dispatch).
+        x.data_out
+            .read_exact(&mut buf)
+            .map(|()| buf)
+            .map_err(|_| Sense::invalid_field(a.len_field, Some(7)))
+    })
+    .transpose()?;
+    let dev = &x.lu()?.device;
+    zbc::check_read(dev.geometry(), Lba::new(a.lba), u64::from(a.blocks))?;
+    let mut medium = vec![0u8; bytes];
+    dev.read(Lba::new(a.lba), &mut medium)
+        .map_err(map(Access::Read, a.lba_field))?;
+    let Some(expected) = expected else {
+        return Ok(0);
+    };
+    let unit = expected.len();
+    match (0..bytes).find(|&i| medium[i] != expected[i % unit]) {
+        None => Ok(0),
+        Some(offset) => Err(Sense {
+            info: Some(offset as u64),
+            ..Sense::new(
+                SenseKey::Miscompare,
+                Asc::MISCOMPARE_DURING_VERIFY_OPERATION,
+            )
+        }),
+    }
+}
+
 /// SYNCHRONIZE CACHE (SBC-4): range checked, then the backing
 /// file is flushed (whatever the range; IMMED is honoured by finishing the
 /// flush before returning, which SBC-4 allows).
@@ -152,4 +212,5 @@ super::commands::handlers! {
     ReadCapacity16 => read_capacity16,
     SyncCache10 => sync_cache10,
     SyncCache16 => sync_cache16,
+    Verify16 => verify16,
 }

@@ -24,6 +24,7 @@ pub enum SenseKey {
     DataProtect = 0x7,
     CopyAborted = 0xa,
     AbortedCommand = 0xb,
+    Miscompare = 0xe,
 }
 
 /// An ADDITIONAL SENSE CODE and ADDITIONAL SENSE CODE QUALIFIER pair.
@@ -46,6 +47,7 @@ impl Asc {
     pub const COPY_TARGET_DEVICE_DATA_OVERRUN: Asc = asc(0x0d, 0x05);
     pub const WRITE_ERROR: Asc = asc(0x0c, 0x00);
     pub const UNRECOVERED_READ_ERROR: Asc = asc(0x11, 0x00);
+    pub const MISCOMPARE_DURING_VERIFY_OPERATION: Asc = asc(0x1d, 0x00);
     pub const PARAMETER_LIST_LENGTH_ERROR: Asc = asc(0x1a, 0x00);
     pub const INVALID_COMMAND_OPERATION_CODE: Asc = asc(0x20, 0x00);
     pub const LBA_OUT_OF_RANGE: Asc = asc(0x21, 0x00);

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use super::{Request, Response, Status, Target};
 use crate::storage::{Device, DeviceConfig, ZonedConfig};
 
+mod verify;
+
 struct Fixture {
     _dir: tempfile::TempDir,
     target: Target,
@@ -916,13 +918,13 @@ fn report_supported_operation_codes() {
         0x00, 0x83, 0x00, 0x06, 0x12, 0x01, 0xff, 0xff, 0xff, 0x00,
         0x00, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ]);
-    // All commands: 34 on the host-managed LU, 29 on the disk LU.
+    // All commands: 35 on the host-managed LU, 30 on the disk LU.
     let all = [0xa3, 0x0c, 0x00, 0, 0, 0, 0, 0, 0x10, 0x00, 0, 0];
     let d = f.good(0, &all);
-    assert_eq!(d[..4], [0x00, 0x00, 0x01, 0x10]);
+    assert_eq!(d[..4], [0x00, 0x00, 0x01, 0x18]);
     // First descriptor: TEST UNIT READY, no service action, CDB LENGTH 6.
     assert_eq!(d[4..12], [0x00, 0, 0, 0, 0, 0x00, 0x00, 0x06]);
-    assert_eq!(f.good(1, &all)[..4], [0x00, 0x00, 0x00, 0xe8]);
+    assert_eq!(f.good(1, &all)[..4], [0x00, 0x00, 0x00, 0xf0]);
 }
 
 // ---------------------------------------------------------------- zones without gaps
@@ -1256,7 +1258,7 @@ fn host_aware_lu() {
         0x94, 0x04, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0x01, 0x00,
     ]);
     let all = [0xa3, 0x0c, 0x00, 0, 0, 0, 0, 0, 0x10, 0x00, 0, 0];
-    assert_eq!(f.good(0, &all)[..4], [0x00, 0x00, 0x01, 0x10]);
+    assert_eq!(f.good(0, &all)[..4], [0x00, 0x00, 0x01, 0x18]);
 }
 
 // ---------------------------------------------------------------- any input
