@@ -15,15 +15,25 @@ use crate::storage::{StorageError, ZoneCondition};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum SenseKey {
+    /// Nothing to report (REQUEST SENSE with nothing pending).
     NoSense = 0x0,
+    /// The logical unit cannot be accessed.
     NotReady = 0x2,
+    /// A flaw in the medium or the recorded data (an unreadable block).
     MediumError = 0x3,
+    /// A failure of the device itself (an I/O error of the backing file).
     HardwareError = 0x4,
+    /// A bad CDB or parameter list; nothing was done.
     IllegalRequest = 0x5,
+    /// A change the initiator should know of (a reset, new parameters).
     UnitAttention = 0x6,
+    /// A write to a write-protected block (a READ ONLY zone).
     DataProtect = 0x7,
+    /// An EXTENDED COPY or WRITE USING TOKEN stopped part way.
     CopyAborted = 0xa,
+    /// The device server aborted the command.
     AbortedCommand = 0xb,
+    /// The source data did not match the medium (VERIFY).
     Miscompare = 0xe,
 }
 

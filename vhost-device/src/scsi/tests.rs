@@ -50,15 +50,7 @@ fn fixture() -> Fixture {
 impl Fixture {
     /// Run `cdb` on `lun` with `data_out`, data-in room `room`.
     fn run_io(&self, lun: u16, cdb: &[u8], data_out: &[u8], room: u32) -> (Response, Vec<u8>) {
-        let mut out = data_out;
-        let mut data_in = Vec::new();
-        let resp = self.target.execute(Request {
-            lun,
-            cdb,
-            data_out: &mut out,
-            data_in: &mut data_in,
-            data_in_len: room,
-        });
+        let (resp, data_in) = execute(&self.target, lun, cdb, data_out, room);
         assert_eq!(resp.data_in_written as usize, data_in.len());
         (resp, data_in)
     }
@@ -77,6 +69,27 @@ impl Fixture {
         assert!(data.is_empty());
         resp.sense
     }
+}
+
+/// Run `cdb` on `lun` of `target` with `data_out`, data-in room `room`:
+/// the response and the data-in (for every command test of the SCSI
+/// front end).
+pub(super) fn execute(
+    target: &Target,
+    lun: u16,
+    cdb: &[u8],
+    mut data_out: &[u8],
+    room: u32,
+) -> (Response, Vec<u8>) {
+    let mut data_in = Vec::new();
+    let resp = target.execute(Request {
+        lun,
+        cdb,
+        data_out: &mut data_out,
+        data_in: &mut data_in,
+        data_in_len: room,
+    });
+    (resp, data_in)
 }
 
 /// Fixed format sense data, 18 bytes, for a sense key, ASC, ASCQ and the

@@ -282,10 +282,7 @@ mod tests {
     }
 
     fn range(lba: u64, blocks: u64) -> BlockRange {
-        BlockRange {
-            lba: Lba::new(lba),
-            blocks: BlockCount::new(blocks),
-        }
+        BlockRange::new(Lba::new(lba), BlockCount::new(blocks))
     }
 
     /// Three 4-block segments from conventional LBA 0.. to one zone at its
@@ -339,13 +336,7 @@ mod tests {
         let a = dev(&dir, "a", 4096, true);
         a.write(Lba::new(0), &pattern(12 * 4096, 1), false).unwrap();
         a.faults().add(
-            FaultKind::CopyFail {
-                at: CopyFailAt::Segment {
-                    index: 2,
-                    blocks: 0,
-                },
-                error: CopyFailError::Write,
-            },
+            FaultKind::copy_fail_in_segment(2, 0, CopyFailError::Write),
             None,
         );
         // Run one segment per call, as EXTENDED COPY does: the third call

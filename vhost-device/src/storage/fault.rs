@@ -53,6 +53,11 @@ pub struct BlockRange {
 }
 
 impl BlockRange {
+    /// `blocks` blocks from `lba`.
+    pub const fn new(lba: Lba, blocks: BlockCount) -> Self {
+        BlockRange { lba, blocks }
+    }
+
     fn end(&self) -> u64 {
         self.lba.get().saturating_add(self.blocks.get())
     }
@@ -123,6 +128,15 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// A `CopyFail` rule that stops segment `index` after `blocks` of its
+    /// blocks with `error`.
+    pub const fn copy_fail_in_segment(index: usize, blocks: u64, error: CopyFailError) -> Self {
+        FaultKind::CopyFail {
+            at: CopyFailAt::Segment { index, blocks },
+            error,
+        }
+    }
+
     /// The kind's name in the control protocol and the statistics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -557,10 +571,7 @@ mod tests {
     use super::*;
 
     fn range(lba: u64, blocks: u64) -> BlockRange {
-        BlockRange {
-            lba: Lba::new(lba),
-            blocks: BlockCount::new(blocks),
-        }
+        BlockRange::new(Lba::new(lba), BlockCount::new(blocks))
     }
 
     #[test]
@@ -626,13 +637,7 @@ mod tests {
     fn copy_fail_by_segment_and_by_blocks() {
         let f = FaultSet::default();
         f.add(
-            FaultKind::CopyFail {
-                at: CopyFailAt::Segment {
-                    index: 2,
-                    blocks: 3,
-                },
-                error: CopyFailError::Write,
-            },
+            FaultKind::copy_fail_in_segment(2, 3, CopyFailError::Write),
             Some(1),
         );
         let fire = |index, before, count| {
@@ -704,14 +709,7 @@ mod tests {
     #[test]
     fn descriptions() {
         assert_eq!(
-            FaultKind::CopyFail {
-                at: CopyFailAt::Segment {
-                    index: 2,
-                    blocks: 0
-                },
-                error: CopyFailError::Write
-            }
-            .to_string(),
+            FaultKind::copy_fail_in_segment(2, 0, CopyFailError::Write).to_string(),
             "copy_fail in segment 2 after 0 blocks (write fault)"
         );
         assert_eq!(

@@ -119,10 +119,7 @@ fn verify16_media_error() {
     let f = fixture();
     // A media error at LBA 5 (fires once): BYTCHK 00b over LBA 4-5 is
     // MEDIUM ERROR, UNRECOVERED READ ERROR, VALID, INFORMATION 5.
-    let bad = BlockRange {
-        lba: Lba::new(5),
-        blocks: BlockCount::new(1),
-    };
+    let bad = BlockRange::new(Lba::new(5), BlockCount::new(1));
     f.device(1)
         .faults()
         .add(FaultKind::MediaError(bad), Some(1));
@@ -163,9 +160,10 @@ fn verify16_is_reported_from_its_row() {
     // REPORT SUPPORTED OPERATION CODES, one command (001b), 8Fh: the CDB
     // USAGE DATA (VRPROTECT and GROUP NUMBER not supported).
     let d = f.good(1, &[0xa3, 0x0c, 0x01, 0x8f, 0, 0, 0, 0, 0x01, 0x00, 0, 0]);
-    #[rustfmt::skip]
-    assert_eq!(d, [
-        0x00, 0x03, 0x00, 0x10, // SUPPORT 011b, CDB SIZE 16
-        0x8f, 0x16, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00,
-    ]);
+    // SUPPORT 011b, CDB SIZE 16.
+    assert_eq!(d[..4], [0x00, 0x03, 0x00, 0x10]);
+    // Byte 1: DPO, BYTCHK; LBA and VERIFICATION LENGTH; no GROUP NUMBER.
+    assert_eq!((d[4], d[5]), (0x8f, 0x16));
+    assert!(d[6..18].iter().all(|&b| b == 0xff));
+    assert_eq!(d[18..], [0x00, 0x00]);
 }

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use proptest::prelude::*;
 
 use crate::{
-    scsi::{Request, Response, Status, Target},
+    scsi::{Response, Status, Target},
     storage::{Device, DeviceConfig, Lba, ZonedConfig},
 };
 
@@ -53,16 +53,7 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn run(&self, lun: u16, cdb: &[u8], data_out: &[u8]) -> (Response, Vec<u8>) {
-        let mut out = data_out;
-        let mut data_in = Vec::new();
-        let resp = self.target.execute(Request {
-            lun,
-            cdb,
-            data_out: &mut out,
-            data_in: &mut data_in,
-            data_in_len: 1 << 20,
-        });
-        (resp, data_in)
+        crate::scsi::tests::execute(&self.target, lun, cdb, data_out, 1 << 20)
     }
 
     fn good(&self, lun: u16, cdb: &[u8], data_out: &[u8]) -> Vec<u8> {
@@ -622,7 +613,7 @@ fn copy_target_errors() {
 #[test]
 fn injected_faults_abort_with_residual_and_segment_pointer() {
     use crate::storage::{
-        fault::{BlockRange, CopyFailAt, CopyFailError, FaultKind},
+        fault::{BlockRange, CopyFailError, FaultKind},
         BlockCount,
     };
     let f = fixture();
@@ -638,13 +629,7 @@ fn injected_faults_abort_with_residual_and_segment_pointer() {
     // (0C/00), residual 5 of 8, segment 2, SD 1 pointer at byte 20 (the
     // DESTINATION BLOCK DEVICE LBA).
     f.dev(1).faults().add(
-        FaultKind::CopyFail {
-            at: CopyFailAt::Segment {
-                index: 2,
-                blocks: 3,
-            },
-            error: CopyFailError::Write,
-        },
+        FaultKind::copy_fail_in_segment(2, 3, CopyFailError::Write),
         Some(1),
     );
     assert_eq!(
@@ -676,10 +661,7 @@ fn injected_faults_abort_with_residual_and_segment_pointer() {
     // ABORTED, UNRECOVERED READ ERROR (11/00), residual 6, segment 1,
     // pointer at byte 12 (the SOURCE BLOCK DEVICE LBA).
     f.dev(1).faults().add(
-        FaultKind::MediaError(BlockRange {
-            lba: Lba::new(10),
-            blocks: BlockCount::new(1),
-        }),
+        FaultKind::MediaError(BlockRange::new(Lba::new(10), BlockCount::new(1))),
         Some(1),
     );
     let p = lid1(
@@ -705,10 +687,7 @@ fn injected_faults_abort_with_residual_and_segment_pointer() {
     // with a new rule it fails: MEDIUM ERROR 11/00, VALID, INFORMATION =
     // the first bad LBA.
     f.dev(1).faults().add(
-        FaultKind::MediaError(BlockRange {
-            lba: Lba::new(12),
-            blocks: BlockCount::new(2),
-        }),
+        FaultKind::MediaError(BlockRange::new(Lba::new(12), BlockCount::new(2))),
         None,
     );
     let mut read16 = vec![0x88, 0];

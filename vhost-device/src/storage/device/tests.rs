@@ -468,19 +468,12 @@ fn stale_data_anywhere_past_write_pointers_is_discarded_at_open() {
 // The volatile write cache and the power cut (`power`).
 
 fn zoned_whole(dir: &tempfile::TempDir) -> Device {
-    // 4 KiB blocks, zones of 16 blocks, 2 conventional zones, 8 zones.
-    Device::open(&DeviceConfig {
-        path: dir.path().join("disk.img"),
-        size: 8 * 65536,
-        block_size: 4096,
-        zoned: Some(ZonedConfig {
-            zone_size: 65536,
-            zone_capacity: 65536,
-            conventional_zones: 2,
-            ..ZonedConfig::default()
-        }),
-    })
-    .unwrap()
+    // The zones of `zoned`, at full capacity (no gaps).
+    let mut cfg = zoned_config(dir);
+    if let Some(z) = cfg.zoned.as_mut() {
+        z.zone_capacity = z.zone_size;
+    }
+    Device::open(&cfg).unwrap()
 }
 
 fn block(dev: &Device, lba: u64) -> u8 {
@@ -612,10 +605,7 @@ fn in_memory_device_follows_the_same_rules() {
         dev.read(Lba::new(63), &mut buf),
         Err(StorageError::OutOfRange { .. })
     ));
-    let bad = BlockRange {
-        lba: Lba::new(4),
-        blocks: BlockCount::new(1),
-    };
+    let bad = BlockRange::new(Lba::new(4), BlockCount::new(1));
     dev.faults().add(FaultKind::MediaError(bad), Some(1));
     assert!(matches!(
         dev.read(Lba::new(3), &mut buf),
