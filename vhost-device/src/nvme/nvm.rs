@@ -2,14 +2,16 @@
 //! Management (NVM CS 1.1, 3).
 
 use super::{
-    commands::{Done, Exec, Outcome},
+    commands::{Decode, Done, Exec, Outcome},
     namespace::Namespace,
     status::Status,
+    Sqe,
 };
 use crate::storage::{BlockCount, Lba};
 
 /// The LBA range of a Read/Write/Write Zeroes/Zone Append command: CDW10-11
-/// SLBA, CDW12 NLB bits 15:0 (0's based), FUA bit 30.
+/// SLBA, CDW12 NLB bits 15:0 (0's based), FUA bit 30 (NVM CS 1.1 Figures
+/// 47 and 61 Read, 81 Write; ZNS 1.1 Figure 50 Zone Append).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rw {
     pub slba: Lba,
@@ -17,16 +19,25 @@ pub struct Rw {
     pub fua: bool,
 }
 
-impl Rw {
-    pub fn decode(x: &Exec<'_>) -> Rw {
-        let dw12 = x.sqe.dw(12);
+impl Decode for Rw {
+    fn decode(sqe: &Sqe) -> Rw {
+        let dw12 = sqe.dw(12);
         Rw {
-            slba: Lba(x.sqe.qw(10)),
+            slba: Lba(sqe.qw(10)),
             nlb: BlockCount(u64::from(dw12 & 0xFFFF) + 1),
             fua: dw12 & (1 << 30) != 0,
         }
     }
 
+    /// NLB blocks of the namespace (NVM CS 1.1, 3.2.4 and 3.2.6; ZNS 1.1,
+    /// 3.3.1); the row's direction says whether they move (Write Zeroes:
+    /// none).
+    fn data_len(&self, ns: Option<&Namespace>) -> u64 {
+        ns.map_or(0, |ns| self.nlb.0 * u64::from(ns.block_size()))
+    }
+}
+
+impl Rw {
     /// Bytes moved, refused past MDTS (Invalid Field in Command, checked
     /// first as QEMU does) and past the namespace (LBA Out of Range), with
     /// checked arithmetic.
@@ -60,9 +71,8 @@ fn durable(x: &Exec<'_>, fua: bool) -> bool {
 }
 
 /// Read (02h).
-pub fn read(x: &mut Exec<'_>) -> Outcome {
+pub fn read(x: &mut Exec<'_>, rw: Rw) -> Outcome {
     let ns = x.ns()?;
-    let rw = Rw::decode(x);
     let bytes = rw.bytes(x, ns)?;
     if (x.transfer_len() as usize) < bytes {
         return Err(Status::DATA_SGL_LENGTH_INVALID.into());
@@ -76,9 +86,8 @@ pub fn read(x: &mut Exec<'_>) -> Outcome {
 }
 
 /// Write (01h).
-pub fn write(x: &mut Exec<'_>) -> Outcome {
+pub fn write(x: &mut Exec<'_>, rw: Rw) -> Outcome {
     let ns = x.ns()?;
-    let rw = Rw::decode(x);
     let bytes = rw.bytes(x, ns)?;
     if x.data_out.len() != bytes {
         return Err(Status::DATA_SGL_LENGTH_INVALID.into());
@@ -90,8 +99,18 @@ pub fn write(x: &mut Exec<'_>) -> Outcome {
     Ok(Done::OK)
 }
 
+/// Flush (00h, NVM CS 1.1 3.2.1): no command specific fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flush;
+
+impl Decode for Flush {
+    fn decode(_: &Sqe) -> Flush {
+        Flush
+    }
+}
+
 /// Flush (00h); NSID FFFFFFFFh flushes every namespace.
-pub fn flush(x: &mut Exec<'_>) -> Outcome {
+pub fn flush(x: &mut Exec<'_>, _: Flush) -> Outcome {
     let result = match x.ns {
         Some(ns) => ns.device.flush().map_err(|e| ns.status(&e)),
         None => match &x.ctrl.subsystem {
@@ -112,9 +131,8 @@ const ZERO_CHUNK: u64 = 1 << 20;
 /// write pointers apply), in chunks of at most 1 MiB. A zoned destination
 /// is checked by the first chunk; a failure part way leaves the zeros
 /// already written (as a device may).
-pub fn write_zeroes(x: &mut Exec<'_>) -> Outcome {
+pub fn write_zeroes(x: &mut Exec<'_>, rw: Rw) -> Outcome {
     let ns = x.ns()?;
-    let rw = Rw::decode(x);
     ns.device
         .geometry()
         .check_range(rw.slba, rw.nlb)
@@ -137,14 +155,37 @@ pub fn write_zeroes(x: &mut Exec<'_>) -> Outcome {
     Ok(Done::OK)
 }
 
-/// Dataset Management (09h): CDW10 NR bits 7:0 (0's based), CDW11 AD bit
-/// 2; 16-byte ranges (context attributes 3:0, NLB 7:4 (1-based), SLBA
-/// 15:8). Every range is checked; deallocation is accepted and changes
-/// nothing visible (DLFEAT reports no read-back value for deallocated
-/// blocks, and a zoned namespace only deallocates by zone reset).
-pub fn dataset_management(x: &mut Exec<'_>) -> Outcome {
+/// Dataset Management's fields (09h, NVM CS 1.1 3.2.3 Figure 37): CDW10
+/// NR bits 7:0 (0's based), CDW11 AD bit 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatasetManagement {
+    /// Ranges: NR + 1.
+    pub ranges: usize,
+    pub deallocate: bool,
+}
+
+impl Decode for DatasetManagement {
+    fn decode(sqe: &Sqe) -> Self {
+        DatasetManagement {
+            ranges: (sqe.dw(10) & 0xFF) as usize + 1,
+            deallocate: sqe.dw(11) & (1 << 2) != 0,
+        }
+    }
+
+    /// 16 bytes per range.
+    fn data_len(&self, _: Option<&Namespace>) -> u64 {
+        self.ranges as u64 * 16
+    }
+}
+
+/// Dataset Management (09h): 16-byte ranges (context attributes 3:0, NLB
+/// 7:4 (1-based), SLBA 15:8). Every range is checked; deallocation is
+/// accepted and changes nothing visible (DLFEAT reports no read-back value
+/// for deallocated blocks, and a zoned namespace only deallocates by zone
+/// reset).
+pub fn dataset_management(x: &mut Exec<'_>, c: DatasetManagement) -> Outcome {
     let ns = x.ns()?;
-    let nr = (x.sqe.dw(10) & 0xFF) as usize + 1;
+    let nr = c.ranges;
     let Some(ranges) = x.data_out.get(..nr * 16) else {
         return Err(Status::DATA_SGL_LENGTH_INVALID.into());
     };
