@@ -100,45 +100,57 @@ impl Seen {
     }
 }
 
-/// The counters of one namespace.
+/// What the arrivals of one namespace's Copies said (their dwords).
 #[derive(Clone, Debug, Default)]
-struct NsCopies {
-    received: u64,
-    /// Received with dwords that decide a refusal.
+struct Arrivals {
+    count: u64,
+    /// With dwords that decide a refusal.
     invalid_dwords: u64,
-    executed: u64,
-    succeeded: u64,
-    /// Received, by descriptor format.
+    /// By descriptor format, by NR + 1.
     by_format: BTreeMap<u8, u64>,
-    /// Received, by NR + 1.
     by_ranges: BTreeMap<usize, u64>,
     max_ranges: usize,
-    /// Over the executed ones (descriptors decoded).
+}
+
+/// What the executions of one namespace's Copies said (descriptors
+/// decoded, status).
+#[derive(Clone, Debug, Default)]
+struct Executions {
+    count: u64,
+    succeeded: u64,
     max_range_blocks: u64,
     max_blocks: u64,
-    /// Executed and refused, by status name.
+    /// Refused, by status name.
     refused: BTreeMap<String, u64>,
-    /// The last refusal: on arrival (dwords) or executing.
+}
+
+/// The counters of one namespace: arrivals, executions, the last refusal
+/// (on arrival by the dwords, or executing) and the recent Copies.
+#[derive(Clone, Debug, Default)]
+struct NsCopies {
+    arrived: Arrivals,
+    executed: Executions,
     last_refused: Option<(Seen, &'static str)>,
     recent: VecDeque<Seen>,
 }
 
 impl NsCopies {
     fn push(&mut self, key: CmdKey, cmd: CopyDwords, invalid: Option<Refused>) -> &mut Seen {
+        let a = &mut self.arrived;
         let seen = Seen {
-            seq: self.received,
+            seq: a.count,
             key,
             cmd,
             invalid,
             shape: None,
             result: None,
         };
-        self.received += 1;
-        *self.by_format.entry(cmd.format).or_default() += 1;
-        *self.by_ranges.entry(cmd.ranges).or_default() += 1;
-        self.max_ranges = self.max_ranges.max(cmd.ranges);
+        a.count += 1;
+        *a.by_format.entry(cmd.format).or_default() += 1;
+        *a.by_ranges.entry(cmd.ranges).or_default() += 1;
+        a.max_ranges = a.max_ranges.max(cmd.ranges);
         if seen.invalid.is_some() {
-            self.invalid_dwords += 1;
+            a.invalid_dwords += 1;
             self.last_refused = Some((seen.clone(), "received"));
         }
         if self.recent.len() == RECENT {
@@ -165,17 +177,18 @@ impl NsCopies {
                 "reason": r.map(|r| r.reason.clone()),
             })
         });
+        let (a, e) = (&self.arrived, &self.executed);
         json!({
-            "received": self.received,
-            "invalid_dwords": self.invalid_dwords,
-            "executed": self.executed,
-            "succeeded": self.succeeded,
-            "by_format": self.by_format,
-            "by_ranges": self.by_ranges,
-            "max_ranges": self.max_ranges,
-            "max_range_blocks": self.max_range_blocks,
-            "max_blocks": self.max_blocks,
-            "refused": self.refused,
+            "received": a.count,
+            "invalid_dwords": a.invalid_dwords,
+            "executed": e.count,
+            "succeeded": e.succeeded,
+            "by_format": a.by_format,
+            "by_ranges": a.by_ranges,
+            "max_ranges": a.max_ranges,
+            "max_range_blocks": e.max_range_blocks,
+            "max_blocks": e.max_blocks,
+            "refused": e.refused,
             "last_refused": last,
             "recent": self.recent.iter().map(Seen::json).collect::<Vec<_>>(),
         })
@@ -224,12 +237,13 @@ impl CopyStats {
     ) -> bool {
         let mut all = self.lock();
         let ns = all.entry(nsid).or_default();
-        ns.executed += 1;
-        ns.max_range_blocks = ns.max_range_blocks.max(shape.max_range_blocks);
-        ns.max_blocks = ns.max_blocks.max(shape.blocks);
+        let e = &mut ns.executed;
+        e.count += 1;
+        e.max_range_blocks = e.max_range_blocks.max(shape.max_range_blocks);
+        e.max_blocks = e.max_blocks.max(shape.blocks);
         match refusal {
-            None => ns.succeeded += 1,
-            Some(r) => *ns.refused.entry(r.status.clone()).or_default() += 1,
+            None => e.succeeded += 1,
+            Some(r) => *e.refused.entry(r.status.clone()).or_default() += 1,
         }
         // The latest arrival of this command not yet executed; a transport
         // that did not report the arrival gets one counted now.

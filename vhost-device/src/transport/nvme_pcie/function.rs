@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fs::File, io::Write, sync::Arc};
 
 use super::{
     config::PciConfig,
-    dbbuf,
+    dbbuf::{self, Buffer},
     memory::DmaMemory,
     prp,
     queues::{Cq, Sq},
@@ -493,8 +493,8 @@ impl Function {
                 continue;
             };
             let mem = self.memory.mem();
-            if dbbuf::write_shadow(mem, &b, qid, cq, v)
-                .and_then(|()| dbbuf::set_event_idx(mem, &b, qid, cq, v))
+            if dbbuf::write(mem, &b, Buffer::Shadow, qid, cq, v)
+                .and_then(|()| dbbuf::write(mem, &b, Buffer::EventIdx, qid, cq, v))
                 .is_err()
             {
                 self.ctrl.fatal("doorbell buffers outside guest memory");
@@ -542,7 +542,7 @@ impl Function {
         let Some(b) = self.dbbuf else {
             return true;
         };
-        if dbbuf::set_event_idx(self.memory.mem(), &b, qid, false, tail).is_err() {
+        if dbbuf::write(self.memory.mem(), &b, Buffer::EventIdx, qid, false, tail).is_err() {
             self.ctrl.fatal("EventIdx buffer outside guest memory");
             return false;
         }
@@ -580,7 +580,7 @@ impl Function {
             let Some(b) = self.dbbuf else {
                 return true;
             };
-            if dbbuf::set_event_idx(self.memory.mem(), &b, cqid, true, head).is_err() {
+            if dbbuf::write(self.memory.mem(), &b, Buffer::EventIdx, cqid, true, head).is_err() {
                 self.ctrl.fatal("EventIdx buffer outside guest memory");
                 return false;
             }

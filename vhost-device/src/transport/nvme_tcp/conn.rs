@@ -209,6 +209,15 @@ pub(super) fn serve_connection(
     }
 }
 
+/// A read that timed out (the poll interval) or was interrupted: try
+/// again.
+fn poll_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// After a C2HTermReq: stop sending, wait for the host to close (3.6.2.4:
 /// the controller closes after the host has had a chance to read it).
 fn linger(mut stream: &TcpStream) {
@@ -219,13 +228,7 @@ fn linger(mut stream: &TcpStream) {
         match stream.read(&mut sink) {
             Ok(0) => break,
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if poll_timeout(&e) => {}
             Err(_) => break,
         }
     }
@@ -338,13 +341,7 @@ fn run(
         match stream.read(&mut rx[end..]) {
             Ok(0) => return Ok(End::Closed),
             Ok(n) => end += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if poll_timeout(&e) => {}
             Err(e) => return Err(e),
         }
     }
