@@ -440,6 +440,19 @@ pub fn effects_log(ctrl: &Controller, csi: u8) -> Vec<u8> {
     log
 }
 
+/// The opcode of the admin or I/O command `name` (as its row spells it),
+/// so that tests acting as a host build SQEs from the table rather than
+/// from a second list of numbers.
+#[cfg(test)]
+pub(crate) fn opcode(name: &str) -> u8 {
+    [ADMIN, NVM, ZNS]
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|c| c.name == name)
+        .map(|c| c.opcode)
+        .unwrap_or_else(|| panic!("no command {name:?} in the tables"))
+}
+
 /// The row of a Fabrics command type.
 pub fn fabrics_row(fctype: u8) -> Option<&'static Command> {
     FABRICS.iter().find(|c| c.opcode == fctype)

@@ -568,7 +568,14 @@ fn effects_log_is_the_dispatch_table() {
 
 #[test]
 fn table_directions_follow_opcode_bits() {
-    for t in [commands::ADMIN, commands::NVM, commands::ZNS] {
+    // Fabrics rows are keyed by FCTYPE, whose bits 1:0 are the direction
+    // too (NVMe Base 2.1 Figure 542).
+    for t in [
+        commands::ADMIN,
+        commands::NVM,
+        commands::ZNS,
+        commands::FABRICS,
+    ] {
         for c in t {
             assert_eq!(c.xfer as u8, c.opcode & 3, "{}", c.name);
         }
