@@ -340,6 +340,7 @@ pub const NVM: &[Command] = &[
     Command::new(0x02, "Read", C2H, CSUPP, &Typed::<nvm::Rw>(nvm::read)).lba().class(ReadClass),
     Command::new(0x08, "Write Zeroes", NoData, CSUPP | LBCC, &Typed::<nvm::Rw>(nvm::write_zeroes)).lba().class(WriteClass).oncs(3),
     Command::new(0x09, "Dataset Management", H2C, CSUPP | LBCC, &Typed::<nvm::DatasetManagement>(nvm::dataset_management)).oncs(2),
+    Command::new(0x0C, "Verify", NoData, CSUPP, &Typed::<nvm::Verify>(nvm::verify)).lba().oncs(7),
     Command::new(0x19, "Copy", H2C, CSUPP | LBCC, &Typed::<copy::CopyCmd>(copy::copy)).lba().class(CopyClass).oncs(8).when(copy_enabled),
 ];
 

@@ -1833,3 +1833,4 @@ fn allowed_hosts_only() {
 }
 
 mod diff;
+mod verify;
