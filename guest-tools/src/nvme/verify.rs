@@ -86,3 +86,18 @@ fn verify_ends(c: &Ctx<'_>, nsid: u32) -> Result<(u64, Done, Done), Verdict> {
     let past = send(verify(nsid, nsze - 1, 2))?;
     Ok((nsze, good, past))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_dwords_are_slba_and_zero_based_nlb() {
+        let c = verify(2, 0x1_0000_0010, 8);
+        assert_eq!((c.opcode, c.nsid), (0x0C, 2));
+        // CDW10-11 SLBA, CDW12 NLB 7 (0's based), nothing else.
+        assert_eq!(c.cdw, [0x10, 0x1, 7, 0, 0, 0]);
+        // Verify moves no data either way.
+        assert!(!c.writes_data() && c.opcode & 0b11 == 0);
+    }
+}
