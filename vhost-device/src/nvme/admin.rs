@@ -27,7 +27,8 @@ pub const FIRMWARE_REVISION: &str = env!("CARGO_PKG_VERSION");
 
 // ---------------------------------------------------------------- Identify
 
-/// Identify's fields (06h, NVMe Base 2.1 5.17 Figures 309-310): CDW10 CNS
+/// Identify's fields (06h, NVMe Base 2.1 5.17, Figures
+/// "Identify - Command Dword 10" and "... Dword 11"): CDW10 CNS
 /// bits 7:0, CNTID 31:16; CDW11 CSI bits 31:24; NSID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Identify {
@@ -310,7 +311,8 @@ pub const LID_FIRMWARE_SLOT: u8 = 0x03;
 pub const LID_COMMAND_EFFECTS: u8 = 0x05;
 pub const LID_DISCOVERY: u8 = 0x70;
 
-/// Get Log Page's fields (02h, NVMe Base 2.1 5.16 Figures 197-201):
+/// Get Log Page's fields (02h, NVMe Base 2.1 5.16, Figures
+/// "Get Log Page - Command Dword 10" to "... Dword 14"):
 /// CDW10 LID 7:0, RAE 15, NUMDL 31:16; CDW11 NUMDU 15:0; CDW12/13
 /// LPOL/LPOU; CDW14 OT bit 23, CSI 31:24; NSID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -510,8 +512,9 @@ fn feature_supported(ctrl: &Controller, fid: u8) -> bool {
     }
 }
 
-/// Set/Get Features' fields (09h/0Ah, NVMe Base 2.1 5.27 Figure 386 and
-/// 5.15 Figure 191): CDW10 FID 7:0, SEL 10:8 (Get), SV bit 31 (Set);
+/// Set/Get Features' fields (09h/0Ah, NVMe Base 2.1 5.27 and 5.15,
+/// Figures "Set Features - Command Dword 10" and "Get Features - Command
+/// Dword 10"): CDW10 FID 7:0, SEL 10:8 (Get), SV bit 31 (Set);
 /// CDW11 the feature specific value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Features {
@@ -700,7 +703,8 @@ impl Decode for NoFields {
     }
 }
 
-/// Abort's fields (08h, NVMe Base 2.1 5.1 Figure 142): CDW10 SQID bits
+/// Abort's fields (08h, NVMe Base 2.1 5.1, Figure "Abort -
+/// Command Dword 10"): CDW10 SQID bits
 /// 15:0, CID 31:16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Abort {

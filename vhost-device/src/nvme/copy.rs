@@ -88,7 +88,8 @@ pub fn decode(desfmt: u8, d: &[u8], nsid: u32) -> SourceRange {
     }
 }
 
-/// A Copy's command dwords, CDW10-15 (NVM CS 1.1, 3.2.2 Figures 38-40):
+/// A Copy's command dwords, CDW10-15 (NVM CS 1.1, 3.2.2, Figures "Copy -
+/// Command Dword 10 and 11" and "Copy - Command Dword 12"):
 /// CDW10-11 SDLBA, CDW12 NR 7:0 (0's based), DESFMT 11:8, FUA bit 30.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CopyCmd {

@@ -11,7 +11,8 @@ use crate::storage::{BlockCount, Lba};
 
 /// The LBA range of a Read/Write/Write Zeroes/Zone Append command: CDW10-11
 /// SLBA, CDW12 NLB bits 15:0 (0's based), FUA bit 30 (NVM CS 1.1 Figures
-/// 47 and 61 Read, 81 Write; ZNS 1.1 Figure 50 Zone Append).
+/// "Read - Command Dword 12", "Write - Command Dword 12"; ZNS 1.1 Zone
+/// Append).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rw {
     pub slba: Lba,
@@ -155,7 +156,8 @@ pub fn write_zeroes(x: &mut Exec<'_>, rw: Rw) -> Outcome {
     Ok(Done::OK)
 }
 
-/// Dataset Management's fields (09h, NVM CS 1.1 3.2.3 Figure 37): CDW10
+/// Dataset Management's fields (09h, NVM CS 1.1 3.2.3, Figure "Dataset Management - Command Dword
+/// 10"): CDW10
 /// NR bits 7:0 (0's based), CDW11 AD bit 2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DatasetManagement {

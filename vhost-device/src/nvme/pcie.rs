@@ -106,8 +106,9 @@ pub fn set_cc(ctrl: &Controller, cc: u32) {
 
 // ------------------------------------------------------ queue commands
 
-/// A create command's fields (NVMe Base 2.1, 5.4 Figures 163-164 and
-/// 5.5 Figures 167-168): QID CDW10 15:0, QSIZE CDW10 31:16 (0's based),
+/// A create command's fields (NVMe Base 2.1, 5.4 and 5.5, Figures
+/// "Create I/O Completion Queue - Command Dword 10/11" and "Create I/O
+/// Submission Queue - Command Dword 10/11"): QID CDW10 15:0, QSIZE CDW10 31:16 (0's based),
 /// PC CDW11 bit 0, PRP Entry 1 the queue's base; for a completion queue
 /// IEN CDW11 bit 1 and IV 31:16, for a submission queue CQID CDW11 31:16
 /// (QPRIO 2:1 ignored: round robin arbitration).

@@ -85,7 +85,8 @@ pub fn zone_management_send(x: &mut Exec<'_>, c: ZoneSend) -> Outcome {
     host_zone_action(|| zone_send(x, c))
 }
 
-/// Zone Management Send's fields (ZNS 1.1 3.4.3, Figures 35-37): CDW10-11
+/// Zone Management Send's fields (ZNS 1.1 3.4.3, Figures "Zone
+/// Management Send - Command Dword 10 and 11" and "... Dword 13"): CDW10-11
 /// SLBA, CDW13 ZSA bits 7:0, Select All bit 8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ZoneSend {
@@ -105,7 +106,8 @@ impl Decode for ZoneSend {
     }
 }
 
-/// Zone Management Receive's fields (ZNS 1.1 3.4.2, Figures 38-40):
+/// Zone Management Receive's fields (ZNS 1.1 3.4.2, Figures "Zone
+/// Management Receive - Command Dword 10 and 11" to "... Dword 13"):
 /// CDW10-11 SLBA, CDW12 NUMD (0's based dwords), CDW13 ZRA bits 7:0, ZRASF
 /// 15:8, Partial Report bit 16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

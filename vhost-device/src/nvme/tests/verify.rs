@@ -134,7 +134,8 @@ fn verify_follows_the_read_rules_on_zns() {
     }
     // Reads across zone boundaries and past the write pointer are fine
     // here (as for Read); the offline zone is Zone Is Offline (1h/BBh,
-    // ZNS 1.1 Figure 26), past the end LBA Out of Range.
+    // ZNS 1.1, Zoned Namespace Command Set
+    // specific status values), past the end LBA Out of Range.
     assert_eq!(refused, [0x61BB, 0x6080]);
 }
 
