@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod nvme;
 pub mod scsi;
+pub mod stats;
 pub mod storage;
 pub mod transport;
 

@@ -6,7 +6,7 @@
 //! counters.
 //!
 //! KTAP layout: `config`, then subtests `connect`, `identify`, `zns`,
-//! `copy`, `events` (zones the device takes out of service, the Changed
+//! `copy`, the test `verify` (Verify, 0Ch, through passthrough), `events` (zones the device takes out of service, the Changed
 //! Zone List, the Error Information log, Zone Descriptor Changed notices),
 //! and finally `disconnect` (so the suite can run again against the same
 //! backend). A test whose prerequisite did not pass is a SKIP naming
@@ -17,6 +17,7 @@ pub mod copy;
 pub mod events;
 pub mod ident;
 pub mod passthru;
+pub mod verify;
 pub mod zns;
 
 use std::{
@@ -299,7 +300,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         run_test(k, &mut c, "config", t_config)?;
         return Ok(!k.failed());
     }
-    k.plan(7)?;
+    k.plan(8)?;
     run_test(k, &mut c, "config", t_config)?;
     let tests = connect_tests(&c);
     run_group(k, &mut c, "connect", tests)?;
@@ -307,6 +308,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     run_group(k, &mut c, "identify", tests)?;
     run_group(k, &mut c, "zns", zns::tests())?;
     run_group(k, &mut c, "copy", copy::tests())?;
+    run_test(k, &mut c, "verify", verify::t_verify)?;
     run_group(k, &mut c, "events", events::tests())?;
     run_test(k, &mut c, "disconnect", t_disconnect)?;
     Ok(!k.failed())

@@ -47,13 +47,9 @@ use crate::storage::{
     BlockCount, Device, Lba, ZoneCondition, ZoneType,
 };
 
-/// Something that reports counters under a name in `stats`.
-pub trait StatsSource: Send + Sync {
-    /// Key in the `stats` response.
-    fn name(&self) -> &str;
-    /// The counters now.
-    fn snapshot(&self) -> Value;
-}
+/// Something that reports counters under a name in `stats`: owned by
+/// [`crate::stats`], below the front ends; the control socket only reads.
+pub use crate::stats::StatsSource;
 
 /// What the control socket can see.
 #[derive(Default)]

@@ -2,9 +2,12 @@
 //! Event Request, Abort, Keep Alive (NVMe Base 2.1, 5).
 
 use super::{
-    commands::{effects_log, Done, Exec, Fail, Outcome, AT_CDW10, AT_CDW12, AT_NSID},
-    controller::{Features, Kind, HBS_LEN},
-    discovery, error_log,
+    commands::{
+        effects_log, io_enabled, oacs, oncs, Decode, Done, Exec, Fail, Outcome, AT_CDW10, AT_CDW12,
+        AT_NSID,
+    },
+    controller::{self, Kind, HBS_LEN},
+    copy, discovery, error_log,
     events::{
         ChangedZones, AEC_NS_ATTRIBUTE, AEC_ZONE_DESCRIPTOR_CHANGED, CHANGED_ZONE_LIST_LEN,
         LID_CHANGED_NS_LIST, LID_CHANGED_ZONE_LIST,
@@ -13,7 +16,7 @@ use super::{
     nvm::check_mdts,
     put16, put32, put64, put_ascii, put_nul,
     status::Status,
-    Controller,
+    Controller, Sqe,
 };
 
 /// Identify and most log pages are 4096 bytes.
@@ -24,12 +27,34 @@ pub const FIRMWARE_REVISION: &str = env!("CARGO_PKG_VERSION");
 
 // ---------------------------------------------------------------- Identify
 
-/// Identify (06h), NVMe Base 2.1 5.17. CDW10 CNS bits 7:0, CNTID 31:16;
-/// CDW11 CSI bits 31:24.
-pub fn identify(x: &mut Exec<'_>) -> Outcome {
-    let cns = x.sqe.dw(10) as u8;
-    let csi = (x.sqe.dw(11) >> 24) as u8;
-    let nsid = x.sqe.nsid();
+/// Identify's fields (06h, NVMe Base 2.1 5.17, Figures
+/// "Identify - Command Dword 10" and "... Dword 11"): CDW10 CNS
+/// bits 7:0, CNTID 31:16; CDW11 CSI bits 31:24; NSID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identify {
+    pub cns: u8,
+    pub csi: u8,
+    pub nsid: u32,
+}
+
+impl Decode for Identify {
+    fn decode(sqe: &Sqe) -> Self {
+        Identify {
+            cns: sqe.dw(10) as u8,
+            csi: (sqe.dw(11) >> 24) as u8,
+            nsid: sqe.nsid(),
+        }
+    }
+
+    /// Every Identify data structure is 4096 bytes.
+    fn data_len(&self, _: Option<&Namespace>) -> u64 {
+        IDENTIFY_LEN as u64
+    }
+}
+
+/// Identify (06h), NVMe Base 2.1 5.17.
+pub fn identify(x: &mut Exec<'_>, c: Identify) -> Outcome {
+    let Identify { cns, csi, nsid } = c;
     let ctrl = x.ctrl;
     if ctrl.kind == Kind::Discovery && cns != 0x01 {
         return Err(Status::INVALID_FIELD.into());
@@ -195,7 +220,6 @@ fn identify_ctrl_zns(ctrl: &Controller) -> Vec<u8> {
 /// Identify Controller (CNS 01h; NVMe Base 2.1 Figure 313).
 pub fn identify_controller(ctrl: &Controller) -> Vec<u8> {
     let o = &ctrl.opts;
-    let p = o.personality;
     let io = ctrl.kind == Kind::Io;
     let mut d = vec![0u8; IDENTIFY_LEN];
     put_ascii(&mut d, 4, 20, &o.serial); // SN
@@ -211,8 +235,7 @@ pub fn identify_controller(ctrl: &Controller) -> Vec<u8> {
     put32(&mut d, 92, oaes(ctrl)); // OAES
     put32(&mut d, 96, u32::from(fabrics)); // CTRATT: 128-bit Host Identifier
     d[111] = if io { 1 } else { 2 }; // CNTRLTYPE
-    let dbbuf = super::pcie::shadow_doorbells(ctrl);
-    put16(&mut d, 256, u16::from(dbbuf) << 8); // OACS: bit 8 Doorbell Buffer Config
+    put16(&mut d, 256, oacs(ctrl)); // OACS: from the admin rows
     d[258] = 3; // ACL (0's based)
     d[259] = o.async_event_limit.saturating_sub(1); // AERL (0's based)
     d[260] = 0b11; // FRMW: slot 1 read-only, one slot
@@ -231,13 +254,12 @@ pub fn identify_controller(ctrl: &Controller) -> Vec<u8> {
     put16(&mut d, 514, o.max_queue_entries); // MAXCMD
     put32(&mut d, 516, ctrl.nn()); // NN
     if io {
-        // ONCS: bit 2 DSM, 3 Write Zeroes, 4 Save/Select in features,
-        // 8 Copy.
-        let oncs = (1 << 2) | (1 << 3) | (1 << 4) | (u16::from(p.copy) << 8);
-        put16(&mut d, 520, oncs);
+        // ONCS: the NVM command rows' bits, plus bit 4 Save/Select in
+        // Features (not a command).
+        put16(&mut d, 520, oncs(ctrl) | (1 << 4));
         d[525] = 0b111; // VWC: present; Flush to all namespaces supported
-        if p.copy {
-            put16(&mut d, 534, p.ocfs); // OCFS
+        if io_enabled(ctrl, copy::OPCODE) {
+            put16(&mut d, 534, ctrl.opts.personality.ocfs); // OCFS
         }
     }
     put_nul(&mut d, 768, 256, ctrl.subnqn()); // SUBNQN
@@ -289,23 +311,58 @@ pub const LID_FIRMWARE_SLOT: u8 = 0x03;
 pub const LID_COMMAND_EFFECTS: u8 = 0x05;
 pub const LID_DISCOVERY: u8 = 0x70;
 
-/// Get Log Page (02h), NVMe Base 2.1 5.16. CDW10 LID 7:0, LSP 14:8, RAE
-/// 15, NUMDL 31:16; CDW11 NUMDU 15:0; CDW12/13 LPOL/LPOU; CDW14 OT bit 23,
-/// CSI 31:24.
+/// Get Log Page's fields (02h, NVMe Base 2.1 5.16, Figures
+/// "Get Log Page - Command Dword 10" to "... Dword 14"):
+/// CDW10 LID 7:0, RAE 15, NUMDL 31:16; CDW11 NUMDU 15:0; CDW12/13
+/// LPOL/LPOU; CDW14 OT bit 23, CSI 31:24; NSID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GetLogPage {
+    pub lid: u8,
+    pub rae: bool,
+    /// NUMD, 0's based dwords.
+    pub numd: u64,
+    pub lpo: u64,
+    pub csi: u8,
+    pub offset_is_index: bool,
+    pub nsid: u32,
+}
+
+impl Decode for GetLogPage {
+    fn decode(sqe: &Sqe) -> Self {
+        let dw10 = sqe.dw(10);
+        GetLogPage {
+            lid: dw10 as u8,
+            rae: dw10 & (1 << 15) != 0,
+            numd: u64::from(dw10 >> 16) | (u64::from(sqe.dw(11) & 0xFFFF) << 16),
+            lpo: sqe.qw(12),
+            csi: (sqe.dw(14) >> 24) as u8,
+            offset_is_index: sqe.dw(14) & (1 << 23) != 0,
+            nsid: sqe.nsid(),
+        }
+    }
+
+    /// NUMD + 1 dwords.
+    fn data_len(&self, _: Option<&Namespace>) -> u64 {
+        (self.numd + 1) * 4
+    }
+}
+
+/// Get Log Page (02h), NVMe Base 2.1 5.16.
 ///
 /// A read with RAE (Retain Asynchronous Event) cleared clears the
 /// asynchronous events the log page announces (Base 2.1, 5.2), and the
 /// Changed Zone List it returned.
-pub fn get_log_page(x: &mut Exec<'_>) -> Outcome {
-    let dw10 = x.sqe.dw(10);
-    let lid = dw10 as u8;
-    let rae = dw10 & (1 << 15) != 0;
-    let numd = u64::from(dw10 >> 16) | (u64::from(x.sqe.dw(11) & 0xFFFF) << 16);
-    let len = (numd + 1) * 4;
-    let lpo = x.sqe.qw(12);
-    let csi = (x.sqe.dw(14) >> 24) as u8;
-    let offset_is_index = x.sqe.dw(14) & (1 << 23) != 0;
-    let nsid = x.sqe.nsid();
+pub fn get_log_page(x: &mut Exec<'_>, c: GetLogPage) -> Outcome {
+    let GetLogPage {
+        lid,
+        rae,
+        lpo,
+        csi,
+        offset_is_index,
+        nsid,
+        ..
+    } = c;
+    let len = c.data_len(None);
     let ctrl = x.ctrl;
     if offset_is_index {
         return Err(Fail::at(Status::INVALID_FIELD, 58, 7));
@@ -455,16 +512,47 @@ fn feature_supported(ctrl: &Controller, fid: u8) -> bool {
     }
 }
 
-/// Set Features (09h), NVMe Base 2.1 5.27. CDW10 FID 7:0, SV bit 31.
-pub fn set_features(x: &mut Exec<'_>) -> Outcome {
-    let dw10 = x.sqe.dw(10);
-    let fid = dw10 as u8;
-    let v = x.sqe.dw(11);
+/// Set/Get Features' fields (09h/0Ah, NVMe Base 2.1 5.27 and 5.15,
+/// Figures "Set Features - Command Dword 10" and "Get Features - Command
+/// Dword 10"): CDW10 FID 7:0, SEL 10:8 (Get), SV bit 31 (Set);
+/// CDW11 the feature specific value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Features {
+    pub fid: u8,
+    pub sel: u8,
+    pub save: bool,
+    pub value: u32,
+}
+
+impl Decode for Features {
+    fn decode(sqe: &Sqe) -> Self {
+        let dw10 = sqe.dw(10);
+        Features {
+            fid: dw10 as u8,
+            sel: ((dw10 >> 8) & 7) as u8,
+            save: dw10 & (1 << 31) != 0,
+            value: sqe.dw(11),
+        }
+    }
+
+    /// Only Host Behavior Support moves data here (Base 2.1, 5.27.1.18).
+    fn data_len(&self, _: Option<&Namespace>) -> u64 {
+        if self.fid == FID_HOST_BEHAVIOR_SUPPORT {
+            HBS_LEN as u64
+        } else {
+            0
+        }
+    }
+}
+
+/// Set Features (09h), NVMe Base 2.1 5.27.
+pub fn set_features(x: &mut Exec<'_>, c: Features) -> Outcome {
+    let (fid, v) = (c.fid, c.value);
     let ctrl = x.ctrl;
     if !feature_supported(ctrl, fid) {
         return Err(Fail::at(Status::INVALID_FIELD, AT_CDW10, 0));
     }
-    if dw10 & (1 << 31) != 0 {
+    if c.save {
         return Err(Fail::at(Status::FEATURE_NOT_SAVEABLE, 43, 7));
     }
     let mut st = ctrl.state();
@@ -541,17 +629,15 @@ pub fn set_features(x: &mut Exec<'_>) -> Outcome {
     Ok(Done::OK)
 }
 
-/// Get Features (0Ah), NVMe Base 2.1 5.15. CDW10 FID 7:0, SEL 10:8.
-pub fn get_features(x: &mut Exec<'_>) -> Outcome {
-    let dw10 = x.sqe.dw(10);
-    let fid = dw10 as u8;
-    let sel = (dw10 >> 8) & 7;
+/// Get Features (0Ah), NVMe Base 2.1 5.15.
+pub fn get_features(x: &mut Exec<'_>, c: Features) -> Outcome {
+    let (fid, sel) = (c.fid, c.sel);
     let ctrl = x.ctrl;
     if !feature_supported(ctrl, fid) {
         return Err(Fail::at(Status::INVALID_FIELD, AT_CDW10, 0));
     }
     let st = ctrl.state();
-    let defaults = Features::default();
+    let defaults = controller::Features::default();
     let f = match sel {
         0 => &st.features,
         // Nothing is saveable: saved values are the defaults.
@@ -564,7 +650,7 @@ pub fn get_features(x: &mut Exec<'_>) -> Outcome {
     let dw0 = match fid {
         FID_ARBITRATION => f.arbitration,
         FID_POWER_MANAGEMENT => f.power_management,
-        FID_TEMPERATURE_THRESHOLD => match (x.sqe.dw(11) >> 20) & 3 {
+        FID_TEMPERATURE_THRESHOLD => match (c.value >> 20) & 3 {
             0 => u32::from(f.temp_over),
             1 => u32::from(f.temp_under) | (1 << 20),
             _ => return Err(Status::INVALID_FIELD.into()),
@@ -601,20 +687,48 @@ pub fn get_features(x: &mut Exec<'_>) -> Outcome {
 /// Asynchronous Event Request (0Ch), NVMe Base 2.1 5.2: completes when an
 /// event is reported; the transport collects it with
 /// [`super::Queue::take_deferred`].
-pub fn async_event_request(x: &mut Exec<'_>) -> Outcome {
+pub fn async_event_request(x: &mut Exec<'_>, _: NoFields) -> Outcome {
     x.ctrl.async_event_request(x.sqe.cid())?;
     Ok(Done::Deferred)
 }
 
-/// Abort (08h), NVMe Base 2.1 5.1: CDW10 SQID bits 15:0, CID 31:16.
-/// Completion Dword 0 bit 0 is cleared when the command was aborted, set
+/// A command with no command specific fields (Asynchronous Event
+/// Request, Keep Alive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoFields;
+
+impl Decode for NoFields {
+    fn decode(_: &Sqe) -> Self {
+        NoFields
+    }
+}
+
+/// Abort's fields (08h, NVMe Base 2.1 5.1, Figure "Abort -
+/// Command Dword 10"): CDW10 SQID bits
+/// 15:0, CID 31:16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Abort {
+    pub sqid: u16,
+    pub cid: u16,
+}
+
+impl Decode for Abort {
+    fn decode(sqe: &Sqe) -> Self {
+        let dw10 = sqe.dw(10);
+        Abort {
+            sqid: dw10 as u16,
+            cid: (dw10 >> 16) as u16,
+        }
+    }
+}
+
+/// Abort (08h), NVMe Base 2.1 5.1. Completion Dword 0 bit 0 is cleared when the command was aborted, set
 /// when it was not. Only Asynchronous Event Requests stay outstanding here
 /// (every other command completes before the next is taken): an aborted
 /// one completes with Command Abort Requested. Any other command named has
 /// completed already or is still with the transport, and is not aborted.
-pub fn abort(x: &mut Exec<'_>) -> Outcome {
-    let dw10 = x.sqe.dw(10);
-    let (sqid, cid) = (dw10 as u16, (dw10 >> 16) as u16);
+pub fn abort(x: &mut Exec<'_>, c: Abort) -> Outcome {
+    let Abort { sqid, cid } = c;
     if sqid == 0 && x.ctrl.state().events.abort(cid) {
         log::debug!(
             "ctrl {}: Asynchronous Event Request {cid:#x} aborted",
@@ -627,6 +741,6 @@ pub fn abort(x: &mut Exec<'_>) -> Outcome {
 
 /// Keep Alive (18h), NVMe Base 2.1 5.25: the dispatcher already noted the
 /// host's activity.
-pub fn keep_alive(_: &mut Exec<'_>) -> Outcome {
+pub fn keep_alive(_: &mut Exec<'_>, _: NoFields) -> Outcome {
     Ok(Done::OK)
 }

@@ -28,30 +28,28 @@
 //! (the ranges before it were copied completely).
 //!
 //! Every Copy is counted per namespace ([`CopyStats`], the control socket's
-//! `stats` under `nvme_copy`) twice: when its capsule arrives
+//! `stats` under `nvme_copy`, owned by [`crate::stats::copy`]) twice: when its capsule arrives
 //! ([`received`], CDW10-15 only: a host may never send the descriptors,
 //! as nvme-tcp under the 7.2 copy-offload series does) and when it
 //! executes (the descriptors decoded: range lengths, status). A refused
 //! Copy is logged once at warn with CDW10-15 and the reason: on arrival
-//! when its dwords alone decide the refusal ([`check_dwords`]), else when
-//! it executes.
+//! when its dwords alone decide the refusal ([`check_dwords`], run once,
+//! on arrival), else when it executes.
 
-use std::{
-    collections::{BTreeMap, VecDeque},
-    fmt,
-    sync::{Mutex, MutexGuard},
-};
-
-use serde_json::{json, Value};
+use std::fmt;
 
 use super::{
-    commands::{Done, Exec, Fail, Outcome},
+    commands::{Decode, Done, Exec, Fail, Outcome},
     controller::Controller,
     namespace::Namespace,
     status::Status,
     Sqe,
 };
-use crate::storage::{copy, BlockCount, Lba, Segment};
+pub use crate::stats::copy::CopyStats;
+use crate::{
+    stats::copy::{CmdKey, CopyDwords, Refused, Shape},
+    storage::{copy, BlockCount, Lba, Segment},
+};
 
 /// Opcode of Copy (NVM CS 1.1, Figure 14).
 pub const OPCODE: u8 = 0x19;
@@ -90,9 +88,10 @@ pub fn decode(desfmt: u8, d: &[u8], nsid: u32) -> SourceRange {
     }
 }
 
-/// A Copy's command dwords, CDW10-15 (NVM CS 1.1, 3.2.2): CDW10-11 SDLBA,
-/// CDW12 NR 7:0 (0's based), DESFMT 11:8, FUA bit 30.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A Copy's command dwords, CDW10-15 (NVM CS 1.1, 3.2.2, Figures "Copy -
+/// Command Dword 10 and 11" and "Copy - Command Dword 12"):
+/// CDW10-11 SDLBA, CDW12 NR 7:0 (0's based), DESFMT 11:8, FUA bit 30.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CopyCmd {
     pub sdlba: Lba,
     /// Source ranges: NR + 1.
@@ -101,10 +100,13 @@ pub struct CopyCmd {
     pub fua: bool,
     /// CDW10..=CDW15 as received.
     pub cdw: [u32; 6],
+    /// What [`check_dwords`] said when the capsule arrived (the one time
+    /// the dwords are checked); `None` before.
+    pub verdict: Option<Result<(), Refusal>>,
 }
 
-impl CopyCmd {
-    pub fn decode(sqe: &Sqe) -> Self {
+impl Decode for CopyCmd {
+    fn decode(sqe: &Sqe) -> Self {
         let cdw = [10, 11, 12, 13, 14, 15].map(|n| sqe.dw(n));
         CopyCmd {
             sdlba: Lba::new(sqe.qw(10)),
@@ -112,6 +114,28 @@ impl CopyCmd {
             desfmt: ((cdw[2] >> 8) & 0xF) as u8,
             fua: cdw[2] & (1 << 30) != 0,
             cdw,
+            verdict: None,
+        }
+    }
+
+    /// NR + 1 descriptors of the format's size.
+    fn data_len(&self, _: Option<&Namespace>) -> u64 {
+        self.ranges as u64 * descriptor_len(self.desfmt) as u64
+    }
+
+    fn arrive(&mut self, ctrl: &Controller, qid: u16, sqe: &Sqe) {
+        received(ctrl, qid, sqe, self);
+    }
+}
+
+impl CopyCmd {
+    /// The dwords as the counters keep them.
+    fn record(&self) -> CopyDwords {
+        CopyDwords {
+            sdlba: self.sdlba.get(),
+            ranges: self.ranges,
+            format: self.desfmt,
+            cdw: self.cdw,
         }
     }
 }
@@ -141,6 +165,15 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The refusal as the counters keep it.
+    fn record(&self) -> Refused {
+        Refused {
+            status: status_name(self.status),
+            field: self.status.field(),
+            reason: self.reason.clone(),
+        }
+    }
+
     fn new(status: Status, reason: impl Into<String>) -> Self {
         Refusal {
             status,
@@ -226,35 +259,17 @@ pub fn check_dwords(ctrl: &Controller, ns: &Namespace, c: &CopyCmd) -> Result<()
     Ok(())
 }
 
-/// Which command: controller, queue, command identifier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CmdKey {
-    pub cntlid: u16,
-    pub qid: u16,
-    pub cid: u16,
-}
-
-/// What the descriptors said, as far as they were decoded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Shape {
-    /// Descriptors decoded.
-    pub decoded: usize,
-    /// NLB + 1 of the longest range decoded.
-    pub max_range_blocks: u64,
-    /// Blocks of all ranges decoded.
-    pub blocks: u64,
-}
-
 /// A Copy's capsule arrived on I/O queue `qid` of `ctrl` (before its
-/// descriptors): count it, and if its dwords alone make it a refusal, log
-/// that once at warn. A Copy to no active namespace is not counted (it is
-/// refused with Invalid Namespace or Format like any command).
-pub fn received(ctrl: &Controller, qid: u16, sqe: &Sqe) {
+/// descriptors): check its dwords (once: the verdict stays with `cmd`),
+/// count it, and if its dwords alone make it a refusal, log that once at
+/// warn. A Copy to no active namespace is not counted (it is refused with
+/// Invalid Namespace or Format like any command).
+fn received(ctrl: &Controller, qid: u16, sqe: &Sqe, cmd: &mut CopyCmd) {
     let Some(ns) = ctrl.namespace(sqe.nsid()) else {
         return;
     };
-    let cmd = CopyCmd::decode(sqe);
-    let invalid = check_dwords(ctrl, ns, &cmd).err();
+    let invalid = check_dwords(ctrl, ns, cmd).err();
+    cmd.verdict = Some(invalid.clone().map_or(Ok(()), Err));
     if let Some(r) = &invalid {
         log::warn!(
             "ctrl {} qid {qid} cid {:#x}: Copy to namespace {} refused by its dwords: {} \
@@ -272,29 +287,39 @@ pub fn received(ctrl: &Controller, qid: u16, sqe: &Sqe) {
         qid,
         cid: sqe.cid(),
     };
-    ctrl.opts.copy_stats.received(key, ns.nsid, cmd, invalid);
+    ctrl.opts
+        .copy_stats
+        .received(key, ns.nsid, cmd.record(), invalid.map(|r| r.record()));
 }
 
 /// Copy (19h).
-pub fn copy(x: &mut Exec<'_>) -> Outcome {
+pub fn copy(x: &mut Exec<'_>, mut cmd: CopyCmd) -> Outcome {
     let ns = x.ns()?;
     let ctrl = x.ctrl;
-    let cmd = CopyCmd::decode(x.sqe);
+    let verdict = cmd
+        .verdict
+        .take()
+        .unwrap_or_else(|| check_dwords(ctrl, ns, &cmd));
     let key = CmdKey {
         cntlid: ctrl.cntlid,
         qid: x.qid,
         cid: x.sqe.cid(),
     };
     let mut shape = Shape::default();
-    let result = execute(ctrl, ns, &cmd, x.data_out, &mut shape);
-    let refusal = result.as_ref().err().map(|(f, why)| Refusal {
-        status: f.status,
-        reason: why.clone(),
+    let result = verdict
+        .map_err(|r| (r.status.into(), r.reason))
+        .and_then(|()| execute(ctrl, ns, &cmd, x.data_out, &mut shape));
+    let refusal = result.as_ref().err().map(|(f, why)| {
+        Refusal {
+            status: f.status,
+            reason: why.clone(),
+        }
+        .record()
     });
     let warned = ctrl
         .opts
         .copy_stats
-        .executed(key, ns.nsid, cmd, shape, refusal.as_ref());
+        .executed(key, ns.nsid, cmd.record(), shape, refusal.as_ref());
     match result {
         Ok(bytes) => {
             log::debug!(
@@ -331,7 +356,8 @@ pub fn copy(x: &mut Exec<'_>) -> Outcome {
     }
 }
 
-/// Check and run one Copy: the bytes copied, or the failure and why.
+/// Run one Copy whose dwords passed [`check_dwords`]: the bytes copied,
+/// or the failure and why.
 /// `shape` collects what the descriptors said, as far as they were read.
 fn execute(
     ctrl: &Controller,
@@ -341,7 +367,6 @@ fn execute(
     shape: &mut Shape,
 ) -> Result<u64, (Fail, String)> {
     let refuse = |status: Status, why: String| (Fail::from(status), why);
-    check_dwords(ctrl, ns, cmd).map_err(|r| (r.status.into(), r.reason))?;
     let limits = ns.copy_limits;
     let nr = cmd.ranges;
     let dlen = descriptor_len(cmd.desfmt);
@@ -453,222 +478,6 @@ fn execute(
     }
 }
 
-// ------------------------------------------------------------ counters
-
-/// How many recent Copies per namespace the counters list.
-pub const RECENT: usize = 32;
-
-/// One Copy as counted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Seen {
-    /// Number among the namespace's Copies received, from 0.
-    seq: u64,
-    key: CmdKey,
-    cmd: CopyCmd,
-    /// The refusal its dwords decided on arrival.
-    invalid: Option<Refusal>,
-    /// Set once it executed: the descriptors and the status.
-    shape: Option<Shape>,
-    result: Option<Result<(), Refusal>>,
-}
-
-impl Seen {
-    fn json(&self) -> Value {
-        json!({
-            "seq": self.seq,
-            "cntlid": self.key.cntlid,
-            "qid": self.key.qid,
-            "cid": self.key.cid,
-            "sdlba": self.cmd.sdlba.get(),
-            "ranges": self.cmd.ranges,
-            "format": self.cmd.desfmt,
-            "cdw": self.cmd.cdw,
-            "invalid": self.invalid.as_ref().map(|r| r.reason.clone()),
-            "executed": self.result.is_some(),
-            "decoded": self.shape.map(|s| s.decoded),
-            "blocks": self.shape.map(|s| s.blocks),
-            "max_range_blocks": self.shape.map(|s| s.max_range_blocks),
-            "status": self.result.as_ref().map(|r| match r {
-                Ok(()) => status_name(Status::SUCCESS),
-                Err(e) => status_name(e.status),
-            }),
-            "reason": self.result.as_ref().and_then(|r| r.as_ref().err()).map(|e| e.reason.clone()),
-        })
-    }
-}
-
-/// The counters of one namespace.
-#[derive(Clone, Debug, Default)]
-struct NsCopies {
-    received: u64,
-    /// Received with dwords that decide a refusal.
-    invalid_dwords: u64,
-    executed: u64,
-    succeeded: u64,
-    /// Received, by descriptor format.
-    by_format: BTreeMap<u8, u64>,
-    /// Received, by NR + 1.
-    by_ranges: BTreeMap<usize, u64>,
-    max_ranges: usize,
-    /// Over the executed ones (descriptors decoded).
-    max_range_blocks: u64,
-    max_blocks: u64,
-    /// Executed and refused, by status name.
-    refused: BTreeMap<String, u64>,
-    /// The last refusal: on arrival (dwords) or executing.
-    last_refused: Option<(Seen, &'static str)>,
-    recent: VecDeque<Seen>,
-}
-
-impl NsCopies {
-    fn push(&mut self, key: CmdKey, cmd: CopyCmd, invalid: Option<Refusal>) -> &mut Seen {
-        let seen = Seen {
-            seq: self.received,
-            key,
-            cmd,
-            invalid,
-            shape: None,
-            result: None,
-        };
-        self.received += 1;
-        *self.by_format.entry(cmd.desfmt).or_default() += 1;
-        *self.by_ranges.entry(cmd.ranges).or_default() += 1;
-        self.max_ranges = self.max_ranges.max(cmd.ranges);
-        if seen.invalid.is_some() {
-            self.invalid_dwords += 1;
-            self.last_refused = Some((seen.clone(), "received"));
-        }
-        if self.recent.len() == RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(seen);
-        let last = self.recent.len() - 1;
-        &mut self.recent[last]
-    }
-
-    fn json(&self) -> Value {
-        let last = self.last_refused.as_ref().map(|(s, stage)| {
-            let r = match &s.result {
-                Some(Err(r)) => Some(r),
-                _ => s.invalid.as_ref(),
-            };
-            json!({
-                "stage": stage,
-                "seq": s.seq,
-                "cid": s.key.cid,
-                "cdw": s.cmd.cdw,
-                "status": r.map(|r| status_name(r.status)),
-                "status_field": r.map(|r| format!("{:#06x}", r.status.field())),
-                "reason": r.map(|r| r.reason.clone()),
-            })
-        });
-        json!({
-            "received": self.received,
-            "invalid_dwords": self.invalid_dwords,
-            "executed": self.executed,
-            "succeeded": self.succeeded,
-            "by_format": self.by_format,
-            "by_ranges": self.by_ranges,
-            "max_ranges": self.max_ranges,
-            "max_range_blocks": self.max_range_blocks,
-            "max_blocks": self.max_blocks,
-            "refused": self.refused,
-            "last_refused": last,
-            "recent": self.recent.iter().map(Seen::json).collect::<Vec<_>>(),
-        })
-    }
-}
-
-/// Copy counters per namespace (NSID), shared by every controller of a
-/// subsystem; on the control socket as `stats` key `nvme_copy`, one
-/// object per namespace that saw a Copy (`ns<NSID>`):
-/// `received`, `invalid_dwords`, `executed`, `succeeded`, `by_format`
-/// (format -> count), `by_ranges` (NR + 1 -> count), `max_ranges`,
-/// `max_range_blocks` and `max_blocks` (executed ones), `refused` (status
-/// name -> count, executed ones), `last_refused` (`stage` received or
-/// executed, `cdw` CDW10-15, `status`, `status_field`, `reason`) and
-/// `recent`, the last [`RECENT`] Copies.
-#[derive(Default)]
-pub struct CopyStats {
-    per_ns: Mutex<BTreeMap<u32, NsCopies>>,
-}
-
-impl fmt::Debug for CopyStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CopyStats").finish_non_exhaustive()
-    }
-}
-
-impl CopyStats {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<u32, NsCopies>> {
-        self.per_ns.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A Copy's capsule arrived.
-    pub fn received(&self, key: CmdKey, nsid: u32, cmd: CopyCmd, invalid: Option<Refusal>) {
-        self.lock().entry(nsid).or_default().push(key, cmd, invalid);
-    }
-
-    /// A Copy executed with `refusal` (`None`: success). Returns whether
-    /// its arrival already logged this refusal (its dwords decided it).
-    pub fn executed(
-        &self,
-        key: CmdKey,
-        nsid: u32,
-        cmd: CopyCmd,
-        shape: Shape,
-        refusal: Option<&Refusal>,
-    ) -> bool {
-        let mut all = self.lock();
-        let ns = all.entry(nsid).or_default();
-        ns.executed += 1;
-        ns.max_range_blocks = ns.max_range_blocks.max(shape.max_range_blocks);
-        ns.max_blocks = ns.max_blocks.max(shape.blocks);
-        match refusal {
-            None => ns.succeeded += 1,
-            Some(r) => *ns.refused.entry(status_name(r.status)).or_default() += 1,
-        }
-        // The latest arrival of this command not yet executed; a transport
-        // that did not report the arrival gets one counted now.
-        let found = ns
-            .recent
-            .iter()
-            .rposition(|s| s.key == key && s.cmd == cmd && s.result.is_none());
-        let seen = match found {
-            Some(i) => &mut ns.recent[i],
-            None => ns.push(key, cmd, None),
-        };
-        let warned = refusal.is_some() && seen.invalid.is_some();
-        seen.shape = Some(shape);
-        seen.result = Some(refusal.map_or(Ok(()), |r| Err(r.clone())));
-        if refusal.is_some() {
-            let seen = seen.clone();
-            ns.last_refused = Some((seen, "executed"));
-        }
-        warned
-    }
-
-    /// The counters as JSON, `ns<NSID>` -> counters.
-    pub fn json(&self) -> Value {
-        let all = self.lock();
-        Value::Object(
-            all.iter()
-                .map(|(nsid, c)| (format!("ns{nsid}"), c.json()))
-                .collect(),
-        )
-    }
-}
-
-impl crate::control::StatsSource for CopyStats {
-    fn name(&self) -> &str {
-        "nvme_copy"
-    }
-
-    fn snapshot(&self) -> Value {
-        self.json()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -708,91 +517,6 @@ mod tests {
             (c.sdlba, c.ranges, c.desfmt, c.fua),
             (Lba::new((1 << 32) | 0x1C0), 256, 15, false)
         );
-    }
-
-    fn key(cid: u16) -> CmdKey {
-        CmdKey {
-            cntlid: 1,
-            qid: 1,
-            cid,
-        }
-    }
-
-    #[test]
-    fn counts_arrivals_executions_and_refusals() {
-        let s = CopyStats::default();
-        let cmd = CopyCmd::decode(&series_sqe());
-        let cdfe = Refusal::new(Status::INVALID_FIELD, "format 2 not enabled");
-        // Arrives with dwords that decide a refusal; its descriptors never
-        // come (nvme-tcp refused the R2T).
-        s.received(key(0x37), 2, cmd, Some(cdfe.clone()));
-        // The same CID again after a reconnect; this time it executes.
-        s.received(key(0x37), 2, cmd, Some(cdfe.clone()));
-        let shape = Shape {
-            decoded: 0,
-            max_range_blocks: 0,
-            blocks: 0,
-        };
-        assert!(s.executed(key(0x37), 2, cmd, shape, Some(&cdfe)));
-        // A Copy the transport did not report: counted on execution.
-        let mut ok = cmd;
-        ok.desfmt = 0;
-        let shape = Shape {
-            decoded: 1,
-            max_range_blocks: 64,
-            blocks: 64,
-        };
-        assert!(!s.executed(key(0x40), 3, ok, shape, None));
-        let j = s.json();
-        let ns2 = &j["ns2"];
-        assert_eq!(ns2["received"], 2);
-        assert_eq!(ns2["invalid_dwords"], 2);
-        assert_eq!(ns2["executed"], 1);
-        assert_eq!(ns2["succeeded"], 0);
-        assert_eq!(ns2["by_format"], json!({"2": 2}));
-        assert_eq!(ns2["by_ranges"], json!({"1": 2}));
-        assert_eq!(ns2["refused"], json!({"invalid_field": 1}));
-        let last = &ns2["last_refused"];
-        assert_eq!(last["stage"], "executed");
-        assert_eq!(last["seq"], 1);
-        assert_eq!(last["cdw"], json!([0x1C0, 0, 0x4000_0200, 0, 0, 0]));
-        assert_eq!(last["status_field"], "0x4002");
-        assert_eq!(last["reason"], "format 2 not enabled");
-        // The first arrival stays unexecuted; the second took the result.
-        let r = ns2["recent"].as_array().unwrap();
-        assert_eq!(r.len(), 2);
-        assert_eq!(
-            (r[0]["executed"].clone(), r[0]["status"].clone()),
-            (json!(false), Value::Null)
-        );
-        assert_eq!(r[0]["invalid"], "format 2 not enabled");
-        assert_eq!(r[1]["status"], "invalid_field");
-        assert_eq!(r[1]["sdlba"], 0x1C0);
-        let ns3 = &j["ns3"];
-        assert_eq!(
-            (ns3["received"].clone(), ns3["succeeded"].clone()),
-            (json!(1), json!(1))
-        );
-        assert_eq!(
-            (ns3["max_blocks"].clone(), ns3["max_range_blocks"].clone()),
-            (json!(64), json!(64))
-        );
-        assert_eq!(ns3["last_refused"], Value::Null);
-        assert_eq!(ns3["recent"][0]["blocks"], 64);
-    }
-
-    #[test]
-    fn recent_keeps_the_last_ones() {
-        let s = CopyStats::default();
-        let cmd = CopyCmd::decode(&series_sqe());
-        for cid in 0..(RECENT as u16 + 5) {
-            s.received(key(cid), 2, cmd, None);
-        }
-        let j = s.json();
-        let r = j["ns2"]["recent"].as_array().unwrap();
-        assert_eq!(r.len(), RECENT);
-        assert_eq!(r[0]["seq"], 5);
-        assert_eq!(j["ns2"]["received"], RECENT as u64 + 5);
     }
 
     #[test]

@@ -1,15 +1,17 @@
-//! Fabrics commands (opcode 7Fh): Connect, Property Get/Set, Disconnect.
+//! Fabrics commands (opcode 7Fh): Connect, Property Get/Set, Disconnect,
+//! each a typed command of the FABRICS table (commands.rs).
 //! NVMe Base 2.1, 6 "Fabrics Command Set".
 
 use std::sync::Arc;
 
 use super::{
-    commands::{Done, Fail, Outcome},
+    commands::{Decode, Done, Exec, Outcome},
     controller::{
         Controller, Kind, CC_CSS_SHIFT, CC_EN, CC_SHN_SHIFT, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE,
     },
+    namespace::Namespace,
     status::Status,
-    Completion, ConnectOutcome, Queue, Sqe, Targets, DISCOVERY_NQN,
+    Completion, ConnectOutcome, Queue, Sqe, Subsystem, Targets, DISCOVERY_NQN,
 };
 
 /// The Fabrics command opcode.
@@ -30,16 +32,94 @@ pub const PROP_CSTS: u32 = 0x1C;
 /// Connect data size (NVMe Base 2.1 Figure 546).
 pub const CONNECT_DATA_LEN: usize = 1024;
 
+/// Fabrics Connect's SQE fields (NVMe Base 2.1, 6.3 Figure 545): RECFMT
+/// bytes 41:40, QID 43:42, SQSIZE 45:44 (0's based), CATTR byte 46, KATO
+/// CDW12.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connect {
+    pub recfmt: u16,
+    pub qid: u16,
+    pub sqsize: u16,
+    pub cattr: u8,
+    /// Keep Alive Timeout, ms.
+    pub kato: u32,
+}
+
+impl Connect {
+    /// The Connect a capsule carries, if it is one (opcode 7Fh, FCTYPE
+    /// 01h).
+    pub fn decode_capsule(sqe: &Sqe) -> Option<Connect> {
+        (sqe.opcode() == OPCODE && sqe.0[4] == FCTYPE_CONNECT).then(|| Connect::decode(sqe))
+    }
+
+    /// SQ flow control stays on unless CATTR bit 2 disables it.
+    pub fn sq_flow_control(&self) -> bool {
+        self.cattr & CATTR_DISABLE_SQ_FC == 0
+    }
+}
+
+impl Decode for Connect {
+    fn decode(sqe: &Sqe) -> Connect {
+        let b = &sqe.0;
+        Connect {
+            recfmt: u16::from_le_bytes([b[40], b[41]]),
+            qid: u16::from_le_bytes([b[42], b[43]]),
+            sqsize: u16::from_le_bytes([b[44], b[45]]),
+            cattr: b[46],
+            kato: sqe.dw(12),
+        }
+    }
+
+    fn data_len(&self, _: Option<&Namespace>) -> u64 {
+        CONNECT_DATA_LEN as u64
+    }
+}
+
+/// Connect CATTR bit 2: disable SQ flow control.
+const CATTR_DISABLE_SQ_FC: u8 = 1 << 2;
+
+/// Connect's data (NVMe Base 2.1 Figure 546): HOSTID bytes 15:0, CNTLID
+/// 17:16, SUBNQN 511:256, HOSTNQN 767:512.
+struct ConnectData {
+    hostid: [u8; 16],
+    cntlid: u16,
+    subnqn: String,
+    hostnqn: String,
+}
+
+impl ConnectData {
+    fn decode(data: &[u8]) -> Option<ConnectData> {
+        let data = data.get(..CONNECT_DATA_LEN)?;
+        let mut hostid = [0u8; 16];
+        hostid.copy_from_slice(&data[0..16]);
+        Some(ConnectData {
+            hostid,
+            cntlid: u16::from_le_bytes([data[16], data[17]]),
+            subnqn: nqn_field(data, 256),
+            hostnqn: nqn_field(data, 512),
+        })
+    }
+}
+
 fn nqn_field(data: &[u8], at: usize) -> String {
     let f = &data[at..at + 256];
     let end = f.iter().position(|&b| b == 0).unwrap_or(f.len());
     String::from_utf8_lossy(&f[..end]).into_owned()
 }
 
+/// Why a Connect is refused: words for the log, the status, and the
+/// Invalid Parameter Offset (in the data?, offset).
+type Why = (&'static str, Status, Option<(bool, u16)>);
+
 /// A Connect refusal with the Invalid Parameter Offset in Dword 0
 /// (NVMe Base 2.1 Figure 548): bits 15:0 IPO, bit 16 IATTR (1 = the offset
 /// is in the Connect data, 0 = in the SQE).
-fn refuse(sqe: &Sqe, why: &str, status: Status, ipo: Option<(bool, u16)>) -> ConnectOutcome {
+pub(crate) fn refuse(
+    sqe: &Sqe,
+    why: &str,
+    status: Status,
+    ipo: Option<(bool, u16)>,
+) -> ConnectOutcome {
     log::warn!("Connect refused ({why}): {:?} sqe {}", status, sqe.hex());
     let dw0 = ipo.map_or(0, |(in_data, off)| {
         (u32::from(in_data) << 16) | u32::from(off)
@@ -51,195 +131,174 @@ fn refuse(sqe: &Sqe, why: &str, status: Status, ipo: Option<(bool, u16)>) -> Con
     })
 }
 
-/// Fabrics Connect (NVMe Base 2.1, 6.3).
-pub fn connect(targets: &Targets, sqe: &Sqe, data: &[u8]) -> ConnectOutcome {
-    if sqe.opcode() != OPCODE || sqe.0[4] != FCTYPE_CONNECT {
-        return refuse(sqe, "not a Connect", Status::INVALID_OPCODE, None);
-    }
-    if data.len() < CONNECT_DATA_LEN {
-        return refuse(sqe, "short data", Status::DATA_SGL_LENGTH_INVALID, None);
-    }
-    let recfmt = u16::from_le_bytes([sqe.0[40], sqe.0[41]]);
-    let qid = u16::from_le_bytes([sqe.0[42], sqe.0[43]]);
-    let sqsize = u16::from_le_bytes([sqe.0[44], sqe.0[45]]);
-    let kato = sqe.dw(12);
-    if recfmt != 0 {
-        return refuse(sqe, "RECFMT", Status::CONNECT_INCOMPATIBLE_FORMAT, None);
-    }
-    let mut hostid = [0u8; 16];
-    hostid.copy_from_slice(&data[0..16]);
-    let cntlid = u16::from_le_bytes([data[16], data[17]]);
-    let subnqn = nqn_field(data, 256);
-    let hostnqn = nqn_field(data, 512);
-    if hostnqn.is_empty() {
-        return refuse(
-            sqe,
-            "empty HOSTNQN",
-            Status::CONNECT_INVALID_HOST,
-            Some((true, 512)),
-        );
-    }
-    let (subsystem, discoverable, max_entries) = if subnqn == DISCOVERY_NQN {
-        // A host discovers only the subsystems it may connect to.
-        let allowed = targets
-            .subsystems
-            .iter()
-            .filter(|s| s.config().allows(&hostnqn))
-            .cloned()
-            .collect();
-        (None, allowed, 128u16)
-    } else {
-        match targets.subsystem(&subnqn) {
-            Some(s) if !s.config().allows(&hostnqn) => {
-                return refuse(
-                    sqe,
-                    "HOSTNQN not allowed",
-                    Status::CONNECT_INVALID_HOST,
-                    Some((true, 512)),
-                )
-            }
-            Some(s) => (
-                Some(Arc::clone(s)),
-                Vec::new(),
-                s.options().max_queue_entries,
-            ),
-            None => {
-                return refuse(
-                    sqe,
-                    "unknown SUBNQN",
-                    Status::CONNECT_INVALID_PARAMETERS,
-                    Some((true, 256)),
-                )
-            }
-        }
-    };
-    if sqsize == 0 || u32::from(sqsize) + 1 > u32::from(max_entries) {
-        return refuse(
-            sqe,
-            "SQSIZE",
-            Status::CONNECT_INVALID_PARAMETERS,
-            Some((false, 44)),
-        );
-    }
-    if qid == 0 {
-        if cntlid != 0xFFFF {
-            return refuse(
-                sqe,
-                "static controller ID on the dynamic model",
-                Status::CONNECT_INVALID_PARAMETERS,
-                Some((true, 16)),
-            );
-        }
-        let ctrl = match &subsystem {
-            Some(s) => s.allocate_cntlid(|id| {
-                Arc::new(Controller::new(
-                    id,
-                    Kind::Io,
-                    Some(Arc::clone(s)),
-                    Vec::new(),
-                    hostnqn.clone(),
-                    hostid,
-                    kato,
-                ))
-            }),
-            None => Some(Arc::new(Controller::new(
-                discovery_cntlid(),
-                Kind::Discovery,
-                None,
-                discoverable,
-                hostnqn.clone(),
-                hostid,
-                kato,
-            ))),
-        };
-        let Some(ctrl) = ctrl else {
-            return refuse(
-                sqe,
-                "no controller ID left",
-                Status::CONNECT_CONTROLLER_BUSY,
-                None,
-            );
-        };
-        log::info!(
-            "{}: controller {} for {hostnqn} (KATO {kato} ms)",
-            ctrl.subnqn(),
-            ctrl.cntlid
-        );
-        let dw0 = u32::from(ctrl.cntlid);
-        return ConnectOutcome::Connected(
-            Queue::new(qid, sqsize, ctrl),
+/// Fabrics Connect (NVMe Base 2.1, 6.3), admitted by
+/// [`Targets::admit`](super::Targets::admit), with its data.
+pub fn connect(targets: &Targets, c: &Connect, sqe: &Sqe, data: &[u8]) -> ConnectOutcome {
+    match bind(targets, c, data) {
+        Ok((queue, dw0)) => ConnectOutcome::Connected(
+            queue,
             Completion {
                 dw0,
                 ..Completion::default()
             },
-        );
+        ),
+        Err((why, status, ipo)) => refuse(sqe, why, status, ipo),
     }
-    // An I/O queue names an existing controller of the same host.
-    let Some(s) = subsystem else {
-        return refuse(
-            sqe,
-            "I/O queue to the discovery subsystem",
-            Status::CONNECT_INVALID_PARAMETERS,
-            Some((false, 42)),
-        );
+}
+
+/// The queue a Connect binds and the completion's Dword 0 (the controller
+/// ID of a new admin queue), or why not.
+fn bind(targets: &Targets, c: &Connect, data: &[u8]) -> Result<(Queue, u32), Why> {
+    let Some(d) = ConnectData::decode(data) else {
+        return Err(("short data", Status::DATA_SGL_LENGTH_INVALID, None));
     };
-    let Some(ctrl) = s.controller(cntlid) else {
-        return refuse(
-            sqe,
-            "unknown CNTLID",
-            Status::CONNECT_INVALID_PARAMETERS,
-            Some((true, 16)),
-        );
+    if c.recfmt != 0 {
+        return Err(("RECFMT", Status::CONNECT_INCOMPATIBLE_FORMAT, None));
+    }
+    if d.hostnqn.is_empty() {
+        let why = "empty HOSTNQN";
+        return Err((why, Status::CONNECT_INVALID_HOST, Some((true, 512))));
+    }
+    let (subsystem, discoverable, max_entries) = resolve(targets, &d)?;
+    if c.sqsize == 0 || u32::from(c.sqsize) + 1 > u32::from(max_entries) {
+        let why = "SQSIZE";
+        return Err((why, Status::CONNECT_INVALID_PARAMETERS, Some((false, 44))));
+    }
+    if c.qid == 0 {
+        let ctrl = admin_controller(subsystem, discoverable, c, d)?;
+        let dw0 = u32::from(ctrl.cntlid);
+        return Ok((Queue::new(0, c.sqsize, ctrl, c.sq_flow_control()), dw0));
+    }
+    let ctrl = io_controller(subsystem, c, &d)?;
+    Ok((Queue::new(c.qid, c.sqsize, ctrl, c.sq_flow_control()), 0))
+}
+
+/// What SUBNQN names: the subsystem (None: discovery), the subsystems the
+/// host may discover, and the largest queue.
+type Resolved = (Option<Arc<Subsystem>>, Vec<Arc<Subsystem>>, u16);
+
+/// The subsystem SUBNQN names, or why not.
+fn resolve(targets: &Targets, d: &ConnectData) -> Result<Resolved, Why> {
+    if d.subnqn == DISCOVERY_NQN {
+        // A host discovers only the subsystems it may connect to.
+        let allowed = targets
+            .subsystems
+            .iter()
+            .filter(|s| s.config().allows(&d.hostnqn))
+            .cloned()
+            .collect();
+        return Ok((None, allowed, 128u16));
+    }
+    match targets.subsystem(&d.subnqn) {
+        Some(s) if !s.config().allows(&d.hostnqn) => {
+            let why = "HOSTNQN not allowed";
+            Err((why, Status::CONNECT_INVALID_HOST, Some((true, 512))))
+        }
+        Some(s) => Ok((
+            Some(Arc::clone(s)),
+            Vec::new(),
+            s.options().max_queue_entries,
+        )),
+        None => {
+            let why = "unknown SUBNQN";
+            Err((why, Status::CONNECT_INVALID_PARAMETERS, Some((true, 256))))
+        }
+    }
+}
+
+/// A new controller for an admin queue Connect (the dynamic controller
+/// model: CNTLID FFFFh), or why not.
+fn admin_controller(
+    subsystem: Option<Arc<Subsystem>>,
+    discoverable: Vec<Arc<Subsystem>>,
+    c: &Connect,
+    d: ConnectData,
+) -> Result<Arc<Controller>, Why> {
+    if d.cntlid != 0xFFFF {
+        let why = "static controller ID on the dynamic model";
+        return Err((why, Status::CONNECT_INVALID_PARAMETERS, Some((true, 16))));
+    }
+    let ctrl = match &subsystem {
+        Some(s) => s.allocate_cntlid(|id| {
+            Arc::new(Controller::new(
+                id,
+                Kind::Io,
+                Some(Arc::clone(s)),
+                Vec::new(),
+                d.hostnqn.clone(),
+                d.hostid,
+                c.kato,
+            ))
+        }),
+        None => Some(Arc::new(Controller::new(
+            discovery_cntlid(),
+            Kind::Discovery,
+            None,
+            discoverable,
+            d.hostnqn.clone(),
+            d.hostid,
+            c.kato,
+        ))),
+    };
+    let ctrl = ctrl.ok_or((
+        "no controller ID left",
+        Status::CONNECT_CONTROLLER_BUSY,
+        None,
+    ))?;
+    log::info!(
+        "{}: controller {} for {} (KATO {} ms)",
+        ctrl.subnqn(),
+        ctrl.cntlid,
+        d.hostnqn,
+        c.kato
+    );
+    Ok(ctrl)
+}
+
+/// The existing controller of the same host an I/O queue Connect names,
+/// with the queue counted, or why not.
+fn io_controller(
+    subsystem: Option<Arc<Subsystem>>,
+    c: &Connect,
+    d: &ConnectData,
+) -> Result<Arc<Controller>, Why> {
+    let invalid = Status::CONNECT_INVALID_PARAMETERS;
+    let Some(s) = subsystem else {
+        let why = "I/O queue to the discovery subsystem";
+        return Err((why, invalid, Some((false, 42))));
+    };
+    let Some(ctrl) = s.controller(d.cntlid) else {
+        return Err(("unknown CNTLID", invalid, Some((true, 16))));
     };
     if ctrl.is_dead() {
-        return refuse(
-            sqe,
-            "controller's admin queue is gone",
-            Status::CONNECT_INVALID_PARAMETERS,
-            Some((true, 16)),
-        );
+        let why = "controller's admin queue is gone";
+        return Err((why, invalid, Some((true, 16))));
     }
-    if ctrl.hostnqn != hostnqn || ctrl.hostid != hostid {
-        return refuse(
-            sqe,
-            "host does not own the controller",
-            Status::CONNECT_INVALID_PARAMETERS,
-            Some((true, 512)),
-        );
+    if ctrl.hostnqn != d.hostnqn || ctrl.hostid != d.hostid {
+        let why = "host does not own the controller";
+        return Err((why, invalid, Some((true, 512))));
     }
     if !ctrl.is_ready() {
-        return refuse(
-            sqe,
+        return Err((
             "controller not enabled",
             Status::COMMAND_SEQUENCE_ERROR,
             None,
-        );
+        ));
     }
     let mut st = ctrl.state();
     let allowed = st
         .features
         .queues_allocated
         .map_or(s.options().max_io_queues, |n| n.saturating_add(1));
-    if qid > allowed {
-        drop(st);
-        return refuse(
-            sqe,
-            "QID beyond the queues allocated",
-            Status::CONNECT_INVALID_PARAMETERS,
-            Some((false, 42)),
-        );
+    if c.qid > allowed {
+        let why = "QID beyond the queues allocated";
+        return Err((why, invalid, Some((false, 42))));
     }
-    if !st.io_queues.insert(qid) {
-        drop(st);
-        return refuse(
-            sqe,
-            "QID connected twice",
-            Status::COMMAND_SEQUENCE_ERROR,
-            None,
-        );
+    if !st.io_queues.insert(c.qid) {
+        return Err(("QID connected twice", Status::COMMAND_SEQUENCE_ERROR, None));
     }
     drop(st);
-    ConnectOutcome::Connected(Queue::new(qid, sqsize, ctrl), Completion::default())
+    Ok(ctrl)
 }
 
 /// Controller IDs of discovery controllers: they never take I/O queues,
@@ -279,38 +338,79 @@ pub fn vs(ctrl: &Controller) -> u32 {
     (u32::from(major) << 16) | (u32::from(minor) << 8)
 }
 
-/// Property Get / Property Set / Disconnect on a bound queue. Connect here
-/// is a Command Sequence Error: the queue is already connected.
-pub fn execute(ctrl: &Controller, qid: u16, sqe: &Sqe) -> Outcome {
-    let fctype = sqe.0[4];
-    let attrib = sqe.0[40] & 7;
-    let ofst = sqe.dw(11);
-    match fctype {
-        FCTYPE_CONNECT => Err(Status::COMMAND_SEQUENCE_ERROR.into()),
-        FCTYPE_DISCONNECT => Ok(Done::OK),
-        FCTYPE_PROPERTY_GET if qid == 0 => {
-            let st = ctrl.state();
-            let v: u64 = match (attrib, ofst) {
-                (1, PROP_CAP) => cap(ctrl),
-                (0, PROP_VS) => u64::from(vs(ctrl)),
-                (0, PROP_CC) => u64::from(st.cc),
-                (0, PROP_CSTS) => u64::from(st.csts),
-                _ => return Err(Status::INVALID_FIELD.into()),
-            };
-            Ok(Done::Complete {
-                dw0: v as u32,
-                dw1: (v >> 32) as u32,
-            })
+/// Property Get/Set's SQE fields (NVMe Base 2.1, 6.5 and 6.6): ATTRIB
+/// byte 40 bits 2:0 (size: 0 four bytes, 1 eight), OFST CDW11, VALUE
+/// CDW12-13 (Set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Property {
+    pub attrib: u8,
+    pub ofst: u32,
+    pub value: u64,
+}
+
+impl Decode for Property {
+    fn decode(sqe: &Sqe) -> Property {
+        Property {
+            attrib: sqe.0[40] & 7,
+            ofst: sqe.dw(11),
+            value: sqe.qw(12),
         }
-        FCTYPE_PROPERTY_SET if qid == 0 => {
-            if (attrib, ofst) != (0, PROP_CC) {
-                return Err(Status::INVALID_FIELD.into());
-            }
-            set_cc(ctrl, sqe.dw(12));
-            Ok(Done::OK)
-        }
-        _ => Err(Fail::from(Status::INVALID_OPCODE)),
     }
+}
+
+/// Property Get (FCTYPE 04h), on the admin queue only.
+pub fn property_get(x: &mut Exec<'_>, p: Property) -> Outcome {
+    if x.qid != 0 {
+        return Err(Status::INVALID_OPCODE.into());
+    }
+    let ctrl = x.ctrl;
+    let st = ctrl.state();
+    let v: u64 = match (p.attrib, p.ofst) {
+        (1, PROP_CAP) => cap(ctrl),
+        (0, PROP_VS) => u64::from(vs(ctrl)),
+        (0, PROP_CC) => u64::from(st.cc),
+        (0, PROP_CSTS) => u64::from(st.csts),
+        _ => return Err(Status::INVALID_FIELD.into()),
+    };
+    Ok(Done::Complete {
+        dw0: v as u32,
+        dw1: (v >> 32) as u32,
+    })
+}
+
+/// Property Set (FCTYPE 00h), on the admin queue only: CC is the one
+/// writable property.
+pub fn property_set(x: &mut Exec<'_>, p: Property) -> Outcome {
+    if x.qid != 0 {
+        return Err(Status::INVALID_OPCODE.into());
+    }
+    if (p.attrib, p.ofst) != (0, PROP_CC) {
+        return Err(Status::INVALID_FIELD.into());
+    }
+    set_cc(x.ctrl, p.value as u32);
+    Ok(Done::OK)
+}
+
+/// Connect on a bound queue: a Command Sequence Error, the queue is
+/// already connected.
+pub fn connect_again(_: &mut Exec<'_>, _: Connect) -> Outcome {
+    Err(Status::COMMAND_SEQUENCE_ERROR.into())
+}
+
+/// Disconnect (FCTYPE 08h, NVMe Base 2.1, 6.4): no fields; the queue ends
+/// once it completes (its row says so).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Disconnect;
+
+impl Decode for Disconnect {
+    fn decode(_: &Sqe) -> Disconnect {
+        Disconnect
+    }
+}
+
+/// Disconnect.
+pub fn disconnect(_: &mut Exec<'_>, _: Disconnect) -> Outcome {
+    Ok(Done::OK)
 }
 
 /// Write CC: enable (CSTS.RDY, or CSTS.CFS for a setting we cannot run),

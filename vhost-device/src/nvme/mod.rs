@@ -12,16 +12,22 @@
 //! view of a storage device; [`admin`], [`nvm`], [`zns`], [`copy`] and
 //! [`discovery`] the command families.
 //!
-//! Transport contract:
-//! - an unbound connection's first capsule goes to [`Targets::connect`];
-//!   `Connected` gives the [`Queue`] (queue 0 creates a controller with a
-//!   dynamic controller ID; I/O queues name it and must come from the same
-//!   host), `Refused` the completion to send before closing;
-//! - every later SQE: [`Queue::received`] first (it counts Copy commands,
-//!   whose data may never arrive), then [`Queue::data_direction`] says
-//!   what to gather or how much may go back, [`Queue::execute`] runs it
-//!   (Fabrics Property Get/Set/Disconnect included); `None` is a deferred
-//!   Asynchronous Event Request, collected later with
+//! Transport contract: a transport knows no opcode; it asks one question
+//! per capsule, admission, and moves what the answer says.
+//! - an unbound connection's first capsule goes to [`Targets::admit`]: a
+//!   Connect is [`Admitted`] with the 1024 data bytes to gather, anything
+//!   else is refused with the completion to send; then
+//!   [`Targets::connect`] with the data: `Connected` gives the [`Queue`]
+//!   (queue 0 creates a controller with a dynamic controller ID; I/O
+//!   queues name it and must come from the same host), `Refused` the
+//!   completion to send before closing;
+//! - every later SQE: [`Queue::admit`] once, when the capsule arrives
+//!   (before its data: a Copy whose descriptors never come is still seen).
+//!   The [`Admitted`] answer says which way data moves and how much
+//!   (`direction`: what to gather, or how much may go back) and the
+//!   command's counter class (`class`); [`Queue::run`] then runs it with
+//!   the gathered data (Fabrics Property Get/Set/Disconnect included);
+//!   `None` is a deferred Asynchronous Event Request, collected later with
 //!   [`Queue::take_deferred`] on queue 0
 //!   (poll it: an event may come from another thread, e.g. the control
 //!   socket setting a zone READ ONLY);
@@ -38,6 +44,7 @@
 //! SQE or data.
 
 pub mod admin;
+mod admit;
 pub mod commands;
 pub mod controller;
 pub mod copy;
@@ -64,11 +71,15 @@ use std::{
     },
 };
 
+pub use admit::{Admitted, DataDirection, Refused};
 pub use controller::Controller;
 pub use namespace::{CopyLimits, Namespace};
 pub use status::Status;
 
-use crate::storage::{Device, ZoneListener};
+use crate::{
+    stats::fabric::CommandClass,
+    storage::{Device, ZoneListener},
+};
 
 /// The NQN of the well-known discovery subsystem (NVMe Base 2.1, 4.7).
 pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
@@ -139,18 +150,6 @@ impl Completion {
             ..Completion::default()
         }
     }
-}
-
-/// Which way a command moves data, and how many bytes, as its SGL (or
-/// the transport's rules) says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DataDirection {
-    None,
-    /// Host to controller: the transport gathers this many bytes (in-capsule
-    /// or by R2T) before calling [`Queue::execute`].
-    HostToController(u32),
-    /// Controller to host: at most this many bytes go back.
-    ControllerToHost(u32),
 }
 
 /// Subsystem-wide configuration.
@@ -491,6 +490,7 @@ pub struct Queue {
     ctrl: Arc<Controller>,
     /// The host sent Fabrics Disconnect on this queue.
     disconnected: AtomicBool,
+    sq_flow_control: bool,
 }
 
 /// What Fabrics Connect answered.
@@ -503,11 +503,67 @@ pub enum ConnectOutcome {
 }
 
 impl Targets {
-    /// Handle a Fabrics Connect command (opcode 7Fh, FCTYPE 01h) with its
-    /// 1024-byte data (host ID, controller ID, SUBNQN, HOSTNQN). NVMe Base
-    /// 2.1, 6.3 "Connect command and response".
+    /// Admission of an unbound connection's capsule: only Fabrics Connect
+    /// (opcode 7Fh, FCTYPE 01h, NVMe Base 2.1, 6.3) with its 1024 data
+    /// bytes (Figure 546) is admitted; anything else is a Command Sequence
+    /// Error, a Connect with another SGL length Data SGL Length Invalid
+    /// (both DNR): never fetch more before the host is known.
+    pub fn admit(&self, sqe: &Sqe) -> Result<Admitted, Refused> {
+        let connect = fabrics::Connect::decode_capsule(sqe);
+        let class = match connect {
+            Some(c) if c.qid != 0 => CommandClass::Other,
+            _ => CommandClass::Admin,
+        };
+        let refuse = |status: Status| Refused {
+            class,
+            completion: Completion::with_status(status),
+        };
+        let Some(connect) = connect else {
+            return Err(refuse(Status::COMMAND_SEQUENCE_ERROR));
+        };
+        let len = sqe.sgl_length();
+        if len as usize != fabrics::CONNECT_DATA_LEN {
+            log::debug!(
+                "Connect with {len} data bytes, not {}",
+                fabrics::CONNECT_DATA_LEN
+            );
+            return Err(refuse(Status::DATA_SGL_LENGTH_INVALID));
+        }
+        let row = commands::fabrics_row(fabrics::FCTYPE_CONNECT);
+        Ok(Admitted {
+            direction: DataDirection::HostToController(len),
+            class,
+            sqe: *sqe,
+            target: row
+                .map(|row| commands::Target {
+                    row,
+                    cmd: Box::new(connect),
+                })
+                .ok_or_else(|| Status::INVALID_OPCODE.into()),
+        })
+    }
+
+    /// Run an admitted Connect with its 1024-byte data (host ID,
+    /// controller ID, SUBNQN, HOSTNQN). NVMe Base 2.1, 6.3 "Connect
+    /// command and response".
+    pub fn connect_admitted(&self, a: Admitted, data: &[u8]) -> ConnectOutcome {
+        let connect = a
+            .target
+            .ok()
+            .and_then(|t| t.cmd.downcast::<fabrics::Connect>().ok());
+        match connect {
+            Some(c) => fabrics::connect(self, &c, &a.sqe, data),
+            None => fabrics::refuse(&a.sqe, "not a Connect", Status::INVALID_OPCODE, None),
+        }
+    }
+
+    /// Connect for callers that hold the data already (no SGL to check):
+    /// `sqe` must be a Connect.
     pub fn connect(&self, sqe: &Sqe, data: &[u8]) -> ConnectOutcome {
-        fabrics::connect(self, sqe, data)
+        match fabrics::Connect::decode_capsule(sqe) {
+            Some(c) => fabrics::connect(self, &c, sqe, data),
+            None => fabrics::refuse(sqe, "not a Connect", Status::INVALID_OPCODE, None),
+        }
     }
 
     /// The subsystem named `nqn`.
@@ -517,12 +573,13 @@ impl Targets {
 }
 
 impl Queue {
-    fn new(qid: u16, sqsize: u16, ctrl: Arc<Controller>) -> Self {
+    fn new(qid: u16, sqsize: u16, ctrl: Arc<Controller>, sq_flow_control: bool) -> Self {
         Queue {
             qid,
             sqsize,
             ctrl,
             disconnected: AtomicBool::new(false),
+            sq_flow_control,
         }
     }
 
@@ -541,47 +598,50 @@ impl Queue {
         &self.ctrl
     }
 
-    /// A command capsule arrived on this queue, before its host data is
-    /// gathered: the transport calls this once per capsule. Copy commands
-    /// are counted here ([`copy::received`]), so a Copy whose descriptors
-    /// never arrive is still seen.
-    pub fn received(&self, sqe: &Sqe) {
-        if self.qid != 0 && sqe.opcode() == copy::OPCODE && self.ctrl.kind == controller::Kind::Io {
-            copy::received(&self.ctrl, self.qid, sqe);
-        }
+    /// Admission: a command capsule arrived on this queue, before its host
+    /// data is gathered; the transport calls this once per capsule. The
+    /// answer says what to gather (or how much may go back) and the
+    /// command's counter class; [`Queue::run`] takes it back.
+    pub fn admit(&self, sqe: &Sqe) -> Admitted {
+        Admitted::new(&self.ctrl, self.qid, sqe)
     }
 
-    /// Which way `sqe` moves data and how much, from its opcode's data
-    /// transfer bits and its SGL descriptor (NVMe/TCP uses SGLs only).
-    pub fn data_direction(&self, sqe: &Sqe) -> DataDirection {
-        if self.ctrl.is_pcie() {
-            pcie::data_direction(&self.ctrl, self.qid, sqe)
-        } else {
-            data_direction(sqe)
-        }
-    }
-
-    /// Execute one command (admin, I/O, or Fabrics Property Get/Set /
-    /// Disconnect). `data_out` is the host-to-controller data, `data_in`
-    /// receives controller-to-host data (no more than `data_direction`
-    /// said). `None` means the completion is deferred (Asynchronous Event
+    /// Run one admitted command (admin, I/O, or Fabrics Property Get/Set
+    /// / Disconnect). `data_out` is the host-to-controller data, `data_in`
+    /// receives controller-to-host data (no more than admission said).
+    /// `None` means the completion is deferred (Asynchronous Event
     /// Request); it is completed later through [`Queue::take_deferred`] or
     /// dropped when the queue goes away.
-    pub fn execute(&self, sqe: &Sqe, data_out: &[u8], data_in: &mut Vec<u8>) -> Option<Completion> {
+    pub fn run(&self, a: Admitted, data_out: &[u8], data_in: &mut Vec<u8>) -> Option<Completion> {
         data_in.clear();
-        if sqe.opcode() == fabrics::OPCODE && sqe.0[4] == fabrics::FCTYPE_DISCONNECT {
+        if a.ends_queue() {
             self.disconnected.store(true, Ordering::Relaxed);
             if self.qid == 0 {
                 self.ctrl.kill();
             }
         }
-        let done = commands::execute(&self.ctrl, self.qid, sqe, data_out, data_in);
-        if let DataDirection::ControllerToHost(n) = self.data_direction(sqe) {
+        let transfer = a.direction.bytes();
+        let done = commands::execute(
+            &self.ctrl, self.qid, &a.sqe, a.target, transfer, data_out, data_in,
+        );
+        if let DataDirection::ControllerToHost(n) = a.direction {
             data_in.truncate(n as usize);
         } else {
             data_in.clear();
         }
         done
+    }
+
+    /// [`Queue::admit`] and [`Queue::run`] in one, for callers that hold
+    /// the command's data already.
+    pub fn execute(&self, sqe: &Sqe, data_out: &[u8], data_in: &mut Vec<u8>) -> Option<Completion> {
+        self.run(self.admit(sqe), data_out, data_in)
+    }
+
+    /// Whether the host asked for SQ flow control at Connect (CATTR bit
+    /// 2 clear, NVMe Base 2.1 Figure 545); always on PCIe.
+    pub fn sq_flow_control(&self) -> bool {
+        self.sq_flow_control
     }
 
     /// Completions of deferred commands that became ready, with their CIDs.
@@ -600,23 +660,6 @@ impl Queue {
         self.disconnected.load(Ordering::Relaxed)
             || self.ctrl.is_dead()
             || (self.qid == 0 && self.ctrl.keep_alive_expired())
-    }
-}
-
-/// Data direction from the opcode (bits 1:0; for Fabrics commands the
-/// FCTYPE's bits 1:0) and the length from SGL descriptor 1.
-pub fn data_direction(sqe: &Sqe) -> DataDirection {
-    let xfer = if sqe.opcode() == fabrics::OPCODE {
-        sqe.0[4] & 3
-    } else {
-        sqe.opcode() & 3
-    };
-    let len = sqe.sgl_length();
-    match (xfer, len) {
-        (_, 0) => DataDirection::None,
-        (1, n) => DataDirection::HostToController(n),
-        (2, n) => DataDirection::ControllerToHost(n),
-        _ => DataDirection::None,
     }
 }
 

@@ -568,7 +568,14 @@ fn effects_log_is_the_dispatch_table() {
 
 #[test]
 fn table_directions_follow_opcode_bits() {
-    for t in [commands::ADMIN, commands::NVM, commands::ZNS] {
+    // Fabrics rows are keyed by FCTYPE, whose bits 1:0 are the direction
+    // too (NVMe Base 2.1 Figure 542).
+    for t in [
+        commands::ADMIN,
+        commands::NVM,
+        commands::ZNS,
+        commands::FABRICS,
+    ] {
         for c in t {
             assert_eq!(c.xfer as u8, c.opcode & 3, "{}", c.name);
         }
@@ -1451,21 +1458,21 @@ fn copy_counted_on_arrival_and_on_execution() {
     // first never gets its descriptors (nvme-tcp refused the R2T), the
     // second does and completes with Invalid Field.
     let fmt2 = copy_sqe(2, 100, 1, 2, 32);
-    r.io.received(&fmt2);
-    r.io.received(&fmt2);
+    // Admission is the arrival; running it later (`status`, which admits
+    // and runs) is the second Copy's arrival and execution.
+    drop(r.io.admit(&fmt2));
     assert_eq!(status(&r.io, fmt2, &range(2, 2, 0, 4)), 0x6002);
     // Format 0h: 9 blocks > MSSRL 8, refused executing; 8 blocks copied.
     for (nlb, want) in [(9, 0x6183), (8, 0)] {
         let sqe = copy_sqe(2, 100, 1, 0, 32);
-        r.io.received(&sqe);
         assert_eq!(status(&r.io, sqe, &range(0, 0, 0, nlb)), want);
     }
     // NR + 1 = 5 > MSRC + 1 = 4: decided by the dwords.
     let five = copy_sqe(2, 100, 5, 0, 160);
-    r.io.received(&five);
+    drop(r.io.admit(&five));
     // Not counted: a Copy to no namespace, anything on the admin queue.
-    r.io.received(&copy_sqe(9, 0, 1, 0, 32));
-    r.admin.received(&fmt2);
+    drop(r.io.admit(&copy_sqe(9, 0, 1, 0, 32)));
+    drop(r.admin.admit(&fmt2));
     let j = stats.json();
     assert_eq!(j.as_object().unwrap().len(), 1, "{j}");
     let ns = &j["ns2"];
@@ -1500,7 +1507,6 @@ fn copy_counted_on_arrival_and_on_execution() {
     assert_eq!(recent[3]["status"], "success");
     // Without Copy in ONCS the command is unknown; still counted on arrival.
     let n = rig_with("no-copy".parse().unwrap());
-    n.io.received(&fmt2);
     assert_eq!(status(&n.io, fmt2, &range(2, 2, 0, 4)), 0x6001);
     let j = n.targets.subsystems[0].options().copy_stats.json();
     assert_eq!(j["ns2"]["invalid_dwords"], 1);
@@ -1600,24 +1606,52 @@ fn zoned_device_with_conventional_zones_is_inactive() {
 }
 
 #[test]
-fn data_direction_from_opcode_and_sgl() {
+fn admission_gives_direction_length_and_class() {
     let r = rig();
+    let a = r.io.admit(&rw(0x01, 1, 0, 2, 4096));
+    assert_eq!(a.direction, DataDirection::HostToController(8192));
+    assert_eq!(a.class, CommandClass::Write);
+    let a = r.io.admit(&rw(0x02, 1, 0, 2, 4096));
+    assert_eq!(a.direction, DataDirection::ControllerToHost(8192));
+    assert_eq!(a.class, CommandClass::Read);
+    let a = r.io.admit(&cmd(0x00, 1, [0; 6], 0));
     assert_eq!(
-        r.io.data_direction(&rw(0x01, 1, 0, 2, 4096)),
-        DataDirection::HostToController(8192)
+        (a.direction, a.class),
+        (DataDirection::None, CommandClass::Other)
     );
+    let a = r.io.admit(&connect_sqe(1, 1));
+    assert_eq!(a.direction, DataDirection::HostToController(1024));
+    // Anything on the admin queue is Admin; an unknown I/O opcode Other,
+    // with the direction its bits and SGL say (refused when it runs).
     assert_eq!(
-        r.io.data_direction(&rw(0x02, 1, 0, 2, 4096)),
-        DataDirection::ControllerToHost(8192)
+        r.admin.admit(&rw(0x02, 1, 0, 2, 4096)).class,
+        CommandClass::Admin
     );
+    let a = r.io.admit(&rw(0x06, 1, 0, 2, 4096));
     assert_eq!(
-        r.io.data_direction(&cmd(0x00, 1, [0; 6], 0)),
-        DataDirection::None
+        (a.direction, a.class),
+        (DataDirection::ControllerToHost(8192), CommandClass::Other)
     );
+    // Copy is its own class.
     assert_eq!(
-        r.io.data_direction(&connect_sqe(1, 1)),
-        DataDirection::HostToController(1024)
+        r.io.admit(&copy_sqe(2, 0, 1, 0, 32)).class,
+        CommandClass::Copy
     );
+    // Before a queue exists only Connect is admitted.
+    let t = &r.targets;
+    assert_eq!(
+        t.admit(&connect_sqe(0, 31)).ok().map(|a| a.class),
+        Some(CommandClass::Admin)
+    );
+    let refused = t
+        .admit(&rw(0x02, 1, 0, 2, 4096))
+        .err()
+        .map(|r| r.completion.status);
+    assert_eq!(refused, Some(0x400C), "Command Sequence Error, DNR");
+    let mut short = connect_sqe(0, 31);
+    short.0[33] = 0; // SGL1 length 0: not the 1024 Connect bytes
+    let refused = t.admit(&short).err().map(|r| r.completion.status);
+    assert_eq!(refused, Some(0x400F), "Data SGL Length Invalid, DNR");
 }
 
 // ------------------------------------------------------ Property tests
@@ -1799,3 +1833,4 @@ fn allowed_hosts_only() {
 }
 
 mod diff;
+mod verify;

@@ -2,11 +2,13 @@
 //! Management Receive (7Ah), Zone Append (7Dh). ZNS 1.1, 3.
 
 use super::{
-    commands::{Done, Exec, Fail, Outcome, AT_CDW10, AT_CDW13},
+    commands::{Decode, Done, Exec, Fail, Outcome, AT_CDW10, AT_CDW13},
     events::host_zone_action,
+    namespace::Namespace,
     nvm::{check_mdts, Rw},
     put64,
     status::Status,
+    Sqe,
 };
 use crate::storage::{Lba, Zone, ZoneAction, ZoneCondition, ZoneTarget};
 
@@ -79,17 +81,66 @@ pub fn transition(action: SendAction, cond: ZoneCondition) -> Transition {
 /// Zone Management Send (79h): CDW10-11 SLBA, CDW13 ZSA bits 7:0, Select
 /// All bit 8. Zone changes made here are the host's own: they reach no
 /// Changed Zone List (ZNS 1.1 Figure 42).
-pub fn zone_management_send(x: &mut Exec<'_>) -> Outcome {
-    host_zone_action(|| zone_send(x))
+pub fn zone_management_send(x: &mut Exec<'_>, c: ZoneSend) -> Outcome {
+    host_zone_action(|| zone_send(x, c))
 }
 
-fn zone_send(x: &mut Exec<'_>) -> Outcome {
+/// Zone Management Send's fields (ZNS 1.1 3.4.3, Figures "Zone
+/// Management Send - Command Dword 10 and 11" and "... Dword 13"): CDW10-11
+/// SLBA, CDW13 ZSA bits 7:0, Select All bit 8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneSend {
+    pub slba: Lba,
+    pub zsa: u8,
+    pub select_all: bool,
+}
+
+impl Decode for ZoneSend {
+    fn decode(sqe: &Sqe) -> Self {
+        let dw13 = sqe.dw(13);
+        ZoneSend {
+            slba: Lba::new(sqe.qw(10)),
+            zsa: dw13 as u8,
+            select_all: dw13 & (1 << 8) != 0,
+        }
+    }
+}
+
+/// Zone Management Receive's fields (ZNS 1.1 3.4.2, Figures "Zone
+/// Management Receive - Command Dword 10 and 11" to "... Dword 13"):
+/// CDW10-11 SLBA, CDW12 NUMD (0's based dwords), CDW13 ZRA bits 7:0, ZRASF
+/// 15:8, Partial Report bit 16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneReceive {
+    pub slba: Lba,
+    pub numd: u32,
+    pub zra: u8,
+    pub zrasf: u8,
+    pub partial: bool,
+}
+
+impl Decode for ZoneReceive {
+    fn decode(sqe: &Sqe) -> Self {
+        let dw13 = sqe.dw(13);
+        ZoneReceive {
+            slba: Lba::new(sqe.qw(10)),
+            numd: sqe.dw(12),
+            zra: dw13 as u8,
+            zrasf: (dw13 >> 8) as u8,
+            partial: dw13 & (1 << 16) != 0,
+        }
+    }
+
+    /// NUMD + 1 dwords.
+    fn data_len(&self, _: Option<&Namespace>) -> u64 {
+        (u64::from(self.numd) + 1) * 4
+    }
+}
+
+fn zone_send(x: &mut Exec<'_>, c: ZoneSend) -> Outcome {
     let ns = x.ns()?;
-    let slba = Lba::new(x.sqe.qw(10));
-    let dw13 = x.sqe.dw(13);
-    let select_all = dw13 & (1 << 8) != 0;
-    let action =
-        SendAction::decode(dw13 as u8).ok_or(Fail::at(Status::INVALID_FIELD, AT_CDW13, 0))?;
+    let (slba, select_all) = (c.slba, c.select_all);
+    let action = SendAction::decode(c.zsa).ok_or(Fail::at(Status::INVALID_FIELD, AT_CDW13, 0))?;
     let dev = &ns.device;
     if select_all {
         return match action.core() {
@@ -170,18 +221,16 @@ fn zrasf_filter(zrasf: u8) -> Option<fn(&Zone) -> bool> {
 /// dwords), CDW13 ZRA bits 7:0, ZRASF 15:8, Partial Report bit 16. The
 /// report is a 64-byte header (number of zones) and 64-byte descriptors
 /// (ZT, ZS, ZA, ZCAP, ZSLBA, WP).
-pub fn zone_management_receive(x: &mut Exec<'_>) -> Outcome {
+pub fn zone_management_receive(x: &mut Exec<'_>, c: ZoneReceive) -> Outcome {
     let ns = x.ns()?;
-    let slba = Lba::new(x.sqe.qw(10));
-    let len = (u64::from(x.sqe.dw(12)) + 1) * 4;
-    let dw13 = x.sqe.dw(13);
-    let zra = dw13 as u8;
-    let partial = dw13 & (1 << 16) != 0;
-    if zra != 0 {
+    let slba = c.slba;
+    let len = c.data_len(None);
+    let partial = c.partial;
+    if c.zra != 0 {
         // 01h Extended Report needs zone descriptor extensions (ZDES = 0).
         return Err(Status::INVALID_FIELD.into());
     }
-    let filter = zrasf_filter((dw13 >> 8) as u8).ok_or(Status::INVALID_FIELD)?;
+    let filter = zrasf_filter(c.zrasf).ok_or(Status::INVALID_FIELD)?;
     check_mdts(x, len)?;
     let len = len.min(u64::from(x.transfer_len())) as usize;
     if len < 64 {
@@ -213,9 +262,8 @@ pub fn zone_management_receive(x: &mut Exec<'_>) -> Outcome {
 
 /// Zone Append (7Dh): CDW10-11 ZSLBA, CDW12 NLB (0's based), FUA bit 30.
 /// Completes with the LBA written in Dwords 0-1.
-pub fn zone_append(x: &mut Exec<'_>) -> Outcome {
+pub fn zone_append(x: &mut Exec<'_>, rw: Rw) -> Outcome {
     let ns = x.ns()?;
-    let rw = Rw::decode(x);
     let bytes = rw.nlb.bytes(ns.block_size()).ok_or(Status::INVALID_FIELD)?;
     check_mdts(x, bytes)?;
     let zasl = x.ctrl.opts.zasl;

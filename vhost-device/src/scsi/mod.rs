@@ -40,7 +40,7 @@ use self::{
     sense::{Asc, Sense, SenseKey},
 };
 use crate::{
-    control::StatsSource,
+    stats::StatsSource,
     storage::{BlockCount, Device, Lba, ZoneListener},
 };
 

@@ -56,7 +56,7 @@ use super::{
     Exec,
 };
 use crate::{
-    control::StatsSource,
+    stats::StatsSource,
     storage::{BlockCount, Lba},
 };
 

@@ -52,42 +52,38 @@ pub fn read(
     Ok(u32::from_le(v))
 }
 
-/// Set queue `qid`'s EventIdx, then a full fence so the shadow value read
-/// next is not one read before the host could see this EventIdx.
-pub fn set_event_idx(
+/// The two buffers of Doorbell Buffer Config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buffer {
+    /// The host's tails and heads; the controller writes its own view
+    /// there when the buffers arrive after the queue (as QEMU does, so the
+    /// host starts from the value the controller has).
+    Shadow,
+    /// Where the controller asks for a doorbell register write; a full
+    /// fence follows, so the shadow value read next is not one read before
+    /// the host could see this EventIdx.
+    EventIdx,
+}
+
+/// Write `v` as queue `qid`'s little-endian dword (SQ tail, or CQ head
+/// with `cq`) in buffer `buf`.
+pub fn write(
     mem: &GuestMemoryMmap,
     b: &DoorbellBuffers,
+    buf: Buffer,
     qid: u16,
     cq: bool,
     v: u16,
 ) -> Result<(), GuestMemoryError> {
-    write_slot(mem, b.eventidx, qid, cq, v)?;
-    fence(Ordering::SeqCst);
+    let base = match buf {
+        Buffer::Shadow => b.shadow,
+        Buffer::EventIdx => b.eventidx,
+    };
+    mem.write_obj(u32::from(v).to_le(), GuestAddress(base + offset(qid, cq)))?;
+    if buf == Buffer::EventIdx {
+        fence(Ordering::SeqCst);
+    }
     Ok(())
-}
-
-/// Write queue `qid`'s shadow value (the controller's own view, when the
-/// buffers arrive after the queue: as QEMU does, so the host starts from
-/// the value the controller has).
-pub fn write_shadow(
-    mem: &GuestMemoryMmap,
-    b: &DoorbellBuffers,
-    qid: u16,
-    cq: bool,
-    v: u16,
-) -> Result<(), GuestMemoryError> {
-    write_slot(mem, b.shadow, qid, cq, v)
-}
-
-/// Write `v` as queue `qid`'s little-endian dword in the buffer at `base`.
-fn write_slot(
-    mem: &GuestMemoryMmap,
-    base: u64,
-    qid: u16,
-    cq: bool,
-    v: u16,
-) -> Result<(), GuestMemoryError> {
-    mem.write_obj(u32::from(v).to_le(), GuestAddress(base + offset(qid, cq)))
 }
 
 #[cfg(test)]
@@ -132,17 +128,17 @@ mod tests {
         mem.write_slice(&[7, 1, 0, 0], GuestAddress(0x1000 + 12))
             .unwrap();
         assert_eq!(read(&mem, &b, 1, true).unwrap(), 0x107);
-        set_event_idx(&mem, &b, 2, false, 0x0203).unwrap();
+        write(&mem, &b, Buffer::EventIdx, 2, false, 0x0203).unwrap();
         let mut e = [0u8; 4];
         mem.read_slice(&mut e, GuestAddress(0x2000 + 16)).unwrap();
         assert_eq!(e, [3, 2, 0, 0]);
-        write_shadow(&mem, &b, 0, false, 9).unwrap();
+        write(&mem, &b, Buffer::Shadow, 0, false, 9).unwrap();
         assert_eq!(read(&mem, &b, 0, false).unwrap(), 9);
         let outside = DoorbellBuffers {
             shadow: 0x3000,
             eventidx: 0x3000,
         };
         assert!(read(&mem, &outside, 1, false).is_err());
-        assert!(set_event_idx(&mem, &outside, 1, false, 0).is_err());
+        assert!(write(&mem, &outside, Buffer::EventIdx, 1, false, 0).is_err());
     }
 }

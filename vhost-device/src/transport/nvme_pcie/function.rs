@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fs::File, io::Write, sync::Arc};
 
 use super::{
     config::PciConfig,
-    dbbuf,
+    dbbuf::{self, Buffer},
     memory::DmaMemory,
     prp,
     queues::{Cq, Sq},
@@ -17,7 +17,7 @@ use crate::nvme::{
     pcie::{self, DoorbellBuffers, PcieQueues},
     Completion, Controller, DataDirection, Subsystem,
 };
-use crate::transport::nvme_tcp::{stats::Direction, CommandClass, FabricStats};
+use crate::stats::fabric::{Direction, FabricStats};
 
 /// BAR0 layout: registers (0h), doorbells (1000h, CAP.DSTRD = 0: 4
 /// bytes apart), MSI-X table (2000h) and PBA (3000h).
@@ -493,8 +493,8 @@ impl Function {
                 continue;
             };
             let mem = self.memory.mem();
-            if dbbuf::write_shadow(mem, &b, qid, cq, v)
-                .and_then(|()| dbbuf::set_event_idx(mem, &b, qid, cq, v))
+            if dbbuf::write(mem, &b, Buffer::Shadow, qid, cq, v)
+                .and_then(|()| dbbuf::write(mem, &b, Buffer::EventIdx, qid, cq, v))
                 .is_err()
             {
                 self.ctrl.fatal("doorbell buffers outside guest memory");
@@ -542,7 +542,7 @@ impl Function {
         let Some(b) = self.dbbuf else {
             return true;
         };
-        if dbbuf::set_event_idx(self.memory.mem(), &b, qid, false, tail).is_err() {
+        if dbbuf::write(self.memory.mem(), &b, Buffer::EventIdx, qid, false, tail).is_err() {
             self.ctrl.fatal("EventIdx buffer outside guest memory");
             return false;
         }
@@ -580,7 +580,7 @@ impl Function {
             let Some(b) = self.dbbuf else {
                 return true;
             };
-            if dbbuf::set_event_idx(self.memory.mem(), &b, cqid, true, head).is_err() {
+            if dbbuf::write(self.memory.mem(), &b, Buffer::EventIdx, cqid, true, head).is_err() {
                 self.ctrl.fatal("EventIdx buffer outside guest memory");
                 return false;
             }
@@ -665,8 +665,8 @@ impl Work {
     /// Move the command's data through its PRPs and run it.
     pub fn run(&self) -> Option<Completion> {
         let (q, sqe, mem, stats) = (&self.queue, &self.sqe, &self.mem, &self.stats);
-        q.received(sqe);
-        let class = CommandClass::of(self.qid == 0, sqe);
+        let a = q.admit(sqe);
+        let class = a.class;
         stats.command(class);
         // The SQE fetched and the CQE posted cross the bus with the data.
         stats.pdu(class, Direction::HostToController, 0, 64);
@@ -679,14 +679,14 @@ impl Work {
         let mut data_in = Vec::new();
         // PSDT other than PRPs: no PRP walk, the model refuses the command.
         let prps = sqe.0[1] >> 6 == 0;
-        match q.data_direction(sqe) {
+        match a.direction {
             DataDirection::HostToController(n) if prps && (n as usize) <= mdts => {
                 let data = prp::segments(mem, prp1, prp2, n as usize)
                     .and_then(|segs| prp::gather(mem, &segs));
                 match data {
                     Ok(data) => {
                         stats.pdu(class, Direction::HostToController, data.len(), 0);
-                        q.execute(sqe, &data, &mut data_in)
+                        q.run(a, &data, &mut data_in)
                     }
                     Err(s) => Some(Completion::with_status(s)),
                 }
@@ -696,7 +696,7 @@ impl Work {
                     Ok(s) => s,
                     Err(s) => return Some(Completion::with_status(s)),
                 };
-                let done = q.execute(sqe, &[], &mut data_in);
+                let done = q.run(a, &[], &mut data_in);
                 match prp::scatter(mem, &segs, &data_in) {
                     Ok(()) => {
                         stats.pdu(class, Direction::ControllerToHost, data_in.len(), 0);
@@ -705,7 +705,7 @@ impl Work {
                     Err(s) => Some(Completion::with_status(s)),
                 }
             }
-            _ => q.execute(sqe, &[], &mut data_in),
+            _ => q.run(a, &[], &mut data_in),
         }
     }
 }

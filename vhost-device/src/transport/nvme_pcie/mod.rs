@@ -45,7 +45,7 @@ use vfio_bindings::bindings::vfio::{
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, ServerRegion};
 
 use self::{config::CONFIG_SIZE, function::Function};
-use crate::{nvme::Subsystem, transport::nvme_tcp::FabricStats};
+use crate::{nvme::Subsystem, stats::fabric::FabricStats};
 
 /// The function shared by the socket thread and the event poller.
 struct Shared {

@@ -11,9 +11,20 @@ use super::{
     prp::{self, Segment},
 };
 use crate::{
-    nvme::{ControllerOptions, NamespaceSpec, Status, Subsystem, SubsystemConfig, Transport},
+    nvme::{
+        commands::opcode as op, ControllerOptions, NamespaceSpec, Status, Subsystem,
+        SubsystemConfig, Transport,
+    },
     storage::{Device, DeviceConfig},
 };
+
+// Admin commands by their rows' names (the opcodes come from the table).
+const CREATE_CQ: &str = "Create I/O Completion Queue";
+const CREATE_SQ: &str = "Create I/O Submission Queue";
+const DELETE_CQ: &str = "Delete I/O Completion Queue";
+const DELETE_SQ: &str = "Delete I/O Submission Queue";
+const DBBUF: &str = "Doorbell Buffer Config";
+const AER: &str = "Asynchronous Event Request";
 
 const MEM: u64 = 1 << 20;
 const ASQ: u64 = 0x10000;
@@ -125,6 +136,12 @@ impl Host {
 
     /// Submit `sqe` on the admin queue and return the status field and
     /// DW0 of its completion.
+    /// Create I/O Completion or Submission Queue (`name`) with PRP Entry
+    /// 1 `prp1`, CDW10 and CDW11; the status.
+    fn create(&mut self, name: &str, prp1: u64, dw10: u32, dw11: u32) -> u16 {
+        self.admin(sqe(op(name), 0, prp1, dw10, dw11)).0
+    }
+
     fn admin(&mut self, mut sqe: [u8; 64]) -> (u16, u32) {
         let cid = self.sq_tail + 1;
         sqe[2..4].copy_from_slice(&cid.to_le_bytes());
@@ -240,7 +257,7 @@ fn identify_through_prps_and_no_fabrics_fields() {
     h.enable();
     // Identify Controller into a buffer that starts mid-page: PRP1 with
     // an offset, PRP2 the next page.
-    let mut s = sqe(0x06, 0, BUF + 0x800, 1, 0);
+    let mut s = sqe(op("Identify"), 0, BUF + 0x800, 1, 0);
     s[32..40].copy_from_slice(&(BUF + 0x1000).to_le_bytes());
     let (status, _) = h.admin(s);
     assert_eq!(status, 0);
@@ -266,7 +283,7 @@ fn identify_through_prps_and_no_fabrics_fields() {
 fn sgl_commands_are_refused() {
     let mut h = Host::new();
     h.enable();
-    let mut s = sqe(0x06, 0, BUF, 1, 0);
+    let mut s = sqe(op("Identify"), 0, BUF, 1, 0);
     s[1] = 1 << 6; // PSDT 01b
     assert_eq!(h.admin(s).0, st(Status::INVALID_FIELD));
 }
@@ -278,67 +295,63 @@ fn queue_creation_errors() {
     let pc = 1;
     // QID 0, QID beyond the queues allowed, size 0, size > MQES.
     assert_eq!(
-        h.admin(sqe(0x05, 0, BUF, 15 << 16, pc)).0,
+        h.create(CREATE_CQ, BUF, 15 << 16, pc),
         st(Status::INVALID_QUEUE_IDENTIFIER)
     );
     assert_eq!(
-        h.admin(sqe(0x05, 0, BUF, (15 << 16) | 99, pc)).0,
+        h.create(CREATE_CQ, BUF, (15 << 16) | 99, pc),
         st(Status::INVALID_QUEUE_IDENTIFIER)
     );
     assert_eq!(
-        h.admin(sqe(0x05, 0, BUF, 1, pc)).0,
+        h.create(CREATE_CQ, BUF, 1, pc),
         st(Status::INVALID_QUEUE_SIZE)
     );
     assert_eq!(
-        h.admin(sqe(0x05, 0, BUF, (128 << 16) | 1, pc)).0,
+        h.create(CREATE_CQ, BUF, (128 << 16) | 1, pc),
         st(Status::INVALID_QUEUE_SIZE)
     );
     // Not physically contiguous; misaligned base; vector out of range.
     assert_eq!(
-        h.admin(sqe(0x05, 0, BUF, (15 << 16) | 1, 0)).0,
+        h.create(CREATE_CQ, BUF, (15 << 16) | 1, 0),
         st(Status::INVALID_FIELD)
     );
     assert_eq!(
-        h.admin(sqe(0x05, 0, BUF + 4, (15 << 16) | 1, pc)).0,
+        h.create(CREATE_CQ, BUF + 4, (15 << 16) | 1, pc),
         st(Status::INVALID_PRP_OFFSET)
     );
     assert_eq!(
-        h.admin(sqe(0x05, 0, BUF, (15 << 16) | 1, pc | (64 << 16)))
-            .0,
+        h.create(CREATE_CQ, BUF, (15 << 16) | 1, pc | (64 << 16)),
         st(Status::INVALID_INTERRUPT_VECTOR)
     );
     // An SQ on a CQ that does not exist.
     assert_eq!(
-        h.admin(sqe(0x01, 0, BUF + 0x1000, (15 << 16) | 1, pc | (1 << 16)))
-            .0,
+        h.create(CREATE_SQ, BUF + 0x1000, (15 << 16) | 1, pc | (1 << 16)),
         st(Status::COMPLETION_QUEUE_INVALID)
     );
     // CQ 1, SQ 1 on it; CQ 1 again; deleting CQ 1 while SQ 1 uses it.
     assert_eq!(
-        h.admin(sqe(0x05, 0, BUF, (15 << 16) | 1, pc | 2 | (1 << 16)))
-            .0,
+        h.create(CREATE_CQ, BUF, (15 << 16) | 1, pc | 2 | (1 << 16)),
         0
     );
     assert_eq!(
-        h.admin(sqe(0x05, 0, BUF, (15 << 16) | 1, pc)).0,
+        h.create(CREATE_CQ, BUF, (15 << 16) | 1, pc),
         st(Status::INVALID_QUEUE_IDENTIFIER)
     );
     assert_eq!(
-        h.admin(sqe(0x01, 0, BUF + 0x1000, (15 << 16) | 1, pc | (1 << 16)))
-            .0,
+        h.create(CREATE_SQ, BUF + 0x1000, (15 << 16) | 1, pc | (1 << 16)),
         0
     );
     assert_eq!(h.f.queue_ids(), (vec![0, 1], vec![0, 1]));
     assert_eq!(
-        h.admin(sqe(0x04, 0, 0, 1, 0)).0,
+        h.admin(sqe(op(DELETE_CQ), 0, 0, 1, 0)).0,
         st(Status::INVALID_QUEUE_DELETION)
     );
-    assert_eq!(h.admin(sqe(0x00, 0, 0, 1, 0)).0, 0);
+    assert_eq!(h.admin(sqe(op(DELETE_SQ), 0, 0, 1, 0)).0, 0);
     assert_eq!(
-        h.admin(sqe(0x00, 0, 0, 1, 0)).0,
+        h.admin(sqe(op(DELETE_SQ), 0, 0, 1, 0)).0,
         st(Status::INVALID_QUEUE_IDENTIFIER)
     );
-    assert_eq!(h.admin(sqe(0x04, 0, 0, 1, 0)).0, 0);
+    assert_eq!(h.admin(sqe(op(DELETE_CQ), 0, 0, 1, 0)).0, 0);
     assert_eq!(h.f.queue_ids(), (vec![0], vec![0]));
 }
 
@@ -347,13 +360,11 @@ fn io_write_then_read_through_a_prp_list() {
     let mut h = Host::new();
     h.enable();
     assert_eq!(
-        h.admin(sqe(0x05, 0, 0x30000, (15 << 16) | 1, 1 | 2 | (1 << 16)))
-            .0,
+        h.create(CREATE_CQ, 0x30000, (15 << 16) | 1, 1 | 2 | (1 << 16)),
         0
     );
     assert_eq!(
-        h.admin(sqe(0x01, 0, 0x31000, (15 << 16) | 1, 1 | (1 << 16)))
-            .0,
+        h.create(CREATE_SQ, 0x31000, (15 << 16) | 1, 1 | (1 << 16)),
         0
     );
     // 4 blocks of 4 KiB: PRP1 a page, PRP2 a list of three pages.
@@ -368,7 +379,7 @@ fn io_write_then_read_through_a_prp_list() {
             .write_obj(*p, GuestAddress(0x50000 + i as u64 * 8))
             .unwrap();
     }
-    let mut w = sqe(0x01, 1, pages[0], 8, 0);
+    let mut w = sqe(op("Write"), 1, pages[0], 8, 0);
     w[32..40].copy_from_slice(&0x50000u64.to_le_bytes());
     w[48..52].copy_from_slice(&3u32.to_le_bytes()); // NLB 3 (0's based)
     h.mem.write_slice(&w, GuestAddress(0x31000)).unwrap();
@@ -381,7 +392,7 @@ fn io_write_then_read_through_a_prp_list() {
             .write_obj(*p, GuestAddress(0x51000 + i as u64 * 8))
             .unwrap();
     }
-    let mut r = sqe(0x02, 1, 0x60000, 8, 0);
+    let mut r = sqe(op("Read"), 1, 0x60000, 8, 0);
     r[32..40].copy_from_slice(&0x51000u64.to_le_bytes());
     r[48..52].copy_from_slice(&3u32.to_le_bytes());
     h.mem.write_slice(&r, GuestAddress(0x31000 + 64)).unwrap();
@@ -400,7 +411,7 @@ fn doorbell_beyond_the_queue_is_an_error_event() {
     let mut h = Host::new();
     h.enable();
     // An outstanding Asynchronous Event Request, then a bad doorbell.
-    let mut aer = sqe(0x0C, 0, 0, 0, 0);
+    let mut aer = sqe(op(AER), 0, 0, 0, 0);
     aer[2] = 0x77;
     h.mem.write_slice(&aer, GuestAddress(ASQ)).unwrap();
     h.write32(DOORBELLS, 1);
@@ -493,7 +504,7 @@ fn msix_vectors_fire_eventfds() {
     let sink = tempfile::tempfile().unwrap();
     h.f.set_vectors(0, 1, vec![sink.try_clone().unwrap()]);
     h.enable();
-    let (status, _) = h.admin(sqe(0x06, 0, BUF, 1, 0));
+    let (status, _) = h.admin(sqe(op("Identify"), 0, BUF, 1, 0));
     assert_eq!(status, 0);
     let mut b = Vec::new();
     let mut r = sink;
@@ -508,7 +519,7 @@ fn reset_with_a_command_in_flight_drops_its_completion() {
     h.enable();
     // Identify on the admin queue, taken by the executor but not finished
     // when the host clears CC.EN.
-    let mut s = sqe(0x06, 0, BUF, 1, 0);
+    let mut s = sqe(op("Identify"), 0, BUF, 1, 0);
     s[2] = 9;
     h.mem.write_slice(&s, GuestAddress(ASQ)).unwrap();
     h.f.bar_write(DOORBELLS, &1u32.to_le_bytes());
@@ -547,7 +558,7 @@ fn a_full_completion_queue_holds_commands_back() {
     h.write64(0x30, ACQ);
     h.write32(0x14, (4 << 20) | (6 << 16) | 1);
     for i in 0..2u16 {
-        let mut s = sqe(0x06, 0, BUF, 1, 0);
+        let mut s = sqe(op("Identify"), 0, BUF, 1, 0);
         s[2..4].copy_from_slice(&(i + 1).to_le_bytes());
         h.mem
             .write_slice(&s, GuestAddress(ASQ + u64::from(i) * 64))
@@ -590,7 +601,7 @@ const IOSQ: u64 = 0x31000;
 
 /// Identify Controller OACS (bytes 257:256).
 fn oacs(h: &mut Host) -> u16 {
-    assert_eq!(h.admin(sqe(0x06, 0, BUF, 1, 0)).0, 0);
+    assert_eq!(h.admin(sqe(op("Identify"), 0, BUF, 1, 0)).0, 0);
     h.mem.read_obj(GuestAddress(BUF + 256)).unwrap()
 }
 
@@ -599,14 +610,11 @@ fn oacs(h: &mut Host) -> u16 {
 fn shadow_host() -> Host {
     let mut h = Host::new();
     h.enable();
-    let mut c = sqe(0x7C, 0, SHADOW, 0, 0);
+    let mut c = sqe(op(DBBUF), 0, SHADOW, 0, 0);
     c[32..40].copy_from_slice(&EVENTIDX.to_le_bytes());
     assert_eq!(h.admin(c).0, 0);
-    assert_eq!(h.admin(sqe(0x05, 0, IOCQ, (1 << 16) | 1, 1 | 2)).0, 0);
-    assert_eq!(
-        h.admin(sqe(0x01, 0, IOSQ, (15 << 16) | 1, 1 | (1 << 16))).0,
-        0
-    );
+    assert_eq!(h.create(CREATE_CQ, IOCQ, (1 << 16) | 1, 1 | 2), 0);
+    assert_eq!(h.create(CREATE_SQ, IOSQ, (15 << 16) | 1, 1 | (1 << 16)), 0);
     h
 }
 
@@ -627,7 +635,7 @@ fn set_shadow(h: &Host, qid: u64, cq: bool, v: u32) {
 
 /// A Flush on SQ 1 in slot `slot` with command identifier `cid`.
 fn put_flush(h: &Host, slot: u64, cid: u16) {
-    let mut s = sqe(0x00, 1, 0, 0, 0);
+    let mut s = sqe(op("Flush"), 1, 0, 0, 0);
     s[2..4].copy_from_slice(&cid.to_le_bytes());
     h.mem
         .write_slice(&s, GuestAddress(IOSQ + slot * 64))
@@ -646,7 +654,7 @@ fn doorbell_buffer_config_is_advertised_and_checks_alignment() {
     assert_eq!(oacs(&mut h) & (1 << 8), 1 << 8, "OACS bit 8");
     // PRP Entry 1 or 2 not page aligned: Invalid Field in Command.
     for (prp1, prp2) in [(SHADOW + 4, EVENTIDX), (SHADOW, EVENTIDX + 0x800)] {
-        let mut c = sqe(0x7C, 0, prp1, 0, 0);
+        let mut c = sqe(op(DBBUF), 0, prp1, 0, 0);
         c[32..40].copy_from_slice(&prp2.to_le_bytes());
         assert_eq!(h.admin(c).0, st(Status::INVALID_FIELD));
     }
@@ -656,7 +664,7 @@ fn doorbell_buffer_config_is_advertised_and_checks_alignment() {
     let mut h = Host::with(sub, dir);
     h.enable();
     assert_eq!(oacs(&mut h) & (1 << 8), 0);
-    let mut c = sqe(0x7C, 0, SHADOW, 0, 0);
+    let mut c = sqe(op(DBBUF), 0, SHADOW, 0, 0);
     c[32..40].copy_from_slice(&EVENTIDX.to_le_bytes());
     assert_eq!(h.admin(c).0, st(Status::INVALID_OPCODE));
 }
@@ -708,7 +716,7 @@ fn full_cq_asks_for_the_head_and_reads_it_from_the_shadow() {
 #[test]
 fn bad_shadow_values_are_one_error_event_each() {
     let mut h = shadow_host();
-    let mut aer = sqe(0x0C, 0, 0, 0, 0);
+    let mut aer = sqe(op(AER), 0, 0, 0, 0);
     aer[2] = 0x77;
     let slot = u64::from(h.sq_tail);
     h.mem
@@ -736,11 +744,11 @@ fn bad_shadow_values_are_one_error_event_each() {
 fn buffers_outside_guest_memory_are_fatal_not_a_panic() {
     let mut h = Host::new();
     h.enable();
-    let mut c = sqe(0x7C, 0, MEM + 0x1000, 0, 0);
+    let mut c = sqe(op(DBBUF), 0, MEM + 0x1000, 0, 0);
     c[32..40].copy_from_slice(&EVENTIDX.to_le_bytes());
     assert_eq!(h.admin(c).0, 0);
-    assert_eq!(h.admin(sqe(0x05, 0, IOCQ, (1 << 16) | 1, 1 | 2)).0, 0);
-    let mut s = sqe(0x01, 0, IOSQ, (15 << 16) | 1, 1 | (1 << 16));
+    assert_eq!(h.create(CREATE_CQ, IOCQ, (1 << 16) | 1, 1 | 2), 0);
+    let mut s = sqe(op(CREATE_SQ), 0, IOSQ, (15 << 16) | 1, 1 | (1 << 16));
     s[2..4].copy_from_slice(&0x99u16.to_le_bytes());
     let at = ASQ + u64::from(h.sq_tail) * 64;
     h.mem.write_slice(&s, GuestAddress(at)).unwrap();

@@ -28,10 +28,12 @@ use super::{
         self, check_common_header, decode_host_pdu, CommonHeader, Cqe, Digests, Fatal, Fes,
         HostPdu, IcResp, PduType, RxContext, CH_LEN, DGST_DDGSTE, DGST_HDGSTE,
     },
-    stats::{CommandClass, Direction, FabricStats},
     Limits, StopSignal,
 };
-use crate::nvme::{Completion, ConnectOutcome, DataDirection, Queue, Sqe, Targets};
+use crate::{
+    nvme::{Admitted, Completion, ConnectOutcome, DataDirection, Queue, Sqe, Targets},
+    stats::fabric::{CommandClass, Direction, FabricStats},
+};
 
 /// How often a blocked read wakes up to check for shutdown and deferred
 /// completions.
@@ -42,14 +44,6 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const TERM_LINGER: Duration = Duration::from_secs(2);
 /// Flush the reply buffer once it holds this much.
 const TX_FLUSH: usize = 256 * 1024;
-
-/// Bytes of Connect command data (NVMe Base 2.1, 6.3).
-const CONNECT_DATA_LEN: u32 = 1024;
-/// Fabrics command opcode and the Connect FCTYPE.
-const OPC_FABRICS: u8 = 0x7f;
-const FCTYPE_CONNECT: u8 = 0x01;
-/// Connect CATTR bit 2: disable SQ flow control.
-const CATTR_DISABLE_SQ_FC: u8 = 1 << 2;
 
 /// NVMe status values (Completion::status: SC bits 7:0, SCT 10:8, DNR 14),
 /// generic command status (NVMe Base 2.1, Figure 102).
@@ -79,6 +73,7 @@ struct Pending {
     sqe: Sqe,
     class: CommandClass,
     kind: PendingKind,
+    admitted: Admitted,
     expected: u32,
     received: u32,
     buf: Vec<u8>,
@@ -214,6 +209,15 @@ pub(super) fn serve_connection(
     }
 }
 
+/// A read that timed out (the poll interval) or was interrupted: try
+/// again.
+fn poll_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// After a C2HTermReq: stop sending, wait for the host to close (3.6.2.4:
 /// the controller closes after the host has had a chance to read it).
 fn linger(mut stream: &TcpStream) {
@@ -224,13 +228,7 @@ fn linger(mut stream: &TcpStream) {
         match stream.read(&mut sink) {
             Ok(0) => break,
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if poll_timeout(&e) => {}
             Err(_) => break,
         }
     }
@@ -343,13 +341,7 @@ fn run(
         match stream.read(&mut rx[end..]) {
             Ok(0) => return Ok(End::Closed),
             Ok(n) => end += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if poll_timeout(&e) => {}
             Err(e) => return Err(e),
         }
     }
@@ -450,16 +442,17 @@ impl<'a> State<'a> {
         }
     }
 
-    fn is_admin(&self, sqe: &Sqe) -> bool {
-        match &self.queue {
-            Some(q) => q.qid() == 0,
-            // Connect: QID at bytes 43:42.
-            None => sqe.0[42] == 0 && sqe.0[43] == 0,
-        }
-    }
-
+    /// A command capsule: admission (the queue's, or Connect's before
+    /// any queue exists) says what data to gather and the command's class.
     fn capsule(&mut self, sqe: Sqe, icd: &[u8], digest_ok: bool, plen: usize) {
-        let class = CommandClass::of(self.is_admin(&sqe), &sqe);
+        let admission = match &self.queue {
+            Some(q) => Ok(q.admit(&sqe)),
+            None => self.targets.admit(&sqe),
+        };
+        let class = match &admission {
+            Ok(a) => a.class,
+            Err(r) => r.class,
+        };
         self.stats.command(class);
         self.stats.pdu(
             class,
@@ -475,49 +468,34 @@ impl<'a> State<'a> {
             self.respond_status(&sqe, class, status::TRANSIENT_TRANSPORT_ERROR);
             return;
         }
-        if let Some(q) = &self.queue {
-            q.received(&sqe);
-        }
-        let (kind, wanted) = match &self.queue {
-            None => {
-                if sqe.opcode() != OPC_FABRICS || sqe.0[4] != FCTYPE_CONNECT {
-                    self.respond_status(&sqe, class, status::COMMAND_SEQUENCE_ERROR | status::DNR);
-                    return;
-                }
-                // SGL1 length, bytes 35:32: the Connect data is 1024
-                // bytes (NVMe Base 2.1, 6.3, Connect Command Data); never
-                // fetch more before the host is known.
-                let len = u32::from_le_bytes([sqe.0[32], sqe.0[33], sqe.0[34], sqe.0[35]]);
-                if len != CONNECT_DATA_LEN {
-                    debug!("nvme-tcp: Connect with {len} data bytes, not {CONNECT_DATA_LEN}");
-                    self.respond_status(&sqe, class, status::DATA_SGL_LENGTH_INVALID | status::DNR);
-                    return;
-                }
-                (PendingKind::Connect, len)
+        let a = match admission {
+            Ok(a) => a,
+            Err(r) => {
+                self.respond(&sqe, class, r.completion, &[]);
+                return;
             }
-            Some(q) => match q.data_direction(&sqe) {
-                // More than MDTS: never fetched; the front end refuses it
-                // (Invalid Field in Command) before looking at data.
-                DataDirection::HostToController(n) if n > self.limits.max_command_data => {
-                    self.execute(sqe, class, &[]);
-                    return;
-                }
-                DataDirection::HostToController(n) => (PendingKind::Command, n),
-                // No host data wanted: in-capsule bytes, if any, are not
-                // the front end's business.
-                DataDirection::None | DataDirection::ControllerToHost(_) => {
-                    self.execute(sqe, class, &[]);
-                    return;
-                }
-            },
         };
-        if icd.len() as u64 == u64::from(wanted) {
-            match kind {
-                PendingKind::Connect => self.connect(sqe, class, icd),
-                PendingKind::Command => self.execute(sqe, class, icd),
+        let kind = if self.queue.is_some() {
+            PendingKind::Command
+        } else {
+            PendingKind::Connect
+        };
+        let wanted = match a.direction {
+            DataDirection::HostToController(n) => n,
+            // No host data wanted: in-capsule bytes, if any, are not
+            // the front end's business.
+            DataDirection::None | DataDirection::ControllerToHost(_) => {
+                return self.complete(kind, a, &[]);
             }
-        } else if icd.is_empty() && wanted <= self.limits.max_command_data {
-            self.start_pending(sqe, class, kind, wanted);
+        };
+        if wanted > self.limits.max_command_data {
+            // More than MDTS: never fetched; the front end refuses it
+            // (Invalid Field in Command) before looking at data.
+            self.complete(kind, a, &[]);
+        } else if icd.len() as u64 == u64::from(wanted) {
+            self.complete(kind, a, icd);
+        } else if icd.is_empty() {
+            self.start_pending(a, kind, wanted);
         } else {
             debug!(
                 "nvme-tcp: cid {:#x}: {} bytes in capsule, command wants {wanted}",
@@ -528,7 +506,16 @@ impl<'a> State<'a> {
         }
     }
 
-    fn start_pending(&mut self, sqe: Sqe, class: CommandClass, kind: PendingKind, expected: u32) {
+    /// Run an admitted command with its data.
+    fn complete(&mut self, kind: PendingKind, a: Admitted, data: &[u8]) {
+        match kind {
+            PendingKind::Connect => self.connect(a, data),
+            PendingKind::Command => self.execute(a, data),
+        }
+    }
+
+    fn start_pending(&mut self, a: Admitted, kind: PendingKind, expected: u32) {
+        let (sqe, class) = (*a.sqe(), a.class);
         if self.pending.len() >= self.limits.max_pending_commands {
             warn!(
                 "nvme-tcp: more than {} commands wait for data",
@@ -548,6 +535,7 @@ impl<'a> State<'a> {
                 sqe,
                 class,
                 kind,
+                admitted: a,
                 expected,
                 received: 0,
                 buf: Vec::new(),
@@ -628,10 +616,7 @@ impl<'a> State<'a> {
                 if p.failed {
                     self.respond_status(&p.sqe, p.class, status::TRANSIENT_TRANSPORT_ERROR);
                 } else {
-                    match p.kind {
-                        PendingKind::Connect => self.connect(p.sqe, p.class, &p.buf),
-                        PendingKind::Command => self.execute(p.sqe, p.class, &p.buf),
-                    }
+                    self.complete(p.kind, p.admitted, &p.buf);
                 }
             }
             self.send_r2ts();
@@ -639,10 +624,11 @@ impl<'a> State<'a> {
         Ok(())
     }
 
-    fn connect(&mut self, sqe: Sqe, class: CommandClass, data: &[u8]) {
-        match self.targets.connect(&sqe, data) {
+    fn connect(&mut self, a: Admitted, data: &[u8]) {
+        let (sqe, class) = (*a.sqe(), a.class);
+        match self.targets.connect_admitted(a, data) {
             ConnectOutcome::Connected(queue, completion) => {
-                self.sq_flow_control = sqe.0[46] & CATTR_DISABLE_SQ_FC == 0;
+                self.sq_flow_control = queue.sq_flow_control();
                 self.sqhd = 0;
                 debug!(
                     "nvme-tcp: connected queue {} sqsize {} sq flow control {}",
@@ -660,17 +646,18 @@ impl<'a> State<'a> {
         }
     }
 
-    fn execute(&mut self, sqe: Sqe, class: CommandClass, data_out: &[u8]) {
+    fn execute(&mut self, a: Admitted, data_out: &[u8]) {
+        let (sqe, class) = (*a.sqe(), a.class);
         let Some(queue) = &self.queue else {
             self.respond_status(&sqe, class, status::COMMAND_SEQUENCE_ERROR | status::DNR);
             return;
         };
-        let limit = match queue.data_direction(&sqe) {
+        let limit = match a.direction {
             DataDirection::ControllerToHost(n) => n as usize,
             _ => 0,
         };
         let mut data_in = Vec::new();
-        if let Some(completion) = queue.execute(&sqe, data_out, &mut data_in) {
+        if let Some(completion) = queue.run(a, data_out, &mut data_in) {
             if data_in.len() > limit {
                 debug!(
                     "nvme-tcp: cid {:#x}: front end returned {} bytes, {limit} allowed",
@@ -776,7 +763,10 @@ mod state_machine_tests {
 
     use super::*;
     use crate::{
-        nvme::{Subsystem, SubsystemConfig},
+        nvme::{
+            fabrics::{CONNECT_DATA_LEN, FCTYPE_CONNECT, OPCODE as OPC_FABRICS},
+            Subsystem, SubsystemConfig,
+        },
         storage::{Device, DeviceConfig},
     };
 
@@ -832,11 +822,19 @@ mod state_machine_tests {
         Garbage(Vec<u8>),
     }
 
+    /// Opcodes worth sending: every admin and NVM row, Fabrics, and one
+    /// nothing implements.
+    fn fuzz_opcodes() -> Vec<u8> {
+        let named = crate::nvme::commands::ADMIN
+            .iter()
+            .chain(crate::nvme::commands::NVM)
+            .map(|c| c.opcode);
+        named.chain([OPC_FABRICS, u8::MAX]).collect()
+    }
+
     fn step() -> impl Strategy<Value = Step> {
         let sqe = (
-            prop::sample::select(vec![
-                0x00u8, 0x01, 0x02, 0x06, 0x08, 0x09, 0x0c, 0x18, 0x19, 0x7f, 0xff,
-            ]),
+            prop::sample::select(fuzz_opcodes()),
             any::<[u8; 63]>(),
             prop::sample::select(vec![0u32, 512, 4096, 32 * 1024, 64 * 1024, u32::MAX]),
             any::<bool>(),
@@ -920,7 +918,7 @@ mod state_machine_tests {
         );
         // Set Features Number of Queues.
         let mut f = [0u8; 64];
-        f[0] = 0x09;
+        f[0] = crate::nvme::commands::opcode("Set Features");
         f[1] = 0x40; // SGL (PSDT 01b), as Fabrics requires
         f[39] = 0x5a;
         f[40] = 0x07;
@@ -987,7 +985,7 @@ mod state_machine_tests {
             }
             Step::Write { cid, slba, nlb } => {
                 let mut s = [0u8; 64];
-                s[0] = 0x01;
+                s[0] = crate::nvme::commands::opcode("Write");
                 s[1] = 0x40;
                 s[2..4].copy_from_slice(&cid.to_le_bytes());
                 s[4..8].copy_from_slice(&1u32.to_le_bytes());
@@ -1067,7 +1065,7 @@ mod state_machine_tests {
                     for p in st.pending.values() {
                         prop_assert!(p.expected <= limits.max_command_data || p.kind == PendingKind::Connect);
                         prop_assert!(p.buf.capacity() <= p.expected as usize);
-                        prop_assert!(p.kind != PendingKind::Connect || p.expected == CONNECT_DATA_LEN);
+                        prop_assert!(p.kind != PendingKind::Connect || p.expected as usize == CONNECT_DATA_LEN);
                     }
                     if !matches!(end, Ok(None)) {
                         break;

@@ -46,11 +46,10 @@ use crate::{nvme::Targets, transport::serve::AcceptBackoff};
 
 mod conn;
 pub mod pdu;
-pub mod stats;
 #[cfg(test)]
 mod tests;
 
-pub use stats::{ClassBytes, CommandClass, FabricSnapshot, FabricStats};
+pub use crate::stats::fabric::{ClassBytes, CommandClass, Direction, FabricSnapshot, FabricStats};
 
 /// The IANA port for NVMe/TCP I/O controllers.
 pub const DEFAULT_PORT: u16 = 4420;

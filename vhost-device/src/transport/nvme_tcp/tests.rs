@@ -14,7 +14,7 @@ use super::{
     serve, FabricStats, Limits, StopSignal,
 };
 use crate::{
-    nvme::{Sqe, Subsystem, SubsystemConfig, Targets},
+    nvme::{commands::opcode as op, fabrics, Sqe, Subsystem, SubsystemConfig, Targets},
     storage::{Device, DeviceConfig},
 };
 
@@ -166,7 +166,7 @@ impl Host {
     fn fabric_connect(&mut self, qid: u16, cntlid: u16, cattr: u8) -> Cqe {
         let cid = self.next_cid();
         let mut s = [0u8; 64];
-        s[0] = 0x7f; // Fabrics
+        s[0] = fabrics::OPCODE;
         s[1] = 0x40; // PSDT: SGL
         s[2..4].copy_from_slice(&cid.to_le_bytes());
         s[4] = 0x01; // FCTYPE Connect
@@ -197,7 +197,7 @@ impl Host {
         // Property Set CC = EN | IOSQES 6 | IOCQES 4.
         let cid = self.next_cid();
         let mut s = [0u8; 64];
-        s[0] = 0x7f;
+        s[0] = fabrics::OPCODE;
         s[2..4].copy_from_slice(&cid.to_le_bytes());
         s[4] = 0x00; // FCTYPE Property Set
         s[40] = 0; // 4 bytes
@@ -208,7 +208,7 @@ impl Host {
         assert_eq!((c.cid, c.status), (cid, 0), "property set CC");
         // Set Features Number of Queues: 1 + 1.
         let cid = self.next_cid();
-        let mut s = no_data_sqe(0x09, cid);
+        let mut s = no_data_sqe(op("Set Features"), cid);
         s[40] = 0x07;
         self.capsule(&Sqe(s), &[]);
         let c = self.cqe();
@@ -241,7 +241,7 @@ impl Host {
 
     /// Write by R2T, sending H2CData in `piece`-byte PDUs.
     fn write_r2t(&mut self, slba: u64, data: &[u8], piece: usize) -> Cqe {
-        let sqe = self.rw_sqe(0x01, slba, data.len(), false);
+        let sqe = self.rw_sqe(op("Write"), slba, data.len(), false);
         self.capsule(&sqe, &[]);
         let Some(ControllerPdu::R2t {
             cccid,
@@ -274,7 +274,7 @@ impl Host {
 
     /// Read; returns the data and the CQE (`None` when SUCCESS replaced it).
     fn read(&mut self, slba: u64, bytes: usize) -> (Vec<u8>, Option<Cqe>) {
-        let sqe = self.rw_sqe(0x02, slba, bytes, false);
+        let sqe = self.rw_sqe(op("Read"), slba, bytes, false);
         self.capsule(&sqe, &[]);
         let mut got = Vec::new();
         loop {
@@ -374,7 +374,7 @@ fn garbage_terminates_only_its_connection() {
 fn capsule_before_icreq_is_a_sequence_error() {
     let t = target();
     let mut h = Host::connect(&t);
-    let sqe = h.rw_sqe(0x02, 0, BS, false);
+    let sqe = h.rw_sqe(op("Read"), 0, BS, false);
     h.capsule(&sqe, &[]);
     match h.recv() {
         Some(ControllerPdu::C2hTermReq(term)) => assert_eq!(term.fes, 0x02),
@@ -388,7 +388,7 @@ fn command_before_connect_is_refused() {
     let t = target();
     let mut h = Host::connect(&t);
     h.ic(Digests::default());
-    let sqe = h.rw_sqe(0x02, 0, BS, false);
+    let sqe = h.rw_sqe(op("Read"), 0, BS, false);
     h.capsule(&sqe, &[]);
     let c = h.cqe();
     assert_eq!(
@@ -411,7 +411,7 @@ fn write_read_roundtrip(digests: Digests) {
     assert_eq!(c.status, 0, "{c:?}");
     // A 4 KiB in-capsule write behind it.
     let small = pattern(BS, 99);
-    let sqe = io.rw_sqe(0x01, 1024, BS, true);
+    let sqe = io.rw_sqe(op("Write"), 1024, BS, true);
     io.capsule(&sqe, &small);
     let c = io.cqe();
     assert_eq!((c.cid, c.status), (sqe.cid(), 0));
@@ -450,8 +450,8 @@ fn pipelined_writes_wait_for_their_data() {
     // Two writes submitted back to back; data sent in reverse order.
     let (a, b) = (pattern(8 * BS, 1), pattern(8 * BS, 2));
     let (sa, sb) = (
-        io.rw_sqe(0x01, 0, a.len(), false),
-        io.rw_sqe(0x01, 8, b.len(), false),
+        io.rw_sqe(op("Write"), 0, a.len(), false),
+        io.rw_sqe(op("Write"), 8, b.len(), false),
     );
     io.capsule(&sa, &[]);
     io.capsule(&sb, &[]);
@@ -499,7 +499,7 @@ fn data_digest_error_fails_only_the_command() {
     let mut admin = Host::connect(&t);
     let cntlid = admin.admin(both);
     let mut io = Host::io(&t, cntlid, both, 0);
-    let sqe = io.rw_sqe(0x01, 0, 2 * BS, false);
+    let sqe = io.rw_sqe(op("Write"), 0, 2 * BS, false);
     io.capsule(&sqe, &[]);
     let Some(ControllerPdu::R2t { ttag, .. }) = io.recv() else {
         panic!("expected R2T");
@@ -530,7 +530,7 @@ fn header_digest_error_terminates() {
     };
     let mut h = Host::connect(&t);
     h.ic(both);
-    let sqe = h.rw_sqe(0x02, 0, BS, false);
+    let sqe = h.rw_sqe(op("Read"), 0, BS, false);
     let mut b = Vec::new();
     pdu::encode_capsule_cmd(&mut b, &sqe, &[], both);
     b[72] ^= 1;
@@ -549,7 +549,7 @@ fn h2c_data_errors_terminate() {
     let cntlid = admin.admin(Digests::default());
     // Wrong offset: PDU sequence error.
     let mut io = Host::io(&t, cntlid, Digests::default(), 0);
-    let sqe = io.rw_sqe(0x01, 0, 2 * BS, false);
+    let sqe = io.rw_sqe(op("Write"), 0, 2 * BS, false);
     io.capsule(&sqe, &[]);
     let Some(ControllerPdu::R2t { ttag, .. }) = io.recv() else {
         panic!("expected R2T");
@@ -582,7 +582,7 @@ fn h2c_data_errors_terminate() {
     io.wait_closed();
     // Beyond the command's data: out of range.
     let mut io = Host::io(&t, cntlid, Digests::default(), 0);
-    let sqe = io.rw_sqe(0x01, 0, BS, false);
+    let sqe = io.rw_sqe(op("Write"), 0, BS, false);
     io.capsule(&sqe, &[]);
     let Some(ControllerPdu::R2t { ttag, .. }) = io.recv() else {
         panic!("expected R2T");
@@ -595,7 +595,7 @@ fn h2c_data_errors_terminate() {
         other => panic!("expected C2HTermReq, got {other:?}"),
     }
     // The admin connection is still there.
-    admin.capsule(&Sqe(no_data_sqe(0x18, 0x77)), &[]); // Keep Alive
+    admin.capsule(&Sqe(no_data_sqe(op("Keep Alive"), 0x77)), &[]); // Keep Alive
     assert_eq!(admin.cqe().cid, 0x77);
 }
 
@@ -610,8 +610,8 @@ fn r2t_waits_for_the_data_budget() {
     let mut io = Host::io(&t, cntlid, Digests::default(), 0);
     let (a, b) = (pattern(64 * 1024, 1), pattern(64 * 1024, 2));
     let (sa, sb) = (
-        io.rw_sqe(0x01, 0, a.len(), false),
-        io.rw_sqe(0x01, 16, b.len(), false),
+        io.rw_sqe(op("Write"), 0, a.len(), false),
+        io.rw_sqe(op("Write"), 16, b.len(), false),
     );
     io.capsule(&sa, &[]);
     io.capsule(&sb, &[]);
@@ -642,8 +642,11 @@ fn async_event_request_stays_outstanding() {
     let mut admin = Host::connect(&t);
     admin.admin(Digests::default());
     // An AER gets no completion now; the Keep Alive behind it does.
-    admin.capsule(&Sqe(no_data_sqe(0x0c, 0x0aa0)), &[]);
-    admin.capsule(&Sqe(no_data_sqe(0x18, 0x0aa1)), &[]);
+    admin.capsule(
+        &Sqe(no_data_sqe(op("Asynchronous Event Request"), 0x0aa0)),
+        &[],
+    );
+    admin.capsule(&Sqe(no_data_sqe(op("Keep Alive"), 0x0aa1)), &[]);
     let c = admin.cqe();
     assert_eq!((c.cid, c.status), (0x0aa1, 0));
 }
@@ -656,7 +659,7 @@ fn connect_data_other_than_1024_bytes_is_refused_unfetched() {
     let mut h = Host::connect(&t);
     h.ic(Digests::default());
     let mut s = [0u8; 64];
-    s[0] = 0x7f; // Fabrics
+    s[0] = fabrics::OPCODE;
     s[1] = 0x40;
     s[2..4].copy_from_slice(&7u16.to_le_bytes());
     s[4] = 0x01; // Connect
@@ -676,7 +679,7 @@ fn writes_past_mdts_are_refused_unfetched() {
     let mut admin = Host::connect(&t);
     let cntlid = admin.admin(Digests::default());
     let mut io = Host::io(&t, cntlid, Digests::default(), 0);
-    let sqe = io.rw_sqe(0x01, 0, 2 << 20, false);
+    let sqe = io.rw_sqe(op("Write"), 0, 2 << 20, false);
     io.capsule(&sqe, &[]);
     // INVALID FIELD IN COMMAND with DNR and M (an Error Information log
     // entry), NVMe Base 2.1 MDTS; no R2T.
@@ -727,13 +730,13 @@ fn slowloris_connections_time_out_and_leave_room() {
     }
     // A connected host that leaves a PDU half-sent is dropped too.
     let mut io = Host::io(&t, cntlid, Digests::default(), 0);
-    let sqe = io.rw_sqe(0x02, 0, BS, false);
+    let sqe = io.rw_sqe(op("Read"), 0, BS, false);
     let mut b = Vec::new();
     pdu::encode_capsule_cmd(&mut b, &sqe, &[], io.digests);
     io.send(&b[..20]);
     assert!(closed(&mut io, Duration::from_secs(3)), "half-sent PDU");
     // The admin queue itself is still served.
-    admin.capsule(&Sqe(no_data_sqe(0x18, 0x0bb0)), &[]);
+    admin.capsule(&Sqe(no_data_sqe(op("Keep Alive"), 0x0bb0)), &[]);
     let c = admin.cqe();
     assert_eq!((c.cid, c.status), (0x0bb0, 0));
 }
@@ -747,7 +750,7 @@ fn disconnect_closes_the_connection() {
     let cntlid = admin.admin(Digests::default());
     let mut io = Host::io(&t, cntlid, Digests::default(), 0);
     let mut s = [0u8; 64];
-    s[0] = 0x7f;
+    s[0] = fabrics::OPCODE;
     s[2..4].copy_from_slice(&0x0cc0u16.to_le_bytes());
     s[4] = 0x08; // FCTYPE Disconnect
     io.capsule(&Sqe(s), &[]);

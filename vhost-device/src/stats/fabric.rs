@@ -1,25 +1,28 @@
-//! Fabric byte counters: what crossed the NVMe/TCP connections, split by
-//! direction and command class, data apart from PDU overhead. They prove
-//! an offloaded copy kept its data off the fabric.
+//! Host-interface byte counters: what crossed the NVMe/TCP connections
+//! (or the PCIe function), split by direction and command class, data
+//! apart from PDU overhead. They prove an offloaded copy kept its data off
+//! the fabric. The class of a command comes from the NVMe command table
+//! (`nvme::Queue::admit`); nothing here knows an opcode.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::nvme::Sqe;
+use serde_json::Value;
+
+use super::StatsSource;
 
 /// Which kind of command a PDU belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommandClass {
     /// Anything on the admin queue (including Fabrics commands there).
     Admin,
-    /// Read (02h).
+    /// Commands that read the medium to the host.
     Read,
-    /// Write (01h), Write Uncorrectable (04h), Write Zeroes (08h),
-    /// Zone Append (7Dh).
+    /// Commands that write the medium.
     Write,
-    /// Copy (19h).
+    /// Copy within the controller.
     Copy,
     /// Every other I/O queue command (Flush, Dataset Management, Zone
-    /// Management Send/Receive, Fabrics commands on an I/O queue, ...).
+    /// Management, Verify, Fabrics commands on an I/O queue, ...).
     Other,
 }
 
@@ -31,19 +34,6 @@ impl CommandClass {
         CommandClass::Copy,
         CommandClass::Other,
     ];
-
-    /// The class of `sqe` on an admin (`admin`) or I/O queue.
-    pub fn of(admin: bool, sqe: &Sqe) -> Self {
-        if admin {
-            return CommandClass::Admin;
-        }
-        match sqe.opcode() {
-            0x02 => CommandClass::Read,
-            0x01 | 0x04 | 0x08 | 0x7d => CommandClass::Write,
-            0x19 => CommandClass::Copy,
-            _ => CommandClass::Other,
-        }
-    }
 
     fn index(self) -> usize {
         self as usize
@@ -224,12 +214,12 @@ impl ClassBytes {
 /// The fabric counters on the control socket, under `fabric`: per command
 /// class (admin, read, write, copy, other) the data and PDU-overhead bytes
 /// each way, plus connection-level bytes.
-impl crate::control::StatsSource for FabricStats {
+impl StatsSource for FabricStats {
     fn name(&self) -> &str {
         "fabric"
     }
 
-    fn snapshot(&self) -> serde_json::Value {
+    fn snapshot(&self) -> Value {
         let s = FabricStats::snapshot(self);
         serde_json::json!({
             "admin": s.admin.json(),
@@ -251,23 +241,6 @@ impl crate::control::StatsSource for FabricStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn classes_follow_opcodes() {
-        let mut sqe = Sqe([0; 64]);
-        for (op, class) in [
-            (0x02, CommandClass::Read),
-            (0x01, CommandClass::Write),
-            (0x7d, CommandClass::Write),
-            (0x19, CommandClass::Copy),
-            (0x00, CommandClass::Other),
-            (0x7f, CommandClass::Other),
-        ] {
-            sqe.0[0] = op;
-            assert_eq!(CommandClass::of(false, &sqe), class, "opcode {op:#x}");
-            assert_eq!(CommandClass::of(true, &sqe), CommandClass::Admin);
-        }
-    }
 
     #[test]
     fn snapshot_adds_up() {
