@@ -2,7 +2,12 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
-use crate::{lun::LunSpec, ns::NsSpec, peer::PeerNvme};
+use crate::{
+    lun::LunSpec,
+    ns::NsSpec,
+    peer::PeerNvme,
+    tapnet::{self, NetPath, TapNet},
+};
 
 /// CPU accelerator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +54,8 @@ pub struct QemuConfig {
     /// Reconnect to the vhost-user-scsi backend this many ms after it goes
     /// away (chardev `reconnect-ms`); `None` = the device stays down.
     pub vhost_reconnect_ms: Option<u32>,
-    /// User-mode networking with a virtio-net device.
-    pub net: bool,
+    /// A virtio-net device on user networking or the runner's tap.
+    pub net: Option<NetPath>,
     /// Share the host root read-only over 9p (mount tag `hostroot`).
     pub hostroot: bool,
     /// QEMU's own scsi-hd on raw files, the bench suite's reference disks.
@@ -223,13 +228,21 @@ impl QemuConfig {
             });
             push(&["-device", &dev.to_string()]);
         }
-        if self.net {
-            push(&[
+        match self.net {
+            Some(NetPath::User) => push(&[
                 "-netdev",
                 "user,id=n0",
                 "-device",
                 "virtio-net-pci,netdev=n0",
-            ]);
+            ]),
+            // The guest's MTU from the device (VIRTIO_NET_F_MTU), as the tap's.
+            Some(NetPath::Tap) => push(&[
+                "-netdev",
+                &TapNet::netdev("n0"),
+                "-device",
+                &format!("virtio-net-pci,netdev=n0,host_mtu={}", tapnet::MTU),
+            ]),
+            None => {}
         }
         if let Some(hd) = &self.scsi_hd {
             let args = hd.args();
@@ -401,7 +414,7 @@ mod tests {
             vhost_socket: Some("/tmp/x/vus.sock".into()),
             vhost_reconnect_ms: None,
             vfio_user: None,
-            net: false,
+            net: None,
             hostroot: false,
             scsi_hd: None,
             peer_nvme: None,
@@ -443,7 +456,7 @@ mod tests {
     #[test]
     fn run_mode_adds_net_9p_and_interactive_serial() {
         let mut c = cfg();
-        c.net = true;
+        c.net = Some(NetPath::User);
         c.hostroot = true;
         c.serial = Serial::Interactive;
         c.accel = Accel::Kvm;
@@ -456,6 +469,16 @@ mod tests {
         assert!(j.contains(
             "-fsdev local,id=fs0,path=/,readonly=on,security_model=none,multidevs=remap \
              -device virtio-9p-pci,fsdev=fs0,mount_tag=hostroot"
+        ));
+    }
+
+    #[test]
+    fn tap_nic_with_the_taps_mtu() {
+        let mut c = cfg();
+        c.net = Some(NetPath::Tap);
+        assert!(joined(&c).contains(
+            "-netdev tap,id=n0,ifname=zc0,script=no,downscript=no,vhost=off \
+             -device virtio-net-pci,netdev=n0,host_mtu=65520 -kernel"
         ));
     }
 
