@@ -298,9 +298,13 @@ fn qemu_opt_escape(s: &str) -> String {
 /// IPv6 set-up (`inet6_init`, ~0.1 s) serves nothing here (every guest
 /// address is IPv4); one 8250 UART is probed instead of four; the IO-APIC
 /// timer check and the TSC watchdog (which a loaded host can trip into
-/// the HPET, slow to read under TCG) are skipped.
+/// the HPET, slow to read under TCG) are skipped. Four more initcalls
+/// that set up what no suite uses: encrypted keys (`init_encrypted`,
+/// instantiates its hash at boot), the tracing enum maps
+/// (`trace_eval_init`), the PS/2 controller probe and the VGA arbiter.
 pub const FAST_BOOT: &str = "cryptomgr.notests mitigations=off \
-     initcall_blacklist=crypto_kdf108_init,jent_mod_init \
+     initcall_blacklist=crypto_kdf108_init,jent_mod_init,init_encrypted,trace_eval_init,\
+     i8042_init,vga_arb_device_init \
      init_on_alloc=0 ipv6.disable=1 8250.nr_uarts=1 no_timer_check tsc=reliable";
 
 /// The NVMe/TCP subsystem as the guest reaches it.
