@@ -124,6 +124,11 @@ stage_module() { # $1 = normalized name
 		*.gz) gzip -dc "$moddir/$src" >"$dst" ;;
 		*) cp "$moddir/$src" "$dst" ;;
 		esac
+		# Without the appended signature: the kernel (MODULE_SIG, not
+		# enforced) then loads it without hashing and verifying it, which
+		# under TCG is a good part of modprobe's time; it notes the
+		# unsigned module and taints itself (E).
+		strip --strip-debug "$dst"
 	fi
 	RELKO[$1]=$rel
 }
