@@ -155,5 +155,11 @@ if [ ! -f "$QROOT/.done" ]; then
 	touch "$QROOT/.done"
 fi
 
+# The runner's tap device for NVMe/TCP (ci/src/tapnet.rs) needs the tun
+# driver; without it runs fall back to QEMU user networking.
+if [ ! -e /dev/net/tun ]; then
+	modprobe tun 2>/dev/null || log "warning: no /dev/net/tun: NVMe/TCP suites use user networking"
+fi
+
 command -v cargo >/dev/null || log "warning: no cargo on PATH: install the Rust toolchain (stable) to build zonecopy"
 log "ok: $(qemu-system-x86_64 --version | head -n1); kernels in $CACHE/kernels"

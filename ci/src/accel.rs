@@ -156,7 +156,7 @@ fn probe(
             vhost_socket: None,
             vhost_reconnect_ms: None,
             vfio_user: None,
-            net: false,
+            net: None,
             hostroot: false,
             scsi_hd: None,
             peer_nvme: None,

@@ -12,6 +12,18 @@ use crate::accel::AccelChoice;
 /// The `--qemu` default.
 pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
 
+/// The guest's NIC for NVMe/TCP (`--guest-net`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuestNet {
+    /// A tap device in a private network namespace when the run has
+    /// NVMe/TCP namespaces and the runner can create one, else user.
+    Auto,
+    /// QEMU user networking (slirp).
+    User,
+    /// The tap device, or fail.
+    Tap,
+}
+
 /// The transport of the NVMe namespaces (`--nvme-transport`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum NvmeTransport {
@@ -370,6 +382,14 @@ pub struct VmArgs {
     /// zonecopy.nvme=transport=pcie,nqn=NQN.
     #[arg(long, value_enum, default_value_t = NvmeTransport::Tcp, value_name = "NAME")]
     pub nvme_transport: NvmeTransport,
+    /// The guest's NIC: user (QEMU user networking), tap (a tap device in
+    /// a private network namespace of the runner, with checksum and
+    /// segmentation offloads and a 65520-byte MTU; needs root and
+    /// /dev/net/tun; nothing in it routes off the machine) or auto (tap
+    /// for suites with NVMe/TCP namespaces when it can be set up, else
+    /// user). Either way the guest reaches the host as 10.0.2.2.
+    #[arg(long, value_enum, default_value_t = GuestNet::Auto, value_name = "NAME")]
+    pub guest_net: GuestNet,
     /// With --nvme-transport pcie: the backend offers no Doorbell Buffer
     /// Config (zonecopy-vhost --nvme-pcie-no-shadow-doorbells), so the
     /// guest writes every doorbell register (to measure what shadow

@@ -27,6 +27,7 @@ mod run;
 mod shard;
 mod sink;
 mod suite;
+mod tapnet;
 mod timing;
 mod util;
 mod vm;

@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use crate::{
     accel,
     backend::{self, Backend, BackendConfig, BackendError, NvmeListen, GUEST_HOST_ADDR},
-    cli::{NvmeTransport, VmArgs, DEFAULT_QEMU},
+    cli::{GuestNet, NvmeTransport, VmArgs, DEFAULT_QEMU},
     control,
     initramfs::{self, BuildRequest},
     kernel::{self, Kernel},
@@ -24,6 +24,7 @@ use crate::{
     proc,
     qemu::{cmdline, Accel, Contract, NvmeRef, NvmeTarget, QemuConfig, ScsiHd, Serial},
     sink::Sink,
+    tapnet::{self, NetPath, TapNet},
     util::Fnv,
 };
 
@@ -275,6 +276,7 @@ impl BenchExtras {
         namespaces: &[NsSpec],
         pcie: bool,
         dir: &Path,
+        sink_ip: Ipv4Addr,
     ) -> Result<Self, SetupError> {
         let scsi_hd = match luns.iter().find(|l| l.kind == LunKind::Disk) {
             Some(l) => {
@@ -310,7 +312,7 @@ impl BenchExtras {
             }
             _ => None,
         };
-        let sink = Sink::start().map_err(|e| fail(format!("bench sink: {e}")))?;
+        let sink = Sink::start(sink_ip).map_err(|e| fail(format!("bench sink: {e}")))?;
         Ok(BenchExtras {
             scsi_hd,
             nvme_ref,
@@ -326,7 +328,7 @@ pub struct Rig {
     /// NVMe namespaces, NSID = index + 1 (empty: no NVMe/TCP).
     pub namespaces: Vec<NsSpec>,
     pub nqn: String,
-    /// The guest has a NIC (user networking).
+    /// The guest has a NIC (user networking, or the tap of `tapnet`).
     pub net: bool,
     /// The backend's control protocol on 127.0.0.1:PORT (our backend with
     /// networking only).
@@ -357,6 +359,9 @@ pub struct Rig {
     launch: Option<Launch>,
     /// Our backend (`None` with `--backend-socket`). Dropped before `tmp`.
     backend: Option<Backend>,
+    /// The private network namespace the runner's thread is in while this
+    /// rig lives (NVMe/TCP over a tap device); dropped after the backend.
+    tapnet: Option<TapNet>,
     tmp: TempDir,
 }
 
@@ -417,6 +422,14 @@ impl Rig {
         }
 
         let pcie = vm.nvme_transport == NvmeTransport::Pcie;
+        let tapnet = enter_tapnet(vm, needs, net && !pcie && !namespaces.is_empty())?;
+        // Where the backend listens: the tap's address in the namespace,
+        // or the host's loopback that slirp reaches as 10.0.2.2.
+        let host_ip = if tapnet.is_some() {
+            tapnet::HOST_ADDR
+        } else {
+            Ipv4Addr::LOCALHOST
+        };
         let (socket, control, launch, backend) = match &vm.backend_socket {
             Some(s) => {
                 if !backend::is_socket(s) {
@@ -440,7 +453,7 @@ impl Rig {
                     let nvme = !namespaces.is_empty();
                     let tcp = nvme && !pcie;
                     let mut ports = free_ports(usize::from(net) + usize::from(tcp))?.into_iter();
-                    let loopback = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+                    let loopback = |p: u16| SocketAddr::from((host_ip, p));
                     let cfg = BackendConfig {
                         socket: socket.clone(),
                         control: Some(control.clone()),
@@ -480,7 +493,13 @@ impl Rig {
             }
         };
         let bench = if needs.suite == Some(BENCH_SUITE) {
-            Some(BenchExtras::prepare(&luns, &namespaces, pcie, tmp.path())?)
+            Some(BenchExtras::prepare(
+                &luns,
+                &namespaces,
+                pcie,
+                tmp.path(),
+                host_ip,
+            )?)
         } else {
             None
         };
@@ -573,6 +592,7 @@ impl Rig {
             control,
             launch,
             backend,
+            tapnet,
             tmp,
         })
     }
@@ -629,7 +649,11 @@ impl Rig {
             vhost_socket: Some(self.socket.clone()),
             vhost_reconnect_ms: self.vhost_reconnect_ms,
             vfio_user: self.nvme_pcie.clone(),
-            net: self.net,
+            net: self.net.then_some(if self.tapnet.is_some() {
+                NetPath::Tap
+            } else {
+                NetPath::User
+            }),
             hostroot,
             scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.clone()),
             peer_nvme: self.peer_nvme.clone(),
@@ -699,6 +723,41 @@ impl Rig {
             problems.push(format!("cannot remove the temp dir: {e}"));
         }
         problems
+    }
+}
+
+/// With NVMe/TCP in a suite run (`tcp_nvme`, our own backend), the
+/// runner's thread enters a private network namespace with a tap device
+/// ([`TapNet`]) unless `--guest-net user`; when that is impossible (no
+/// root, no /dev/net/tun) the guest keeps user networking, with a note
+/// (`--guest-net tap` makes it an error).
+fn enter_tapnet(
+    vm: &VmArgs,
+    needs: Needs<'_>,
+    tcp_nvme: bool,
+) -> Result<Option<TapNet>, SetupError> {
+    let wanted = match vm.guest_net {
+        GuestNet::User => false,
+        GuestNet::Tap => true,
+        GuestNet::Auto => tcp_nvme && needs.suite.is_some() && vm.backend_socket.is_none(),
+    };
+    if !wanted {
+        return Ok(None);
+    }
+    match TapNet::enter() {
+        Ok(t) => {
+            if needs.suite == Some(BENCH_SUITE) {
+                println!("# bench guest-net path=tap mtu={}", tapnet::MTU);
+            }
+            Ok(Some(t))
+        }
+        Err(e) if vm.guest_net == GuestNet::Tap => {
+            Err(fail(format!("--guest-net tap: cannot set the tap up: {e}")))
+        }
+        Err(e) => {
+            eprintln!("note: NVMe/TCP through QEMU user networking (no tap: {e})");
+            Ok(None)
+        }
     }
 }
 
@@ -880,7 +939,7 @@ mod tests {
             .is_empty());
         // The reference scsi-hd follows the first disk LUN.
         let dir = tempfile::tempdir().unwrap();
-        let b = BenchExtras::prepare(&l, &n, false, dir.path()).unwrap();
+        let b = BenchExtras::prepare(&l, &n, false, dir.path(), Ipv4Addr::LOCALHOST).unwrap();
         let hd = b.scsi_hd.clone().unwrap();
         assert_eq!((hd.size, hd.bs), (192 << 20, 4096));
         assert_eq!(std::fs::metadata(&hd.file).unwrap().len(), 192 << 20);
@@ -888,7 +947,7 @@ mod tests {
         assert!(b.sink.port() > 0);
         assert_eq!(b.nvme_ref, None, "QEMU's NVMe only beside ours on PCIe");
         // Over PCIe: QEMU's NVMe controllers the size of the namespace.
-        let p = BenchExtras::prepare(&l, &n, true, dir.path()).unwrap();
+        let p = BenchExtras::prepare(&l, &n, true, dir.path(), Ipv4Addr::LOCALHOST).unwrap();
         let r = p.nvme_ref.clone().unwrap();
         assert_eq!((r.size, r.bs), (192 << 20, 4096));
         assert_eq!(std::fs::metadata(&r.file).unwrap().len(), 192 << 20);
@@ -897,7 +956,7 @@ mod tests {
         assert_eq!(n[0].limits.mssrl, Some(16384));
         let hm = parse_luns(&[], Some("smoke")).unwrap();
         assert_eq!(
-            BenchExtras::prepare(&hm[..2], &[], true, dir.path())
+            BenchExtras::prepare(&hm[..2], &[], true, dir.path(), Ipv4Addr::LOCALHOST)
                 .unwrap()
                 .scsi_hd,
             None

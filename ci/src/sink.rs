@@ -1,7 +1,9 @@
 //! A loopback TCP discard sink and zero source for the `bench` suite: how
 //! fast QEMU user networking moves raw bytes, so the NVMe/TCP numbers can
 //! be read against it (issue 6). The guest reaches it as
-//! `zonecopy.sink=10.0.2.2:PORT`.
+//! `zonecopy.sink=10.0.2.2:PORT`: the host's loopback through slirp, or
+//! the tap's own address in the runner's private network namespace
+//! (ci/src/tapnet.rs), whichever path the guest's NVMe/TCP takes.
 //!
 //! One request per connection, a line first:
 //! - `discard\n`, then any bytes until the guest shuts its sending side
@@ -55,9 +57,10 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Listen on 127.0.0.1 (a free port) and serve on a thread.
-    pub fn start() -> io::Result<Sink> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    /// Listen on `ip` (a free port; 127.0.0.1 for slirp) and serve on a
+    /// thread.
+    pub fn start(ip: Ipv4Addr) -> io::Result<Sink> {
+        let listener = TcpListener::bind((ip, 0))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -76,7 +79,7 @@ impl Sink {
         })
     }
 
-    /// The port on 127.0.0.1.
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -240,7 +243,7 @@ mod tests {
 
     #[test]
     fn discards_counts_and_sends_zeros_then_stops() {
-        let sink = Sink::start().unwrap();
+        let sink = Sink::start(Ipv4Addr::LOCALHOST).unwrap();
         let addr = (Ipv4Addr::LOCALHOST, sink.port());
 
         let mut c = TcpStream::connect(addr).unwrap();

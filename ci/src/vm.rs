@@ -340,7 +340,7 @@ mod tests {
                 vhost_socket: None,
                 vhost_reconnect_ms: None,
                 vfio_user: None,
-                net: false,
+                net: None,
                 hostroot: false,
                 scsi_hd: None,
                 peer_nvme: None,

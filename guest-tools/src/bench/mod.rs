@@ -27,6 +27,8 @@
 //!   NVMe/TCP sequential numbers (`# bench nvme-vs-usernet`): how much of
 //!   NVMe/TCP's gap is the network.
 //!
+//! - Where this guest's boot went ([`boot`], `# bench boot`).
+//!
 //! Each measurement is a KTAP test that passes only if its data verified
 //! (copies: block by block; fio: every job ran without error and did I/O;
 //! network: every byte arrived); numbers are diagnostics `# bench NAME
@@ -36,6 +38,7 @@
 //! MiB (so 192 MiB are needed); fio runs after both copies of a device
 //! verified and overwrites all of it.
 
+pub mod boot;
 pub mod cfr;
 pub mod fio;
 pub mod ledger;
@@ -932,6 +935,7 @@ const TESTS: &[Test] = &[
     ("qemunvme_fio", |c| nvmeref::t_fio(c, false)),
     ("qemunvme_wb_fio", |c| nvmeref::t_fio(c, true)),
     ("nvme_disconnect", t_nvme_disconnect),
+    ("boot_breakdown", boot::t_boot),
 ];
 
 fn run_one<W: Write>(
