@@ -377,7 +377,7 @@ pub struct VmArgs {
     #[arg(long)]
     pub no_shadow_doorbells: bool,
     /// NQN of the backend's NVMe subsystem.
-    #[arg(long, default_value = crate::ns::DEFAULT_NQN, value_name = "NQN")]
+    #[arg(long, default_value = zonecopy_contract::nvme::DEFAULT_NQN, value_name = "NQN")]
     pub nqn: String,
     /// What the backend's NVMe controller claims (zonecopy-vhost
     /// --personality): nvme-2.1 (the backend's default: Copy formats 0-3,

@@ -15,8 +15,8 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    lun::{LunKind, LunSpec},
-    ns::NsSpec,
+    lun::LunArg,
+    ns::NsArg,
 };
 
 /// How long one request may take (connect, send, answer).
@@ -57,13 +57,14 @@ fn check_response(request: &str, line: &str) -> Result<(), String> {
 
 /// The `zones` request for LUN `index`: every zone, from LBA 0. `None` for
 /// a LUN without zones.
-pub fn zones_request(index: usize, lun: &LunSpec) -> Option<String> {
-    let LunKind::HostManaged(z) = lun.kind else {
-        return None;
-    };
-    let max = lun.size.div_ceil(z.zone.max(1));
+pub fn zones_request(index: usize, lun: &LunArg) -> Option<String> {
+    every_zone(&format!("lun{index}"), lun.spec.nr_zones()?)
+}
+
+/// A `zones` request for `zones` zones of `dev` from LBA 0.
+fn every_zone(dev: &str, zones: u64) -> Option<String> {
     Some(format!(
-        r#"{{"cmd":"zones","dev":"lun{index}","lba":0,"max":{max}}}"#
+        r#"{{"cmd":"zones","dev":"{dev}","lba":0,"max":{zones}}}"#
     ))
 }
 
@@ -77,13 +78,9 @@ pub const STATS_FILE: &str = "stats.json";
 
 /// The `zones` request for namespace `nsid` (device `ns<NSID>`), and its
 /// file name `zones-ns<NSID>.json`; `None` for a conventional namespace.
-pub fn ns_zones_request(nsid: usize, ns: &NsSpec) -> Option<(String, String)> {
-    let z = ns.zoned()?;
-    let max = ns.dev.size.div_ceil(z.zone.max(1));
-    Some((
-        format!("zones-ns{nsid}.json"),
-        format!(r#"{{"cmd":"zones","dev":"ns{nsid}","lba":0,"max":{max}}}"#),
-    ))
+pub fn ns_zones_request(nsid: usize, ns: &NsArg) -> Option<(String, String)> {
+    let request = every_zone(&format!("ns{nsid}"), ns.spec.nr_zones()?)?;
+    Some((format!("zones-ns{nsid}.json"), request))
 }
 
 /// Saves `stats.json`, `zones-lun<N>.json` (zoned LUNs) and
@@ -91,8 +88,8 @@ pub fn ns_zones_request(nsid: usize, ns: &NsSpec) -> Option<(String, String)> {
 /// not be saved; never fails otherwise.
 pub fn save_dumps(
     socket: &Path,
-    luns: &[LunSpec],
-    namespaces: &[NsSpec],
+    luns: &[LunArg],
+    namespaces: &[NsArg],
     out: &Path,
 ) -> Vec<String> {
     let mut requests = vec![(STATS_FILE.to_owned(), STATS_REQUEST.to_owned())];
@@ -274,16 +271,16 @@ mod tests {
 
     #[test]
     fn zones_requests_follow_the_lun_geometry() {
-        let hm: LunSpec = "kind=hm,size=128M,bs=512,zone=8M,cap=6M".parse().unwrap();
-        let disk: LunSpec = "kind=disk,size=64M,bs=512".parse().unwrap();
+        let hm: LunArg = "kind=hm,size=128M,bs=512,zone=8M,cap=6M".parse().unwrap();
+        let disk: LunArg = "kind=disk,size=64M,bs=512".parse().unwrap();
         assert_eq!(
             zones_request(1, &hm).unwrap(),
             r#"{"cmd":"zones","dev":"lun1","lba":0,"max":16}"#
         );
         assert_eq!(zones_request(2, &disk), None);
         assert_eq!(zones_file(1), "zones-lun1.json");
-        let zns: NsSpec = "kind=zns,size=64M,zone=4M".parse().unwrap();
-        let nvm: NsSpec = "kind=nvm,size=64M".parse().unwrap();
+        let zns: NsArg = "kind=zns,size=64M,zone=4M".parse().unwrap();
+        let nvm: NsArg = "kind=nvm,size=64M".parse().unwrap();
         assert_eq!(
             ns_zones_request(1, &zns).unwrap(),
             (
@@ -355,7 +352,7 @@ mod tests {
                 writeln!(&s, "{answer}").unwrap();
             }
         });
-        let luns: Vec<LunSpec> = vec!["kind=hm,size=8M,zone=4M".parse().unwrap()];
+        let luns: Vec<LunArg> = vec!["kind=hm,size=8M,zone=4M".parse().unwrap()];
         let notes = save_dumps(&sock, &luns, &[], dir.path());
         server.join().unwrap();
         assert_eq!(

@@ -10,6 +10,7 @@ use std::{
 };
 
 use tempfile::TempDir;
+use zonecopy_contract::{cmdline::Config as Contract, nvme::NvmeTarget, spec::LunSpec, Suite};
 
 use crate::{
     accel,
@@ -18,11 +19,11 @@ use crate::{
     control,
     initramfs::{self, BuildRequest},
     kernel::{self, Kernel},
-    lun::{self, LunKind, LunSpec},
-    ns::{NsSpec, DEFAULT_NAMESPACES},
-    peer::{PeerNvme, DIFF_NVME_NAMESPACES, DIFF_NVME_SUITE},
+    lun::{self, LunArg},
+    ns::{self, NsArg, DEFAULT_NAMESPACES},
+    peer::{PeerNvme, DIFF_NVME_NAMESPACES},
     proc,
-    qemu::{cmdline, Accel, Contract, NvmeRef, NvmeTarget, QemuConfig, ScsiHd, Serial},
+    qemu::{cmdline, Accel, NvmeRef, QemuConfig, ScsiHd, Serial},
     sink::Sink,
     util::Fnv,
 };
@@ -49,9 +50,6 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// The benchmark suite: it gets [`BENCH_LUNS`], [`BENCH_NAMESPACES`], a
-/// reference scsi-hd and a discard sink ([`BenchExtras`]).
-pub const BENCH_SUITE: &str = "bench";
 /// The bench suite's LUNs when none are given: one 4 KiB-block plain disk
 /// of 192 MiB (the copy benchmarks' source, offload and read+write areas).
 pub const BENCH_LUNS: [&str; 1] = ["kind=disk,size=192M,bs=4096"];
@@ -63,42 +61,69 @@ pub const BENCH_LUNS: [&str; 1] = ["kind=disk,size=192M,bs=4096"];
 /// (`copy-merge-oops`, seen over PCIe on 7.2-fixed in bio_will_gap).
 pub const BENCH_NAMESPACES: [&str; 1] = ["kind=nvm,size=192M,bs=4096,mssrl=16384,mcl=16384"];
 
-/// Parses `--lun` specs (the defaults when none are given: the suite's).
-pub fn parse_luns(specs: &[String], suite: Option<&str>) -> Result<Vec<LunSpec>, SetupError> {
-    let given: Vec<&str> = if !specs.is_empty() {
-        specs.iter().map(String::as_str).collect()
-    } else if suite == Some(BENCH_SUITE) {
-        BENCH_LUNS.to_vec()
+/// Parses `--lun` specs (the defaults when none are given: the suite's;
+/// the bench suite gets [`BENCH_LUNS`], a reference scsi-hd and a discard
+/// sink: [`BenchExtras`]).
+pub fn parse_luns(specs: &[String], suite: Option<&str>) -> Result<Vec<LunArg>, SetupError> {
+    let suite = Suite::named(suite);
+    let defaults: &[&str] = if suite == Some(Suite::Bench) {
+        &BENCH_LUNS
     } else {
-        lun::default_luns(suite).to_vec()
+        lun::default_luns(suite)
+    };
+    parse_specs("--lun", 0, specs, defaults)
+}
+
+/// `specs`, or `defaults` when none are given, parsed; an error names
+/// the flag and the spec's number (LUN from 0, NSID from 1).
+fn parse_specs<T: std::str::FromStr>(
+    flag: &str,
+    first: usize,
+    specs: &[String],
+    defaults: &[&str],
+) -> Result<Vec<T>, SetupError>
+where
+    T::Err: std::fmt::Display,
+{
+    let given: Vec<&str> = if specs.is_empty() {
+        defaults.to_vec()
+    } else {
+        specs.iter().map(String::as_str).collect()
     };
     given
         .iter()
         .enumerate()
         .map(|(i, s)| {
             s.parse()
-                .map_err(|e| SetupError::Failed(format!("--lun {i} `{s}`: {e}")))
+                .map_err(|e| SetupError::Failed(format!("{flag} {} `{s}`: {e}", i + first)))
         })
         .collect()
 }
 
 /// Suites that talk to the backend over the network (control port,
 /// NVMe/TCP): they get a NIC and `zonecopy.control=` without `--net`.
-pub const NET_SUITES: &[&str] = &["xcopy", "nvme", "kcopy", "bench", "zbc", DIFF_NVME_SUITE];
+pub const NET_SUITES: &[Suite] = &[
+    Suite::Xcopy,
+    Suite::Nvme,
+    Suite::Kcopy,
+    Suite::Bench,
+    Suite::Zbc,
+    Suite::DiffNvme,
+];
 /// Suites that get [`DEFAULT_NAMESPACES`] when no `--ns` is given.
-pub const NVME_SUITES: &[&str] = &["nvme", "kcopy"];
+pub const NVME_SUITES: &[Suite] = &[Suite::Nvme, Suite::Kcopy];
 /// The nvme-pci driver, for the diff-nvme suite's peer (a module on
 /// Debian kernels; the builder skips it where it is built in).
 const PCI_NVME_MODULE: &str = "nvme";
 /// Suites that run host tools (fio, blkzone, sg3-utils, dmsetup,
 /// mkfs.f2fs) from the host root, shared read-only over 9p and mounted at
 /// /host in the guest (see images/init).
-pub const HOST_TOOL_SUITES: &[&str] = &["zbc", "kcopy", "bench"];
+pub const HOST_TOOL_SUITES: &[Suite] = &[Suite::Zbc, Suite::Kcopy, Suite::Bench];
 const HOST_TOOL_MODULES: &str = "9p 9pnet_virtio netfs fscache";
 
 /// Does `suite` get the host root over 9p?
 pub fn wants_hostroot(suite: Option<&str>) -> bool {
-    suite.is_some_and(|s| HOST_TOOL_SUITES.contains(&s))
+    Suite::named(suite).is_some_and(|s| HOST_TOOL_SUITES.contains(&s))
 }
 
 /// What a boot needs besides the VM options.
@@ -117,36 +142,27 @@ pub fn parse_namespaces(
     specs: &[String],
     suite: Option<&str>,
     external_backend: bool,
-) -> Result<Vec<NsSpec>, SetupError> {
+) -> Result<Vec<NsArg>, SetupError> {
     if external_backend && !specs.is_empty() {
         return Err(SetupError::Failed(
             "--ns needs the runner's own backend (not --backend-socket)".into(),
         ));
     }
-    let given: Vec<&str> = if !specs.is_empty() {
-        specs.iter().map(String::as_str).collect()
-    } else if !external_backend && suite.is_some_and(|s| NVME_SUITES.contains(&s)) {
-        DEFAULT_NAMESPACES.to_vec()
-    } else if !external_backend && suite == Some(BENCH_SUITE) {
-        BENCH_NAMESPACES.to_vec()
-    } else if !external_backend && suite == Some(DIFF_NVME_SUITE) {
-        DIFF_NVME_NAMESPACES.to_vec()
-    } else {
-        Vec::new()
+    let defaults: &[&str] = match Suite::named(suite) {
+        _ if external_backend => &[],
+        Some(s) if NVME_SUITES.contains(&s) => &DEFAULT_NAMESPACES,
+        Some(Suite::Bench) => &BENCH_NAMESPACES,
+        Some(Suite::DiffNvme) => &DIFF_NVME_NAMESPACES,
+        _ => &[],
     };
-    given
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.parse()
-                .map_err(|e| SetupError::Failed(format!("--ns {} `{s}`: {e}", i + 1)))
-        })
-        .collect()
+    parse_specs("--ns", 1, specs, defaults)
 }
 
 /// Does the guest get a NIC (and, with our backend, the control port)?
-pub fn wants_net(needs: Needs<'_>, namespaces: &[NsSpec]) -> bool {
-    needs.net || !namespaces.is_empty() || needs.suite.is_some_and(|s| NET_SUITES.contains(&s))
+pub fn wants_net(needs: Needs<'_>, namespaces: &[NsArg]) -> bool {
+    needs.net
+        || !namespaces.is_empty()
+        || Suite::named(needs.suite).is_some_and(|s| NET_SUITES.contains(&s))
 }
 
 /// The builder's own default module set (images/build-initramfs.sh
@@ -156,19 +172,6 @@ pub const FULL_MODULES: &str = "virtio_pci virtio_scsi scsi_mod sd_mod sg t10_pi
 /// What every suite needs: the SCSI disks.
 const BASE_MODULES: &str = "virtio_pci virtio_scsi sd_mod sg";
 const NVME_MODULES: &str = "nvme_tcp nvme_fabrics nvme_core";
-/// Suites with tailored module lists (fewer modules boot faster); others
-/// get the builder's full default set.
-const KNOWN_SUITES: &[&str] = &[
-    "smoke",
-    "xcopy",
-    "nvme",
-    "kcopy",
-    "bench",
-    "zbc",
-    "kill",
-    "diff",
-    DIFF_NVME_SUITE,
-];
 /// The `diff` suite's peers: scsi_debug (ZBC) and LIO with tcm_loop and
 /// fileio backstores (EXTENDED COPY). /init loads scsi_debug with its
 /// default parameters; the guest reloads it with our LUN's geometry.
@@ -176,9 +179,13 @@ const DIFF_MODULES: &str = "configfs target_core_mod target_core_file tcm_loop s
 
 /// The `--modules` list for the initramfs (`None` = the builder's default).
 /// Built-in and missing modules are skipped by the builder.
-pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String> {
+///
+/// Every suite has a tailored list (fewer modules boot faster); run mode
+/// and unknown names get the builder's full default set.
+pub fn modules_for(name: Option<&str>, net: bool, nvme: bool) -> Option<String> {
+    let suite = Suite::named(name);
     let mut m: Vec<&str> = match suite {
-        Some(s) if KNOWN_SUITES.contains(&s) => BASE_MODULES.split(' ').collect(),
+        Some(_) => BASE_MODULES.split(' ').collect(),
         _ if nvme => FULL_MODULES.split_whitespace().collect(),
         _ => return None,
     };
@@ -186,24 +193,24 @@ pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String>
         m.push("virtio_net");
     }
     // `kill` talks NVMe/TCP to the victim backend of `zonecopy-ci kill`.
-    if nvme || suite.is_some_and(|s| NVME_SUITES.contains(&s) || s == "kill") {
+    if nvme || suite.is_some_and(|s| NVME_SUITES.contains(&s) || s == Suite::Kill) {
         m.extend(NVME_MODULES.split(' '));
         if !m.contains(&"virtio_net") {
             m.push("virtio_net");
         }
     }
-    if suite == Some(DIFF_NVME_SUITE) {
+    if suite == Some(Suite::DiffNvme) {
         m.push(PCI_NVME_MODULE);
     }
-    if suite == Some("kcopy") {
+    if suite == Some(Suite::Kcopy) {
         // f2fs asks for the "crc32" shash and dm-crypt for "xts(aes)" at
         // run time (no modinfo dependency): modules on Debian kernels.
         m.extend(["dm_mod", "dm_crypt", "f2fs", "crc32_generic", "xts"]);
     }
-    if suite == Some("diff") {
+    if suite == Some(Suite::Diff) {
         m.extend(DIFF_MODULES.split(' '));
     }
-    if wants_hostroot(suite) {
+    if wants_hostroot(name) {
         m.extend(HOST_TOOL_MODULES.split(' '));
     }
     Some(m.join(" "))
@@ -271,41 +278,31 @@ impl BenchExtras {
     /// `disk` LUN (none without one) and, with `pcie`, of the first plain
     /// namespace; and a started sink.
     fn prepare(
-        luns: &[LunSpec],
-        namespaces: &[NsSpec],
+        luns: &[LunArg],
+        namespaces: &[NsArg],
         pcie: bool,
         dir: &Path,
     ) -> Result<Self, SetupError> {
-        let scsi_hd = match luns.iter().find(|l| l.kind == LunKind::Disk) {
+        let scsi_hd = match luns.iter().find(|l| !l.spec.kind.is_zoned()) {
             Some(l) => {
-                let (file, file_wb) = (dir.join("scsi-hd.img"), dir.join("scsi-hd-wb.img"));
-                for f in [&file, &file_wb] {
-                    std::fs::File::create(f)
-                        .and_then(|h| h.set_len(l.size))
-                        .map_err(|e| fail(format!("cannot create {}: {e}", f.display())))?;
-                }
+                let (file, file_wb) = reference_files(dir, "scsi-hd", l.spec.size)?;
                 Some(ScsiHd {
                     file,
                     file_wb,
-                    size: l.size,
-                    bs: l.bs,
+                    size: l.spec.size,
+                    bs: l.spec.block_size,
                 })
             }
             None => None,
         };
-        let nvme_ref = match namespaces.iter().find(|n| n.zoned().is_none()) {
+        let nvme_ref = match namespaces.iter().find(|n| !n.spec.kind.is_zoned()) {
             Some(n) if pcie => {
-                let (file, file_wb) = (dir.join("nvme-ref.img"), dir.join("nvme-ref-wb.img"));
-                for f in [&file, &file_wb] {
-                    std::fs::File::create(f)
-                        .and_then(|h| h.set_len(n.dev.size))
-                        .map_err(|e| fail(format!("cannot create {}: {e}", f.display())))?;
-                }
+                let (file, file_wb) = reference_files(dir, "nvme-ref", n.spec.size)?;
                 Some(NvmeRef {
                     file,
                     file_wb,
-                    size: n.dev.size,
-                    bs: n.dev.bs,
+                    size: n.spec.size,
+                    bs: n.spec.block_size,
                 })
             }
             _ => None,
@@ -319,12 +316,24 @@ impl BenchExtras {
     }
 }
 
+/// Two sparse raw files `<stem>.img` and `<stem>-wb.img` of `size` bytes
+/// in `dir` (a reference's `cache=none` and `cache=writeback` copies).
+fn reference_files(dir: &Path, stem: &str, size: u64) -> Result<(PathBuf, PathBuf), SetupError> {
+    let files = (dir.join(format!("{stem}.img")), dir.join(format!("{stem}-wb.img")));
+    for f in [&files.0, &files.1] {
+        std::fs::File::create(f)
+            .and_then(|h| h.set_len(size))
+            .map_err(|e| fail(format!("cannot create {}: {e}", f.display())))?;
+    }
+    Ok(files)
+}
+
 #[derive(Debug)]
 pub struct Rig {
     pub kernel: Kernel,
-    pub luns: Vec<LunSpec>,
+    pub luns: Vec<LunArg>,
     /// NVMe namespaces, NSID = index + 1 (empty: no NVMe/TCP).
-    pub namespaces: Vec<NsSpec>,
+    pub namespaces: Vec<NsArg>,
     pub nqn: String,
     /// The guest has a NIC (user networking).
     pub net: bool,
@@ -411,8 +420,8 @@ impl Rig {
             }
         }
         for (i, n) in namespaces.iter_mut().enumerate() {
-            if n.dev.file.is_none() {
-                n.dev.file = Some(tmp.path().join(NsSpec::default_file(i + 1)));
+            if n.file.is_none() {
+                n.file = Some(tmp.path().join(ns::default_file(i + 1)));
             }
         }
 
@@ -479,12 +488,12 @@ impl Rig {
                 (socket, Some(control), Some(launch), Some(b))
             }
         };
-        let bench = if needs.suite == Some(BENCH_SUITE) {
+        let bench = if Suite::named(needs.suite) == Some(Suite::Bench) {
             Some(BenchExtras::prepare(&luns, &namespaces, pcie, tmp.path())?)
         } else {
             None
         };
-        let peer_nvme = if needs.suite == Some(DIFF_NVME_SUITE) {
+        let peer_nvme = if Suite::named(needs.suite) == Some(Suite::DiffNvme) {
             Some(PeerNvme::prepare(&namespaces, tmp.path()).map_err(fail)?)
         } else {
             None
@@ -580,39 +589,28 @@ impl Rig {
     /// The kernel command line for this rig (ARCHITECTURE.md "The guest
     /// contract"): `suite` or `run` (hex), `extra` appended.
     pub fn cmdline(&self, suite: Option<&str>, run: Option<&str>, extra: &str) -> String {
-        cmdline(&Contract {
-            suite,
-            luns: &self.luns,
-            control: self.control_port.map(|p| format!("{GUEST_HOST_ADDR}:{p}")),
-            control_token: self.control_token.as_deref(),
-            nvme: match (&self.nvme_pcie, self.nvme_port) {
-                (Some(_), _) => Some(NvmeTarget {
-                    pcie: true,
-                    traddr: String::new(),
-                    trsvcid: 0,
-                    nqn: self.nqn.clone(),
-                }),
-                (None, Some(p)) => Some(NvmeTarget {
-                    pcie: false,
-                    traddr: GUEST_HOST_ADDR.to_owned(),
-                    trsvcid: p,
-                    nqn: self.nqn.clone(),
-                }),
-                (None, None) => None,
-            },
-            namespaces: &self.namespaces,
-            xfail: &self.xfail,
-            run,
-            scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.as_ref()),
-            sink: self
-                .bench
-                .as_ref()
-                .filter(|_| self.net)
-                .map(|b| format!("{GUEST_HOST_ADDR}:{}", b.sink.port())),
-            peer_nvme: self.peer_nvme.as_ref(),
-            nvme_ref: self.bench.as_ref().and_then(|b| b.nvme_ref.as_ref()),
-            extra,
-        })
+        let host = |port: u16| SocketAddr::from((GUEST_HOST_ADDR, port));
+        let nvme = match (&self.nvme_pcie, self.nvme_port) {
+            (Some(_), _) => Some(NvmeTarget::pcie(&self.nqn)),
+            (None, Some(p)) => Some(NvmeTarget::tcp(GUEST_HOST_ADDR.to_string(), p, &self.nqn)),
+            (None, None) => None,
+        };
+        let bench = self.bench.as_ref();
+        let contract = Contract {
+            suite: suite.map(str::to_owned),
+            luns: (0u64..).zip(self.luns.iter().map(|l| l.spec)).collect(),
+            run: run.map(str::to_owned),
+            control: self.control_port.map(host),
+            control_token: self.control_token.clone(),
+            nvme,
+            namespaces: (1u32..).zip(self.namespaces.iter().map(|n| n.spec)).collect(),
+            xfail: self.xfail.clone(),
+            scsi_hd: bench.and_then(|b| b.scsi_hd.as_ref()).map(|d| LunSpec::disk(d.bs, d.size)),
+            sink: bench.filter(|_| self.net).map(|b| host(b.sink.port())),
+            nvme_ref: bench.and_then(|b| b.nvme_ref.as_ref()).map(|d| LunSpec::disk(d.bs, d.size)),
+            peer_nvme: self.peer_nvme.as_ref().map(|p| p.spec.clone()),
+        };
+        cmdline(&contract, extra)
     }
 
     /// The QEMU configuration for this rig (a NIC when the rig has
@@ -835,7 +833,7 @@ mod tests {
     fn namespaces_default_for_nvme_suites_only() {
         let n = parse_namespaces(&[], Some("nvme"), false).unwrap();
         assert_eq!(n.len(), 3);
-        assert!(n[0].zoned().is_some() && n[1].zoned().is_none() && n[2].zoned().is_none());
+        assert!(n[0].spec.zones.is_some() && n[1].spec.zones.is_none() && n[2].spec.zones.is_none());
         assert_eq!(
             parse_namespaces(&[], Some("kcopy"), false).unwrap().len(),
             3
@@ -859,23 +857,23 @@ mod tests {
 
     #[test]
     fn bench_defaults_a_disk_and_a_namespace() {
-        let l = parse_luns(&[], Some(BENCH_SUITE)).unwrap();
+        let l = parse_luns(&[], Some("bench")).unwrap();
         assert_eq!(l.len(), 1);
         assert_eq!(
-            (l[0].kind, l[0].size, l[0].bs),
-            (LunKind::Disk, 192 << 20, 4096)
+            (l[0].spec.kind, l[0].spec.size, l[0].spec.block_size),
+            (zonecopy_contract::spec::LunKind::Disk, 192 << 20, 4096)
         );
         assert_eq!(parse_luns(&[], Some("smoke")).unwrap().len(), 3);
         assert_eq!(
-            parse_luns(&["kind=disk,size=1M".into()], Some(BENCH_SUITE))
+            parse_luns(&["kind=disk,size=1M".into()], Some("bench"))
                 .unwrap()
                 .len(),
             1
         );
-        let n = parse_namespaces(&[], Some(BENCH_SUITE), false).unwrap();
+        let n = parse_namespaces(&[], Some("bench"), false).unwrap();
         assert_eq!(n.len(), 1);
-        assert!(n[0].zoned().is_none());
-        assert!(parse_namespaces(&[], Some(BENCH_SUITE), true)
+        assert!(n[0].spec.zones.is_none());
+        assert!(parse_namespaces(&[], Some("bench"), true)
             .unwrap()
             .is_empty());
         // The reference scsi-hd follows the first disk LUN.
@@ -894,7 +892,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&r.file).unwrap().len(), 192 << 20);
         assert_eq!(std::fs::metadata(&r.file_wb).unwrap().len(), 192 << 20);
         // One Copy carries the 64 MiB (copy-merge-oops otherwise).
-        assert_eq!(n[0].limits.mssrl, Some(16384));
+        assert_eq!(n[0].copy.mssrl, Some(16384));
         let hm = parse_luns(&[], Some("smoke")).unwrap();
         assert_eq!(
             BenchExtras::prepare(&hm[..2], &[], true, dir.path())
