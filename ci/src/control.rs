@@ -14,10 +14,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{
-    lun::LunArg,
-    ns::NsArg,
-};
+use crate::{lun::LunArg, ns::NsArg};
 
 /// How long one request may take (connect, send, answer).
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,12 +83,7 @@ pub fn ns_zones_request(nsid: usize, ns: &NsArg) -> Option<(String, String)> {
 /// Saves `stats.json`, `zones-lun<N>.json` (zoned LUNs) and
 /// `zones-ns<NSID>.json` (zoned namespaces) into `out`. Returns what could
 /// not be saved; never fails otherwise.
-pub fn save_dumps(
-    socket: &Path,
-    luns: &[LunArg],
-    namespaces: &[NsArg],
-    out: &Path,
-) -> Vec<String> {
+pub fn save_dumps(socket: &Path, luns: &[LunArg], namespaces: &[NsArg], out: &Path) -> Vec<String> {
     let mut requests = vec![(STATS_FILE.to_owned(), STATS_REQUEST.to_owned())];
     for (i, l) in luns.iter().enumerate() {
         if let Some(r) = zones_request(i, l) {

@@ -350,7 +350,11 @@ fn victim_config(
                 mailbox: None,
             };
             let append = Contract {
-                nvme: Some(NvmeTarget::tcp(GUEST_HOST_ADDR.to_string(), port, VICTIM_NQN)),
+                nvme: Some(NvmeTarget::tcp(
+                    GUEST_HOST_ADDR.to_string(),
+                    port,
+                    VICTIM_NQN,
+                )),
                 ..Contract::default()
             }
             .to_string();

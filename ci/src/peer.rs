@@ -93,7 +93,10 @@ impl PeerNvme {
             "-drive".into(),
             format!("file={},format=raw,if=none,id=zcpeer2", esc(&self.nvm_file)),
             "-device".into(),
-            format!("nvme,id=zcpeer,serial={},mdts={MDTS},zoned.zasl=0", p.serial),
+            format!(
+                "nvme,id=zcpeer,serial={},mdts={MDTS},zoned.zasl=0",
+                p.serial
+            ),
             "-device".into(),
             format!(
                 "nvme-ns,drive=zcpeer1,bus=zcpeer,nsid=1,zoned=true,zoned.zone_size={},\

@@ -492,7 +492,9 @@ mod tests {
         };
         let line = cmdline(&contract, "");
         assert!(
-            line.contains(&format!("{FAST_BOOT} nvme_core.multipath=N zonecopy.peer-nvme=")),
+            line.contains(&format!(
+                "{FAST_BOOT} nvme_core.multipath=N zonecopy.peer-nvme="
+            )),
             "{line}"
         );
     }

@@ -319,7 +319,10 @@ impl BenchExtras {
 /// Two sparse raw files `<stem>.img` and `<stem>-wb.img` of `size` bytes
 /// in `dir` (a reference's `cache=none` and `cache=writeback` copies).
 fn reference_files(dir: &Path, stem: &str, size: u64) -> Result<(PathBuf, PathBuf), SetupError> {
-    let files = (dir.join(format!("{stem}.img")), dir.join(format!("{stem}-wb.img")));
+    let files = (
+        dir.join(format!("{stem}.img")),
+        dir.join(format!("{stem}-wb.img")),
+    );
     for f in [&files.0, &files.1] {
         std::fs::File::create(f)
             .and_then(|h| h.set_len(size))
@@ -603,11 +606,17 @@ impl Rig {
             control: self.control_port.map(host),
             control_token: self.control_token.clone(),
             nvme,
-            namespaces: (1u32..).zip(self.namespaces.iter().map(|n| n.spec)).collect(),
+            namespaces: (1u32..)
+                .zip(self.namespaces.iter().map(|n| n.spec))
+                .collect(),
             xfail: self.xfail.clone(),
-            scsi_hd: bench.and_then(|b| b.scsi_hd.as_ref()).map(|d| LunSpec::disk(d.bs, d.size)),
+            scsi_hd: bench
+                .and_then(|b| b.scsi_hd.as_ref())
+                .map(|d| LunSpec::disk(d.bs, d.size)),
             sink: bench.filter(|_| self.net).map(|b| host(b.sink.port())),
-            nvme_ref: bench.and_then(|b| b.nvme_ref.as_ref()).map(|d| LunSpec::disk(d.bs, d.size)),
+            nvme_ref: bench
+                .and_then(|b| b.nvme_ref.as_ref())
+                .map(|d| LunSpec::disk(d.bs, d.size)),
             peer_nvme: self.peer_nvme.as_ref().map(|p| p.spec.clone()),
         };
         cmdline(&contract, extra)
@@ -833,7 +842,9 @@ mod tests {
     fn namespaces_default_for_nvme_suites_only() {
         let n = parse_namespaces(&[], Some("nvme"), false).unwrap();
         assert_eq!(n.len(), 3);
-        assert!(n[0].spec.zones.is_some() && n[1].spec.zones.is_none() && n[2].spec.zones.is_none());
+        assert!(
+            n[0].spec.zones.is_some() && n[1].spec.zones.is_none() && n[2].spec.zones.is_none()
+        );
         assert_eq!(
             parse_namespaces(&[], Some("kcopy"), false).unwrap().len(),
             3

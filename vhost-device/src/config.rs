@@ -2,13 +2,17 @@
 //! `TryFrom<Args> for Config`.
 
 use std::{
-    collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
     str::FromStr,
 };
 
 use clap::Parser;
+pub use zonecopy_contract::{arg::ArgError, nvme::DEFAULT_NQN};
+use zonecopy_contract::{
+    arg::{Cache, LunArg, NsArg, ZoneLimits},
+    spec::{LunKind, ZoneSpec},
+};
 
 use crate::{
     nvme::CopyLimits,
@@ -18,16 +22,12 @@ use crate::{
 
 /// Default logical block size of every kind.
 pub const DEFAULT_BLOCK_SIZE: u32 = 4096;
-/// Default number of conventional zones at the start of a zoned LUN.
-pub const DEFAULT_CONVENTIONAL_ZONES: u32 = 1;
 /// Default number of request queues offered.
 pub const DEFAULT_REQUEST_QUEUES: u16 = 8;
 /// Most logical units one target addresses (14-bit flat space LUNs).
 pub const MAX_LUNS: usize = 16384;
 /// NVMe/TCP listen address when `--nvme-tcp` is given without one.
 pub const DEFAULT_NVME_TCP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4420);
-/// Default subsystem NQN.
-pub const DEFAULT_NQN: &str = "nqn.2026-11.dev.zonecopy:sub0";
 /// Default transport address in the discovery log: the host as a QEMU
 /// user-networking guest sees it.
 pub const DEFAULT_ADVERTISE_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2));
@@ -43,7 +43,7 @@ pairs. Repeat for more: the first --ns is NSID 1, the second NSID 2, ...
   kind=zns|nvm     zns: zoned (ZNS); nvm: conventional [default: zns]
   bs=512|4096      logical block size in bytes [default: 4096]
 
-  For kind=zns only (ZNS has no conventional zones, so conv defaults to 0):
+  For kind=zns only (ZNS has no conventional zones: conv=0 if given):
   zone=BYTES, cap=BYTES, max-open=N, max-active=N as for --lun
 
   Copy limits (Identify Namespace):
@@ -282,6 +282,10 @@ pub struct ScsiTargetConfig {
     pub luns: Vec<usize>,
 }
 
+/// Why a `--lun` or `--ns` spec was refused (the contract crate parses
+/// both, for the runner too).
+pub type SpecError = ArgError;
+
 /// One parsed `--ns` option.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NsSpec {
@@ -294,60 +298,16 @@ pub struct NsSpec {
 impl FromStr for NsSpec {
     type Err = SpecError;
 
-    /// The `--lun` keys with kind=zns|nvm (mapped to hm|disk, conv=0 by
-    /// default) plus the copy limits.
+    /// [`NsArg`]: the `--lun` keys with kind=zns|nvm (no conventional
+    /// zones) plus the copy limits; `file=` is required here.
     fn from_str(spec: &str) -> Result<Self, SpecError> {
-        let mut copy_limits = CopyLimits::default();
-        let mut rest: Vec<String> = Vec::new();
-        let (mut kind, mut conv, mut seen) = (None, false, Vec::new());
-        for item in spec.split(',').filter(|s| !s.is_empty()) {
-            let Some((key, value)) = item.split_once('=') else {
-                rest.push(item.to_owned());
-                continue;
-            };
-            if ["kind", "mssrl", "mcl", "msrc"].contains(&key) {
-                if seen.contains(&key) {
-                    return Err(SpecError::Duplicate(key.to_owned()));
-                }
-                seen.push(key);
-            }
-            let range = |max: u32| {
-                let n = parse_count(key, value)?;
-                if n > max {
-                    return Err(SpecError::Overflow {
-                        key: key.to_owned(),
-                        value: value.to_owned(),
-                    });
-                }
-                Ok(n)
-            };
-            match key {
-                "kind" => match value {
-                    "zns" => kind = Some("hm"),
-                    "nvm" => kind = Some("disk"),
-                    other => return Err(SpecError::BadNsKind(other.to_owned())),
-                },
-                "mssrl" => copy_limits.mssrl = range(u32::from(u16::MAX))? as u16,
-                "mcl" => copy_limits.mcl = range(u32::MAX)?,
-                // ZNS reads past the write pointer always succeed.
-                "urswrz" => return Err(SpecError::UnknownKey(key.to_owned())),
-                "msrc" => copy_limits.msrc = range(u32::from(u8::MAX))? as u8,
-                _ => {
-                    conv |= key == "conv";
-                    rest.push(item.to_owned());
-                }
-            }
-        }
-        let kind = kind.unwrap_or("hm");
-        rest.push(format!("kind={kind}"));
-        if kind == "hm" && !conv {
-            rest.push("conv=0".to_owned());
-        }
-        let lun: LunSpec = rest.join(",").parse()?;
+        let ns: NsArg = spec.parse()?;
+        let (mssrl, mcl, msrc) = ns.copy.resolved();
+        let zoned = ns.spec.zones.map(|z| zoned_config(z, ns.limits, false));
         Ok(NsSpec {
-            device: lun.device,
-            copy_limits,
-            volatile_cache: lun.volatile_cache,
+            device: device_config(ns.file, ns.spec.size, ns.spec.block_size, zoned)?,
+            copy_limits: CopyLimits { mssrl, mcl, msrc },
+            volatile_cache: ns.cache == Cache::Volatile,
         })
     }
 }
@@ -361,212 +321,57 @@ pub struct LunSpec {
     pub volatile_cache: bool,
 }
 
-/// Why a `--lun` spec was refused.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SpecError {
-    #[error("'{0}' is not KEY=VALUE")]
-    NotKeyValue(String),
-    #[error(
-        "unknown key '{0}' (known: file, size, kind, bs, zone, cap, conv, max-open, max-active, urswrz, cache)"
-    )]
-    UnknownKey(String),
-    #[error("key '{0}' given twice")]
-    Duplicate(String),
-    #[error("missing {0}")]
-    Missing(&'static str),
-    #[error("{key}={value}: not a size in bytes (a number with an optional K, M, G or T suffix)")]
-    BadSize { key: String, value: String },
-    #[error("{key}={value}: too large")]
-    Overflow { key: String, value: String },
-    #[error("{key}={value}: not a count (a non-negative integer below 2^32)")]
-    BadCount { key: String, value: String },
-    #[error("kind={0}: expected hm, ha or disk")]
-    BadKind(String),
-    #[error("bs={0}: expected 512 or 4096")]
-    BadBlockSize(String),
-    #[error("{0}= applies to zoned kinds (hm, ha) only")]
-    ZonedKeyOnDisk(&'static str),
-    #[error("{0}= applies to kind=hm only (sequential write preferred zones have no gap zones and no open/active limits)")]
-    HostManagedKey(&'static str),
-    #[error("{key}={value}: expected 0 or 1")]
-    BadFlag { key: String, value: String },
-    #[error("kind={0}: expected zns or nvm")]
-    BadNsKind(String),
-    #[error("cache={0}: expected volatile or none")]
-    BadCache(String),
-}
-
-/// Parse a size: decimal digits with an optional K, M, G or T suffix
-/// (binary multiples, either case).
-pub fn parse_size(key: &str, value: &str) -> Result<u64, SpecError> {
-    let bad = || SpecError::BadSize {
-        key: key.to_owned(),
-        value: value.to_owned(),
-    };
-    let (digits, shift) = match value.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                'T' => 40,
-                _ => return Err(bad()),
-            };
-            (&value[..i], shift)
-        }
-        _ => (value, 0),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let overflow = || SpecError::Overflow {
-        key: key.to_owned(),
-        value: value.to_owned(),
-    };
-    let n: u64 = digits.parse().map_err(|_| overflow())?;
-    n.checked_mul(1u64 << shift).ok_or_else(overflow)
-}
-
-fn parse_count(key: &str, value: &str) -> Result<u32, SpecError> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SpecError::BadCount {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        });
-    }
-    value.parse().map_err(|_| SpecError::BadCount {
-        key: key.to_owned(),
-        value: value.to_owned(),
-    })
-}
-
-const KEYS: [&str; 11] = [
-    "cache",
-    "file",
-    "size",
-    "kind",
-    "bs",
-    "zone",
-    "cap",
-    "conv",
-    "max-open",
-    "max-active",
-    "urswrz",
-];
-const ZONED_KEYS: [&str; 6] = ["zone", "cap", "conv", "max-open", "max-active", "urswrz"];
-/// Keys of host-managed LUNs only.
-const HM_KEYS: [&str; 3] = ["cap", "max-open", "max-active"];
-
-fn parse_flag(key: &str, value: &str) -> Result<bool, SpecError> {
-    match value {
-        "0" => Ok(false),
-        "1" => Ok(true),
-        _ => Err(SpecError::BadFlag {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        }),
-    }
-}
-
 impl FromStr for LunSpec {
     type Err = SpecError;
 
+    /// [`LunArg`] with `file=` required.
     fn from_str(spec: &str) -> Result<Self, SpecError> {
-        let mut kv: BTreeMap<&'static str, &str> = BTreeMap::new();
-        for item in spec.split(',').filter(|s| !s.is_empty()) {
-            let (key, value) = item
-                .split_once('=')
-                .ok_or_else(|| SpecError::NotKeyValue(item.to_owned()))?;
-            let key = KEYS
-                .iter()
-                .copied()
-                .find(|k| *k == key)
-                .ok_or_else(|| SpecError::UnknownKey(key.to_owned()))?;
-            if kv.insert(key, value).is_some() {
-                return Err(SpecError::Duplicate(key.to_owned()));
-            }
-        }
-        let path = match kv.get("file") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => return Err(SpecError::Missing("file=PATH")),
-        };
-        let size = match kv.get("size") {
-            Some(v) => parse_size("size", v)?,
-            None => return Err(SpecError::Missing("size=BYTES")),
-        };
-        let block_size = match kv.get("bs") {
-            None => DEFAULT_BLOCK_SIZE,
-            Some(v) => match parse_size("bs", v) {
-                Ok(512) => 512,
-                Ok(4096) => 4096,
-                _ => return Err(SpecError::BadBlockSize((*v).to_owned())),
-            },
-        };
-        let kind = kv.get("kind").copied().unwrap_or("hm");
-        let zoned = match kind {
-            "hm" | "ha" => {
-                if kind == "ha" {
-                    if let Some(k) = HM_KEYS.iter().find(|k| kv.contains_key(*k)) {
-                        return Err(SpecError::HostManagedKey(k));
-                    }
-                }
-                let zone_size = match kv.get("zone") {
-                    Some(v) => parse_size("zone", v)?,
-                    None => {
-                        return Err(SpecError::Missing(
-                            "zone=BYTES (required for kind=hm and kind=ha)",
-                        ))
-                    }
-                };
-                let zone_capacity = match kv.get("cap") {
-                    Some(v) => parse_size("cap", v)?,
-                    None => zone_size,
-                };
-                let count = |key: &'static str, default: u32| match kv.get(key) {
-                    Some(v) => parse_count(key, v),
-                    None => Ok(default),
-                };
-                Some(ZonedConfig {
-                    zone_size,
-                    zone_capacity,
-                    conventional_zones: count("conv", DEFAULT_CONVENTIONAL_ZONES)?,
-                    max_open: count("max-open", 0)?,
-                    max_active: count("max-active", 0)?,
-                    sequential: if kind == "ha" {
-                        ZoneType::SequentialWritePreferred
-                    } else {
-                        ZoneType::SequentialWriteRequired
-                    },
-                    unrestricted_reads: match kv.get("urswrz") {
-                        Some(v) => parse_flag("urswrz", v)?,
-                        None => true,
-                    },
-                    reinit: false,
-                })
-            }
-            "disk" => {
-                if let Some(k) = ZONED_KEYS.iter().find(|k| kv.contains_key(*k)) {
-                    return Err(SpecError::ZonedKeyOnDisk(k));
-                }
-                None
-            }
-            other => return Err(SpecError::BadKind(other.to_owned())),
-        };
-        let volatile_cache = match kv.get("cache").copied() {
-            None | Some("none") => false,
-            Some("volatile") => true,
-            Some(other) => return Err(SpecError::BadCache(other.to_owned())),
-        };
+        let lun: LunArg = spec.parse()?;
+        let host_aware = lun.spec.kind == LunKind::HostAware;
+        let zoned = lun
+            .spec
+            .zones
+            .map(|z| zoned_config(z, lun.limits, host_aware));
         Ok(LunSpec {
-            device: DeviceConfig {
-                path,
-                size,
-                block_size,
-                zoned,
-            },
-            volatile_cache,
+            device: device_config(lun.file, lun.spec.size, lun.spec.block_size, zoned)?,
+            volatile_cache: lun.cache == Cache::Volatile,
         })
     }
+}
+
+/// The storage core's zone layout for a spec's zones and limits.
+fn zoned_config(z: ZoneSpec, limits: ZoneLimits, host_aware: bool) -> ZonedConfig {
+    // The contract parser bounds conv by the zone count (< 2^32 zones).
+    let conventional_zones = u32::try_from(z.conventional).unwrap_or(u32::MAX);
+    ZonedConfig {
+        zone_size: z.zone_size,
+        zone_capacity: z.capacity,
+        conventional_zones,
+        max_open: limits.max_open.unwrap_or(0),
+        max_active: limits.max_active.unwrap_or(0),
+        sequential: if host_aware {
+            ZoneType::SequentialWritePreferred
+        } else {
+            ZoneType::SequentialWriteRequired
+        },
+        unrestricted_reads: z.urswrz,
+        reinit: false,
+    }
+}
+
+fn device_config(
+    file: Option<PathBuf>,
+    size: u64,
+    block_size: u64,
+    zoned: Option<ZonedConfig>,
+) -> Result<DeviceConfig, SpecError> {
+    Ok(DeviceConfig {
+        path: file.ok_or(SpecError::Missing("file=PATH"))?,
+        size,
+        // The contract parser takes 512 or 4096 only.
+        block_size: u32::try_from(block_size).unwrap_or(DEFAULT_BLOCK_SIZE),
+        zoned,
+    })
 }
 
 /// The NVMe/TCP side of the configuration.
@@ -773,28 +578,9 @@ mod tests {
     }
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("size", "0"), Ok(0));
-        assert_eq!(parse_size("size", "4096"), Ok(4096));
-        assert_eq!(parse_size("size", "4K"), Ok(4096));
-        assert_eq!(parse_size("size", "4k"), Ok(4096));
-        assert_eq!(parse_size("size", "64M"), Ok(64 << 20));
-        assert_eq!(parse_size("size", "1G"), Ok(1 << 30));
-        assert_eq!(parse_size("size", "2T"), Ok(2 << 40));
-        for bad in ["", "M", "1.5G", "-1", "1KB", "1X", " 1G", "0x10"] {
-            assert!(
-                matches!(parse_size("size", bad), Err(SpecError::BadSize { .. })),
-                "{bad:?}"
-            );
-        }
-        assert!(matches!(
-            parse_size("size", "16777216T"),
-            Err(SpecError::Overflow { .. })
-        ));
-        assert!(matches!(
-            parse_size("size", "99999999999999999999"),
-            Err(SpecError::Overflow { .. })
-        ));
+    fn contract_copy_limit_defaults_are_the_namespaces() {
+        let ns: NsSpec = "file=n,kind=nvm,size=1M".parse().unwrap();
+        assert_eq!(ns.copy_limits, CopyLimits::default());
     }
 
     #[test]
@@ -864,7 +650,7 @@ mod tests {
         assert_eq!(err("file=a,zone=64M"), "missing size=BYTES");
         assert_eq!(
             err("file=a,size=1G"),
-            "missing zone=BYTES (required for kind=hm and kind=ha)"
+            "missing zone=BYTES (required for kind=hm, kind=ha and kind=zns)"
         );
         assert_eq!(
             err("file=a,size=1G,zone=64M,zonesize=1"),
@@ -894,11 +680,11 @@ mod tests {
         );
         assert_eq!(
             err("file=a,size=1G,kind=disk,zone=64M"),
-            "zone= applies to zoned kinds (hm, ha) only"
+            "zone= applies to zoned kinds (hm, ha, zns) only"
         );
         assert_eq!(
             err("file=a,size=1G,kind=disk,max-active=2"),
-            "max-active= applies to zoned kinds (hm, ha) only"
+            "max-active= applies to zoned kinds (hm, ha, zns) only"
         );
     }
 
@@ -930,7 +716,7 @@ mod tests {
         );
         assert_eq!(
             err("file=a,size=1G,kind=disk,urswrz=1"),
-            "urswrz= applies to zoned kinds (hm, ha) only"
+            "urswrz= applies to zoned kinds (hm, ha, zns) only"
         );
         for key in ["cap=32M", "max-open=2", "max-active=2"] {
             let e = err(&format!("kind=ha,file=a,size=1G,zone=64M,{key}"));
@@ -1118,14 +904,17 @@ mod tests {
         assert!(ns.volatile_cache);
         let e = |s: &str| s.parse::<NsSpec>().unwrap_err().to_string();
         assert_eq!(e("kind=hm,file=a,size=1G"), "kind=hm: expected zns or nvm");
-        assert_eq!(e("file=a,size=1G,zone=64M,msrc=256"), "msrc=256: too large");
+        assert_eq!(
+            e("file=a,size=1G,zone=64M,msrc=256"),
+            "msrc=256: more than 255"
+        );
         assert_eq!(
             e("file=a,size=1G,zone=64M,mcl=1,mcl=2"),
             "key 'mcl' given twice"
         );
         assert_eq!(
             e("kind=nvm,file=a,size=1G,zone=64M"),
-            "zone= applies to zoned kinds (hm, ha) only"
+            "zone= applies to zoned kinds (hm, ha, zns) only"
         );
         assert_eq!(
             e("kind=nvm,file=a,size=1G,cache=fast"),
