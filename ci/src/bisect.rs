@@ -13,7 +13,7 @@ use std::{
     io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use crate::{
@@ -144,6 +144,7 @@ fn bisect(a: &BisectArgs) -> Result<i32, String> {
         return Err(format!("{} has uncommitted changes", tree.display()));
     }
     let out = a
+        .limits
         .out
         .clone()
         .unwrap_or_else(|| default_out(&format!("bisect-{}", a.suite)));
@@ -256,6 +257,7 @@ pub fn cmd_step(a: &BisectArgs) -> i32 {
     };
     let sha = git(&tree, &["rev-parse", "HEAD"]).unwrap_or_else(|_| "unknown".into());
     let out = a
+        .limits
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("."))
@@ -279,14 +281,9 @@ pub fn cmd_step(a: &BisectArgs) -> i32 {
             return SKIP;
         }
     };
-    let run = run_suite(&SuiteJob {
-        vm: &vm,
-        kernel: &kernel,
-        suite: &a.suite,
-        timeout: Duration::from_secs(a.timeout),
-        net: a.net,
-        out: &out,
-    });
+    let run = run_suite(&SuiteJob::new(
+        &vm, &kernel, &a.suite, &a.limits, a.net, &out,
+    ));
     if let Some(sig) = run.interrupted {
         return signal_exit(sig);
     }

@@ -21,7 +21,7 @@
 //!   restart the runner writes the kill count into its first block, which
 //!   the guest reads to know how many kills it has lived through.
 
-use zonecopy_contract::{cmdline::Config as Contract, nvme::NvmeTarget};
+use zonecopy_contract::{cmdline::Config as Contract, nvme::NvmeTarget, Suite};
 
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
@@ -200,6 +200,7 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
     let started = Instant::now();
     let wall = SystemTime::now();
     let out = a
+        .limits
         .out
         .clone()
         .unwrap_or_else(|| default_out(&format!("kill-{}", kernel_label(&a.kernel))));
@@ -232,14 +233,8 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
     };
     let mut vm = a.vm.clone();
     vm.append = format!("{} {append}", vm.append).trim().to_owned();
-    let job = SuiteJob {
-        vm: &vm,
-        kernel: &a.kernel,
-        suite: "kill",
-        timeout: Duration::from_secs(a.timeout),
-        net: a.transport == KillTransport::Nvme,
-        out: &out,
-    };
+    let net = a.transport == KillTransport::Nvme;
+    let job = SuiteJob::new(&vm, &a.kernel, Suite::Kill.as_str(), &a.limits, net, &out);
     let mut rig = match prepare(&job, started, wall) {
         Ok(r) => r,
         Err(failed) => {
