@@ -166,6 +166,29 @@ impl ScsiHd {
 pub const DEFAULT_BIOS: &str = "/usr/share/qemu/qboot.rom";
 
 impl QemuConfig {
+    /// A boot of `kernel` with `initrd` and no devices: TCG, 1 GiB,
+    /// QEMU's default firmware, the console on stdio.
+    pub fn bare(qemu: PathBuf, kernel: PathBuf, initrd: PathBuf, append: String) -> Self {
+        QemuConfig {
+            qemu,
+            bios: None,
+            accel: Accel::Tcg,
+            memory_mib: 1024,
+            kernel,
+            initrd,
+            append,
+            vfio_user: None,
+            vhost_socket: None,
+            vhost_reconnect_ms: None,
+            net: false,
+            hostroot: false,
+            scsi_hd: None,
+            peer_nvme: None,
+            nvme_ref: None,
+            serial: Serial::Stdio,
+        }
+    }
+
     /// The full argv (without the program name).
     pub fn args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
@@ -310,22 +333,14 @@ mod tests {
 
     fn cfg() -> QemuConfig {
         QemuConfig {
-            qemu: "qemu-system-x86_64".into(),
             bios: Some(DEFAULT_BIOS.into()),
-            accel: Accel::Tcg,
-            memory_mib: 1024,
-            kernel: "/k/vmlinux".into(),
-            initrd: "/i/initrd.cpio".into(),
-            append: "console=ttyS0".into(),
             vhost_socket: Some("/tmp/x/vus.sock".into()),
-            vhost_reconnect_ms: None,
-            vfio_user: None,
-            net: false,
-            hostroot: false,
-            scsi_hd: None,
-            peer_nvme: None,
-            nvme_ref: None,
-            serial: Serial::Stdio,
+            ..QemuConfig::bare(
+                "qemu-system-x86_64".into(),
+                "/k/vmlinux".into(),
+                "/i/initrd.cpio".into(),
+                "console=ttyS0".into(),
+            )
         }
     }
 
