@@ -14,6 +14,9 @@ use std::{
 
 use serde_json::Value;
 
+pub use zonecopy_contract::control::Zone;
+use zonecopy_contract::control::{ChecksumReply, Request, ZonesReply};
+
 use crate::{lun::LunArg, ns::NsArg};
 
 /// How long one request may take (connect, send, answer).
@@ -60,9 +63,12 @@ pub fn zones_request(index: usize, lun: &LunArg) -> Option<String> {
 
 /// A `zones` request for `zones` zones of `dev` from LBA 0.
 fn every_zone(dev: &str, zones: u64) -> Option<String> {
-    Some(format!(
-        r#"{{"cmd":"zones","dev":"{dev}","lba":0,"max":{zones}}}"#
-    ))
+    let req = Request::Zones {
+        dev: dev.to_owned(),
+        lba: 0,
+        max: zones,
+    };
+    Some(req.line())
 }
 
 /// File name of LUN `index`'s zone dump.
@@ -107,43 +113,11 @@ pub fn save_dumps(socket: &Path, luns: &[LunArg], namespaces: &[NsArg], out: &Pa
 }
 
 /// One zone as the `zones` request reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Zone {
-    pub kind: String,
-    pub cond: String,
-    pub start: u64,
-    pub len: u64,
-    pub cap: u64,
-    pub wp: u64,
-}
-
 /// Parses a `zones` response line.
 pub fn parse_zones(line: &str) -> Result<Vec<Zone>, String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
-    let zones = v["zones"].as_array().ok_or("no \"zones\" array")?;
-    zones
-        .iter()
-        .enumerate()
-        .map(|(i, z)| {
-            let num = |k: &str| {
-                z[k].as_u64()
-                    .ok_or_else(|| format!("zone {i}: no number \"{k}\""))
-            };
-            let text = |k: &str| {
-                z[k].as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("zone {i}: no string \"{k}\""))
-            };
-            Ok(Zone {
-                kind: text("type")?,
-                cond: text("cond")?,
-                start: num("start")?,
-                len: num("len")?,
-                cap: num("cap")?,
-                wp: num("wp")?,
-            })
-        })
-        .collect()
+    serde_json::from_str::<ZonesReply>(line)
+        .map(|r| r.zones)
+        .map_err(|e| format!("bad zones reply: {e}"))
 }
 
 /// What a zone must look like after the backend restarts: the same write
@@ -179,7 +153,7 @@ pub fn compare(before: &[Zone], after: &[Zone]) -> Vec<String> {
             after.len()
         ));
     }
-    let layout = |z: &Zone| format!("{} {}+{} cap {}", z.kind, z.start, z.len, z.cap);
+    let layout = |z: &Zone| format!("{} {}+{} cap {}", z.zone_type, z.start, z.len, z.cap);
     for (b, a) in before.iter().zip(after) {
         let want = after_restart(b);
         if want == *a {
@@ -205,7 +179,7 @@ pub fn written_ranges(zones: &[Zone]) -> Vec<(u64, u64)> {
     zones
         .iter()
         .map(|z| {
-            if z.kind == "conventional" {
+            if z.zone_type == "conventional" {
                 (z.start, z.len)
             } else {
                 (z.start, z.wp.saturating_sub(z.start))
@@ -221,13 +195,17 @@ pub fn checksums(socket: &Path, index: usize, ranges: &[(u64, u64)]) -> Result<V
     ranges
         .iter()
         .map(|&(lba, blocks)| {
-            let req =
-                format!(r#"{{"cmd":"checksum","dev":"lun{index}","lba":{lba},"blocks":{blocks}}}"#);
+            let req = Request::Checksum {
+                dev: format!("lun{index}"),
+                lba,
+                blocks,
+                per_block: false,
+            }
+            .line();
             let line = query(socket, &req)?;
-            let v: Value = serde_json::from_str(&line).map_err(|e| format!("bad JSON: {e}"))?;
-            v["crc32c"]
-                .as_u64()
-                .ok_or_else(|| format!("{req}: no \"crc32c\""))
+            serde_json::from_str::<ChecksumReply>(&line)
+                .map(|r| u64::from(r.crc32c))
+                .map_err(|e| format!("{req}: {e}"))
         })
         .collect()
 }
@@ -252,7 +230,7 @@ mod tests {
 
     fn zone(cond: &str, start: u64, wp: u64) -> Zone {
         Zone {
-            kind: "seq-write-required".into(),
+            zone_type: "seq-write-required".into(),
             cond: cond.into(),
             start,
             len: 16,
@@ -281,6 +259,11 @@ mod tests {
             )
         );
         assert_eq!(ns_zones_request(2, &nvm), None);
+    }
+
+    #[test]
+    fn stats_request_is_the_contracts() {
+        assert_eq!(STATS_REQUEST, Request::Stats.line());
     }
 
     #[test]
@@ -320,7 +303,7 @@ mod tests {
     #[test]
     fn written_ranges_of_zones() {
         let mut conv = zone("not-write-pointer", 0, 0);
-        conv.kind = "conventional".into();
+        conv.zone_type = "conventional".into();
         let zones = vec![conv, zone("closed", 16, 20), zone("empty", 32, 32)];
         assert_eq!(written_ranges(&zones), vec![(0, 16), (16, 4)]);
     }

@@ -13,12 +13,14 @@
 //! - [`cmdline`]: every `zonecopy.*` kernel command-line key, the host's
 //!   renderer and the guest's parser.
 //! - [`suite`]: the suite names.
+//! - [`control`]: the control protocol's requests and replies.
 //!
 //! Adding a spec key: the type's `FromStr` and `Display` here (their
 //! round-trip property test must keep passing), then whoever uses it.
 
 pub mod arg;
 pub mod cmdline;
+pub mod control;
 pub mod nvme;
 pub mod size;
 pub mod spec;
