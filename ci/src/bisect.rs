@@ -135,15 +135,18 @@ pub fn cmd_bisect(a: &BisectArgs) -> i32 {
 }
 
 fn bisect(a: &BisectArgs) -> Result<i32, String> {
-    let tree =
-        a.vm.kernel_tree
-            .clone()
-            .ok_or("--kernel-tree DIR is required (a git work tree)")?;
+    let tree = a
+        .run
+        .vm
+        .kernel_tree
+        .clone()
+        .ok_or("--kernel-tree DIR is required (a git work tree)")?;
     git(&tree, &["rev-parse", "--is-inside-work-tree"])?;
     if !git(&tree, &["status", "--porcelain", "--untracked-files=no"])?.is_empty() {
         return Err(format!("{} has uncommitted changes", tree.display()));
     }
     let out = a
+        .run
         .limits
         .out
         .clone()
@@ -252,11 +255,12 @@ pub fn cmd_step(a: &BisectArgs) -> i32 {
     if let Some(d) = std::env::var_os(CWD_ENV) {
         let _ = std::env::set_current_dir(d);
     }
-    let Some(tree) = a.vm.kernel_tree.clone() else {
+    let Some(tree) = a.run.vm.kernel_tree.clone() else {
         return SKIP;
     };
     let sha = git(&tree, &["rev-parse", "HEAD"]).unwrap_or_else(|_| "unknown".into());
     let out = a
+        .run
         .limits
         .out
         .clone()
@@ -274,7 +278,7 @@ pub fn cmd_step(a: &BisectArgs) -> i32 {
             &sha.get(..12).unwrap_or(&sha)
         );
     };
-    let (kernel, vm) = match prebuild_tree("", &a.vm) {
+    let (kernel, vm) = match prebuild_tree("", &a.run.vm) {
         Ok(k) => k,
         Err(e) => {
             log_step(SKIP, &format!("no kernel ({e})"));
@@ -282,7 +286,12 @@ pub fn cmd_step(a: &BisectArgs) -> i32 {
         }
     };
     let run = run_suite(&SuiteJob::new(
-        &vm, &kernel, &a.suite, &a.limits, a.net, &out,
+        &vm,
+        &kernel,
+        &a.suite,
+        &a.run.limits,
+        a.run.net,
+        &out,
     ));
     if let Some(sig) = run.interrupted {
         return signal_exit(sig);

@@ -105,6 +105,14 @@ pub struct BootArgs {
     /// Suite the guest runs (passed as zonecopy.suite=NAME).
     #[arg(long, default_value = "smoke", value_name = "NAME")]
     pub suite: String,
+    #[command(flatten)]
+    pub run: SuiteVm,
+}
+
+/// What every command that boots suites shares (suite, matrix, bisect,
+/// reconnect, restart): networking, limits and the VM.
+#[derive(Debug, Args, Clone)]
+pub struct SuiteVm {
     /// Add user-mode networking (virtio-net, guest 10.0.2.15, host 10.0.2.2)
     /// and the backend's control port (zonecopy.control=10.0.2.2:PORT).
     /// Implied by suites xcopy, nvme, kcopy, bench, zbc, diff-nvme and by
@@ -154,13 +162,8 @@ pub struct MatrixArgs {
     /// and exit.
     #[arg(long)]
     pub list: bool,
-    /// Add user-mode networking.
-    #[arg(long)]
-    pub net: bool,
     #[command(flatten)]
-    pub limits: Limits,
-    #[command(flatten)]
-    pub vm: VmArgs,
+    pub run: SuiteVm,
 }
 
 #[derive(Debug, Args)]
@@ -208,13 +211,8 @@ pub struct BisectArgs {
     /// Whether a known bug's XFAIL makes a commit good or bad.
     #[arg(long, value_enum, default_value_t = XfailAs::Good)]
     pub xfail_as: XfailAs,
-    /// Add user-mode networking.
-    #[arg(long)]
-    pub net: bool,
     #[command(flatten)]
-    pub limits: Limits,
-    #[command(flatten)]
-    pub vm: VmArgs,
+    pub run: SuiteVm,
 }
 
 #[derive(Debug, Args)]
@@ -436,9 +434,9 @@ mod tests {
         let Cmd::Suite(s) = c.command else {
             panic!("not suite")
         };
-        assert_eq!(s.boot.vm.luns.len(), 2);
+        assert_eq!(s.boot.run.vm.luns.len(), 2);
         assert_eq!(s.boot.suite, "smoke");
-        assert_eq!(s.boot.limits.timeout, 60);
+        assert_eq!(s.boot.run.limits.timeout, 60);
 
         let c = Cli::try_parse_from(["zonecopy-ci", "matrix", "--kernels", "6.1,6.12"]).unwrap();
         let Cmd::Matrix(m) = c.command else {
@@ -483,7 +481,7 @@ mod tests {
             (r.boot.kernel.as_str(), r.boot.suite.as_str()),
             ("6.1", "smoke")
         );
-        assert_eq!(r.boot.limits.timeout, 300);
+        assert_eq!(r.boot.run.limits.timeout, 300);
 
         let c = Cli::try_parse_from([
             "zonecopy-ci",
@@ -524,7 +522,7 @@ mod tests {
             panic!("not matrix")
         };
         assert_eq!(m.kernels, vec!["7.2-series", "7.2-fixed"]);
-        assert_eq!(m.vm.nqn, "nqn.x:y");
+        assert_eq!(m.run.vm.nqn, "nqn.x:y");
     }
 
     /// What scripts/test-all.sh, scripts/bench.sh and the READMEs run.

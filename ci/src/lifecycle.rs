@@ -68,11 +68,11 @@ pub fn check_cut(report: &Report, stopped_after: Option<usize>, errors: &[String
 /// unless `--out` names one, and the rig with the backend running. `Err`:
 /// the exit code, with the reason said.
 fn start_rig(name: &str, b: &BootArgs, started: Instant) -> Result<(PathBuf, Rig), i32> {
-    if let Some(code) = refuse_external_backend(name, &b.vm) {
+    if let Some(code) = refuse_external_backend(name, &b.run.vm) {
         return Err(code);
     }
     let out =
-        b.limits.out.clone().unwrap_or_else(|| {
+        b.run.limits.out.clone().unwrap_or_else(|| {
             default_out(&format!("{name}-{}-{}", b.suite, kernel_label(&b.kernel)))
         });
     match prepare(&b.job(&out), started, SystemTime::now()) {

@@ -41,6 +41,7 @@ pub fn cmd_matrix(a: &MatrixArgs) -> i32 {
     }
     let cells = shard::slice(&all, a.shard);
     let out = a
+        .run
         .limits
         .out
         .clone()
@@ -74,7 +75,7 @@ pub fn cmd_matrix(a: &MatrixArgs) -> i32 {
         cells.len(),
         all.len()
     ));
-    let progress = Progress::new(cells.len(), a.vm.verbose);
+    let progress = Progress::new(cells.len(), a.run.vm.verbose);
     let mut runs = Vec::new();
     let mut interrupted = None;
     for (i, cell) in cells.iter().enumerate() {
@@ -116,7 +117,7 @@ pub fn cmd_matrix(a: &MatrixArgs) -> i32 {
 }
 
 fn run_cell(a: &MatrixArgs, cell: &Cell, out: &std::path::Path) -> Result<SuiteRun, String> {
-    let (k, mut vm) = prebuild_tree(&cell.kernel, &a.vm)?;
+    let (k, mut vm) = prebuild_tree(&cell.kernel, &a.run.vm)?;
     if cell.personality.is_some() {
         vm.personality.clone_from(&cell.personality);
     }
@@ -125,8 +126,8 @@ fn run_cell(a: &MatrixArgs, cell: &Cell, out: &std::path::Path) -> Result<SuiteR
         &vm,
         &k,
         &cell.suite,
-        &a.limits,
-        a.net,
+        &a.run.limits,
+        a.run.net,
         &dir,
     )))
 }

@@ -121,11 +121,11 @@ impl BootArgs {
     /// The job of these options, logging to `out`.
     pub fn job<'a>(&'a self, out: &'a Path) -> SuiteJob<'a> {
         SuiteJob::new(
-            &self.vm,
+            &self.run.vm,
             &self.kernel,
             &self.suite,
-            &self.limits,
-            self.net,
+            &self.run.limits,
+            self.run.net,
             out,
         )
     }
@@ -443,7 +443,7 @@ pub fn prebuild_tree(kernel: &str, vm: &VmArgs) -> Result<(String, VmArgs), Stri
 
 pub fn cmd_suite(a: &SuiteArgs) -> i32 {
     let b = &a.boot;
-    let (kernel, vm) = match prebuild_tree(&b.kernel, &b.vm) {
+    let (kernel, vm) = match prebuild_tree(&b.kernel, &b.run.vm) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("zonecopy-ci suite: {e}");
@@ -451,12 +451,18 @@ pub fn cmd_suite(a: &SuiteArgs) -> i32 {
         }
     };
     let out = b
+        .run
         .limits
         .out
         .clone()
         .unwrap_or_else(|| default_out(&format!("{}-{}", b.suite, kernel_label(&kernel))));
     let run = run_suite(&SuiteJob::new(
-        &vm, &kernel, &b.suite, &b.limits, b.net, &out,
+        &vm,
+        &kernel,
+        &b.suite,
+        &b.run.limits,
+        b.run.net,
+        &out,
     ));
     say(&run.summary());
     match run.interrupted {
