@@ -255,8 +255,15 @@ impl<'a> Pairs<'a> {
         }
     }
 
-    fn kind(&self) -> Option<&'a str> {
-        self.0.get("kind").copied()
+    /// `kind=`, `default` when not given.
+    fn kind<K: FromStr>(&self, default: K, expected: &'static str) -> Result<K, ArgError> {
+        match self.0.get("kind") {
+            None => Ok(default),
+            Some(k) => k.parse().map_err(|_| ArgError::BadKind {
+                value: (*k).to_owned(),
+                expected,
+            }),
+        }
     }
 
     /// Block size, size and, for a zoned kind, the zones (`host_aware`:
@@ -359,13 +366,7 @@ impl FromStr for LunArg {
     /// Defaults: kind=hm, bs=4096, conv=1, urswrz=1, cap=zone.
     fn from_str(spec: &str) -> Result<Self, ArgError> {
         let kv = Pairs::parse(spec, LUN_KEYS)?;
-        let kind = match kv.kind() {
-            None => LunKind::HostManaged,
-            Some(k) => k.parse().map_err(|_| ArgError::BadKind {
-                value: k.to_owned(),
-                expected: "hm, ha or disk",
-            })?,
-        };
+        let kind = kv.kind(LunKind::HostManaged, "hm, ha or disk")?;
         let (block_size, size, zones, limits) = kv.geometry(
             kind.is_zoned(),
             kind == LunKind::HostAware,
@@ -393,13 +394,7 @@ impl FromStr for NsArg {
     /// plus the copy limits.
     fn from_str(spec: &str) -> Result<Self, ArgError> {
         let kv = Pairs::parse(spec, NS_KEYS)?;
-        let kind = match kv.kind() {
-            None => NsKind::Zns,
-            Some(k) => k.parse().map_err(|_| ArgError::BadKind {
-                value: k.to_owned(),
-                expected: "zns or nvm",
-            })?,
-        };
+        let kind = kv.kind(NsKind::Zns, "zns or nvm")?;
         if let Some(conv) = kv.count("conv", u64::from(u32::MAX))?.filter(|&c| c > 0) {
             return Err(ArgError::Conventional(conv));
         }
