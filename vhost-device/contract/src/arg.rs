@@ -141,7 +141,8 @@ pub struct NsArg {
     pub cache: Cache,
 }
 
-const LUN_KEYS: &[&str] = &[
+/// The keys of every spec; then the LUN's and the namespace's own.
+const DEVICE_KEYS: &[&str] = &[
     "file",
     "size",
     "kind",
@@ -151,24 +152,9 @@ const LUN_KEYS: &[&str] = &[
     "conv",
     "max-open",
     "max-active",
-    "urswrz",
-    "cache",
 ];
-const NS_KEYS: &[&str] = &[
-    "file",
-    "size",
-    "kind",
-    "bs",
-    "zone",
-    "cap",
-    "conv",
-    "max-open",
-    "max-active",
-    "mssrl",
-    "mcl",
-    "msrc",
-    "cache",
-];
+const LUN_KEYS: [&[&str]; 2] = [DEVICE_KEYS, &["urswrz", "cache"]];
+const NS_KEYS: [&[&str]; 2] = [DEVICE_KEYS, &["mssrl", "mcl", "msrc", "cache"]];
 const ZONED_KEYS: [&str; 6] = ["zone", "cap", "conv", "max-open", "max-active", "urswrz"];
 /// Keys of host-managed LUNs (and ZNS namespaces) only.
 const HM_KEYS: [&str; 3] = ["cap", "max-open", "max-active"];
@@ -177,21 +163,20 @@ const HM_KEYS: [&str; 3] = ["cap", "max-open", "max-active"];
 struct Pairs<'a>(BTreeMap<&'static str, &'a str>);
 
 impl<'a> Pairs<'a> {
-    fn parse(spec: &'a str, known: &'static [&'static str]) -> Result<Self, ArgError> {
+    fn parse(spec: &'a str, known: [&'static [&'static str]; 2]) -> Result<Self, ArgError> {
         let mut kv = BTreeMap::new();
         for item in spec.split(',').filter(|s| !s.is_empty()) {
             let (key, value) = item
                 .split_once('=')
                 .ok_or_else(|| ArgError::NotKeyValue(item.to_owned()))?;
-            let key =
-                known
-                    .iter()
-                    .copied()
-                    .find(|k| *k == key)
-                    .ok_or_else(|| ArgError::UnknownKey {
-                        key: key.to_owned(),
-                        known: known.join(", "),
-                    })?;
+            let key = known
+                .iter()
+                .flat_map(|k| k.iter().copied())
+                .find(|k| *k == key)
+                .ok_or_else(|| ArgError::UnknownKey {
+                    key: key.to_owned(),
+                    known: known.concat().join(", "),
+                })?;
             if kv.insert(key, value).is_some() {
                 return Err(ArgError::Duplicate(key.to_owned()));
             }
