@@ -15,6 +15,7 @@ use zonecopy_contract::{cmdline::Config as Contract, nvme::NvmeTarget, spec::Lun
 use crate::{
     accel,
     backend::{self, Backend, BackendConfig, BackendError, NvmeListen, GUEST_HOST_ADDR},
+    bench::BenchExtras,
     cli::{NvmeTransport, VmArgs, DEFAULT_QEMU},
     control,
     initramfs::{self, BuildRequest},
@@ -23,8 +24,7 @@ use crate::{
     ns::{self, NsArg, DEFAULT_NAMESPACES},
     peer::{PeerNvme, DIFF_NVME_NAMESPACES},
     proc,
-    qemu::{cmdline, Accel, NvmeRef, QemuConfig, ScsiHd, Serial},
-    sink::Sink,
+    qemu::{cmdline, Accel, QemuConfig, Serial},
     util::Fnv,
 };
 
@@ -37,7 +37,7 @@ pub enum SetupError {
     Interrupted(i32),
 }
 
-fn fail(e: impl std::fmt::Display) -> SetupError {
+pub(crate) fn fail(e: impl std::fmt::Display) -> SetupError {
     match proc::interrupted() {
         Some(sig) => SetupError::Interrupted(sig),
         None => SetupError::Failed(e.to_string()),
@@ -259,77 +259,6 @@ fn free_ports(n: usize) -> Result<Vec<u16>, SetupError> {
 /// How often the backend is started again with new ports when one it was
 /// given got taken in between (a bind race).
 const PORT_ATTEMPTS: usize = 5;
-
-/// What only the bench suite gets: QEMU's scsi-hd on raw files the size
-/// of the first plain disk LUN (the references its numbers are divided by),
-/// and a loopback discard sink / zero source for user networking's raw
-/// throughput. The sink's thread ends when this is dropped.
-#[derive(Debug)]
-pub struct BenchExtras {
-    pub scsi_hd: Option<ScsiHd>,
-    /// QEMU's NVMe controllers the size of the first plain namespace, when
-    /// ours is on PCIe (the same bus as theirs).
-    pub nvme_ref: Option<NvmeRef>,
-    pub sink: Sink,
-}
-
-impl BenchExtras {
-    /// Sparse raw files in `dir` the size and block size of the first
-    /// `disk` LUN (none without one) and, with `pcie`, of the first plain
-    /// namespace; and a started sink.
-    fn prepare(
-        luns: &[LunArg],
-        namespaces: &[NsArg],
-        pcie: bool,
-        dir: &Path,
-    ) -> Result<Self, SetupError> {
-        let scsi_hd = match luns.iter().find(|l| !l.spec.kind.is_zoned()) {
-            Some(l) => {
-                let (file, file_wb) = reference_files(dir, "scsi-hd", l.spec.size)?;
-                Some(ScsiHd {
-                    file,
-                    file_wb,
-                    size: l.spec.size,
-                    bs: l.spec.block_size,
-                })
-            }
-            None => None,
-        };
-        let nvme_ref = match namespaces.iter().find(|n| !n.spec.kind.is_zoned()) {
-            Some(n) if pcie => {
-                let (file, file_wb) = reference_files(dir, "nvme-ref", n.spec.size)?;
-                Some(NvmeRef {
-                    file,
-                    file_wb,
-                    size: n.spec.size,
-                    bs: n.spec.block_size,
-                })
-            }
-            _ => None,
-        };
-        let sink = Sink::start().map_err(|e| fail(format!("bench sink: {e}")))?;
-        Ok(BenchExtras {
-            scsi_hd,
-            nvme_ref,
-            sink,
-        })
-    }
-}
-
-/// Two sparse raw files `<stem>.img` and `<stem>-wb.img` of `size` bytes
-/// in `dir` (a reference's `cache=none` and `cache=writeback` copies).
-fn reference_files(dir: &Path, stem: &str, size: u64) -> Result<(PathBuf, PathBuf), SetupError> {
-    let files = (
-        dir.join(format!("{stem}.img")),
-        dir.join(format!("{stem}-wb.img")),
-    );
-    for f in [&files.0, &files.1] {
-        std::fs::File::create(f)
-            .and_then(|h| h.set_len(size))
-            .map_err(|e| fail(format!("cannot create {}: {e}", f.display())))?;
-    }
-    Ok(files)
-}
 
 #[derive(Debug)]
 pub struct Rig {
