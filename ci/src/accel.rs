@@ -18,7 +18,7 @@ use crate::{
     initramfs,
     kernel::Kernel,
     proc,
-    qemu::{cmdline, Accel, Contract, QemuConfig, Serial},
+    qemu::{cmdline, Accel, QemuConfig},
     timing,
     util::Fnv,
     vm::{self, VmSpec},
@@ -146,22 +146,15 @@ fn probe(
             .map_err(std::io::Error::other)?;
     let spec = VmSpec {
         qemu: QemuConfig {
-            qemu: qemu.to_path_buf(),
             bios: bios.map(PathBuf::from),
             accel,
             memory_mib: 256,
-            kernel: kernel.image.clone(),
-            initrd: image,
-            append: cmdline(&Contract::default()),
-            vhost_socket: None,
-            vhost_reconnect_ms: None,
-            vfio_user: None,
-            net: None,
-            hostroot: false,
-            scsi_hd: None,
-            peer_nvme: None,
-            nvme_ref: None,
-            serial: Serial::Stdio,
+            ..QemuConfig::bare(
+                qemu.to_path_buf(),
+                kernel.image.clone(),
+                image,
+                cmdline(&Default::default(), ""),
+            )
         },
         timeout: Some(timeout),
         echo: false,

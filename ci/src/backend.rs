@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{lun::LunSpec, ns::NsSpec, proc, vm::log_tail};
+use crate::{lun::LunArg, ns::NsArg, proc, vm::log_tail};
 
 /// Errors starting the backend.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +68,7 @@ pub fn is_socket(path: &Path) -> bool {
 
 /// The host as a guest with QEMU user networking sees it: the backend's
 /// TCP ports on 127.0.0.1 are reached there.
-pub const GUEST_HOST_ADDR: &str = "10.0.2.2";
+pub const GUEST_HOST_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 2);
 
 /// The NVMe/TCP subsystem the backend serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub struct NvmeListen {
     pub nqn: String,
     /// `--personality` for the backend, `None` = its default.
     pub personality: Option<String>,
-    pub namespaces: Vec<NsSpec>,
+    pub namespaces: Vec<NsArg>,
     /// PCIe: offer Doorbell Buffer Config (the backend's default).
     pub shadow_doorbells: bool,
 }
@@ -97,7 +97,7 @@ pub struct BackendConfig {
     /// The secret a TCP control client sends first (mode 0600 file;
     /// needed with `control_tcp`).
     pub control_token_file: Option<PathBuf>,
-    pub luns: Vec<LunSpec>,
+    pub luns: Vec<LunArg>,
     pub nvme: Option<NvmeListen>,
 }
 
@@ -138,7 +138,7 @@ pub fn args(cfg: &BackendConfig) -> Vec<String> {
     }
     for l in &cfg.luns {
         a.push("--lun".into());
-        a.push(l.backend_arg());
+        a.push(l.to_string());
     }
     if let Some(n) = &cfg.nvme {
         match &n.pcie {
@@ -152,7 +152,7 @@ pub fn args(cfg: &BackendConfig) -> Vec<String> {
                 "--nvme-tcp".to_owned(),
                 n.listen.to_string(),
                 "--advertise-addr".to_owned(),
-                GUEST_HOST_ADDR.to_owned(),
+                GUEST_HOST_ADDR.to_string(),
             ]),
         }
         a.extend(["--nqn".to_owned(), n.nqn.clone()]);
@@ -161,7 +161,7 @@ pub fn args(cfg: &BackendConfig) -> Vec<String> {
         }
         for ns in &n.namespaces {
             a.push("--ns".into());
-            a.push(ns.backend_arg());
+            a.push(ns.to_string());
         }
     }
     a
@@ -277,7 +277,7 @@ impl Drop for Backend {
 mod tests {
     use super::*;
 
-    fn cfg(luns: Vec<LunSpec>) -> BackendConfig {
+    fn cfg(luns: Vec<LunArg>) -> BackendConfig {
         BackendConfig {
             socket: "/t/vus.sock".into(),
             control: None,
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn argv() {
-        let mut l: LunSpec = "kind=disk,size=1M,bs=512".parse().unwrap();
+        let mut l: LunArg = "kind=disk,size=1M,bs=512".parse().unwrap();
         l.file = Some("/t/lun0.img".into());
         assert_eq!(
             args(&cfg(vec![l.clone()])),
@@ -318,10 +318,10 @@ mod tests {
 
     #[test]
     fn argv_with_tcp_control_and_nvme() {
-        let mut l: LunSpec = "kind=disk,size=1M,bs=512".parse().unwrap();
+        let mut l: LunArg = "kind=disk,size=1M,bs=512".parse().unwrap();
         l.file = Some("/t/lun0.img".into());
-        let mut ns: NsSpec = "kind=nvm,size=2M,mssrl=8".parse().unwrap();
-        ns.dev.file = Some("/t/ns1.img".into());
+        let mut ns: NsArg = "kind=nvm,size=2M,mssrl=8".parse().unwrap();
+        ns.file = Some("/t/ns1.img".into());
         let mut c = cfg(vec![l]);
         c.control = Some("/t/c.sock".into());
         c.control_tcp = Some("127.0.0.1:40001".parse().unwrap());
@@ -347,8 +347,8 @@ mod tests {
 
     #[test]
     fn argv_with_nvme_over_pcie() {
-        let mut ns: NsSpec = "kind=nvm,size=2M".parse().unwrap();
-        ns.dev.file = Some("/t/ns1.img".into());
+        let mut ns: NsArg = "kind=nvm,size=2M".parse().unwrap();
+        ns.file = Some("/t/ns1.img".into());
         let mut c = cfg(vec![]);
         c.nvme = Some(NvmeListen {
             pcie: Some("/t/pcie.sock".into()),

@@ -13,7 +13,7 @@ use std::{
     io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use crate::{
@@ -135,15 +135,19 @@ pub fn cmd_bisect(a: &BisectArgs) -> i32 {
 }
 
 fn bisect(a: &BisectArgs) -> Result<i32, String> {
-    let tree =
-        a.vm.kernel_tree
-            .clone()
-            .ok_or("--kernel-tree DIR is required (a git work tree)")?;
+    let tree = a
+        .run
+        .vm
+        .kernel_tree
+        .clone()
+        .ok_or("--kernel-tree DIR is required (a git work tree)")?;
     git(&tree, &["rev-parse", "--is-inside-work-tree"])?;
     if !git(&tree, &["status", "--porcelain", "--untracked-files=no"])?.is_empty() {
         return Err(format!("{} has uncommitted changes", tree.display()));
     }
     let out = a
+        .run
+        .limits
         .out
         .clone()
         .unwrap_or_else(|| default_out(&format!("bisect-{}", a.suite)));
@@ -251,11 +255,13 @@ pub fn cmd_step(a: &BisectArgs) -> i32 {
     if let Some(d) = std::env::var_os(CWD_ENV) {
         let _ = std::env::set_current_dir(d);
     }
-    let Some(tree) = a.vm.kernel_tree.clone() else {
+    let Some(tree) = a.run.vm.kernel_tree.clone() else {
         return SKIP;
     };
     let sha = git(&tree, &["rev-parse", "HEAD"]).unwrap_or_else(|_| "unknown".into());
     let out = a
+        .run
+        .limits
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("."))
@@ -272,21 +278,21 @@ pub fn cmd_step(a: &BisectArgs) -> i32 {
             &sha.get(..12).unwrap_or(&sha)
         );
     };
-    let (kernel, vm) = match prebuild_tree("", &a.vm) {
+    let (kernel, vm) = match prebuild_tree("", &a.run.vm) {
         Ok(k) => k,
         Err(e) => {
             log_step(SKIP, &format!("no kernel ({e})"));
             return SKIP;
         }
     };
-    let run = run_suite(&SuiteJob {
-        vm: &vm,
-        kernel: &kernel,
-        suite: &a.suite,
-        timeout: Duration::from_secs(a.timeout),
-        net: a.net,
-        out: &out,
-    });
+    let run = run_suite(&SuiteJob::new(
+        &vm,
+        &kernel,
+        &a.suite,
+        &a.run.limits,
+        a.run.net,
+        &out,
+    ));
     if let Some(sig) = run.interrupted {
         return signal_exit(sig);
     }

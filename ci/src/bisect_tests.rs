@@ -1,4 +1,4 @@
-use std::ffi::OsString;
+use std::{ffi::OsString, time::Duration};
 
 use super::*;
 use crate::ktap::{verdict, Parser, RunEnd};

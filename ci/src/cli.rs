@@ -85,8 +85,23 @@ pub enum Cmd {
     Kill(KillArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct SuiteArgs {
+/// How long each boot may take and where the logs go: every command that
+/// boots.
+#[derive(Debug, Args, Clone)]
+pub struct Limits {
+    /// Limit per boot in seconds from QEMU's start; QEMU is killed then.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub timeout: u64,
+    /// Directory for logs (junit.xml, kcidb.json, console and backend
+    /// logs; a boot or step per subdirectory where a command has several)
+    /// [default: <workspace>/out/<command>-<suite>-<kernel>-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// One suite on one kernel with its VM: `suite`, `reconnect`, `restart`.
+#[derive(Debug, Args, Clone)]
+pub struct BootArgs {
     /// Kernel: a cached name (6.1, 6.12 = $ZONECOPY_CACHE/kernels/NAME/
     /// vmlinux, else bzImage), a shared copy-offload kernel (7.2-series,
     /// 7.2-fixed = $ZONECOPY_SHARED/kernels/linux-7.2-copy-offload/
@@ -102,19 +117,30 @@ pub struct SuiteArgs {
     /// Suite the guest runs (passed as zonecopy.suite=NAME).
     #[arg(long, default_value = "smoke", value_name = "NAME")]
     pub suite: String,
-    /// Overall limit in seconds from QEMU's start; QEMU is killed then.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    pub timeout: u64,
-    /// Directory for logs and junit.xml [default: <workspace>/out/<suite>-<kernel>-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: SuiteVm,
+}
+
+/// What every command that boots suites shares (suite, matrix, bisect,
+/// reconnect, restart): networking, limits and the VM.
+#[derive(Debug, Args, Clone)]
+pub struct SuiteVm {
     /// Add user-mode networking (virtio-net, guest 10.0.2.15, host 10.0.2.2)
     /// and the backend's control port (zonecopy.control=10.0.2.2:PORT).
-    /// Implied by suites xcopy, nvme, kcopy and by --ns.
+    /// Implied by suites xcopy, nvme, kcopy, bench, zbc, diff-nvme and by
+    /// --ns.
     #[arg(long)]
     pub net: bool,
     #[command(flatten)]
+    pub limits: Limits,
+    #[command(flatten)]
     pub vm: VmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    #[command(flatten)]
+    pub boot: BootArgs,
 }
 
 #[derive(Debug, Args)]
@@ -148,18 +174,8 @@ pub struct MatrixArgs {
     /// and exit.
     #[arg(long)]
     pub list: bool,
-    /// Limit per kernel in seconds from QEMU's start.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    pub timeout: u64,
-    /// Directory for per-kernel logs and a combined junit.xml
-    /// [default: <workspace>/out/matrix-<suite>-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Add user-mode networking.
-    #[arg(long)]
-    pub net: bool,
     #[command(flatten)]
-    pub vm: VmArgs,
+    pub run: SuiteVm,
 }
 
 #[derive(Debug, Args)]
@@ -207,84 +223,33 @@ pub struct BisectArgs {
     /// Whether a known bug's XFAIL makes a commit good or bad.
     #[arg(long, value_enum, default_value_t = XfailAs::Good)]
     pub xfail_as: XfailAs,
-    /// Limit per step in seconds from QEMU's start.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    pub timeout: u64,
-    /// Directory for each step's run (<sha>/) and steps.log [default: <workspace>/out/bisect-<suite>-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Add user-mode networking.
-    #[arg(long)]
-    pub net: bool,
     #[command(flatten)]
-    pub vm: VmArgs,
+    pub run: SuiteVm,
 }
 
 #[derive(Debug, Args)]
 pub struct ReconnectArgs {
-    /// Kernel name or path (see `suite --kernel`).
-    #[arg(
-        long,
-        value_name = "NAME|PATH",
-        required_unless_present = "kernel_tree",
-        default_value = ""
-    )]
-    pub kernel: String,
-    /// Suite the guest runs in both boots.
-    #[arg(long, default_value = "smoke", value_name = "NAME")]
-    pub suite: String,
     /// Kill QEMU once the guest has printed this many KTAP result lines
     /// (`ok`/`not ok`, subtests included); must be fewer than the suite has.
     #[arg(long, default_value_t = 5, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub kill_after_results: u64,
-    /// Limit per boot in seconds from QEMU's start.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    pub timeout: u64,
-    /// Directory for logs (1-cut/, 2-full/) [default: <workspace>/out/reconnect-<suite>-<kernel>-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Add user-mode networking.
-    #[arg(long)]
-    pub net: bool,
     #[command(flatten)]
-    pub vm: VmArgs,
+    pub boot: BootArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RestartArgs {
-    /// Kernel name or path (see `suite --kernel`).
-    #[arg(
-        long,
-        value_name = "NAME|PATH",
-        required_unless_present = "kernel_tree",
-        default_value = ""
-    )]
-    pub kernel: String,
-    /// Suite the guest runs before the restart.
-    #[arg(long, default_value = "smoke", value_name = "NAME")]
-    pub suite: String,
-    /// Limit in seconds from QEMU's start.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    pub timeout: u64,
-    /// Directory for logs (1-boot/, 2-restarted/) [default: <workspace>/out/restart-<suite>-<kernel>-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Add user-mode networking.
-    #[arg(long)]
-    pub net: bool,
     #[command(flatten)]
-    pub vm: VmArgs,
+    pub boot: BootArgs,
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("timeout", |a| a.default_value("600")))]
 pub struct KillArgs {
     /// Kernel name or path (see `suite --kernel`).
     #[arg(long, default_value = "6.12", value_name = "NAME|PATH")]
     pub kernel: String,
-    /// Limit in seconds from QEMU's start.
-    #[arg(long, default_value_t = 600, value_name = "SECS")]
-    pub timeout: u64,
     /// Shortest pause before a kill, in milliseconds (the guest must have
     /// reconnected: it retries one second after a loss).
     #[arg(long, default_value_t = 1800, value_name = "MS")]
@@ -296,15 +261,13 @@ pub struct KillArgs {
     /// 50 controller resets).
     #[arg(long, default_value_t = 70, value_name = "N")]
     pub max_kills: u32,
-    /// Directory for logs (victim/NNN.log: each victim backend's log)
-    /// [default: <workspace>/out/kill-<kernel>-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
     /// The transport of the victim: `nvme` (NVMe/TCP, the guest's nvme-tcp
     /// reconnects) or `scsi` (vhost-user-scsi, QEMU reconnects and the
     /// backend serves again what was in flight).
     #[arg(long, value_enum, default_value_t = KillTransport::Nvme)]
     pub transport: KillTransport,
+    #[command(flatten)]
+    pub limits: Limits,
     #[command(flatten)]
     pub vm: VmArgs,
 }
@@ -317,16 +280,15 @@ pub enum KillTransport {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("timeout", |a| a
+    .default_value("0")
+    .help("Limit in seconds from QEMU's start; 0 = none")))]
 pub struct RunArgs {
     /// Kernel name or path (see `suite --kernel`).
     #[arg(long, default_value = "6.12", value_name = "NAME|PATH")]
     pub kernel: String,
-    /// Limit in seconds from QEMU's start; 0 = none.
-    #[arg(long, default_value_t = 0, value_name = "SECS")]
-    pub timeout: u64,
-    /// Directory for logs [default: <workspace>/out/run-<kernel>-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: Limits,
     #[command(flatten)]
     pub vm: VmArgs,
     /// Command to run in the guest (shell-quoted and joined; use
@@ -397,7 +359,7 @@ pub struct VmArgs {
     #[arg(long)]
     pub no_shadow_doorbells: bool,
     /// NQN of the backend's NVMe subsystem.
-    #[arg(long, default_value = crate::ns::DEFAULT_NQN, value_name = "NQN")]
+    #[arg(long, default_value = zonecopy_contract::nvme::DEFAULT_NQN, value_name = "NQN")]
     pub nqn: String,
     /// What the backend's NVMe controller claims (zonecopy-vhost
     /// --personality): nvme-2.1 (the backend's default: Copy formats 0-3,
@@ -492,9 +454,9 @@ mod tests {
         let Cmd::Suite(s) = c.command else {
             panic!("not suite")
         };
-        assert_eq!(s.vm.luns.len(), 2);
-        assert_eq!(s.suite, "smoke");
-        assert_eq!(s.timeout, 60);
+        assert_eq!(s.boot.run.vm.luns.len(), 2);
+        assert_eq!(s.boot.suite, "smoke");
+        assert_eq!(s.boot.run.limits.timeout, 60);
 
         let c = Cli::try_parse_from(["zonecopy-ci", "matrix", "--kernels", "6.1,6.12"]).unwrap();
         let Cmd::Matrix(m) = c.command else {
@@ -508,12 +470,19 @@ mod tests {
         };
         assert_eq!(r.cmd, vec!["ls", "-l", "/dev"]);
         assert_eq!(r.kernel, "6.12");
+        assert_eq!(r.limits.timeout, 0, "run: no limit unless asked");
+
+        let c = Cli::try_parse_from(["zonecopy-ci", "kill"]).unwrap();
+        let Cmd::Kill(k) = c.command else {
+            panic!("not kill")
+        };
+        assert_eq!((k.kernel.as_str(), k.limits.timeout), ("6.12", 600));
 
         let c = Cli::try_parse_from(["zonecopy-ci", "reconnect", "--kernel", "6.12"]).unwrap();
         let Cmd::Reconnect(r) = c.command else {
             panic!("not reconnect")
         };
-        assert_eq!((r.suite.as_str(), r.kill_after_results), ("smoke", 5));
+        assert_eq!((r.boot.suite.as_str(), r.kill_after_results), ("smoke", 5));
         assert!(Cli::try_parse_from([
             "zonecopy-ci",
             "reconnect",
@@ -528,7 +497,11 @@ mod tests {
         let Cmd::Restart(r) = c.command else {
             panic!("not restart")
         };
-        assert_eq!((r.kernel.as_str(), r.suite.as_str()), ("6.1", "smoke"));
+        assert_eq!(
+            (r.boot.kernel.as_str(), r.boot.suite.as_str()),
+            ("6.1", "smoke")
+        );
+        assert_eq!(r.boot.run.limits.timeout, 300);
 
         let c = Cli::try_parse_from([
             "zonecopy-ci",
@@ -569,6 +542,36 @@ mod tests {
             panic!("not matrix")
         };
         assert_eq!(m.kernels, vec!["7.2-series", "7.2-fixed"]);
-        assert_eq!(m.vm.nqn, "nqn.x:y");
+        assert_eq!(m.run.vm.nqn, "nqn.x:y");
+    }
+
+    /// What scripts/test-all.sh, scripts/bench.sh and the READMEs run.
+    #[test]
+    fn the_scripts_invocations_parse() {
+        for line in [
+            "matrix --kernels 6.1,6.12,7.2 --suite smoke --out /tmp/o",
+            "matrix --kernels 6.1,6.12,7.2-fixed --suite nvme",
+            "matrix --kernels 6.1,6.12 --suite smoke --shard 1/3 --list",
+            "suite --kernel 6.12 --suite diff-nvme",
+            "suite --kernel 7.2-fixed --suite kcopy --personality nvme-2.0-fmt0",
+            "suite --kernel 7.2-series --suite kcopy --ns kind=zns,size=256M,bs=4096,zone=4M,cap=4M \
+             --ns kind=nvm,size=128M,bs=4096 --ns kind=nvm,size=64M,bs=4096,mssrl=256,mcl=64,msrc=3",
+            "suite --kernel 6.12 --suite nvme --nvme-transport pcie",
+            "suite --kernel 6.12 --suite bench --timeout 900 --out /tmp/vm --no-shadow-doorbells",
+            "suite --kernel-tree /src/linux --suite smoke",
+            "run --kernel 6.12 --nvme-transport pcie --ns kind=zns,size=16M,zone=4M \
+             --ns kind=nvm,size=16M -- sh /g/nvme-cli-check.sh",
+            "run -- sh -c ls",
+            "reconnect --kernel 6.12 --suite smoke --kill-after-results 3",
+            "restart --kernel 6.1 --suite smoke --timeout 100",
+            "kill --kernel 6.12 --transport scsi --min-interval-ms 400 --max-interval-ms 900",
+            "bisect --good a --bad b --kernel-tree /l --suite nvme --test zns.x --xfail-as bad",
+            "report --out report a b",
+        ] {
+            let argv = std::iter::once("zonecopy-ci").chain(line.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("{line}: {e}");
+            }
+        }
     }
 }

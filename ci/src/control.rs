@@ -14,10 +14,10 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{
-    lun::{LunKind, LunSpec},
-    ns::NsSpec,
-};
+pub use zonecopy_contract::control::Zone;
+use zonecopy_contract::control::{ChecksumReply, Request, ZonesReply};
+
+use crate::{lun::LunArg, ns::NsArg};
 
 /// How long one request may take (connect, send, answer).
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,14 +57,18 @@ fn check_response(request: &str, line: &str) -> Result<(), String> {
 
 /// The `zones` request for LUN `index`: every zone, from LBA 0. `None` for
 /// a LUN without zones.
-pub fn zones_request(index: usize, lun: &LunSpec) -> Option<String> {
-    let LunKind::HostManaged(z) = lun.kind else {
-        return None;
+pub fn zones_request(index: usize, lun: &LunArg) -> Option<String> {
+    every_zone(&format!("lun{index}"), lun.spec.nr_zones()?)
+}
+
+/// A `zones` request for `zones` zones of `dev` from LBA 0.
+fn every_zone(dev: &str, zones: u64) -> Option<String> {
+    let req = Request::Zones {
+        dev: dev.to_owned(),
+        lba: 0,
+        max: zones,
     };
-    let max = lun.size.div_ceil(z.zone.max(1));
-    Some(format!(
-        r#"{{"cmd":"zones","dev":"lun{index}","lba":0,"max":{max}}}"#
-    ))
+    Some(req.line())
 }
 
 /// File name of LUN `index`'s zone dump.
@@ -77,24 +81,15 @@ pub const STATS_FILE: &str = "stats.json";
 
 /// The `zones` request for namespace `nsid` (device `ns<NSID>`), and its
 /// file name `zones-ns<NSID>.json`; `None` for a conventional namespace.
-pub fn ns_zones_request(nsid: usize, ns: &NsSpec) -> Option<(String, String)> {
-    let z = ns.zoned()?;
-    let max = ns.dev.size.div_ceil(z.zone.max(1));
-    Some((
-        format!("zones-ns{nsid}.json"),
-        format!(r#"{{"cmd":"zones","dev":"ns{nsid}","lba":0,"max":{max}}}"#),
-    ))
+pub fn ns_zones_request(nsid: usize, ns: &NsArg) -> Option<(String, String)> {
+    let request = every_zone(&format!("ns{nsid}"), ns.spec.nr_zones()?)?;
+    Some((format!("zones-ns{nsid}.json"), request))
 }
 
 /// Saves `stats.json`, `zones-lun<N>.json` (zoned LUNs) and
 /// `zones-ns<NSID>.json` (zoned namespaces) into `out`. Returns what could
 /// not be saved; never fails otherwise.
-pub fn save_dumps(
-    socket: &Path,
-    luns: &[LunSpec],
-    namespaces: &[NsSpec],
-    out: &Path,
-) -> Vec<String> {
+pub fn save_dumps(socket: &Path, luns: &[LunArg], namespaces: &[NsArg], out: &Path) -> Vec<String> {
     let mut requests = vec![(STATS_FILE.to_owned(), STATS_REQUEST.to_owned())];
     for (i, l) in luns.iter().enumerate() {
         if let Some(r) = zones_request(i, l) {
@@ -118,43 +113,11 @@ pub fn save_dumps(
 }
 
 /// One zone as the `zones` request reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Zone {
-    pub kind: String,
-    pub cond: String,
-    pub start: u64,
-    pub len: u64,
-    pub cap: u64,
-    pub wp: u64,
-}
-
 /// Parses a `zones` response line.
 pub fn parse_zones(line: &str) -> Result<Vec<Zone>, String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
-    let zones = v["zones"].as_array().ok_or("no \"zones\" array")?;
-    zones
-        .iter()
-        .enumerate()
-        .map(|(i, z)| {
-            let num = |k: &str| {
-                z[k].as_u64()
-                    .ok_or_else(|| format!("zone {i}: no number \"{k}\""))
-            };
-            let text = |k: &str| {
-                z[k].as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("zone {i}: no string \"{k}\""))
-            };
-            Ok(Zone {
-                kind: text("type")?,
-                cond: text("cond")?,
-                start: num("start")?,
-                len: num("len")?,
-                cap: num("cap")?,
-                wp: num("wp")?,
-            })
-        })
-        .collect()
+    serde_json::from_str::<ZonesReply>(line)
+        .map(|r| r.zones)
+        .map_err(|e| format!("bad zones reply: {e}"))
 }
 
 /// What a zone must look like after the backend restarts: the same write
@@ -190,7 +153,7 @@ pub fn compare(before: &[Zone], after: &[Zone]) -> Vec<String> {
             after.len()
         ));
     }
-    let layout = |z: &Zone| format!("{} {}+{} cap {}", z.kind, z.start, z.len, z.cap);
+    let layout = |z: &Zone| format!("{} {}+{} cap {}", z.zone_type, z.start, z.len, z.cap);
     for (b, a) in before.iter().zip(after) {
         let want = after_restart(b);
         if want == *a {
@@ -216,7 +179,7 @@ pub fn written_ranges(zones: &[Zone]) -> Vec<(u64, u64)> {
     zones
         .iter()
         .map(|z| {
-            if z.kind == "conventional" {
+            if z.zone_type == "conventional" {
                 (z.start, z.len)
             } else {
                 (z.start, z.wp.saturating_sub(z.start))
@@ -232,13 +195,17 @@ pub fn checksums(socket: &Path, index: usize, ranges: &[(u64, u64)]) -> Result<V
     ranges
         .iter()
         .map(|&(lba, blocks)| {
-            let req =
-                format!(r#"{{"cmd":"checksum","dev":"lun{index}","lba":{lba},"blocks":{blocks}}}"#);
+            let req = Request::Checksum {
+                dev: format!("lun{index}"),
+                lba,
+                blocks,
+                per_block: false,
+            }
+            .line();
             let line = query(socket, &req)?;
-            let v: Value = serde_json::from_str(&line).map_err(|e| format!("bad JSON: {e}"))?;
-            v["crc32c"]
-                .as_u64()
-                .ok_or_else(|| format!("{req}: no \"crc32c\""))
+            serde_json::from_str::<ChecksumReply>(&line)
+                .map(|r| u64::from(r.crc32c))
+                .map_err(|e| format!("{req}: {e}"))
         })
         .collect()
 }
@@ -263,7 +230,7 @@ mod tests {
 
     fn zone(cond: &str, start: u64, wp: u64) -> Zone {
         Zone {
-            kind: "seq-write-required".into(),
+            zone_type: "seq-write-required".into(),
             cond: cond.into(),
             start,
             len: 16,
@@ -274,16 +241,16 @@ mod tests {
 
     #[test]
     fn zones_requests_follow_the_lun_geometry() {
-        let hm: LunSpec = "kind=hm,size=128M,bs=512,zone=8M,cap=6M".parse().unwrap();
-        let disk: LunSpec = "kind=disk,size=64M,bs=512".parse().unwrap();
+        let hm: LunArg = "kind=hm,size=128M,bs=512,zone=8M,cap=6M".parse().unwrap();
+        let disk: LunArg = "kind=disk,size=64M,bs=512".parse().unwrap();
         assert_eq!(
             zones_request(1, &hm).unwrap(),
             r#"{"cmd":"zones","dev":"lun1","lba":0,"max":16}"#
         );
         assert_eq!(zones_request(2, &disk), None);
         assert_eq!(zones_file(1), "zones-lun1.json");
-        let zns: NsSpec = "kind=zns,size=64M,zone=4M".parse().unwrap();
-        let nvm: NsSpec = "kind=nvm,size=64M".parse().unwrap();
+        let zns: NsArg = "kind=zns,size=64M,zone=4M".parse().unwrap();
+        let nvm: NsArg = "kind=nvm,size=64M".parse().unwrap();
         assert_eq!(
             ns_zones_request(1, &zns).unwrap(),
             (
@@ -292,6 +259,11 @@ mod tests {
             )
         );
         assert_eq!(ns_zones_request(2, &nvm), None);
+    }
+
+    #[test]
+    fn stats_request_is_the_contracts() {
+        assert_eq!(STATS_REQUEST, Request::Stats.line());
     }
 
     #[test]
@@ -331,7 +303,7 @@ mod tests {
     #[test]
     fn written_ranges_of_zones() {
         let mut conv = zone("not-write-pointer", 0, 0);
-        conv.kind = "conventional".into();
+        conv.zone_type = "conventional".into();
         let zones = vec![conv, zone("closed", 16, 20), zone("empty", 32, 32)];
         assert_eq!(written_ranges(&zones), vec![(0, 16), (16, 4)]);
     }
@@ -355,7 +327,7 @@ mod tests {
                 writeln!(&s, "{answer}").unwrap();
             }
         });
-        let luns: Vec<LunSpec> = vec!["kind=hm,size=8M,zone=4M".parse().unwrap()];
+        let luns: Vec<LunArg> = vec!["kind=hm,size=8M,zone=4M".parse().unwrap()];
         let notes = save_dumps(&sock, &luns, &[], dir.path());
         server.join().unwrap();
         assert_eq!(

@@ -531,8 +531,8 @@ fn known_bugs(kernel: &str, hits: &Hits, build_id: &str) -> (Vec<Value>, Vec<Val
 pub fn write(out: &Path, record: &SuiteRecord, personality: Option<&str>, boot: Option<Duration>) {
     let image = prop(record, "kernel_image").map(PathBuf::from);
     let version = image.as_deref().and_then(kernel_version);
-    let transport = crate::rig::NVME_SUITES
-        .contains(&record.suite.as_str())
+    let transport = zonecopy_contract::Suite::named(Some(&record.suite))
+        .is_some_and(|s| crate::rig::NVME_SUITES.contains(&s))
         .then_some(crate::shard::TRANSPORTS[0]);
     let doc = document(&RunInput {
         record,

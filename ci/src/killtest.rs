@@ -21,6 +21,8 @@
 //!   restart the runner writes the kill count into its first block, which
 //!   the guest reads to know how many kills it has lived through.
 
+use zonecopy_contract::{cmdline::Config as Contract, nvme::NvmeTarget, Suite};
+
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
     path::{Path, PathBuf},
@@ -35,8 +37,8 @@ use std::{
 use crate::{
     backend::{self, Backend, BackendConfig, NvmeListen, GUEST_HOST_ADDR},
     cli::{KillArgs, KillTransport},
-    lun::LunSpec,
-    ns::NsSpec,
+    lun::LunArg,
+    ns::NsArg,
     suite::{boot, default_out, failed_run, judge, kernel_label, prepare, say, SuiteJob},
     timing,
 };
@@ -198,6 +200,7 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
     let started = Instant::now();
     let wall = SystemTime::now();
     let out = a
+        .limits
         .out
         .clone()
         .unwrap_or_else(|| default_out(&format!("kill-{}", kernel_label(&a.kernel))));
@@ -230,14 +233,8 @@ pub fn cmd_kill(a: &KillArgs) -> i32 {
     };
     let mut vm = a.vm.clone();
     vm.append = format!("{} {append}", vm.append).trim().to_owned();
-    let job = SuiteJob {
-        vm: &vm,
-        kernel: &a.kernel,
-        suite: "kill",
-        timeout: Duration::from_secs(a.timeout),
-        net: a.transport == KillTransport::Nvme,
-        out: &out,
-    };
+    let net = a.transport == KillTransport::Nvme;
+    let job = SuiteJob::new(&vm, &a.kernel, Suite::Kill.as_str(), &a.limits, net, &out);
     let mut rig = match prepare(&job, started, wall) {
         Ok(r) => r,
         Err(failed) => {
@@ -317,8 +314,8 @@ fn victim_config(
     data: &Path,
 ) -> Result<(PathBuf, BackendConfig, VictimKind, String), String> {
     let bin = backend::locate(backend_bin).map_err(|e| e.to_string())?;
-    let lun = |spec: &str, file: &str| -> Result<LunSpec, String> {
-        let mut l: LunSpec = spec.parse().map_err(|e| format!("{e}"))?;
+    let lun = |spec: &str, file: &str| -> Result<LunArg, String> {
+        let mut l: LunArg = spec.parse().map_err(|e| format!("{e}"))?;
         l.file = Some(data.join(file));
         Ok(l)
     };
@@ -326,8 +323,8 @@ fn victim_config(
     match transport {
         KillTransport::Nvme => {
             let port = free_port()?;
-            let mut ns: NsSpec = "kind=nvm,size=32M".parse().map_err(|e| format!("{e}"))?;
-            ns.dev.file = Some(data.join("victim-ns1.img"));
+            let mut ns: NsArg = "kind=nvm,size=32M".parse().map_err(|e| format!("{e}"))?;
+            ns.file = Some(data.join("victim-ns1.img"));
             let cfg = BackendConfig {
                 socket,
                 control: None,
@@ -347,8 +344,15 @@ fn victim_config(
                 ready: " controller ",
                 mailbox: None,
             };
-            let append =
-                format!("zonecopy.nvme=traddr={GUEST_HOST_ADDR},trsvcid={port},nqn={VICTIM_NQN}");
+            let append = Contract {
+                nvme: Some(NvmeTarget::tcp(
+                    GUEST_HOST_ADDR.to_string(),
+                    port,
+                    VICTIM_NQN,
+                )),
+                ..Contract::default()
+            }
+            .to_string();
             Ok((bin, cfg, kind, append))
         }
         KillTransport::Scsi => {

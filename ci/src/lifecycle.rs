@@ -4,20 +4,19 @@
 //! backend restart on the same backing files).
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     thread,
     time::{Duration, Instant, SystemTime},
 };
 
 use crate::{
     backend,
-    cli::{ReconnectArgs, RestartArgs, VmArgs},
+    cli::{BootArgs, ReconnectArgs, RestartArgs, VmArgs},
     control::{self, Zone},
     ktap::Report,
     rig::Rig,
     suite::{
-        boot, default_out, failed_run, judge, kernel_label, prepare, say, signal_exit, SuiteJob,
-        SuiteRun,
+        boot, default_out, failed_run, judge, kernel_label, prepare, say, signal_exit, SuiteRun,
     },
     timing,
 };
@@ -64,42 +63,42 @@ pub fn check_cut(report: &Report, stopped_after: Option<usize>, errors: &[String
     why
 }
 
+/// The start-up `reconnect` and `restart` share: our own backend (not
+/// `--backend-socket`), the output directory `<name>-<suite>-<kernel>`
+/// unless `--out` names one, and the rig with the backend running. `Err`:
+/// the exit code, with the reason said.
+fn start_rig(name: &str, b: &BootArgs, started: Instant) -> Result<(PathBuf, Rig), i32> {
+    if let Some(code) = refuse_external_backend(name, &b.run.vm) {
+        return Err(code);
+    }
+    let out =
+        b.run.limits.out.clone().unwrap_or_else(|| {
+            default_out(&format!("{name}-{}-{}", b.suite, kernel_label(&b.kernel)))
+        });
+    match prepare(&b.job(&out), started, SystemTime::now()) {
+        Ok(rig) => Ok((out, rig)),
+        Err(failed) => {
+            say(&failed.summary());
+            say(&closing(name, 0, 1, started, &out));
+            Err(failed.interrupted.map_or(1, signal_exit))
+        }
+    }
+}
+
 /// `zonecopy-ci reconnect`
 pub fn cmd_reconnect(a: &ReconnectArgs) -> i32 {
-    if let Some(code) = refuse_external_backend("reconnect", &a.vm) {
-        return code;
-    }
     let started = Instant::now();
-    let wall = SystemTime::now();
-    let out = a.out.clone().unwrap_or_else(|| {
-        default_out(&format!(
-            "reconnect-{}-{}",
-            a.suite,
-            kernel_label(&a.kernel)
-        ))
-    });
-    let job = |dir| SuiteJob {
-        vm: &a.vm,
-        kernel: &a.kernel,
-        suite: &a.suite,
-        timeout: Duration::from_secs(a.timeout),
-        net: a.net,
-        out: dir,
-    };
-    let (cut_dir, full_dir) = (out.join("1-cut"), out.join("2-full"));
-    let mut rig = match prepare(&job(&out), started, wall) {
+    let b = &a.boot;
+    let (out, mut rig) = match start_rig("reconnect", b, started) {
         Ok(r) => r,
-        Err(failed) => {
-            let failed = *failed;
-            say(&failed.summary());
-            say(&closing("reconnect", 0, 1, started, &out));
-            return failed.interrupted.map_or(1, signal_exit);
-        }
+        Err(code) => return code,
     };
+    let job = |dir| b.job(dir);
+    let (cut_dir, full_dir) = (out.join("1-cut"), out.join("2-full"));
     let pid = rig.backend_pid().unwrap_or(0);
     say(&format!(
         "reconnect: {} on {}, one backend (pid {pid}) for both boots, QEMU killed after {} result lines",
-        a.suite, a.kernel, a.kill_after_results
+        b.suite, b.kernel, a.kill_after_results
     ));
 
     // Phase 1: cut off mid-suite.
@@ -295,32 +294,14 @@ fn compare_lun(before: &LunSnapshot, after: Option<&LunSnapshot>) -> Check {
 
 /// `zonecopy-ci restart`
 pub fn cmd_restart(a: &RestartArgs) -> i32 {
-    if let Some(code) = refuse_external_backend("restart", &a.vm) {
-        return code;
-    }
     let started = Instant::now();
-    let wall = SystemTime::now();
-    let out = a.out.clone().unwrap_or_else(|| {
-        default_out(&format!("restart-{}-{}", a.suite, kernel_label(&a.kernel)))
-    });
-    let job = |dir| SuiteJob {
-        vm: &a.vm,
-        kernel: &a.kernel,
-        suite: &a.suite,
-        timeout: Duration::from_secs(a.timeout),
-        net: a.net,
-        out: dir,
-    };
-    let (boot_dir, after_dir) = (out.join("1-boot"), out.join("2-restarted"));
-    let mut rig = match prepare(&job(&out), started, wall) {
+    let b = &a.boot;
+    let (out, mut rig) = match start_rig("restart", b, started) {
         Ok(r) => r,
-        Err(failed) => {
-            let failed = *failed;
-            say(&failed.summary());
-            say(&closing("restart", 0, 1, started, &out));
-            return failed.interrupted.map_or(1, signal_exit);
-        }
+        Err(code) => return code,
     };
+    let job = |dir| b.job(dir);
+    let (boot_dir, after_dir) = (out.join("1-boot"), out.join("2-restarted"));
     let files: Vec<String> = rig
         .luns
         .iter()
@@ -328,8 +309,8 @@ pub fn cmd_restart(a: &RestartArgs) -> i32 {
         .collect();
     say(&format!(
         "restart: {} on {}, then the backend restarted on {}",
-        a.suite,
-        a.kernel,
+        b.suite,
+        b.kernel,
         files.join(", ")
     ));
     let mut checks = Vec::new();
@@ -346,7 +327,7 @@ pub fn cmd_restart(a: &RestartArgs) -> i32 {
     run.notes = notes;
     say(&run.summary());
     checks.push(Check {
-        name: format!("{} on {} passed", a.suite, a.kernel),
+        name: format!("{} on {} passed", b.suite, b.kernel),
         problems: run.record.verdict.reasons.clone(),
     });
     let before = if run.interrupted.is_none() {

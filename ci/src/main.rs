@@ -2,6 +2,7 @@
 
 mod accel;
 mod backend;
+mod bench;
 mod bisect;
 mod cli;
 mod control;

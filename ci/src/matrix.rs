@@ -3,7 +3,7 @@
 //! run cell by cell with a progress line; a table and a combined junit.xml
 //! at the end, each run's own junit.xml and kcidb.json in its directory.
 
-use std::{fs, time::Duration};
+use std::fs;
 
 use crate::{
     cli::MatrixArgs,
@@ -41,6 +41,8 @@ pub fn cmd_matrix(a: &MatrixArgs) -> i32 {
     }
     let cells = shard::slice(&all, a.shard);
     let out = a
+        .run
+        .limits
         .out
         .clone()
         .unwrap_or_else(|| default_out(&default_name(a)));
@@ -73,7 +75,7 @@ pub fn cmd_matrix(a: &MatrixArgs) -> i32 {
         cells.len(),
         all.len()
     ));
-    let progress = Progress::new(cells.len(), a.vm.verbose);
+    let progress = Progress::new(cells.len(), a.run.vm.verbose);
     let mut runs = Vec::new();
     let mut interrupted = None;
     for (i, cell) in cells.iter().enumerate() {
@@ -115,19 +117,19 @@ pub fn cmd_matrix(a: &MatrixArgs) -> i32 {
 }
 
 fn run_cell(a: &MatrixArgs, cell: &Cell, out: &std::path::Path) -> Result<SuiteRun, String> {
-    let (k, mut vm) = prebuild_tree(&cell.kernel, &a.vm)?;
+    let (k, mut vm) = prebuild_tree(&cell.kernel, &a.run.vm)?;
     if cell.personality.is_some() {
         vm.personality.clone_from(&cell.personality);
     }
     let dir = out.join(cell.dir_name(&kernel_label(&cell.kernel)));
-    Ok(run_suite(&SuiteJob {
-        vm: &vm,
-        kernel: &k,
-        suite: &cell.suite,
-        timeout: Duration::from_secs(a.timeout),
-        net: a.net,
-        out: &dir,
-    }))
+    Ok(run_suite(&SuiteJob::new(
+        &vm,
+        &k,
+        &cell.suite,
+        &a.run.limits,
+        a.run.net,
+        &dir,
+    )))
 }
 
 fn matrix_table(runs: &[SuiteRun]) -> String {

@@ -7,10 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ns::NsSpec;
+use zonecopy_contract::nvme::{self, PEER_NVME_SERIAL};
 
-/// The suite that gets a peer.
-pub const DIFF_NVME_SUITE: &str = "diff-nvme";
+use crate::ns::NsArg;
 
 /// The suite's namespaces when no `--ns` is given: zone capacity below the
 /// zone size, open/active limits and small Copy limits, so every limit can
@@ -20,15 +19,9 @@ pub const DIFF_NVME_NAMESPACES: [&str; 2] = [
     "kind=nvm,size=32M,bs=4096,mssrl=16,mcl=64,msrc=7",
 ];
 
-/// Serial Number of the peer controller: how the guest tells it apart.
-pub const PEER_NVME_SERIAL: &str = "ZCPEER0001";
-
-/// Our backend's defaults for what a `--ns` spec leaves out
-/// (vhost-device/src/nvme/namespace.rs `CopyLimits::default`, MDTS 8 in
-/// `ControllerOptions::default`): the peer gets the same.
-const DEFAULT_MSSRL: u64 = 4096;
-const DEFAULT_MCL: u64 = 65536;
-const DEFAULT_MSRC: u64 = 127;
+/// Our backend's MDTS (`ControllerOptions::default`): the peer gets the
+/// same. Copy limits a `--ns` leaves out are the contract's defaults, as
+/// the backend's.
 const MDTS: u8 = 8;
 
 /// QEMU's NVMe controller and its two namespaces.
@@ -36,17 +29,8 @@ const MDTS: u8 = 8;
 pub struct PeerNvme {
     pub zns_file: PathBuf,
     pub nvm_file: PathBuf,
-    pub bs: u64,
-    pub zns_size: u64,
-    pub zone: u64,
-    pub cap: u64,
-    /// 0 = no limit (as ours and QEMU's).
-    pub max_open: u64,
-    pub max_active: u64,
-    pub nvm_size: u64,
-    pub mssrl: u64,
-    pub mcl: u64,
-    pub msrc: u64,
+    /// What the guest is told (`zonecopy.peer-nvme=`).
+    pub spec: nvme::PeerNvme,
 }
 
 impl PeerNvme {
@@ -54,40 +38,39 @@ impl PeerNvme {
     /// files created in `dir`. Copy limits are the ZNS namespace's (the
     /// NVM one must have the same: QEMU sets them per namespace, and one
     /// set keeps the guest contract short).
-    pub fn prepare(namespaces: &[NsSpec], dir: &Path) -> Result<Self, String> {
-        let zns = namespaces
-            .iter()
-            .find(|n| n.zoned().is_some())
-            .ok_or("diff-nvme needs a zns namespace")?;
-        let nvm = namespaces
-            .iter()
-            .find(|n| n.zoned().is_none())
-            .ok_or("diff-nvme needs an nvm namespace")?;
-        if zns.limits != nvm.limits || zns.dev.bs != nvm.dev.bs {
+    pub fn prepare(namespaces: &[NsArg], dir: &Path) -> Result<Self, String> {
+        let find = |zoned: bool| namespaces.iter().find(|n| n.spec.zones.is_some() == zoned);
+        let zns = find(true).ok_or("diff-nvme needs a zns namespace")?;
+        let nvm = find(false).ok_or("diff-nvme needs an nvm namespace")?;
+        if zns.copy != nvm.copy || zns.spec.block_size != nvm.spec.block_size {
             return Err(
                 "diff-nvme: the zns and nvm namespaces need the same bs and copy limits".into(),
             );
         }
-        let z = zns.zoned().ok_or("zns namespace without zones")?;
+        let z = zns.spec.zones.ok_or("zns namespace without zones")?;
         let (zns_file, nvm_file) = (dir.join("peer-zns.img"), dir.join("peer-nvm.img"));
-        for (f, size) in [(&zns_file, zns.dev.size), (&nvm_file, nvm.dev.size)] {
+        for (f, size) in [(&zns_file, zns.spec.size), (&nvm_file, nvm.spec.size)] {
             std::fs::File::create(f)
                 .and_then(|h| h.set_len(size))
                 .map_err(|e| format!("cannot create {}: {e}", f.display()))?;
         }
+        let (mssrl, mcl, msrc) = zns.copy.resolved();
         Ok(PeerNvme {
             zns_file,
             nvm_file,
-            bs: zns.dev.bs,
-            zns_size: zns.dev.size,
-            zone: z.zone,
-            cap: z.cap,
-            max_open: z.max_open.unwrap_or(0),
-            max_active: z.max_active.unwrap_or(0),
-            nvm_size: nvm.dev.size,
-            mssrl: zns.limits.mssrl.unwrap_or(DEFAULT_MSSRL),
-            mcl: zns.limits.mcl.unwrap_or(DEFAULT_MCL),
-            msrc: zns.limits.msrc.unwrap_or(DEFAULT_MSRC),
+            spec: nvme::PeerNvme {
+                serial: PEER_NVME_SERIAL.to_owned(),
+                bs: zns.spec.block_size,
+                size: zns.spec.size,
+                zone: z.zone_size,
+                cap: z.capacity,
+                max_open: zns.limits.max_open.map_or(0, u64::from),
+                max_active: zns.limits.max_active.map_or(0, u64::from),
+                nvm_size: nvm.spec.size,
+                mssrl: mssrl.into(),
+                mcl: mcl.into(),
+                msrc: msrc.into(),
+            },
         })
     }
 
@@ -96,12 +79,13 @@ impl PeerNvme {
     /// ours: OZCS.RAZB 1) and NSID 2 plain.
     pub fn args(&self) -> Vec<String> {
         let esc = |p: &Path| p.display().to_string().replace(',', ",,");
+        let p = &self.spec;
         let common = format!(
             "logical_block_size={bs},physical_block_size={bs},mssrl={},mcl={},msrc={}",
-            self.mssrl,
-            self.mcl,
-            self.msrc,
-            bs = self.bs
+            p.mssrl,
+            p.mcl,
+            p.msrc,
+            bs = p.bs
         );
         vec![
             "-drive".into(),
@@ -109,35 +93,20 @@ impl PeerNvme {
             "-drive".into(),
             format!("file={},format=raw,if=none,id=zcpeer2", esc(&self.nvm_file)),
             "-device".into(),
-            format!("nvme,id=zcpeer,serial={PEER_NVME_SERIAL},mdts={MDTS},zoned.zasl=0"),
+            format!(
+                "nvme,id=zcpeer,serial={},mdts={MDTS},zoned.zasl=0",
+                p.serial
+            ),
             "-device".into(),
             format!(
                 "nvme-ns,drive=zcpeer1,bus=zcpeer,nsid=1,zoned=true,zoned.zone_size={},\
                  zoned.zone_capacity={},zoned.max_open={},zoned.max_active={},\
                  zoned.cross_read=on,{common}",
-                self.zone, self.cap, self.max_open, self.max_active
+                p.zone, p.cap, p.max_open, p.max_active
             ),
             "-device".into(),
             format!("nvme-ns,drive=zcpeer2,bus=zcpeer,nsid=2,{common}"),
         ]
-    }
-
-    /// `zonecopy.peer-nvme=...` (ARCHITECTURE.md "The guest contract").
-    pub fn cmdline_entry(&self) -> String {
-        format!(
-            "zonecopy.peer-nvme=serial={PEER_NVME_SERIAL},bs={},size={},zone={},cap={},\
-             max-open={},max-active={},nvm-size={},mssrl={},mcl={},msrc={}",
-            self.bs,
-            self.zns_size,
-            self.zone,
-            self.cap,
-            self.max_open,
-            self.max_active,
-            self.nvm_size,
-            self.mssrl,
-            self.mcl,
-            self.msrc
-        )
     }
 }
 
@@ -148,7 +117,7 @@ mod tests {
     #[test]
     fn peer_matches_our_namespaces() {
         let dir = tempfile::tempdir().unwrap();
-        let ns: Vec<NsSpec> = DIFF_NVME_NAMESPACES
+        let ns: Vec<NsArg> = DIFF_NVME_NAMESPACES
             .iter()
             .map(|s| s.parse().unwrap())
             .collect();
@@ -165,7 +134,7 @@ mod tests {
              logical_block_size=4096,physical_block_size=4096,mssrl=16,mcl=64,msrc=7"
         ));
         assert_eq!(
-            p.cmdline_entry(),
+            format!("zonecopy.peer-nvme={}", p.spec),
             "zonecopy.peer-nvme=serial=ZCPEER0001,bs=4096,size=67108864,zone=4194304,\
              cap=3145728,max-open=4,max-active=6,nvm-size=33554432,mssrl=16,mcl=64,msrc=7"
         );
@@ -174,9 +143,9 @@ mod tests {
     #[test]
     fn peer_needs_both_kinds_and_one_set_of_limits() {
         let dir = tempfile::tempdir().unwrap();
-        let only: Vec<NsSpec> = vec!["kind=nvm,size=1M".parse().unwrap()];
+        let only: Vec<NsArg> = vec!["kind=nvm,size=1M".parse().unwrap()];
         assert!(PeerNvme::prepare(&only, dir.path()).is_err());
-        let differ: Vec<NsSpec> = vec![
+        let differ: Vec<NsArg> = vec![
             "kind=zns,size=8M,zone=4M,mssrl=8".parse().unwrap(),
             "kind=nvm,size=1M".parse().unwrap(),
         ];

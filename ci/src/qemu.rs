@@ -2,9 +2,9 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
+use zonecopy_contract::cmdline::Config as Contract;
+
 use crate::{
-    lun::LunSpec,
-    ns::NsSpec,
     peer::PeerNvme,
     tapnet::{self, NetPath, TapNet},
 };
@@ -173,6 +173,29 @@ pub const DEFAULT_BIOS: &str = "/usr/share/qemu/qboot.rom";
 pub const TCG_CPU: &str = "max,-erms,-fsrm";
 
 impl QemuConfig {
+    /// A boot of `kernel` with `initrd` and no devices: TCG, 1 GiB,
+    /// QEMU's default firmware, the console on stdio.
+    pub fn bare(qemu: PathBuf, kernel: PathBuf, initrd: PathBuf, append: String) -> Self {
+        QemuConfig {
+            qemu,
+            bios: None,
+            accel: Accel::Tcg,
+            memory_mib: 1024,
+            kernel,
+            initrd,
+            append,
+            vfio_user: None,
+            vhost_socket: None,
+            vhost_reconnect_ms: None,
+            net: None,
+            hostroot: false,
+            scsi_hd: None,
+            peer_nvme: None,
+            nvme_ref: None,
+            serial: Serial::Stdio,
+        }
+    }
+
     /// The full argv (without the program name).
     pub fn args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
@@ -307,113 +330,29 @@ pub const FAST_BOOT: &str = "cryptomgr.notests mitigations=off \
      i8042_init,vga_arb_device_init \
      init_on_alloc=0 ipv6.disable=1 8250.nr_uarts=1 no_timer_check tsc=reliable";
 
-/// The NVMe/TCP subsystem as the guest reaches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NvmeTarget {
-    /// A PCIe controller (vfio-user): `zonecopy.nvme=transport=pcie,nqn=..`,
-    /// `traddr` and `trsvcid` unused.
-    pub pcie: bool,
-    /// Host address as the guest sees it (10.0.2.2 with user networking).
-    pub traddr: String,
-    pub trsvcid: u16,
-    pub nqn: String,
-}
-
-/// What the kernel command line tells the guest (ARCHITECTURE.md "The
-/// guest contract").
-#[derive(Debug, Clone, Default)]
-pub struct Contract<'a> {
-    /// `zonecopy.suite=`
-    pub suite: Option<&'a str>,
-    /// `zonecopy.lun<N>=`
-    pub luns: &'a [LunSpec],
-    /// `zonecopy.control=<ip>:<port>`
-    pub control: Option<String>,
-    /// `zonecopy.control_token=<secret>`: what a TCP control client sends
-    /// first (only with `control`).
-    pub control_token: Option<&'a str>,
-    /// `zonecopy.nvme=traddr=..,trsvcid=..,nqn=..`
-    pub nvme: Option<NvmeTarget>,
-    /// `zonecopy.ns<NSID>=`, NSID from 1.
-    pub namespaces: &'a [NsSpec],
-    /// `zonecopy.xfail=<id>,...`
-    pub xfail: &'a [String],
-    /// `zonecopy.run=<hex>`
-    pub run: Option<&'a str>,
-    /// `zonecopy.scsihd=bs=<bytes>,size=<bytes>`: the bench suite's
-    /// reference scsi-hd.
-    pub scsi_hd: Option<&'a ScsiHd>,
-    /// `zonecopy.sink=<ip>:<port>`: the bench suite's discard sink and
-    /// zero source (ci `sink`).
-    pub sink: Option<String>,
-    /// `zonecopy.peer-nvme=...` and `nvme_core.multipath=N` (diff-nvme
-    /// suite only): QEMU's NVMe controller beside ours.
-    pub peer_nvme: Option<&'a PeerNvme>,
-    /// `zonecopy.nvmeref=bs=<bytes>,size=<bytes>`: the bench suite's
-    /// reference NVMe namespaces over PCIe.
-    pub nvme_ref: Option<&'a NvmeRef>,
-    /// Appended as given (`--append`).
-    pub extra: &'a str,
-}
-
-/// The kernel command line: console, boot-speed options, guest-contract
-/// entries, then extra. `panic=-1` makes a panicking guest reboot at once,
-/// which `-no-reboot` turns into a QEMU exit, so a crash does not wait for
-/// the timeout.
-pub fn cmdline(c: &Contract<'_>) -> String {
+/// The kernel command line: console, boot-speed options, the guest
+/// contract's entries (ARCHITECTURE.md "The guest contract", rendered by
+/// the contract crate), then `extra`. `panic=-1` makes a panicking guest
+/// reboot at once, which `-no-reboot` turns into a QEMU exit, so a crash
+/// does not wait for the timeout.
+pub fn cmdline(contract: &Contract, extra: &str) -> String {
     let mut parts = vec![
         "console=ttyS0".to_owned(),
         "quiet".to_owned(),
         "panic=-1".to_owned(),
         FAST_BOOT.to_owned(),
     ];
-    if let Some(s) = c.suite {
-        parts.push(format!("zonecopy.suite={s}"));
-    }
-    parts.extend(c.luns.iter().enumerate().map(|(i, l)| l.cmdline_entry(i)));
-    if let Some(a) = &c.control {
-        parts.push(format!("zonecopy.control={a}"));
-        if let Some(t) = c.control_token {
-            parts.push(format!("zonecopy.control_token={t}"));
-        }
-    }
-    if let Some(n) = c.nvme.as_ref().filter(|n| n.pcie) {
-        parts.push(format!("zonecopy.nvme=transport=pcie,nqn={}", n.nqn));
-    } else if let Some(n) = &c.nvme {
-        parts.push(format!(
-            "zonecopy.nvme=traddr={},trsvcid={},nqn={}",
-            n.traddr, n.trsvcid, n.nqn
-        ));
-    }
-    parts.extend(
-        c.namespaces
-            .iter()
-            .enumerate()
-            .map(|(i, n)| n.cmdline_entry(i + 1)),
-    );
-    if !c.xfail.is_empty() {
-        parts.push(format!("zonecopy.xfail={}", c.xfail.join(",")));
-    }
-    if let Some(hd) = c.scsi_hd {
-        parts.push(format!("zonecopy.scsihd=bs={},size={}", hd.bs, hd.size));
-    }
-    if let Some(a) = &c.sink {
-        parts.push(format!("zonecopy.sink={a}"));
-    }
-    if let Some(r) = c.nvme_ref {
-        parts.push(format!("zonecopy.nvmeref=bs={},size={}", r.bs, r.size));
-    }
-    if let Some(p) = c.peer_nvme {
+    if contract.peer_nvme.is_some() {
         // Without native multipath each namespace is its own /dev/nvmeXnY
         // (PEERS.md: the multipath head hides the zone limits).
         parts.push("nvme_core.multipath=N".to_owned());
-        parts.push(p.cmdline_entry());
     }
-    if let Some(r) = c.run {
-        parts.push(format!("zonecopy.run={r}"));
+    let entries = contract.to_string();
+    if !entries.is_empty() {
+        parts.push(entries);
     }
-    if !c.extra.trim().is_empty() {
-        parts.push(c.extra.trim().to_owned());
+    if !extra.trim().is_empty() {
+        parts.push(extra.trim().to_owned());
     }
     parts.join(" ")
 }
@@ -421,25 +360,18 @@ pub fn cmdline(c: &Contract<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{lun::LunArg, ns::NsArg};
 
     fn cfg() -> QemuConfig {
         QemuConfig {
-            qemu: "qemu-system-x86_64".into(),
             bios: Some(DEFAULT_BIOS.into()),
-            accel: Accel::Tcg,
-            memory_mib: 1024,
-            kernel: "/k/vmlinux".into(),
-            initrd: "/i/initrd.cpio".into(),
-            append: "console=ttyS0".into(),
             vhost_socket: Some("/tmp/x/vus.sock".into()),
-            vhost_reconnect_ms: None,
-            vfio_user: None,
-            net: None,
-            hostroot: false,
-            scsi_hd: None,
-            peer_nvme: None,
-            nvme_ref: None,
-            serial: Serial::Stdio,
+            ..QemuConfig::bare(
+                "qemu-system-x86_64".into(),
+                "/k/vmlinux".into(),
+                "/i/initrd.cpio".into(),
+                "console=ttyS0".into(),
+            )
         }
     }
 
@@ -522,19 +454,6 @@ mod tests {
              -device scsi-hd,bus=zcref.0,scsi-id=2,lun=0,drive=zcref2,logical_block_size=4096,\
              physical_block_size=4096,product=ZCBENCH-REF-WB -kernel"
         ));
-        let line = cmdline(&Contract {
-            suite: Some("bench"),
-            scsi_hd: c.scsi_hd.as_ref(),
-            sink: Some("10.0.2.2:40003".into()),
-            ..Contract::default()
-        });
-        assert!(
-            line.ends_with(
-                "zonecopy.suite=bench zonecopy.scsihd=bs=4096,size=201326592 \
-                 zonecopy.sink=10.0.2.2:40003"
-            ),
-            "{line}"
-        );
     }
 
     #[test]
@@ -556,15 +475,6 @@ mod tests {
              -device nvme-ns,drive=zcnref2,bus=zcnref2,nsid=1,logical_block_size=4096,\
              physical_block_size=4096 -kernel"
         ));
-        let line = cmdline(&Contract {
-            suite: Some("bench"),
-            nvme_ref: c.nvme_ref.as_ref(),
-            ..Contract::default()
-        });
-        assert!(
-            line.ends_with("zonecopy.suite=bench zonecopy.nvmeref=bs=4096,size=201326592"),
-            "{line}"
-        );
     }
 
     #[test]
@@ -576,50 +486,42 @@ mod tests {
 
     #[test]
     fn kernel_cmdline() {
-        let luns: Vec<LunSpec> = [
+        let luns: Vec<LunArg> = [
             "kind=hm,size=16M,zone=4M,cap=2M,conv=1,bs=4096",
             "kind=disk,size=1M,bs=512",
         ]
         .iter()
         .map(|s| s.parse().unwrap())
         .collect();
+        let contract = Contract {
+            suite: Some("smoke".into()),
+            luns: (0..).zip(luns.iter().map(|l| l.spec)).collect(),
+            ..Contract::default()
+        };
         assert_eq!(
-            cmdline(&Contract {
-                suite: Some("smoke"),
-                luns: &luns,
-                ..Contract::default()
-            }),
+            cmdline(&contract, ""),
             format!(
                 "console=ttyS0 quiet panic=-1 {FAST_BOOT} zonecopy.suite=smoke \
              zonecopy.lun0=hm:bs=4096,size=16777216,zone=4194304,cap=2097152,conv=1 \
              zonecopy.lun1=disk:bs=512,size=1048576"
             )
         );
+        let run = Contract {
+            run: Some(String::new()),
+            ..Contract::default()
+        };
         assert_eq!(
-            cmdline(&Contract {
-                run: Some(""),
-                extra: " loglevel=7 ",
-                ..Contract::default()
-            }),
+            cmdline(&run, " loglevel=7 "),
             format!("console=ttyS0 quiet panic=-1 {FAST_BOOT} zonecopy.run= loglevel=7")
+        );
+        assert_eq!(
+            cmdline(&Contract::default(), ""),
+            format!("console=ttyS0 quiet panic=-1 {FAST_BOOT}")
         );
     }
 
     #[test]
     fn nvme_over_pcie_contract_and_device() {
-        let c = cmdline(&Contract {
-            nvme: Some(NvmeTarget {
-                pcie: true,
-                traddr: String::new(),
-                trsvcid: 0,
-                nqn: "nqn.x:y".into(),
-            }),
-            ..Contract::default()
-        });
-        assert!(
-            c.ends_with(" zonecopy.nvme=transport=pcie,nqn=nqn.x:y"),
-            "{c}"
-        );
         let mut q = cfg();
         q.vfio_user = Some("/tmp/x/pcie.sock".into());
         let a: Vec<String> = q
@@ -635,38 +537,23 @@ mod tests {
     }
 
     #[test]
-    fn kernel_cmdline_with_control_nvme_and_known_bugs() {
-        let luns: Vec<LunSpec> = vec!["kind=disk,size=1M,bs=512".parse().unwrap()];
-        let ns: Vec<NsSpec> = vec![
-            "kind=zns,size=16M,zone=4M,cap=3M".parse().unwrap(),
-            "kind=nvm,size=8M,bs=512".parse().unwrap(),
-        ];
-        let xfail = vec!["copy-error-lost".to_owned(), "other-bug".to_owned()];
-        assert_eq!(
-            cmdline(&Contract {
-                suite: Some("nvme"),
-                luns: &luns,
-                control: Some("10.0.2.2:40001".into()),
-                nvme: Some(NvmeTarget {
-                    pcie: false,
-                    traddr: "10.0.2.2".into(),
-                    trsvcid: 40002,
-                    nqn: "nqn.2026-11.dev.zonecopy:sub0".into(),
-                }),
-                namespaces: &ns,
-                xfail: &xfail,
-                run: None,
-                extra: "loglevel=7",
-                ..Contract::default()
-            }),
-            format!(
-                "console=ttyS0 quiet panic=-1 {FAST_BOOT} zonecopy.suite=nvme \
-                 zonecopy.lun0=disk:bs=512,size=1048576 zonecopy.control=10.0.2.2:40001 \
-                 zonecopy.nvme=traddr=10.0.2.2,trsvcid=40002,nqn=nqn.2026-11.dev.zonecopy:sub0 \
-                 zonecopy.ns1=zns:bs=4096,size=16777216,zone=4194304,cap=3145728,conv=0 \
-                 zonecopy.ns2=nvm:bs=512,size=8388608 \
-                 zonecopy.xfail=copy-error-lost,other-bug loglevel=7"
-            )
+    fn peer_nvme_turns_native_multipath_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns: Vec<NsArg> = crate::peer::DIFF_NVME_NAMESPACES
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let p = PeerNvme::prepare(&ns, dir.path()).unwrap();
+        let contract = Contract {
+            peer_nvme: Some(p.spec),
+            ..Contract::default()
+        };
+        let line = cmdline(&contract, "");
+        assert!(
+            line.contains(&format!(
+                "{FAST_BOOT} nvme_core.multipath=N zonecopy.peer-nvme="
+            )),
+            "{line}"
         );
     }
 }

@@ -10,20 +10,21 @@ use std::{
 };
 
 use tempfile::TempDir;
+use zonecopy_contract::{cmdline::Config as Contract, nvme::NvmeTarget, spec::LunSpec, Suite};
 
 use crate::{
     accel,
     backend::{self, Backend, BackendConfig, BackendError, NvmeListen, GUEST_HOST_ADDR},
+    bench::BenchExtras,
     cli::{GuestNet, NvmeTransport, VmArgs, DEFAULT_QEMU},
     control,
     initramfs::{self, BuildRequest},
     kernel::{self, Kernel},
-    lun::{self, LunKind, LunSpec},
-    ns::{NsSpec, DEFAULT_NAMESPACES},
-    peer::{PeerNvme, DIFF_NVME_NAMESPACES, DIFF_NVME_SUITE},
+    lun::{self, LunArg},
+    ns::{self, NsArg, DEFAULT_NAMESPACES},
+    peer::{PeerNvme, DIFF_NVME_NAMESPACES},
     proc,
-    qemu::{cmdline, Accel, Contract, NvmeRef, NvmeTarget, QemuConfig, ScsiHd, Serial},
-    sink::Sink,
+    qemu::{cmdline, Accel, QemuConfig, Serial},
     tapnet::{self, NetPath, TapNet},
     util::Fnv,
 };
@@ -37,7 +38,7 @@ pub enum SetupError {
     Interrupted(i32),
 }
 
-fn fail(e: impl std::fmt::Display) -> SetupError {
+pub(crate) fn fail(e: impl std::fmt::Display) -> SetupError {
     match proc::interrupted() {
         Some(sig) => SetupError::Interrupted(sig),
         None => SetupError::Failed(e.to_string()),
@@ -50,9 +51,6 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// The benchmark suite: it gets [`BENCH_LUNS`], [`BENCH_NAMESPACES`], a
-/// reference scsi-hd and a discard sink ([`BenchExtras`]).
-pub const BENCH_SUITE: &str = "bench";
 /// The bench suite's LUNs when none are given: one 4 KiB-block plain disk
 /// of 192 MiB (the copy benchmarks' source, offload and read+write areas).
 pub const BENCH_LUNS: [&str; 1] = ["kind=disk,size=192M,bs=4096"];
@@ -64,42 +62,69 @@ pub const BENCH_LUNS: [&str; 1] = ["kind=disk,size=192M,bs=4096"];
 /// (`copy-merge-oops`, seen over PCIe on 7.2-fixed in bio_will_gap).
 pub const BENCH_NAMESPACES: [&str; 1] = ["kind=nvm,size=192M,bs=4096,mssrl=16384,mcl=16384"];
 
-/// Parses `--lun` specs (the defaults when none are given: the suite's).
-pub fn parse_luns(specs: &[String], suite: Option<&str>) -> Result<Vec<LunSpec>, SetupError> {
-    let given: Vec<&str> = if !specs.is_empty() {
-        specs.iter().map(String::as_str).collect()
-    } else if suite == Some(BENCH_SUITE) {
-        BENCH_LUNS.to_vec()
+/// Parses `--lun` specs (the defaults when none are given: the suite's;
+/// the bench suite gets [`BENCH_LUNS`], a reference scsi-hd and a discard
+/// sink: [`BenchExtras`]).
+pub fn parse_luns(specs: &[String], suite: Option<&str>) -> Result<Vec<LunArg>, SetupError> {
+    let suite = Suite::named(suite);
+    let defaults: &[&str] = if suite == Some(Suite::Bench) {
+        &BENCH_LUNS
     } else {
-        lun::default_luns(suite).to_vec()
+        lun::default_luns(suite)
+    };
+    parse_specs("--lun", 0, specs, defaults)
+}
+
+/// `specs`, or `defaults` when none are given, parsed; an error names
+/// the flag and the spec's number (LUN from 0, NSID from 1).
+fn parse_specs<T: std::str::FromStr>(
+    flag: &str,
+    first: usize,
+    specs: &[String],
+    defaults: &[&str],
+) -> Result<Vec<T>, SetupError>
+where
+    T::Err: std::fmt::Display,
+{
+    let given: Vec<&str> = if specs.is_empty() {
+        defaults.to_vec()
+    } else {
+        specs.iter().map(String::as_str).collect()
     };
     given
         .iter()
         .enumerate()
         .map(|(i, s)| {
             s.parse()
-                .map_err(|e| SetupError::Failed(format!("--lun {i} `{s}`: {e}")))
+                .map_err(|e| SetupError::Failed(format!("{flag} {} `{s}`: {e}", i + first)))
         })
         .collect()
 }
 
 /// Suites that talk to the backend over the network (control port,
 /// NVMe/TCP): they get a NIC and `zonecopy.control=` without `--net`.
-pub const NET_SUITES: &[&str] = &["xcopy", "nvme", "kcopy", "bench", "zbc", DIFF_NVME_SUITE];
+pub const NET_SUITES: &[Suite] = &[
+    Suite::Xcopy,
+    Suite::Nvme,
+    Suite::Kcopy,
+    Suite::Bench,
+    Suite::Zbc,
+    Suite::DiffNvme,
+];
 /// Suites that get [`DEFAULT_NAMESPACES`] when no `--ns` is given.
-pub const NVME_SUITES: &[&str] = &["nvme", "kcopy"];
+pub const NVME_SUITES: &[Suite] = &[Suite::Nvme, Suite::Kcopy];
 /// The nvme-pci driver, for the diff-nvme suite's peer (a module on
 /// Debian kernels; the builder skips it where it is built in).
 const PCI_NVME_MODULE: &str = "nvme";
 /// Suites that run host tools (fio, blkzone, sg3-utils, dmsetup,
 /// mkfs.f2fs) from the host root, shared read-only over 9p and mounted at
 /// /host in the guest (see images/init).
-pub const HOST_TOOL_SUITES: &[&str] = &["zbc", "kcopy", "bench"];
+pub const HOST_TOOL_SUITES: &[Suite] = &[Suite::Zbc, Suite::Kcopy, Suite::Bench];
 const HOST_TOOL_MODULES: &str = "9p 9pnet_virtio netfs fscache";
 
 /// Does `suite` get the host root over 9p?
 pub fn wants_hostroot(suite: Option<&str>) -> bool {
-    suite.is_some_and(|s| HOST_TOOL_SUITES.contains(&s))
+    Suite::named(suite).is_some_and(|s| HOST_TOOL_SUITES.contains(&s))
 }
 
 /// What a boot needs besides the VM options.
@@ -118,36 +143,27 @@ pub fn parse_namespaces(
     specs: &[String],
     suite: Option<&str>,
     external_backend: bool,
-) -> Result<Vec<NsSpec>, SetupError> {
+) -> Result<Vec<NsArg>, SetupError> {
     if external_backend && !specs.is_empty() {
         return Err(SetupError::Failed(
             "--ns needs the runner's own backend (not --backend-socket)".into(),
         ));
     }
-    let given: Vec<&str> = if !specs.is_empty() {
-        specs.iter().map(String::as_str).collect()
-    } else if !external_backend && suite.is_some_and(|s| NVME_SUITES.contains(&s)) {
-        DEFAULT_NAMESPACES.to_vec()
-    } else if !external_backend && suite == Some(BENCH_SUITE) {
-        BENCH_NAMESPACES.to_vec()
-    } else if !external_backend && suite == Some(DIFF_NVME_SUITE) {
-        DIFF_NVME_NAMESPACES.to_vec()
-    } else {
-        Vec::new()
+    let defaults: &[&str] = match Suite::named(suite) {
+        _ if external_backend => &[],
+        Some(s) if NVME_SUITES.contains(&s) => &DEFAULT_NAMESPACES,
+        Some(Suite::Bench) => &BENCH_NAMESPACES,
+        Some(Suite::DiffNvme) => &DIFF_NVME_NAMESPACES,
+        _ => &[],
     };
-    given
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.parse()
-                .map_err(|e| SetupError::Failed(format!("--ns {} `{s}`: {e}", i + 1)))
-        })
-        .collect()
+    parse_specs("--ns", 1, specs, defaults)
 }
 
 /// Does the guest get a NIC (and, with our backend, the control port)?
-pub fn wants_net(needs: Needs<'_>, namespaces: &[NsSpec]) -> bool {
-    needs.net || !namespaces.is_empty() || needs.suite.is_some_and(|s| NET_SUITES.contains(&s))
+pub fn wants_net(needs: Needs<'_>, namespaces: &[NsArg]) -> bool {
+    needs.net
+        || !namespaces.is_empty()
+        || Suite::named(needs.suite).is_some_and(|s| NET_SUITES.contains(&s))
 }
 
 /// The builder's own default module set (images/build-initramfs.sh
@@ -157,19 +173,6 @@ pub const FULL_MODULES: &str = "virtio_pci virtio_scsi scsi_mod sd_mod sg t10_pi
 /// What every suite needs: the SCSI disks.
 const BASE_MODULES: &str = "virtio_pci virtio_scsi sd_mod sg";
 const NVME_MODULES: &str = "nvme_tcp nvme_fabrics nvme_core";
-/// Suites with tailored module lists (fewer modules boot faster); others
-/// get the builder's full default set.
-const KNOWN_SUITES: &[&str] = &[
-    "smoke",
-    "xcopy",
-    "nvme",
-    "kcopy",
-    "bench",
-    "zbc",
-    "kill",
-    "diff",
-    DIFF_NVME_SUITE,
-];
 /// The `diff` suite's peers: scsi_debug (ZBC) and LIO with tcm_loop and
 /// fileio backstores (EXTENDED COPY). /init loads scsi_debug with its
 /// default parameters; the guest reloads it with our LUN's geometry.
@@ -177,9 +180,13 @@ const DIFF_MODULES: &str = "configfs target_core_mod target_core_file tcm_loop s
 
 /// The `--modules` list for the initramfs (`None` = the builder's default).
 /// Built-in and missing modules are skipped by the builder.
-pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String> {
+///
+/// Every suite has a tailored list (fewer modules boot faster); run mode
+/// and unknown names get the builder's full default set.
+pub fn modules_for(name: Option<&str>, net: bool, nvme: bool) -> Option<String> {
+    let suite = Suite::named(name);
     let mut m: Vec<&str> = match suite {
-        Some(s) if KNOWN_SUITES.contains(&s) => BASE_MODULES.split(' ').collect(),
+        Some(_) => BASE_MODULES.split(' ').collect(),
         _ if nvme => FULL_MODULES.split_whitespace().collect(),
         _ => return None,
     };
@@ -187,24 +194,24 @@ pub fn modules_for(suite: Option<&str>, net: bool, nvme: bool) -> Option<String>
         m.push("virtio_net");
     }
     // `kill` talks NVMe/TCP to the victim backend of `zonecopy-ci kill`.
-    if nvme || suite.is_some_and(|s| NVME_SUITES.contains(&s) || s == "kill") {
+    if nvme || suite.is_some_and(|s| NVME_SUITES.contains(&s) || s == Suite::Kill) {
         m.extend(NVME_MODULES.split(' '));
         if !m.contains(&"virtio_net") {
             m.push("virtio_net");
         }
     }
-    if suite == Some(DIFF_NVME_SUITE) {
+    if suite == Some(Suite::DiffNvme) {
         m.push(PCI_NVME_MODULE);
     }
-    if suite == Some("kcopy") {
+    if suite == Some(Suite::Kcopy) {
         // f2fs asks for the "crc32" shash and dm-crypt for "xts(aes)" at
         // run time (no modinfo dependency): modules on Debian kernels.
         m.extend(["dm_mod", "dm_crypt", "f2fs", "crc32_generic", "xts"]);
     }
-    if suite == Some("diff") {
+    if suite == Some(Suite::Diff) {
         m.extend(DIFF_MODULES.split(' '));
     }
-    if wants_hostroot(suite) {
+    if wants_hostroot(name) {
         m.extend(HOST_TOOL_MODULES.split(' '));
     }
     Some(m.join(" "))
@@ -254,81 +261,14 @@ fn free_ports(n: usize) -> Result<Vec<u16>, SetupError> {
 /// given got taken in between (a bind race).
 const PORT_ATTEMPTS: usize = 5;
 
-/// What only the bench suite gets: QEMU's scsi-hd on raw files the size
-/// of the first plain disk LUN (the references its numbers are divided by),
-/// and a loopback discard sink / zero source for user networking's raw
-/// throughput. The sink's thread ends when this is dropped.
-#[derive(Debug)]
-pub struct BenchExtras {
-    pub scsi_hd: Option<ScsiHd>,
-    /// QEMU's NVMe controllers the size of the first plain namespace, when
-    /// ours is on PCIe (the same bus as theirs).
-    pub nvme_ref: Option<NvmeRef>,
-    pub sink: Sink,
-}
-
-impl BenchExtras {
-    /// Sparse raw files in `dir` the size and block size of the first
-    /// `disk` LUN (none without one) and, with `pcie`, of the first plain
-    /// namespace; and a started sink.
-    fn prepare(
-        luns: &[LunSpec],
-        namespaces: &[NsSpec],
-        pcie: bool,
-        dir: &Path,
-        sink_ip: Ipv4Addr,
-    ) -> Result<Self, SetupError> {
-        let scsi_hd = match luns.iter().find(|l| l.kind == LunKind::Disk) {
-            Some(l) => {
-                let (file, file_wb) = (dir.join("scsi-hd.img"), dir.join("scsi-hd-wb.img"));
-                for f in [&file, &file_wb] {
-                    std::fs::File::create(f)
-                        .and_then(|h| h.set_len(l.size))
-                        .map_err(|e| fail(format!("cannot create {}: {e}", f.display())))?;
-                }
-                Some(ScsiHd {
-                    file,
-                    file_wb,
-                    size: l.size,
-                    bs: l.bs,
-                })
-            }
-            None => None,
-        };
-        let nvme_ref = match namespaces.iter().find(|n| n.zoned().is_none()) {
-            Some(n) if pcie => {
-                let (file, file_wb) = (dir.join("nvme-ref.img"), dir.join("nvme-ref-wb.img"));
-                for f in [&file, &file_wb] {
-                    std::fs::File::create(f)
-                        .and_then(|h| h.set_len(n.dev.size))
-                        .map_err(|e| fail(format!("cannot create {}: {e}", f.display())))?;
-                }
-                Some(NvmeRef {
-                    file,
-                    file_wb,
-                    size: n.dev.size,
-                    bs: n.dev.bs,
-                })
-            }
-            _ => None,
-        };
-        let sink = Sink::start(sink_ip).map_err(|e| fail(format!("bench sink: {e}")))?;
-        Ok(BenchExtras {
-            scsi_hd,
-            nvme_ref,
-            sink,
-        })
-    }
-}
-
 #[derive(Debug)]
 pub struct Rig {
     pub kernel: Kernel,
-    pub luns: Vec<LunSpec>,
+    pub luns: Vec<LunArg>,
     /// NVMe namespaces, NSID = index + 1 (empty: no NVMe/TCP).
-    pub namespaces: Vec<NsSpec>,
+    pub namespaces: Vec<NsArg>,
     pub nqn: String,
-    /// The guest has a NIC (user networking, or the tap of `tapnet`).
+    /// The guest has a NIC (user networking).
     pub net: bool,
     /// The backend's control protocol on 127.0.0.1:PORT (our backend with
     /// networking only).
@@ -363,6 +303,125 @@ pub struct Rig {
     /// rig lives (NVMe/TCP over a tap device); dropped after the backend.
     tapnet: Option<TapNet>,
     tmp: TempDir,
+}
+
+/// This run's temp dir (stale ones of dead runs swept first), tagged
+/// with its owner.
+fn temp_dir() -> Result<TempDir, SetupError> {
+    sweep_stale_temp_dirs(&std::env::temp_dir());
+    let tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempdir()
+        .map_err(|e| fail(format!("cannot create a temp dir: {e}")))?;
+    if let Some(owner) = owner_tag(std::process::id()) {
+        let _ = std::fs::write(tmp.path().join(OWNER_FILE), owner);
+    }
+    Ok(tmp)
+}
+
+/// Builds (or finds in the cache) the initramfs for this boot: the guest
+/// binary and the suite's modules (nvme-pci too with PCIe).
+fn build_initrd(
+    vm: &VmArgs,
+    kernel: &Kernel,
+    needs: Needs<'_>,
+    net: bool,
+    nvme: bool,
+    tmp: &Path,
+    out: &Path,
+) -> Result<PathBuf, SetupError> {
+    let cache = kernel::cache_dir();
+    let pcie = vm.nvme_transport == NvmeTransport::Pcie;
+    let root = workspace_root();
+    let guest_bin = vm
+        .guest_bin
+        .clone()
+        .unwrap_or_else(|| root.join("target/x86_64-unknown-linux-gnu/release/zonecopy-guest"));
+    let script = vm
+        .initramfs_script
+        .clone()
+        .unwrap_or_else(|| root.join("images/build-initramfs.sh"));
+    let modules = vm
+        .modules
+        .clone()
+        .or_else(|| modules_for(needs.suite, net, nvme))
+        // nvme-pci for the PCIe controller.
+        .map(|m| if pcie { format!("{m} nvme") } else { m });
+    let image = initramfs_path(&cache, kernel, &guest_bin, modules.as_deref())
+        .unwrap_or_else(|| tmp.join("initramfs.img"));
+    initramfs::build(&BuildRequest {
+        script: &script,
+        guest_bin: &guest_bin,
+        out: &image,
+        modules_dir: kernel.modules.as_deref(),
+        modules: modules.as_deref(),
+        log: &out.join("initramfs.log"),
+    })
+    .map_err(fail)?;
+    Ok(image)
+}
+
+/// The one way the runner starts its own backend: sockets and the control
+/// token in `tmp`, free loopback ports for the control protocol (with
+/// `net`) and NVMe/TCP, started again with new ports when one was taken
+/// before the backend bound it. Logs to `out`/backend.log.
+fn start_backend(
+    vm: &VmArgs,
+    tmp: &Path,
+    luns: &[LunArg],
+    namespaces: &[NsArg],
+    net: bool,
+    host_ip: Ipv4Addr,
+    out: &Path,
+) -> Result<(Launch, Backend), SetupError> {
+    let pcie = vm.nvme_transport == NvmeTransport::Pcie;
+    let bin = backend::locate(vm.backend.as_deref()).map_err(fail)?;
+    let wait = Duration::from_secs(vm.backend_wait);
+    let socket = tmp.join("vhost-scsi.sock");
+    let control = tmp.join("control.sock");
+    let token_file = tmp.join("control.token");
+    if net {
+        backend::write_token_file(&token_file).map_err(fail)?;
+    }
+    let mut attempt = 1;
+    let (cfg, b) = loop {
+        let nvme = !namespaces.is_empty();
+        let tcp = nvme && !pcie;
+        let mut ports = free_ports(usize::from(net) + usize::from(tcp))?.into_iter();
+        let loopback = |p: u16| SocketAddr::from((host_ip, p));
+        let cfg = BackendConfig {
+            socket: socket.clone(),
+            control: Some(control.clone()),
+            control_tcp: if net {
+                ports.next().map(loopback)
+            } else {
+                None
+            },
+            control_token_file: net.then(|| token_file.clone()),
+            luns: luns.to_vec(),
+            nvme: if nvme {
+                Some(NvmeListen {
+                    listen: loopback(if tcp { ports.next().unwrap_or(0) } else { 0 }),
+                    pcie: pcie.then(|| tmp.join("nvme-pcie.sock")),
+                    nqn: vm.nqn.clone(),
+                    personality: vm.personality.clone(),
+                    namespaces: namespaces.to_vec(),
+                    shadow_doorbells: !vm.no_shadow_doorbells,
+                })
+            } else {
+                None
+            },
+        };
+        match Backend::start(&bin, &cfg, &out.join("backend.log"), wait) {
+            Ok(b) => break (cfg, b),
+            Err(BackendError::AddrInUse(_)) if attempt < PORT_ATTEMPTS => {
+                eprintln!("note: a TCP port was taken before the backend bound it; retrying");
+                attempt += 1;
+            }
+            Err(e) => return Err(fail(e)),
+        }
+    };
+    Ok((Launch { bin, wait, cfg }, b))
 }
 
 #[derive(Debug)]
@@ -402,23 +461,14 @@ impl Rig {
         let xfail = xfail_list(&kernel, &vm.xfail, vm.nvme_transport == NvmeTransport::Pcie);
         std::fs::create_dir_all(out)
             .map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
-        sweep_stale_temp_dirs(&std::env::temp_dir());
-        let tmp = tempfile::Builder::new()
-            .prefix(TMP_PREFIX)
-            .tempdir()
-            .map_err(|e| fail(format!("cannot create a temp dir: {e}")))?;
-        if let Some(owner) = owner_tag(std::process::id()) {
-            let _ = std::fs::write(tmp.path().join(OWNER_FILE), owner);
-        }
+        let tmp = temp_dir()?;
         for (i, l) in luns.iter_mut().enumerate() {
-            if l.file.is_none() {
-                l.file = Some(tmp.path().join(format!("lun{i}.img")));
-            }
+            l.file
+                .get_or_insert_with(|| tmp.path().join(format!("lun{i}.img")));
         }
         for (i, n) in namespaces.iter_mut().enumerate() {
-            if n.dev.file.is_none() {
-                n.dev.file = Some(tmp.path().join(NsSpec::default_file(i + 1)));
-            }
+            n.file
+                .get_or_insert_with(|| tmp.path().join(ns::default_file(i + 1)));
         }
 
         let pcie = vm.nvme_transport == NvmeTransport::Pcie;
@@ -440,59 +490,17 @@ impl Rig {
                 (s.clone(), None, None, None)
             }
             None => {
-                let bin = backend::locate(vm.backend.as_deref()).map_err(fail)?;
-                let wait = Duration::from_secs(vm.backend_wait);
-                let socket = tmp.path().join("vhost-scsi.sock");
-                let control = tmp.path().join("control.sock");
-                let token_file = tmp.path().join("control.token");
-                if net {
-                    backend::write_token_file(&token_file).map_err(fail)?;
-                }
-                let mut attempt = 1;
-                let (cfg, b) = loop {
-                    let nvme = !namespaces.is_empty();
-                    let tcp = nvme && !pcie;
-                    let mut ports = free_ports(usize::from(net) + usize::from(tcp))?.into_iter();
-                    let loopback = |p: u16| SocketAddr::from((host_ip, p));
-                    let cfg = BackendConfig {
-                        socket: socket.clone(),
-                        control: Some(control.clone()),
-                        control_tcp: if net {
-                            ports.next().map(loopback)
-                        } else {
-                            None
-                        },
-                        control_token_file: net.then(|| token_file.clone()),
-                        luns: luns.clone(),
-                        nvme: if nvme {
-                            Some(NvmeListen {
-                                listen: loopback(if tcp { ports.next().unwrap_or(0) } else { 0 }),
-                                pcie: pcie.then(|| tmp.path().join("nvme-pcie.sock")),
-                                nqn: vm.nqn.clone(),
-                                personality: vm.personality.clone(),
-                                namespaces: namespaces.clone(),
-                                shadow_doorbells: !vm.no_shadow_doorbells,
-                            })
-                        } else {
-                            None
-                        },
-                    };
-                    match Backend::start(&bin, &cfg, &out.join("backend.log"), wait) {
-                        Ok(b) => break (cfg, b),
-                        Err(BackendError::AddrInUse(_)) if attempt < PORT_ATTEMPTS => {
-                            eprintln!(
-                                "note: a TCP port was taken before the backend bound it; retrying"
-                            );
-                            attempt += 1;
-                        }
-                        Err(e) => return Err(fail(e)),
-                    }
-                };
-                let launch = Launch { bin, wait, cfg };
-                (socket, Some(control), Some(launch), Some(b))
+                let (launch, b) =
+                    start_backend(vm, tmp.path(), &luns, &namespaces, net, host_ip, out)?;
+                (
+                    launch.cfg.socket.clone(),
+                    launch.cfg.control.clone(),
+                    Some(launch),
+                    Some(b),
+                )
             }
         };
-        let bench = if needs.suite == Some(BENCH_SUITE) {
+        let bench = if Suite::named(needs.suite) == Some(Suite::Bench) {
             Some(BenchExtras::prepare(
                 &luns,
                 &namespaces,
@@ -503,7 +511,7 @@ impl Rig {
         } else {
             None
         };
-        let peer_nvme = if needs.suite == Some(DIFF_NVME_SUITE) {
+        let peer_nvme = if Suite::named(needs.suite) == Some(Suite::DiffNvme) {
             Some(PeerNvme::prepare(&namespaces, tmp.path()).map_err(fail)?)
         } else {
             None
@@ -531,34 +539,15 @@ impl Rig {
         let initrd = match &vm.initrd {
             Some(i) if i.is_file() => i.clone(),
             Some(i) => return Err(fail(format!("initramfs {} does not exist", i.display()))),
-            None => {
-                let root = workspace_root();
-                let guest_bin = vm.guest_bin.clone().unwrap_or_else(|| {
-                    root.join("target/x86_64-unknown-linux-gnu/release/zonecopy-guest")
-                });
-                let script = vm
-                    .initramfs_script
-                    .clone()
-                    .unwrap_or_else(|| root.join("images/build-initramfs.sh"));
-                let modules = vm
-                    .modules
-                    .clone()
-                    .or_else(|| modules_for(needs.suite, net, !namespaces.is_empty()))
-                    // nvme-pci for the PCIe controller.
-                    .map(|m| if pcie { format!("{m} nvme") } else { m });
-                let image = initramfs_path(&cache, &kernel, &guest_bin, modules.as_deref())
-                    .unwrap_or_else(|| tmp.path().join("initramfs.img"));
-                initramfs::build(&BuildRequest {
-                    script: &script,
-                    guest_bin: &guest_bin,
-                    out: &image,
-                    modules_dir: kernel.modules.as_deref(),
-                    modules: modules.as_deref(),
-                    log: &out.join("initramfs.log"),
-                })
-                .map_err(fail)?;
-                image
-            }
+            None => build_initrd(
+                vm,
+                &kernel,
+                needs,
+                net,
+                !namespaces.is_empty(),
+                tmp.path(),
+                out,
+            )?,
         };
 
         let accel = accel::choose(
@@ -600,39 +589,34 @@ impl Rig {
     /// The kernel command line for this rig (ARCHITECTURE.md "The guest
     /// contract"): `suite` or `run` (hex), `extra` appended.
     pub fn cmdline(&self, suite: Option<&str>, run: Option<&str>, extra: &str) -> String {
-        cmdline(&Contract {
-            suite,
-            luns: &self.luns,
-            control: self.control_port.map(|p| format!("{GUEST_HOST_ADDR}:{p}")),
-            control_token: self.control_token.as_deref(),
-            nvme: match (&self.nvme_pcie, self.nvme_port) {
-                (Some(_), _) => Some(NvmeTarget {
-                    pcie: true,
-                    traddr: String::new(),
-                    trsvcid: 0,
-                    nqn: self.nqn.clone(),
-                }),
-                (None, Some(p)) => Some(NvmeTarget {
-                    pcie: false,
-                    traddr: GUEST_HOST_ADDR.to_owned(),
-                    trsvcid: p,
-                    nqn: self.nqn.clone(),
-                }),
-                (None, None) => None,
-            },
-            namespaces: &self.namespaces,
-            xfail: &self.xfail,
-            run,
-            scsi_hd: self.bench.as_ref().and_then(|b| b.scsi_hd.as_ref()),
-            sink: self
-                .bench
-                .as_ref()
-                .filter(|_| self.net)
-                .map(|b| format!("{GUEST_HOST_ADDR}:{}", b.sink.port())),
-            peer_nvme: self.peer_nvme.as_ref(),
-            nvme_ref: self.bench.as_ref().and_then(|b| b.nvme_ref.as_ref()),
-            extra,
-        })
+        let host = |port: u16| SocketAddr::from((GUEST_HOST_ADDR, port));
+        let nvme = match (&self.nvme_pcie, self.nvme_port) {
+            (Some(_), _) => Some(NvmeTarget::pcie(&self.nqn)),
+            (None, Some(p)) => Some(NvmeTarget::tcp(GUEST_HOST_ADDR.to_string(), p, &self.nqn)),
+            (None, None) => None,
+        };
+        let bench = self.bench.as_ref();
+        let contract = Contract {
+            suite: suite.map(str::to_owned),
+            luns: (0u64..).zip(self.luns.iter().map(|l| l.spec)).collect(),
+            run: run.map(str::to_owned),
+            control: self.control_port.map(host),
+            control_token: self.control_token.clone(),
+            nvme,
+            namespaces: (1u32..)
+                .zip(self.namespaces.iter().map(|n| n.spec))
+                .collect(),
+            xfail: self.xfail.clone(),
+            scsi_hd: bench
+                .and_then(|b| b.scsi_hd.as_ref())
+                .map(|d| LunSpec::disk(d.bs, d.size)),
+            sink: bench.filter(|_| self.net).map(|b| host(b.sink.port())),
+            nvme_ref: bench
+                .and_then(|b| b.nvme_ref.as_ref())
+                .map(|d| LunSpec::disk(d.bs, d.size)),
+            peer_nvme: self.peer_nvme.as_ref().map(|p| p.spec.clone()),
+        };
+        cmdline(&contract, extra)
     }
 
     /// The QEMU configuration for this rig (a NIC when the rig has
@@ -746,7 +730,7 @@ fn enter_tapnet(
     }
     match TapNet::enter() {
         Ok(t) => {
-            if needs.suite == Some(BENCH_SUITE) {
+            if Suite::named(needs.suite) == Some(Suite::Bench) {
                 println!("# bench guest-net path=tap mtu={}", tapnet::MTU);
             }
             Ok(Some(t))
@@ -847,222 +831,5 @@ pub fn sweep_stale_temp_dirs(tmp_root: &Path) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn owner_tag_of_self() {
-        let tag = owner_tag(std::process::id()).unwrap();
-        assert!(tag.starts_with(&format!("{} ", std::process::id())));
-    }
-
-    #[test]
-    fn sweeps_only_dead_owners() {
-        let root = tempfile::tempdir().unwrap();
-        let live = root.path().join("zonecopy-ci.live");
-        let dead = root.path().join("zonecopy-ci.dead");
-        let fresh = root.path().join("zonecopy-ci.fresh");
-        let other = root.path().join("other.dead");
-        for d in [&live, &dead, &fresh, &other] {
-            std::fs::create_dir(d).unwrap();
-        }
-        std::fs::write(
-            live.join(OWNER_FILE),
-            owner_tag(std::process::id()).unwrap(),
-        )
-        .unwrap();
-        // Our PID with a different start time: a reused PID, owner gone.
-        std::fs::write(dead.join(OWNER_FILE), format!("{} 1\n", std::process::id())).unwrap();
-        std::fs::write(other.join(OWNER_FILE), "1 1\n").unwrap();
-        sweep_stale_temp_dirs(root.path());
-        assert!(live.exists());
-        assert!(!dead.exists());
-        assert!(fresh.exists());
-        assert!(other.exists());
-    }
-
-    fn kernel(bugs: &'static [kernel::KnownBug]) -> Kernel {
-        Kernel {
-            label: "k".into(),
-            image: "/k".into(),
-            modules: None,
-            known_bugs: bugs,
-        }
-    }
-
-    #[test]
-    fn namespaces_default_for_nvme_suites_only() {
-        let n = parse_namespaces(&[], Some("nvme"), false).unwrap();
-        assert_eq!(n.len(), 3);
-        assert!(n[0].zoned().is_some() && n[1].zoned().is_none() && n[2].zoned().is_none());
-        assert_eq!(
-            parse_namespaces(&[], Some("kcopy"), false).unwrap().len(),
-            3
-        );
-        assert!(parse_namespaces(&[], Some("smoke"), false)
-            .unwrap()
-            .is_empty());
-        assert!(parse_namespaces(&[], None, false).unwrap().is_empty());
-        // An external backend: no defaults, and --ns is refused.
-        assert!(parse_namespaces(&[], Some("nvme"), true)
-            .unwrap()
-            .is_empty());
-        assert!(parse_namespaces(&["kind=nvm,size=1M".into()], Some("nvme"), true).is_err());
-        let given = parse_namespaces(&["kind=nvm,size=1M".into()], Some("nvme"), false).unwrap();
-        assert_eq!(given.len(), 1);
-        let Err(SetupError::Failed(e)) = parse_namespaces(&["kind=x".into()], None, false) else {
-            panic!("accepted")
-        };
-        assert!(e.starts_with("--ns 1 `kind=x`"), "{e}");
-    }
-
-    #[test]
-    fn bench_defaults_a_disk_and_a_namespace() {
-        let l = parse_luns(&[], Some(BENCH_SUITE)).unwrap();
-        assert_eq!(l.len(), 1);
-        assert_eq!(
-            (l[0].kind, l[0].size, l[0].bs),
-            (LunKind::Disk, 192 << 20, 4096)
-        );
-        assert_eq!(parse_luns(&[], Some("smoke")).unwrap().len(), 3);
-        assert_eq!(
-            parse_luns(&["kind=disk,size=1M".into()], Some(BENCH_SUITE))
-                .unwrap()
-                .len(),
-            1
-        );
-        let n = parse_namespaces(&[], Some(BENCH_SUITE), false).unwrap();
-        assert_eq!(n.len(), 1);
-        assert!(n[0].zoned().is_none());
-        assert!(parse_namespaces(&[], Some(BENCH_SUITE), true)
-            .unwrap()
-            .is_empty());
-        // The reference scsi-hd follows the first disk LUN.
-        let dir = tempfile::tempdir().unwrap();
-        let b = BenchExtras::prepare(&l, &n, false, dir.path(), Ipv4Addr::LOCALHOST).unwrap();
-        let hd = b.scsi_hd.clone().unwrap();
-        assert_eq!((hd.size, hd.bs), (192 << 20, 4096));
-        assert_eq!(std::fs::metadata(&hd.file).unwrap().len(), 192 << 20);
-        assert_eq!(std::fs::metadata(&hd.file_wb).unwrap().len(), 192 << 20);
-        assert!(b.sink.port() > 0);
-        assert_eq!(b.nvme_ref, None, "QEMU's NVMe only beside ours on PCIe");
-        // Over PCIe: QEMU's NVMe controllers the size of the namespace.
-        let p = BenchExtras::prepare(&l, &n, true, dir.path(), Ipv4Addr::LOCALHOST).unwrap();
-        let r = p.nvme_ref.clone().unwrap();
-        assert_eq!((r.size, r.bs), (192 << 20, 4096));
-        assert_eq!(std::fs::metadata(&r.file).unwrap().len(), 192 << 20);
-        assert_eq!(std::fs::metadata(&r.file_wb).unwrap().len(), 192 << 20);
-        // One Copy carries the 64 MiB (copy-merge-oops otherwise).
-        assert_eq!(n[0].limits.mssrl, Some(16384));
-        let hm = parse_luns(&[], Some("smoke")).unwrap();
-        assert_eq!(
-            BenchExtras::prepare(&hm[..2], &[], true, dir.path(), Ipv4Addr::LOCALHOST)
-                .unwrap()
-                .scsi_hd,
-            None
-        );
-    }
-
-    #[test]
-    fn networking_when_a_suite_or_namespace_needs_it() {
-        let ns = parse_namespaces(&[], Some("nvme"), false).unwrap();
-        let n = |suite, net| Needs { suite, net };
-        assert!(!wants_net(n(Some("smoke"), false), &[]));
-        assert!(wants_net(n(Some("smoke"), true), &[]));
-        assert!(wants_net(n(Some("smoke"), false), &ns));
-        for s in ["xcopy", "nvme", "kcopy", "zbc"] {
-            assert!(wants_net(n(Some(s), false), &[]), "{s}");
-        }
-    }
-
-    #[test]
-    fn module_lists_per_suite() {
-        let m = |s, net, nvme| modules_for(s, net, nvme);
-        assert_eq!(
-            m(Some("smoke"), false, false).unwrap(),
-            "virtio_pci virtio_scsi sd_mod sg"
-        );
-        assert_eq!(
-            m(Some("xcopy"), true, false).unwrap(),
-            "virtio_pci virtio_scsi sd_mod sg virtio_net"
-        );
-        assert_eq!(
-            m(Some("nvme"), true, true).unwrap(),
-            "virtio_pci virtio_scsi sd_mod sg virtio_net nvme_tcp nvme_fabrics nvme_core"
-        );
-        assert_eq!(
-            m(Some("kcopy"), true, true).unwrap(),
-            "virtio_pci virtio_scsi sd_mod sg virtio_net nvme_tcp nvme_fabrics nvme_core \
-             dm_mod dm_crypt f2fs crc32_generic xts 9p 9pnet_virtio netfs fscache"
-        );
-        assert_eq!(
-            m(Some("zbc"), false, false).unwrap(),
-            "virtio_pci virtio_scsi sd_mod sg 9p 9pnet_virtio netfs fscache"
-        );
-        assert!(wants_hostroot(Some("zbc")) && !wants_hostroot(Some("smoke")));
-        assert_eq!(
-            m(Some("diff"), false, false).unwrap(),
-            "virtio_pci virtio_scsi sd_mod sg configfs target_core_mod target_core_file \
-             tcm_loop scsi_debug"
-        );
-        // --ns on smoke brings the NVMe modules along.
-        assert!(m(Some("smoke"), true, true).unwrap().contains("nvme_tcp"));
-        // Run mode and unknown suites: the builder's full set.
-        assert_eq!(m(None, true, false), None);
-        assert_eq!(m(Some("f2fs"), false, false), None);
-        assert_eq!(
-            m(Some("diff-nvme"), true, true).unwrap(),
-            "virtio_pci virtio_scsi sd_mod sg virtio_net nvme_tcp nvme_fabrics nvme_core nvme"
-        );
-        let run_nvme = m(None, true, true).unwrap();
-        assert!(run_nvme.starts_with(FULL_MODULES) && run_nvme.ends_with("nvme_core"));
-    }
-
-    #[test]
-    fn full_module_set_matches_the_builders_default() {
-        let script =
-            std::fs::read_to_string(workspace_root().join("images/build-initramfs.sh")).unwrap();
-        let at = script.find("DEFAULT_MODULES=\"").unwrap() + "DEFAULT_MODULES=\"".len();
-        let list: Vec<&str> = script[at..][..script[at..].find('"').unwrap()]
-            .split_whitespace()
-            .collect();
-        assert_eq!(list, FULL_MODULES.split_whitespace().collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn xfail_is_known_bugs_then_user_ids_once_each() {
-        let k = kernel(kernel::known_bugs("7.2-series"));
-        // The table's ids in its order, the series' corruption first.
-        let known: Vec<&str> = kernel::known_bugs("7.2-series")
-            .iter()
-            .map(|b| b.id)
-            .collect();
-        assert_eq!(known[0], "copy-error-lost");
-        assert_eq!(xfail_list(&k, &[], false), known);
-        assert_eq!(
-            xfail_list(&k, &["mine".into(), "copy-error-lost,other".into()], false),
-            [known, vec!["mine", "other"]].concat()
-        );
-        assert!(xfail_list(&kernel(&[]), &[], false).is_empty());
-        // Over PCIe the NVMe/TCP-only bugs are not expected.
-        let pcie = xfail_list(&k, &["copy-tcp-r2t".into()], true);
-        assert!(pcie.contains(&"copy-error-lost".to_owned()));
-        assert_eq!(
-            pcie.iter().filter(|id| *id == "copy-tcp-r2t").count(),
-            1,
-            "given with --xfail it stays"
-        );
-        assert!(!xfail_list(&k, &[], true).contains(&"copy-tcp-r2t".to_owned()));
-    }
-
-    #[test]
-    fn free_ports_are_distinct() {
-        let p = free_ports(2).unwrap();
-        assert_eq!(p.len(), 2);
-        assert_ne!(p[0], p[1]);
-        // Closed again: bindable (barring a race with another process).
-        for port in p {
-            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap();
-        }
-    }
-}
+#[path = "rig_tests.rs"]
+mod tests;

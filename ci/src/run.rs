@@ -24,7 +24,7 @@ pub fn run_param(cmd: &[String]) -> String {
 
 pub fn cmd_run(a: &RunArgs) -> i32 {
     let interactive = a.cmd.is_empty();
-    let out = a.out.clone().unwrap_or_else(|| {
+    let out = a.limits.out.clone().unwrap_or_else(|| {
         default_out(&format!(
             "run-{}",
             std::path::Path::new(&a.kernel)
@@ -52,7 +52,7 @@ pub fn cmd_run(a: &RunArgs) -> i32 {
     };
     let spec = VmSpec {
         qemu: rig.qemu(&a.vm, append, true, serial),
-        timeout: (a.timeout > 0).then(|| Duration::from_secs(a.timeout)),
+        timeout: (a.limits.timeout > 0).then(|| Duration::from_secs(a.limits.timeout)),
         echo: true,
         console_log: out.join("console.log"),
         qemu_log: out.join("qemu.log"),

@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::{
-    cli::{SuiteArgs, VmArgs},
+    cli::{BootArgs, Limits, SuiteArgs, VmArgs},
     junit::{self, SuiteRecord},
     ktap::{verdict, Report, RunEnd, Verdict},
     qemu::Serial,
@@ -95,6 +95,40 @@ pub struct SuiteJob<'a> {
     pub timeout: Duration,
     pub net: bool,
     pub out: &'a Path,
+}
+
+impl<'a> SuiteJob<'a> {
+    pub fn new(
+        vm: &'a VmArgs,
+        kernel: &'a str,
+        suite: &'a str,
+        limits: &Limits,
+        net: bool,
+        out: &'a Path,
+    ) -> Self {
+        SuiteJob {
+            vm,
+            kernel,
+            suite,
+            timeout: Duration::from_secs(limits.timeout),
+            net,
+            out,
+        }
+    }
+}
+
+impl BootArgs {
+    /// The job of these options, logging to `out`.
+    pub fn job<'a>(&'a self, out: &'a Path) -> SuiteJob<'a> {
+        SuiteJob::new(
+            &self.run.vm,
+            &self.kernel,
+            &self.suite,
+            &self.run.limits,
+            self.run.net,
+            out,
+        )
+    }
 }
 
 pub fn failed_run(
@@ -408,25 +442,28 @@ pub fn prebuild_tree(kernel: &str, vm: &VmArgs) -> Result<(String, VmArgs), Stri
 }
 
 pub fn cmd_suite(a: &SuiteArgs) -> i32 {
-    let (kernel, vm) = match prebuild_tree(&a.kernel, &a.vm) {
+    let b = &a.boot;
+    let (kernel, vm) = match prebuild_tree(&b.kernel, &b.run.vm) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("zonecopy-ci suite: {e}");
             return 1;
         }
     };
-    let out = a
+    let out = b
+        .run
+        .limits
         .out
         .clone()
-        .unwrap_or_else(|| default_out(&format!("{}-{}", a.suite, kernel_label(&kernel))));
-    let run = run_suite(&SuiteJob {
-        vm: &vm,
-        kernel: &kernel,
-        suite: &a.suite,
-        timeout: Duration::from_secs(a.timeout),
-        net: a.net,
-        out: &out,
-    });
+        .unwrap_or_else(|| default_out(&format!("{}-{}", b.suite, kernel_label(&kernel))));
+    let run = run_suite(&SuiteJob::new(
+        &vm,
+        &kernel,
+        &b.suite,
+        &b.run.limits,
+        b.run.net,
+        &out,
+    ));
     say(&run.summary());
     match run.interrupted {
         Some(sig) => signal_exit(sig),

@@ -330,22 +330,8 @@ mod tests {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         VmSpec {
             qemu: QemuConfig {
-                qemu: script,
-                bios: None,
-                accel: crate::qemu::Accel::Tcg,
                 memory_mib: 64,
-                kernel: "/k".into(),
-                initrd: "/i".into(),
-                append: String::new(),
-                vhost_socket: None,
-                vhost_reconnect_ms: None,
-                vfio_user: None,
-                net: None,
-                hostroot: false,
-                scsi_hd: None,
-                peer_nvme: None,
-                nvme_ref: None,
-                serial: Serial::Stdio,
+                ..QemuConfig::bare(script, "/k".into(), "/i".into(), String::new())
             },
             timeout: Some(timeout),
             echo: false,

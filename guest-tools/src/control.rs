@@ -2,15 +2,20 @@
 //! `vhost-device/src/control`), reached from the guest through QEMU user
 //! networking at the address given by `zonecopy.control=`.
 //!
-//! Only the few replies the suites read are understood, with a tiny JSON
-//! scanner (numbers, nested objects by key, arrays of numbers): no serde in
-//! the static guest binary. A reply whose `"ok"` is not `true` is an error
-//! carrying the backend's `"error"` text.
+//! Requests are the contract crate's `control::Request`; the replies it
+//! types (checksum, power cut, cache) are read with serde, the rest (the
+//! stats) with a tiny JSON scanner. A reply whose `"ok"` is not `true` is
+//! an error carrying the backend's `"error"` text.
 
 use std::{
     io::{BufRead, BufReader, Write},
     net::{SocketAddr, TcpStream},
     time::Duration,
+};
+
+use zonecopy_contract::control::{
+    CacheMode, CacheReply, ChecksumReply, FaultOp, FaultRequest, ForcedCondition, PowerCutReply,
+    Request,
 };
 
 /// Per-device counters from `{"cmd":"stats"}`.
@@ -99,7 +104,10 @@ impl Client {
                 .map_err(|e| format!("control {}: {e}", self.addr))?;
             let mut conn = (BufReader::new(r), s);
             if let Some(token) = TOKEN.get() {
-                let reply = roundtrip(&mut conn, &format!(r#"{{"cmd":"auth","token":"{token}"}}"#))
+                let auth = Request::Auth {
+                    token: token.clone(),
+                };
+                let reply = roundtrip(&mut conn, &auth.line())
                     .map_err(|e| format!("control {}: auth: {e}", self.addr))?;
                 if find_value(&reply, "ok").map(str::trim) != Some("true") {
                     return Err(format!(
@@ -149,26 +157,41 @@ impl Client {
 
     /// Counters of device `dev` (`lun0`, ...).
     pub fn stats(&mut self, dev: &str) -> Result<DevStats, String> {
-        let reply = self.request(r#"{"cmd":"stats"}"#)?;
+        let reply = self.request(&Request::Stats.line())?;
         parse_stats(&reply, dev)
     }
 
     /// CRC32C of `blocks` logical blocks from `lba` of `dev`, and of each
     /// 4 KiB of them.
     pub fn checksum(&mut self, dev: &str, lba: u64, blocks: u64) -> Result<Checksum, String> {
-        let reply = self.request(&format!(
-            r#"{{"cmd":"checksum","dev":"{dev}","lba":{lba},"blocks":{blocks},"per_block":true}}"#
-        ))?;
-        parse_checksum(&reply)
+        let req = Request::Checksum {
+            dev: dev.to_owned(),
+            lba,
+            blocks,
+            per_block: true,
+        };
+        parse_checksum(&self.request(&req.line())?)
     }
 
     /// Put the zone starting at `lba` of `dev` in `cond` (`read_only` or
     /// `offline`) as the device would on its own; returns the zone's new
     /// condition as the backend names it (`read-only`, `offline`).
     pub fn zone_condition(&mut self, dev: &str, lba: u64, cond: &str) -> Result<String, String> {
-        let reply = self.request(&format!(
-            r#"{{"cmd":"zone_condition","dev":"{dev}","lba":{lba},"cond":"{cond}"}}"#
-        ))?;
+        let cond = match cond {
+            "read_only" => ForcedCondition::ReadOnly,
+            "offline" => ForcedCondition::Offline,
+            other => {
+                return Err(format!(
+                    "zone_condition: {other:?} is not read_only or offline"
+                ))
+            }
+        };
+        let req = Request::ZoneCondition {
+            dev: dev.to_owned(),
+            lba,
+            cond,
+        };
+        let reply = self.request(&req.line())?;
         find_value(&reply, "cond")
             .map(str::to_owned)
             .ok_or_else(|| format!("zone_condition: no \"cond\" in {}", reply.trim()))
@@ -198,43 +221,63 @@ impl Client {
     /// e.g. `"kind":"media_error","lba":8,"blocks":2,"count":1`. Returns
     /// its id.
     pub fn fault_add(&mut self, dev: &str, members: &str) -> Result<u64, String> {
-        let reply = self.request(&format!(
-            r#"{{"cmd":"fault","dev":"{dev}","op":"add",{members}}}"#
-        ))?;
-        num(&reply, "id")
+        let rule = serde_json::from_str(&format!("{{{members}}}"))
+            .map_err(|e| format!("fault rule {members}: {e}"))?;
+        let req = Request::Fault(FaultRequest {
+            op: FaultOp::Add,
+            dev: Some(dev.to_owned()),
+            rule,
+        });
+        num(&self.request(&req.line())?, "id")
     }
 
     /// Remove every fault rule of every device; how many there were.
     pub fn faults_clear(&mut self) -> Result<u64, String> {
-        let reply = self.request(r#"{"cmd":"fault","op":"clear"}"#)?;
+        let req = Request::Fault(FaultRequest {
+            op: FaultOp::Clear,
+            dev: None,
+            rule: Default::default(),
+        });
+        let reply = self.request(&req.line())?;
         num(&reply, "cleared")
     }
 
     /// Fault firings of `dev` so far.
     pub fn fault_counts(&mut self, dev: &str) -> Result<FaultCounts, String> {
-        let reply = self.request(r#"{"cmd":"stats"}"#)?;
+        let reply = self.request(&Request::Stats.line())?;
         parse_fault_counts(&reply, dev)
     }
 
     /// Switch the volatile write cache of `dev` (`"volatile"` or
     /// `"none"`), or only report it (`None`); returns the mode now.
     pub fn cache_mode(&mut self, dev: &str, mode: Option<&str>) -> Result<String, String> {
-        let req = match mode {
-            Some(m) => format!(r#"{{"cmd":"cache","dev":"{dev}","mode":"{m}"}}"#),
-            None => format!(r#"{{"cmd":"cache","dev":"{dev}"}}"#),
+        let mode = match mode {
+            None => None,
+            Some("volatile") => Some(CacheMode::Volatile),
+            Some("none") => Some(CacheMode::None),
+            Some(other) => return Err(format!("cache: {other:?} is not volatile or none")),
         };
-        let reply = self.request(&req)?;
-        find_value(&reply, "cache")
-            .map(str::to_owned)
-            .ok_or_else(|| format!("cache: no \"cache\" in {}", reply.trim()))
+        let req = Request::Cache {
+            dev: dev.to_owned(),
+            mode,
+        };
+        let reply: CacheReply = typed(&self.request(&req.line())?)?;
+        Ok(match reply.cache {
+            CacheMode::Volatile => "volatile",
+            CacheMode::None => "none",
+        }
+        .to_owned())
     }
 
     /// Emulate a power loss of `dev` (its volatile write cache must be on).
     pub fn power_cut(&mut self, dev: &str) -> Result<PowerCut, String> {
-        let reply = self.request(&format!(r#"{{"cmd":"power_cut","dev":"{dev}"}}"#))?;
+        let req = Request::PowerCut {
+            dev: dev.to_owned(),
+        };
+        let reply: PowerCutReply = typed(&self.request(&req.line())?)?;
         Ok(PowerCut {
-            dropped_blocks: num(&reply, "dropped_blocks")?,
-            zones_rolled_back: num(&reply, "zones_rolled_back")?,
+            dropped_blocks: reply.dropped_blocks,
+            zones_rolled_back: reply.zones_rolled_back,
         })
     }
 }
@@ -314,28 +357,18 @@ pub fn parse_stats(reply: &str, dev: &str) -> Result<DevStats, String> {
     })
 }
 
+/// A reply as the contract types it.
+fn typed<T: serde::de::DeserializeOwned>(reply: &str) -> Result<T, String> {
+    serde_json::from_str(reply).map_err(|e| format!("bad reply {}: {e}", reply.trim()))
+}
+
 /// Parse a checksum reply.
 pub fn parse_checksum(reply: &str) -> Result<Checksum, String> {
-    let crc = find_value(reply, "crc32c")
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .ok_or("checksum: no \"crc32c\"")?;
-    let blocks = match find_value(reply, "block_crc32c") {
-        None => Vec::new(),
-        Some(v) => {
-            let inner = v
-                .trim()
-                .strip_prefix('[')
-                .and_then(|s| s.strip_suffix(']'))
-                .ok_or("checksum: block_crc32c is not an array")?;
-            inner
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse::<u32>().map_err(|_| format!("checksum: {s:?}")))
-                .collect::<Result<_, _>>()?
-        }
-    };
-    Ok(Checksum { crc, blocks })
+    let r: ChecksumReply = typed(reply)?;
+    Ok(Checksum {
+        crc: r.crc32c,
+        blocks: r.block_crc32c.unwrap_or_default(),
+    })
 }
 
 /// The raw text of the value of the first member `key` found at any depth

@@ -20,7 +20,7 @@ usage: zonecopy-guest suite [NAME] [--cmdline FILE]
 suites: ";
 
 fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("zonecopy-guest: {msg}\n{USAGE}{}", suite::SUITES.join(", "));
+    eprintln!("zonecopy-guest: {msg}\n{USAGE}{}", suite::Suite::names());
     ExitCode::from(2)
 }
 
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
             }
         },
         Some("help" | "--help" | "-h") => {
-            println!("{USAGE}{}", suite::SUITES.join(", "));
+            println!("{USAGE}{}", suite::Suite::names());
             ExitCode::SUCCESS
         }
         Some("--version") => {

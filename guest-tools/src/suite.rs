@@ -14,18 +14,7 @@ use crate::{
     nvme, smoke, xcopy, zbc,
 };
 
-/// Suites this binary knows.
-pub const SUITES: &[&str] = &[
-    "smoke",
-    "xcopy",
-    "nvme",
-    "kcopy",
-    "bench",
-    "kill",
-    "zbc",
-    "diff-nvme",
-    "diff",
-];
+pub use zonecopy_contract::Suite;
 
 /// Run the suite named by `name_override` or else by the command line.
 /// Returns whether every result was `ok`.
@@ -58,21 +47,24 @@ pub fn run<W: Write>(
         )?;
         return Ok(false);
     };
-    match name {
-        "smoke" => smoke::run(&mut k, &cfg, sys_root),
-        "xcopy" => xcopy::run(&mut k, &cfg, sys_root),
-        "nvme" => nvme::run(&mut k, &cfg, sys_root),
-        "kcopy" => kcopy::run(&mut k, &cfg, sys_root),
-        "bench" => bench::run(&mut k, &cfg, sys_root),
-        "kill" => killtest::run(&mut k, &cfg, sys_root),
-        "zbc" => zbc::run(&mut k, &cfg, sys_root),
-        "diff-nvme" => diffnvme::run(&mut k, &cfg, sys_root),
-        "diff" => diff::run(&mut k, &cfg, sys_root),
-        other => {
+    let suite = match name.parse::<Suite>() {
+        Ok(s) => s,
+        Err(e) => {
             k.plan(1)?;
-            k.result("suite", &Outcome::Fail(format!("unknown suite {other}")))?;
-            Ok(false)
+            k.result("suite", &Outcome::Fail(e.to_string()))?;
+            return Ok(false);
         }
+    };
+    match suite {
+        Suite::Smoke => smoke::run(&mut k, &cfg, sys_root),
+        Suite::Xcopy => xcopy::run(&mut k, &cfg, sys_root),
+        Suite::Nvme => nvme::run(&mut k, &cfg, sys_root),
+        Suite::Kcopy => kcopy::run(&mut k, &cfg, sys_root),
+        Suite::Bench => bench::run(&mut k, &cfg, sys_root),
+        Suite::Kill => killtest::run(&mut k, &cfg, sys_root),
+        Suite::Zbc => zbc::run(&mut k, &cfg, sys_root),
+        Suite::DiffNvme => diffnvme::run(&mut k, &cfg, sys_root),
+        Suite::Diff => diff::run(&mut k, &cfg, sys_root),
     }
 }
 

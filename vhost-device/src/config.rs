@@ -2,13 +2,17 @@
 //! `TryFrom<Args> for Config`.
 
 use std::{
-    collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
     str::FromStr,
 };
 
 use clap::Parser;
+pub use zonecopy_contract::{arg::ArgError, nvme::DEFAULT_NQN};
+use zonecopy_contract::{
+    arg::{Cache, LunArg, NsArg, ZoneLimits},
+    spec::{LunKind, ZoneSpec},
+};
 
 use crate::{
     nvme::CopyLimits,
@@ -18,16 +22,12 @@ use crate::{
 
 /// Default logical block size of every kind.
 pub const DEFAULT_BLOCK_SIZE: u32 = 4096;
-/// Default number of conventional zones at the start of a zoned LUN.
-pub const DEFAULT_CONVENTIONAL_ZONES: u32 = 1;
 /// Default number of request queues offered.
 pub const DEFAULT_REQUEST_QUEUES: u16 = 8;
 /// Most logical units one target addresses (14-bit flat space LUNs).
 pub const MAX_LUNS: usize = 16384;
 /// NVMe/TCP listen address when `--nvme-tcp` is given without one.
 pub const DEFAULT_NVME_TCP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4420);
-/// Default subsystem NQN.
-pub const DEFAULT_NQN: &str = "nqn.2026-11.dev.zonecopy:sub0";
 /// Default transport address in the discovery log: the host as a QEMU
 /// user-networking guest sees it.
 pub const DEFAULT_ADVERTISE_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2));
@@ -43,7 +43,7 @@ pairs. Repeat for more: the first --ns is NSID 1, the second NSID 2, ...
   kind=zns|nvm     zns: zoned (ZNS); nvm: conventional [default: zns]
   bs=512|4096      logical block size in bytes [default: 4096]
 
-  For kind=zns only (ZNS has no conventional zones, so conv defaults to 0):
+  For kind=zns only (ZNS has no conventional zones: conv=0 if given):
   zone=BYTES, cap=BYTES, max-open=N, max-active=N as for --lun
 
   Copy limits (Identify Namespace):
@@ -282,6 +282,10 @@ pub struct ScsiTargetConfig {
     pub luns: Vec<usize>,
 }
 
+/// Why a `--lun` or `--ns` spec was refused (the contract crate parses
+/// both, for the runner too).
+pub type SpecError = ArgError;
+
 /// One parsed `--ns` option.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NsSpec {
@@ -294,60 +298,16 @@ pub struct NsSpec {
 impl FromStr for NsSpec {
     type Err = SpecError;
 
-    /// The `--lun` keys with kind=zns|nvm (mapped to hm|disk, conv=0 by
-    /// default) plus the copy limits.
+    /// [`NsArg`]: the `--lun` keys with kind=zns|nvm (no conventional
+    /// zones) plus the copy limits; `file=` is required here.
     fn from_str(spec: &str) -> Result<Self, SpecError> {
-        let mut copy_limits = CopyLimits::default();
-        let mut rest: Vec<String> = Vec::new();
-        let (mut kind, mut conv, mut seen) = (None, false, Vec::new());
-        for item in spec.split(',').filter(|s| !s.is_empty()) {
-            let Some((key, value)) = item.split_once('=') else {
-                rest.push(item.to_owned());
-                continue;
-            };
-            if ["kind", "mssrl", "mcl", "msrc"].contains(&key) {
-                if seen.contains(&key) {
-                    return Err(SpecError::Duplicate(key.to_owned()));
-                }
-                seen.push(key);
-            }
-            let range = |max: u32| {
-                let n = parse_count(key, value)?;
-                if n > max {
-                    return Err(SpecError::Overflow {
-                        key: key.to_owned(),
-                        value: value.to_owned(),
-                    });
-                }
-                Ok(n)
-            };
-            match key {
-                "kind" => match value {
-                    "zns" => kind = Some("hm"),
-                    "nvm" => kind = Some("disk"),
-                    other => return Err(SpecError::BadNsKind(other.to_owned())),
-                },
-                "mssrl" => copy_limits.mssrl = range(u32::from(u16::MAX))? as u16,
-                "mcl" => copy_limits.mcl = range(u32::MAX)?,
-                // ZNS reads past the write pointer always succeed.
-                "urswrz" => return Err(SpecError::UnknownKey(key.to_owned())),
-                "msrc" => copy_limits.msrc = range(u32::from(u8::MAX))? as u8,
-                _ => {
-                    conv |= key == "conv";
-                    rest.push(item.to_owned());
-                }
-            }
-        }
-        let kind = kind.unwrap_or("hm");
-        rest.push(format!("kind={kind}"));
-        if kind == "hm" && !conv {
-            rest.push("conv=0".to_owned());
-        }
-        let lun: LunSpec = rest.join(",").parse()?;
+        let ns: NsArg = spec.parse()?;
+        let (mssrl, mcl, msrc) = ns.copy.resolved();
+        let zoned = ns.spec.zones.map(|z| zoned_config(z, ns.limits, false));
         Ok(NsSpec {
-            device: lun.device,
-            copy_limits,
-            volatile_cache: lun.volatile_cache,
+            device: device_config(ns.file, ns.spec.size, ns.spec.block_size, zoned)?,
+            copy_limits: CopyLimits { mssrl, mcl, msrc },
+            volatile_cache: ns.cache == Cache::Volatile,
         })
     }
 }
@@ -361,212 +321,57 @@ pub struct LunSpec {
     pub volatile_cache: bool,
 }
 
-/// Why a `--lun` spec was refused.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SpecError {
-    #[error("'{0}' is not KEY=VALUE")]
-    NotKeyValue(String),
-    #[error(
-        "unknown key '{0}' (known: file, size, kind, bs, zone, cap, conv, max-open, max-active, urswrz, cache)"
-    )]
-    UnknownKey(String),
-    #[error("key '{0}' given twice")]
-    Duplicate(String),
-    #[error("missing {0}")]
-    Missing(&'static str),
-    #[error("{key}={value}: not a size in bytes (a number with an optional K, M, G or T suffix)")]
-    BadSize { key: String, value: String },
-    #[error("{key}={value}: too large")]
-    Overflow { key: String, value: String },
-    #[error("{key}={value}: not a count (a non-negative integer below 2^32)")]
-    BadCount { key: String, value: String },
-    #[error("kind={0}: expected hm, ha or disk")]
-    BadKind(String),
-    #[error("bs={0}: expected 512 or 4096")]
-    BadBlockSize(String),
-    #[error("{0}= applies to zoned kinds (hm, ha) only")]
-    ZonedKeyOnDisk(&'static str),
-    #[error("{0}= applies to kind=hm only (sequential write preferred zones have no gap zones and no open/active limits)")]
-    HostManagedKey(&'static str),
-    #[error("{key}={value}: expected 0 or 1")]
-    BadFlag { key: String, value: String },
-    #[error("kind={0}: expected zns or nvm")]
-    BadNsKind(String),
-    #[error("cache={0}: expected volatile or none")]
-    BadCache(String),
-}
-
-/// Parse a size: decimal digits with an optional K, M, G or T suffix
-/// (binary multiples, either case).
-pub fn parse_size(key: &str, value: &str) -> Result<u64, SpecError> {
-    let bad = || SpecError::BadSize {
-        key: key.to_owned(),
-        value: value.to_owned(),
-    };
-    let (digits, shift) = match value.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                'T' => 40,
-                _ => return Err(bad()),
-            };
-            (&value[..i], shift)
-        }
-        _ => (value, 0),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let overflow = || SpecError::Overflow {
-        key: key.to_owned(),
-        value: value.to_owned(),
-    };
-    let n: u64 = digits.parse().map_err(|_| overflow())?;
-    n.checked_mul(1u64 << shift).ok_or_else(overflow)
-}
-
-fn parse_count(key: &str, value: &str) -> Result<u32, SpecError> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SpecError::BadCount {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        });
-    }
-    value.parse().map_err(|_| SpecError::BadCount {
-        key: key.to_owned(),
-        value: value.to_owned(),
-    })
-}
-
-const KEYS: [&str; 11] = [
-    "cache",
-    "file",
-    "size",
-    "kind",
-    "bs",
-    "zone",
-    "cap",
-    "conv",
-    "max-open",
-    "max-active",
-    "urswrz",
-];
-const ZONED_KEYS: [&str; 6] = ["zone", "cap", "conv", "max-open", "max-active", "urswrz"];
-/// Keys of host-managed LUNs only.
-const HM_KEYS: [&str; 3] = ["cap", "max-open", "max-active"];
-
-fn parse_flag(key: &str, value: &str) -> Result<bool, SpecError> {
-    match value {
-        "0" => Ok(false),
-        "1" => Ok(true),
-        _ => Err(SpecError::BadFlag {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        }),
-    }
-}
-
 impl FromStr for LunSpec {
     type Err = SpecError;
 
+    /// [`LunArg`] with `file=` required.
     fn from_str(spec: &str) -> Result<Self, SpecError> {
-        let mut kv: BTreeMap<&'static str, &str> = BTreeMap::new();
-        for item in spec.split(',').filter(|s| !s.is_empty()) {
-            let (key, value) = item
-                .split_once('=')
-                .ok_or_else(|| SpecError::NotKeyValue(item.to_owned()))?;
-            let key = KEYS
-                .iter()
-                .copied()
-                .find(|k| *k == key)
-                .ok_or_else(|| SpecError::UnknownKey(key.to_owned()))?;
-            if kv.insert(key, value).is_some() {
-                return Err(SpecError::Duplicate(key.to_owned()));
-            }
-        }
-        let path = match kv.get("file") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => return Err(SpecError::Missing("file=PATH")),
-        };
-        let size = match kv.get("size") {
-            Some(v) => parse_size("size", v)?,
-            None => return Err(SpecError::Missing("size=BYTES")),
-        };
-        let block_size = match kv.get("bs") {
-            None => DEFAULT_BLOCK_SIZE,
-            Some(v) => match parse_size("bs", v) {
-                Ok(512) => 512,
-                Ok(4096) => 4096,
-                _ => return Err(SpecError::BadBlockSize((*v).to_owned())),
-            },
-        };
-        let kind = kv.get("kind").copied().unwrap_or("hm");
-        let zoned = match kind {
-            "hm" | "ha" => {
-                if kind == "ha" {
-                    if let Some(k) = HM_KEYS.iter().find(|k| kv.contains_key(*k)) {
-                        return Err(SpecError::HostManagedKey(k));
-                    }
-                }
-                let zone_size = match kv.get("zone") {
-                    Some(v) => parse_size("zone", v)?,
-                    None => {
-                        return Err(SpecError::Missing(
-                            "zone=BYTES (required for kind=hm and kind=ha)",
-                        ))
-                    }
-                };
-                let zone_capacity = match kv.get("cap") {
-                    Some(v) => parse_size("cap", v)?,
-                    None => zone_size,
-                };
-                let count = |key: &'static str, default: u32| match kv.get(key) {
-                    Some(v) => parse_count(key, v),
-                    None => Ok(default),
-                };
-                Some(ZonedConfig {
-                    zone_size,
-                    zone_capacity,
-                    conventional_zones: count("conv", DEFAULT_CONVENTIONAL_ZONES)?,
-                    max_open: count("max-open", 0)?,
-                    max_active: count("max-active", 0)?,
-                    sequential: if kind == "ha" {
-                        ZoneType::SequentialWritePreferred
-                    } else {
-                        ZoneType::SequentialWriteRequired
-                    },
-                    unrestricted_reads: match kv.get("urswrz") {
-                        Some(v) => parse_flag("urswrz", v)?,
-                        None => true,
-                    },
-                    reinit: false,
-                })
-            }
-            "disk" => {
-                if let Some(k) = ZONED_KEYS.iter().find(|k| kv.contains_key(*k)) {
-                    return Err(SpecError::ZonedKeyOnDisk(k));
-                }
-                None
-            }
-            other => return Err(SpecError::BadKind(other.to_owned())),
-        };
-        let volatile_cache = match kv.get("cache").copied() {
-            None | Some("none") => false,
-            Some("volatile") => true,
-            Some(other) => return Err(SpecError::BadCache(other.to_owned())),
-        };
+        let lun: LunArg = spec.parse()?;
+        let host_aware = lun.spec.kind == LunKind::HostAware;
+        let zoned = lun
+            .spec
+            .zones
+            .map(|z| zoned_config(z, lun.limits, host_aware));
         Ok(LunSpec {
-            device: DeviceConfig {
-                path,
-                size,
-                block_size,
-                zoned,
-            },
-            volatile_cache,
+            device: device_config(lun.file, lun.spec.size, lun.spec.block_size, zoned)?,
+            volatile_cache: lun.cache == Cache::Volatile,
         })
     }
+}
+
+/// The storage core's zone layout for a spec's zones and limits.
+fn zoned_config(z: ZoneSpec, limits: ZoneLimits, host_aware: bool) -> ZonedConfig {
+    // The contract parser bounds conv by the zone count (< 2^32 zones).
+    let conventional_zones = u32::try_from(z.conventional).unwrap_or(u32::MAX);
+    ZonedConfig {
+        zone_size: z.zone_size,
+        zone_capacity: z.capacity,
+        conventional_zones,
+        max_open: limits.max_open.unwrap_or(0),
+        max_active: limits.max_active.unwrap_or(0),
+        sequential: if host_aware {
+            ZoneType::SequentialWritePreferred
+        } else {
+            ZoneType::SequentialWriteRequired
+        },
+        unrestricted_reads: z.urswrz,
+        reinit: false,
+    }
+}
+
+fn device_config(
+    file: Option<PathBuf>,
+    size: u64,
+    block_size: u64,
+    zoned: Option<ZonedConfig>,
+) -> Result<DeviceConfig, SpecError> {
+    Ok(DeviceConfig {
+        path: file.ok_or(SpecError::Missing("file=PATH"))?,
+        size,
+        // The contract parser takes 512 or 4096 only.
+        block_size: u32::try_from(block_size).unwrap_or(DEFAULT_BLOCK_SIZE),
+        zoned,
+    })
 }
 
 /// The NVMe/TCP side of the configuration.
@@ -754,455 +559,5 @@ impl TryFrom<Args> for Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    use super::*;
-
-    fn spec(s: &str) -> Result<DeviceConfig, SpecError> {
-        s.parse::<LunSpec>().map(|l| l.device)
-    }
-
-    fn err(s: &str) -> String {
-        spec(s).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn clap_definition_is_consistent() {
-        Args::command().debug_assert();
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("size", "0"), Ok(0));
-        assert_eq!(parse_size("size", "4096"), Ok(4096));
-        assert_eq!(parse_size("size", "4K"), Ok(4096));
-        assert_eq!(parse_size("size", "4k"), Ok(4096));
-        assert_eq!(parse_size("size", "64M"), Ok(64 << 20));
-        assert_eq!(parse_size("size", "1G"), Ok(1 << 30));
-        assert_eq!(parse_size("size", "2T"), Ok(2 << 40));
-        for bad in ["", "M", "1.5G", "-1", "1KB", "1X", " 1G", "0x10"] {
-            assert!(
-                matches!(parse_size("size", bad), Err(SpecError::BadSize { .. })),
-                "{bad:?}"
-            );
-        }
-        assert!(matches!(
-            parse_size("size", "16777216T"),
-            Err(SpecError::Overflow { .. })
-        ));
-        assert!(matches!(
-            parse_size("size", "99999999999999999999"),
-            Err(SpecError::Overflow { .. })
-        ));
-    }
-
-    #[test]
-    fn zoned_spec_with_defaults() {
-        assert_eq!(
-            spec("file=/tmp/a.img,size=1G,zone=64M").unwrap(),
-            DeviceConfig {
-                path: "/tmp/a.img".into(),
-                size: 1 << 30,
-                block_size: 4096,
-                zoned: Some(ZonedConfig {
-                    zone_size: 64 << 20,
-                    zone_capacity: 64 << 20,
-                    conventional_zones: 1,
-                    max_open: 0,
-                    max_active: 0,
-                    ..Default::default()
-                }),
-            }
-        );
-    }
-
-    #[test]
-    fn zoned_spec_with_every_key() {
-        assert_eq!(
-            spec("kind=hm,file=z.img,size=512M,bs=512,zone=32M,cap=24M,conv=0,max-open=4,max-active=6")
-                .unwrap(),
-            DeviceConfig {
-                path: "z.img".into(),
-                size: 512 << 20,
-                block_size: 512,
-                zoned: Some(ZonedConfig {
-                    zone_size: 32 << 20,
-                    zone_capacity: 24 << 20,
-                    conventional_zones: 0,
-                    max_open: 4,
-                    max_active: 6,
-                    ..Default::default()
-                }),
-            }
-        );
-    }
-
-    #[test]
-    fn disk_spec() {
-        assert_eq!(
-            spec("file=d.img,size=100M,kind=disk,bs=512").unwrap(),
-            DeviceConfig {
-                path: "d.img".into(),
-                size: 100 << 20,
-                block_size: 512,
-                zoned: None,
-            }
-        );
-        assert_eq!(
-            spec("kind=disk,file=d.img,size=4K,bs=4K")
-                .unwrap()
-                .block_size,
-            4096
-        );
-    }
-
-    #[test]
-    fn spec_errors_say_what_is_wrong() {
-        assert_eq!(err("size=1G,zone=64M"), "missing file=PATH");
-        assert_eq!(err("file=,size=1G,zone=64M"), "missing file=PATH");
-        assert_eq!(err("file=a,zone=64M"), "missing size=BYTES");
-        assert_eq!(
-            err("file=a,size=1G"),
-            "missing zone=BYTES (required for kind=hm and kind=ha)"
-        );
-        assert_eq!(
-            err("file=a,size=1G,zone=64M,zonesize=1"),
-            "unknown key 'zonesize' (known: file, size, kind, bs, zone, cap, conv, max-open, max-active, urswrz, cache)"
-        );
-        assert_eq!(err("file=a,size=1G,zone"), "'zone' is not KEY=VALUE");
-        assert_eq!(err("file=a,file=b,size=1G"), "key 'file' given twice");
-        assert_eq!(
-            err("file=a,size=1Q,zone=64M"),
-            "size=1Q: not a size in bytes (a number with an optional K, M, G or T suffix)"
-        );
-        assert_eq!(
-            err("file=a,size=1G,zone=64M,conv=-1"),
-            "conv=-1: not a count (a non-negative integer below 2^32)"
-        );
-        assert_eq!(
-            err("file=a,size=1G,zone=64M,max-open=4294967296"),
-            "max-open=4294967296: not a count (a non-negative integer below 2^32)"
-        );
-        assert_eq!(
-            err("file=a,size=1G,kind=hA"),
-            "kind=hA: expected hm, ha or disk"
-        );
-        assert_eq!(
-            err("file=a,size=1G,zone=64M,bs=1024"),
-            "bs=1024: expected 512 or 4096"
-        );
-        assert_eq!(
-            err("file=a,size=1G,kind=disk,zone=64M"),
-            "zone= applies to zoned kinds (hm, ha) only"
-        );
-        assert_eq!(
-            err("file=a,size=1G,kind=disk,max-active=2"),
-            "max-active= applies to zoned kinds (hm, ha) only"
-        );
-    }
-
-    #[test]
-    fn host_aware_and_urswrz_specs() {
-        assert_eq!(
-            spec("kind=ha,file=h.img,size=1G,zone=64M,conv=2").unwrap(),
-            DeviceConfig {
-                path: "h.img".into(),
-                size: 1 << 30,
-                block_size: 4096,
-                zoned: Some(ZonedConfig {
-                    zone_size: 64 << 20,
-                    zone_capacity: 64 << 20,
-                    conventional_zones: 2,
-                    sequential: ZoneType::SequentialWritePreferred,
-                    ..Default::default()
-                }),
-            }
-        );
-        let z = |s: &str| spec(s).unwrap().zoned.unwrap();
-        assert!(z("file=a,size=1G,zone=64M").unrestricted_reads);
-        assert!(!z("file=a,size=1G,zone=64M,urswrz=0").unrestricted_reads);
-        assert!(z("file=a,size=1G,zone=64M,urswrz=1").unrestricted_reads);
-        assert!(!z("kind=ha,file=a,size=1G,zone=64M,urswrz=0").unrestricted_reads);
-        assert_eq!(
-            err("file=a,size=1G,zone=64M,urswrz=2"),
-            "urswrz=2: expected 0 or 1"
-        );
-        assert_eq!(
-            err("file=a,size=1G,kind=disk,urswrz=1"),
-            "urswrz= applies to zoned kinds (hm, ha) only"
-        );
-        for key in ["cap=32M", "max-open=2", "max-active=2"] {
-            let e = err(&format!("kind=ha,file=a,size=1G,zone=64M,{key}"));
-            assert!(e.contains("applies to kind=hm only"), "{key}: {e}");
-        }
-        // NVMe namespaces have no URSWRZ: ZNS reads past the write pointer
-        // always succeed.
-        assert!(NsSpec::from_str("file=n,size=1G,zone=64M,urswrz=0").is_err());
-    }
-
-    proptest::proptest! {
-        /// Any text: a spec or an error, never a panic; and for specs built
-        /// from valid keys, the parsed values are the ones written.
-        #[test]
-        fn lun_spec_parser(
-            text in "[a-z=,0-9KMG-]{0,60}",
-            kind in proptest::sample::select(vec!["hm", "ha"]),
-            zone_mib in 1u64..64,
-            zones in 2u64..64,
-            conv in 0u32..2,
-            urswrz in proptest::option::of(0u8..2),
-        ) {
-            let _ = LunSpec::from_str(&text);
-            let mut s = format!(
-                "file=f,kind={kind},size={}M,zone={zone_mib}M,conv={conv}",
-                zone_mib * zones
-            );
-            if let Some(u) = urswrz {
-                s.push_str(&format!(",urswrz={u}"));
-            }
-            let z = spec(&s).unwrap().zoned.unwrap();
-            proptest::prop_assert_eq!(z.zone_size, zone_mib << 20);
-            proptest::prop_assert_eq!(z.zone_capacity, zone_mib << 20);
-            proptest::prop_assert_eq!(z.conventional_zones, conv);
-            proptest::prop_assert_eq!(z.unrestricted_reads, urswrz != Some(0));
-            proptest::prop_assert_eq!(
-                z.sequential == ZoneType::SequentialWritePreferred,
-                kind == "ha"
-            );
-        }
-    }
-
-    #[test]
-    fn file_paths_may_contain_equals_signs() {
-        assert_eq!(
-            spec("file=/tmp/a=b.img,size=4K,kind=disk").unwrap().path,
-            PathBuf::from("/tmp/a=b.img")
-        );
-    }
-
-    #[test]
-    fn command_line_to_config() {
-        let args = Args::try_parse_from([
-            "zonecopy-vhost",
-            "--socket",
-            "/tmp/vus.sock",
-            "--lun",
-            "file=a.img,size=1G,zone=64M",
-            "--lun",
-            "file=b.img,size=1G,kind=disk",
-        ])
-        .unwrap();
-        let cfg = Config::try_from(args).unwrap();
-        assert_eq!(
-            cfg.targets,
-            [ScsiTargetConfig {
-                socket: PathBuf::from("/tmp/vus.sock"),
-                luns: vec![0, 1]
-            }]
-        );
-        assert_eq!(cfg.nvme_tcp, None);
-        assert_eq!(cfg.luns.len(), 2);
-        assert_eq!(cfg.luns[0].path, PathBuf::from("a.img"));
-        assert!(cfg.luns[1].zoned.is_none());
-        assert_eq!(cfg.request_queues, DEFAULT_REQUEST_QUEUES);
-    }
-
-    #[test]
-    fn several_sockets_each_take_the_luns_after_them() {
-        let parse = |argv: &[&str]| {
-            let mut all = vec!["zonecopy-vhost"];
-            all.extend_from_slice(argv);
-            Args::try_parse_grouped_from(all).map(Config::try_from)
-        };
-        let cfg = parse(&[
-            "--lun",
-            "file=a,size=1M,kind=disk",
-            "--socket",
-            "s0",
-            "--lun",
-            "file=b,size=1M,kind=disk",
-            "--socket",
-            "s1",
-            "--lun",
-            "file=c,size=1M,kind=disk",
-            "--lun",
-            "file=d,size=1M,kind=disk",
-        ])
-        .unwrap()
-        .unwrap();
-        let t = |socket: &str, luns: Vec<usize>| ScsiTargetConfig {
-            socket: socket.into(),
-            luns,
-        };
-        assert_eq!(cfg.targets, [t("s0", vec![0, 1]), t("s1", vec![2, 3])]);
-        // A socket without LUNs, and one given twice, are refused.
-        let lun = "file=a,size=1M,kind=disk";
-        let e = parse(&["--socket", "s0", "--socket", "s1", "--lun", lun]).unwrap();
-        assert_eq!(e, Err(ConfigError::SocketWithoutLuns("s0".into())));
-        let e = parse(&[
-            "--socket",
-            "s0",
-            "--lun",
-            lun,
-            "--socket",
-            "s0",
-            "--lun",
-            "file=b,size=1M,kind=disk",
-        ])
-        .unwrap();
-        assert_eq!(e, Err(ConfigError::DuplicateSocket("s0".into())));
-    }
-
-    #[test]
-    fn command_line_errors() {
-        // No --lun at all.
-        assert!(Args::try_parse_from(["zonecopy-vhost", "--socket", "s"]).is_err());
-        // A bad spec names the option and the problem.
-        let e = Args::try_parse_from(["zonecopy-vhost", "--socket", "s", "--lun", "file=a"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("--lun <SPEC>"), "{e}");
-        assert!(e.contains("missing size=BYTES"), "{e}");
-        // Queue count range.
-        for q in ["0", "63"] {
-            assert!(Args::try_parse_from([
-                "zonecopy-vhost",
-                "--socket",
-                "s",
-                "--lun",
-                "file=a,size=4K,kind=disk",
-                "--queues",
-                q
-            ])
-            .is_err());
-        }
-        let args = Args::try_parse_from([
-            "zonecopy-vhost",
-            "--socket",
-            "s",
-            "--lun",
-            "file=a,size=4K,kind=disk",
-            "--lun",
-            "file=a,size=8K,kind=disk",
-        ])
-        .unwrap();
-        assert_eq!(
-            Config::try_from(args).unwrap_err().to_string(),
-            "LUN 0 and LUN 1 use the same backing file \"a\""
-        );
-    }
-
-    #[test]
-    fn ns_specs() {
-        let ns: NsSpec = "file=z.img,size=1G,zone=64M,mssrl=256,mcl=1024,msrc=7"
-            .parse()
-            .unwrap();
-        let z = ns.device.zoned.unwrap();
-        assert_eq!((z.zone_size, z.conventional_zones), (64 << 20, 0));
-        assert_eq!(
-            ns.copy_limits,
-            CopyLimits {
-                mssrl: 256,
-                mcl: 1024,
-                msrc: 7
-            }
-        );
-        let ns: NsSpec = "kind=nvm,file=n.img,size=64M,bs=512".parse().unwrap();
-        assert!(ns.device.zoned.is_none());
-        assert_eq!(ns.copy_limits, CopyLimits::default());
-        assert!(!ns.volatile_cache);
-        let ns: NsSpec = "kind=nvm,file=n.img,size=64M,cache=volatile"
-            .parse()
-            .unwrap();
-        assert!(ns.volatile_cache);
-        let e = |s: &str| s.parse::<NsSpec>().unwrap_err().to_string();
-        assert_eq!(e("kind=hm,file=a,size=1G"), "kind=hm: expected zns or nvm");
-        assert_eq!(e("file=a,size=1G,zone=64M,msrc=256"), "msrc=256: too large");
-        assert_eq!(
-            e("file=a,size=1G,zone=64M,mcl=1,mcl=2"),
-            "key 'mcl' given twice"
-        );
-        assert_eq!(
-            e("kind=nvm,file=a,size=1G,zone=64M"),
-            "zone= applies to zoned kinds (hm, ha) only"
-        );
-        assert_eq!(
-            e("kind=nvm,file=a,size=1G,cache=fast"),
-            "cache=fast: expected volatile or none"
-        );
-    }
-
-    #[test]
-    fn nvme_tcp_command_line() {
-        let cfg = |args: &[&str]| {
-            let mut v = vec!["zonecopy-vhost"];
-            v.extend_from_slice(args);
-            Args::try_parse_from(v)
-                .map_err(|e| e.to_string())
-                .and_then(|a| Config::try_from(a).map_err(|e| e.to_string()))
-        };
-        // NVMe only: no socket needed; the listen address defaults to loopback.
-        let c = cfg(&["--ns", "file=a,size=1G,zone=64M"]).unwrap();
-        assert!(c.targets.is_empty());
-        let n = c.nvme_tcp.unwrap();
-        assert_eq!(n.listen, DEFAULT_NVME_TCP);
-        assert_eq!(n.nqn, DEFAULT_NQN);
-        assert_eq!(n.advertise_addr, DEFAULT_ADVERTISE_ADDR);
-        assert_eq!(n.personality, crate::nvme::Personality::NVME_2_1);
-        // A controller that only offers Copy descriptor format 0.
-        let c = cfg(&[
-            "--ns",
-            "kind=nvm,file=a,size=1G",
-            "--personality",
-            "nvme-2.0-fmt0",
-        ])
-        .unwrap();
-        let p = c.nvme_tcp.unwrap().personality;
-        assert_eq!((p.version, p.ocfs), ((2, 0), 0b0001));
-        assert!(
-            cfg(&["--ns", "kind=nvm,file=a,size=1G", "--personality", "nvme-9"])
-                .unwrap_err()
-                .contains("unknown personality")
-        );
-        let c = cfg(&[
-            "--socket",
-            "s",
-            "--lun",
-            "file=l,size=1G,zone=64M",
-            "--nvme-tcp",
-            "127.0.0.1:4421",
-            "--nqn",
-            "nqn.x:y",
-            "--advertise-addr",
-            "10.0.2.3",
-            "--ns",
-            "file=a,size=1G,zone=64M",
-            "--ns",
-            "kind=nvm,file=b,size=64M",
-        ])
-        .unwrap();
-        let n = c.nvme_tcp.unwrap();
-        assert_eq!(
-            (n.listen.port(), n.nqn.as_str(), n.namespaces.len()),
-            (4421, "nqn.x:y", 2)
-        );
-        assert_eq!(
-            cfg(&["--nvme-tcp"]).unwrap_err(),
-            "--nvme-tcp and --nvme-pcie need at least one --ns"
-        );
-        assert!(cfg(&[]).is_err(), "nothing to serve");
-        assert_eq!(
-            cfg(&[
-                "--socket",
-                "s",
-                "--lun",
-                "file=a,size=1G,zone=64M",
-                "--ns",
-                "file=a,size=1G,zone=64M"
-            ])
-            .unwrap_err(),
-            "namespace 1 uses the backing file \"a\" of LUN 0"
-        );
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -38,7 +38,11 @@ use std::{
     time::Duration,
 };
 
+use serde::Deserialize;
 use serde_json::{json, Value};
+use zonecopy_contract::control::{
+    CacheMode, ChecksumReply, ForcedCondition, PowerCutReply, Request, Zone, ZonesReply,
+};
 
 use crate::transport::serve::AcceptBackoff;
 
@@ -87,6 +91,10 @@ impl Registry {
 
     fn device(&self, req: &Value) -> Result<&Arc<Device>, String> {
         let name = req["dev"].as_str().ok_or("missing \"dev\"")?;
+        self.named(name)
+    }
+
+    fn named(&self, name: &str) -> Result<&Arc<Device>, String> {
         self.devices
             .iter()
             .find(|(n, _)| n == name)
@@ -94,21 +102,13 @@ impl Registry {
             .ok_or_else(|| format!("no device {name:?}"))
     }
 
-    /// Answer one request line.
+    /// Answer one request line (a [`Request`] of the contract crate).
     pub fn handle(&self, line: &str) -> Value {
         let res = serde_json::from_str::<Value>(line)
             .map_err(|e| format!("bad JSON: {e}"))
-            .and_then(|req| match req["cmd"].as_str() {
-                Some("devices") => Ok(self.devices_json()),
-                Some("stats") => Ok(self.stats_json()),
-                Some("checksum") => self.checksum(&req),
-                Some("zones") => self.zones(&req),
-                Some("zone_condition") => self.zone_condition(&req),
-                Some("fault") => self.fault(&req),
-                Some("power_cut") => self.power_cut(&req),
-                Some("cache") => self.cache(&req),
-                Some(other) => Err(format!("unknown cmd {other:?}")),
-                None => Err("missing \"cmd\"".to_owned()),
+            .and_then(|v| {
+                let req = Request::deserialize(&v).map_err(|e| format!("bad request: {e}"))?;
+                self.answer(req, &v)
             });
         match res {
             Ok(mut v) => {
@@ -116,6 +116,26 @@ impl Registry {
                 v
             }
             Err(e) => json!({"ok": false, "error": e}),
+        }
+    }
+
+    /// `raw`: the request as sent (a fault rule's members).
+    fn answer(&self, req: Request, raw: &Value) -> Result<Value, String> {
+        match req {
+            Request::Devices => Ok(self.devices_json()),
+            Request::Stats => Ok(self.stats_json()),
+            Request::Checksum {
+                dev,
+                lba,
+                blocks,
+                per_block,
+            } => self.checksum(&dev, lba, blocks, per_block),
+            Request::Zones { dev, lba, max } => self.zones(&dev, lba, max),
+            Request::ZoneCondition { dev, lba, cond } => self.zone_condition(&dev, lba, cond),
+            Request::Fault(_) => self.fault(raw),
+            Request::PowerCut { dev } => self.power_cut(&dev),
+            Request::Cache { dev, mode } => self.cache(&dev, mode),
+            Request::Auth { .. } => Err("auth comes first on a TCP connection, and once".into()),
         }
     }
 
@@ -169,16 +189,13 @@ impl Registry {
         out
     }
 
-    fn checksum(&self, req: &Value) -> Result<Value, String> {
-        let dev = self.device(req)?;
-        let lba = req["lba"].as_u64().ok_or("missing \"lba\"")?;
-        let blocks = req["blocks"].as_u64().ok_or("missing \"blocks\"")?;
+    fn checksum(&self, dev: &str, lba: u64, blocks: u64, per_block: bool) -> Result<Value, String> {
+        let dev = self.named(dev)?;
         let bs = u64::from(dev.geometry().block_size);
         let bytes = blocks
             .checked_mul(bs)
             .filter(|&b| b <= MAX_CHECKSUM_BYTES)
             .ok_or("range too large")?;
-        let per_block = req["per_block"].as_bool() == Some(true);
         // Read in chunks: a 1 GiB range costs one chunk of memory, not
         // 1 GiB (and the per-block list 4 bytes a block).
         let chunk_blocks = (CHECKSUM_CHUNK as u64 / bs).max(1);
@@ -197,59 +214,50 @@ impl Registry {
             }
             done += n;
         }
-        let mut out = json!({ "crc32c": crc });
-        if per_block {
-            out["block_crc32c"] = json!(per);
-        }
-        Ok(out)
+        let reply = ChecksumReply {
+            crc32c: crc,
+            block_crc32c: per_block.then_some(per),
+        };
+        serde_json::to_value(reply).map_err(|e| e.to_string())
     }
 
-    fn zones(&self, req: &Value) -> Result<Value, String> {
-        let dev = self.device(req)?;
-        let lba = req["lba"].as_u64().unwrap_or(0);
-        let max = req["max"].as_u64().unwrap_or(64).min(1 << 16) as usize;
+    fn zones(&self, dev: &str, lba: u64, max: u64) -> Result<Value, String> {
+        let dev = self.named(dev)?;
+        let max = max.min(1 << 16) as usize;
         let zones = dev
             .report_zones(Lba::new(lba), max, |_| true)
             .map_err(|e| e.to_string())?;
-        let zones: Vec<Value> = zones
+        let zones = zones
             .iter()
-            .map(|z| {
-                json!({
-                    "type": match z.zone_type {
-                        ZoneType::Conventional => "conventional",
-                        ZoneType::SequentialWriteRequired => "seq-write-required",
-                        ZoneType::SequentialWritePreferred => "seq-write-preferred",
-                    },
-                    "cond": cond_name(z.cond),
-                    "start": z.start.get(),
-                    "len": z.len.get(),
-                    "cap": z.cap.get(),
-                    "wp": z.wp.get(),
-                })
+            .map(|z| Zone {
+                zone_type: match z.zone_type {
+                    ZoneType::Conventional => "conventional",
+                    ZoneType::SequentialWriteRequired => "seq-write-required",
+                    ZoneType::SequentialWritePreferred => "seq-write-preferred",
+                }
+                .to_owned(),
+                cond: cond_name(z.cond).to_owned(),
+                start: z.start.get(),
+                len: z.len.get(),
+                cap: z.cap.get(),
+                wp: z.wp.get(),
             })
             .collect();
-        Ok(json!({ "zones": zones }))
+        serde_json::to_value(ZonesReply { zones }).map_err(|e| e.to_string())
     }
 }
 
 impl Registry {
     /// `zone_condition`: a controller-initiated READ ONLY or OFFLINE zone.
-    fn zone_condition(&self, req: &Value) -> Result<Value, String> {
-        let dev = self.device(req)?;
-        let lba = req["lba"].as_u64().ok_or("missing \"lba\"")?;
-        let cond = match req["cond"].as_str() {
-            Some("read_only") => ZoneCondition::ReadOnly,
-            Some("offline") => ZoneCondition::Offline,
-            Some(other) => {
-                return Err(format!(
-                    "cond {other:?} is not \"read_only\" or \"offline\""
-                ))
-            }
-            None => return Err("missing \"cond\"".to_owned()),
+    fn zone_condition(&self, name: &str, lba: u64, cond: ForcedCondition) -> Result<Value, String> {
+        let dev = self.named(name)?;
+        let cond = match cond {
+            ForcedCondition::ReadOnly => ZoneCondition::ReadOnly,
+            ForcedCondition::Offline => ZoneCondition::Offline,
         };
         dev.set_zone_condition(Lba::new(lba), cond)
             .map_err(|e| e.to_string())?;
-        self.zones(&json!({"dev": req["dev"], "lba": lba, "max": 1}))
+        self.zones(name, lba, 1)
     }
 }
 
@@ -319,33 +327,26 @@ impl Registry {
 
     /// `power_cut`: drop the unflushed writes of a device with a volatile
     /// write cache.
-    fn power_cut(&self, req: &Value) -> Result<Value, String> {
-        let dev = self.device(req)?;
+    fn power_cut(&self, name: &str) -> Result<Value, String> {
+        let dev = self.named(name)?;
         match dev.power_cut().map_err(|e| e.to_string())? {
-            Some(cut) => Ok(json!({
-                "dropped_blocks": cut.dropped_blocks,
-                "zones_rolled_back": cut.zones_rolled_back,
-            })),
+            Some(cut) => serde_json::to_value(PowerCutReply {
+                dropped_blocks: cut.dropped_blocks,
+                zones_rolled_back: cut.zones_rolled_back,
+            })
+            .map_err(|e| e.to_string()),
             None => Err(format!(
-                "{} has no volatile write cache (cache=volatile, or {{\"cmd\":\"cache\",\"mode\":\"volatile\"}})",
-                req["dev"]
+                "{name:?} has no volatile write cache (cache=volatile, or {{\"cmd\":\"cache\",\"mode\":\"volatile\"}})"
             )),
         }
     }
 
     /// `cache`: report or switch the volatile write cache.
-    fn cache(&self, req: &Value) -> Result<Value, String> {
-        let dev = self.device(req)?;
-        let on = match req.get("mode") {
-            None | Some(Value::Null) => None,
-            Some(m) => match m.as_str() {
-                Some("volatile") => Some(true),
-                Some("none") => Some(false),
-                _ => return Err("\"mode\" must be \"volatile\" or \"none\"".into()),
-            },
-        };
-        if let Some(on) = on {
-            dev.set_volatile_cache(on).map_err(|e| e.to_string())?;
+    fn cache(&self, name: &str, mode: Option<CacheMode>) -> Result<Value, String> {
+        let dev = self.named(name)?;
+        if let Some(mode) = mode {
+            dev.set_volatile_cache(mode == CacheMode::Volatile)
+                .map_err(|e| e.to_string())?;
         }
         Ok(json!({
             "cache": cache_mode(dev),
