@@ -17,6 +17,7 @@ pub mod kcopy;
 pub mod killtest;
 pub mod ktap;
 pub mod nvme;
+pub mod runner;
 pub mod sgio;
 pub mod smoke;
 pub mod stamp;

@@ -19,6 +19,7 @@ use crate::{
     blockio,
     cmdline::{Config, LunKind, LunSpec, ZoneSpec},
     ktap::{ensure, fail, Ktap, Outcome, Step, Verdict},
+    runner::{Context, Done, Runner},
     sgio,
     stamp::BLOCK_SIZE,
     sysfs::{self, Disk},
@@ -42,7 +43,7 @@ struct Lun {
     /// Blocks written at the start of the first sequential zone so far.
     seq_written: Option<u64>,
     /// Every test run so far and whether it passed, recorded by the runner.
-    done: Vec<(&'static str, bool)>,
+    done: Done,
     /// Diagnostics to print before the current result line.
     diags: Vec<String>,
     /// Discovery's error, if the LUN was not found.
@@ -122,12 +123,17 @@ impl Lun {
     }
 
     fn needs(&self, step: &str) -> Step {
-        match self.done.iter().find(|(n, _)| *n == step) {
-            Some((_, true)) => Ok(()),
-            Some((_, false)) => Err(Verdict::skip(format!("needs {step}"))),
-            // A bug in the suite, never a silent skip.
-            None => Err(Verdict::fail(format!("suite bug: {step} has not run"))),
-        }
+        self.done.needs(step)
+    }
+}
+
+impl Context for Lun {
+    fn take_diags(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn record(&mut self, _area: &str, name: &str, verdict: &Verdict) {
+        self.done.record(name, *verdict == Verdict::Pass);
     }
 }
 
@@ -531,9 +537,8 @@ fn t_disk_write(l: &mut Lun) -> Step {
 }
 
 /// Run `tests` for one LUN as a KTAP subtest.
-fn run_lun<W: Write>(k: &mut Ktap<W>, l: &mut Lun, tests: &[Test]) -> io::Result<Outcome> {
-    k.begin_subtest(&format!("lun{}", l.n))?;
-    k.diag(&format!(
+fn run_lun<W: Write>(r: &Runner<'_, W>, l: &mut Lun, tests: &[Test]) -> io::Result<Outcome> {
+    let about = format!(
         "kind {} bs {} size {}{} generation {:#x}",
         l.spec.kind,
         l.spec.block_size,
@@ -543,18 +548,15 @@ fn run_lun<W: Write>(k: &mut Ktap<W>, l: &mut Lun, tests: &[Test]) -> io::Result
             z.zone_size, z.capacity, z.conventional
         )),
         l.gen
-    ))?;
-    k.plan(u32::try_from(tests.len()).unwrap_or(u32::MAX))?;
-    for (name, test) in tests {
-        let verdict = crate::ktap::catch_step(|| test(l));
-        for d in std::mem::take(&mut l.diags) {
-            k.diag(&d)?;
+    );
+    let name = format!("lun{}", l.n);
+    r.subtest(&name, tests.len(), || {
+        r.diag(&about)?;
+        for &(tname, f) in tests {
+            r.test(l, &name, tname, f)?;
         }
-        let v = verdict.err().unwrap_or(Verdict::Pass);
-        l.done.push((*name, v == Verdict::Pass));
-        k.result(name, &v.into())?;
-    }
-    k.end_subtest()
+        Ok(())
+    })
 }
 
 /// Run the smoke suite against `/sys` (`sys_root`). Returns whether every
@@ -563,7 +565,8 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     if cfg.luns.is_empty() {
         return crate::ktap::no_luns(k);
     }
-    k.plan(u32::try_from(cfg.luns.len() + 1).unwrap_or(u32::MAX))?;
+    let k = Runner::new(k);
+    k.plan(cfg.luns.len() + 1)?;
     let gen = crate::stamp::run_generation();
     k.result("config", &Outcome::Pass)?;
 
@@ -589,7 +592,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
             // offset does not verify there.
             gen: gen.wrapping_add(n),
             seq_written: None,
-            done: Vec::new(),
+            done: Done::default(),
             diags: Vec::new(),
             missing,
         };
@@ -598,7 +601,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
             LunKind::HostAware => HA_TESTS,
             LunKind::Disk => DISK_TESTS,
         };
-        run_lun(k, &mut l, tests)?;
+        run_lun(&k, &mut l, tests)?;
     }
     Ok(!k.failed())
 }
@@ -636,13 +639,13 @@ mod tests {
             file: None,
             gen: 1,
             seq_written: None,
-            done: Vec::new(),
+            done: Done::default(),
             diags: Vec::new(),
             missing: Some("no disk with LUN 3 on target 0 (found: none)".into()),
         };
         let mut k = Ktap::new(Vec::new()).unwrap();
         k.plan(1).unwrap();
-        let o = run_lun(&mut k, &mut l, DISK_TESTS).unwrap();
+        let o = run_lun(&Runner::new(&mut k), &mut l, DISK_TESTS).unwrap();
         assert!(o.is_failure());
         let out = String::from_utf8(k.into_inner()).unwrap();
         assert_eq!(
@@ -651,8 +654,8 @@ mod tests {
              1..1\n    \
                  KTAP version 1\n    \
                  # Subtest: lun3\n    \
-                 # kind disk bs 512 size 1048576 generation 0x1\n    \
                  1..5\n    \
+                 # kind disk bs 512 size 1048576 generation 0x1\n    \
                  not ok 1 present # no disk with LUN 3 on target 0 (found: none)\n    \
                  ok 2 not_zoned # SKIP LUN not present\n    \
                  ok 3 logical_block_size # SKIP LUN not present\n    \
@@ -673,12 +676,12 @@ mod tests {
             file: None,
             gen: 1,
             seq_written: None,
-            done: Vec::new(),
+            done: Done::default(),
             diags: Vec::new(),
             missing: Some("absent".into()),
         };
         let mut k = Ktap::new(Vec::new()).unwrap();
-        run_lun(&mut k, &mut l, HM_TESTS).unwrap();
+        run_lun(&Runner::new(&mut k), &mut l, HM_TESTS).unwrap();
         let out = String::from_utf8(k.into_inner()).unwrap();
         assert!(
             out.contains(&format!("    1..{}\n", HM_TESTS.len())),

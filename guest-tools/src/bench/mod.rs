@@ -62,6 +62,7 @@ use crate::{
         ident::{self, IdNs},
         passthru,
     },
+    runner::{Bugs, Context, Runner},
     sgio,
     stamp::{self, BLOCK_SIZE},
     sysfs,
@@ -151,9 +152,9 @@ struct Ctx<'a> {
     /// User networking, MiB/s guest to host and host to guest.
     usernet: Option<(f64, f64)>,
     diags: Vec<String>,
-    /// Set by a test that passed its checks but reports a known bug
-    /// (XFAIL / XPASS, see [`cfr`]); taken by `run_one`.
-    outcome: Option<Outcome>,
+    /// The known bugs a test met (XFAIL / XPASS, see [`cfr`]); taken by
+    /// the runner.
+    bugs: Bugs,
 }
 
 impl Ctx<'_> {
@@ -934,22 +935,20 @@ const TESTS: &[Test] = &[
     ("nvme_disconnect", t_nvme_disconnect),
 ];
 
-fn run_one<W: Write>(
-    k: &mut Ktap<W>,
-    c: &mut Ctx<'_>,
-    name: &str,
-    f: fn(&mut Ctx<'_>) -> Step,
-) -> io::Result<()> {
-    let v = crate::ktap::catch_step(|| f(c));
-    for d in std::mem::take(&mut c.diags) {
-        k.diag(&d)?;
+impl Context for Ctx<'_> {
+    fn xfail(&self) -> &[String] {
+        &self.cfg.xfail
     }
-    let o = match (v, c.outcome.take()) {
-        (Ok(()), Some(o)) => o,
-        (v, _) => v.err().unwrap_or(Verdict::Pass).into(),
-    };
-    k.result(name, &o)?;
-    Ok(())
+
+    fn take_diags(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn record(&mut self, _area: &str, _name: &str, _verdict: &Verdict) {}
+
+    fn take_bugs(&mut self) -> Bugs {
+        std::mem::take(&mut self.bugs)
+    }
 }
 
 /// Open the first `disk` LUN big enough, or say why not.
@@ -986,7 +985,8 @@ fn open_scsi(cfg: &Config, sys_root: &Path, gen: u64) -> Result<Dev, String> {
 
 /// Run the bench suite. Returns whether every result was `ok`.
 pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Result<bool> {
-    k.plan(u32::try_from(TESTS.len() + 1).unwrap_or(u32::MAX))?;
+    let k = Runner::new(k);
+    k.plan(TESTS.len() + 1)?;
     let gen = run_generation();
     let (scsi, scsi_why) = match open_scsi(cfg, sys_root, gen) {
         Ok(d) => (Some(d), String::new()),
@@ -1013,7 +1013,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         fio_nvme: None,
         usernet: None,
         diags: Vec::new(),
-        outcome: None,
+        bugs: Bugs::default(),
     };
     k.diag(&format!(
         "generation {gen:#x}, control {}, scsi {}, nvme {}",
@@ -1037,7 +1037,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     };
     k.result("config", &config)?;
     for &(name, f) in TESTS {
-        run_one(k, &mut c, name, f)?;
+        k.test(&mut c, "", name, f)?;
     }
     Ok(!k.failed())
 }

@@ -35,7 +35,6 @@ pub mod stacks;
 pub mod verify;
 
 use std::{
-    cell::RefCell,
     fs::File,
     io::{self, Write},
     os::unix::fs::FileExt,
@@ -53,8 +52,9 @@ use crate::{
     blockio::{self, AlignedBuf},
     cmdline::{Config, LunKind, NsKind, ZoneSpec},
     control,
-    ktap::{Ktap, Outcome},
+    ktap::{Ktap, Outcome, Verdict},
     nvme::{connect, ident, passthru},
+    runner::{self, Bugs, Context, Done, Runner},
     stamp::BLOCK_SIZE,
     sysfs,
 };
@@ -118,18 +118,30 @@ pub enum Finding {
 /// The KTAP outcome of a finding: `listed` are the `zonecopy.xfail=` ids;
 /// `exposed` the known bugs this test could have hit (an expected offload
 /// exposes [`OFFLOAD_BUGS`]): a pass with one of those listed is an XPASS.
-pub fn outcome(f: Finding, listed: &[String], exposed: &[&str]) -> Outcome {
-    let is_listed = |id: &str| listed.iter().any(|l| l == id);
-    let missed: Vec<&str> = exposed.iter().copied().filter(|b| is_listed(b)).collect();
-    match f {
-        Finding::Bug { id, why } if is_listed(id) => Outcome::XFail(format!("{id}: {why}")),
-        Finding::Bug { why, .. } => Outcome::Fail(why),
-        Finding::Pass if !missed.is_empty() => {
-            Outcome::XPass(format!("{} did not reproduce", missed.join(", ")))
+pub fn outcome(f: Finding, listed: &[String], exposed: &'static [&'static str]) -> Outcome {
+    let (verdict, hit) = f.split();
+    runner::expected(verdict, Bugs { hit, exposed }, listed)
+}
+
+impl From<Verdict> for Finding {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Pass => Self::Pass,
+            Verdict::Fail(why) => Self::Fail(why),
+            Verdict::Skip(why) => Self::Skip(why),
         }
-        Finding::Pass => Outcome::Pass,
-        Finding::Fail(why) => Outcome::Fail(why),
-        Finding::Skip(why) => Outcome::Skip(why),
+    }
+}
+
+impl Finding {
+    /// The runner's verdict, and the known bug a failure is.
+    pub fn split(self) -> (Verdict, Option<&'static str>) {
+        match self {
+            Self::Pass => (Verdict::Pass, None),
+            Self::Fail(why) => (Verdict::Fail(why), None),
+            Self::Skip(why) => (Verdict::Skip(why), None),
+            Self::Bug { id, why } => (Verdict::Fail(why), Some(id)),
+        }
     }
 }
 
@@ -288,7 +300,9 @@ struct Suite<'a> {
     /// Prints one diagnostic line at once (so the console shows what the
     /// suite was doing if the kernel crashes).
     sink: &'a dyn Fn(&str),
-    done: Vec<(&'static str, bool)>,
+    done: Done,
+    /// The known bug the current test's failure is (taken by the runner).
+    hit: Option<&'static str>,
     /// Known bugs the current test could hit (set by a copy that should be
     /// offloaded: [`OFFLOAD_BUGS`]).
     exposed: &'static [&'static str],
@@ -437,11 +451,7 @@ impl Suite<'_> {
     }
 
     fn needs(&self, step: &str) -> Step {
-        match self.done.iter().find(|(n, _)| *n == step) {
-            Some((_, true)) => Ok(()),
-            Some((_, false)) => Err(skip(format!("needs {step}"))),
-            None => Err(fail(format!("suite bug: {step} has not run"))),
-        }
+        self.done.needs(step).map_err(Finding::from)
     }
 
     /// The kernel has the series' copy offload, else SKIP with why not.
@@ -1757,12 +1767,9 @@ fn run_generation() -> u64 {
 /// Run the `kcopy` suite against `/sys` (`sys`). Returns whether every
 /// result was `ok` (XFAIL counts as ok).
 pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys: &Path) -> io::Result<bool> {
-    k.plan(u32::try_from(RUN.len()).unwrap_or(u32::MAX))?;
-    let k = RefCell::new(k);
-    // A failed diagnostic write shows up at the next result's write.
-    let sink = |line: &str| {
-        let _ = k.borrow_mut().diag(line);
-    };
+    let r = Runner::new(k);
+    r.plan(RUN.len())?;
+    let sink = r.sink();
     let mut s = Suite {
         sink: &sink,
         cfg,
@@ -1772,25 +1779,50 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys: &Path) -> io::Result<bo
         gen: run_generation(),
         no_offload: None,
         diags: Vec::new(),
-        done: Vec::new(),
+        done: Done::default(),
+        hit: None,
         exposed: &[],
         nvme_instance: None,
     };
-    for (name, test) in RUN {
-        s.exposed = &[];
-        // The previous test may have left nvme-tcp reconnecting.
-        s.wait_live();
-        let f = crate::ktap::catch(
-            || test(&mut s),
-            |msg| Finding::Fail(format!("panicked: {msg}")),
-        );
-        s.flush();
-        s.done.push((name, f == Finding::Pass));
-        let o = outcome(f, &cfg.xfail, s.exposed);
-        k.borrow_mut().result(name, &o)?;
+    for &(name, test) in RUN {
+        r.test(&mut s, "", name, |s| {
+            let (verdict, hit) = test(s).split();
+            s.hit = hit;
+            match verdict {
+                Verdict::Pass => Ok(()),
+                v => Err(v),
+            }
+        })?;
     }
-    let failed = k.borrow().failed();
-    Ok(!failed)
+    Ok(!r.failed())
+}
+
+impl Context for Suite<'_> {
+    fn xfail(&self) -> &[String] {
+        &self.cfg.xfail
+    }
+
+    fn before_test(&mut self) {
+        self.exposed = &[];
+        self.hit = None;
+        // The previous test may have left nvme-tcp reconnecting.
+        self.wait_live();
+    }
+
+    fn take_diags(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn record(&mut self, _area: &str, name: &str, verdict: &Verdict) {
+        self.done.record(name, *verdict == Verdict::Pass);
+    }
+
+    fn take_bugs(&mut self) -> Bugs {
+        Bugs {
+            hit: self.hit.take(),
+            exposed: std::mem::take(&mut self.exposed),
+        }
+    }
 }
 
 #[cfg(test)]

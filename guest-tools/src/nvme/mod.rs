@@ -34,7 +34,8 @@ use self::{
 use crate::{
     cmdline::{Config, NsKind, NsSpec},
     control,
-    ktap::{Ktap, Outcome, Verdict},
+    ktap::{Ktap, Verdict},
+    runner::{Bugs, Context, Done, Runner},
 };
 
 pub use crate::ktap::{ensure, fail, Step};
@@ -91,11 +92,9 @@ pub struct Ctx<'a> {
     pub ns: BTreeMap<u32, Ns>,
     pub control: Option<control::Client>,
     /// Tests run so far, by `subtest/name`, and whether they passed.
-    pub done: Vec<(String, bool)>,
+    pub done: Done,
     /// Diagnostics for the current result.
     pub diags: Vec<String>,
-    /// The subtest being run (prefix of `done` names).
-    pub group: String,
     pub zns: zns::State,
     pub copy: copy::State,
     pub events: events::State,
@@ -112,9 +111,9 @@ impl Ctx<'_> {
 
     /// SKIP unless test `name` (`group/test`) ran and passed.
     pub fn needs(&self, name: &str) -> Step {
-        match self.done.iter().find(|(n, _)| n == name) {
-            Some((_, true)) => Ok(()),
-            Some((_, false)) => Err(Verdict::skip(format!("needs {name}"))),
+        match self.done.get(name) {
+            Some(true) => Ok(()),
+            Some(false) => Err(Verdict::skip(format!("needs {name}"))),
             None => Err(Verdict::skip(format!("{name} did not run"))),
         }
     }
@@ -155,26 +154,26 @@ impl Ctx<'_> {
     }
 }
 
-/// Run one test, printing its diagnostics and result.
-pub fn run_test<W: Write>(
-    k: &mut Ktap<W>,
-    c: &mut Ctx<'_>,
-    name: &str,
-    f: impl FnOnce(&mut Ctx<'_>) -> Step,
-) -> io::Result<bool> {
-    let verdict = crate::ktap::catch_step(|| f(c));
-    for d in std::mem::take(&mut c.diags) {
-        k.diag(&d)?;
+impl Context for Ctx<'_> {
+    fn xfail(&self) -> &[String] {
+        &self.cfg.xfail
     }
-    let v = verdict.err().unwrap_or(Verdict::Pass);
-    let pass = v == Verdict::Pass;
-    c.done.push((format!("{}/{name}", c.group), pass));
-    let outcome = match c.known_bug.take() {
-        Some(id) if c.cfg.xfail.iter().any(|x| x == id) => v.expect_fail(id),
-        _ => v.into(),
-    };
-    k.result(name, &outcome)?;
-    Ok(pass)
+
+    fn take_diags(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn record(&mut self, area: &str, name: &str, verdict: &Verdict) {
+        self.done
+            .record(format!("{area}/{name}"), *verdict == Verdict::Pass);
+    }
+
+    fn take_bugs(&mut self) -> Bugs {
+        Bugs {
+            hit: self.known_bug.take(),
+            exposed: &[],
+        }
+    }
 }
 
 /// A test of a subtest list.
@@ -183,23 +182,6 @@ pub type Test = (String, Box<dyn FnOnce(&mut Ctx<'_>) -> Step>);
 /// Shorthand to make a [`Test`].
 pub fn test(name: impl Into<String>, f: impl FnOnce(&mut Ctx<'_>) -> Step + 'static) -> Test {
     (name.into(), Box::new(f))
-}
-
-/// Run `tests` as the KTAP subtest `group`.
-pub fn run_group<W: Write>(
-    k: &mut Ktap<W>,
-    c: &mut Ctx<'_>,
-    group: &str,
-    tests: Vec<Test>,
-) -> io::Result<Outcome> {
-    k.begin_subtest(group)?;
-    c.group = group.to_string();
-    k.plan(u32::try_from(tests.len()).unwrap_or(u32::MAX))?;
-    for (name, f) in tests {
-        run_test(k, c, &name, f)?;
-    }
-    c.group.clear();
-    k.end_subtest()
 }
 
 fn run_generation() -> u64 {
@@ -286,29 +268,29 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         id_ctrl: None,
         ns,
         control: cfg.control.map(control::Client::new),
-        done: Vec::new(),
+        done: Done::default(),
         diags: Vec::new(),
-        group: String::new(),
         zns: zns::State::default(),
         copy: copy::State::default(),
         events: events::State::default(),
         known_bug: None,
     };
+    let k = Runner::new(k);
     if cfg.nvme.is_none() || cfg.namespaces.is_empty() {
         k.plan(1)?;
-        run_test(k, &mut c, "config", t_config)?;
+        k.test(&mut c, "", "config", t_config)?;
         return Ok(!k.failed());
     }
     k.plan(7)?;
-    run_test(k, &mut c, "config", t_config)?;
+    k.test(&mut c, "", "config", t_config)?;
     let tests = connect_tests(&c);
-    run_group(k, &mut c, "connect", tests)?;
+    k.area(&mut c, "connect", tests)?;
     let tests = identify_tests(&c);
-    run_group(k, &mut c, "identify", tests)?;
-    run_group(k, &mut c, "zns", zns::tests())?;
-    run_group(k, &mut c, "copy", copy::tests())?;
-    run_group(k, &mut c, "events", events::tests())?;
-    run_test(k, &mut c, "disconnect", t_disconnect)?;
+    k.area(&mut c, "identify", tests)?;
+    k.area(&mut c, "zns", zns::tests())?;
+    k.area(&mut c, "copy", copy::tests())?;
+    k.area(&mut c, "events", events::tests())?;
+    k.test(&mut c, "", "disconnect", t_disconnect)?;
     Ok(!k.failed())
 }
 

@@ -33,6 +33,7 @@ use crate::{
     cmdline::{Config, LunKind, LunSpec},
     control::{self, DevStats},
     ktap::{ensure, fail, Ktap, Outcome, Step, Verdict},
+    runner::{Context, Done, Runner},
     sgio, stamp,
     stamp::BLOCK_SIZE,
     sysfs,
@@ -113,7 +114,7 @@ struct Ctx {
     op: Option<OperatingParameters>,
     ctl: Option<control::Client>,
     ctl_why: String,
-    done: Vec<(&'static str, bool)>,
+    done: Done,
     diags: Vec<String>,
     /// The host-side verdict of the copy test just run.
     host: Option<Verdict>,
@@ -276,11 +277,7 @@ impl Ctx {
     }
 
     fn needs(&self, step: &str) -> Step {
-        match self.done.iter().rev().find(|(n, _)| *n == step) {
-            Some((_, true)) => Ok(()),
-            Some((_, false)) => Err(Verdict::skip(format!("needs {step}"))),
-            None => Err(Verdict::fail(format!("suite bug: {step} has not run"))),
-        }
+        self.done.needs(step)
     }
 
     fn a(&self) -> Result<usize, Verdict> {
@@ -2309,31 +2306,43 @@ fn t_abort_unknown(c: &mut Ctx) -> Step {
 
 // ------------------------------------------------------------------ runner
 
-fn run_area<W: Write>(k: &mut Ktap<W>, c: &mut Ctx, name: &str, tests: &[Test]) -> io::Result<()> {
-    k.begin_subtest(name)?;
-    let n: usize = tests.iter().map(|t| if t.2 { 2 } else { 1 }).sum();
-    k.plan(u32::try_from(n).unwrap_or(u32::MAX))?;
-    for &(tname, f, host) in tests {
-        c.host = None;
-        let verdict = crate::ktap::catch_step(|| f(c));
-        for d in std::mem::take(&mut c.diags) {
-            k.diag(&d)?;
-        }
-        let v = verdict.err().unwrap_or(Verdict::Pass);
-        c.done.push((tname, v == Verdict::Pass));
-        let hv = c.host.take();
-        k.result(tname, &v.clone().into())?;
-        if host {
-            let hv = match (v, hv) {
-                (_, Some(h)) => h,
-                (Verdict::Pass, None) => Verdict::fail("suite bug: no host verdict"),
-                (Verdict::Skip(why), None) => Verdict::Skip(why),
-                (Verdict::Fail(_), None) => Verdict::skip(format!("needs {tname}")),
-            };
-            k.result(&format!("{tname}.host"), &hv.into())?;
-        }
+impl Context for Ctx {
+    fn before_test(&mut self) {
+        self.host = None;
     }
-    k.end_subtest()?;
+
+    fn take_diags(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn record(&mut self, _area: &str, name: &str, verdict: &Verdict) {
+        self.done.record(name, *verdict == Verdict::Pass);
+    }
+}
+
+/// One area as a KTAP subtest; a copy test is followed by its host half.
+fn run_area<W: Write>(
+    r: &Runner<'_, W>,
+    c: &mut Ctx,
+    name: &str,
+    tests: &[Test],
+) -> io::Result<()> {
+    let n: usize = tests.iter().map(|t| if t.2 { 2 } else { 1 }).sum();
+    r.subtest(name, n, || {
+        for &(tname, f, host) in tests {
+            let v = r.test(c, name, tname, f)?;
+            if host {
+                let hv = match (v, c.host.take()) {
+                    (_, Some(h)) => h,
+                    (Verdict::Pass, None) => Verdict::fail("suite bug: no host verdict"),
+                    (Verdict::Skip(why), None) => Verdict::Skip(why),
+                    (Verdict::Fail(_), None) => Verdict::skip(format!("needs {tname}")),
+                };
+                r.result(&format!("{tname}.host"), &hv.into())?;
+            }
+        }
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -2342,7 +2351,8 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     if cfg.luns.is_empty() {
         return crate::ktap::no_luns(k);
     }
-    k.plan(u32::try_from(AREAS.len() + 1).unwrap_or(u32::MAX))?;
+    let k = Runner::new(k);
+    k.plan(AREAS.len() + 1)?;
     let gen = crate::stamp::run_generation();
     let luns: Vec<u64> = cfg.luns.keys().copied().collect();
     let (disks, errors) = sysfs::wait_for_luns(sys_root, &luns, crate::smoke::DISCOVERY_TIMEOUT);
@@ -2358,7 +2368,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         } else {
             "no zonecopy.control= on the kernel command line: host checksums and offload counters not checked".into()
         },
-        done: Vec::new(),
+        done: Done::default(),
         diags: Vec::new(),
         host: None,
         next_list: (gen as u32) & 0x00ff_ff00,
@@ -2427,7 +2437,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         ))?;
     }
     for (name, tests) in AREAS {
-        run_area(k, &mut c, name, tests)?;
+        run_area(&k, &mut c, name, tests)?;
     }
     Ok(!k.failed())
 }
@@ -2472,7 +2482,7 @@ mod tests {
             op: None,
             ctl: None,
             ctl_why: "no control".into(),
-            done: Vec::new(),
+            done: Done::default(),
             diags: Vec::new(),
             host: None,
             next_list: 0,
@@ -2487,8 +2497,9 @@ mod tests {
         };
         let mut k = Ktap::new(Vec::new()).unwrap();
         k.plan(AREAS.len() as u32).unwrap();
+        let r = Runner::new(&mut k);
         for (name, tests) in AREAS {
-            run_area(&mut k, &mut c, name, tests).unwrap();
+            run_area(&r, &mut c, name, tests).unwrap();
         }
         let out = String::from_utf8(k.into_inner()).unwrap();
         assert!(!out.contains("panicked"), "{out}");

@@ -48,6 +48,7 @@ use crate::{
     cmdline::{Config, LunSpec},
     control,
     ktap::{ensure, fail, Ktap, Outcome, Step, Verdict},
+    runner::{Context, Diags, Done, Runner},
     sgio::{self, Completion, Data},
     stamp::{self, BLOCK_SIZE},
     sysfs::{self, Disk},
@@ -193,7 +194,7 @@ pub struct Ctx {
     /// implicitly open one, zone the device closed), as zone start LBAs.
     pub last_eviction: Option<(usize, u64, u64)>,
     /// Results so far, by `area.test`.
-    done: Vec<(String, bool)>,
+    done: Done,
 }
 
 /// Areas, in order.
@@ -228,7 +229,7 @@ impl Ctx {
             diags: Vec::new(),
             fresh: Vec::new(),
             last_eviction: None,
-            done: Vec::new(),
+            done: Done::default(),
         }
     }
 
@@ -855,37 +856,42 @@ pub fn pick_roles(luns: &[Lun]) -> Roles {
     }
 }
 
-fn run_area<W: Write>(k: &mut Ktap<W>, c: &mut Ctx, name: &str, tests: &[Test]) -> io::Result<()> {
-    k.begin_subtest(name)?;
-    k.plan(u32::try_from(tests.len()).unwrap_or(u32::MAX))?;
-    for &(tname, f) in tests {
-        c.fresh.clear();
-        c.last_eviction = None;
-        let t = Instant::now();
-        let verdict = crate::ktap::catch_step(|| {
+impl Context for Ctx {
+    fn before_test(&mut self) {
+        self.fresh.clear();
+        self.last_eviction = None;
+    }
+
+    fn take_diags(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn record(&mut self, area: &str, name: &str, verdict: &Verdict) {
+        self.done
+            .record(format!("{area}.{name}"), *verdict == Verdict::Pass);
+    }
+
+    /// Steps are many: print them only for a failure, else the count.
+    fn diags(&self) -> Diags {
+        Diags::Summary
+    }
+}
+
+/// One area as a KTAP subtest; every test ends checking the zones it
+/// wrote against the model.
+fn run_area<W: Write>(
+    r: &Runner<'_, W>,
+    c: &mut Ctx,
+    name: &str,
+    tests: &[Test],
+) -> io::Result<()> {
+    let tests = tests.iter().map(|&(tname, f)| {
+        (tname, move |c: &mut Ctx| {
             f(c)?;
             c.verify_fresh()
-        });
-        let v = verdict.err().unwrap_or(Verdict::Pass);
-        let took = t.elapsed();
-        let diags = std::mem::take(&mut c.diags);
-        // Steps are many: print them only for a failure, else the count.
-        if matches!(v, Verdict::Fail(_)) {
-            for d in &diags {
-                k.diag(d)?;
-            }
-        } else if !diags.is_empty() {
-            let last = diags.last().cloned().unwrap_or_default();
-            k.diag(&format!(
-                "{} steps in {} ms; last: {last}",
-                diags.len(),
-                took.as_millis()
-            ))?;
-        }
-        c.done.push((format!("{name}.{tname}"), v == Verdict::Pass));
-        k.result(tname, &v.into())?;
-    }
-    k.end_subtest()?;
+        })
+    });
+    r.area(c, name, tests)?;
     Ok(())
 }
 
@@ -894,7 +900,8 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     if cfg.luns.is_empty() {
         return crate::ktap::no_luns(k);
     }
-    k.plan(u32::try_from(AREAS.len() + 1).unwrap_or(u32::MAX))?;
+    let k = Runner::new(k);
+    k.plan(AREAS.len() + 1)?;
     let gen = crate::stamp::run_generation();
     let mut c = Ctx::new(cfg.control, gen);
     let problems = discover(&mut c, cfg, sys_root);
@@ -920,7 +927,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         k.result("config", &Outcome::Fail(problems.join("; ")))?;
     }
     for (name, tests) in AREAS {
-        run_area(k, &mut c, name, tests)?;
+        run_area(&k, &mut c, name, tests)?;
     }
     Ok(!k.failed())
 }
@@ -1073,8 +1080,9 @@ mod tests {
         let mut c = Ctx::new(None, 1);
         let mut k = Ktap::new(Vec::new()).unwrap();
         k.plan(AREAS.len() as u32).unwrap();
+        let r = Runner::new(&mut k);
         for (name, tests) in AREAS {
-            run_area(&mut k, &mut c, name, tests).unwrap();
+            run_area(&r, &mut c, name, tests).unwrap();
         }
         let out = String::from_utf8(k.into_inner()).unwrap();
         assert!(!out.contains("panicked"), "{out}");
