@@ -35,7 +35,7 @@ use std::{
 use super::{
     fail, is_nvm, kmsg,
     path::{Counters, DevCounters},
-    skip, Finding, Step, Suite, SECTOR,
+    skip, Step, Suite, SECTOR,
 };
 use crate::{
     blkzoned::{self as bz, ZoneOp},
@@ -191,12 +191,7 @@ fn snapshot(s: &mut Suite<'_>) -> Step<Option<Counters>> {
     }
 }
 
-pub(super) fn t_f2fs_gc(s: &mut Suite<'_>) -> Finding {
-    let r = f2fs_gc(s);
-    r.err().unwrap_or(Finding::Pass)
-}
-
-fn f2fs_gc(s: &mut Suite<'_>) -> Step {
+pub(super) fn t_f2fs_gc(s: &mut Suite<'_>) -> Step {
     s.needs("devices")?;
     let z = s
         .find(&[], |d| d.nvme && d.zones.is_some())

@@ -533,183 +533,177 @@ pub(super) fn t_limits(s: &mut Suite<'_>) -> Finding {
 
 /// One copy within an NVM namespace: the descriptor formats the backend
 /// saw, against OCFS and CDFE (or no Copy at all without ONCS Copy).
-pub(super) fn t_formats(s: &mut Suite<'_>) -> Finding {
-    let r = (|| {
-        s.needs_offload()?;
-        let a = s
-            .find(&[], is_nvm)
-            .ok_or_else(|| skip("needs an NVM namespace"))?;
-        let c = caps(s, a).map_err(fail)?;
-        let name = s.devs[a].name.clone();
-        s.diag(format!("{name}: {}", c.describe()));
-        let before = received(s, &name)?;
-        if before.is_none() {
-            s.diag("the backend does not count Copy commands (no nvme_copy in stats)");
-        }
-        let len = 64 * KIB;
-        let so = s.devs[a].alloc(len)?;
-        let dof = s.devs[a].alloc(len)?;
-        if !c.copy {
-            s.diag(format!(
-                "{name}: no Copy in ONCS: a correct kernel must not send Copy; copy_file_range \
-                 falls back (data right, nothing copied by the device, no Copy command)"
-            ));
-            let copied = s.copy(
-                "no Copy in ONCS",
-                &Case::new(a, so, a, dof, len, Expect::Fallback),
-            )?;
-            let seen = seen_since(s, &name, before.unwrap_or(0))?;
-            let dev_copied = copied.delta.map_or(0, |d| d.dst_copied);
-            s.diag(format!(
-                "the kernel sent {} Copy command(s); the device copied {dev_copied} bytes",
-                seen.len()
-            ));
-            if !seen.is_empty() || dev_copied > 0 {
-                return Err(fail(format!(
-                    "{name}: no Copy in ONCS, yet the backend received {} Copy command(s) \
-                     (first: {}) and copied {dev_copied} bytes",
-                    seen.len(),
-                    seen.first().map_or("-".into(), |x| x.to_string())
-                )));
-            }
-            return Ok(());
-        }
-        // The known bug always uses format 2h: it shows only where 2h is
-        // not usable.
-        if !c.usable(2) {
-            s.exposed = &[BUG_OCFS];
-        }
-        let res = s.copy(
-            "descriptor formats",
-            &Case::new(a, so, a, dof, len, Expect::Either),
-        );
-        let seen = seen_since(s, &name, before.unwrap_or(0))?;
-        let (rule, f) = judge_formats(&name, &c, &seen);
-        s.diag(rule);
-        let used: Vec<String> = seen.iter().map(|x| x.format.to_string()).collect();
+pub(super) fn t_formats(s: &mut Suite<'_>) -> Step {
+    s.needs_offload()?;
+    let a = s
+        .find(&[], is_nvm)
+        .ok_or_else(|| skip("needs an NVM namespace"))?;
+    let c = caps(s, a).map_err(fail)?;
+    let name = s.devs[a].name.clone();
+    s.diag(format!("{name}: {}", c.describe()));
+    let before = received(s, &name)?;
+    if before.is_none() {
+        s.diag("the backend does not count Copy commands (no nvme_copy in stats)");
+    }
+    let len = 64 * KIB;
+    let so = s.devs[a].alloc(len)?;
+    let dof = s.devs[a].alloc(len)?;
+    if !c.copy {
         s.diag(format!(
-            "{name}: the kernel sent {} Copy command(s){}; copy_max_bytes {}",
-            seen.len(),
-            if used.is_empty() {
-                String::new()
-            } else {
-                format!(" in format(s) {}", used.join(", "))
-            },
-            s.devs[a].limits.max_bytes.unwrap_or(0)
+            "{name}: no Copy in ONCS: a correct kernel must not send Copy; copy_file_range \
+             falls back (data right, nothing copied by the device, no Copy command)"
         ));
-        match (f, res) {
-            (Finding::Pass, Err(e)) => Err(e),
-            (Finding::Pass, Ok(_)) => Ok(()),
-            (f, res) => {
-                if let Err(e) = res {
-                    s.diag(format!("the copy itself: {e:?}"));
-                }
-                Err(f)
-            }
+        let copied = s.copy(
+            "no Copy in ONCS",
+            &Case::new(a, so, a, dof, len, Expect::Fallback),
+        )?;
+        let seen = seen_since(s, &name, before.unwrap_or(0))?;
+        let dev_copied = copied.delta.map_or(0, |d| d.dst_copied);
+        s.diag(format!(
+            "the kernel sent {} Copy command(s); the device copied {dev_copied} bytes",
+            seen.len()
+        ));
+        if !seen.is_empty() || dev_copied > 0 {
+            return Err(fail(format!(
+                "{name}: no Copy in ONCS, yet the backend received {} Copy command(s) \
+                 (first: {}) and copied {dev_copied} bytes",
+                seen.len(),
+                seen.first().map_or("-".into(), |x| x.to_string())
+            )));
         }
-    })();
-    r.err().unwrap_or(Finding::Pass)
+        return Ok(());
+    }
+    // The known bug always uses format 2h: it shows only where 2h is
+    // not usable.
+    if !c.usable(2) {
+        s.exposed = &[BUG_OCFS];
+    }
+    let res = s.copy(
+        "descriptor formats",
+        &Case::new(a, so, a, dof, len, Expect::Either),
+    );
+    let seen = seen_since(s, &name, before.unwrap_or(0))?;
+    let (rule, f) = judge_formats(&name, &c, &seen);
+    s.diag(rule);
+    let used: Vec<String> = seen.iter().map(|x| x.format.to_string()).collect();
+    s.diag(format!(
+        "{name}: the kernel sent {} Copy command(s){}; copy_max_bytes {}",
+        seen.len(),
+        if used.is_empty() {
+            String::new()
+        } else {
+            format!(" in format(s) {}", used.join(", "))
+        },
+        s.devs[a].limits.max_bytes.unwrap_or(0)
+    ));
+    match (f, res) {
+        (Finding::Pass, Err(e)) => Err(e),
+        (Finding::Pass, Ok(_)) => Ok(()),
+        (f, res) => {
+            if let Err(e) = res {
+                s.diag(format!("the copy itself: {e:?}"));
+            }
+            Err(f)
+        }
+    }
 }
 
 /// A copy that needs two Copies under the limits of one NVM namespace
 /// (one with MCL < MSSRL if any, else the smallest limits): every Copy the
 /// backend saw within MSRC, MSSRL and MCL.
-pub(super) fn t_command_limits(s: &mut Suite<'_>) -> Finding {
-    let r = (|| {
-        s.needs_offload()?;
-        let mut best: Option<(usize, CopyCaps)> = None;
-        for i in 0..s.devs.len() {
-            if !is_nvm(&s.devs[i]) {
-                continue;
-            }
-            let c = caps(s, i).map_err(fail)?;
-            // Where MCL < MSSRL first (an MSSRL-only limit shows there),
-            // then the smallest limit.
-            let key = |c: &CopyCaps| (c.mcl >= u32::from(c.mssrl), c.range_limit());
-            if best.map_or(true, |(_, b)| key(&c) < key(&b)) {
-                best = Some((i, c));
-            }
+pub(super) fn t_command_limits(s: &mut Suite<'_>) -> Step {
+    s.needs_offload()?;
+    let mut best: Option<(usize, CopyCaps)> = None;
+    for i in 0..s.devs.len() {
+        if !is_nvm(&s.devs[i]) {
+            continue;
         }
-        let (a, c) = best.ok_or_else(|| skip("needs an NVM namespace"))?;
-        let name = s.devs[a].name.clone();
-        s.diag(format!("{name}: {}", c.describe()));
-        if c.copy && c.mcl < u32::from(c.mssrl) {
-            s.exposed = &[BUG_MCL];
+        let c = caps(s, i).map_err(fail)?;
+        // Where MCL < MSSRL first (an MSSRL-only limit shows there),
+        // then the smallest limit.
+        let key = |c: &CopyCaps| (c.mcl >= u32::from(c.mssrl), c.range_limit());
+        if best.map_or(true, |(_, b)| key(&c) < key(&b)) {
+            best = Some((i, c));
         }
-        let limit = c.range_limit() * c.lbs;
-        // Two full Copies and one block more where that is small; else
-        // 1 MiB (one Copy under the limits).
-        let len = if c.copy && limit <= 2 * MIB {
-            2 * limit + c.lbs
-        } else {
-            MIB
-        };
-        let hw = s.devs[a].limits.max_hw_bytes.unwrap_or(0);
-        // A copy the kernel splits into bios that could merge oopses the
-        // 7.2 kernels (copy-merge-oops): keep to one copy_max_bytes then.
-        let max = s.devs[a].limits.max_bytes.unwrap_or(0);
-        let len = if s.cfg.xfail.iter().any(|b| b == BUG_MERGE_OOPS) && max > 0 && len > max {
-            let l = max / c.lbs * c.lbs;
-            s.diag(format!(
-                "{BUG_MERGE_OOPS} listed: a copy this kernel splits can oops it; copying \
-                 copy_max_bytes = {l} bytes instead of {len}"
-            ));
-            l
-        } else {
-            len
-        };
-        let before = received(s, &name)?;
-        let so = s.devs[a].alloc(len)?;
-        let dof = s.devs[a].alloc(len)?;
-        let expect = if c.copy {
-            Expect::Either
-        } else {
-            Expect::Fallback
-        };
-        let res = s.copy(
-            "across the Copy limits",
-            &Case::new(a, so, a, dof, len, expect),
-        );
-        let seen = seen_since(s, &name, before.unwrap_or(0))?;
-        let (dst, dst_end) = (dof / c.lbs, (dof + len).div_ceil(c.lbs));
-        if !c.copy {
-            if let Some(x) = seen.first() {
-                return Err(fail(format!(
-                    "{name}: no Copy in ONCS, yet the backend received {} Copy command(s) \
-                     (first: {x})",
-                    seen.len()
-                )));
-            }
-            return res.map(|_| ());
-        }
-        let (rule, notes, f) = judge_commands(&name, &c, hw, &seen, dst, dst_end);
-        s.diag(rule);
-        for n in notes {
-            s.diag(format!("{name}: {n}"));
-        }
+    }
+    let (a, c) = best.ok_or_else(|| skip("needs an NVM namespace"))?;
+    let name = s.devs[a].name.clone();
+    s.diag(format!("{name}: {}", c.describe()));
+    if c.copy && c.mcl < u32::from(c.mssrl) {
+        s.exposed = &[BUG_MCL];
+    }
+    let limit = c.range_limit() * c.lbs;
+    // Two full Copies and one block more where that is small; else
+    // 1 MiB (one Copy under the limits).
+    let len = if c.copy && limit <= 2 * MIB {
+        2 * limit + c.lbs
+    } else {
+        MIB
+    };
+    let hw = s.devs[a].limits.max_hw_bytes.unwrap_or(0);
+    // A copy the kernel splits into bios that could merge oopses the
+    // 7.2 kernels (copy-merge-oops): keep to one copy_max_bytes then.
+    let max = s.devs[a].limits.max_bytes.unwrap_or(0);
+    let len = if s.cfg.xfail.iter().any(|b| b == BUG_MERGE_OOPS) && max > 0 && len > max {
+        let l = max / c.lbs * c.lbs;
         s.diag(format!(
-            "{name}: {len} bytes ({} blocks) by the kernel with copy_max_hw_bytes {hw}: {} Copy \
-             command(s){}",
-            dst_end - dst,
-            seen.len(),
-            if before.is_none() {
-                " (not counted by this backend)"
-            } else {
-                ""
-            }
+            "{BUG_MERGE_OOPS} listed: a copy this kernel splits can oops it; copying \
+             copy_max_bytes = {l} bytes instead of {len}"
         ));
-        match (f, res) {
-            (Finding::Pass, Err(e)) => Err(e),
-            (Finding::Pass, Ok(_)) => Ok(()),
-            (f, res) => {
-                if let Err(e) = res {
-                    s.diag(format!("the copy itself: {e:?}"));
-                }
-                Err(f)
-            }
+        l
+    } else {
+        len
+    };
+    let before = received(s, &name)?;
+    let so = s.devs[a].alloc(len)?;
+    let dof = s.devs[a].alloc(len)?;
+    let expect = if c.copy {
+        Expect::Either
+    } else {
+        Expect::Fallback
+    };
+    let res = s.copy(
+        "across the Copy limits",
+        &Case::new(a, so, a, dof, len, expect),
+    );
+    let seen = seen_since(s, &name, before.unwrap_or(0))?;
+    let (dst, dst_end) = (dof / c.lbs, (dof + len).div_ceil(c.lbs));
+    if !c.copy {
+        if let Some(x) = seen.first() {
+            return Err(fail(format!(
+                "{name}: no Copy in ONCS, yet the backend received {} Copy command(s) \
+                 (first: {x})",
+                seen.len()
+            )));
         }
-    })();
-    r.err().unwrap_or(Finding::Pass)
+        return res.map(|_| ());
+    }
+    let (rule, notes, f) = judge_commands(&name, &c, hw, &seen, dst, dst_end);
+    s.diag(rule);
+    for n in notes {
+        s.diag(format!("{name}: {n}"));
+    }
+    s.diag(format!(
+        "{name}: {len} bytes ({} blocks) by the kernel with copy_max_hw_bytes {hw}: {} Copy \
+         command(s){}",
+        dst_end - dst,
+        seen.len(),
+        if before.is_none() {
+            " (not counted by this backend)"
+        } else {
+            ""
+        }
+    ));
+    match (f, res) {
+        (Finding::Pass, Err(e)) => Err(e),
+        (Finding::Pass, Ok(_)) => Ok(()),
+        (f, res) => {
+            if let Err(e) = res {
+                s.diag(format!("the copy itself: {e:?}"));
+            }
+            Err(f)
+        }
+    }
 }
 
 #[cfg(test)]
