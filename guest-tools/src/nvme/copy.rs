@@ -169,7 +169,6 @@ const ZNS_SRC_BLOCKS: u64 = 32;
 /// A copy expressed in 4 KiB blocks: (source NSID, first block, count).
 type BlockRange = (u32, u64, u64);
 
-/// The namespace's copy limits from Identify: (MSSRL, MCL, MSRC+1).
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 use super::*;
 
+/// The namespace's copy limits from Identify: (MSSRL, MCL, MSRC+1).
 pub(super) fn limits(c: &Ctx<'_>, nsid: u32) -> Result<(u64, u64, u64), Verdict> {
     let id = c
         .ns(nsid)?
