@@ -216,73 +216,16 @@ fn media_error(s: &mut Suite<'_>, a: usize, g: &mut FaultGuard) -> Step {
     }
     match cfr.errno() {
         Some(e) if NO_BLOCK_CFR.contains(&e) && cfr.copied == 0 => {
-            // No copy_file_range between block devices here: the kernel's
-            // read path must report the media error.
-            s.diag(format!(
-                "copy_file_range between block devices refused ({}): checking the read path",
-                errno_text(e)
-            ));
-            if copies > 0 {
-                return Err(fail("the refused copy changed the destination"));
-            }
-            let mut buf = AlignedBuf::new(len as usize);
-            match s.devs[a].file.read_at(buf.as_mut_slice(), so) {
-                Err(e) if e.raw_os_error().is_some_and(|n| MEDIA_ERRNOS.contains(&n)) => {
-                    s.diag(format!("O_DIRECT read over the media error: {e}"));
-                }
-                Err(e) => {
-                    return Err(fail(format!(
-                    "O_DIRECT read over the media error failed with {e}, expected EIO or ENODATA"
-                )))
-                }
-                Ok(n) => {
-                    return Err(fail(format!(
-                        "O_DIRECT read over the media error returned {n} bytes"
-                    )))
-                }
-            }
-            let fired = g.client().fault_counts(&name).map_err(fail)?.media_error - c0.media_error;
-            if fired == 0 {
-                return Err(fail("the read failed, but not at the injected media error"));
-            }
-            Ok(())
+            let m = Media {
+                a,
+                so,
+                len,
+                name: &name,
+                before: c0.media_error,
+            };
+            refused(s, g, &m, e, copies)
         }
-        Some(e) => {
-            if !MEDIA_ERRNOS.contains(&e) {
-                return Err(fail(format!(
-                    "copy_file_range failed with {} after {} bytes, expected EIO or ENODATA",
-                    errno_text(e),
-                    cfr.copied
-                )));
-            }
-            if fired == 0 {
-                return Err(fail(format!(
-                    "copy_file_range failed with {}, but the media error never fired",
-                    errno_text(e)
-                )));
-            }
-            if cfr.copied > bad_blk * BS {
-                return Err(fail(format!(
-                    "copy_file_range reported {} bytes copied, past the unreadable block at byte {}",
-                    cfr.copied,
-                    bad_blk * BS
-                )));
-            }
-            // What it reports copied must be there.
-            let done = (cfr.copied / BS) as usize;
-            if let Some(i) = held[..done].iter().position(|h| *h != Held::Copy) {
-                return Err(fail(format!(
-                    "copy_file_range reported {} bytes, but destination block {i} is not the copy",
-                    cfr.copied
-                )));
-            }
-            s.diag(format!(
-                "copy_file_range ended with {} after {} bytes, as it must",
-                errno_text(e),
-                cfr.copied
-            ));
-            Ok(())
-        }
+        Some(e) => failed(s, &cfr, e, fired, bad_blk, &held),
         None if copies == 0 && fired == 0 => Err(Finding::Bug {
             id: BUG,
             why: format!(
@@ -298,6 +241,97 @@ fn media_error(s: &mut Suite<'_>, a: usize, g: &mut FaultGuard) -> Step {
             cfr.copied
         ))),
     }
+}
+
+/// The source range of the media-error copy and the fault count before it.
+struct Media<'n> {
+    a: usize,
+    so: u64,
+    len: u64,
+    name: &'n str,
+    before: u64,
+}
+
+/// No copy_file_range between block devices here: the kernel's read path
+/// must report the media error.
+fn refused(s: &mut Suite<'_>, g: &mut FaultGuard, m: &Media<'_>, e: i32, copies: usize) -> Step {
+    let Media {
+        a, so, len, name, ..
+    } = *m;
+    s.diag(format!(
+        "copy_file_range between block devices refused ({}): checking the read path",
+        errno_text(e)
+    ));
+    if copies > 0 {
+        return Err(fail("the refused copy changed the destination"));
+    }
+    let mut buf = AlignedBuf::new(len as usize);
+    match s.devs[a].file.read_at(buf.as_mut_slice(), so) {
+        Err(e) if e.raw_os_error().is_some_and(|n| MEDIA_ERRNOS.contains(&n)) => {
+            s.diag(format!("O_DIRECT read over the media error: {e}"));
+        }
+        Err(e) => {
+            return Err(fail(format!(
+                "O_DIRECT read over the media error failed with {e}, expected EIO or ENODATA"
+            )))
+        }
+        Ok(n) => {
+            return Err(fail(format!(
+                "O_DIRECT read over the media error returned {n} bytes"
+            )))
+        }
+    }
+    let fired = g.client().fault_counts(name).map_err(fail)?.media_error - m.before;
+    if fired == 0 {
+        return Err(fail("the read failed, but not at the injected media error"));
+    }
+    Ok(())
+}
+
+/// copy_file_range failed: with the media error's errno, after it fired,
+/// and with no more reported copied than lies before the bad block.
+fn failed(
+    s: &mut Suite<'_>,
+    cfr: &probe::Cfr,
+    e: i32,
+    fired: u64,
+    bad_blk: u64,
+    held: &[Held],
+) -> Step {
+    if !MEDIA_ERRNOS.contains(&e) {
+        return Err(fail(format!(
+            "copy_file_range failed with {} after {} bytes, expected EIO or ENODATA",
+            errno_text(e),
+            cfr.copied
+        )));
+    }
+    if fired == 0 {
+        return Err(fail(format!(
+            "copy_file_range failed with {}, but the media error never fired",
+            errno_text(e)
+        )));
+    }
+    if cfr.copied > bad_blk * BS {
+        return Err(fail(format!(
+            "copy_file_range reported {} bytes copied, past the unreadable block at byte {}",
+            cfr.copied,
+            bad_blk * BS
+        )));
+    }
+    // What it reports copied must be there.
+    let done = (cfr.copied / BS) as usize;
+    if let Some(i) = held[..done].iter().position(|h| *h != Held::Copy) {
+        return Err(fail(format!(
+            "copy_file_range reported {} bytes, but destination block {i} is not the copy",
+            cfr.copied
+        )));
+    }
+    s.diag(format!(
+        "copy_file_range ended with {} after {} bytes, as it must",
+        errno_text(e),
+        cfr.copied
+    ));
+    Ok(())
 }
 
 // ------------------------------------------------------------ delay
