@@ -329,34 +329,19 @@ fn t_seq_write(l: &mut Lun) -> Step {
     Ok(())
 }
 
-fn t_out_of_order(l: &mut Lun) -> Step {
+/// The first sequential zone after seq_write: its start sector, the
+/// blocks written, its write pointer (sector), and the byte one block past it.
+fn past_wp(l: &Lun) -> Result<(u64, u64, u64, u64), Verdict> {
     let written = l
         .seq_written
         .ok_or_else(|| Verdict::skip("needs seq_write"))?;
     let (start, _) = l.zone_range(l.seq_zone(0)?)?;
     let wp = start + written * BS / SECTOR;
-    // One block, one block past the write pointer.
-    let byte = (wp * SECTOR) + BS;
-    let mut buf = blockio::AlignedBuf::new(BLOCK_SIZE);
-    crate::stamp::fill(buf.as_mut_slice(), byte / BS, l.gen).map_err(fail("stamp"))?;
-    // Linux >= 6.10 (zone write plugging) fails the bio itself with EIO and
-    // never sends it; older kernels send it and map the device's ILLEGAL
-    // REQUEST (21h/04h) to BLK_STS_TARGET, i.e. EREMOTEIO.
-    match blockio::pwrite_exact(l.file()?, buf.as_slice(), byte) {
-        Ok(()) => {
-            return Err(Verdict::fail(format!(
-                "write at byte {byte}, one block past the write pointer, succeeded"
-            )))
-        }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EREMOTEIO)) => {
-            l.diag(format!("write past wp: {e}"));
-        }
-        Err(e) => {
-            return Err(Verdict::fail(format!(
-                "write past wp failed with {e}, expected EIO or EREMOTEIO"
-            )))
-        }
-    }
+    Ok((start, written, wp, wp * SECTOR + BS))
+}
+
+/// A refused write changed nothing: same write pointer, same data.
+fn unchanged(l: &mut Lun, start: u64, written: u64, wp: u64) -> Step {
     let z = l.report(start)?;
     l.diag(format!("after: {z}"));
     ensure(z.wp == wp, || {
@@ -366,17 +351,19 @@ fn t_out_of_order(l: &mut Lun) -> Step {
         .map_err(|e| Verdict::fail(format!("earlier data: {e}")))
 }
 
+fn t_out_of_order(l: &mut Lun) -> Step {
+    let (start, written, wp, byte) = past_wp(l)?;
+    let e = zonecheck::write_past_wp(l.file()?, byte, l.gen)?;
+    l.diag(format!("write past wp: {e}"));
+    unchanged(l, start, written, wp)
+}
+
 /// The device's own check, past the block layer: a WRITE(16) through SG_IO
 /// one block past the write pointer must end in CHECK CONDITION, ILLEGAL
 /// REQUEST, UNALIGNED WRITE COMMAND (ZBC-2: 21h/04h), changing nothing.
 fn t_out_of_order_sgio(l: &mut Lun) -> Step {
-    let written = l
-        .seq_written
-        .ok_or_else(|| Verdict::skip("needs seq_write"))?;
-    let (start, _) = l.zone_range(l.seq_zone(0)?)?;
-    let wp = start + written * BS / SECTOR;
+    let (start, written, wp, byte) = past_wp(l)?;
     let bs = l.spec.block_size;
-    let byte = wp * SECTOR + BS;
     let mut buf = blockio::AlignedBuf::new(BLOCK_SIZE);
     crate::stamp::fill(buf.as_mut_slice(), byte / BS, l.gen).map_err(fail("stamp"))?;
     let blocks = u32::try_from(BS / bs).unwrap_or(1).max(1);
@@ -396,12 +383,7 @@ fn t_out_of_order_sgio(l: &mut Lun) -> Step {
             format!("WRITE(16) one block past the write pointer: {c}, expected CHECK CONDITION with {want}")
         },
     )?;
-    let z = l.report(start)?;
-    ensure(z.wp == wp, || {
-        format!("write pointer moved: {} -> {}", wp, z.wp)
-    })?;
-    blockio::read_verify(l.file()?, start * SECTOR, written, l.gen)
-        .map_err(|e| Verdict::fail(format!("earlier data: {e}")))
+    unchanged(l, start, written, wp)
 }
 
 fn t_write_after_error(l: &mut Lun) -> Step {

@@ -323,25 +323,33 @@ fn finish(rc: libc::c_int, result: u64) -> io::Result<Done> {
     })
 }
 
+/// The ioctl struct (`nvme_passthru_cmd` or its 64-bit-result twin) for
+/// `cmd` with its data at `addr`: the two share every field we set.
+macro_rules! passthru_cmd {
+    ($ty:ident, $cmd:expr, $addr:expr, $len:expr) => {
+        $ty {
+            opcode: $cmd.opcode,
+            nsid: $cmd.nsid,
+            addr: $addr,
+            data_len: $len,
+            cdw10: $cmd.cdw[0],
+            cdw11: $cmd.cdw[1],
+            cdw12: $cmd.cdw[2],
+            cdw13: $cmd.cdw[3],
+            cdw14: $cmd.cdw[4],
+            cdw15: $cmd.cdw[5],
+            timeout_ms: TIMEOUT_MS,
+            ..$ty::default()
+        }
+    };
+}
+
 /// An admin command through `NVME_IOCTL_ADMIN_CMD` on a controller
 /// (`/dev/nvmeN`) or namespace device.
 pub fn admin(fd: &impl AsRawFd, cmd: &Command, mut data: Data<'_>) -> io::Result<Done> {
     check_direction(cmd, &data)?;
     let (addr, data_len) = data.ptr_len()?;
-    let mut c = PassthruCmd {
-        opcode: cmd.opcode,
-        nsid: cmd.nsid,
-        addr,
-        data_len,
-        cdw10: cmd.cdw[0],
-        cdw11: cmd.cdw[1],
-        cdw12: cmd.cdw[2],
-        cdw13: cmd.cdw[3],
-        cdw14: cmd.cdw[4],
-        cdw15: cmd.cdw[5],
-        timeout_ms: TIMEOUT_MS,
-        ..PassthruCmd::default()
-    };
+    let mut c = passthru_cmd!(PassthruCmd, cmd, addr, data_len);
     // SAFETY: NVME_IOCTL_ADMIN_CMD reads and writes one struct
     // nvme_passthru_cmd (`c`, alive for the call) and moves at most
     // `data_len` bytes at `addr`, which points into `data`'s buffer: read
@@ -362,20 +370,7 @@ pub fn admin(fd: &impl AsRawFd, cmd: &Command, mut data: Data<'_>) -> io::Result
 pub fn io(fd: &impl AsRawFd, cmd: &Command, mut data: Data<'_>) -> io::Result<Done> {
     check_direction(cmd, &data)?;
     let (addr, data_len) = data.ptr_len()?;
-    let mut c = PassthruCmd64 {
-        opcode: cmd.opcode,
-        nsid: cmd.nsid,
-        addr,
-        data_len,
-        cdw10: cmd.cdw[0],
-        cdw11: cmd.cdw[1],
-        cdw12: cmd.cdw[2],
-        cdw13: cmd.cdw[3],
-        cdw14: cmd.cdw[4],
-        cdw15: cmd.cdw[5],
-        timeout_ms: TIMEOUT_MS,
-        ..PassthruCmd64::default()
-    };
+    let mut c = passthru_cmd!(PassthruCmd64, cmd, addr, data_len);
     // SAFETY: NVME_IOCTL_IO64_CMD reads and writes one struct
     // nvme_passthru_cmd64 (`c`, alive for the call) and moves at most
     // `data_len` bytes at `addr`, inside `data`'s buffer, in the direction

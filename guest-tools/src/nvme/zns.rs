@@ -245,25 +245,8 @@ fn t_out_of_order(c: &mut Ctx<'_>) -> Step {
     let (_, z, written, f, gen) = seq_state(c)?;
     let wp = z.sector + written * BS / SECTOR;
     let byte = wp * SECTOR + BS;
-    let mut buf = blockio::AlignedBuf::new(BLOCK_SIZE);
-    stamp::fill(buf.as_mut_slice(), byte / BS, gen).map_err(fail("stamp"))?;
-    // Linux >= 6.10 fails it in zone write plugging (EIO); older kernels
-    // send it and map Zone Invalid Write to an I/O error (EIO or EREMOTEIO).
-    match blockio::pwrite_exact(&f, buf.as_slice(), byte) {
-        Ok(()) => {
-            return Err(Verdict::fail(format!(
-                "write at byte {byte}, one block past the write pointer, succeeded"
-            )))
-        }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EREMOTEIO)) => {
-            c.diag(format!("write past wp: {e}"));
-        }
-        Err(e) => {
-            return Err(Verdict::fail(format!(
-                "write past wp failed with {e}, expected EIO or EREMOTEIO"
-            )))
-        }
-    }
+    let e = crate::zonecheck::write_past_wp(&f, byte, gen)?;
+    c.diag(format!("write past wp: {e}"));
     let zr = report(&f, z.sector)?;
     ensure(zr.wp == wp, || {
         format!("write pointer moved: {wp} -> {}", zr.wp)
@@ -282,13 +265,36 @@ pub fn write_passthru(
     blocks: u64,
     gen: u64,
 ) -> Result<passthru::Done, Verdict> {
-    let mut buf = blockio::AlignedBuf::new(blocks as usize * BLOCK_SIZE);
-    stamp::fill_range(buf.as_mut_slice(), lba * bs / BS, gen).map_err(fail("stamp"))?;
-    let nlb = blocks * BS / bs;
-    let cmd = Command::new(io_op::WRITE, nsid)
-        .qw(10, lba)
-        .dw(12, (nlb - 1) as u32);
-    passthru::io(f, &cmd, Data::Out(buf.as_slice())).map_err(fail("NVMe Write passthrough"))
+    let at = Stamped { bs, blocks, gen };
+    at.send(f, Command::new(io_op::WRITE, nsid), lba, lba, "NVMe Write")
+}
+
+/// `blocks` stamped 4 KiB blocks of generation `gen` on a `bs` namespace.
+struct Stamped {
+    bs: u64,
+    blocks: u64,
+    gen: u64,
+}
+
+impl Stamped {
+    /// `cmd` (a Write or a Zone Append) at `slba` carrying the blocks,
+    /// stamped for `stamp_lba` (where they should land).
+    fn send(
+        &self,
+        f: &File,
+        cmd: Command,
+        slba: u64,
+        stamp_lba: u64,
+        what: &str,
+    ) -> Result<passthru::Done, Verdict> {
+        let mut buf = blockio::AlignedBuf::new(self.blocks as usize * BLOCK_SIZE);
+        stamp::fill_range(buf.as_mut_slice(), stamp_lba * self.bs / BS, self.gen)
+            .map_err(fail("stamp"))?;
+        let nlb = self.blocks * BS / self.bs;
+        let cmd = cmd.qw(10, slba).dw(12, (nlb - 1) as u32);
+        passthru::io(f, &cmd, Data::Out(buf.as_slice()))
+            .map_err(fail(&format!("{what} passthrough")))
+    }
 }
 
 /// The device's own check, past the kernel's zone write plugs: a Write one
@@ -487,13 +493,9 @@ pub fn append(
     blocks: u64,
     gen: u64,
 ) -> Result<passthru::Done, Verdict> {
-    let mut buf = blockio::AlignedBuf::new(blocks as usize * BLOCK_SIZE);
-    stamp::fill_range(buf.as_mut_slice(), expect_lba * bs / BS, gen).map_err(fail("stamp"))?;
-    let nlb = blocks * BS / bs;
-    let cmd = Command::new(io_op::ZONE_APPEND, nsid)
-        .qw(10, zslba)
-        .dw(12, (nlb - 1) as u32);
-    passthru::io(f, &cmd, Data::Out(buf.as_slice())).map_err(fail("Zone Append passthrough"))
+    let at = Stamped { bs, blocks, gen };
+    let cmd = Command::new(io_op::ZONE_APPEND, nsid);
+    at.send(f, cmd, zslba, expect_lba, "Zone Append")
 }
 
 const APPEND_BLOCKS: u64 = 4;

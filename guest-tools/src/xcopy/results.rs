@@ -2,34 +2,74 @@
 
 use super::*;
 
-pub(super) fn t_status_lid1_ok(c: &mut Ctx) -> Step {
-    let (id, segs, bytes, a) = c
-        .lid1_ok
-        .ok_or_else(|| Verdict::skip("needs a completed LID1 copy"))?;
+/// RECEIVE COPY STATUS(LID1) of list `id` through LU `dev`.
+fn status_lid1(c: &mut Ctx, dev: usize, id: u32) -> Result<parse::StatusLid1, Verdict> {
     let b = c.data_in(
-        a,
+        dev,
         &cdb::receive_lid1(in_sa::COPY_STATUS_LID1, id as u8, 64),
         64,
         "RECEIVE COPY STATUS(LID1)",
     )?;
     c.diag(format!("list {:02x}: [{}]", id as u8, hex(&b)));
-    let s = parse::status_lid1(&b).map_err(Verdict::Fail)?;
+    parse::status_lid1(&b).map_err(Verdict::Fail)
+}
+
+/// RECEIVE COPY STATUS(LID4) of list `id` through LU `dev`, which must
+/// answer for EXTENDED COPY(LID4).
+fn status_lid4(c: &mut Ctx, dev: usize, id: u32) -> Result<parse::StatusLid4, Verdict> {
+    let d = c.data_in(
+        dev,
+        &cdb::receive_lid4(in_sa::COPY_STATUS_LID4, id, 1024),
+        1024,
+        "RECEIVE COPY STATUS(LID4)",
+    )?;
+    c.diag(format!("list {id:08x}: [{}]", hex(&d)));
+    let s = parse::status_lid4(&d, false).map_err(Verdict::Fail)?;
+    ensure(s.response_to == out_sa::LID4, || {
+        format!(
+            "RESPONSE TO SERVICE ACTION {:02X}h, expected 01h",
+            s.response_to
+        )
+    })?;
+    Ok(s)
+}
+
+/// SEGMENTS PROCESSED and TRANSFER COUNT (in its units, on a `bs` LU)
+/// against what the list did.
+fn progress(segments: u16, units: u8, count: u64, bs: u64, want: (u16, u64)) -> Step {
+    let (segs, bytes) = want;
+    ensure(segments == segs, || {
+        format!("SEGMENTS PROCESSED {segments}, expected {segs}")
+    })?;
+    let tb = parse::transfer_bytes(units, count, bs);
+    ensure(tb == Some(bytes), || {
+        format!("TRANSFER COUNT {count} units {units:02X}h = {tb:?} bytes, expected {bytes}")
+    })
+}
+
+/// The sense data a copy status holds must be the failed command's.
+fn same_sense(held: &[u8], sd: &SenseData, what: &str) -> Step {
+    let fs = SenseData::decode(held)
+        .ok_or_else(|| Verdict::fail(format!("sense [{}] does not decode", hex(held))))?;
+    ensure(
+        (fs.key, fs.asc, fs.ascq) == (sd.key, sd.asc, sd.ascq),
+        || format!("{what} sense {fs} differs from the command's {sd}"),
+    )
+}
+
+pub(super) fn t_status_lid1_ok(c: &mut Ctx) -> Step {
+    let (id, segs, bytes, a) = c
+        .lid1_ok
+        .ok_or_else(|| Verdict::skip("needs a completed LID1 copy"))?;
+    let s = status_lid1(c, a, id)?;
     ensure(s.available == 8, || {
         format!("AVAILABLE DATA {}, expected 8", s.available)
     })?;
     ensure(s.status == 0x01, || {
         format!("COPY MANAGER STATUS {:02X}h, expected 01h", s.status)
     })?;
-    ensure(s.segments == segs, || {
-        format!("SEGMENTS PROCESSED {}, expected {segs}", s.segments)
-    })?;
-    let tb = parse::transfer_bytes(s.units, u64::from(s.count), c.devs[a].bs());
-    ensure(tb == Some(bytes), || {
-        format!(
-            "TRANSFER COUNT {} units {:02X}h = {tb:?} bytes, expected {bytes}",
-            s.count, s.units
-        )
-    })
+    let bs = c.devs[a].bs();
+    progress(s.segments, s.units, u64::from(s.count), bs, (segs, bytes))
 }
 
 pub(super) fn t_status_lid1_failed(c: &mut Ctx) -> Step {
@@ -38,30 +78,15 @@ pub(super) fn t_status_lid1_failed(c: &mut Ctx) -> Step {
         .clone()
         .ok_or_else(|| Verdict::skip("needs zone_errors.lid1_second_segment_fails"))?;
     let b = c.b()?;
-    let d = c.data_in(
-        b,
-        &cdb::receive_lid1(in_sa::COPY_STATUS_LID1, id as u8, 64),
-        64,
-        "RECEIVE COPY STATUS(LID1)",
-    )?;
-    c.diag(format!("list {:02x}: [{}]", id as u8, hex(&d)));
-    let s = parse::status_lid1(&d).map_err(Verdict::Fail)?;
+    let s = status_lid1(c, b, id)?;
     ensure(s.status == 0x02, || {
         format!(
             "COPY MANAGER STATUS {:02X}h, expected 02h (completed with error)",
             s.status
         )
     })?;
-    ensure(s.segments == segs, || {
-        format!("SEGMENTS PROCESSED {}, expected {segs}", s.segments)
-    })?;
-    let tb = parse::transfer_bytes(s.units, u64::from(s.count), c.devs[b].bs());
-    ensure(tb == Some(bytes), || {
-        format!(
-            "TRANSFER COUNT {} units {:02X}h = {tb:?} bytes, expected {bytes}",
-            s.count, s.units
-        )
-    })
+    let bs = c.devs[b].bs();
+    progress(s.segments, s.units, u64::from(s.count), bs, (segs, bytes))
 }
 
 pub(super) fn t_failure_details(c: &mut Ctx) -> Step {
@@ -84,32 +109,14 @@ pub(super) fn t_failure_details(c: &mut Ctx) -> Step {
     ensure(f.status == 0x02, || {
         format!("COPY COMMAND STATUS {:02X}h, expected 02h", f.status)
     })?;
-    let fs = SenseData::decode(&f.sense)
-        .ok_or_else(|| Verdict::fail(format!("sense [{}] does not decode", hex(&f.sense))))?;
-    ensure(
-        (fs.key, fs.asc, fs.ascq) == (sd.key, sd.asc, sd.ascq),
-        || format!("held sense {fs} differs from the command's {sd}"),
-    )
+    same_sense(&f.sense, &sd, "held")
 }
 
 pub(super) fn t_status_lid4_ok(c: &mut Ctx) -> Step {
     let (id, segs, bytes, a) = c
         .lid4_ok
         .ok_or_else(|| Verdict::skip("needs a completed LID4 copy"))?;
-    let d = c.data_in(
-        a,
-        &cdb::receive_lid4(in_sa::COPY_STATUS_LID4, id, 1024),
-        1024,
-        "RECEIVE COPY STATUS(LID4)",
-    )?;
-    c.diag(format!("list {id:08x}: [{}]", hex(&d)));
-    let s = parse::status_lid4(&d, false).map_err(Verdict::Fail)?;
-    ensure(s.response_to == out_sa::LID4, || {
-        format!(
-            "RESPONSE TO SERVICE ACTION {:02X}h, expected 01h",
-            s.response_to
-        )
-    })?;
+    let s = status_lid4(c, a, id)?;
     ensure(s.status == 0x01, || {
         format!("COPY OPERATION STATUS {:02X}h, expected 01h", s.status)
     })?;
@@ -119,16 +126,7 @@ pub(super) fn t_status_lid4_ok(c: &mut Ctx) -> Step {
             s.completion_status
         )
     })?;
-    ensure(s.segments == segs, || {
-        format!("SEGMENTS PROCESSED {}, expected {segs}", s.segments)
-    })?;
-    let tb = parse::transfer_bytes(s.units, s.count, c.devs[a].bs());
-    ensure(tb == Some(bytes), || {
-        format!(
-            "TRANSFER COUNT {} units {:02X}h = {tb:?} bytes, expected {bytes}",
-            s.count, s.units
-        )
-    })
+    progress(s.segments, s.units, s.count, c.devs[a].bs(), (segs, bytes))
 }
 
 pub(super) fn t_status_lid4_failed(c: &mut Ctx) -> Step {
@@ -137,20 +135,7 @@ pub(super) fn t_status_lid4_failed(c: &mut Ctx) -> Step {
         .clone()
         .ok_or_else(|| Verdict::skip("needs zone_errors.lid4_second_segment_fails"))?;
     let b = c.b()?;
-    let d = c.data_in(
-        b,
-        &cdb::receive_lid4(in_sa::COPY_STATUS_LID4, id, 1024),
-        1024,
-        "RECEIVE COPY STATUS(LID4)",
-    )?;
-    c.diag(format!("list {id:08x}: [{}]", hex(&d)));
-    let s = parse::status_lid4(&d, false).map_err(Verdict::Fail)?;
-    ensure(s.response_to == out_sa::LID4, || {
-        format!(
-            "RESPONSE TO SERVICE ACTION {:02X}h, expected 01h",
-            s.response_to
-        )
-    })?;
+    let s = status_lid4(c, b, id)?;
     ensure(s.status == 0x02, || {
         format!(
             "COPY OPERATION STATUS {:02X}h, expected 02h (completed with error)",
@@ -163,22 +148,8 @@ pub(super) fn t_status_lid4_failed(c: &mut Ctx) -> Step {
             s.completion_status
         )
     })?;
-    ensure(s.segments == segs, || {
-        format!("SEGMENTS PROCESSED {}, expected {segs}", s.segments)
-    })?;
-    let tb = parse::transfer_bytes(s.units, s.count, c.devs[b].bs());
-    ensure(tb == Some(bytes), || {
-        format!(
-            "TRANSFER COUNT {} units {:02X}h = {tb:?} bytes, expected {bytes}",
-            s.count, s.units
-        )
-    })?;
-    let fs = SenseData::decode(&s.sense)
-        .ok_or_else(|| Verdict::fail(format!("sense [{}] does not decode", hex(&s.sense))))?;
-    ensure(
-        (fs.key, fs.asc, fs.ascq) == (sd.key, sd.asc, sd.ascq),
-        || format!("status sense {fs} differs from the command's {sd}"),
-    )
+    progress(s.segments, s.units, s.count, c.devs[b].bs(), (segs, bytes))?;
+    same_sense(&s.sense, &sd, "status")
 }
 
 /// ILLEGAL REQUEST, INVALID FIELD IN CDB with the field pointer at CDB
