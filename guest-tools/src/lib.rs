@@ -12,6 +12,7 @@ pub mod control;
 pub mod diff;
 pub mod diffcore;
 pub mod diffnvme;
+pub mod faultcheck;
 pub mod hosttool;
 pub mod kcopy;
 pub mod killtest;

@@ -249,6 +249,15 @@ impl<'k, W: Write> Runner<'k, W> {
     }
 }
 
+/// Test names must be unique within an area (reports key on them).
+#[cfg(test)]
+pub fn assert_unique<'a>(names: impl IntoIterator<Item = &'a str>) {
+    let mut seen = std::collections::BTreeSet::new();
+    for n in names {
+        assert!(seen.insert(n), "test name {n} twice in one area");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +304,29 @@ mod tests {
 
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Every suite that needs LUNs prints a one-result plan without them.
+    #[test]
+    fn lun_suites_without_luns() {
+        type Run =
+            fn(&mut Ktap<Vec<u8>>, &crate::cmdline::Config, &std::path::Path) -> io::Result<bool>;
+        let suites: [(&str, Run); 4] = [
+            ("smoke", crate::smoke::run),
+            ("xcopy", crate::xcopy::run),
+            ("zbc", crate::zbc::run),
+            ("diff", crate::diff::run),
+        ];
+        for (name, run) in suites {
+            let mut k = Ktap::new(Vec::new()).unwrap();
+            let cfg = crate::cmdline::Config::default();
+            assert!(!run(&mut k, &cfg, std::path::Path::new("/nonexistent")).unwrap());
+            assert_eq!(
+                text(k),
+                "KTAP version 1\n1..1\nnot ok 1 config # no zonecopy.lun<N>= on the kernel command line\n",
+                "{name}"
+            );
+        }
     }
 
     #[test]

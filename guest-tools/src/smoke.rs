@@ -593,22 +593,6 @@ mod tests {
     use super::*;
     use crate::cmdline;
 
-    fn output(cfg: &Config, root: &Path) -> (bool, String) {
-        let mut k = Ktap::new(Vec::new()).unwrap();
-        let ok = run(&mut k, cfg, root).unwrap();
-        (ok, String::from_utf8(k.into_inner()).unwrap())
-    }
-
-    #[test]
-    fn no_luns_still_prints_a_plan() {
-        let (ok, out) = output(&Config::default(), Path::new("/nonexistent"));
-        assert!(!ok);
-        assert_eq!(
-            out,
-            "KTAP version 1\n1..1\nnot ok 1 config # no zonecopy.lun<N>= on the kernel command line\n"
-        );
-    }
-
     #[test]
     fn missing_lun_fails_present_and_skips_the_rest() {
         // Discovery itself would wait DISCOVERY_TIMEOUT; drive one LUN's

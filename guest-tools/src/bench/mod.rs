@@ -201,6 +201,51 @@ fn deltas(before: Stats, after: Stats, m: &mut Measured) -> Step {
     }
 }
 
+/// The NVMe namespace or the SCSI disk.
+fn slot<'c>(c: &'c Ctx<'_>, nvme: bool) -> Option<&'c Dev> {
+    if nvme {
+        c.nvme.as_ref()
+    } else {
+        c.scsi.as_ref()
+    }
+}
+
+/// Send `commands` prepared copy commands (`send(dev, i)`) to the SCSI
+/// disk or the NVMe namespace between two counter snapshots, then verify
+/// the destination and record the measurement on the device.
+fn offload_run(
+    c: &mut Ctx<'_>,
+    nvme: bool,
+    commands: usize,
+    mut send: impl FnMut(&Dev, usize) -> Step,
+) -> Result<Measured, Verdict> {
+    let gone = || Verdict::fail("suite bug: device gone");
+    let name = slot(c, nvme).ok_or_else(gone)?.name.clone();
+    let before = c.stats(&name);
+    let d = slot(c, nvme).ok_or_else(gone)?;
+    let t = Instant::now();
+    for i in 0..commands {
+        send(d, i)?;
+    }
+    let took = t.elapsed();
+    let after = c.stats(&name);
+    let mut m = Measured {
+        took,
+        commands,
+        ..Measured::default()
+    };
+    deltas(before, after, &mut m)?;
+    let d = if nvme {
+        c.nvme.as_mut()
+    } else {
+        c.scsi.as_mut()
+    }
+    .ok_or_else(gone)?;
+    verify(d, DST_OFFLOAD, 0)?;
+    d.offload = Some(m.clone());
+    Ok(m)
+}
+
 fn dev<'c>(d: &'c mut Option<Dev>, why: &str) -> Result<&'c mut Dev, Verdict> {
     d.as_mut().ok_or_else(|| Verdict::skip(why.to_string()))
 }

@@ -138,32 +138,15 @@ pub(super) fn t_nvme_offload(c: &mut Ctx<'_>) -> Step {
         encoded.push((sqe, data));
     }
     let name = d.name.clone();
-    let before = c.stats(&name);
-    let d = c
-        .nvme
-        .as_ref()
-        .ok_or_else(|| Verdict::fail("suite bug: device gone"))?;
-    let t = Instant::now();
-    for (i, (sqe, data)) in encoded.iter().enumerate() {
+    let m = offload_run(c, true, encoded.len(), |d, i| {
+        let (sqe, data) = &encoded[i];
         passthru::io(&d.file, sqe, passthru::Data::Out(data))
             .map_err(fail("Copy passthrough"))?
             .ok(&format!("Copy {} of {}", i + 1, encoded.len()))
-            .map_err(Verdict::Fail)?;
-    }
-    let took = t.elapsed();
-    let after = c.stats(&name);
-    let mut m = Measured {
-        took,
-        commands: cmds.len(),
-        ..Measured::default()
-    };
-    deltas(before, after, &mut m)?;
-    let d = c
-        .nvme
-        .as_mut()
-        .ok_or_else(|| Verdict::fail("suite bug: device gone"))?;
-    verify(d, DST_OFFLOAD, 0)?;
-    d.offload = Some(m.clone());
+            .map(|_| ())
+            .map_err(Verdict::Fail)
+    })?;
+    let took = m.took;
     let ranges: usize = cmds.iter().map(|c| c.ranges.len()).sum();
     c.diag(format!(
         "{name}: Copy of {COPY_BYTES} bytes: {} commands, {ranges} ranges, {} s ({} MiB/s), \

@@ -100,30 +100,12 @@ pub(super) fn t_scsi_offload(c: &mut Ctx<'_>) -> Step {
         .collect();
     let segments: usize = lists.iter().map(Vec::len).sum();
     let name = d.name.clone();
-    let before = c.stats(&name);
-    let t = Instant::now();
-    let d = c
-        .scsi
-        .as_ref()
-        .ok_or_else(|| Verdict::fail("suite bug: device gone"))?;
-    for p in &params {
+    let m = offload_run(c, false, params.len(), |d, i| {
+        let p = &params[i];
         let cdb = cdb::extended_copy(cdb::out_sa::LID1, p.len() as u32);
-        sg(d, &cdb, sgio::Data::ToDevice(p), "EXTENDED COPY(LID1)")?;
-    }
-    let took = t.elapsed();
-    let after = c.stats(&name);
-    let mut m = Measured {
-        took,
-        commands: params.len(),
-        ..Measured::default()
-    };
-    deltas(before, after, &mut m)?;
-    let d = c
-        .scsi
-        .as_mut()
-        .ok_or_else(|| Verdict::fail("suite bug: device gone"))?;
-    verify(d, DST_OFFLOAD, 0)?;
-    d.offload = Some(m.clone());
+        sg(d, &cdb, sgio::Data::ToDevice(p), "EXTENDED COPY(LID1)")
+    })?;
+    let took = m.took;
     c.diag(format!(
         "{name}: EXTENDED COPY(LID1) of {COPY_BYTES} bytes: {} commands, {segments} segments \
          (max segment {} bytes, {} segments per list), {} s ({} MiB/s), counters {}",

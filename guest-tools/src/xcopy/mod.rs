@@ -414,24 +414,9 @@ mod tests {
         let n: usize = lid1.iter().map(|t| if t.2 { 2 } else { 1 }).sum();
         assert_eq!(n, 2 * lid1.len());
         assert_eq!(lid1.len(), copies::<true>().len() + 1);
-        // Names are unique within an area.
         for (_, tests) in areas() {
-            let mut names: Vec<&str> = tests.iter().map(|t| t.0).collect();
-            names.sort_unstable();
-            names.dedup();
-            assert_eq!(names.len(), tests.len());
+            crate::runner::assert_unique(tests.iter().map(|t| t.0));
         }
-    }
-
-    #[test]
-    fn no_luns_still_prints_a_plan() {
-        let mut k = Ktap::new(Vec::new()).unwrap();
-        let ok = run(&mut k, &Config::default(), Path::new("/nonexistent")).unwrap();
-        assert!(!ok);
-        assert_eq!(
-            String::from_utf8(k.into_inner()).unwrap(),
-            "KTAP version 1\n1..1\nnot ok 1 config # no zonecopy.lun<N>= on the kernel command line\n"
-        );
     }
 
     #[test]

@@ -164,15 +164,7 @@ pub(super) fn fault_copy(
     ensure(now.0[tail..] == before.0[tail..], || {
         format!("blocks {}..{} past the fault changed", dst + 5, dst + 8)
     })?;
-    let counts = g.client().fault_counts(&name).map_err(Verdict::Fail)?;
-    let fired = if media.is_some() {
-        counts.media_error - counts0.media_error
-    } else {
-        counts.copy_fail - counts0.copy_fail
-    };
-    ensure(fired == 1, || {
-        format!("the backend counted {fired} firings, expected 1")
-    })?;
+    crate::faultcheck::fired_once(g, &name, &counts0, media.is_some())?;
     if let Some(b) = media {
         // Cleared, the block reads again.
         g.client().faults_clear().map_err(Verdict::Fail)?;
