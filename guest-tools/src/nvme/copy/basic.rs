@@ -182,16 +182,22 @@ pub(super) fn zns_dst_intact(c: &mut Ctx<'_>, nsid: u32, dst: &zns::Zone) -> Ste
         .map_err(|v| Verdict::fail(format!("earlier copies into the zone: {v:?}")))
 }
 
+/// Blocks copied into the ZNS destination zone so far, and LBAs per
+/// stamped block of its namespace.
+fn zns_done(c: &Ctx<'_>, nsid: u32) -> Result<(u64, u64), Verdict> {
+    let done = c
+        .copy
+        .zns_dst
+        .ok_or_else(|| Verdict::skip("needs copy/sources"))?;
+    Ok((done, c.ns(nsid)?.lbas_per_stamp()))
+}
+
 /// Copies that would write past the zone capacity fail with Zone Boundary
 /// Error and change nothing; a copy into a FULL zone fails with Zone Is
 /// Full (ZNS Command Set 1.1, 2.3.1 and 3.3: Copy writes as a Write does).
 pub(super) fn t_zone_capacity(c: &mut Ctx<'_>) -> Step {
     let (nsid, src, dst, f) = zns_copy_ctx(c)?;
-    let done = c
-        .copy
-        .zns_dst
-        .ok_or_else(|| Verdict::skip("needs copy/sources"))?;
-    let lps = c.ns(nsid)?.lbas_per_stamp();
+    let (done, lps) = zns_done(c, nsid)?;
     let (mssrl, mcl, nr) = limits(c, nsid)?;
     let left = dst.cap / lps - done;
     let per = (mssrl / lps).min(ZNS_SRC_BLOCKS);
@@ -282,11 +288,7 @@ pub(super) fn t_zone_capacity(c: &mut Ctx<'_>) -> Step {
 /// Write, write pointer and data unchanged.
 pub(super) fn t_not_at_wp(c: &mut Ctx<'_>) -> Step {
     let (nsid, src, dst, f) = zns_copy_ctx(c)?;
-    let done = c
-        .copy
-        .zns_dst
-        .ok_or_else(|| Verdict::skip("needs copy/sources"))?;
-    let lps = c.ns(nsid)?.lbas_per_stamp();
+    let (done, lps) = zns_done(c, nsid)?;
     let wp = dst.sector + done * BS / SECTOR;
     let ranges = to_lba(&[(nsid, src.lba / lps, 2)], lps)?;
     // One block past the write pointer.

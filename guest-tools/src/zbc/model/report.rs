@@ -109,50 +109,35 @@ impl Model {
 /// Differences between `want` (the model) and `got` (the device), field by
 /// field, the write pointer only where it is valid.
 pub fn diff_zones(want: &[Zone], got: &[Zone]) -> Vec<String> {
-    let mut out = Vec::new();
-    if want.len() != got.len() {
-        out.push(format!(
-            "{} zones reported, expected {}",
-            got.len(),
-            want.len()
-        ));
-    }
-    for (i, (w, g)) in want.iter().zip(got).enumerate() {
-        let mut bad = Vec::new();
-        if g.start != w.start {
-            bad.push(format!("start {} (expected {})", g.start, w.start));
-        }
-        if g.len != w.len {
-            bad.push(format!("len {} (expected {})", g.len, w.len));
-        }
-        if g.ztype != w.ztype {
-            bad.push(format!(
-                "type {} (expected {})",
-                type_name(g.ztype.code()),
-                type_name(w.ztype.code())
-            ));
-        }
-        if g.cond != w.cond {
-            bad.push(format!(
-                "cond {} (expected {})",
-                cond_name(g.cond.code()),
-                cond_name(w.cond.code())
-            ));
-        }
-        if w.wp_valid() && g.wp != w.wp {
-            bad.push(format!("wp {} (expected {})", g.wp, w.wp));
-        }
-        if g.non_seq != w.non_seq {
-            bad.push(format!("non_seq {} (expected {})", g.non_seq, w.non_seq));
-        }
-        if g.reset != w.reset {
-            bad.push(format!("reset {} (expected {})", g.reset, w.reset));
-        }
-        if !bad.is_empty() {
-            out.push(format!("zone {i} at {}: {}", w.start, bad.join(", ")));
-        }
-    }
-    out
+    diff_each(
+        want,
+        got,
+        |w: &Zone| format!("at {}", w.start),
+        |w, g| {
+            let mut bad = Vec::new();
+            if g.start != w.start {
+                bad.push(format!("start {} (expected {})", g.start, w.start));
+            }
+            if g.len != w.len {
+                bad.push(format!("len {} (expected {})", g.len, w.len));
+            }
+            type_cond(
+                &mut bad,
+                (g.ztype.code(), g.cond.code()),
+                (w.ztype.code(), w.cond.code()),
+            );
+            if w.wp_valid() && g.wp != w.wp {
+                bad.push(format!("wp {} (expected {})", g.wp, w.wp));
+            }
+            if g.non_seq != w.non_seq {
+                bad.push(format!("non_seq {} (expected {})", g.non_seq, w.non_seq));
+            }
+            if g.reset != w.reset {
+                bad.push(format!("reset {} (expected {})", g.reset, w.reset));
+            }
+            bad
+        },
+    )
 }
 
 /// A zone as the kernel reports it (`struct blk_zone`), in 512-byte
@@ -218,6 +203,49 @@ impl Model {
 /// Differences between the kernel's zones and [`Model::kernel_view`]; the
 /// capacity only if `with_capacity` (the report carried it).
 pub fn diff_kernel(want: &[KZone], got: &[KZone], with_capacity: bool) -> Vec<String> {
+    diff_each(
+        want,
+        got,
+        |w: &KZone| format!("at sector {}", w.start),
+        |w, g| {
+            let mut bad = Vec::new();
+            if g.start != w.start || g.len != w.len {
+                bad.push(format!(
+                    "start {} len {} (expected {} {})",
+                    g.start, g.len, w.start, w.len
+                ));
+            }
+            if with_capacity && g.capacity != w.capacity {
+                bad.push(format!("cap {} (expected {})", g.capacity, w.capacity));
+            }
+            type_cond(&mut bad, (g.type_, g.cond), (w.type_, w.cond));
+            if let Some(wp) = w.wp {
+                if g.wp != Some(wp) {
+                    bad.push(format!(
+                        "wp {} (expected {wp})",
+                        g.wp.map_or("?".into(), |v| v.to_string())
+                    ));
+                }
+            }
+            if g.non_seq != w.non_seq || g.reset != w.reset {
+                bad.push(format!(
+                    "non_seq {} reset {} (expected {} {})",
+                    g.non_seq, g.reset, w.non_seq, w.reset
+                ));
+            }
+            bad
+        },
+    )
+}
+
+/// Two reports zone by zone: the count, then each zone's differing fields
+/// (`fields(want, got)`), named by `at`.
+fn diff_each<T>(
+    want: &[T],
+    got: &[T],
+    at: impl Fn(&T) -> String,
+    fields: impl Fn(&T, &T) -> Vec<String>,
+) -> Vec<String> {
     let mut out = Vec::new();
     if want.len() != got.len() {
         out.push(format!(
@@ -227,51 +255,28 @@ pub fn diff_kernel(want: &[KZone], got: &[KZone], with_capacity: bool) -> Vec<St
         ));
     }
     for (i, (w, g)) in want.iter().zip(got).enumerate() {
-        let mut bad = Vec::new();
-        if g.start != w.start || g.len != w.len {
-            bad.push(format!(
-                "start {} len {} (expected {} {})",
-                g.start, g.len, w.start, w.len
-            ));
-        }
-        if with_capacity && g.capacity != w.capacity {
-            bad.push(format!("cap {} (expected {})", g.capacity, w.capacity));
-        }
-        if g.type_ != w.type_ {
-            bad.push(format!(
-                "type {} (expected {})",
-                type_name(g.type_),
-                type_name(w.type_)
-            ));
-        }
-        if g.cond != w.cond {
-            bad.push(format!(
-                "cond {} (expected {})",
-                cond_name(g.cond),
-                cond_name(w.cond)
-            ));
-        }
-        if let Some(wp) = w.wp {
-            if g.wp != Some(wp) {
-                bad.push(format!(
-                    "wp {} (expected {wp})",
-                    g.wp.map_or("?".into(), |v| v.to_string())
-                ));
-            }
-        }
-        if g.non_seq != w.non_seq || g.reset != w.reset {
-            bad.push(format!(
-                "non_seq {} reset {} (expected {} {})",
-                g.non_seq, g.reset, w.non_seq, w.reset
-            ));
-        }
+        let bad = fields(w, g);
         if !bad.is_empty() {
-            out.push(format!(
-                "zone {i} at sector {}: {}",
-                w.start,
-                bad.join(", ")
-            ));
+            out.push(format!("zone {i} {}: {}", at(w), bad.join(", ")));
         }
     }
     out
+}
+
+/// Zone type and condition codes (got, want), named where they differ.
+fn type_cond(bad: &mut Vec<String>, got: (u8, u8), want: (u8, u8)) {
+    if got.0 != want.0 {
+        bad.push(format!(
+            "type {} (expected {})",
+            type_name(got.0),
+            type_name(want.0)
+        ));
+    }
+    if got.1 != want.1 {
+        bad.push(format!(
+            "cond {} (expected {})",
+            cond_name(got.1),
+            cond_name(want.1)
+        ));
+    }
 }
