@@ -6,6 +6,14 @@ use crate::{
     ktap::{ensure, Step, Verdict},
 };
 
+/// Add the fault rule `members` (JSON members after `"op":"add",`) on
+/// `dev`: the fault counts before it, and the rule's id.
+pub fn inject(g: &mut FaultGuard, dev: &str, members: &str) -> Result<(FaultCounts, u64), String> {
+    let before = g.client().fault_counts(dev)?;
+    let id = g.client().fault_add(dev, members)?;
+    Ok((before, id))
+}
+
 /// The rule injected on `dev` (a media error if `media`, else a copy
 /// failure) fired exactly once since the counts were `before`.
 pub fn fired_once(g: &mut FaultGuard, dev: &str, before: &FaultCounts, media: bool) -> Step {

@@ -153,17 +153,15 @@ fn media_error(s: &mut Suite<'_>, a: usize, g: &mut FaultGuard) -> Step {
     // One unreadable 4 KiB block, 64 KiB into the source.
     let bad_blk = 16u64;
     let bad_lba = (so + bad_blk * BS) / lbs;
-    let c0 = g.client().fault_counts(&name).map_err(fail)?;
-    let id = g
-        .client()
-        .fault_add(
-            &name,
-            &format!(
-                r#""kind":"media_error","lba":{bad_lba},"blocks":{}"#,
-                BS / lbs
-            ),
-        )
-        .map_err(fail)?;
+    let (c0, id) = crate::faultcheck::inject(
+        g,
+        &name,
+        &format!(
+            r#""kind":"media_error","lba":{bad_lba},"blocks":{}"#,
+            BS / lbs
+        ),
+    )
+    .map_err(fail)?;
     s.diag(format!(
         "fault {id}: media error at {name} LBA {bad_lba} (source block {bad_blk} of {nblk}); \
          copy_file_range {name} byte {so} -> byte {dof}, {len} bytes"
@@ -413,18 +411,16 @@ fn delay_timeout(s: &mut Suite<'_>, a: usize, g: &mut FaultGuard) -> Step {
     blockio::write_stamped(&s.devs[a].file, so, len / BS, gen, 16)
         .map_err(|e| fail(format!("stamping: {e}")))?;
     let delay = IO_TIMEOUT_MS + DELAY_PAST_MS;
-    let c0 = g.client().fault_counts(&name).map_err(fail)?;
-    let id = g
-        .client()
-        .fault_add(
-            &name,
-            &format!(
-                r#""kind":"delay","ms":{delay},"on":"read","lba":{},"blocks":{},"count":1"#,
-                so / lbs,
-                len / lbs
-            ),
-        )
-        .map_err(fail)?;
+    let (c0, id) = crate::faultcheck::inject(
+        g,
+        &name,
+        &format!(
+            r#""kind":"delay","ms":{delay},"on":"read","lba":{},"blocks":{},"count":1"#,
+            so / lbs,
+            len / lbs
+        ),
+    )
+    .map_err(fail)?;
     s.diag(format!(
         "fault {id}: the next read of {name} LBA {} +{} waits {delay} ms",
         so / lbs,

@@ -596,16 +596,7 @@ pub(super) fn t_formats(s: &mut Suite<'_>) -> Step {
         },
         s.devs[a].limits.max_bytes.unwrap_or(0)
     ));
-    match (f, res) {
-        (Finding::Pass, Err(e)) => Err(e),
-        (Finding::Pass, Ok(_)) => Ok(()),
-        (f, res) => {
-            if let Err(e) = res {
-                s.diag(format!("the copy itself: {e:?}"));
-            }
-            Err(f)
-        }
-    }
+    judged(s, f, res)
 }
 
 /// A copy that needs two Copies under the limits of one NVM namespace
@@ -694,6 +685,12 @@ pub(super) fn t_command_limits(s: &mut Suite<'_>) -> Step {
             ""
         }
     ));
+    judged(s, f, res)
+}
+
+/// The judge's finding on what the backend saw comes first; the copy's
+/// own error counts only when the judge found nothing.
+fn judged<T>(s: &mut Suite<'_>, f: Finding, res: Step<T>) -> Step {
     match (f, res) {
         (Finding::Pass, Err(e)) => Err(e),
         (Finding::Pass, Ok(_)) => Ok(()),
