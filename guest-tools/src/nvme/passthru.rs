@@ -12,10 +12,12 @@
 
 use std::{fmt, io, mem::size_of, os::fd::AsRawFd};
 
-/// `struct nvme_passthru_cmd` (72 bytes), also `struct nvme_admin_cmd`.
-#[repr(C)]
+/// The fields `struct nvme_passthru_cmd` and `struct nvme_passthru_cmd64`
+/// share, bytes 0..68 of both (packed to 4 so that the 64-bit variant's
+/// `rsvd2` follows at byte 68, as in the kernel's layout).
+#[repr(C, packed(4))]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PassthruCmd {
+pub struct PassthruHead {
     pub opcode: u8,
     pub flags: u8,
     pub rsvd1: u16,
@@ -33,6 +35,33 @@ pub struct PassthruCmd {
     pub cdw14: u32,
     pub cdw15: u32,
     pub timeout_ms: u32,
+}
+
+impl PassthruHead {
+    /// `cmd` with its data at `addr` (`data_len` bytes).
+    fn of(cmd: &Command, addr: u64, data_len: u32) -> Self {
+        Self {
+            opcode: cmd.opcode,
+            nsid: cmd.nsid,
+            addr,
+            data_len,
+            cdw10: cmd.cdw[0],
+            cdw11: cmd.cdw[1],
+            cdw12: cmd.cdw[2],
+            cdw13: cmd.cdw[3],
+            cdw14: cmd.cdw[4],
+            cdw15: cmd.cdw[5],
+            timeout_ms: TIMEOUT_MS,
+            ..Self::default()
+        }
+    }
+}
+
+/// `struct nvme_passthru_cmd` (72 bytes), also `struct nvme_admin_cmd`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassthruCmd {
+    pub head: PassthruHead,
     /// Completion Dword 0.
     pub result: u32,
 }
@@ -42,35 +71,22 @@ pub struct PassthruCmd {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PassthruCmd64 {
-    pub opcode: u8,
-    pub flags: u8,
-    pub rsvd1: u16,
-    pub nsid: u32,
-    pub cdw2: u32,
-    pub cdw3: u32,
-    pub metadata: u64,
-    pub addr: u64,
-    pub metadata_len: u32,
-    pub data_len: u32,
-    pub cdw10: u32,
-    pub cdw11: u32,
-    pub cdw12: u32,
-    pub cdw13: u32,
-    pub cdw14: u32,
-    pub cdw15: u32,
-    pub timeout_ms: u32,
+    pub head: PassthruHead,
     pub rsvd2: u32,
     /// Completion Dwords 0 (low) and 1 (high).
     pub result: u64,
 }
 
+const _: () = assert!(size_of::<PassthruHead>() == 68);
 const _: () = assert!(size_of::<PassthruCmd>() == 72);
 const _: () = assert!(size_of::<PassthruCmd64>() == 80);
-const _: () = assert!(std::mem::offset_of!(PassthruCmd, addr) == 24);
-const _: () = assert!(std::mem::offset_of!(PassthruCmd, data_len) == 36);
-const _: () = assert!(std::mem::offset_of!(PassthruCmd, cdw10) == 40);
-const _: () = assert!(std::mem::offset_of!(PassthruCmd, timeout_ms) == 64);
+const _: () = assert!(std::mem::offset_of!(PassthruHead, metadata) == 16);
+const _: () = assert!(std::mem::offset_of!(PassthruHead, addr) == 24);
+const _: () = assert!(std::mem::offset_of!(PassthruHead, data_len) == 36);
+const _: () = assert!(std::mem::offset_of!(PassthruHead, cdw10) == 40);
+const _: () = assert!(std::mem::offset_of!(PassthruHead, timeout_ms) == 64);
 const _: () = assert!(std::mem::offset_of!(PassthruCmd, result) == 68);
+const _: () = assert!(std::mem::offset_of!(PassthruCmd64, rsvd2) == 68);
 const _: () = assert!(std::mem::offset_of!(PassthruCmd64, result) == 72);
 
 const fn iowr(ty: u32, nr: u32, size: usize) -> u32 {
@@ -323,33 +339,15 @@ fn finish(rc: libc::c_int, result: u64) -> io::Result<Done> {
     })
 }
 
-/// The ioctl struct (`nvme_passthru_cmd` or its 64-bit-result twin) for
-/// `cmd` with its data at `addr`: the two share every field we set.
-macro_rules! passthru_cmd {
-    ($ty:ident, $cmd:expr, $addr:expr, $len:expr) => {
-        $ty {
-            opcode: $cmd.opcode,
-            nsid: $cmd.nsid,
-            addr: $addr,
-            data_len: $len,
-            cdw10: $cmd.cdw[0],
-            cdw11: $cmd.cdw[1],
-            cdw12: $cmd.cdw[2],
-            cdw13: $cmd.cdw[3],
-            cdw14: $cmd.cdw[4],
-            cdw15: $cmd.cdw[5],
-            timeout_ms: TIMEOUT_MS,
-            ..$ty::default()
-        }
-    };
-}
-
 /// An admin command through `NVME_IOCTL_ADMIN_CMD` on a controller
 /// (`/dev/nvmeN`) or namespace device.
 pub fn admin(fd: &impl AsRawFd, cmd: &Command, mut data: Data<'_>) -> io::Result<Done> {
     check_direction(cmd, &data)?;
     let (addr, data_len) = data.ptr_len()?;
-    let mut c = passthru_cmd!(PassthruCmd, cmd, addr, data_len);
+    let mut c = PassthruCmd {
+        head: PassthruHead::of(cmd, addr, data_len),
+        result: 0,
+    };
     // SAFETY: NVME_IOCTL_ADMIN_CMD reads and writes one struct
     // nvme_passthru_cmd (`c`, alive for the call) and moves at most
     // `data_len` bytes at `addr`, which points into `data`'s buffer: read
@@ -370,7 +368,10 @@ pub fn admin(fd: &impl AsRawFd, cmd: &Command, mut data: Data<'_>) -> io::Result
 pub fn io(fd: &impl AsRawFd, cmd: &Command, mut data: Data<'_>) -> io::Result<Done> {
     check_direction(cmd, &data)?;
     let (addr, data_len) = data.ptr_len()?;
-    let mut c = passthru_cmd!(PassthruCmd64, cmd, addr, data_len);
+    let mut c = PassthruCmd64 {
+        head: PassthruHead::of(cmd, addr, data_len),
+        ..PassthruCmd64::default()
+    };
     // SAFETY: NVME_IOCTL_IO64_CMD reads and writes one struct
     // nvme_passthru_cmd64 (`c`, alive for the call) and moves at most
     // `data_len` bytes at `addr`, inside `data`'s buffer, in the direction

@@ -137,6 +137,13 @@ pub fn expect_zone(c: &mut Ctx<'_>, f: &File, sector: u64, cond: u8, wp: u64, wh
     })
 }
 
+/// Zone operation `op` on zone `z`, which must then be in `cond` with its
+/// write pointer at `wp`.
+fn op_expect(c: &mut Ctx<'_>, f: &File, z: &Zone, op: ZoneOp, cond: u8, wp: u64) -> Step {
+    mgmt(f, op, z)?;
+    expect_zone(c, f, z.sector, cond, wp, &format!("after {}", op.name()))
+}
+
 fn mgmt(f: &File, op: ZoneOp, z: &Zone) -> Step {
     bz::zone_mgmt(f, op, z.sector, z.sectors)
         .map_err(|e| Verdict::fail(format!("{} sector {}: {e}", op.name(), z.sector)))
@@ -370,34 +377,25 @@ fn state_zone(c: &Ctx<'_>) -> Result<(Zone, File, u64), Verdict> {
 fn t_open_empty(c: &mut Ctx<'_>) -> Step {
     c.needs("zns/reset_all")?;
     let (z, f, _) = state_zone(c)?;
-    mgmt(&f, ZoneOp::Open, &z)?;
-    expect_zone(
+    op_expect(
         c,
         &f,
-        z.sector,
+        &z,
+        ZoneOp::Open,
         bz::BLK_ZONE_COND_EXP_OPEN,
         z.sector,
-        "after BLKOPENZONE",
     )
 }
 
 fn t_close_empty(c: &mut Ctx<'_>) -> Step {
     c.needs("zns/open_empty")?;
     let (z, f, _) = state_zone(c)?;
-    mgmt(&f, ZoneOp::Close, &z)?;
     // ZNS 1.1, 2.1.1.3.3 "Transition ZSEO:ZSC": an explicitly opened zone
     // goes to Closed on Close Zone, with no exception for a write pointer
     // at the zone start (that exception is ZBC-2's CLOSE ZONE; QEMU's
     // NVMe controller agrees, see the diff-nvme suite). Then reset it, so
     // the next test finds it EMPTY.
-    let closed = expect_zone(
-        c,
-        &f,
-        z.sector,
-        bz::BLK_ZONE_COND_CLOSED,
-        z.sector,
-        "after BLKCLOSEZONE",
-    );
+    let closed = op_expect(c, &f, &z, ZoneOp::Close, bz::BLK_ZONE_COND_CLOSED, z.sector);
     mgmt(&f, ZoneOp::Reset, &z)?;
     closed
 }
@@ -422,15 +420,7 @@ fn t_open(c: &mut Ctx<'_>) -> Step {
         wp,
         "after write",
     )?;
-    mgmt(&f, ZoneOp::Open, &z)?;
-    expect_zone(
-        c,
-        &f,
-        z.sector,
-        bz::BLK_ZONE_COND_EXP_OPEN,
-        wp,
-        "after BLKOPENZONE",
-    )
+    op_expect(c, &f, &z, ZoneOp::Open, bz::BLK_ZONE_COND_EXP_OPEN, wp)
 }
 
 fn t_close(c: &mut Ctx<'_>) -> Step {
@@ -452,15 +442,14 @@ fn t_close(c: &mut Ctx<'_>) -> Step {
 fn t_finish(c: &mut Ctx<'_>) -> Step {
     c.needs("zns/reset_all")?;
     let (z, f, gen) = state_zone(c)?;
-    mgmt(&f, ZoneOp::Finish, &z)?;
     // The kernel reports a FULL zone's write pointer as the zone end.
-    expect_zone(
+    op_expect(
         c,
         &f,
-        z.sector,
+        &z,
+        ZoneOp::Finish,
         bz::BLK_ZONE_COND_FULL,
         z.sector + z.sectors,
-        "after BLKFINISHZONE",
     )?;
     if c.passed("zns/close") {
         blockio::read_verify(&f, z.byte(), STATE_BLOCKS, gen).map_err(Verdict::Fail)?;
@@ -471,15 +460,7 @@ fn t_finish(c: &mut Ctx<'_>) -> Step {
 fn t_reset_zone(c: &mut Ctx<'_>) -> Step {
     c.needs("zns/reset_all")?;
     let (z, f, _) = state_zone(c)?;
-    mgmt(&f, ZoneOp::Reset, &z)?;
-    expect_zone(
-        c,
-        &f,
-        z.sector,
-        bz::BLK_ZONE_COND_EMPTY,
-        z.sector,
-        "after BLKRESETZONE",
-    )
+    op_expect(c, &f, &z, ZoneOp::Reset, bz::BLK_ZONE_COND_EMPTY, z.sector)
 }
 
 /// Zone Append (7Dh) of `blocks` stamped blocks into the zone starting at
