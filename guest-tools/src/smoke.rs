@@ -103,18 +103,10 @@ impl Lun {
     }
 
     fn expect_zone(&mut self, sector: u64, cond: u8, wp: u64, when: &str) -> Step {
-        let z = self.report(sector)?;
-        self.diag(format!("{when}: {z}"));
-        ensure(z.cond == cond && z.wp == wp, || {
-            format!(
-                "{when}: zone {} is {} wp {}, expected {} wp {}",
-                z.start,
-                bz::cond_name(z.cond),
-                z.wp,
-                bz::cond_name(cond),
-                wp
-            )
-        })
+        let mut diags = Vec::new();
+        let r = zonecheck::expect_zone(self.file()?, sector, (cond, wp), when, &mut diags);
+        self.diags.append(&mut diags);
+        r
     }
 
     fn mgmt(&self, op: ZoneOp, sector: u64, nr: u64) -> Step {
@@ -593,22 +585,27 @@ mod tests {
     use super::*;
     use crate::cmdline;
 
-    #[test]
-    fn missing_lun_fails_present_and_skips_the_rest() {
-        // Discovery itself would wait DISCOVERY_TIMEOUT; drive one LUN's
-        // subtest directly, as `run` does after discovery found nothing.
-        let cfg = cmdline::parse("zonecopy.lun3=disk:bs=512,size=1048576").unwrap();
-        let mut l = Lun {
-            n: 3,
-            spec: cfg.luns[&3],
+    /// LUN `n` of `cfg` as discovery leaves a LUN it did not find.
+    fn absent(cfg: &Config, n: u64, missing: &str) -> Lun {
+        Lun {
+            n,
+            spec: cfg.luns[&n],
             disk: None,
             file: None,
             gen: 1,
             seq_written: None,
             done: Done::default(),
             diags: Vec::new(),
-            missing: Some("no disk with LUN 3 on target 0 (found: none)".into()),
-        };
+            missing: Some(missing.into()),
+        }
+    }
+
+    #[test]
+    fn missing_lun_fails_present_and_skips_the_rest() {
+        // Discovery itself would wait DISCOVERY_TIMEOUT; drive one LUN's
+        // subtest directly, as `run` does after discovery found nothing.
+        let cfg = cmdline::parse("zonecopy.lun3=disk:bs=512,size=1048576").unwrap();
+        let mut l = absent(&cfg, 3, "no disk with LUN 3 on target 0 (found: none)");
         let mut k = Ktap::new(Vec::new()).unwrap();
         k.plan(1).unwrap();
         let o = run_lun(&Runner::new(&mut k), &mut l, DISK_TESTS).unwrap();
@@ -635,17 +632,7 @@ mod tests {
     fn hm_tests_without_a_device_never_panic() {
         let cfg =
             cmdline::parse("zonecopy.lun0=hm:bs=4096,size=16777216,zone=4194304,conv=1").unwrap();
-        let mut l = Lun {
-            n: 0,
-            spec: cfg.luns[&0],
-            disk: None,
-            file: None,
-            gen: 1,
-            seq_written: None,
-            done: Done::default(),
-            diags: Vec::new(),
-            missing: Some("absent".into()),
-        };
+        let mut l = absent(&cfg, 0, "absent");
         let mut k = Ktap::new(Vec::new()).unwrap();
         run_lun(&Runner::new(&mut k), &mut l, HM_TESTS).unwrap();
         let out = String::from_utf8(k.into_inner()).unwrap();

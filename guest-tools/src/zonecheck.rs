@@ -12,6 +12,29 @@ use crate::{
 
 const SECTOR: u64 = 512;
 
+/// BLKREPORTZONE of the zone at `sector`: it must be in `cond` with its
+/// write pointer at `wp` (sector). The zone as reported goes to `diags`.
+pub fn expect_zone(
+    f: &File,
+    sector: u64,
+    (cond, wp): (u8, u64),
+    when: &str,
+    diags: &mut Vec<String>,
+) -> Step {
+    let z = bz::report_one(f, sector).map_err(fail("BLKREPORTZONE"))?;
+    diags.push(format!("{when}: {z}"));
+    ensure(z.cond == cond && z.wp == wp, || {
+        format!(
+            "{when}: zone {} is {} wp {}, expected {} wp {}",
+            z.start,
+            bz::cond_name(z.cond),
+            z.wp,
+            bz::cond_name(cond),
+            wp
+        )
+    })
+}
+
 /// Write one stamped 4 KiB block (generation `gen`) at `byte`, one block
 /// past a zone's write pointer: the write must fail, with EIO (Linux >=
 /// 6.10 fails it in zone write plugging and never sends it) or EREMOTEIO

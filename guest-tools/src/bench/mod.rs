@@ -201,6 +201,27 @@ fn deltas(before: Stats, after: Stats, m: &mut Measured) -> Step {
     }
 }
 
+/// The device counters of a measurement, for the diagnostics.
+fn counters(m: &Measured) -> String {
+    m.dev.map_or("n/a".into(), |(r, w, cp)| {
+        format!("read +{r} written +{w} copied +{cp}")
+    })
+}
+
+/// An offloaded copy moves no data through the host: the backend counts
+/// only the copied bytes.
+fn only_copied(name: &str, m: &Measured) -> Step {
+    if let Some((r, w, cp)) = m.dev {
+        ensure(r == 0 && w == 0 && cp == COPY_BYTES, || {
+            format!(
+                "{name}: the backend counted read +{r} written +{w} copied +{cp}, \
+                 expected only copied +{COPY_BYTES}"
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// The NVMe namespace or the SCSI disk.
 fn slot<'c>(c: &'c Ctx<'_>, nvme: bool) -> Option<&'c Dev> {
     if nvme {

@@ -154,21 +154,12 @@ pub(super) fn t_nvme_offload(c: &mut Ctx<'_>) -> Step {
         m.commands,
         plan::secs(took),
         plan::mib_per_s(COPY_BYTES, took),
-        m.dev.map_or("n/a".into(), |(r, w, cp)| format!(
-            "read +{r} written +{w} copied +{cp}"
-        )),
+        counters(&m),
         m.fabric.map_or(String::new(), |(dt, t)| format!(
             ", fabric data +{dt} total +{t}"
         ))
     ));
-    if let Some((r, w, cp)) = m.dev {
-        ensure(r == 0 && w == 0 && cp == COPY_BYTES, || {
-            format!(
-                "{name}: the backend counted read +{r} written +{w} copied +{cp}, \
-                 expected only copied +{COPY_BYTES}"
-            )
-        })?;
-    }
+    only_copied(&name, &m)?;
     if let Some((_, total)) = m.fabric {
         ensure(total.saturating_mul(100) <= COPY_BYTES, || {
             format!("the offloaded copy moved {total} fabric bytes, over 1% of {COPY_BYTES}")

@@ -123,18 +123,7 @@ fn report(f: &File, sector: u64) -> Result<BlkZone, Verdict> {
 
 /// Check the zone at `sector` is `cond` with write pointer `wp` (sector).
 pub fn expect_zone(c: &mut Ctx<'_>, f: &File, sector: u64, cond: u8, wp: u64, when: &str) -> Step {
-    let z = report(f, sector)?;
-    c.diag(format!("{when}: {z}"));
-    ensure(z.cond == cond && z.wp == wp, || {
-        format!(
-            "{when}: zone {} is {} wp {}, expected {} wp {}",
-            z.start,
-            bz::cond_name(z.cond),
-            z.wp,
-            bz::cond_name(cond),
-            wp
-        )
-    })
+    zonecheck::expect_zone(f, sector, (cond, wp), when, &mut c.diags)
 }
 
 /// Zone operation `op` on zone `z`, which must then be in `cond` with its

@@ -237,22 +237,15 @@ impl Context for Ctx {
     }
 }
 
-/// One area as a KTAP subtest; every test ends checking the zones it
-/// wrote against the model.
-fn run_area<W: Write>(
-    r: &Runner<'_, W>,
-    c: &mut Ctx,
-    name: &str,
-    tests: &[Test],
-) -> io::Result<()> {
-    let tests = tests.iter().map(|&(tname, f)| {
+/// An area's tests, each ending with a check of the zones it wrote
+/// against the model.
+fn checked(tests: &[Test]) -> impl ExactSizeIterator<Item = (&str, impl FnOnce(&mut Ctx) -> Step)> {
+    tests.iter().map(|&(tname, f)| {
         (tname, move |c: &mut Ctx| {
             f(c)?;
             c.verify_fresh()
         })
-    });
-    r.area(c, name, tests)?;
-    Ok(())
+    })
 }
 
 /// Run the zbc suite. Returns whether every result was `ok`.
@@ -287,7 +280,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         k.result("config", &Outcome::Fail(problems.join("; ")))?;
     }
     for (name, tests) in AREAS {
-        run_area(&k, &mut c, name, tests)?;
+        k.area(&mut c, name, checked(tests))?;
     }
     Ok(!k.failed())
 }
@@ -431,7 +424,7 @@ mod tests {
         k.plan(AREAS.len() as u32).unwrap();
         let r = Runner::new(&mut k);
         for (name, tests) in AREAS {
-            run_area(&r, &mut c, name, tests).unwrap();
+            r.area(&mut c, name, checked(tests)).unwrap();
         }
         let out = String::from_utf8(k.into_inner()).unwrap();
         assert!(!out.contains("panicked"), "{out}");
