@@ -222,6 +222,24 @@ fn only_copied(name: &str, m: &Measured) -> Step {
     Ok(())
 }
 
+/// Write and verify the stamped source on the SCSI disk or the NVMe
+/// namespace.
+fn t_source(c: &mut Ctx<'_>, nvme: bool) -> Step {
+    let why = if nvme {
+        "needs nvme_connect".to_string()
+    } else {
+        c.scsi_why.clone()
+    };
+    let d = dev(if nvme { &mut c.nvme } else { &mut c.scsi }, &why)?;
+    let took = write_source(d)?;
+    let name = d.name.clone();
+    c.diag(format!(
+        "{name}: {COPY_BYTES} stamped bytes written in {} s and verified",
+        plan::secs(took)
+    ));
+    Ok(())
+}
+
 /// The NVMe namespace or the SCSI disk.
 fn slot<'c>(c: &'c Ctx<'_>, nvme: bool) -> Option<&'c Dev> {
     if nvme {
@@ -429,7 +447,7 @@ type Test = (&'static str, fn(&mut Ctx<'_>) -> Step);
 
 /// The tests, in order (after `config`).
 const TESTS: &[Test] = &[
-    ("scsi_source", t_scsi_source),
+    ("scsi_source", |c| t_source(c, false)),
     ("scsi_xcopy_64MiB", t_scsi_offload),
     ("scsi_readwrite_64MiB", t_scsi_rw),
     ("scsi_cfr_64MiB", |c| cfr::t_cfr(c, false)),
@@ -437,7 +455,7 @@ const TESTS: &[Test] = &[
     ("scsihd_fio", |c| t_scsihd_fio(c, false)),
     ("scsihd_wb_fio", |c| t_scsihd_fio(c, true)),
     ("nvme_connect", t_nvme_connect),
-    ("nvme_source", t_nvme_source),
+    ("nvme_source", |c| t_source(c, true)),
     ("nvme_copy_64MiB", t_nvme_offload),
     ("nvme_readwrite_64MiB", t_nvme_rw),
     ("nvme_cfr_64MiB", |c| cfr::t_cfr(c, true)),

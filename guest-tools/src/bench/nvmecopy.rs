@@ -93,17 +93,6 @@ pub(super) fn t_nvme_connect(c: &mut Ctx<'_>) -> Step {
     Ok(())
 }
 
-pub(super) fn t_nvme_source(c: &mut Ctx<'_>) -> Step {
-    let d = dev(&mut c.nvme, "needs nvme_connect")?;
-    let took = write_source(d)?;
-    let name = d.name.clone();
-    c.diag(format!(
-        "{name}: {COPY_BYTES} stamped bytes written in {} s and verified",
-        plan::secs(took)
-    ));
-    Ok(())
-}
-
 /// Copy (19h), descriptor format 0, of the source to `DST_OFFLOAD`.
 pub(super) fn t_nvme_offload(c: &mut Ctx<'_>) -> Step {
     let nsid = c.nsid;

@@ -2,18 +2,6 @@
 
 use super::*;
 
-pub(super) fn t_scsi_source(c: &mut Ctx<'_>) -> Step {
-    let why = c.scsi_why.clone();
-    let d = dev(&mut c.scsi, &why)?;
-    let took = write_source(d)?;
-    let name = d.name.clone();
-    c.diag(format!(
-        "{name}: {COPY_BYTES} stamped bytes written in {} s and verified",
-        plan::secs(took)
-    ));
-    Ok(())
-}
-
 /// EXTENDED COPY(LID1) of the 64 MiB source to `DST_OFFLOAD`, within the
 /// LU: one E4h CSCD naming it (VPD 83h designator) and 02h segments, cut
 /// to the copy manager's operating parameters.

@@ -211,18 +211,24 @@ fn t_seq_write(c: &mut Ctx<'_>) -> Step {
     blockio::write_stamped(&f, z.byte(), SEQ_BLOCKS, gen, SEQ_PER_WRITE).map_err(fail(
         &format!("O_DIRECT write at the write pointer (byte {})", z.byte()),
     ))?;
-    let wp = z.sector + SEQ_BLOCKS * BS / SECTOR;
+    written_to(c, &f, &z, SEQ_BLOCKS, gen)?;
+    c.zns.seq_written = Some(SEQ_BLOCKS);
+    Ok(())
+}
+
+/// The first `blocks` stamped blocks of zone `z` are written: the zone is
+/// implicitly open with its write pointer after them, and they read back.
+fn written_to(c: &mut Ctx<'_>, f: &File, z: &Zone, blocks: u64, gen: u64) -> Step {
+    let wp = z.sector + blocks * BS / SECTOR;
     expect_zone(
         c,
-        &f,
+        f,
         z.sector,
         bz::BLK_ZONE_COND_IMP_OPEN,
         wp,
         "after write",
     )?;
-    blockio::read_verify(&f, z.byte(), SEQ_BLOCKS, gen).map_err(Verdict::Fail)?;
-    c.zns.seq_written = Some(SEQ_BLOCKS);
-    Ok(())
+    blockio::read_verify(f, z.byte(), blocks, gen).map_err(Verdict::Fail)
 }
 
 fn seq_state(c: &Ctx<'_>) -> Result<(u32, Zone, u64, File, u64), Verdict> {
@@ -344,16 +350,7 @@ fn t_write_after_error(c: &mut Ctx<'_>) -> Step {
     }
     c.known_bug = None;
     c.zns.seq_written = Some(written + 1);
-    let wp = z.sector + (written + 1) * BS / SECTOR;
-    expect_zone(
-        c,
-        &f,
-        z.sector,
-        bz::BLK_ZONE_COND_IMP_OPEN,
-        wp,
-        "after write",
-    )?;
-    blockio::read_verify(&f, z.byte(), written + 1, gen).map_err(Verdict::Fail)
+    written_to(c, &f, &z, written + 1, gen)
 }
 
 fn state_zone(c: &Ctx<'_>) -> Result<(Zone, File, u64), Verdict> {

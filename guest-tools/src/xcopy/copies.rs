@@ -359,14 +359,11 @@ pub(super) fn copy_multi(c: &mut Ctx, lid4: bool) -> Step {
             src_lba: (SRC_OFF + 40 * BS4K) / abs,
             dst_lba: (da + 2 * BS4K) / abs,
         },
-        Segment::B2B {
-            src: 0,
-            dst: 1,
-            dc: false,
-            blocks: (3 * BS4K / abs) as u16,
-            src_lba: (SRC_OFF + 30 * BS4K) / abs,
-            dst_lba: db / bbs,
-        },
+        Segment::a_to_b(
+            (3 * BS4K / abs) as u16,
+            (SRC_OFF + 30 * BS4K) / abs,
+            db / bbs,
+        ),
         Segment::B2B {
             src: 1,
             dst: 0,

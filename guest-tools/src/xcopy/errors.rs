@@ -27,25 +27,19 @@ pub(super) fn not_at_wp(c: &mut Ctx, lid4: bool, two: bool) -> Step {
         let e = c.expect_copy(a, SRC_OFF, b, dst, 2 * BS4K, false)?;
         ok_bytes = 2 * BS4K;
         expects.push(e);
-        segs.push(Segment::B2B {
-            src: 0,
-            dst: 1,
-            dc: false,
-            blocks: (2 * BS4K / abs) as u16,
-            src_lba: SRC_OFF / abs,
-            dst_lba: dst / bs,
-        });
+        segs.push(Segment::a_to_b(
+            (2 * BS4K / abs) as u16,
+            SRC_OFF / abs,
+            dst / bs,
+        ));
     }
     let before = c.expect_unchanged(b, z.wp * SECTOR, 0, false)?;
     expects.push(before);
-    segs.push(Segment::B2B {
-        src: 0,
-        dst: 1,
-        dc: false,
-        blocks: (2 * BS4K / abs) as u16,
-        src_lba: (SRC_OFF + 2 * BS4K) / abs,
-        dst_lba: bad_dst / bs,
-    });
+    segs.push(Segment::a_to_b(
+        (2 * BS4K / abs) as u16,
+        (SRC_OFF + 2 * BS4K) / abs,
+        bad_dst / bs,
+    ));
     let id = c.list_id();
     let list = CopyList::new(id, &[c.cscd(a)?, c.cscd(b)?], segs);
     let (p, cdb, h) = send_list(lid4, &list);
@@ -155,14 +149,7 @@ pub(super) fn bad(c: &mut Ctx, what: Bad) -> Step {
             .ok_or_else(|| Verdict::skip("needs operating_parameters"))?;
     let dst = c.slot(b)?;
     let len = 2 * BS4K;
-    let good_seg = Segment::B2B {
-        src: 0,
-        dst: 1,
-        dc: false,
-        blocks: (len / abs) as u16,
-        src_lba: SRC_OFF / abs,
-        dst_lba: dst / bbs,
-    };
+    let good_seg = Segment::a_to_b((len / abs) as u16, SRC_OFF / abs, dst / bbs);
     let mut list = CopyList::new(
         c.list_id(),
         &[c.cscd(a)?, c.cscd(b)?],
@@ -315,14 +302,11 @@ fn corrupt(c: &mut Ctx, what: Bad, s: &Setup, list: &mut CopyList) -> Result<Wan
         }
         Bad::BeyondCapacity => {
             let last = c.devs[s.a].spec.size / s.abs;
-            list.segments = vec![Segment::B2B {
-                src: 0,
-                dst: 1,
-                dc: false,
-                blocks: (s.len / s.abs) as u16,
-                src_lba: last - 1,
-                dst_lba: s.dst / s.bbs,
-            }];
+            list.segments = vec![Segment::a_to_b(
+                (s.len / s.abs) as u16,
+                last - 1,
+                s.dst / s.bbs,
+            )];
             (vec![(key::COPY_ABORTED, 0x21, 0x00)], None)
         }
     })
