@@ -42,6 +42,7 @@ use crate::{
     cmdline::{Config, NvmeTarget},
     ktap::{Ktap, Outcome},
     nvme::connect::{self, HostId},
+    runner::Runner,
     stamp::{self, BLOCK_SIZE},
     sysfs,
 };
@@ -227,8 +228,9 @@ fn count_lost(f: &File, acked: &[u64]) -> io::Result<(u64, Option<String>)> {
 
 /// Run the suite; returns whether every result was `ok`.
 pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Result<bool> {
+    let k = &Runner::new(k);
     k.plan(3)?;
-    let fail_all = |k: &mut Ktap<W>, why: String| -> io::Result<bool> {
+    let fail_all = |k: &Runner<'_, W>, why: String| -> io::Result<bool> {
         for name in [
             "resets_seen",
             "writes_completed",

@@ -20,7 +20,8 @@
 //! reason`. Expected failures follow kselftest: a test that fails as expected
 //! prints `ok N name # XFAIL reason`; one that passes although a failure was
 //! expected prints `not ok N name # XPASS reason`, so it counts as an error
-//! and someone looks at why the known bug went away.
+//! and someone looks at why the known bug went away. The runner
+//! ([`crate::runner`]) decides which.
 
 use std::io::{self, Write};
 
@@ -80,17 +81,6 @@ impl Verdict {
     /// Shorthand for `Verdict::Skip(reason.into())`.
     pub fn skip(reason: impl Into<String>) -> Self {
         Self::Skip(reason.into())
-    }
-
-    /// Mark a verdict as an expected failure (a known bug named by `reason`):
-    /// a failure becomes `ok ... # XFAIL`, a pass becomes `not ok ... # XPASS`.
-    pub fn expect_fail(self, reason: impl Into<String>) -> Outcome {
-        let reason = reason.into();
-        match self {
-            Self::Pass => Outcome::XPass(reason),
-            Self::Fail(why) => Outcome::XFail(format!("{reason}: {why}")),
-            Self::Skip(why) => Outcome::Skip(why),
-        }
     }
 }
 
@@ -325,10 +315,9 @@ mod tests {
         k.result("b", &Outcome::Fail("wp 8 != 16".into())).unwrap();
         k.result("c", &Outcome::Skip("no disk LUN".into())).unwrap();
         k.diag("two\nlines").unwrap();
-        k.result("d", &Verdict::fail("EIO").expect_fail("known bug"))
+        k.result("d", &Outcome::XFail("known bug: EIO".into()))
             .unwrap();
-        k.result("e", &Verdict::Pass.expect_fail("known bug"))
-            .unwrap();
+        k.result("e", &Outcome::XPass("known bug".into())).unwrap();
         assert!(k.failed());
         assert_eq!(
             text(k),

@@ -19,6 +19,7 @@ use crate::{
     blockio,
     cmdline::{Config, LunKind, LunSpec, ZoneSpec},
     ktap::{ensure, fail, Ktap, Outcome, Step, Verdict},
+    runner::{Context, Done, Runner},
     sgio,
     stamp::BLOCK_SIZE,
     sysfs::{self, Disk},
@@ -42,7 +43,7 @@ struct Lun {
     /// Blocks written at the start of the first sequential zone so far.
     seq_written: Option<u64>,
     /// Every test run so far and whether it passed, recorded by the runner.
-    done: Vec<(&'static str, bool)>,
+    done: Done,
     /// Diagnostics to print before the current result line.
     diags: Vec<String>,
     /// Discovery's error, if the LUN was not found.
@@ -102,18 +103,10 @@ impl Lun {
     }
 
     fn expect_zone(&mut self, sector: u64, cond: u8, wp: u64, when: &str) -> Step {
-        let z = self.report(sector)?;
-        self.diag(format!("{when}: {z}"));
-        ensure(z.cond == cond && z.wp == wp, || {
-            format!(
-                "{when}: zone {} is {} wp {}, expected {} wp {}",
-                z.start,
-                bz::cond_name(z.cond),
-                z.wp,
-                bz::cond_name(cond),
-                wp
-            )
-        })
+        let mut diags = Vec::new();
+        let r = zonecheck::expect_zone(self.file()?, sector, (cond, wp), when, &mut diags);
+        self.diags.append(&mut diags);
+        r
     }
 
     fn mgmt(&self, op: ZoneOp, sector: u64, nr: u64) -> Step {
@@ -122,12 +115,17 @@ impl Lun {
     }
 
     fn needs(&self, step: &str) -> Step {
-        match self.done.iter().find(|(n, _)| *n == step) {
-            Some((_, true)) => Ok(()),
-            Some((_, false)) => Err(Verdict::skip(format!("needs {step}"))),
-            // A bug in the suite, never a silent skip.
-            None => Err(Verdict::fail(format!("suite bug: {step} has not run"))),
-        }
+        self.done.needs(step)
+    }
+}
+
+impl Context for Lun {
+    fn take_diags(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn record(&mut self, _area: &str, name: &str, verdict: &Verdict) {
+        self.done.record(name, *verdict == Verdict::Pass);
     }
 }
 
@@ -323,34 +321,19 @@ fn t_seq_write(l: &mut Lun) -> Step {
     Ok(())
 }
 
-fn t_out_of_order(l: &mut Lun) -> Step {
+/// The first sequential zone after seq_write: its start sector, the
+/// blocks written, its write pointer (sector), and the byte one block past it.
+fn past_wp(l: &Lun) -> Result<(u64, u64, u64, u64), Verdict> {
     let written = l
         .seq_written
         .ok_or_else(|| Verdict::skip("needs seq_write"))?;
     let (start, _) = l.zone_range(l.seq_zone(0)?)?;
     let wp = start + written * BS / SECTOR;
-    // One block, one block past the write pointer.
-    let byte = (wp * SECTOR) + BS;
-    let mut buf = blockio::AlignedBuf::new(BLOCK_SIZE);
-    crate::stamp::fill(buf.as_mut_slice(), byte / BS, l.gen).map_err(fail("stamp"))?;
-    // Linux >= 6.10 (zone write plugging) fails the bio itself with EIO and
-    // never sends it; older kernels send it and map the device's ILLEGAL
-    // REQUEST (21h/04h) to BLK_STS_TARGET, i.e. EREMOTEIO.
-    match blockio::pwrite_exact(l.file()?, buf.as_slice(), byte) {
-        Ok(()) => {
-            return Err(Verdict::fail(format!(
-                "write at byte {byte}, one block past the write pointer, succeeded"
-            )))
-        }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EREMOTEIO)) => {
-            l.diag(format!("write past wp: {e}"));
-        }
-        Err(e) => {
-            return Err(Verdict::fail(format!(
-                "write past wp failed with {e}, expected EIO or EREMOTEIO"
-            )))
-        }
-    }
+    Ok((start, written, wp, wp * SECTOR + BS))
+}
+
+/// A refused write changed nothing: same write pointer, same data.
+fn unchanged(l: &mut Lun, start: u64, written: u64, wp: u64) -> Step {
     let z = l.report(start)?;
     l.diag(format!("after: {z}"));
     ensure(z.wp == wp, || {
@@ -360,17 +343,19 @@ fn t_out_of_order(l: &mut Lun) -> Step {
         .map_err(|e| Verdict::fail(format!("earlier data: {e}")))
 }
 
+fn t_out_of_order(l: &mut Lun) -> Step {
+    let (start, written, wp, byte) = past_wp(l)?;
+    let e = zonecheck::write_past_wp(l.file()?, byte, l.gen)?;
+    l.diag(format!("write past wp: {e}"));
+    unchanged(l, start, written, wp)
+}
+
 /// The device's own check, past the block layer: a WRITE(16) through SG_IO
 /// one block past the write pointer must end in CHECK CONDITION, ILLEGAL
 /// REQUEST, UNALIGNED WRITE COMMAND (ZBC-2: 21h/04h), changing nothing.
 fn t_out_of_order_sgio(l: &mut Lun) -> Step {
-    let written = l
-        .seq_written
-        .ok_or_else(|| Verdict::skip("needs seq_write"))?;
-    let (start, _) = l.zone_range(l.seq_zone(0)?)?;
-    let wp = start + written * BS / SECTOR;
+    let (start, written, wp, byte) = past_wp(l)?;
     let bs = l.spec.block_size;
-    let byte = wp * SECTOR + BS;
     let mut buf = blockio::AlignedBuf::new(BLOCK_SIZE);
     crate::stamp::fill(buf.as_mut_slice(), byte / BS, l.gen).map_err(fail("stamp"))?;
     let blocks = u32::try_from(BS / bs).unwrap_or(1).max(1);
@@ -390,12 +375,7 @@ fn t_out_of_order_sgio(l: &mut Lun) -> Step {
             format!("WRITE(16) one block past the write pointer: {c}, expected CHECK CONDITION with {want}")
         },
     )?;
-    let z = l.report(start)?;
-    ensure(z.wp == wp, || {
-        format!("write pointer moved: {} -> {}", wp, z.wp)
-    })?;
-    blockio::read_verify(l.file()?, start * SECTOR, written, l.gen)
-        .map_err(|e| Verdict::fail(format!("earlier data: {e}")))
+    unchanged(l, start, written, wp)
 }
 
 fn t_write_after_error(l: &mut Lun) -> Step {
@@ -531,9 +511,8 @@ fn t_disk_write(l: &mut Lun) -> Step {
 }
 
 /// Run `tests` for one LUN as a KTAP subtest.
-fn run_lun<W: Write>(k: &mut Ktap<W>, l: &mut Lun, tests: &[Test]) -> io::Result<Outcome> {
-    k.begin_subtest(&format!("lun{}", l.n))?;
-    k.diag(&format!(
+fn run_lun<W: Write>(r: &Runner<'_, W>, l: &mut Lun, tests: &[Test]) -> io::Result<Outcome> {
+    let about = format!(
         "kind {} bs {} size {}{} generation {:#x}",
         l.spec.kind,
         l.spec.block_size,
@@ -543,18 +522,15 @@ fn run_lun<W: Write>(k: &mut Ktap<W>, l: &mut Lun, tests: &[Test]) -> io::Result
             z.zone_size, z.capacity, z.conventional
         )),
         l.gen
-    ))?;
-    k.plan(u32::try_from(tests.len()).unwrap_or(u32::MAX))?;
-    for (name, test) in tests {
-        let verdict = crate::ktap::catch_step(|| test(l));
-        for d in std::mem::take(&mut l.diags) {
-            k.diag(&d)?;
+    );
+    let name = format!("lun{}", l.n);
+    r.subtest(&name, tests.len(), || {
+        r.diag(&about)?;
+        for &(tname, f) in tests {
+            r.test(l, &name, tname, f)?;
         }
-        let v = verdict.err().unwrap_or(Verdict::Pass);
-        l.done.push((*name, v == Verdict::Pass));
-        k.result(name, &v.into())?;
-    }
-    k.end_subtest()
+        Ok(())
+    })
 }
 
 /// Run the smoke suite against `/sys` (`sys_root`). Returns whether every
@@ -563,7 +539,8 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     if cfg.luns.is_empty() {
         return crate::ktap::no_luns(k);
     }
-    k.plan(u32::try_from(cfg.luns.len() + 1).unwrap_or(u32::MAX))?;
+    let k = Runner::new(k);
+    k.plan(cfg.luns.len() + 1)?;
     let gen = crate::stamp::run_generation();
     k.result("config", &Outcome::Pass)?;
 
@@ -589,7 +566,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
             // offset does not verify there.
             gen: gen.wrapping_add(n),
             seq_written: None,
-            done: Vec::new(),
+            done: Done::default(),
             diags: Vec::new(),
             missing,
         };
@@ -598,7 +575,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
             LunKind::HostAware => HA_TESTS,
             LunKind::Disk => DISK_TESTS,
         };
-        run_lun(k, &mut l, tests)?;
+        run_lun(&k, &mut l, tests)?;
     }
     Ok(!k.failed())
 }
@@ -608,20 +585,19 @@ mod tests {
     use super::*;
     use crate::cmdline;
 
-    fn output(cfg: &Config, root: &Path) -> (bool, String) {
-        let mut k = Ktap::new(Vec::new()).unwrap();
-        let ok = run(&mut k, cfg, root).unwrap();
-        (ok, String::from_utf8(k.into_inner()).unwrap())
-    }
-
-    #[test]
-    fn no_luns_still_prints_a_plan() {
-        let (ok, out) = output(&Config::default(), Path::new("/nonexistent"));
-        assert!(!ok);
-        assert_eq!(
-            out,
-            "KTAP version 1\n1..1\nnot ok 1 config # no zonecopy.lun<N>= on the kernel command line\n"
-        );
+    /// LUN `n` of `cfg` as discovery leaves a LUN it did not find.
+    fn absent(cfg: &Config, n: u64, missing: &str) -> Lun {
+        Lun {
+            n,
+            spec: cfg.luns[&n],
+            disk: None,
+            file: None,
+            gen: 1,
+            seq_written: None,
+            done: Done::default(),
+            diags: Vec::new(),
+            missing: Some(missing.into()),
+        }
     }
 
     #[test]
@@ -629,20 +605,10 @@ mod tests {
         // Discovery itself would wait DISCOVERY_TIMEOUT; drive one LUN's
         // subtest directly, as `run` does after discovery found nothing.
         let cfg = cmdline::parse("zonecopy.lun3=disk:bs=512,size=1048576").unwrap();
-        let mut l = Lun {
-            n: 3,
-            spec: cfg.luns[&3],
-            disk: None,
-            file: None,
-            gen: 1,
-            seq_written: None,
-            done: Vec::new(),
-            diags: Vec::new(),
-            missing: Some("no disk with LUN 3 on target 0 (found: none)".into()),
-        };
+        let mut l = absent(&cfg, 3, "no disk with LUN 3 on target 0 (found: none)");
         let mut k = Ktap::new(Vec::new()).unwrap();
         k.plan(1).unwrap();
-        let o = run_lun(&mut k, &mut l, DISK_TESTS).unwrap();
+        let o = run_lun(&Runner::new(&mut k), &mut l, DISK_TESTS).unwrap();
         assert!(o.is_failure());
         let out = String::from_utf8(k.into_inner()).unwrap();
         assert_eq!(
@@ -651,8 +617,8 @@ mod tests {
              1..1\n    \
                  KTAP version 1\n    \
                  # Subtest: lun3\n    \
-                 # kind disk bs 512 size 1048576 generation 0x1\n    \
                  1..5\n    \
+                 # kind disk bs 512 size 1048576 generation 0x1\n    \
                  not ok 1 present # no disk with LUN 3 on target 0 (found: none)\n    \
                  ok 2 not_zoned # SKIP LUN not present\n    \
                  ok 3 logical_block_size # SKIP LUN not present\n    \
@@ -666,19 +632,9 @@ mod tests {
     fn hm_tests_without_a_device_never_panic() {
         let cfg =
             cmdline::parse("zonecopy.lun0=hm:bs=4096,size=16777216,zone=4194304,conv=1").unwrap();
-        let mut l = Lun {
-            n: 0,
-            spec: cfg.luns[&0],
-            disk: None,
-            file: None,
-            gen: 1,
-            seq_written: None,
-            done: Vec::new(),
-            diags: Vec::new(),
-            missing: Some("absent".into()),
-        };
+        let mut l = absent(&cfg, 0, "absent");
         let mut k = Ktap::new(Vec::new()).unwrap();
-        run_lun(&mut k, &mut l, HM_TESTS).unwrap();
+        run_lun(&Runner::new(&mut k), &mut l, HM_TESTS).unwrap();
         let out = String::from_utf8(k.into_inner()).unwrap();
         assert!(
             out.contains(&format!("    1..{}\n", HM_TESTS.len())),

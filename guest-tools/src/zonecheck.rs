@@ -4,12 +4,56 @@
 use std::fs::File;
 
 use crate::{
-    blkzoned as bz,
+    blkzoned as bz, blockio,
     cmdline::ZoneSpec,
     ktap::{ensure, fail, Step, Verdict},
+    stamp::{self, BLOCK_SIZE},
 };
 
 const SECTOR: u64 = 512;
+
+/// BLKREPORTZONE of the zone at `sector`: it must be in `cond` with its
+/// write pointer at `wp` (sector). The zone as reported goes to `diags`.
+pub fn expect_zone(
+    f: &File,
+    sector: u64,
+    (cond, wp): (u8, u64),
+    when: &str,
+    diags: &mut Vec<String>,
+) -> Step {
+    let z = bz::report_one(f, sector).map_err(fail("BLKREPORTZONE"))?;
+    diags.push(format!("{when}: {z}"));
+    ensure(z.cond == cond && z.wp == wp, || {
+        format!(
+            "{when}: zone {} is {} wp {}, expected {} wp {}",
+            z.start,
+            bz::cond_name(z.cond),
+            z.wp,
+            bz::cond_name(cond),
+            wp
+        )
+    })
+}
+
+/// Write one stamped 4 KiB block (generation `gen`) at `byte`, one block
+/// past a zone's write pointer: the write must fail, with EIO (Linux >=
+/// 6.10 fails it in zone write plugging and never sends it) or EREMOTEIO
+/// (older kernels send it and map the device's error, ZBC's ILLEGAL
+/// REQUEST 21h/04h or ZNS's Zone Invalid Write, to BLK_STS_TARGET).
+/// Returns the error, for the diagnostics.
+pub fn write_past_wp(f: &File, byte: u64, gen: u64) -> Result<std::io::Error, Verdict> {
+    let mut buf = blockio::AlignedBuf::new(BLOCK_SIZE);
+    stamp::fill(buf.as_mut_slice(), byte / BLOCK_SIZE as u64, gen).map_err(fail("stamp"))?;
+    match blockio::pwrite_exact(f, buf.as_slice(), byte) {
+        Ok(()) => Err(Verdict::fail(format!(
+            "write at byte {byte}, one block past the write pointer, succeeded"
+        ))),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EREMOTEIO)) => Ok(e),
+        Err(e) => Err(Verdict::fail(format!(
+            "write past wp failed with {e}, expected EIO or EREMOTEIO"
+        ))),
+    }
+}
 
 /// Report every zone of a device of `size` bytes with BLKREPORTZONE and
 /// check the layout the host configured: `zs.conventional` conventional

@@ -43,8 +43,12 @@ pub mod cfr;
 pub mod fio;
 pub mod ledger;
 pub mod net;
+mod nvmecopy;
 pub mod nvmeref;
 pub mod plan;
+mod scsicopy;
+mod throughput;
+use self::{nvmecopy::*, scsicopy::*, throughput::*};
 
 use std::{
     fs::File,
@@ -65,6 +69,7 @@ use crate::{
         ident::{self, IdNs},
         passthru,
     },
+    runner::{Bugs, Context, Runner},
     sgio,
     stamp::{self, BLOCK_SIZE},
     sysfs,
@@ -154,9 +159,9 @@ struct Ctx<'a> {
     /// User networking, MiB/s guest to host and host to guest.
     usernet: Option<(f64, f64)>,
     diags: Vec<String>,
-    /// Set by a test that passed its checks but reports a known bug
-    /// (XFAIL / XPASS, see [`cfr`]); taken by `run_one`.
-    outcome: Option<Outcome>,
+    /// The known bugs a test met (XFAIL / XPASS, see [`cfr`]); taken by
+    /// the runner.
+    bugs: Bugs,
 }
 
 impl Ctx<'_> {
@@ -197,6 +202,90 @@ fn deltas(before: Stats, after: Stats, m: &mut Measured) -> Step {
         (Some(Err(e)), _) | (_, Some(Err(e))) => Err(Verdict::fail(format!("control stats: {e}"))),
         _ => Ok(()),
     }
+}
+
+/// The device counters of a measurement, for the diagnostics.
+fn counters(m: &Measured) -> String {
+    m.dev.map_or("n/a".into(), |(r, w, cp)| {
+        format!("read +{r} written +{w} copied +{cp}")
+    })
+}
+
+/// An offloaded copy moves no data through the host: the backend counts
+/// only the copied bytes.
+fn only_copied(name: &str, m: &Measured) -> Step {
+    if let Some((r, w, cp)) = m.dev {
+        ensure(r == 0 && w == 0 && cp == COPY_BYTES, || {
+            format!(
+                "{name}: the backend counted read +{r} written +{w} copied +{cp}, \
+                 expected only copied +{COPY_BYTES}"
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Write and verify the stamped source on the SCSI disk or the NVMe
+/// namespace.
+fn t_source(c: &mut Ctx<'_>, nvme: bool) -> Step {
+    let why = if nvme {
+        "needs nvme_connect".to_string()
+    } else {
+        c.scsi_why.clone()
+    };
+    let d = dev(if nvme { &mut c.nvme } else { &mut c.scsi }, &why)?;
+    let took = write_source(d)?;
+    let name = d.name.clone();
+    c.diag(format!(
+        "{name}: {COPY_BYTES} stamped bytes written in {} s and verified",
+        plan::secs(took)
+    ));
+    Ok(())
+}
+
+/// The NVMe namespace or the SCSI disk.
+fn slot<'c>(c: &'c Ctx<'_>, nvme: bool) -> Option<&'c Dev> {
+    if nvme {
+        c.nvme.as_ref()
+    } else {
+        c.scsi.as_ref()
+    }
+}
+
+/// Send `commands` prepared copy commands (`send(dev, i)`) to the SCSI
+/// disk or the NVMe namespace between two counter snapshots, then verify
+/// the destination and record the measurement on the device.
+fn offload_run(
+    c: &mut Ctx<'_>,
+    nvme: bool,
+    commands: usize,
+    mut send: impl FnMut(&Dev, usize) -> Step,
+) -> Result<Measured, Verdict> {
+    let gone = || Verdict::fail("suite bug: device gone");
+    let name = slot(c, nvme).ok_or_else(gone)?.name.clone();
+    let before = c.stats(&name);
+    let d = slot(c, nvme).ok_or_else(gone)?;
+    let t = Instant::now();
+    for i in 0..commands {
+        send(d, i)?;
+    }
+    let took = t.elapsed();
+    let after = c.stats(&name);
+    let mut m = Measured {
+        took,
+        commands,
+        ..Measured::default()
+    };
+    deltas(before, after, &mut m)?;
+    let d = if nvme {
+        c.nvme.as_mut()
+    } else {
+        c.scsi.as_mut()
+    }
+    .ok_or_else(gone)?;
+    verify(d, DST_OFFLOAD, 0)?;
+    d.offload = Some(m.clone());
+    Ok(m)
 }
 
 fn dev<'c>(d: &'c mut Option<Dev>, why: &str) -> Result<&'c mut Dev, Verdict> {
@@ -355,569 +444,13 @@ fn run_generation() -> u64 {
     crate::stamp::run_generation()
 }
 
-// ------------------------------------------------------------------- SCSI
-
-fn t_scsi_source(c: &mut Ctx<'_>) -> Step {
-    let why = c.scsi_why.clone();
-    let d = dev(&mut c.scsi, &why)?;
-    let took = write_source(d)?;
-    let name = d.name.clone();
-    c.diag(format!(
-        "{name}: {COPY_BYTES} stamped bytes written in {} s and verified",
-        plan::secs(took)
-    ));
-    Ok(())
-}
-
-/// EXTENDED COPY(LID1) of the 64 MiB source to `DST_OFFLOAD`, within the
-/// LU: one E4h CSCD naming it (VPD 83h designator) and 02h segments, cut
-/// to the copy manager's operating parameters.
-fn t_scsi_offload(c: &mut Ctx<'_>) -> Step {
-    let why = c.scsi_why.clone();
-    let d = dev(&mut c.scsi, &why)?;
-    if !d.source {
-        return Err(Verdict::skip("needs scsi_source"));
-    }
-    let sg = |d: &Dev, cdb: &[u8], data: sgio::Data<'_>, what: &str| {
-        let c = sgio::command(&d.file, cdb, data, XCOPY_TIMEOUT_MS)
-            .map_err(fail(&format!("SG_IO {what}")))?;
-        ensure(c.status == 0 && c.host_status == 0, || {
-            format!("{what}: {c} sense [{}]", hex(&c.sense_bytes))
-        })
-    };
-    let mut inq = vec![0u8; 96];
-    sg(
-        d,
-        &cdb::inquiry(None, 96),
-        sgio::Data::FromDevice(&mut inq),
-        "INQUIRY",
-    )?;
-    let pdt = inq[0] & 0x1f;
-    let mut vpd = vec![0u8; 1024];
-    sg(
-        d,
-        &cdb::inquiry(Some(0x83), 1024),
-        sgio::Data::FromDevice(&mut vpd),
-        "INQUIRY VPD 83h",
-    )?;
-    let ds = parse::vpd83(&vpd).map_err(Verdict::Fail)?;
-    let des = parse::lu_designator(&ds)
-        .cloned()
-        .ok_or_else(|| Verdict::fail("VPD 83h has no LU designator for an E4h CSCD"))?;
-    let mut op = vec![0u8; 1024];
-    sg(
-        d,
-        &cdb::receive_lid1(cdb::in_sa::OPERATING_PARAMETERS, 0, 1024),
-        sgio::Data::FromDevice(&mut op),
-        "RECEIVE COPY OPERATING PARAMETERS",
-    )?;
-    let op = parse::operating_parameters(&op).map_err(Verdict::Fail)?;
-    let bs = d.bs;
-    // One CSCD (32 bytes) and 28-byte 02h segments must fit the list.
-    let by_len = (op.max_list_len as usize).saturating_sub(CSCD_LEN) / 28;
-    let per_list = usize::from(op.max_segments).min(by_len);
-    let lists = plan::scsi_lists(
-        0,
-        DST_OFFLOAD / bs,
-        COPY_BYTES / bs,
-        u64::from(op.max_segment_len) / bs,
-        per_list,
-    )
-    .map_err(Verdict::Fail)?;
-    let cscd = CscdId::new(
-        pdt,
-        des.code_set,
-        des.designator_type,
-        &des.designator,
-        bs as u32,
-    );
-    let params: Vec<Vec<u8>> = lists
-        .iter()
-        .map(|segs| {
-            let mut l = CopyList::new(
-                0,
-                std::slice::from_ref(&cscd),
-                segs.iter()
-                    .map(|&(s, t, n)| Segment::B2B {
-                        src: 0,
-                        dst: 0,
-                        dc: false,
-                        blocks: n,
-                        src_lba: s,
-                        dst_lba: t,
-                    })
-                    .collect(),
-            );
-            // 11b: no list identifier, nothing held afterwards.
-            l.usage = ListIdUsage::None;
-            l.lid1()
-        })
-        .collect();
-    let segments: usize = lists.iter().map(Vec::len).sum();
-    let name = d.name.clone();
-    let before = c.stats(&name);
-    let t = Instant::now();
-    let d = c
-        .scsi
-        .as_ref()
-        .ok_or_else(|| Verdict::fail("suite bug: device gone"))?;
-    for p in &params {
-        let cdb = cdb::extended_copy(cdb::out_sa::LID1, p.len() as u32);
-        sg(d, &cdb, sgio::Data::ToDevice(p), "EXTENDED COPY(LID1)")?;
-    }
-    let took = t.elapsed();
-    let after = c.stats(&name);
-    let mut m = Measured {
-        took,
-        commands: params.len(),
-        ..Measured::default()
-    };
-    deltas(before, after, &mut m)?;
-    let d = c
-        .scsi
-        .as_mut()
-        .ok_or_else(|| Verdict::fail("suite bug: device gone"))?;
-    verify(d, DST_OFFLOAD, 0)?;
-    d.offload = Some(m.clone());
-    c.diag(format!(
-        "{name}: EXTENDED COPY(LID1) of {COPY_BYTES} bytes: {} commands, {segments} segments \
-         (max segment {} bytes, {} segments per list), {} s ({} MiB/s), counters {}",
-        m.commands,
-        op.max_segment_len,
-        per_list,
-        plan::secs(took),
-        plan::mib_per_s(COPY_BYTES, took),
-        m.dev.map_or("n/a".into(), |(r, w, cp)| format!(
-            "read +{r} written +{w} copied +{cp}"
-        )),
-    ));
-    if let Some((r, w, cp)) = m.dev {
-        ensure(r == 0 && w == 0 && cp == COPY_BYTES, || {
-            format!(
-                "{name}: the backend counted read +{r} written +{w} copied +{cp}, \
-                 expected only copied +{COPY_BYTES}"
-            )
-        })?;
-    }
-    Ok(())
-}
-
-fn t_scsi_rw(c: &mut Ctx<'_>) -> Step {
-    rw_test(c, false)?;
-    summary(c, false);
-    Ok(())
-}
-
-/// The `# bench <kind>-64MiB ...` line, once both copies of a device
-/// verified.
-fn summary(c: &mut Ctx<'_>, nvme: bool) {
-    let d = if nvme { &c.nvme } else { &c.scsi };
-    let Some((d, o, rw)) = d
-        .as_ref()
-        .and_then(|d| Some((d, d.offload.clone()?, d.rw.clone()?)))
-    else {
-        return;
-    };
-    let mut f = vec![
-        ("dev", d.name.clone()),
-        ("bytes", COPY_BYTES.to_string()),
-        ("offload_s", plan::secs(o.took)),
-        ("readwrite_s", plan::secs(rw.took)),
-        (
-            "ratio",
-            plan::ratio(rw.took.as_secs_f64(), o.took.as_secs_f64()),
-        ),
-        ("offload_MiBps", plan::mib_per_s(COPY_BYTES, o.took)),
-        ("readwrite_MiBps", plan::mib_per_s(COPY_BYTES, rw.took)),
-        ("offload_cmds", o.commands.to_string()),
-    ];
-    if let (Some(a), Some(b)) = (o.dev, rw.dev) {
-        f.extend([
-            ("offload_copied_bytes", a.2.to_string()),
-            ("offload_host_bytes", (a.0 + a.1).to_string()),
-            ("readwrite_copied_bytes", b.2.to_string()),
-            ("readwrite_host_bytes", (b.0 + b.1).to_string()),
-        ]);
-    }
-    // Fabric bytes count NVMe/TCP traffic only: meaningless for SCSI.
-    if let (true, Some(a), Some(b)) = (nvme, o.fabric, rw.fabric) {
-        f.extend([
-            ("offload_fabric_data_bytes", a.0.to_string()),
-            ("offload_fabric_bytes", a.1.to_string()),
-            ("readwrite_fabric_data_bytes", b.0.to_string()),
-            ("readwrite_fabric_bytes", b.1.to_string()),
-            ("fabric_ratio", plan::ratio(b.1 as f64, a.1 as f64)),
-            (
-                "offload_fabric_pct",
-                format!("{:.4}", a.1 as f64 * 100.0 / COPY_BYTES as f64),
-            ),
-            ("readwrite_fabric_MiBps", plan::mib_per_s(b.1, rw.took)),
-        ]);
-    }
-    let name = if nvme {
-        "nvme-copy-64MiB"
-    } else {
-        "scsi-xcopy-64MiB"
-    };
-    let line = plan::bench_line(name, &f);
-    c.diag(line);
-}
-
-// -------------------------------------------------------- fio and network
-
-/// fio on our SCSI disk (after its copies verified: fio overwrites it).
-fn t_scsi_fio(c: &mut Ctx<'_>) -> Step {
-    let d = c
-        .scsi
-        .as_ref()
-        .ok_or_else(|| Verdict::skip(c.scsi_why.clone()))?;
-    let (r, took) = run_fio(&d.path, d.size)?;
-    let line = fio_line("scsi", &d.name, &r, took);
-    c.diag(line);
-    c.fio_scsi = Some(r);
-    Ok(())
-}
-
-/// Wait for the reference scsi-hd `product` to appear.
-fn find_scsi_hd(sys: &Path, product: &str) -> Result<sysfs::Disk, String> {
-    let start = Instant::now();
-    loop {
-        let (disks, errors) = sysfs::scsi_disks(sys).map_err(|e| format!("sysfs: {e}"))?;
-        if let Some(d) = disks.iter().find(|d| d.model == product) {
-            if d.dev_path().exists() {
-                return Ok(d.clone());
-            }
-        }
-        if start.elapsed() >= crate::smoke::DISCOVERY_TIMEOUT {
-            let seen: Vec<String> = disks.iter().map(ToString::to_string).collect();
-            let errs: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(format!(
-                "no disk with model {product:?} after {:?} (disks: {}; {})",
-                start.elapsed(),
-                seen.join("; "),
-                errs.join("; ")
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// fio on QEMU's scsi-hd (`cache=none`, or `cache=writeback` with `wb`),
-/// then ours / scsi-hd for each job.
-fn t_scsihd_fio(c: &mut Ctx<'_>, wb: bool) -> Step {
-    let spec = c.cfg.scsi_hd.ok_or_else(|| {
-        Verdict::skip(
-            "no zonecopy.scsihd= (the runner attaches one for a bench run with a disk LUN)",
-        )
-    })?;
-    let (product, kind) = if wb {
-        (SCSI_HD_WB_PRODUCT, "scsihd-wb")
-    } else {
-        (SCSI_HD_PRODUCT, "scsihd")
-    };
-    let d = find_scsi_hd(&c.sys, product).map_err(Verdict::Fail)?;
-    ensure(
-        d.sectors * 512 == spec.size && d.logical_block_size == spec.block_size,
-        || {
-            format!(
-                "{}: {} bytes of {}-byte blocks, configured {} bytes of {}",
-                d.name,
-                d.sectors * 512,
-                d.logical_block_size,
-                spec.size,
-                spec.block_size
-            )
-        },
-    )?;
-    let (r, took) = run_fio(&d.dev_path(), spec.size)?;
-    c.diag(format!("reference: {d}"));
-    c.diag(fio_line(kind, &d.name, &r, took));
-    if let Some(ours) = &c.fio_scsi {
-        let line = ratio_line(&format!("scsi-vs-{kind}"), &ours.ratios(&r));
-        c.diag(line);
-    }
-    Ok(())
-}
-
-/// Raw TCP throughput of user networking, each way.
-fn t_usernet(c: &mut Ctx<'_>) -> Step {
-    let addr = c
-        .cfg
-        .sink
-        .ok_or_else(|| Verdict::skip("no zonecopy.sink= (the runner gives one to a bench run)"))?;
-    let sent = net::send(addr, NET_BYTES).map_err(Verdict::Fail)?;
-    let recv = net::receive(addr, NET_BYTES).map_err(Verdict::Fail)?;
-    let mibps = |d: Duration| NET_BYTES as f64 / f64::from(1u32 << 20) / d.as_secs_f64();
-    c.usernet = Some((mibps(sent), mibps(recv)));
-    let line = plan::bench_line(
-        "usernet",
-        &[
-            ("bytes", NET_BYTES.to_string()),
-            ("send_MiBps", plan::mib_per_s(NET_BYTES, sent)),
-            ("recv_MiBps", plan::mib_per_s(NET_BYTES, recv)),
-            ("send_s", plan::secs(sent)),
-            ("recv_s", plan::secs(recv)),
-        ],
-    );
-    c.diag(line);
-    Ok(())
-}
-
-/// fio on the NVMe namespace, against our SCSI disk and (NVMe/TCP)
-/// against raw user networking.
-fn t_nvme_fio(c: &mut Ctx<'_>) -> Step {
-    let d = c
-        .nvme
-        .as_ref()
-        .ok_or_else(|| Verdict::skip(c.nvme_why.clone()))?;
-    let (r, took) = run_fio(&d.path, d.size)?;
-    let mut lines = vec![fio_line("nvme", &d.name, &r, took)];
-    if let Some(scsi) = &c.fio_scsi {
-        lines.push(ratio_line("nvme-vs-scsi", &r.ratios(scsi)));
-    }
-    // The network is NVMe/TCP's only: over PCIe there is none to compare.
-    let tcp = c.cfg.nvme.as_ref().is_some_and(|t| !t.pcie);
-    if let Some((send, recv)) = c.usernet.filter(|_| tcp) {
-        let (rd, wr) = r.seq_mib_per_s();
-        lines.push(plan::bench_line(
-            "nvme-vs-usernet",
-            &[
-                ("seqread_MiBps", format!("{rd:.1}")),
-                ("usernet_recv_MiBps", format!("{recv:.1}")),
-                ("seqread_of_usernet", plan::ratio(rd, recv)),
-                ("seqwrite_MiBps", format!("{wr:.1}")),
-                ("usernet_send_MiBps", format!("{send:.1}")),
-                ("seqwrite_of_usernet", plan::ratio(wr, send)),
-            ],
-        ));
-    }
-    for l in lines {
-        c.diag(l);
-    }
-    c.fio_nvme = Some(r);
-    Ok(())
-}
-
-// ------------------------------------------------------------------- NVMe
-
-fn t_nvme_connect(c: &mut Ctx<'_>) -> Step {
-    let t = c
-        .cfg
-        .nvme
-        .clone()
-        .ok_or_else(|| Verdict::skip(c.nvme_why.clone()))?;
-    let (nsid, spec) = c
-        .cfg
-        .namespaces
-        .iter()
-        .find(|(_, s)| s.kind == NsKind::Nvm && s.size >= NEED_BYTES)
-        .map(|(&n, &s)| (n, s))
-        .ok_or_else(|| {
-            Verdict::skip(format!(
-                "no nvm namespace of at least {NEED_BYTES} bytes (runner: --ns kind=nvm,size=192M)"
-            ))
-        })?;
-    let conn = if t.pcie {
-        connect::find_pcie_controller(&c.sys, &t.nqn, crate::nvme::CONNECT_TIMEOUT)
-            .map_err(fail(&format!("PCIe controller of {}", t.nqn)))?
-    } else {
-        let host = HostId::generate();
-        let opts = connect::connect_options(&t, &t.nqn, &host);
-        connect::fabrics_connect(&opts).map_err(fail(&format!(
-            "connect {}:{} {}",
-            t.traddr, t.trsvcid, t.nqn
-        )))?
-    };
-    c.conn = Some(conn);
-    let ctrl_path = Path::new("/dev").join(format!("nvme{}", conn.instance));
-    let (found, took) = connect::wait_for_namespaces(
-        &c.sys,
-        Path::new("/dev"),
-        conn.instance,
-        &[nsid],
-        crate::nvme::CONNECT_TIMEOUT,
-    );
-    let ns = found
-        .iter()
-        .find(|n| n.nsid == nsid)
-        .ok_or_else(|| Verdict::fail(format!("ns{nsid} did not appear within {took:?}")))?;
-    let file = blockio::open_direct(&ns.dev_path())
-        .map_err(fail(&format!("open {}", ns.dev_path().display())))?;
-    let ctrl = File::options()
-        .read(true)
-        .write(true)
-        .open(&ctrl_path)
-        .map_err(fail(&format!("open {}", ctrl_path.display())))?;
-    let mut b = vec![0u8; ident::IDENTIFY_LEN];
-    passthru::admin(
-        &ctrl,
-        &passthru::identify(nsid, ident::cns::NAMESPACE, 0),
-        passthru::Data::In(&mut b),
-    )
-    .map_err(fail("Identify Namespace"))?
-    .ok("Identify Namespace")
-    .map_err(Verdict::Fail)?;
-    let id = IdNs::parse(&b).map_err(Verdict::Fail)?;
-    c.diag(format!(
-        "nvme{} ns{nsid} = {} after {took:?}: bs {} MSSRL {} MCL {} MSRC {} (0's based)",
-        conn.instance,
-        ns.dev_path().display(),
-        id.block_size(),
-        id.mssrl,
-        id.mcl,
-        id.msrc
-    ));
-    ensure(id.block_size() == spec.block_size, || {
-        format!(
-            "Identify says {}-byte blocks, configured {}",
-            id.block_size(),
-            spec.block_size
-        )
-    })?;
-    c.ctrl = Some(ctrl);
-    c.nsid = nsid;
-    c.id_ns = Some(id);
-    c.nvme = Some(Dev {
-        name: format!("ns{nsid}"),
-        path: ns.dev_path(),
-        size: spec.size,
-        file,
-        bs: spec.block_size,
-        gen: run_generation().wrapping_add(u64::from(nsid)),
-        source: false,
-        offload: None,
-        rw: None,
-    });
-    Ok(())
-}
-
-fn t_nvme_source(c: &mut Ctx<'_>) -> Step {
-    let d = dev(&mut c.nvme, "needs nvme_connect")?;
-    let took = write_source(d)?;
-    let name = d.name.clone();
-    c.diag(format!(
-        "{name}: {COPY_BYTES} stamped bytes written in {} s and verified",
-        plan::secs(took)
-    ));
-    Ok(())
-}
-
-/// Copy (19h), descriptor format 0, of the source to `DST_OFFLOAD`.
-fn t_nvme_offload(c: &mut Ctx<'_>) -> Step {
-    let nsid = c.nsid;
-    let id = c.id_ns.ok_or_else(|| Verdict::skip("needs nvme_connect"))?;
-    let d = dev(&mut c.nvme, "needs nvme_connect")?;
-    if !d.source {
-        return Err(Verdict::skip("needs nvme_source"));
-    }
-    let bs = d.bs;
-    let cmds = plan::nvme_copies(
-        0,
-        DST_OFFLOAD / bs,
-        COPY_BYTES / bs,
-        u64::from(id.mssrl),
-        u64::from(id.mcl),
-        u64::from(id.msrc) + 1,
-    )
-    .map_err(Verdict::Fail)?;
-    let mut encoded = Vec::new();
-    for cmd in &cmds {
-        let ranges: Vec<ncopy::Range> = cmd
-            .ranges
-            .iter()
-            .map(|&(slba, nlb)| ncopy::Range {
-                snsid: 0,
-                slba,
-                nlb,
-            })
-            .collect();
-        let data = ncopy::encode(0, &ranges).map_err(Verdict::Fail)?;
-        let sqe = ncopy::copy_cmd(nsid, cmd.sdlba, ranges.len(), 0).map_err(Verdict::Fail)?;
-        encoded.push((sqe, data));
-    }
-    let name = d.name.clone();
-    let before = c.stats(&name);
-    let d = c
-        .nvme
-        .as_ref()
-        .ok_or_else(|| Verdict::fail("suite bug: device gone"))?;
-    let t = Instant::now();
-    for (i, (sqe, data)) in encoded.iter().enumerate() {
-        passthru::io(&d.file, sqe, passthru::Data::Out(data))
-            .map_err(fail("Copy passthrough"))?
-            .ok(&format!("Copy {} of {}", i + 1, encoded.len()))
-            .map_err(Verdict::Fail)?;
-    }
-    let took = t.elapsed();
-    let after = c.stats(&name);
-    let mut m = Measured {
-        took,
-        commands: cmds.len(),
-        ..Measured::default()
-    };
-    deltas(before, after, &mut m)?;
-    let d = c
-        .nvme
-        .as_mut()
-        .ok_or_else(|| Verdict::fail("suite bug: device gone"))?;
-    verify(d, DST_OFFLOAD, 0)?;
-    d.offload = Some(m.clone());
-    let ranges: usize = cmds.iter().map(|c| c.ranges.len()).sum();
-    c.diag(format!(
-        "{name}: Copy of {COPY_BYTES} bytes: {} commands, {ranges} ranges, {} s ({} MiB/s), \
-         counters {}{}",
-        m.commands,
-        plan::secs(took),
-        plan::mib_per_s(COPY_BYTES, took),
-        m.dev.map_or("n/a".into(), |(r, w, cp)| format!(
-            "read +{r} written +{w} copied +{cp}"
-        )),
-        m.fabric.map_or(String::new(), |(dt, t)| format!(
-            ", fabric data +{dt} total +{t}"
-        ))
-    ));
-    if let Some((r, w, cp)) = m.dev {
-        ensure(r == 0 && w == 0 && cp == COPY_BYTES, || {
-            format!(
-                "{name}: the backend counted read +{r} written +{w} copied +{cp}, \
-                 expected only copied +{COPY_BYTES}"
-            )
-        })?;
-    }
-    if let Some((_, total)) = m.fabric {
-        ensure(total.saturating_mul(100) <= COPY_BYTES, || {
-            format!("the offloaded copy moved {total} fabric bytes, over 1% of {COPY_BYTES}")
-        })?;
-    }
-    Ok(())
-}
-
-fn t_nvme_rw(c: &mut Ctx<'_>) -> Step {
-    rw_test(c, true)?;
-    summary(c, true);
-    Ok(())
-}
-
-fn t_nvme_disconnect(c: &mut Ctx<'_>) -> Step {
-    let conn = c.conn.ok_or_else(|| Verdict::skip("not connected"))?;
-    if c.cfg.nvme.as_ref().is_some_and(|t| t.pcie) {
-        return Err(Verdict::skip(crate::nvme::FABRICS_ONLY));
-    }
-    c.nvme = None;
-    c.ctrl = None;
-    let took = connect::delete_controller(&c.sys, conn.instance, crate::nvme::DISCONNECT_TIMEOUT)
-        .map_err(fail("delete_controller"))?;
-    c.diag(format!("nvme{} gone after {took:?}", conn.instance));
-    Ok(())
-}
-
 // ----------------------------------------------------------------- runner
 
 type Test = (&'static str, fn(&mut Ctx<'_>) -> Step);
 
 /// The tests, in order (after `config`).
 const TESTS: &[Test] = &[
-    ("scsi_source", t_scsi_source),
+    ("scsi_source", |c| t_source(c, false)),
     ("scsi_xcopy_64MiB", t_scsi_offload),
     ("scsi_readwrite_64MiB", t_scsi_rw),
     ("scsi_cfr_64MiB", |c| cfr::t_cfr(c, false)),
@@ -925,7 +458,7 @@ const TESTS: &[Test] = &[
     ("scsihd_fio", |c| t_scsihd_fio(c, false)),
     ("scsihd_wb_fio", |c| t_scsihd_fio(c, true)),
     ("nvme_connect", t_nvme_connect),
-    ("nvme_source", t_nvme_source),
+    ("nvme_source", |c| t_source(c, true)),
     ("nvme_copy_64MiB", t_nvme_offload),
     ("nvme_readwrite_64MiB", t_nvme_rw),
     ("nvme_cfr_64MiB", |c| cfr::t_cfr(c, true)),
@@ -938,22 +471,20 @@ const TESTS: &[Test] = &[
     ("boot_breakdown", boot::t_boot),
 ];
 
-fn run_one<W: Write>(
-    k: &mut Ktap<W>,
-    c: &mut Ctx<'_>,
-    name: &str,
-    f: fn(&mut Ctx<'_>) -> Step,
-) -> io::Result<()> {
-    let v = crate::ktap::catch_step(|| f(c));
-    for d in std::mem::take(&mut c.diags) {
-        k.diag(&d)?;
+impl Context for Ctx<'_> {
+    fn xfail(&self) -> &[String] {
+        &self.cfg.xfail
     }
-    let o = match (v, c.outcome.take()) {
-        (Ok(()), Some(o)) => o,
-        (v, _) => v.err().unwrap_or(Verdict::Pass).into(),
-    };
-    k.result(name, &o)?;
-    Ok(())
+
+    fn take_diags(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn record(&mut self, _area: &str, _name: &str, _verdict: &Verdict) {}
+
+    fn take_bugs(&mut self) -> Bugs {
+        std::mem::take(&mut self.bugs)
+    }
 }
 
 /// Open the first `disk` LUN big enough, or say why not.
@@ -990,7 +521,8 @@ fn open_scsi(cfg: &Config, sys_root: &Path, gen: u64) -> Result<Dev, String> {
 
 /// Run the bench suite. Returns whether every result was `ok`.
 pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Result<bool> {
-    k.plan(u32::try_from(TESTS.len() + 1).unwrap_or(u32::MAX))?;
+    let k = Runner::new(k);
+    k.plan(TESTS.len() + 1)?;
     let gen = run_generation();
     let (scsi, scsi_why) = match open_scsi(cfg, sys_root, gen) {
         Ok(d) => (Some(d), String::new()),
@@ -1017,7 +549,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         fio_nvme: None,
         usernet: None,
         diags: Vec::new(),
-        outcome: None,
+        bugs: Bugs::default(),
     };
     k.diag(&format!(
         "generation {gen:#x}, control {}, scsi {}, nvme {}",
@@ -1041,7 +573,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     };
     k.result("config", &config)?;
     for &(name, f) in TESTS {
-        run_one(k, &mut c, name, f)?;
+        k.test(&mut c, "", name, f)?;
     }
     Ok(!k.failed())
 }

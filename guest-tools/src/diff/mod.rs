@@ -43,6 +43,7 @@ use crate::{
     blockio,
     cmdline::{Config, LunKind, LunSpec},
     ktap::{Ktap, Outcome},
+    runner::Runner,
     sysfs,
     xcopy::cdb as xcdb,
     zbc::scsi,
@@ -118,7 +119,7 @@ fn our_max_open(f: &File) -> Result<Option<u32>, String> {
     Ok((b6.max_open_swr != u32::MAX && b6.max_open_swr != 0).then_some(b6.max_open_swr))
 }
 
-fn print<W: Write>(k: &mut Ktap<W>, cmp: &mut Comparer) -> io::Result<()> {
+fn print<W: Write>(k: &Runner<'_, W>, cmp: &mut Comparer) -> io::Result<()> {
     for d in cmp.take_diags() {
         k.diag(&d)?;
     }
@@ -127,7 +128,7 @@ fn print<W: Write>(k: &mut Ktap<W>, cmp: &mut Comparer) -> io::Result<()> {
 
 /// One scsi_debug run (host-managed or host aware) as a subtest.
 fn scsi_debug_run<W: Write>(
-    k: &mut Ktap<W>,
+    k: &Runner<'_, W>,
     cmp: &mut Comparer,
     name: &str,
     tag: &'static str,
@@ -168,23 +169,37 @@ fn scsi_debug_run<W: Write>(
                 .map(|_| ())
         }
     };
-    k.begin_subtest(name)?;
-    k.diag(&format!(
-        "lun{} vs scsi_debug {} ({}): {g:?}",
-        lun.n,
-        sd.disk.name,
-        sd.params.join(" ")
-    ))?;
-    k.plan(zbc::GROUPS.len() as u32)?;
+    k.subtest(name, zbc::GROUPS.len(), || {
+        k.diag(&format!(
+            "lun{} vs scsi_debug {} ({}): {g:?}",
+            lun.n,
+            sd.disk.name,
+            sd.params.join(" ")
+        ))?;
+        groups(k, cmp, tag, (&lun.file, &peer_file), &g)
+    })?;
+    drop(peer_file);
+    drop(sd);
+    Ok(())
+}
+
+/// The ZBC groups of one scsi_debug run, one result each.
+fn groups<W: Write>(
+    k: &Runner<'_, W>,
+    cmp: &mut Comparer,
+    tag: &'static str,
+    (ours, peer): (&File, &File),
+    g: &Geo,
+) -> io::Result<()> {
     for (gname, f) in zbc::GROUPS {
         let mut p = Pair {
-            ours: &lun.file,
-            peer: &peer_file,
+            ours,
+            peer,
             cmp,
             tag,
         };
         let before = p.cmp.tally.compared;
-        f(&mut p, &g);
+        f(&mut p, g);
         let ran = cmp.tally.compared - before;
         print(k, cmp)?;
         let outcome = match cmp.end_group() {
@@ -195,13 +210,10 @@ fn scsi_debug_run<W: Write>(
         k.diag(&format!("{gname}: {ran} exchanges"))?;
         k.result(gname, &outcome)?;
     }
-    k.end_subtest()?;
-    drop(peer_file);
-    drop(sd);
     Ok(())
 }
 
-fn lio_run<W: Write>(k: &mut Ktap<W>, cmp: &mut Comparer, disks: &[&Ours]) -> io::Result<()> {
+fn lio_run<W: Write>(k: &Runner<'_, W>, cmp: &mut Comparer, disks: &[&Ours]) -> io::Result<()> {
     let name = "lio";
     let [a, b] = disks else {
         return k
@@ -247,27 +259,26 @@ fn lio_run<W: Write>(k: &mut Ktap<W>, cmp: &mut Comparer, disks: &[&Ours]) -> io
         b: &lb,
         cscd: cp,
     };
-    k.begin_subtest(name)?;
-    k.diag(&format!(
-        "lun{} lun{} vs LIO {} {}",
-        a.n, b.n, lio.disks[0], lio.disks[1]
-    ))?;
-    k.plan(2)?;
-    let r = lio::copies(cmp, &ours, &theirs, bs);
-    print(k, cmp)?;
-    let outcome = match (r, cmp.end_group()) {
-        (Err(e), _) => Outcome::Fail(e),
-        (_, Err(e)) => Outcome::Fail(e),
-        _ => Outcome::Pass,
-    };
-    k.result("extended_copy", &outcome)?;
-    lio::results(cmp, &ours, &theirs);
-    print(k, cmp)?;
-    let outcome = cmp
-        .end_group()
-        .map_or_else(Outcome::Fail, |()| Outcome::Pass);
-    k.result("receive_copy_results", &outcome)?;
-    k.end_subtest()?;
+    k.subtest(name, 2, || {
+        k.diag(&format!(
+            "lun{} lun{} vs LIO {} {}",
+            a.n, b.n, lio.disks[0], lio.disks[1]
+        ))?;
+        let r = lio::copies(cmp, &ours, &theirs, bs);
+        print(k, cmp)?;
+        let outcome = match (r, cmp.end_group()) {
+            (Err(e), _) => Outcome::Fail(e),
+            (_, Err(e)) => Outcome::Fail(e),
+            _ => Outcome::Pass,
+        };
+        k.result("extended_copy", &outcome)?;
+        lio::results(cmp, &ours, &theirs);
+        print(k, cmp)?;
+        let outcome = cmp
+            .end_group()
+            .map_or_else(Outcome::Fail, |()| Outcome::Pass);
+        k.result("receive_copy_results", &outcome)
+    })?;
     drop((la, lb));
     drop(lio);
     Ok(())
@@ -278,6 +289,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     if cfg.luns.is_empty() {
         return crate::ktap::no_luns(k);
     }
+    let k = &Runner::new(k);
     k.plan(4)?;
     let (luns, problems) = ours(cfg, sys_root);
     let find = |kind: LunKind| luns.iter().find(|l| l.spec.kind == kind);

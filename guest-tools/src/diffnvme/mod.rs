@@ -28,8 +28,9 @@ use std::{
 use self::exec::{Pair, Side};
 use crate::{
     cmdline::{Config, NsKind, PeerNvme},
-    ktap::{ensure, Ktap, Outcome, Step, Verdict},
+    ktap::{ensure, Ktap, Step, Verdict},
     nvme::connect::{self, Connected, HostId},
+    runner::{Context, Runner},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,6 +43,16 @@ struct Run<'a> {
     sys: &'a Path,
     conn: Option<Connected>,
     pair: Option<Pair>,
+    /// Diagnostics of the test being run.
+    diags: Vec<String>,
+}
+
+impl Context for Run<'_> {
+    fn take_diags(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn record(&mut self, _area: &str, _name: &str, _verdict: &Verdict) {}
 }
 
 fn peer_of(cfg: &Config) -> Result<(PeerNvme, u32, u32), Verdict> {
@@ -244,19 +255,19 @@ fn compared(r: &mut Run<'_>, diags: &mut Vec<String>, f: Seq) -> Step {
     v
 }
 
+/// Run one test, whose body gathers its diagnostics in a list.
 fn run_one<W: Write>(
-    k: &mut Ktap<W>,
+    k: &Runner<'_, W>,
     r: &mut Run<'_>,
     name: &str,
     f: impl FnOnce(&mut Run<'_>, &mut Vec<String>) -> Step,
 ) -> io::Result<()> {
-    let mut diags = Vec::new();
-    let v = crate::ktap::catch_step(|| f(r, &mut diags));
-    for d in diags {
-        k.diag(&d)?;
-    }
-    let outcome: Outcome = v.err().unwrap_or(Verdict::Pass).into();
-    k.result(name, &outcome)?;
+    k.test(r, "", name, |r| {
+        let mut diags = Vec::new();
+        let res = f(r, &mut diags);
+        r.diags = diags;
+        res
+    })?;
     Ok(())
 }
 
@@ -267,7 +278,9 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         sys: sys_root,
         conn: None,
         pair: None,
+        diags: Vec::new(),
     };
+    let k = &Runner::new(k);
     if peer_of(cfg).is_err() {
         k.plan(1)?;
         run_one(k, &mut r, "config", t_config)?;
@@ -281,7 +294,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         ("limits", seq::limits),
         ("copy", copyseq::copy),
     ];
-    k.plan(4 + seqs.len() as u32)?;
+    k.plan(4 + seqs.len())?;
     run_one(k, &mut r, "config", t_config)?;
     run_one(k, &mut r, "connect", t_connect)?;
     for (name, f) in seqs {

@@ -35,7 +35,7 @@ use std::{
 use super::{
     fail, is_nvm, kmsg,
     path::{Counters, DevCounters},
-    skip, Finding, Step, Suite, SECTOR,
+    skip, Step, Suite, SECTOR,
 };
 use crate::{
     blkzoned::{self as bz, ZoneOp},
@@ -191,12 +191,52 @@ fn snapshot(s: &mut Suite<'_>) -> Step<Option<Counters>> {
     }
 }
 
-pub(super) fn t_f2fs_gc(s: &mut Suite<'_>) -> Finding {
-    let r = f2fs_gc(s);
-    r.err().unwrap_or(Finding::Pass)
+/// F2FS on a ZNS namespace with its metadata on an NVM one: fill, delete
+/// every other file, garbage-collect (F2FS moves the valid blocks, by copy
+/// offload where the kernel has it), then check every file after a remount.
+pub(super) fn t_f2fs_gc(s: &mut Suite<'_>) -> Step {
+    let (z, c) = f2fs_devices(s)?;
+    let (zname, cname) = (s.devs[z].name.clone(), s.devs[c].name.clone());
+    let cdev = format!("/dev/{}", s.devs[c].block);
+    let dir = Path::new(MOUNT);
+    let mut m = mkfs_and_mount(s, z, c)?;
+    let gen = fill_and_thin(s, dir, &zname, &cname)?;
+    collect(s, dir, c, &zname, &cname)?;
+    // Verify after a remount: nothing comes from the page cache.
+    m.umount(0)
+        .map_err(|e| fail(format!("umount {MOUNT}: {e}")))?;
+    let mut m = Mounted::mount(Path::new(&cdev), dir)
+        .map_err(|e| fail(format!("mounting {cdev} again: {e}")))?;
+    let mut checked = 0;
+    for i in 0..FILES {
+        let p = dir.join(format!("f{i}"));
+        if i % 2 == 0 {
+            if p.exists() {
+                return Err(fail(format!(
+                    "f{i} was deleted but is back after the remount"
+                )));
+            }
+            continue;
+        }
+        let got = fs::read(&p).map_err(|e| fail(format!("reading f{i}: {e}")))?;
+        check_file(i, gen, &got).map_err(|e| fail(format!("after GC and a remount: {e}")))?;
+        checked += 1;
+    }
+    s.diag(format!(
+        "after GC and a remount: {checked} files, {} stamped blocks verified",
+        checked * FILE_BLOCKS
+    ));
+    m.umount(0)
+        .map_err(|e| fail(format!("umount {MOUNT}: {e}")))?;
+    // Leave the zoned namespace empty for whatever runs next.
+    bz::zone_mgmt(&s.devs[z].file, ZoneOp::Reset, 0, s.devs[z].size / SECTOR)
+        .map_err(|e| fail(format!("{zname}: resetting every zone after the test: {e}")))?;
+    s.devs[z].next_zone = 0;
+    Ok(())
 }
 
-fn f2fs_gc(s: &mut Suite<'_>) -> Step {
+/// The ZNS namespace and the NVM one for the metadata, or why not.
+fn f2fs_devices(s: &mut Suite<'_>) -> Step<(usize, usize)> {
     s.needs("devices")?;
     let z = s
         .find(&[], |d| d.nvme && d.zones.is_some())
@@ -221,6 +261,14 @@ fn f2fs_gc(s: &mut Suite<'_>) -> Step {
             s.devs[z].name, zs.zone_size
         )));
     }
+    Ok((z, c))
+}
+
+/// mkfs.f2fs over the two devices and mount it at [`MOUNT`].
+fn mkfs_and_mount(s: &mut Suite<'_>, z: usize, c: usize) -> Step<Mounted> {
+    let zs = s.devs[z]
+        .zones
+        .ok_or_else(|| fail("suite bug: not zoned"))?;
     let (zname, cname) = (s.devs[z].name.clone(), s.devs[c].name.clone());
     let zdev = format!("/dev/{}", s.devs[z].block);
     let cdev = format!("/dev/{}", s.devs[c].block);
@@ -237,7 +285,7 @@ fn f2fs_gc(s: &mut Suite<'_>) -> Step {
     }
     let dir = Path::new(MOUNT);
     let mut log = kmsg::Kmsg::start();
-    let mut m = Mounted::mount(Path::new(&cdev), dir).map_err(|e| {
+    let m = Mounted::mount(Path::new(&cdev), dir).map_err(|e| {
         let k = log.since();
         fail(format!(
             "mount -t f2fs {cdev} {MOUNT}: {e}{}",
@@ -255,7 +303,12 @@ fn f2fs_gc(s: &mut Suite<'_>) -> Step {
     .unwrap_or_else(|_| "no blkzone_alloc_policy".to_string());
     s.diag(format!("mounted at {MOUNT}; {policy}"));
 
-    // Fill.
+    Ok(m)
+}
+
+/// Write [`FILES`] stamped files, then delete every other one: each
+/// section keeps half its blocks valid. Returns the stamp generation.
+fn fill_and_thin(s: &mut Suite<'_>, dir: &Path, zname: &str, cname: &str) -> Step<u64> {
     let gen = s.new_gen();
     let t0 = Instant::now();
     let a = snapshot(s)?;
@@ -270,8 +323,8 @@ fn f2fs_gc(s: &mut Suite<'_>) -> Step {
         s.diag(format!(
             "fill: {FILES} files, {filled} bytes in {:.1} s; {zname} {}; {cname} {}",
             t0.elapsed().as_secs_f64(),
-            show(&grown(a, b, &zname)),
-            show(&grown(a, b, &cname))
+            show(&grown(a, b, zname)),
+            show(&grown(a, b, cname))
         ));
     }
     // Every other file deleted: each section keeps half its blocks valid.
@@ -282,7 +335,12 @@ fn f2fs_gc(s: &mut Suite<'_>) -> Step {
     syncfs(dir).map_err(|e| fail(format!("syncfs: {e}")))?;
     fs::write("/proc/sys/vm/drop_caches", "3").map_err(|e| fail(format!("drop_caches: {e}")))?;
 
-    // GC.
+    Ok(gen)
+}
+
+/// Garbage-collect until F2FS finds no victim; F2FS must have moved
+/// blocks, and the devices must have received at least that much.
+fn collect(s: &mut Suite<'_>, dir: &Path, c: usize, zname: &str, cname: &str) -> Step {
     let disk = s.devs[c].block.clone();
     let moved0 = moved_blocks(s.sys, &disk);
     let c0 = snapshot(s)?;
@@ -327,7 +385,7 @@ fn f2fs_gc(s: &mut Suite<'_>) -> Step {
         )));
     }
     if let (Some(c0), Some(c1)) = (&c0, &c1) {
-        let (zd, cd) = (grown(c0, c1, &zname), grown(c0, c1, &cname));
+        let (zd, cd) = (grown(c0, c1, zname), grown(c0, c1, cname));
         let fabric = match (c0.fabric_data, c1.fabric_data) {
             (Some(x), Some(y)) => format!("; fabric data +{}", y.saturating_sub(x)),
             _ => String::new(),
@@ -354,36 +412,6 @@ fn f2fs_gc(s: &mut Suite<'_>) -> Step {
         }
     }
 
-    // Verify after a remount: nothing comes from the page cache.
-    m.umount(0)
-        .map_err(|e| fail(format!("umount {MOUNT}: {e}")))?;
-    let mut m = Mounted::mount(Path::new(&cdev), dir)
-        .map_err(|e| fail(format!("mounting {cdev} again: {e}")))?;
-    let mut checked = 0;
-    for i in 0..FILES {
-        let p = dir.join(format!("f{i}"));
-        if i % 2 == 0 {
-            if p.exists() {
-                return Err(fail(format!(
-                    "f{i} was deleted but is back after the remount"
-                )));
-            }
-            continue;
-        }
-        let got = fs::read(&p).map_err(|e| fail(format!("reading f{i}: {e}")))?;
-        check_file(i, gen, &got).map_err(|e| fail(format!("after GC and a remount: {e}")))?;
-        checked += 1;
-    }
-    s.diag(format!(
-        "after GC and a remount: {checked} files, {} stamped blocks verified",
-        checked * FILE_BLOCKS
-    ));
-    m.umount(0)
-        .map_err(|e| fail(format!("umount {MOUNT}: {e}")))?;
-    // Leave the zoned namespace empty for whatever runs next.
-    bz::zone_mgmt(&s.devs[z].file, ZoneOp::Reset, 0, s.devs[z].size / SECTOR)
-        .map_err(|e| fail(format!("{zname}: resetting every zone after the test: {e}")))?;
-    s.devs[z].next_zone = 0;
     Ok(())
 }
 

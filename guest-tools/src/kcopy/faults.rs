@@ -153,17 +153,15 @@ fn media_error(s: &mut Suite<'_>, a: usize, g: &mut FaultGuard) -> Step {
     // One unreadable 4 KiB block, 64 KiB into the source.
     let bad_blk = 16u64;
     let bad_lba = (so + bad_blk * BS) / lbs;
-    let c0 = g.client().fault_counts(&name).map_err(fail)?;
-    let id = g
-        .client()
-        .fault_add(
-            &name,
-            &format!(
-                r#""kind":"media_error","lba":{bad_lba},"blocks":{}"#,
-                BS / lbs
-            ),
-        )
-        .map_err(fail)?;
+    let (c0, id) = crate::faultcheck::inject(
+        g,
+        &name,
+        &format!(
+            r#""kind":"media_error","lba":{bad_lba},"blocks":{}"#,
+            BS / lbs
+        ),
+    )
+    .map_err(fail)?;
     s.diag(format!(
         "fault {id}: media error at {name} LBA {bad_lba} (source block {bad_blk} of {nblk}); \
          copy_file_range {name} byte {so} -> byte {dof}, {len} bytes"
@@ -216,73 +214,16 @@ fn media_error(s: &mut Suite<'_>, a: usize, g: &mut FaultGuard) -> Step {
     }
     match cfr.errno() {
         Some(e) if NO_BLOCK_CFR.contains(&e) && cfr.copied == 0 => {
-            // No copy_file_range between block devices here: the kernel's
-            // read path must report the media error.
-            s.diag(format!(
-                "copy_file_range between block devices refused ({}): checking the read path",
-                errno_text(e)
-            ));
-            if copies > 0 {
-                return Err(fail("the refused copy changed the destination"));
-            }
-            let mut buf = AlignedBuf::new(len as usize);
-            match s.devs[a].file.read_at(buf.as_mut_slice(), so) {
-                Err(e) if e.raw_os_error().is_some_and(|n| MEDIA_ERRNOS.contains(&n)) => {
-                    s.diag(format!("O_DIRECT read over the media error: {e}"));
-                }
-                Err(e) => {
-                    return Err(fail(format!(
-                    "O_DIRECT read over the media error failed with {e}, expected EIO or ENODATA"
-                )))
-                }
-                Ok(n) => {
-                    return Err(fail(format!(
-                        "O_DIRECT read over the media error returned {n} bytes"
-                    )))
-                }
-            }
-            let fired = g.client().fault_counts(&name).map_err(fail)?.media_error - c0.media_error;
-            if fired == 0 {
-                return Err(fail("the read failed, but not at the injected media error"));
-            }
-            Ok(())
+            let m = Media {
+                a,
+                so,
+                len,
+                name: &name,
+                before: c0.media_error,
+            };
+            refused(s, g, &m, e, copies)
         }
-        Some(e) => {
-            if !MEDIA_ERRNOS.contains(&e) {
-                return Err(fail(format!(
-                    "copy_file_range failed with {} after {} bytes, expected EIO or ENODATA",
-                    errno_text(e),
-                    cfr.copied
-                )));
-            }
-            if fired == 0 {
-                return Err(fail(format!(
-                    "copy_file_range failed with {}, but the media error never fired",
-                    errno_text(e)
-                )));
-            }
-            if cfr.copied > bad_blk * BS {
-                return Err(fail(format!(
-                    "copy_file_range reported {} bytes copied, past the unreadable block at byte {}",
-                    cfr.copied,
-                    bad_blk * BS
-                )));
-            }
-            // What it reports copied must be there.
-            let done = (cfr.copied / BS) as usize;
-            if let Some(i) = held[..done].iter().position(|h| *h != Held::Copy) {
-                return Err(fail(format!(
-                    "copy_file_range reported {} bytes, but destination block {i} is not the copy",
-                    cfr.copied
-                )));
-            }
-            s.diag(format!(
-                "copy_file_range ended with {} after {} bytes, as it must",
-                errno_text(e),
-                cfr.copied
-            ));
-            Ok(())
-        }
+        Some(e) => failed(s, &cfr, e, fired, bad_blk, &held),
         None if copies == 0 && fired == 0 => Err(Finding::Bug {
             id: BUG,
             why: format!(
@@ -298,6 +239,97 @@ fn media_error(s: &mut Suite<'_>, a: usize, g: &mut FaultGuard) -> Step {
             cfr.copied
         ))),
     }
+}
+
+/// The source range of the media-error copy and the fault count before it.
+struct Media<'n> {
+    a: usize,
+    so: u64,
+    len: u64,
+    name: &'n str,
+    before: u64,
+}
+
+/// No copy_file_range between block devices here: the kernel's read path
+/// must report the media error.
+fn refused(s: &mut Suite<'_>, g: &mut FaultGuard, m: &Media<'_>, e: i32, copies: usize) -> Step {
+    let Media {
+        a, so, len, name, ..
+    } = *m;
+    s.diag(format!(
+        "copy_file_range between block devices refused ({}): checking the read path",
+        errno_text(e)
+    ));
+    if copies > 0 {
+        return Err(fail("the refused copy changed the destination"));
+    }
+    let mut buf = AlignedBuf::new(len as usize);
+    match s.devs[a].file.read_at(buf.as_mut_slice(), so) {
+        Err(e) if e.raw_os_error().is_some_and(|n| MEDIA_ERRNOS.contains(&n)) => {
+            s.diag(format!("O_DIRECT read over the media error: {e}"));
+        }
+        Err(e) => {
+            return Err(fail(format!(
+                "O_DIRECT read over the media error failed with {e}, expected EIO or ENODATA"
+            )))
+        }
+        Ok(n) => {
+            return Err(fail(format!(
+                "O_DIRECT read over the media error returned {n} bytes"
+            )))
+        }
+    }
+    let fired = g.client().fault_counts(name).map_err(fail)?.media_error - m.before;
+    if fired == 0 {
+        return Err(fail("the read failed, but not at the injected media error"));
+    }
+    Ok(())
+}
+
+/// copy_file_range failed: with the media error's errno, after it fired,
+/// and with no more reported copied than lies before the bad block.
+fn failed(
+    s: &mut Suite<'_>,
+    cfr: &probe::Cfr,
+    e: i32,
+    fired: u64,
+    bad_blk: u64,
+    held: &[Held],
+) -> Step {
+    if !MEDIA_ERRNOS.contains(&e) {
+        return Err(fail(format!(
+            "copy_file_range failed with {} after {} bytes, expected EIO or ENODATA",
+            errno_text(e),
+            cfr.copied
+        )));
+    }
+    if fired == 0 {
+        return Err(fail(format!(
+            "copy_file_range failed with {}, but the media error never fired",
+            errno_text(e)
+        )));
+    }
+    if cfr.copied > bad_blk * BS {
+        return Err(fail(format!(
+            "copy_file_range reported {} bytes copied, past the unreadable block at byte {}",
+            cfr.copied,
+            bad_blk * BS
+        )));
+    }
+    // What it reports copied must be there.
+    let done = (cfr.copied / BS) as usize;
+    if let Some(i) = held[..done].iter().position(|h| *h != Held::Copy) {
+        return Err(fail(format!(
+            "copy_file_range reported {} bytes, but destination block {i} is not the copy",
+            cfr.copied
+        )));
+    }
+    s.diag(format!(
+        "copy_file_range ended with {} after {} bytes, as it must",
+        errno_text(e),
+        cfr.copied
+    ));
+    Ok(())
 }
 
 // ------------------------------------------------------------ delay
@@ -379,18 +411,16 @@ fn delay_timeout(s: &mut Suite<'_>, a: usize, g: &mut FaultGuard) -> Step {
     blockio::write_stamped(&s.devs[a].file, so, len / BS, gen, 16)
         .map_err(|e| fail(format!("stamping: {e}")))?;
     let delay = IO_TIMEOUT_MS + DELAY_PAST_MS;
-    let c0 = g.client().fault_counts(&name).map_err(fail)?;
-    let id = g
-        .client()
-        .fault_add(
-            &name,
-            &format!(
-                r#""kind":"delay","ms":{delay},"on":"read","lba":{},"blocks":{},"count":1"#,
-                so / lbs,
-                len / lbs
-            ),
-        )
-        .map_err(fail)?;
+    let (c0, id) = crate::faultcheck::inject(
+        g,
+        &name,
+        &format!(
+            r#""kind":"delay","ms":{delay},"on":"read","lba":{},"blocks":{},"count":1"#,
+            so / lbs,
+            len / lbs
+        ),
+    )
+    .map_err(fail)?;
     s.diag(format!(
         "fault {id}: the next read of {name} LBA {} +{} waits {delay} ms",
         so / lbs,

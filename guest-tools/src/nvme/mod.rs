@@ -12,6 +12,7 @@
 //! backend). A test whose prerequisite did not pass is a SKIP naming
 //! it; the failure is reported once, where it happened.
 
+mod attach;
 pub mod connect;
 pub mod copy;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod ident;
 pub mod passthru;
 pub mod verify;
 pub mod zns;
+pub use self::attach::*;
 
 use std::{
     collections::BTreeMap,
@@ -35,7 +37,8 @@ use self::{
 use crate::{
     cmdline::{Config, NsKind, NsSpec},
     control,
-    ktap::{Ktap, Outcome, Verdict},
+    ktap::{Ktap, Verdict},
+    runner::{Bugs, Context, Done, Runner},
 };
 
 pub use crate::ktap::{ensure, fail, Step};
@@ -92,11 +95,9 @@ pub struct Ctx<'a> {
     pub ns: BTreeMap<u32, Ns>,
     pub control: Option<control::Client>,
     /// Tests run so far, by `subtest/name`, and whether they passed.
-    pub done: Vec<(String, bool)>,
+    pub done: Done,
     /// Diagnostics for the current result.
     pub diags: Vec<String>,
-    /// The subtest being run (prefix of `done` names).
-    pub group: String,
     pub zns: zns::State,
     pub copy: copy::State,
     pub events: events::State,
@@ -113,9 +114,9 @@ impl Ctx<'_> {
 
     /// SKIP unless test `name` (`group/test`) ran and passed.
     pub fn needs(&self, name: &str) -> Step {
-        match self.done.iter().find(|(n, _)| n == name) {
-            Some((_, true)) => Ok(()),
-            Some((_, false)) => Err(Verdict::skip(format!("needs {name}"))),
+        match self.done.get(name) {
+            Some(true) => Ok(()),
+            Some(false) => Err(Verdict::skip(format!("needs {name}"))),
             None => Err(Verdict::skip(format!("{name} did not run"))),
         }
     }
@@ -156,26 +157,26 @@ impl Ctx<'_> {
     }
 }
 
-/// Run one test, printing its diagnostics and result.
-pub fn run_test<W: Write>(
-    k: &mut Ktap<W>,
-    c: &mut Ctx<'_>,
-    name: &str,
-    f: impl FnOnce(&mut Ctx<'_>) -> Step,
-) -> io::Result<bool> {
-    let verdict = crate::ktap::catch_step(|| f(c));
-    for d in std::mem::take(&mut c.diags) {
-        k.diag(&d)?;
+impl Context for Ctx<'_> {
+    fn xfail(&self) -> &[String] {
+        &self.cfg.xfail
     }
-    let v = verdict.err().unwrap_or(Verdict::Pass);
-    let pass = v == Verdict::Pass;
-    c.done.push((format!("{}/{name}", c.group), pass));
-    let outcome = match c.known_bug.take() {
-        Some(id) if c.cfg.xfail.iter().any(|x| x == id) => v.expect_fail(id),
-        _ => v.into(),
-    };
-    k.result(name, &outcome)?;
-    Ok(pass)
+
+    fn take_diags(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn record(&mut self, area: &str, name: &str, verdict: &Verdict) {
+        self.done
+            .record(format!("{area}/{name}"), *verdict == Verdict::Pass);
+    }
+
+    fn take_bugs(&mut self) -> Bugs {
+        Bugs {
+            hit: self.known_bug.take(),
+            exposed: &[],
+        }
+    }
 }
 
 /// A test of a subtest list.
@@ -184,23 +185,6 @@ pub type Test = (String, Box<dyn FnOnce(&mut Ctx<'_>) -> Step>);
 /// Shorthand to make a [`Test`].
 pub fn test(name: impl Into<String>, f: impl FnOnce(&mut Ctx<'_>) -> Step + 'static) -> Test {
     (name.into(), Box::new(f))
-}
-
-/// Run `tests` as the KTAP subtest `group`.
-pub fn run_group<W: Write>(
-    k: &mut Ktap<W>,
-    c: &mut Ctx<'_>,
-    group: &str,
-    tests: Vec<Test>,
-) -> io::Result<Outcome> {
-    k.begin_subtest(group)?;
-    c.group = group.to_string();
-    k.plan(u32::try_from(tests.len()).unwrap_or(u32::MAX))?;
-    for (name, f) in tests {
-        run_test(k, c, &name, f)?;
-    }
-    c.group.clear();
-    k.end_subtest()
 }
 
 fn run_generation() -> u64 {
@@ -287,303 +271,31 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         id_ctrl: None,
         ns,
         control: cfg.control.map(control::Client::new),
-        done: Vec::new(),
+        done: Done::default(),
         diags: Vec::new(),
-        group: String::new(),
         zns: zns::State::default(),
         copy: copy::State::default(),
         events: events::State::default(),
         known_bug: None,
     };
+    let k = Runner::new(k);
     if cfg.nvme.is_none() || cfg.namespaces.is_empty() {
         k.plan(1)?;
-        run_test(k, &mut c, "config", t_config)?;
+        k.test(&mut c, "", "config", t_config)?;
         return Ok(!k.failed());
     }
     k.plan(8)?;
-    run_test(k, &mut c, "config", t_config)?;
+    k.test(&mut c, "", "config", t_config)?;
     let tests = connect_tests(&c);
-    run_group(k, &mut c, "connect", tests)?;
+    k.area(&mut c, "connect", tests)?;
     let tests = identify_tests(&c);
-    run_group(k, &mut c, "identify", tests)?;
-    run_group(k, &mut c, "zns", zns::tests())?;
-    run_group(k, &mut c, "copy", copy::tests())?;
-    run_test(k, &mut c, "verify", verify::t_verify)?;
-    run_group(k, &mut c, "events", events::tests())?;
-    run_test(k, &mut c, "disconnect", t_disconnect)?;
+    k.area(&mut c, "identify", tests)?;
+    k.area(&mut c, "zns", zns::tests())?;
+    k.area(&mut c, "copy", copy::tests())?;
+    k.test(&mut c, "", "verify", verify::t_verify)?;
+    k.area(&mut c, "events", events::tests())?;
+    k.test(&mut c, "", "disconnect", t_disconnect)?;
     Ok(!k.failed())
-}
-
-// ---------------------------------------------------------------- connect
-
-/// Over PCIe nothing connects: the nvme-pci driver probes the function
-/// (`pci_probe`), and the fabrics-only tests report SKIP with that reason.
-fn connect_tests(c: &Ctx<'_>) -> Vec<Test> {
-    let pcie = c.cfg.nvme.as_ref().is_some_and(|t| t.pcie);
-    let first = if pcie {
-        test("pci_probe", t_pci_probe)
-    } else {
-        test("fabrics_connect", t_fabrics_connect)
-    };
-    vec![
-        first,
-        test("controller", t_controller),
-        test("namespaces", t_namespaces),
-        test("discovery", t_discovery),
-    ]
-}
-
-/// SKIP reason of a test that exists for NVMe over Fabrics only.
-pub const FABRICS_ONLY: &str = "fabrics only: over PCIe the nvme-pci driver probes the controller";
-
-/// Whether the target is a PCIe controller.
-pub fn is_pcie(c: &Ctx<'_>) -> bool {
-    c.cfg.nvme.as_ref().is_some_and(|t| t.pcie)
-}
-
-fn t_pci_probe(c: &mut Ctx<'_>) -> Step {
-    let t = c
-        .cfg
-        .nvme
-        .clone()
-        .ok_or_else(|| Verdict::skip("no target"))?;
-    let start = std::time::Instant::now();
-    let conn = connect::find_pcie_controller(&c.sys, &t.nqn, CONNECT_TIMEOUT)
-        .map_err(|e| Verdict::fail(format!("nvme-pci: {e}")))?;
-    c.diag(format!(
-        "nvme{} cntlid {} (PCIe) after {:?}",
-        conn.instance,
-        conn.cntlid,
-        start.elapsed()
-    ));
-    c.conn = Some(conn);
-    Ok(())
-}
-
-fn t_fabrics_connect(c: &mut Ctx<'_>) -> Step {
-    let t = c
-        .cfg
-        .nvme
-        .clone()
-        .ok_or_else(|| Verdict::skip("no target"))?;
-    let opts = connect::connect_options(&t, &t.nqn, &c.host);
-    c.diag(format!("{} <- {opts}", connect::FABRICS_DEV));
-    let start = std::time::Instant::now();
-    let conn = connect::fabrics_connect(&opts).map_err(|e| {
-        Verdict::fail(format!(
-            "connect to {}:{} {}: {e} (after {:?})",
-            t.traddr,
-            t.trsvcid,
-            t.nqn,
-            start.elapsed()
-        ))
-    })?;
-    c.diag(format!(
-        "instance={},cntlid={} after {:?}",
-        conn.instance,
-        conn.cntlid,
-        start.elapsed()
-    ));
-    c.conn = Some(conn);
-    Ok(())
-}
-
-fn t_controller(c: &mut Ctx<'_>) -> Step {
-    let conn = c
-        .conn
-        .ok_or_else(|| Verdict::skip("needs fabrics_connect or pci_probe"))?;
-    let t = c
-        .cfg
-        .nvme
-        .clone()
-        .ok_or_else(|| Verdict::skip("no target"))?;
-    let dir = connect::ctrl_dir(&c.sys, conn.instance);
-    let a = |n: &str| connect::attr(&dir.join(n)).unwrap_or_else(|e| format!("<{e}>"));
-    let (state, transport, subsysnqn, address, cntlid) = (
-        a("state"),
-        a("transport"),
-        a("subsysnqn"),
-        a("address"),
-        a("cntlid"),
-    );
-    c.diag(format!(
-        "nvme{}: state {state} transport {transport} cntlid {cntlid} address {address} \
-         model {:?} serial {:?} firmware {:?}",
-        conn.instance,
-        a("model"),
-        a("serial"),
-        a("firmware_rev")
-    ));
-    ensure(state == "live", || {
-        format!("state is {state:?}, expected live")
-    })?;
-    let want = if t.pcie { "pcie" } else { "tcp" };
-    ensure(transport == want, || {
-        format!("transport is {transport:?}, expected {want}")
-    })?;
-    ensure(subsysnqn == t.nqn, || {
-        format!("subsysnqn is {subsysnqn:?}, expected {:?}", t.nqn)
-    })?;
-    ensure(cntlid == conn.cntlid.to_string(), || {
-        format!(
-            "sysfs cntlid {cntlid} differs from the connect answer {}",
-            conn.cntlid
-        )
-    })?;
-    // The fabrics address and host NQN exist for a connected controller
-    // only; a PCIe controller's address is its PCI function.
-    if !t.pcie {
-        let want_addr = format!("traddr={},trsvcid={}", t.traddr, t.trsvcid);
-        ensure(address.starts_with(&want_addr), || {
-            format!("address is {address:?}, expected it to start with {want_addr:?}")
-        })?;
-        let hostnqn = a("hostnqn");
-        ensure(hostnqn == c.host.hostnqn, || {
-            format!("hostnqn is {hostnqn:?}, expected {:?}", c.host.hostnqn)
-        })?;
-    }
-    let path = c.dev_root.join(format!("nvme{}", conn.instance));
-    let f = File::options()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(fail(&format!("open {}", path.display())))?;
-    c.ctrl = Some(f);
-    Ok(())
-}
-
-fn t_namespaces(c: &mut Ctx<'_>) -> Step {
-    let conn = c
-        .conn
-        .ok_or_else(|| Verdict::skip("needs fabrics_connect or pci_probe"))?;
-    let want: Vec<u32> = c.ns.keys().copied().collect();
-    let (found, took) =
-        connect::wait_for_namespaces(&c.sys, &c.dev_root, conn.instance, &want, CONNECT_TIMEOUT);
-    c.diag(format!(
-        "after {:.1} s: {}",
-        took.as_secs_f64(),
-        if found.is_empty() {
-            "no namespaces".to_string()
-        } else {
-            found
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    ));
-    let mut missing = Vec::new();
-    for (nsid, n) in c.ns.iter_mut() {
-        let Some(d) = found.iter().find(|d| d.nsid == *nsid) else {
-            missing.push(format!("ns{nsid}"));
-            continue;
-        };
-        n.dev = Some(d.clone());
-        match crate::blockio::open_direct(&d.dev_path()) {
-            Ok(f) => n.file = Some(f),
-            Err(e) => missing.push(format!("ns{nsid} ({}: {e})", d.dev_path().display())),
-        }
-    }
-    let extra: Vec<u32> = found
-        .iter()
-        .map(|d| d.nsid)
-        .filter(|id| !c.ns.contains_key(id))
-        .collect();
-    ensure(missing.is_empty(), || {
-        format!(
-            "not usable within {:?}: {}",
-            CONNECT_TIMEOUT,
-            missing.join(", ")
-        )
-    })?;
-    ensure(extra.is_empty(), || {
-        format!("namespaces not configured: {extra:?}")
-    })
-}
-
-/// Connect to the discovery subsystem, read the whole discovery log and
-/// find the configured subsystem in it, then disconnect.
-fn t_discovery(c: &mut Ctx<'_>) -> Step {
-    if is_pcie(c) {
-        return Err(Verdict::skip(FABRICS_ONLY));
-    }
-    let t = c
-        .cfg
-        .nvme
-        .clone()
-        .ok_or_else(|| Verdict::skip("no target"))?;
-    let opts = connect::connect_options(&t, connect::DISCOVERY_NQN, &c.host);
-    let conn =
-        connect::fabrics_connect(&opts).map_err(fail("connect to the discovery subsystem"))?;
-    c.diag(format!(
-        "discovery controller nvme{} cntlid {}",
-        conn.instance, conn.cntlid
-    ));
-    let res = read_discovery(c, conn.instance, &t);
-    let del = connect::delete_controller(&c.sys, conn.instance, DISCONNECT_TIMEOUT);
-    res?;
-    del.map_err(fail("disconnect the discovery controller"))?;
-    Ok(())
-}
-
-fn read_discovery(c: &mut Ctx<'_>, instance: u32, t: &crate::cmdline::NvmeTarget) -> Step {
-    let path = c.dev_root.join(format!("nvme{instance}"));
-    // The node may lag the connect answer by a moment.
-    let start = std::time::Instant::now();
-    while !path.exists() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let f = File::options()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(fail(&format!("open {}", path.display())))?;
-    let mut hdr = vec![0u8; connect::DISC_RECORD];
-    let d = passthru::admin(
-        &f,
-        &passthru::get_log_page(0, 0x70, connect::DISC_RECORD as u32, 0),
-        passthru::Data::In(&mut hdr),
-    )
-    .map_err(fail("Get Log Page 70h"))?;
-    d.ok("Get Log Page 70h (header)").map_err(Verdict::Fail)?;
-    let (genctr, numrec) = connect::parse_disc_header(&hdr).map_err(Verdict::Fail)?;
-    c.diag(format!("discovery log: GENCTR {genctr} NUMREC {numrec}"));
-    ensure((1..=64).contains(&numrec), || {
-        format!("NUMREC {numrec}, expected 1..=64")
-    })?;
-    let len = connect::DISC_RECORD * (1 + numrec as usize);
-    let mut all = vec![0u8; len];
-    passthru::admin(
-        &f,
-        &passthru::get_log_page(0, 0x70, len as u32, 0),
-        passthru::Data::In(&mut all),
-    )
-    .map_err(fail("Get Log Page 70h"))?
-    .ok("Get Log Page 70h")
-    .map_err(Verdict::Fail)?;
-    let mut entries = Vec::new();
-    for e in all[connect::DISC_RECORD..].chunks_exact(connect::DISC_RECORD) {
-        let e = connect::parse_disc_entry(e).map_err(Verdict::Fail)?;
-        c.diag(format!("entry: {e}"));
-        entries.push(e);
-    }
-    let port = t.trsvcid.to_string();
-    ensure(
-        entries.iter().any(|e| {
-            e.subnqn == t.nqn
-                && e.trtype == 3
-                && e.adrfam == 1
-                && e.subtype == 2
-                && e.trsvcid == port
-                && e.traddr == t.traddr
-        }),
-        || {
-            format!(
-                "no entry for {} (TCP, IPv4, NVM subsystem, {}:{port})",
-                t.nqn, t.traddr
-            )
-        },
-    )
 }
 
 // ---------------------------------------------------------------- identify

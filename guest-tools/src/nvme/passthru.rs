@@ -12,10 +12,12 @@
 
 use std::{fmt, io, mem::size_of, os::fd::AsRawFd};
 
-/// `struct nvme_passthru_cmd` (72 bytes), also `struct nvme_admin_cmd`.
-#[repr(C)]
+/// The fields `struct nvme_passthru_cmd` and `struct nvme_passthru_cmd64`
+/// share, bytes 0..68 of both (packed to 4 so that the 64-bit variant's
+/// `rsvd2` follows at byte 68, as in the kernel's layout).
+#[repr(C, packed(4))]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PassthruCmd {
+pub struct PassthruHead {
     pub opcode: u8,
     pub flags: u8,
     pub rsvd1: u16,
@@ -33,6 +35,33 @@ pub struct PassthruCmd {
     pub cdw14: u32,
     pub cdw15: u32,
     pub timeout_ms: u32,
+}
+
+impl PassthruHead {
+    /// `cmd` with its data at `addr` (`data_len` bytes).
+    fn of(cmd: &Command, addr: u64, data_len: u32) -> Self {
+        Self {
+            opcode: cmd.opcode,
+            nsid: cmd.nsid,
+            addr,
+            data_len,
+            cdw10: cmd.cdw[0],
+            cdw11: cmd.cdw[1],
+            cdw12: cmd.cdw[2],
+            cdw13: cmd.cdw[3],
+            cdw14: cmd.cdw[4],
+            cdw15: cmd.cdw[5],
+            timeout_ms: TIMEOUT_MS,
+            ..Self::default()
+        }
+    }
+}
+
+/// `struct nvme_passthru_cmd` (72 bytes), also `struct nvme_admin_cmd`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassthruCmd {
+    pub head: PassthruHead,
     /// Completion Dword 0.
     pub result: u32,
 }
@@ -42,35 +71,22 @@ pub struct PassthruCmd {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PassthruCmd64 {
-    pub opcode: u8,
-    pub flags: u8,
-    pub rsvd1: u16,
-    pub nsid: u32,
-    pub cdw2: u32,
-    pub cdw3: u32,
-    pub metadata: u64,
-    pub addr: u64,
-    pub metadata_len: u32,
-    pub data_len: u32,
-    pub cdw10: u32,
-    pub cdw11: u32,
-    pub cdw12: u32,
-    pub cdw13: u32,
-    pub cdw14: u32,
-    pub cdw15: u32,
-    pub timeout_ms: u32,
+    pub head: PassthruHead,
     pub rsvd2: u32,
     /// Completion Dwords 0 (low) and 1 (high).
     pub result: u64,
 }
 
+const _: () = assert!(size_of::<PassthruHead>() == 68);
 const _: () = assert!(size_of::<PassthruCmd>() == 72);
 const _: () = assert!(size_of::<PassthruCmd64>() == 80);
-const _: () = assert!(std::mem::offset_of!(PassthruCmd, addr) == 24);
-const _: () = assert!(std::mem::offset_of!(PassthruCmd, data_len) == 36);
-const _: () = assert!(std::mem::offset_of!(PassthruCmd, cdw10) == 40);
-const _: () = assert!(std::mem::offset_of!(PassthruCmd, timeout_ms) == 64);
+const _: () = assert!(std::mem::offset_of!(PassthruHead, metadata) == 16);
+const _: () = assert!(std::mem::offset_of!(PassthruHead, addr) == 24);
+const _: () = assert!(std::mem::offset_of!(PassthruHead, data_len) == 36);
+const _: () = assert!(std::mem::offset_of!(PassthruHead, cdw10) == 40);
+const _: () = assert!(std::mem::offset_of!(PassthruHead, timeout_ms) == 64);
 const _: () = assert!(std::mem::offset_of!(PassthruCmd, result) == 68);
+const _: () = assert!(std::mem::offset_of!(PassthruCmd64, rsvd2) == 68);
 const _: () = assert!(std::mem::offset_of!(PassthruCmd64, result) == 72);
 
 const fn iowr(ty: u32, nr: u32, size: usize) -> u32 {
@@ -329,18 +345,8 @@ pub fn admin(fd: &impl AsRawFd, cmd: &Command, mut data: Data<'_>) -> io::Result
     check_direction(cmd, &data)?;
     let (addr, data_len) = data.ptr_len()?;
     let mut c = PassthruCmd {
-        opcode: cmd.opcode,
-        nsid: cmd.nsid,
-        addr,
-        data_len,
-        cdw10: cmd.cdw[0],
-        cdw11: cmd.cdw[1],
-        cdw12: cmd.cdw[2],
-        cdw13: cmd.cdw[3],
-        cdw14: cmd.cdw[4],
-        cdw15: cmd.cdw[5],
-        timeout_ms: TIMEOUT_MS,
-        ..PassthruCmd::default()
+        head: PassthruHead::of(cmd, addr, data_len),
+        result: 0,
     };
     // SAFETY: NVME_IOCTL_ADMIN_CMD reads and writes one struct
     // nvme_passthru_cmd (`c`, alive for the call) and moves at most
@@ -363,17 +369,7 @@ pub fn io(fd: &impl AsRawFd, cmd: &Command, mut data: Data<'_>) -> io::Result<Do
     check_direction(cmd, &data)?;
     let (addr, data_len) = data.ptr_len()?;
     let mut c = PassthruCmd64 {
-        opcode: cmd.opcode,
-        nsid: cmd.nsid,
-        addr,
-        data_len,
-        cdw10: cmd.cdw[0],
-        cdw11: cmd.cdw[1],
-        cdw12: cmd.cdw[2],
-        cdw13: cmd.cdw[3],
-        cdw14: cmd.cdw[4],
-        cdw15: cmd.cdw[5],
-        timeout_ms: TIMEOUT_MS,
+        head: PassthruHead::of(cmd, addr, data_len),
         ..PassthruCmd64::default()
     };
     // SAFETY: NVME_IOCTL_IO64_CMD reads and writes one struct

@@ -123,18 +123,14 @@ fn report(f: &File, sector: u64) -> Result<BlkZone, Verdict> {
 
 /// Check the zone at `sector` is `cond` with write pointer `wp` (sector).
 pub fn expect_zone(c: &mut Ctx<'_>, f: &File, sector: u64, cond: u8, wp: u64, when: &str) -> Step {
-    let z = report(f, sector)?;
-    c.diag(format!("{when}: {z}"));
-    ensure(z.cond == cond && z.wp == wp, || {
-        format!(
-            "{when}: zone {} is {} wp {}, expected {} wp {}",
-            z.start,
-            bz::cond_name(z.cond),
-            z.wp,
-            bz::cond_name(cond),
-            wp
-        )
-    })
+    zonecheck::expect_zone(f, sector, (cond, wp), when, &mut c.diags)
+}
+
+/// Zone operation `op` on zone `z`, which must then be in `cond` with its
+/// write pointer at `wp`.
+fn op_expect(c: &mut Ctx<'_>, f: &File, z: &Zone, op: ZoneOp, cond: u8, wp: u64) -> Step {
+    mgmt(f, op, z)?;
+    expect_zone(c, f, z.sector, cond, wp, &format!("after {}", op.name()))
 }
 
 fn mgmt(f: &File, op: ZoneOp, z: &Zone) -> Step {
@@ -215,18 +211,24 @@ fn t_seq_write(c: &mut Ctx<'_>) -> Step {
     blockio::write_stamped(&f, z.byte(), SEQ_BLOCKS, gen, SEQ_PER_WRITE).map_err(fail(
         &format!("O_DIRECT write at the write pointer (byte {})", z.byte()),
     ))?;
-    let wp = z.sector + SEQ_BLOCKS * BS / SECTOR;
+    written_to(c, &f, &z, SEQ_BLOCKS, gen)?;
+    c.zns.seq_written = Some(SEQ_BLOCKS);
+    Ok(())
+}
+
+/// The first `blocks` stamped blocks of zone `z` are written: the zone is
+/// implicitly open with its write pointer after them, and they read back.
+fn written_to(c: &mut Ctx<'_>, f: &File, z: &Zone, blocks: u64, gen: u64) -> Step {
+    let wp = z.sector + blocks * BS / SECTOR;
     expect_zone(
         c,
-        &f,
+        f,
         z.sector,
         bz::BLK_ZONE_COND_IMP_OPEN,
         wp,
         "after write",
     )?;
-    blockio::read_verify(&f, z.byte(), SEQ_BLOCKS, gen).map_err(Verdict::Fail)?;
-    c.zns.seq_written = Some(SEQ_BLOCKS);
-    Ok(())
+    blockio::read_verify(f, z.byte(), blocks, gen).map_err(Verdict::Fail)
 }
 
 fn seq_state(c: &Ctx<'_>) -> Result<(u32, Zone, u64, File, u64), Verdict> {
@@ -245,25 +247,8 @@ fn t_out_of_order(c: &mut Ctx<'_>) -> Step {
     let (_, z, written, f, gen) = seq_state(c)?;
     let wp = z.sector + written * BS / SECTOR;
     let byte = wp * SECTOR + BS;
-    let mut buf = blockio::AlignedBuf::new(BLOCK_SIZE);
-    stamp::fill(buf.as_mut_slice(), byte / BS, gen).map_err(fail("stamp"))?;
-    // Linux >= 6.10 fails it in zone write plugging (EIO); older kernels
-    // send it and map Zone Invalid Write to an I/O error (EIO or EREMOTEIO).
-    match blockio::pwrite_exact(&f, buf.as_slice(), byte) {
-        Ok(()) => {
-            return Err(Verdict::fail(format!(
-                "write at byte {byte}, one block past the write pointer, succeeded"
-            )))
-        }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EREMOTEIO)) => {
-            c.diag(format!("write past wp: {e}"));
-        }
-        Err(e) => {
-            return Err(Verdict::fail(format!(
-                "write past wp failed with {e}, expected EIO or EREMOTEIO"
-            )))
-        }
-    }
+    let e = crate::zonecheck::write_past_wp(&f, byte, gen)?;
+    c.diag(format!("write past wp: {e}"));
     let zr = report(&f, z.sector)?;
     ensure(zr.wp == wp, || {
         format!("write pointer moved: {wp} -> {}", zr.wp)
@@ -282,13 +267,36 @@ pub fn write_passthru(
     blocks: u64,
     gen: u64,
 ) -> Result<passthru::Done, Verdict> {
-    let mut buf = blockio::AlignedBuf::new(blocks as usize * BLOCK_SIZE);
-    stamp::fill_range(buf.as_mut_slice(), lba * bs / BS, gen).map_err(fail("stamp"))?;
-    let nlb = blocks * BS / bs;
-    let cmd = Command::new(io_op::WRITE, nsid)
-        .qw(10, lba)
-        .dw(12, (nlb - 1) as u32);
-    passthru::io(f, &cmd, Data::Out(buf.as_slice())).map_err(fail("NVMe Write passthrough"))
+    let at = Stamped { bs, blocks, gen };
+    at.send(f, Command::new(io_op::WRITE, nsid), lba, lba, "NVMe Write")
+}
+
+/// `blocks` stamped 4 KiB blocks of generation `gen` on a `bs` namespace.
+struct Stamped {
+    bs: u64,
+    blocks: u64,
+    gen: u64,
+}
+
+impl Stamped {
+    /// `cmd` (a Write or a Zone Append) at `slba` carrying the blocks,
+    /// stamped for `stamp_lba` (where they should land).
+    fn send(
+        &self,
+        f: &File,
+        cmd: Command,
+        slba: u64,
+        stamp_lba: u64,
+        what: &str,
+    ) -> Result<passthru::Done, Verdict> {
+        let mut buf = blockio::AlignedBuf::new(self.blocks as usize * BLOCK_SIZE);
+        stamp::fill_range(buf.as_mut_slice(), stamp_lba * self.bs / BS, self.gen)
+            .map_err(fail("stamp"))?;
+        let nlb = self.blocks * BS / self.bs;
+        let cmd = cmd.qw(10, slba).dw(12, (nlb - 1) as u32);
+        passthru::io(f, &cmd, Data::Out(buf.as_slice()))
+            .map_err(fail(&format!("{what} passthrough")))
+    }
 }
 
 /// The device's own check, past the kernel's zone write plugs: a Write one
@@ -342,16 +350,7 @@ fn t_write_after_error(c: &mut Ctx<'_>) -> Step {
     }
     c.known_bug = None;
     c.zns.seq_written = Some(written + 1);
-    let wp = z.sector + (written + 1) * BS / SECTOR;
-    expect_zone(
-        c,
-        &f,
-        z.sector,
-        bz::BLK_ZONE_COND_IMP_OPEN,
-        wp,
-        "after write",
-    )?;
-    blockio::read_verify(&f, z.byte(), written + 1, gen).map_err(Verdict::Fail)
+    written_to(c, &f, &z, written + 1, gen)
 }
 
 fn state_zone(c: &Ctx<'_>) -> Result<(Zone, File, u64), Verdict> {
@@ -364,34 +363,25 @@ fn state_zone(c: &Ctx<'_>) -> Result<(Zone, File, u64), Verdict> {
 fn t_open_empty(c: &mut Ctx<'_>) -> Step {
     c.needs("zns/reset_all")?;
     let (z, f, _) = state_zone(c)?;
-    mgmt(&f, ZoneOp::Open, &z)?;
-    expect_zone(
+    op_expect(
         c,
         &f,
-        z.sector,
+        &z,
+        ZoneOp::Open,
         bz::BLK_ZONE_COND_EXP_OPEN,
         z.sector,
-        "after BLKOPENZONE",
     )
 }
 
 fn t_close_empty(c: &mut Ctx<'_>) -> Step {
     c.needs("zns/open_empty")?;
     let (z, f, _) = state_zone(c)?;
-    mgmt(&f, ZoneOp::Close, &z)?;
     // ZNS 1.1, 2.1.1.3.3 "Transition ZSEO:ZSC": an explicitly opened zone
     // goes to Closed on Close Zone, with no exception for a write pointer
     // at the zone start (that exception is ZBC-2's CLOSE ZONE; QEMU's
     // NVMe controller agrees, see the diff-nvme suite). Then reset it, so
     // the next test finds it EMPTY.
-    let closed = expect_zone(
-        c,
-        &f,
-        z.sector,
-        bz::BLK_ZONE_COND_CLOSED,
-        z.sector,
-        "after BLKCLOSEZONE",
-    );
+    let closed = op_expect(c, &f, &z, ZoneOp::Close, bz::BLK_ZONE_COND_CLOSED, z.sector);
     mgmt(&f, ZoneOp::Reset, &z)?;
     closed
 }
@@ -416,15 +406,7 @@ fn t_open(c: &mut Ctx<'_>) -> Step {
         wp,
         "after write",
     )?;
-    mgmt(&f, ZoneOp::Open, &z)?;
-    expect_zone(
-        c,
-        &f,
-        z.sector,
-        bz::BLK_ZONE_COND_EXP_OPEN,
-        wp,
-        "after BLKOPENZONE",
-    )
+    op_expect(c, &f, &z, ZoneOp::Open, bz::BLK_ZONE_COND_EXP_OPEN, wp)
 }
 
 fn t_close(c: &mut Ctx<'_>) -> Step {
@@ -446,15 +428,14 @@ fn t_close(c: &mut Ctx<'_>) -> Step {
 fn t_finish(c: &mut Ctx<'_>) -> Step {
     c.needs("zns/reset_all")?;
     let (z, f, gen) = state_zone(c)?;
-    mgmt(&f, ZoneOp::Finish, &z)?;
     // The kernel reports a FULL zone's write pointer as the zone end.
-    expect_zone(
+    op_expect(
         c,
         &f,
-        z.sector,
+        &z,
+        ZoneOp::Finish,
         bz::BLK_ZONE_COND_FULL,
         z.sector + z.sectors,
-        "after BLKFINISHZONE",
     )?;
     if c.passed("zns/close") {
         blockio::read_verify(&f, z.byte(), STATE_BLOCKS, gen).map_err(Verdict::Fail)?;
@@ -465,15 +446,7 @@ fn t_finish(c: &mut Ctx<'_>) -> Step {
 fn t_reset_zone(c: &mut Ctx<'_>) -> Step {
     c.needs("zns/reset_all")?;
     let (z, f, _) = state_zone(c)?;
-    mgmt(&f, ZoneOp::Reset, &z)?;
-    expect_zone(
-        c,
-        &f,
-        z.sector,
-        bz::BLK_ZONE_COND_EMPTY,
-        z.sector,
-        "after BLKRESETZONE",
-    )
+    op_expect(c, &f, &z, ZoneOp::Reset, bz::BLK_ZONE_COND_EMPTY, z.sector)
 }
 
 /// Zone Append (7Dh) of `blocks` stamped blocks into the zone starting at
@@ -487,13 +460,9 @@ pub fn append(
     blocks: u64,
     gen: u64,
 ) -> Result<passthru::Done, Verdict> {
-    let mut buf = blockio::AlignedBuf::new(blocks as usize * BLOCK_SIZE);
-    stamp::fill_range(buf.as_mut_slice(), expect_lba * bs / BS, gen).map_err(fail("stamp"))?;
-    let nlb = blocks * BS / bs;
-    let cmd = Command::new(io_op::ZONE_APPEND, nsid)
-        .qw(10, zslba)
-        .dw(12, (nlb - 1) as u32);
-    passthru::io(f, &cmd, Data::Out(buf.as_slice())).map_err(fail("Zone Append passthrough"))
+    let at = Stamped { bs, blocks, gen };
+    let cmd = Command::new(io_op::ZONE_APPEND, nsid);
+    at.send(f, cmd, zslba, expect_lba, "Zone Append")
 }
 
 const APPEND_BLOCKS: u64 = 4;

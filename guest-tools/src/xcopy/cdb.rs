@@ -262,6 +262,19 @@ pub enum Segment {
 }
 
 impl Segment {
+    /// Block to block (02h) from CSCD 0 to CSCD 1 without DC: the copy
+    /// most tests send.
+    pub fn a_to_b(blocks: u16, src_lba: u64, dst_lba: u64) -> Self {
+        Self::B2B {
+            src: 0,
+            dst: 1,
+            dc: false,
+            blocks,
+            src_lba,
+            dst_lba,
+        }
+    }
+
     /// The descriptor bytes.
     pub fn encode(&self) -> Vec<u8> {
         match *self {

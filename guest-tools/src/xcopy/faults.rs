@@ -126,15 +126,7 @@ fn run(c: &mut Ctx, a: usize, media: bool, g: &mut FaultGuard) -> Step {
             if ptr == 12 { "SOURCE" } else { "DESTINATION" }
         )
     })?;
-    let counts = g.client().fault_counts(&name).map_err(Verdict::Fail)?;
-    let fired = if media {
-        counts.media_error - counts0.media_error
-    } else {
-        counts.copy_fail - counts0.copy_fail
-    };
-    ensure(fired == 1, || {
-        format!("the backend counted {fired} firings, expected 1")
-    })?;
+    crate::faultcheck::fired_once(g, &name, &counts0, media)?;
     c.diag(format!(
         "COPY ABORTED {asc:02X}h/00h in segment {failing}, residual {residual}, pointer byte {ptr}; \
          {copied} bytes copied before it"

@@ -34,19 +34,29 @@ pub struct Designator {
     pub designator: Vec<u8>,
 }
 
-/// Decode VPD page 83h.
-pub fn vpd83(p: &[u8]) -> Result<Vec<Designator>, String> {
-    if p.len() < 4 || p[1] != 0x83 {
-        return Err(format!("not a VPD 83h page: {:02x?}", &p[..p.len().min(4)]));
+/// Check a VPD page's header (page code `code`, named `name`, and a page
+/// length within the bytes read); the end of its descriptors.
+fn vpd_end(p: &[u8], code: u8, name: &str) -> Result<usize, String> {
+    if p.len() < 4 || p[1] != code {
+        return Err(format!(
+            "not a VPD {name} page: {:02x?}",
+            &p[..p.len().min(4)]
+        ));
     }
-    let end = 4 + usize::from(be16(p, 2).ok_or_else(|| short("VPD 83h"))?);
+    let end = 4 + usize::from(be16(p, 2).ok_or_else(|| short(&format!("VPD {name}")))?);
     if end > p.len() {
         return Err(format!(
-            "VPD 83h: page length {} exceeds the {} bytes read",
+            "VPD {name}: page length {} exceeds the {} bytes read",
             end - 4,
             p.len()
         ));
     }
+    Ok(end)
+}
+
+/// Decode VPD page 83h.
+pub fn vpd83(p: &[u8]) -> Result<Vec<Designator>, String> {
+    let end = vpd_end(p, 0x83, "83h")?;
     let mut v = Vec::new();
     let mut i = 4;
     while i < end {
@@ -94,17 +104,7 @@ pub struct TpcDescriptor {
 /// inconsistent (page length vs data, descriptor crossing the end,
 /// descriptor length not a multiple of 4).
 pub fn vpd8f(p: &[u8]) -> Result<Vec<TpcDescriptor>, String> {
-    if p.len() < 4 || p[1] != 0x8f {
-        return Err(format!("not a VPD 8Fh page: {:02x?}", &p[..p.len().min(4)]));
-    }
-    let end = 4 + usize::from(be16(p, 2).ok_or_else(|| short("VPD 8Fh"))?);
-    if end > p.len() {
-        return Err(format!(
-            "VPD 8Fh: page length {} exceeds the {} bytes read",
-            end - 4,
-            p.len()
-        ));
-    }
+    let end = vpd_end(p, 0x8f, "8Fh")?;
     let mut v = Vec::new();
     let mut i = 4;
     while i < end {

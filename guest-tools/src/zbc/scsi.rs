@@ -210,12 +210,7 @@ pub fn parse_capacity16(b: &[u8]) -> Result<(u64, u32), String> {
 }
 
 /// Human-readable hex of sense or data bytes.
-pub fn hex(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::xcopy::sense::hex;
 
 #[cfg(test)]
 mod tests {
