@@ -473,13 +473,7 @@ impl Rig {
 
         let pcie = vm.nvme_transport == NvmeTransport::Pcie;
         let tapnet = enter_tapnet(vm, needs, net && !pcie && !namespaces.is_empty())?;
-        // Where the backend listens: the tap's address in the namespace,
-        // or the host's loopback that slirp reaches as 10.0.2.2.
-        let host_ip = if tapnet.is_some() {
-            tapnet::HOST_ADDR
-        } else {
-            Ipv4Addr::LOCALHOST
-        };
+        let host_ip = listen_addr(tapnet.as_ref());
         let (socket, control, launch, backend) = match &vm.backend_socket {
             Some(s) => {
                 if !backend::is_socket(s) {
@@ -742,6 +736,16 @@ fn enter_tapnet(
             eprintln!("note: NVMe/TCP through QEMU user networking (no tap: {e})");
             Ok(None)
         }
+    }
+}
+
+/// Where the backend listens: the tap's address in the namespace, or the
+/// host's loopback that slirp reaches as 10.0.2.2.
+fn listen_addr(tapnet: Option<&TapNet>) -> Ipv4Addr {
+    if tapnet.is_some() {
+        tapnet::HOST_ADDR
+    } else {
+        Ipv4Addr::LOCALHOST
     }
 }
 

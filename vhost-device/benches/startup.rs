@@ -49,23 +49,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// Zones per control `zones` request (the control socket's cap).
 const CONTROL_PAGE: u64 = 1 << 16;
 
+/// A size argument (`1T`, `8M`): the contract's parser, as `--lun` reads it.
 fn parse_size(s: &str) -> u64 {
-    let (num, mul) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (
-            &s[..i],
-            match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => panic!("size {s}: unknown suffix"),
-            },
-        ),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .unwrap_or_else(|_| panic!("size {s} is not a number"))
-        * mul
+    zonecopy_contract::size::parse_size(s).unwrap_or_else(|e| panic!("size {s}: {e}"))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -247,36 +233,80 @@ fn report_zones_cdb(alloc: u32) -> [u8; 16] {
     cdb
 }
 
+/// The run's shape: the large device, its 1 GiB baseline, both laid out
+/// in `dir`.
+struct Setup {
+    dir: tempfile::TempDir,
+    size: String,
+    zone: String,
+    zone_b: u64,
+    nr_zones: u64,
+    base_size: &'static str,
+    base_zones: u64,
+    rounds: usize,
+    big_spec: String,
+    big_cfg: DeviceConfig,
+    small_spec: String,
+    small_cfg: DeviceConfig,
+}
+
+impl Setup {
+    /// From the command line (`SIZE ZONE [rounds]`), in a fresh temp dir.
+    fn from_args() -> Setup {
+        let args: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with("--"))
+            .collect();
+        let size = args.first().map_or("1T", String::as_str).to_owned();
+        let zone = args.get(1).map_or("8M", String::as_str).to_owned();
+        let rounds: usize = args.get(2).map_or(5, |r| r.parse().expect("rounds"));
+        let (size_b, zone_b) = (parse_size(&size), parse_size(&zone));
+        let base_size = "1G";
+        let dir = tempfile::Builder::new()
+            .prefix("zonecopy-startup.")
+            .tempdir()
+            .expect("temp dir");
+        let big: PathBuf = dir.path().join("big.img");
+        let small: PathBuf = dir.path().join("small.img");
+        let (big_spec, big_cfg) = lun(&big, &size, &zone);
+        let (small_spec, small_cfg) = lun(&small, base_size, &zone);
+        Setup {
+            nr_zones: size_b / zone_b,
+            base_zones: parse_size(base_size) / zone_b,
+            dir,
+            size,
+            zone,
+            zone_b,
+            base_size,
+            rounds,
+            big_spec,
+            big_cfg,
+            small_spec,
+            small_cfg,
+        }
+    }
+
+    /// The median over `rounds` runs of `f`.
+    fn median_of(&self, mut f: impl FnMut() -> Duration) -> Duration {
+        median((0..self.rounds).map(|_| f()).collect())
+    }
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let size = args.first().map_or("1T", String::as_str);
-    let zone = args.get(1).map_or("8M", String::as_str);
-    let rounds: usize = args.get(2).map_or(5, |r| r.parse().expect("rounds"));
-    let (size_b, zone_b) = (parse_size(size), parse_size(zone));
-    let nr_zones = size_b / zone_b;
-    let base_size = "1G";
-    let base_zones = parse_size(base_size) / zone_b;
-
-    let dir = tempfile::Builder::new()
-        .prefix("zonecopy-startup.")
-        .tempdir()
-        .expect("temp dir");
-    let big: PathBuf = dir.path().join("big.img");
-    let small: PathBuf = dir.path().join("small.img");
-    let (big_spec, big_cfg) = lun(&big, size, zone);
-    let (small_spec, small_cfg) = lun(&small, base_size, zone);
+    let s = Setup::from_args();
     println!(
-        "startup: {size} device, {zone} zones ({nr_zones} zones), baseline {base_size} \
-         ({base_zones} zones), {rounds} starts each, in {}",
-        dir.path().display()
+        "startup: {} device, {} zones ({} zones), baseline {} ({} zones), {} starts each, in {}",
+        s.size,
+        s.zone,
+        s.nr_zones,
+        s.base_size,
+        s.base_zones,
+        s.rounds,
+        s.dir.path().display()
     );
-
-    let (created, written) = populate(&big_cfg);
-    populate(&small_cfg);
-    let meta_len = std::fs::metadata(format!("{}.zones", big.display()))
+    let (created, written) = populate(&s.big_cfg);
+    populate(&s.small_cfg);
+    let meta_len = std::fs::metadata(format!("{}.zones", s.big_cfg.path.display()))
         .map(|m| m.len())
         .unwrap_or(0);
     println!(
@@ -284,52 +314,78 @@ fn main() {
         ms(created),
         meta_len
     );
-
-    // (c, part) Where start-up goes: Device::open of the persisted device.
-    let open = median(
-        (0..rounds)
-            .map(|_| {
-                let t = Instant::now();
-                drop(Device::open(&big_cfg).expect("reopen"));
-                t.elapsed()
-            })
-            .collect(),
-    );
-    let open_small = median(
-        (0..rounds)
-            .map(|_| {
-                let t = Instant::now();
-                drop(Device::open(&small_cfg).expect("reopen"));
-                t.elapsed()
-            })
-            .collect(),
-    );
-
-    // (a) The real binary.
-    let t_small = startup(dir.path(), &small_spec, rounds);
-    let t_big = startup(dir.path(), &big_spec, rounds);
+    let (t_big, t_small, open) = startup_phase(&s);
+    let mem = memory_phase(&s);
+    let (core, scsi, scsi_peak) = report_phase(&s, mem);
     println!(
-        "(a) start-up to control `devices`: {} (target <= {}: {}), baseline {base_size} {} \
+        "# bench startup zones={} start_ms={:.1} start_base_ms={:.1} open_ms={:.1} \
+         rss_start_kib={} hwm_start_kib={} rss_report_kib={} hwm_report_kib={} \
+         report_core_ms={:.2} report_scsi_ms={:.2} report_scsi_peak_kib={scsi_peak}",
+        s.nr_zones,
+        t_big.as_secs_f64() * 1e3,
+        t_small.as_secs_f64() * 1e3,
+        open.as_secs_f64() * 1e3,
+        mem.rss0,
+        mem.hwm0,
+        mem.rss1,
+        mem.hwm1,
+        core.as_secs_f64() * 1e3,
+        scsi.as_secs_f64() * 1e3,
+    );
+    s.dir.close().expect("remove the temp dir");
+}
+
+/// (a) Start-up of the real binary, and of it `Device::open` in-process.
+/// Returns the large device's start, the baseline's, and the open.
+fn startup_phase(s: &Setup) -> (Duration, Duration, Duration) {
+    let open = s.median_of(|| {
+        let t = Instant::now();
+        drop(Device::open(&s.big_cfg).expect("reopen"));
+        t.elapsed()
+    });
+    let open_small = s.median_of(|| {
+        let t = Instant::now();
+        drop(Device::open(&s.small_cfg).expect("reopen"));
+        t.elapsed()
+    });
+    let t_small = startup(s.dir.path(), &s.small_spec, s.rounds);
+    let t_big = startup(s.dir.path(), &s.big_spec, s.rounds);
+    println!(
+        "(a) start-up to control `devices`: {} (target <= {}: {}), baseline {} {} \
          (ratio {:.2}x); of it Device::open in-process {} (baseline {})",
         ms(t_big),
         ms(START_TARGET),
         verdict(t_big <= START_TARGET),
+        s.base_size,
         ms(t_small),
         t_big.as_secs_f64() / t_small.as_secs_f64(),
         ms(open),
         ms(open_small),
     );
+    (t_big, t_small, open)
+}
 
-    // (b) Memory after start-up and after every zone was reported.
-    let (b, _, mut s) = start(dir.path(), &big_spec);
+/// Resident memory (KiB) after start-up (`rss0`, `hwm0`) and after every
+/// zone was reported through the control socket (`rss1`, `hwm1`).
+#[derive(Clone, Copy)]
+struct Memory {
+    rss0: u64,
+    hwm0: u64,
+    rss1: u64,
+    hwm1: u64,
+}
+
+/// (b) Memory after start-up and after every zone was reported.
+fn memory_phase(s: &Setup) -> Memory {
+    let (b, _, mut sock) = start(s.dir.path(), &s.big_spec);
     let (rss0, hwm0) = rss(b.pid());
     let t = Instant::now();
     let mut reported = 0u64;
     let mut reply_bytes = 0usize;
-    while reported < nr_zones {
-        let lba = reported * (zone_b / u64::from(big_cfg.block_size));
+    while reported < s.nr_zones {
+        let lba = reported * (s.zone_b / u64::from(s.big_cfg.block_size));
         let r = control(
-            &mut s,
+            &mut sock,
             &format!(r#"{{"cmd":"zones","dev":"lun0","lba":{lba},"max":{CONTROL_PAGE}}}"#),
         );
         assert!(
@@ -344,15 +400,15 @@ fn main() {
     }
     let control_report = t.elapsed();
     let (rss1, hwm1) = rss(b.pid());
+    drop(sock);
+    drop(b);
     let (rss_small, _) = {
-        drop(s);
-        drop(b);
-        let (b, _, _s) = start(dir.path(), &small_spec);
+        let (b, _, _s) = start(s.dir.path(), &s.small_spec);
         rss(b.pid())
     };
     println!(
         "(b) backend RSS after start-up {} (HWM {}) (target <= {}: {}); after a full zone \
-         report through the control socket {} (HWM {}); baseline {base_size} after start-up \
+         report through the control socket {} (HWM {}); baseline {} after start-up \
          {} (ratio {:.2}x); the control report of {reported} zones took {} ({reply_bytes} \
          bytes of JSON)",
         mib(rss0),
@@ -361,77 +417,80 @@ fn main() {
         verdict(hwm0 <= RSS_TARGET_KIB),
         mib(rss1),
         mib(hwm1),
+        s.base_size,
         mib(rss_small),
         rss0 as f64 / rss_small.max(1) as f64,
         ms(control_report),
     );
+    Memory {
+        rss0,
+        hwm0,
+        rss1,
+        hwm1,
+    }
+}
 
-    // (c) REPORT ZONES in-process.
-    let dev = Arc::new(Device::open(&big_cfg).expect("reopen"));
-    let core = median(
-        (0..rounds)
-            .map(|_| {
-                let t = Instant::now();
-                let z = dev
-                    .report_zones(Lba::new(0), usize::MAX, |_| true)
-                    .expect("report");
-                let took = t.elapsed();
-                assert_eq!(z.len() as u64, nr_zones);
-                took
-            })
-            .collect(),
-    );
-    let small_dev = Device::open(&small_cfg).expect("reopen");
-    let core_small = median(
-        (0..rounds)
-            .map(|_| {
-                let t = Instant::now();
-                let z = small_dev
-                    .report_zones(Lba::new(0), usize::MAX, |_| true)
-                    .expect("report");
-                let took = t.elapsed();
-                assert_eq!(z.len() as u64, base_zones);
-                took
-            })
-            .collect(),
+/// The median time of a full `Device::report_zones` of `dev`, which has
+/// `zones` zones.
+fn core_report(s: &Setup, dev: &Device, zones: u64) -> Duration {
+    s.median_of(|| {
+        let t = Instant::now();
+        let z = dev
+            .report_zones(Lba::new(0), usize::MAX, |_| true)
+            .expect("report");
+        let took = t.elapsed();
+        assert_eq!(z.len() as u64, zones);
+        took
+    })
+}
+
+/// (c) A full REPORT ZONES in-process: through the core and through the
+/// SCSI front end, and what the latter adds to the peak RSS. Returns the
+/// core's time, the SCSI command's and that peak (KiB).
+fn report_phase(s: &Setup, mem: Memory) -> (Duration, Duration, u64) {
+    let dev = Arc::new(Device::open(&s.big_cfg).expect("reopen"));
+    let core = core_report(s, &dev, s.nr_zones);
+    let core_small = core_report(
+        s,
+        &Device::open(&s.small_cfg).expect("reopen"),
+        s.base_zones,
     );
     let target = Target::new(vec![Arc::clone(&dev)]);
-    let alloc = u32::try_from(64 + 64 * nr_zones).expect("allocation length");
+    let alloc = u32::try_from(64 + 64 * s.nr_zones).expect("allocation length");
     let cdb = report_zones_cdb(alloc);
     // What one SCSI REPORT ZONES adds to a process's peak RSS: reset the
     // peak (clear_refs 5), report once, read it again.
     let (rss_before, _) = rss(std::process::id());
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-    let scsi = median(
-        (0..rounds)
-            .map(|_| {
-                let mut out: &[u8] = &[];
-                let mut data = Vec::with_capacity(alloc as usize);
-                let t = Instant::now();
-                let r = target.execute(Request {
-                    lun: 0,
-                    cdb: &cdb,
-                    data_out: &mut out,
-                    data_in: &mut data,
-                    data_in_len: alloc,
-                });
-                let took = t.elapsed();
-                assert_eq!(r.status, Status::Good, "sense {:02x?}", r.sense);
-                assert_eq!(data.len(), alloc as usize);
-                let list = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
-                assert_eq!(u64::from(list), 64 * nr_zones, "ZONE LIST LENGTH");
-                took
-            })
-            .collect(),
-    );
+    let scsi = s.median_of(|| {
+        let mut out: &[u8] = &[];
+        let mut data = Vec::with_capacity(alloc as usize);
+        let t = Instant::now();
+        let r = target.execute(Request {
+            lun: 0,
+            cdb: &cdb,
+            data_out: &mut out,
+            data_in: &mut data,
+            data_in_len: alloc,
+        });
+        let took = t.elapsed();
+        assert_eq!(r.status, Status::Good, "sense {:02x?}", r.sense);
+        assert_eq!(data.len(), alloc as usize);
+        let list = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+        assert_eq!(u64::from(list), 64 * s.nr_zones, "ZONE LIST LENGTH");
+        took
+    });
     let (_, hwm_after) = rss(std::process::id());
     let scsi_peak = hwm_after.saturating_sub(rss_before);
+    let peak = mem.hwm0.max(mem.rss0 + scsi_peak);
     println!(
-        "(c) full REPORT ZONES of {nr_zones} zones: Device::report_zones {} (baseline \
-         {base_zones} zones {}), SCSI REPORT ZONES with {alloc} bytes of data-in {} \
+        "(c) full REPORT ZONES of {} zones: Device::report_zones {} (baseline \
+         {} zones {}), SCSI REPORT ZONES with {alloc} bytes of data-in {} \
          (target <= {}: {}); it raises the peak RSS by {}{}, so the backend serving it \
          peaks near {} (target <= {}: {})",
+        s.nr_zones,
         ms(core),
+        s.base_zones,
         ms(core_small),
         ms(scsi),
         ms(REPORT_TARGET),
@@ -442,22 +501,9 @@ fn main() {
         } else {
             " (peak not reset: upper bound)"
         },
-        mib(hwm0.max(rss0 + scsi_peak)),
+        mib(peak),
         mib(RSS_TARGET_KIB),
-        verdict(hwm0.max(rss0 + scsi_peak) <= RSS_TARGET_KIB),
+        verdict(peak <= RSS_TARGET_KIB),
     );
-    println!(
-        "# bench startup zones={nr_zones} start_ms={:.1} start_base_ms={:.1} open_ms={:.1} \
-         rss_start_kib={rss0} hwm_start_kib={hwm0} rss_report_kib={rss1} hwm_report_kib={hwm1} \
-         report_core_ms={:.2} report_scsi_ms={:.2} report_scsi_peak_kib={scsi_peak}",
-        t_big.as_secs_f64() * 1e3,
-        t_small.as_secs_f64() * 1e3,
-        open.as_secs_f64() * 1e3,
-        core.as_secs_f64() * 1e3,
-        scsi.as_secs_f64() * 1e3,
-    );
-    drop(target);
-    drop(dev);
-    drop(small_dev);
-    dir.close().expect("remove the temp dir");
+    (core, scsi, scsi_peak)
 }
