@@ -568,6 +568,18 @@ impl Queue {
     /// Request); it is completed later through [`Queue::take_deferred`] or
     /// dropped when the queue goes away.
     pub fn execute(&self, sqe: &Sqe, data_out: &[u8], data_in: &mut Vec<u8>) -> Option<Completion> {
+        crate::trace::RECORDER.nvme(self, sqe, data_out, data_in, |d| {
+            self.execute_untraced(sqe, data_out, d)
+        })
+    }
+
+    /// [`Queue::execute`] without the trace hook (what a replay runs).
+    pub fn execute_untraced(
+        &self,
+        sqe: &Sqe,
+        data_out: &[u8],
+        data_in: &mut Vec<u8>,
+    ) -> Option<Completion> {
         data_in.clear();
         if sqe.opcode() == fabrics::OPCODE && sqe.0[4] == fabrics::FCTYPE_DISCONNECT {
             self.disconnected.store(true, Ordering::Relaxed);
