@@ -463,6 +463,7 @@ impl Rig {
                         } else {
                             None
                         },
+                        trace: traced(needs.suite, vm).then(|| tmp.path().join(TRACE_FILE)),
                     };
                     match Backend::start(&bin, &cfg, &out.join("backend.log"), wait) {
                         Ok(b) => break (cfg, b),
@@ -683,7 +684,34 @@ impl Rig {
     }
 
     /// Stops the backend, removes the temp dir. Returns problems, if any.
-    pub fn shutdown(mut self) -> Vec<String> {
+    pub fn shutdown(self) -> Vec<String> {
+        self.shutdown_keeping_trace(None).0
+    }
+
+    /// [`Rig::shutdown`], first moving the backend's trace (and its device
+    /// images) into `keep`/trace when given and recorded; returns the
+    /// trace file kept.
+    pub fn shutdown_keeping_trace(mut self, keep: Option<&Path>) -> (Vec<String>, Option<PathBuf>) {
+        let mut problems = Vec::new();
+        let mut kept = None;
+        if let Some(b) = self.backend.take() {
+            let status = b.stop();
+            if !backend::clean_stop(&status) {
+                problems.push(format!("backend ended with {status}"));
+            }
+        }
+        let trace = self.launch.as_ref().and_then(|l| l.cfg.trace.clone());
+        if let (Some(out), Some(trace)) = (keep, trace.filter(|t| t.exists())) {
+            match keep_trace(&trace, &out.join("trace")) {
+                Ok(file) => kept = Some(file),
+                Err(e) => problems.push(format!("cannot keep the trace: {e}")),
+            }
+        }
+        problems.extend(self.shutdown_rest());
+        (problems, kept)
+    }
+
+    fn shutdown_rest(mut self) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some(b) = self.bench.take() {
             eprintln!("{}", b.sink.stop());
@@ -700,6 +728,45 @@ impl Rig {
         }
         problems
     }
+}
+
+/// The backend's trace in the run's temp dir.
+const TRACE_FILE: &str = "backend.trace";
+
+/// Whether a run records a trace: every suite but the benchmark (whose
+/// numbers would include the recording), unless --no-trace.
+fn traced(suite: Option<&str>, vm: &VmArgs) -> bool {
+    suite.is_some_and(|s| s != BENCH_SUITE) && !vm.no_trace
+}
+
+/// Move `trace` (its rotated parts and its FILE.img/ images) into `dir`;
+/// a copy when they are on another file system. Returns the kept file.
+fn keep_trace(trace: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let parent = trace.parent().unwrap_or(Path::new("."));
+    let name = trace
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    for entry in std::fs::read_dir(parent)? {
+        let entry = entry?;
+        if !entry.file_name().to_string_lossy().starts_with(&name) {
+            continue;
+        }
+        let to = dir.join(entry.file_name());
+        if std::fs::rename(entry.path(), &to).is_err() {
+            let status = std::process::Command::new("cp")
+                .args(["-a", "--sparse=always"])
+                .arg(entry.path())
+                .arg(&to)
+                .status()?;
+            if !status.success() {
+                return Err(std::io::Error::other(format!("cp ended with {status}")));
+            }
+        }
+    }
+    Ok(dir.join(name))
 }
 
 fn bios(vm: &VmArgs) -> Option<PathBuf> {
