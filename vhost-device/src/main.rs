@@ -489,8 +489,11 @@ fn run(config: Config, tracing: &TraceArgs) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    if std::env::args_os().nth(1).is_some_and(|a| a == "trace") {
+    let tool = std::env::args_os().nth(1).is_some_and(|a| a == "trace");
+    // The trace tool's replayed backend logs only errors unless asked.
+    let level = if tool { "error" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    if tool {
         return trace::tool::main(std::env::args_os().skip(1));
     }
     let args = Args::parse_grouped();

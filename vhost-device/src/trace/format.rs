@@ -95,6 +95,9 @@ pub struct Cqe {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NvmeRecord {
     pub seq: u64,
+    /// The queue's number in this trace (its queue record's `handle`):
+    /// controller IDs repeat across subsystems (discovery, I/O) and time.
+    pub handle: u32,
     pub cntlid: u16,
     pub qid: u16,
     pub arrive_ns: u64,
@@ -110,6 +113,7 @@ pub struct NvmeRecord {
 /// needs to connect it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueRecord {
+    pub handle: u32,
     pub cntlid: u16,
     pub qid: u16,
     pub sqsize: u16,
@@ -273,6 +277,7 @@ impl Record {
             }
             Record::Nvme(r) => {
                 e.u64(r.seq);
+                e.u32(r.handle);
                 e.u16(r.cntlid);
                 e.u16(r.qid);
                 e.u64(r.arrive_ns);
@@ -292,6 +297,7 @@ impl Record {
                 kind::NVME
             }
             Record::Queue(q) => {
+                e.u32(q.handle);
                 e.u16(q.cntlid);
                 e.u16(q.qid);
                 e.u16(q.sqsize);
@@ -355,6 +361,7 @@ impl Record {
             }),
             kind::NVME => Record::Nvme(NvmeRecord {
                 seq: d.u64()?,
+                handle: d.u32()?,
                 cntlid: d.u16()?,
                 qid: d.u16()?,
                 arrive_ns: d.u64()?,
@@ -373,6 +380,7 @@ impl Record {
                 data_in: d.data()?,
             }),
             kind::NVME_QUEUE => Record::Queue(QueueRecord {
+                handle: d.u32()?,
                 cntlid: d.u16()?,
                 qid: d.u16()?,
                 sqsize: d.u16()?,

@@ -28,8 +28,8 @@
 //! | --- | --- | --- |
 //! | 1 | meta | bytes: JSON `{"format":1,"part":N,"argv":[..],"data":"whole"\|"digest","start_unix_ns":T,"devices":[{"name","image","cache"}]}`, first in every file |
 //! | 2 | SCSI command | seq u64, target u16, lun u16, queue u16, tag u64, arrive_ns u64, done_ns u64, cdb bytes, status u8, sense bytes, data_in_room u32 (the initiator's buffer), data-out data, data-in data |
-//! | 3 | NVMe command | seq u64, cntlid u16, qid u16, arrive_ns u64, done_ns u64, SQE 64 bytes, has_cqe u8 (then dw0 u32, dw1 u32, status u16), data-out data, data-in data |
-//! | 4 | NVMe queue | cntlid u16, qid u16, sqsize u16, transport u8 (0 TCP, 1 PCIe), hostid 16 bytes, subnqn bytes, hostnqn bytes: before a queue's first command |
+//! | 3 | NVMe command | seq u64, queue handle u32, cntlid u16, qid u16, arrive_ns u64, done_ns u64, SQE 64 bytes, has_cqe u8 (then dw0 u32, dw1 u32, status u16), data-out data, data-in data |
+//! | 4 | NVMe queue | handle u32 (numbers the queues of this trace), cntlid u16, qid u16, sqsize u16, transport u8 (0 TCP, 1 PCIe), hostid 16 bytes, subnqn bytes, hostnqn bytes: before a queue's first command |
 //! | 5 | NVMe/TCP PDUs | conn u64 (peer port), dir u8 (0 host to controller, 1 back), t_ns u64, bytes: whole PDUs as they crossed the socket |
 //! | 6 | control action | seq u64, t_ns u64, request bytes, response bytes (JSON lines) |
 //! | 7 | final | t_ns u64, count u32, then per device: name bytes, crc32c u32, size u64 |
@@ -137,9 +137,9 @@ struct Session {
     writer: Writer,
     whole: bool,
     seq: u64,
-    /// Queues already described by a queue record: (cntlid, qid) to the
-    /// controller it was for.
-    queues: HashMap<(u16, u16), Weak<Controller>>,
+    /// Queues already described by a queue record: (controller address,
+    /// qid) to the controller and the queue's handle.
+    queues: HashMap<(usize, u16), (Weak<Controller>, u32)>,
 }
 
 /// The process's recorder: devices to image, the running session.
@@ -297,7 +297,7 @@ impl Recorder {
                 devices: devices
                     .iter()
                     .map(|d| {
-                        let (crc, len) = device_checksum(&d.device);
+                        let (crc, len) = device_checksum(&d.device, &d.path);
                         (d.name.clone(), crc, len)
                     })
                     .collect(),
@@ -399,21 +399,26 @@ impl Recorder {
         let arrive_ns = now_ns();
         let done = f(data_in);
         let ctrl = queue.controller();
-        let key = (ctrl.cntlid, queue.qid());
+        let key = (Arc::as_ptr(ctrl) as usize, queue.qid());
         let mut guard = lock(&self.session);
         let Some(s) = guard.as_mut() else { return done };
+        // A live controller at that address is the same one.
         let known = s
             .queues
             .get(&key)
-            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(ctrl)));
-        if !known {
-            s.queues.insert(key, Arc::downgrade(ctrl));
+            .filter(|(w, _)| w.upgrade().is_some_and(|c| Arc::ptr_eq(&c, ctrl)))
+            .map(|(_, h)| *h);
+        let handle = known.unwrap_or(u32::try_from(s.queues.len()).unwrap_or(u32::MAX));
+        if known.is_none() {
+            s.queues.insert(key, (Arc::downgrade(ctrl), handle));
         }
+        let known = known.is_some();
         drop(guard);
         self.write(|seq, whole| {
             let mut recs = Vec::with_capacity(2);
             if !known {
                 recs.push(Record::Queue(QueueRecord {
+                    handle,
                     cntlid: ctrl.cntlid,
                     qid: queue.qid(),
                     sqsize: queue.sqsize(),
@@ -430,6 +435,7 @@ impl Recorder {
             }
             recs.push(Record::Nvme(NvmeRecord {
                 seq,
+                handle,
                 cntlid: ctrl.cntlid,
                 qid: queue.qid(),
                 arrive_ns,
@@ -567,21 +573,38 @@ fn image_device(d: &TracedDevice, dir: &Path) -> Result<(String, snapshot::Metho
 }
 
 /// CRC32C of a device's whole data as a reader sees it (the write cache
-/// included), and its size in bytes.
-pub fn device_checksum(dev: &Device) -> (u32, u64) {
+/// included), and its size in bytes. Chunks where the backing file `path`
+/// has a hole (and the cache holds nothing) are zeros without a read, so
+/// a large, mostly empty device checksums in milliseconds.
+pub fn device_checksum(dev: &Device, path: &Path) -> (u32, u64) {
     let g = dev.geometry();
     let bs = u64::from(g.block_size);
     let chunk_blocks = (1u64 << 20) / bs;
+    let extents = match dev.cached_blocks() {
+        0 => snapshot::data_extents(path).ok(),
+        _ => None,
+    };
+    let has_data = |from: u64, to: u64| {
+        extents
+            .as_ref()
+            .map_or(true, |e| e.iter().any(|&(a, b)| a < to && b > from))
+    };
     let mut buf = vec![0u8; 1 << 20];
+    let zeros = vec![0u8; 1 << 20];
     let mut crc = 0u32;
     let mut lba = 0u64;
     while lba < g.capacity.0 {
         let n = chunk_blocks.min(g.capacity.0 - lba);
-        let part = &mut buf[..(n * bs) as usize];
-        if dev.read_uncounted(Lba(lba), part).is_err() {
-            part.fill(0);
+        let len = (n * bs) as usize;
+        if has_data(lba * bs, (lba + n) * bs) {
+            let part = &mut buf[..len];
+            if dev.read_uncounted(Lba(lba), part).is_err() {
+                part.fill(0);
+            }
+            crc = crc32c::crc32c_append(crc, part);
+        } else {
+            crc = crc32c::crc32c_append(crc, &zeros[..len]);
         }
-        crc = crc32c::crc32c_append(crc, part);
         lba += n;
     }
     (crc, g.capacity.0 * bs)

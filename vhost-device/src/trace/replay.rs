@@ -73,14 +73,15 @@ impl Outcome {
 
 /// The backend a replay drives.
 struct Backend {
-    devices: Vec<(String, Arc<Device>)>,
+    /// Name, device, backing file.
+    devices: Vec<(String, Arc<Device>, PathBuf)>,
     scsi: Vec<Target>,
     nvme: Option<Targets>,
     control: Registry,
-    /// Recorded (cntlid, qid) -> replayed queue; recorded cntlid ->
-    /// replayed cntlid.
-    queues: HashMap<(u16, u16), Queue>,
-    cntlids: HashMap<u16, u16>,
+    /// Recorded queue handle -> replayed queue; recorded (subsystem,
+    /// cntlid) -> replayed cntlid.
+    queues: HashMap<u32, Queue>,
+    cntlids: HashMap<(String, u16), u16>,
 }
 
 /// Copy the images into `work` and build the backend from the recorded
@@ -127,7 +128,7 @@ fn build(trace: &Path, meta: &Value, work: &Path) -> Result<Backend, ReplayError
             };
             let cache = image(&name, &mut config.luns[i])?;
             let dev = open(&name, &config.luns[i], cache)?;
-            devices.push((name, Arc::clone(&dev)));
+            devices.push((name, Arc::clone(&dev), config.luns[i].path.clone()));
             luns.push(dev);
         }
         scsi.push(Target::with_target_id(u32::try_from(t).unwrap_or(0), luns));
@@ -140,7 +141,7 @@ fn build(trace: &Path, meta: &Value, work: &Path) -> Result<Backend, ReplayError
                 let name = format!("ns{}", i + 1);
                 let cache = image(&name, &mut ns.device)?;
                 let dev = open(&name, &ns.device, cache)?;
-                devices.push((name, Arc::clone(&dev)));
+                devices.push((name, Arc::clone(&dev), ns.device.path.clone()));
                 specs.push(NamespaceSpec {
                     device: dev,
                     copy_limits: ns.copy_limits,
@@ -166,7 +167,7 @@ fn build(trace: &Path, meta: &Value, work: &Path) -> Result<Backend, ReplayError
         }
     };
     let mut control = Registry::default();
-    for (name, dev) in &devices {
+    for (name, dev, _) in &devices {
         control.add_device(name.clone(), Arc::clone(dev));
     }
     Ok(Backend {
@@ -274,7 +275,11 @@ impl Backend {
         data[..16].copy_from_slice(&q.hostid);
         let cntlid = match q.qid {
             0 => 0xFFFF,
-            _ => self.cntlids.get(&q.cntlid).copied().unwrap_or(q.cntlid),
+            _ => self
+                .cntlids
+                .get(&(q.subnqn.clone(), q.cntlid))
+                .copied()
+                .unwrap_or(q.cntlid),
         };
         data[16..18].copy_from_slice(&cntlid.to_le_bytes());
         let put = |data: &mut [u8], at: usize, s: &str| {
@@ -286,9 +291,10 @@ impl Backend {
         match targets.connect(&Sqe(sqe), &data) {
             ConnectOutcome::Connected(queue, c) => {
                 if q.qid == 0 {
-                    self.cntlids.insert(q.cntlid, (c.dw0 & 0xFFFF) as u16);
+                    self.cntlids
+                        .insert((q.subnqn.clone(), q.cntlid), (c.dw0 & 0xFFFF) as u16);
                 }
-                self.queues.insert((q.cntlid, q.qid), queue);
+                self.queues.insert(q.handle, queue);
             }
             ConnectOutcome::Refused(c) => out.diverge(format!(
                 "Connect of queue {} of controller {} refused (status {:#x})",
@@ -299,7 +305,7 @@ impl Backend {
     }
 
     fn nvme(&mut self, r: &NvmeRecord, out: &mut Outcome) -> Result<(), ReplayError> {
-        let Some(queue) = self.queues.get(&(r.cntlid, r.qid)) else {
+        let Some(queue) = self.queues.get(&r.handle) else {
             *out.skipped
                 .entry("command on a queue not replayed".into())
                 .or_default() += 1;
@@ -383,8 +389,8 @@ pub fn replay(trace: &Path, work: &Path) -> Result<Outcome, ReplayError> {
             Record::Final(f) => recorded_final = Some(f.clone()),
         }
     }
-    for (name, dev) in &backend.devices {
-        let (crc, len) = super::device_checksum(dev);
+    for (name, dev, path) in &backend.devices {
+        let (crc, len) = super::device_checksum(dev, path);
         let rec = recorded_final
             .as_ref()
             .and_then(|f| f.devices.iter().find(|d| &d.0 == name).map(|d| d.1));

@@ -49,16 +49,31 @@ fn seek(f: &File, off: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
     Ok(u64::try_from(r).ok())
 }
 
+/// The data extents of `path` as byte ranges [start, end), sorted.
+pub fn data_extents(path: &Path) -> io::Result<Vec<(u64, u64)>> {
+    extents(&File::open(path)?)
+}
+
+fn extents(f: &File) -> io::Result<Vec<(u64, u64)>> {
+    let len = f.metadata()?.len();
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    while pos < len {
+        let Some(start) = seek(f, pos, libc::SEEK_DATA)? else {
+            break;
+        };
+        let end = seek(f, start, libc::SEEK_HOLE)?.unwrap_or(len).min(len);
+        out.push((start, end));
+        pos = end.max(start + 1);
+    }
+    Ok(out)
+}
+
 fn sparse_copy(from: &File, to: &File) -> io::Result<()> {
     let len = from.metadata()?.len();
     to.set_len(len)?;
     let mut buf = vec![0u8; 1 << 20];
-    let mut pos = 0u64;
-    while pos < len {
-        let Some(start) = seek(from, pos, libc::SEEK_DATA)? else {
-            break;
-        };
-        let end = seek(from, start, libc::SEEK_HOLE)?.unwrap_or(len).min(len);
+    for (start, end) in extents(from)? {
         let mut at = start;
         while at < end {
             let n = usize::try_from((end - at).min(buf.len() as u64)).unwrap_or(buf.len());
@@ -66,7 +81,6 @@ fn sparse_copy(from: &File, to: &File) -> io::Result<()> {
             to.write_all_at(&buf[..n], at)?;
             at += n as u64;
         }
-        pos = end;
     }
     to.sync_all()
 }

@@ -38,6 +38,7 @@ fn samples() -> Vec<Record> {
         }),
         Record::Nvme(NvmeRecord {
             seq: 8,
+            handle: 1,
             cntlid: 1,
             qid: 2,
             arrive_ns: 30,
@@ -53,6 +54,7 @@ fn samples() -> Vec<Record> {
         }),
         Record::Nvme(NvmeRecord {
             seq: 9,
+            handle: 0,
             cntlid: 1,
             qid: 0,
             arrive_ns: 30,
@@ -63,6 +65,7 @@ fn samples() -> Vec<Record> {
             data_in: Data::default(),
         }),
         Record::Queue(QueueRecord {
+            handle: 0,
             cntlid: 1,
             qid: 0,
             sqsize: 31,

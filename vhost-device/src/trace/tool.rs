@@ -338,7 +338,7 @@ fn stats(file: &Path) -> Result<(), String> {
         e.2.push(l.latency_ns);
     }
     println!(
-        "{:<28} {:>8} {:>12} {:>9} {:>9} {:>9} {:>9}",
+        "{:<34} {:>8} {:>12} {:>9} {:>9} {:>9} {:>9}",
         "command", "count", "bytes", "min_us", "avg_us", "max_us", "p99_us"
     );
     for (name, (n, bytes, mut lat)) in by {
@@ -349,7 +349,7 @@ fn stats(file: &Path) -> Result<(), String> {
             .copied()
             .unwrap_or(0);
         println!(
-            "{name:<28} {n:>8} {bytes:>12} {:>9} {:>9} {:>9} {:>9}",
+            "{name:<34} {n:>8} {bytes:>12} {:>9} {:>9} {:>9} {:>9}",
             lat.first().copied().unwrap_or(0) / 1000,
             avg / 1000,
             lat.last().copied().unwrap_or(0) / 1000,
