@@ -509,7 +509,13 @@ pub struct Writer {
     max_bytes: Option<u64>,
     keep: u32,
     meta: Record,
+    /// Header plus encoded meta record: a file's size before any command.
+    base: u64,
 }
+
+/// Write buffer: large, so a 4 KiB command's record is a copy, not a
+/// system call.
+const WRITE_BUFFER: usize = 1 << 20;
 
 impl Writer {
     /// Create FILE (replacing it and any FILE.i) and write the header and
@@ -527,11 +533,12 @@ impl Writer {
         }
         let mut w = Writer {
             path: path.to_path_buf(),
-            out: BufWriter::new(File::create(path)?),
+            out: BufWriter::with_capacity(WRITE_BUFFER, File::create(path)?),
             written: 0,
             max_bytes,
             keep,
             meta,
+            base: 0,
         };
         w.start_file()?;
         Ok(w)
@@ -541,7 +548,8 @@ impl Writer {
         self.out.write_all(&header())?;
         let meta = self.meta.encode();
         self.out.write_all(&meta)?;
-        self.written = (HEADER_LEN + meta.len()) as u64;
+        self.base = (HEADER_LEN + meta.len()) as u64;
+        self.written = self.base;
         Ok(())
     }
 
@@ -553,9 +561,8 @@ impl Writer {
     /// Append one record (already encoded), rotating first if it would
     /// cross the size limit (a file holds at least one record).
     pub fn write(&mut self, rec: &[u8]) -> io::Result<()> {
-        let base = (HEADER_LEN + self.meta.encode().len()) as u64;
         if let Some(max) = self.max_bytes {
-            if self.written > base && self.written + rec.len() as u64 > max {
+            if self.written > self.base && self.written + rec.len() as u64 > max {
                 self.rotate()?;
             }
         }
@@ -586,7 +593,7 @@ impl Writer {
                 self.meta = Record::Meta(v.to_string());
             }
         }
-        self.out = BufWriter::new(File::create(&self.path)?);
+        self.out = BufWriter::with_capacity(WRITE_BUFFER, File::create(&self.path)?);
         self.start_file()
     }
 

@@ -353,7 +353,7 @@ impl Recorder {
         };
         let mut tee_in = TeeWrite {
             inner: req.data_in,
-            seen: Vec::new(),
+            seen: Vec::with_capacity(room.min(1 << 20) as usize),
         };
         let resp = f(Request {
             lun,

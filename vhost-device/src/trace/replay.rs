@@ -82,6 +82,36 @@ struct Backend {
     /// cntlid) -> replayed cntlid.
     queues: HashMap<u32, Queue>,
     cntlids: HashMap<(String, u16), u16>,
+    /// ROD tokens (SPC-5 8.3.8.3, 512 bytes, partly random) as recorded
+    /// and as the replay's copy manager made them: a later WRITE USING
+    /// TOKEN names the recorded one, which the replay must translate.
+    tokens: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// ROD token length (SPC-5 8.3.8.3).
+const ROD_TOKEN: usize = 512;
+
+/// RECEIVE ROD TOKEN INFORMATION (RECEIVE COPY RESULTS, 84h, service
+/// action 07h): its parameter data ends with the ROD token.
+fn is_rrti(cdb: &[u8]) -> bool {
+    cdb.first() == Some(&0x84) && cdb.get(1).map(|b| b & 0x1F) == Some(0x07)
+}
+
+/// Replace each recorded token in `data` (the data-out of a third-party
+/// copy command, 83h) with the replay's.
+fn translate(data: &[u8], tokens: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    for (rec, new) in tokens {
+        let mut at = 0;
+        while let Some(i) = out[at..]
+            .windows(ROD_TOKEN)
+            .position(|w| w == rec.as_slice())
+        {
+            out[at + i..at + i + ROD_TOKEN].copy_from_slice(new);
+            at += i + ROD_TOKEN;
+        }
+    }
+    out
 }
 
 /// Copy the images into `work` and build the backend from the recorded
@@ -177,6 +207,7 @@ fn build(trace: &Path, meta: &Value, work: &Path) -> Result<Backend, ReplayError
         control,
         queues: HashMap::new(),
         cntlids: HashMap::new(),
+        tokens: Vec::new(),
     })
 }
 
@@ -213,7 +244,14 @@ impl Backend {
         let data_out = bytes_of(&r.data_out).ok_or_else(|| {
             ReplayError::Trace(format!("#{}: data-out kept as a digest only", r.seq))
         })?;
-        let mut reader = data_out;
+        let translated;
+        let mut reader = match r.cdb.first() {
+            Some(0x83) if !self.tokens.is_empty() => {
+                translated = translate(data_out, &self.tokens);
+                translated.as_slice()
+            }
+            _ => data_out,
+        };
         let mut data_in = Vec::new();
         let resp = target.execute_untraced(Request {
             lun: r.lun,
@@ -236,7 +274,18 @@ impl Backend {
             };
             *out.errors.entry(key).or_default() += 1;
         }
-        if status != r.status || resp.sense != r.sense || !same(&r.data_in, &data_in) {
+        let data_same = match (&r.data_in.bytes, is_rrti(&r.cdb)) {
+            (Some(rec), true) if rec.len() == data_in.len() && rec.len() >= ROD_TOKEN => {
+                let cut = rec.len() - ROD_TOKEN;
+                if rec[cut..] != data_in[cut..] {
+                    self.tokens
+                        .push((rec[cut..].to_vec(), data_in[cut..].to_vec()));
+                }
+                rec[..cut] == data_in[..cut]
+            }
+            _ => same(&r.data_in, &data_in),
+        };
+        if status != r.status || resp.sense != r.sense || !data_same {
             out.diverge(format!(
                 "#{} LUN {} CDB {}: recorded status {:#04x} sense {} data-in {} bytes crc {:08x}, \
                  replayed status {status:#04x} sense {} data-in {} bytes crc {:08x}",
