@@ -49,8 +49,11 @@
 //! copy otherwise, while no command executes.
 
 pub mod format;
+// The pcapng writer: a stub here, its own branch (issue 16, pcap) at merge.
+pub mod pcap;
 pub mod replay;
 pub mod snapshot;
+mod to_pcap;
 pub mod tool;
 
 use std::{

@@ -48,6 +48,14 @@ enum Cmd {
     /// divergence and each device's data checksum (CRC32C). Exit status 1
     /// on any divergence.
     Replay { file: PathBuf },
+    /// Write the trace as pcapng for Wireshark/tshark: the NVMe/TCP PDUs
+    /// as they crossed each connection (port 4420), each SCSI command as
+    /// iSCSI PDUs (port 3260; whole-data traces carry the data).
+    Pcap {
+        file: PathBuf,
+        /// The pcapng file to write.
+        out: PathBuf,
+    },
 }
 
 /// Which commands `print` shows (all given must match).
@@ -395,6 +403,13 @@ pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
         Cmd::Print { file, filter } => print(file, filter).map(|()| true),
         Cmd::Stats { file } => stats(file).map(|()| true),
         Cmd::Replay { file } => run_replay(file),
+        Cmd::Pcap { file, out } => super::to_pcap::convert(file, out).map(|(pdus, cmds)| {
+            println!(
+                "{}: {pdus} NVMe/TCP PDUs, {cmds} SCSI commands",
+                out.display()
+            );
+            true
+        }),
     };
     match res {
         Ok(true) => ExitCode::SUCCESS,
