@@ -324,3 +324,40 @@ fn replay_refuses_a_trace_whose_start_was_rotated_away() {
     let err = replay::replay(&trace, work.path()).unwrap_err();
     assert!(err.to_string().contains("part 3"), "{err}");
 }
+
+#[test]
+fn control_command_checks_its_arguments() {
+    let v = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    assert_eq!(
+        super::control_command(&v(r#"{"cmd":"trace","op":"status"}"#)).unwrap()["tracing"],
+        false
+    );
+    for bad in [
+        r#"{"cmd":"trace"}"#,
+        r#"{"cmd":"trace","op":"start"}"#,
+        r#"{"cmd":"trace","op":"start","file":"/nonexistent/t","data":"half"}"#,
+        r#"{"cmd":"trace","op":"stop"}"#,
+    ] {
+        assert!(super::control_command(&v(bad)).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_second_start_and_a_stop_without_start_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::new();
+    assert!(rec.stop().is_err());
+    rec.start(&dir.path().join("t"), DataMode::Digest, None, 0)
+        .unwrap();
+    assert!(rec.is_on());
+    let again = rec.start(&dir.path().join("u"), DataMode::Whole, None, 0);
+    assert!(matches!(again, Err(super::TraceError::Running(_))));
+    rec.stop().unwrap();
+    assert!(!rec.is_on());
+    // Nothing but the meta and the final record.
+    let records = format::read_file(&dir.path().join("t")).unwrap();
+    assert!(matches!(
+        records.as_slice(),
+        [Record::Meta(_), Record::Final(_)]
+    ));
+}
