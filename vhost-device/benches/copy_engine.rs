@@ -95,11 +95,11 @@ fn main() {
     let chunk: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8 + 1).collect();
     for off in (0..len).step_by(chunk.len()) {
         src_dev
-            .write(Lba(off / u64::from(BS)), &chunk, false)
+            .write(Lba::new(off / u64::from(BS)), &chunk, false)
             .expect("fill source");
     }
     src_dev.flush().expect("flush source");
-    let count = BlockCount(len / u64::from(BS));
+    let count = BlockCount::new(len / u64::from(BS));
 
     let mut raw = Vec::new();
     let mut engine_plain = Vec::new();
@@ -128,9 +128,9 @@ fn main() {
         let t = Instant::now();
         copy(&[Segment {
             src: &src_dev,
-            src_lba: Lba(0),
+            src_lba: Lba::new(0),
             dst: &dst_dev,
-            dst_lba: Lba(0),
+            dst_lba: Lba::new(0),
             count,
         }])
         .expect("engine copy");
@@ -146,13 +146,13 @@ fn main() {
         let zdev = device(&dst_path, len, true);
         zdev.zone_action(ZoneAction::Reset, ZoneTarget::All)
             .expect("reset");
-        let half = BlockCount(count.0 / 2);
+        let half = BlockCount::new(count.get() / 2);
         let t = Instant::now();
         copy(&[Segment {
             src: &src_dev,
-            src_lba: Lba(0),
+            src_lba: Lba::new(0),
             dst: &zdev,
-            dst_lba: Lba(half.0),
+            dst_lba: Lba::new(half.get()),
             count: half,
         }])
         .expect("engine copy into zone");

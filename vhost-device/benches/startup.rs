@@ -103,12 +103,12 @@ fn populate(cfg: &DeviceConfig) -> (Duration, usize) {
     let created = t.elapsed();
     let g = *dev.geometry();
     let zg = g.zones.expect("zoned");
-    let nr = g.capacity.0 / zg.zone_len.0;
+    let nr = g.capacity.get() / zg.zone_len.get();
     let bs = g.block_size as usize;
     let mut written = 0;
     let mut last = None;
     for z in (u64::from(zg.conventional)..nr).step_by(64) {
-        let start = Lba(z * zg.zone_len.0);
+        let start = Lba::new(z * zg.zone_len.get());
         let blocks = 1 + (z / 64) % 16;
         let buf = vec![(z % 251) as u8; blocks as usize * bs];
         dev.write(start, &buf, false).expect("write");
@@ -373,7 +373,7 @@ fn main() {
             .map(|_| {
                 let t = Instant::now();
                 let z = dev
-                    .report_zones(Lba(0), usize::MAX, |_| true)
+                    .report_zones(Lba::new(0), usize::MAX, |_| true)
                     .expect("report");
                 let took = t.elapsed();
                 assert_eq!(z.len() as u64, nr_zones);
@@ -387,7 +387,7 @@ fn main() {
             .map(|_| {
                 let t = Instant::now();
                 let z = small_dev
-                    .report_zones(Lba(0), usize::MAX, |_| true)
+                    .report_zones(Lba::new(0), usize::MAX, |_| true)
                     .expect("report");
                 let took = t.elapsed();
                 assert_eq!(z.len() as u64, base_zones);

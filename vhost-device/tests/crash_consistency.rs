@@ -55,23 +55,25 @@ fn child(dir: &Path) {
         for z in 0..ZONES {
             n += 1;
             let start = z * ZONE_BLOCKS;
-            let zone = dev.report_zones(Lba(start), 1, |_| true).expect("report")[0];
+            let zone = dev
+                .report_zones(Lba::new(start), 1, |_| true)
+                .expect("report")[0];
             if zone.cond == ZoneCondition::Full {
                 if n % 7 == 0 {
                     // Announced first: a kill between the reset and its
                     // report leaves the parent unsure, not wrong.
                     println!("r {z}");
-                    dev.zone_action(ZoneAction::Reset, ZoneTarget::One(Lba(start)))
+                    dev.zone_action(ZoneAction::Reset, ZoneTarget::One(Lba::new(start)))
                         .expect("reset");
                     println!("R {z}");
                 }
                 continue;
             }
-            let wp = zone.wp.0;
+            let wp = zone.wp.get();
             let count = (1 + n % 3).min(start + ZONE_BLOCKS - wp);
             let data: Vec<u8> = (wp..wp + count).flat_map(block).collect();
             let fua = n % 5 == 0;
-            dev.write(Lba(wp), &data, fua).expect("write");
+            dev.write(Lba::new(wp), &data, fua).expect("write");
             if n % 11 == 0 {
                 dev.flush().expect("flush");
             }
@@ -138,16 +140,16 @@ fn kill_during_write_storm() {
         let dev = Device::open(&config(dir.path())).expect("reopen after kill");
         for (z, d) in durable.iter().enumerate() {
             let start = z as u64 * ZONE_BLOCKS;
-            let zone = dev.report_zones(Lba(start), 1, |_| true).unwrap()[0];
+            let zone = dev.report_zones(Lba::new(start), 1, |_| true).unwrap()[0];
             let Some(last) = *d else { continue };
             assert!(
-                zone.wp.0 > last,
+                zone.wp.get() > last,
                 "kill {kill}: zone {z} recovered wp {} but LBA {last} was durable",
-                zone.wp.0
+                zone.wp.get()
             );
             let count = last + 1 - start;
             let mut buf = vec![0u8; (count * BS) as usize];
-            dev.read(Lba(start), &mut buf).unwrap();
+            dev.read(Lba::new(start), &mut buf).unwrap();
             for (i, got) in buf.chunks_exact(BS as usize).enumerate() {
                 assert_eq!(got, block(start + i as u64), "kill {kill}: LBA lost");
             }
@@ -156,11 +158,17 @@ fn kill_during_write_storm() {
         // Every recovered write pointer covers data that is really there:
         // the block just below each wp holds its own LBA.
         for z in 0..ZONES {
-            let zone = dev.report_zones(Lba(z * ZONE_BLOCKS), 1, |_| true).unwrap()[0];
-            if zone.wp.0 > zone.start.0 {
+            let zone = dev
+                .report_zones(Lba::new(z * ZONE_BLOCKS), 1, |_| true)
+                .unwrap()[0];
+            if zone.wp.get() > zone.start.get() {
                 let mut buf = vec![0u8; BS as usize];
-                dev.read(Lba(zone.wp.0 - 1), &mut buf).unwrap();
-                assert_eq!(buf, block(zone.wp.0 - 1), "kill {kill}: wp ahead of data");
+                dev.read(Lba::new(zone.wp.get() - 1), &mut buf).unwrap();
+                assert_eq!(
+                    buf,
+                    block(zone.wp.get() - 1),
+                    "kill {kill}: wp ahead of data"
+                );
             }
         }
     }

@@ -204,7 +204,7 @@ struct Devices {
 }
 
 impl Devices {
-    /// Open both devices, with the volatile write cache (`storage::cache`)
+    /// Open both devices, with the volatile write cache (`storage::media::cache`)
     /// on or off.
     fn open(dir: &Path, cache: bool) -> Result<Self, String> {
         let open = |cfg: &DeviceConfig| {

@@ -91,6 +91,26 @@ pub const DEVIATIONS: &[Deviation] = &[
         "SPC-5 4.4.2.4.1: the sense-key specific field is optional (SKSV 0); \
          the peer omits the field or segment pointer we give, both conform",
     ),
+    // ---- scsi_debug, VERIFY (16)
+    dev(
+        SD,
+        "* verify miscompare",
+        "sense.information",
+        "0x*",
+        "not valid",
+        "SBC-4 5.33 (VERIFY (10), as 5.35 VERIFY (16)): on a miscompare the \
+         INFORMATION field holds the offset of the first byte that differs; \
+         the peer leaves it not valid",
+    ),
+    dev(
+        SD,
+        "* verify bytchk 10b",
+        SKS,
+        "*",
+        "*",
+        "SBC-4 5.35: BYTCHK is byte 1, bits 2-1; the peer's field pointer \
+         names byte 2",
+    ),
     // ---- scsi_debug, REPORT ZONES
     dev(
         SD,

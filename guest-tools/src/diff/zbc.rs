@@ -162,6 +162,7 @@ pub const GROUPS: &[Group] = &[
     ("zone_actions", zone_actions),
     ("writes", writes),
     ("reads", reads),
+    ("verify", verify),
     ("max_open", max_open),
 ];
 
@@ -344,6 +345,45 @@ fn reads(p: &mut Pair<'_>, g: &Geo) {
     p.read(g, "last", g.blocks - 1, 1);
     p.read(g, "past-end", g.blocks - 1, 2);
     p.read(g, "zero-length", z, 0);
+    p.act("reset all", Action::Reset, 0, 0, true);
+}
+
+/// VERIFY (16) (SBC-4 5.35) with Data-Out: BYTCHK 01b equal and not,
+/// 11b, the reserved 10b, and past the end.
+fn verify(p: &mut Pair<'_>, g: &Geo) {
+    p.act("reset all", Action::Reset, 0, 0, true);
+    let z = g.seq(0);
+    p.write(g, "verify data", z, 2);
+    let bs = usize::try_from(g.bs).unwrap_or(512);
+    // What `Pair::write` wrote.
+    let data: Vec<u8> = (0..2 * bs)
+        .map(|i| (i as u64 ^ z.wrapping_mul(0x9e37)) as u8)
+        .collect();
+    let mut wrong = data.clone();
+    wrong[bs + 3] ^= 0xff;
+    let cdb = |b1: u8, lba: u64| {
+        let mut c = [0u8; 16];
+        c[0] = 0x8f;
+        c[1] = b1;
+        c[2..10].copy_from_slice(&lba.to_be_bytes());
+        c[13] = 2;
+        c
+    };
+    let one = data[..bs].to_vec();
+    for (what, c, out) in [
+        ("equal", cdb(0x02, z), data.clone()),
+        ("miscompare", cdb(0x02, z), wrong),
+        ("one block", cdb(0x06, z), one.clone()),
+        ("bytchk 10b", cdb(0x04, z), one),
+        ("past end", cdb(0x02, g.blocks - 1), data),
+    ] {
+        p.x(
+            &format!("verify {what}"),
+            &c,
+            &Dir::Out(out),
+            fields::status_fields,
+        );
+    }
     p.act("reset all", Action::Reset, 0, 0, true);
 }
 

@@ -139,8 +139,8 @@ impl Registry {
                 let g = d.geometry();
                 let zones = g.zones.map(|z| {
                     json!({
-                        "zone_blocks": z.zone_len.0,
-                        "zone_cap_blocks": z.zone_cap.0,
+                        "zone_blocks": z.zone_len.get(),
+                        "zone_cap_blocks": z.zone_cap.get(),
                         "conventional": z.conventional,
                         "max_open": z.max_open,
                         "max_active": z.max_active,
@@ -149,7 +149,7 @@ impl Registry {
                 json!({
                     "name": name,
                     "block_size": g.block_size,
-                    "blocks": g.capacity.0,
+                    "blocks": g.capacity.get(),
                     "zones": zones,
                     "cache": cache_mode(d),
                 })
@@ -201,7 +201,7 @@ impl Registry {
             let n = chunk_blocks.min(blocks - done);
             let part = &mut buf[..(n * bs) as usize];
             let at = lba.checked_add(done).ok_or("range too large")?;
-            dev.read_uncounted(Lba(at), part)
+            dev.read_uncounted(Lba::new(at), part)
                 .map_err(|e| e.to_string())?;
             crc = crc32c::crc32c_append(crc, part);
             if per_block {
@@ -221,7 +221,7 @@ impl Registry {
         let lba = req["lba"].as_u64().unwrap_or(0);
         let max = req["max"].as_u64().unwrap_or(64).min(1 << 16) as usize;
         let zones = dev
-            .report_zones(Lba(lba), max, |_| true)
+            .report_zones(Lba::new(lba), max, |_| true)
             .map_err(|e| e.to_string())?;
         let zones: Vec<Value> = zones
             .iter()
@@ -233,10 +233,10 @@ impl Registry {
                         ZoneType::SequentialWritePreferred => "seq-write-preferred",
                     },
                     "cond": cond_name(z.cond),
-                    "start": z.start.0,
-                    "len": z.len.0,
-                    "cap": z.cap.0,
-                    "wp": z.wp.0,
+                    "start": z.start.get(),
+                    "len": z.len.get(),
+                    "cap": z.cap.get(),
+                    "wp": z.wp.get(),
                 })
             })
             .collect();
@@ -259,7 +259,7 @@ impl Registry {
             }
             None => return Err("missing \"cond\"".to_owned()),
         };
-        dev.set_zone_condition(Lba(lba), cond)
+        dev.set_zone_condition(Lba::new(lba), cond)
             .map_err(|e| e.to_string())?;
         self.zones(&json!({"dev": req["dev"], "lba": lba, "max": 1}))
     }
@@ -404,11 +404,11 @@ fn parse_range(req: &Value, dev: &Device) -> Result<BlockRange, String> {
         return Err("\"blocks\" must be at least 1".into());
     }
     dev.geometry()
-        .check_range(Lba(lba), BlockCount(blocks))
+        .check_range(Lba::new(lba), BlockCount::new(blocks))
         .map_err(|e| e.to_string())?;
     Ok(BlockRange {
-        lba: Lba(lba),
-        blocks: BlockCount(blocks),
+        lba: Lba::new(lba),
+        blocks: BlockCount::new(blocks),
     })
 }
 
@@ -475,8 +475,8 @@ fn rule_json(dev: &str, r: &Rule) -> Value {
     });
     match r.kind {
         FaultKind::MediaError(g) | FaultKind::WriteError(g) => {
-            v["lba"] = json!(g.lba.0);
-            v["blocks"] = json!(g.blocks.0);
+            v["lba"] = json!(g.lba.get());
+            v["blocks"] = json!(g.blocks.get());
         }
         FaultKind::CopyFail { at, error } => {
             match at {
@@ -495,8 +495,8 @@ fn rule_json(dev: &str, r: &Rule) -> Value {
             v["ms"] = json!(ms);
             v["on"] = json!(on.map_or("any", Op::name));
             if let Some(g) = range {
-                v["lba"] = json!(g.lba.0);
-                v["blocks"] = json!(g.blocks.0);
+                v["lba"] = json!(g.lba.get());
+                v["blocks"] = json!(g.blocks.get());
             }
         }
     }
@@ -771,7 +771,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (reg, dev) = registry(&dir);
         let data = vec![0x5au8; 8192];
-        dev.write(Lba(16), &data, false).unwrap();
+        dev.write(Lba::new(16), &data, false).unwrap();
         let r =
             reg.handle(r#"{"cmd":"checksum","dev":"lun0","lba":16,"blocks":2,"per_block":true}"#);
         assert_eq!(r["ok"], true);
@@ -786,7 +786,7 @@ mod tests {
     fn zones_and_devices() {
         let dir = tempfile::tempdir().unwrap();
         let (reg, dev) = registry(&dir);
-        dev.write(Lba(16), &[1u8; 4096], false).unwrap();
+        dev.write(Lba::new(16), &[1u8; 4096], false).unwrap();
         let z = reg.handle(r#"{"cmd":"zones","dev":"lun0","lba":16,"max":2}"#);
         assert_eq!(z["zones"][0]["cond"], "implicit-open");
         assert_eq!(z["zones"][0]["wp"], 17);
@@ -805,7 +805,7 @@ mod tests {
         assert_eq!(r["zones"][0]["cond"], "read-only");
         let r = reg.handle(r#"{"cmd":"zone_condition","dev":"lun0","lba":48,"cond":"offline"}"#);
         assert_eq!(r["zones"][0]["cond"], "offline");
-        assert!(dev.write(Lba(32), &[0; 4096], false).is_err());
+        assert!(dev.write(Lba::new(32), &[0; 4096], false).is_err());
         for bad in [
             r#"{"cmd":"zone_condition","dev":"lun0","lba":33,"cond":"offline"}"#,
             r#"{"cmd":"zone_condition","dev":"lun0","lba":0,"cond":"offline"}"#,
@@ -848,10 +848,10 @@ mod tests {
         assert_eq!(l["faults"][2]["on"], "flush");
         let mut buf = vec![0u8; 4 * 4096];
         assert!(matches!(
-            dev.read(Lba(18), &mut buf),
-            Err(crate::storage::StorageError::UnrecoveredRead { lba: Lba(20) })
+            dev.read(Lba::new(18), &mut buf),
+            Err(crate::storage::StorageError::UnrecoveredRead { lba }) if lba == Lba::new(20)
         ));
-        dev.read(Lba(18), &mut buf).unwrap();
+        dev.read(Lba::new(18), &mut buf).unwrap();
         dev.flush().unwrap();
         let s = reg.handle(r#"{"cmd":"stats"}"#);
         assert_eq!(s["devices"]["lun0"]["faults"]["media_error"], 1);
@@ -892,7 +892,7 @@ mod tests {
         assert_eq!(r["cache"], "volatile", "{r}");
         let d = reg.handle(r#"{"cmd":"devices"}"#);
         assert_eq!(d["devices"][0]["cache"], "volatile");
-        dev.write(Lba(16), &[1u8; 8192], false).unwrap();
+        dev.write(Lba::new(16), &[1u8; 8192], false).unwrap();
         let s = reg.handle(r#"{"cmd":"stats"}"#);
         assert_eq!(s["devices"]["lun0"]["cache_held_blocks"], 2);
         // The checksum sees the held data, as the guest does.
@@ -1145,7 +1145,7 @@ mod tests {
         let mut reg = Registry::default();
         reg.add_device("lun0", Arc::clone(&dev));
         let data: Vec<u8> = (0..blocks * bs).map(|i| (i * 7 % 251) as u8).collect();
-        dev.write(Lba(0), &data, false).unwrap();
+        dev.write(Lba::new(0), &data, false).unwrap();
         let v: Value = serde_json::from_value(reg.handle(&format!(
             r#"{{"cmd":"checksum","dev":"lun0","lba":0,"blocks":{blocks},"per_block":true}}"#
         )))

@@ -125,7 +125,7 @@ pub fn identify_ns_zns(ns: &Namespace) -> Vec<u8> {
     put32(&mut d, 4, limit(z.max_active)); // MAR (0's based)
     put32(&mut d, 8, limit(z.max_open)); // MOR (0's based)
                                          // RRL, FRL: 0, no limit.
-    put64(&mut d, 2816, z.zone_len.0); // LBAFE0 ZSZE
+    put64(&mut d, 2816, z.zone_len.get()); // LBAFE0 ZSZE
     d[2824] = 0; // LBAFE0 ZDES: no zone descriptor extension
     d
 }

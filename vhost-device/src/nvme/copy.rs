@@ -85,8 +85,8 @@ pub fn decode(desfmt: u8, d: &[u8], nsid: u32) -> SourceRange {
     };
     SourceRange {
         snsid,
-        slba: Lba(u64::from_le_bytes(slba)),
-        nlb: BlockCount(u64::from(u16::from_le_bytes([d[16], d[17]])) + 1),
+        slba: Lba::new(u64::from_le_bytes(slba)),
+        nlb: BlockCount::new(u64::from(u16::from_le_bytes([d[16], d[17]])) + 1),
     }
 }
 
@@ -107,7 +107,7 @@ impl CopyCmd {
     pub fn decode(sqe: &Sqe) -> Self {
         let cdw = [10, 11, 12, 13, 14, 15].map(|n| sqe.dw(n));
         CopyCmd {
-            sdlba: Lba(sqe.qw(10)),
+            sdlba: Lba::new(sqe.qw(10)),
             ranges: (cdw[2] & 0xFF) as usize + 1,
             desfmt: ((cdw[2] >> 8) & 0xF) as u8,
             fua: cdw[2] & (1 << 30) != 0,
@@ -121,7 +121,9 @@ impl fmt::Display for CopyCmd {
         write!(
             f,
             "SDLBA {}, {} range(s), format {}, CDW10-15",
-            self.sdlba.0, self.ranges, self.desfmt
+            self.sdlba.get(),
+            self.ranges,
+            self.desfmt
         )?;
         for d in self.cdw {
             write!(f, " {d:08x}")?;
@@ -357,8 +359,8 @@ fn execute(
     for (i, d) in descs.chunks_exact(dlen).enumerate() {
         let r = decode(cmd.desfmt, d, ns.nsid);
         shape.decoded = i + 1;
-        shape.max_range_blocks = shape.max_range_blocks.max(r.nlb.0);
-        shape.blocks = shape.blocks.saturating_add(r.nlb.0);
+        shape.max_range_blocks = shape.max_range_blocks.max(r.nlb.get());
+        shape.blocks = shape.blocks.saturating_add(r.nlb.get());
         let Some(src) = ctrl.namespace(r.snsid) else {
             return Err(refuse(
                 Status::INVALID_NAMESPACE,
@@ -376,12 +378,13 @@ fn execute(
                 ),
             ));
         }
-        if r.nlb.0 > u64::from(limits.mssrl) {
+        if r.nlb.get() > u64::from(limits.mssrl) {
             return Err(refuse(
                 Status::COMMAND_SIZE_LIMIT_EXCEEDED,
                 format!(
                     "source range {i}: NLB + 1 = {} blocks > MSSRL {}",
-                    r.nlb.0, limits.mssrl
+                    r.nlb.get(),
+                    limits.mssrl
                 ),
             ));
         }
@@ -391,16 +394,19 @@ fn execute(
             .map_err(|e| {
                 refuse(
                     src.status(&e),
-                    format!("source range {i} ({} +{}): {e}", r.slba, r.nlb.0),
+                    format!("source range {i} ({} +{}): {e}", r.slba, r.nlb.get()),
                 )
             })?;
-        let dst_lba = cmd.sdlba.checked_add(BlockCount(total)).ok_or_else(|| {
-            refuse(
-                Status::LBA_OUT_OF_RANGE,
-                format!("destination of source range {i} past LBA 2^64"),
-            )
-        })?;
-        total += r.nlb.0;
+        let dst_lba = cmd
+            .sdlba
+            .checked_add(BlockCount::new(total))
+            .ok_or_else(|| {
+                refuse(
+                    Status::LBA_OUT_OF_RANGE,
+                    format!("destination of source range {i} past LBA 2^64"),
+                )
+            })?;
+        total += r.nlb.get();
         if total > u64::from(limits.mcl) {
             return Err(refuse(
                 Status::COMMAND_SIZE_LIMIT_EXCEEDED,
@@ -417,7 +423,7 @@ fn execute(
     }
     ns.device
         .geometry()
-        .check_range(cmd.sdlba, BlockCount(total))
+        .check_range(cmd.sdlba, BlockCount::new(total))
         .map_err(|e| {
             refuse(
                 ns.status(&e),
@@ -473,7 +479,7 @@ impl Seen {
             "cntlid": self.key.cntlid,
             "qid": self.key.qid,
             "cid": self.key.cid,
-            "sdlba": self.cmd.sdlba.0,
+            "sdlba": self.cmd.sdlba.get(),
             "ranges": self.cmd.ranges,
             "format": self.cmd.desfmt,
             "cdw": self.cmd.cdw,
@@ -685,7 +691,7 @@ mod tests {
         let c = CopyCmd::decode(&series_sqe());
         assert_eq!(
             (c.sdlba, c.ranges, c.desfmt, c.fua),
-            (Lba(0x1C0), 1, 2, true)
+            (Lba::new(0x1C0), 1, 2, true)
         );
         assert_eq!(c.cdw, [0x1C0, 0, 0x4000_0200, 0, 0, 0]);
         assert_eq!(
@@ -700,7 +706,7 @@ mod tests {
         let c = CopyCmd::decode(&Sqe(b));
         assert_eq!(
             (c.sdlba, c.ranges, c.desfmt, c.fua),
-            (Lba((1 << 32) | 0x1C0), 256, 15, false)
+            (Lba::new((1 << 32) | 0x1C0), 256, 15, false)
         );
     }
 

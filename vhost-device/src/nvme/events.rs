@@ -238,7 +238,7 @@ impl ChangedZones {
         }
         put16(&mut d, 0, self.zones.len() as u16);
         for (i, z) in self.zones.iter().enumerate() {
-            put64(&mut d, 8 + i * 8, z.0);
+            put64(&mut d, 8 + i * 8, z.get());
         }
         d
     }

@@ -107,11 +107,11 @@ impl Namespace {
                 ))
             }
             Some(z) => {
-                if !z.zone_len.0.is_power_of_two() {
+                if !z.zone_len.get().is_power_of_two() {
                     log::warn!(
                         "namespace {nsid}: zone size {} blocks is not a power of two; Linux will \
                          not use it",
-                        z.zone_len.0
+                        z.zone_len.get()
                     );
                 }
                 // ZNS 1.1's zone rules where they differ from ZBC-2's:
@@ -165,7 +165,7 @@ impl Namespace {
 
     /// Namespace size in logical blocks.
     pub fn nsze(&self) -> u64 {
-        self.device.geometry().capacity.0
+        self.device.geometry().capacity.get()
     }
 
     /// The status for a storage error on this namespace.
@@ -184,7 +184,7 @@ impl Namespace {
         }
         let active = self
             .device
-            .report_zones(crate::storage::Lba(0), usize::MAX, |zone| {
+            .report_zones(crate::storage::Lba::new(0), usize::MAX, |zone| {
                 zone.cond.is_active()
             })
             .map(|v| v.len())

@@ -21,8 +21,8 @@ impl Rw {
     pub fn decode(x: &Exec<'_>) -> Rw {
         let dw12 = x.sqe.dw(12);
         Rw {
-            slba: Lba(x.sqe.qw(10)),
-            nlb: BlockCount(u64::from(dw12 & 0xFFFF) + 1),
+            slba: Lba::new(x.sqe.qw(10)),
+            nlb: BlockCount::new(u64::from(dw12 & 0xFFFF) + 1),
             fua: dw12 & (1 << 30) != 0,
         }
     }
@@ -124,10 +124,12 @@ pub fn write_zeroes(x: &mut Exec<'_>) -> Outcome {
     let zeros = vec![0u8; (per_chunk * bs) as usize];
     let fua = durable(x, rw.fua);
     let mut done = 0u64;
-    while done < rw.nlb.0 {
-        let n = per_chunk.min(rw.nlb.0 - done);
+    while done < rw.nlb.get() {
+        let n = per_chunk.min(rw.nlb.get() - done);
+        // In range: checked above.
+        let lba = rw.slba.saturating_add(BlockCount::new(done));
         ns.device
-            .write(Lba(rw.slba.0 + done), &zeros[..(n * bs) as usize], false)
+            .write(lba, &zeros[..(n * bs) as usize], false)
             .map_err(|e| ns.status(&e))?;
         done += n;
     }
@@ -155,7 +157,7 @@ pub fn dataset_management(x: &mut Exec<'_>) -> Outcome {
         let slba = u64::from_le_bytes(slba);
         ns.device
             .geometry()
-            .check_range(Lba(slba), BlockCount(u64::from(nlb)))
+            .check_range(Lba::new(slba), BlockCount::new(u64::from(nlb)))
             .map_err(|e| ns.status(&e))?;
     }
     Ok(Done::OK)

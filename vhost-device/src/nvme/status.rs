@@ -241,52 +241,52 @@ mod tests {
         let cases: Vec<(StorageError, u16)> = vec![
             (
                 StorageError::OutOfRange {
-                    lba: Lba(1),
-                    count: BlockCount(1),
-                    capacity: BlockCount(1),
+                    lba: Lba::new(1),
+                    count: BlockCount::new(1),
+                    capacity: BlockCount::new(1),
                 },
                 0x4080,
             ),
             (
                 StorageError::UnalignedWrite {
-                    lba: Lba(1),
-                    wp: Lba(0),
+                    lba: Lba::new(1),
+                    wp: Lba::new(0),
                 },
                 0x41bc,
             ),
             (
                 StorageError::WriteBoundary {
-                    lba: Lba(1),
-                    count: BlockCount(1),
+                    lba: Lba::new(1),
+                    count: BlockCount::new(1),
                 },
                 0x41b8,
             ),
-            (StorageError::ZoneFull { zone: Lba(0) }, 0x41b9),
+            (StorageError::ZoneFull { zone: Lba::new(0) }, 0x41b9),
             (
                 StorageError::ZoneUnavailable {
-                    zone: Lba(0),
+                    zone: Lba::new(0),
                     cond: ZoneCondition::ReadOnly,
                 },
                 0x41ba,
             ),
             (
                 StorageError::ZoneUnavailable {
-                    zone: Lba(0),
+                    zone: Lba::new(0),
                     cond: ZoneCondition::Offline,
                 },
                 0x41bb,
             ),
             (
-                StorageError::InsufficientZoneResources { zone: Lba(0) },
+                StorageError::InsufficientZoneResources { zone: Lba::new(0) },
                 0x41be,
             ),
-            (StorageError::UnrecoveredRead { lba: Lba(7) }, 0x4281),
-            (StorageError::WriteFault { lba: Lba(7) }, 0x4280),
+            (StorageError::UnrecoveredRead { lba: Lba::new(7) }, 0x4281),
+            (StorageError::WriteFault { lba: Lba::new(7) }, 0x4280),
         ];
         for (e, want) in cases {
             assert_eq!(storage_status(&e, open).field(), want, "{e}");
         }
-        let e = StorageError::InsufficientZoneResources { zone: Lba(0) };
+        let e = StorageError::InsufficientZoneResources { zone: Lba::new(0) };
         assert_eq!(storage_status(&e, || ZoneResource::Active).field(), 0x41bd);
     }
 }

@@ -802,7 +802,7 @@ fn zone_changes_list_and_notify() {
     // (AEC 0, as Linux leaves bit 27): zone 1 (LBA 16) goes READ ONLY, is
     // listed, nothing completes.
     assert_eq!(r.admin.execute(&aer(0x10), &[], &mut Vec::new()), None);
-    dev.set_zone_condition(Lba(16), ZoneCondition::ReadOnly)
+    dev.set_zone_condition(Lba::new(16), ZoneCondition::ReadOnly)
         .unwrap();
     assert!(r.admin.take_deferred().is_empty());
     // RAE set: listed, retained.
@@ -813,7 +813,7 @@ fn zone_changes_list_and_notify() {
     // completes with type 2h Notice, information EFh, log page BFh (DW0
     // 00BF_EF02h) and the NSID in DW1 (ZNS 1.1 Figure 43).
     set_aec(&r, 1 << 27);
-    dev.set_zone_condition(Lba(32), ZoneCondition::Offline)
+    dev.set_zone_condition(Lba::new(32), ZoneCondition::Offline)
         .unwrap();
     let done = r.admin.take_deferred();
     assert_eq!(done.len(), 1);
@@ -824,7 +824,7 @@ fn zone_changes_list_and_notify() {
     // Masked until the log is read without RAE: zone 3 changes, a new
     // request stays outstanding, also across a read with RAE.
     assert_eq!(r.admin.execute(&aer(0x11), &[], &mut Vec::new()), None);
-    dev.set_zone_condition(Lba(48), ZoneCondition::ReadOnly)
+    dev.set_zone_condition(Lba::new(48), ZoneCondition::ReadOnly)
         .unwrap();
     assert!(r.admin.take_deferred().is_empty());
     assert_eq!(changed_zones(&r, true), (2, vec![32, 48]));
@@ -834,7 +834,7 @@ fn zone_changes_list_and_notify() {
     assert_eq!(changed_zones(&r, false), (2, vec![32, 48]));
     assert!(r.admin.take_deferred().is_empty());
     // Unmasked: the next change completes the outstanding request.
-    dev.set_zone_condition(Lba(64), ZoneCondition::ReadOnly)
+    dev.set_zone_condition(Lba::new(64), ZoneCondition::ReadOnly)
         .unwrap();
     let done = r.admin.take_deferred();
     assert_eq!(
@@ -844,7 +844,7 @@ fn zone_changes_list_and_notify() {
         vec![(0x11, 0x00BF_EF02)]
     );
     // The same zone again (READ ONLY -> OFFLINE) is listed once.
-    dev.set_zone_condition(Lba(64), ZoneCondition::Offline)
+    dev.set_zone_condition(Lba::new(64), ZoneCondition::Offline)
         .unwrap();
     assert_eq!(changed_zones(&r, false), (1, vec![64]));
     // Changed Zone List of an NVM namespace, or NSID 0: Invalid Field
@@ -870,7 +870,7 @@ fn zone_changes_reach_every_controller() {
     );
     assert_eq!(other.execute(&aer(1), &[], &mut Vec::new()), None);
     assert_eq!(r.admin.execute(&aer(1), &[], &mut Vec::new()), None);
-    dev.set_zone_condition(Lba(80), ZoneCondition::ReadOnly)
+    dev.set_zone_condition(Lba::new(80), ZoneCondition::ReadOnly)
         .unwrap();
     assert_eq!(other.take_deferred().len(), 1);
     assert!(r.admin.take_deferred().is_empty());
@@ -890,7 +890,7 @@ fn zone_changes_reach_every_controller() {
     drop(other);
     assert!(ctrl.is_dead());
     assert_eq!(ctrl.state().events.outstanding(), 0);
-    dev.set_zone_condition(Lba(96), ZoneCondition::ReadOnly)
+    dev.set_zone_condition(Lba::new(96), ZoneCondition::ReadOnly)
         .unwrap();
     assert!(ctrl.take_deferred().is_empty());
 }
@@ -899,8 +899,8 @@ fn zone_changes_reach_every_controller() {
 fn changed_zone_list_overflow() {
     let mut l = events::ChangedZones::default();
     for z in 1..=511u64 {
-        l.add(Lba(z * 16));
-        l.add(Lba(z * 16)); // listed once
+        l.add(Lba::new(z * 16));
+        l.add(Lba::new(z * 16)); // listed once
     }
     let d = l.page();
     assert_eq!(d.len(), 4096);
@@ -909,11 +909,11 @@ fn changed_zone_list_overflow() {
     assert_eq!(&d[8..16], &[16, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(u64_at(&d, 4088), 511 * 16);
     // One more: FFFFh and a zero-filled list (ZNS 1.1, 4.1.4.1).
-    l.add(Lba(512 * 16));
+    l.add(Lba::new(512 * 16));
     let d = l.page();
     assert_eq!(&d[0..2], &[0xFF, 0xFF]);
     assert!(d[2..].iter().all(|&b| b == 0));
-    l.add(Lba(0));
+    l.add(Lba::new(0));
     assert_eq!(&l.page()[0..2], &[0xFF, 0xFF]);
 }
 
@@ -925,7 +925,7 @@ fn zone_management_offline() {
     assert_eq!(status(&r.io, rw(0x01, 1, 16, 1, 4096), &blk), 0);
     // Offline needs READ ONLY: Invalid Zone State Transition.
     assert_eq!(status(&r.io, zms(16, 0x05, false), &[]), 0x61bf);
-    dev.set_zone_condition(Lba(16), ZoneCondition::ReadOnly)
+    dev.set_zone_condition(Lba::new(16), ZoneCondition::ReadOnly)
         .unwrap();
     assert_eq!(changed_zones(&r, false), (1, vec![16]));
     // READ ONLY: writes fail with Zone Is Read Only, reads work, the
@@ -949,9 +949,9 @@ fn zone_management_offline() {
     // Offline again: no change, success.
     assert_eq!(status(&r.io, zms(16, 0x05, false), &[]), 0);
     // Select All: every READ ONLY zone goes OFFLINE, others stay.
-    dev.set_zone_condition(Lba(48), ZoneCondition::ReadOnly)
+    dev.set_zone_condition(Lba::new(48), ZoneCondition::ReadOnly)
         .unwrap();
-    dev.set_zone_condition(Lba(80), ZoneCondition::ReadOnly)
+    dev.set_zone_condition(Lba::new(80), ZoneCondition::ReadOnly)
         .unwrap();
     assert_eq!(changed_zones(&r, false), (2, vec![48, 80]));
     assert_eq!(status(&r.io, zms(0, 0x05, true), &[]), 0);
@@ -1002,7 +1002,7 @@ fn error_information_log() {
     // A write to a READ ONLY zone on I/O queue 1 (CID 0042h, NSID 1, SLBA
     // 20h): Zone Is Read Only with More (61BAh).
     zns_device(&r)
-        .set_zone_condition(Lba(32), ZoneCondition::ReadOnly)
+        .set_zone_condition(Lba::new(32), ZoneCondition::ReadOnly)
         .unwrap();
     assert_eq!(
         status(&r.io, rw(0x01, 1, 32, 1, 4096), &pattern(1, 1, 4096)),

@@ -85,7 +85,7 @@ pub fn zone_management_send(x: &mut Exec<'_>) -> Outcome {
 
 fn zone_send(x: &mut Exec<'_>) -> Outcome {
     let ns = x.ns()?;
-    let slba = Lba(x.sqe.qw(10));
+    let slba = Lba::new(x.sqe.qw(10));
     let dw13 = x.sqe.dw(13);
     let select_all = dw13 & (1 << 8) != 0;
     let action =
@@ -102,7 +102,9 @@ fn zone_send(x: &mut Exec<'_>) -> Outcome {
                 // Offline with Select All: every READ ONLY zone goes
                 // OFFLINE (ZNS 1.1, 3.4.3.1.5).
                 let ro = dev
-                    .report_zones(Lba(0), usize::MAX, |z| z.cond == ZoneCondition::ReadOnly)
+                    .report_zones(Lba::new(0), usize::MAX, |z| {
+                        z.cond == ZoneCondition::ReadOnly
+                    })
                     .map_err(|e| ns.status(&e))?;
                 for z in ro {
                     dev.set_zone_condition(z.start, ZoneCondition::Offline)
@@ -170,7 +172,7 @@ fn zrasf_filter(zrasf: u8) -> Option<fn(&Zone) -> bool> {
 /// (ZT, ZS, ZA, ZCAP, ZSLBA, WP).
 pub fn zone_management_receive(x: &mut Exec<'_>) -> Outcome {
     let ns = x.ns()?;
-    let slba = Lba(x.sqe.qw(10));
+    let slba = Lba::new(x.sqe.qw(10));
     let len = (u64::from(x.sqe.dw(12)) + 1) * 4;
     let dw13 = x.sqe.dw(13);
     let zra = dw13 as u8;
@@ -201,9 +203,9 @@ pub fn zone_management_receive(x: &mut Exec<'_>) -> Outcome {
         let at = 64 + i * 64;
         d[at] = 0x2; // ZT: Sequential Write Required
         d[at + 1] = zone_state(z.cond) << 4; // ZS
-        put64(&mut d, at + 8, z.cap.0); // ZCAP
-        put64(&mut d, at + 16, z.start.0); // ZSLBA
-        put64(&mut d, at + 24, z.wp.0); // WP
+        put64(&mut d, at + 8, z.cap.get()); // ZCAP
+        put64(&mut d, at + 16, z.start.get()); // ZSLBA
+        put64(&mut d, at + 24, z.wp.get()); // WP
     }
     *x.data_in = d;
     Ok(Done::OK)
@@ -229,7 +231,7 @@ pub fn zone_append(x: &mut Exec<'_>) -> Outcome {
         .append(rw.slba, x.data_out, fua)
         .map_err(|e| ns.status(&e))?;
     Ok(Done::Complete {
-        dw0: lba.0 as u32,
-        dw1: (lba.0 >> 32) as u32,
+        dw0: lba.get() as u32,
+        dw1: (lba.get() >> 32) as u32,
     })
 }

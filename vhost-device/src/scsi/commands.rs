@@ -6,18 +6,48 @@ use super::{
     cdb::{
         Cdb, Inquiry, ModeSense10, ModeSense6, Read10, Read16, Read6, ReadCapacity10,
         ReadCapacity16, ReportLuns, ReportSupportedOpcodes, ReportZones, RequestSense, SyncCache10,
-        SyncCache16, TestUnitReady, Write10, Write16, Write6, ZoneActionCdb,
+        SyncCache16, TestUnitReady, Verify16, Write10, Write16, Write6, ZoneActionCdb,
     },
-    sbc,
     sense::Sense,
-    spc,
-    xcopy::{self, cdb as tpc},
-    zbc, Exec, LuKind,
+    xcopy::cdb as tpc,
+    Exec, LuKind,
 };
 
 /// A command handler: returns the number of bytes written to data-in, or
 /// the sense data of a CHECK CONDITION.
 pub type Handler = fn(&mut Exec<'_, '_>) -> Result<u32, Sense>;
+
+/// A CDB type that carries its handler, so a table row names the type
+/// once and gets the operation code, service action, CDB USAGE DATA,
+/// decoding and handler from it: a row cannot pair one CDB type with
+/// another's handler. Implemented with [`handlers!`] beside the handlers.
+pub trait Handled: Cdb {
+    /// Execute the decoded command.
+    fn handle(self, x: &mut Exec<'_, '_>) -> Result<u32, Sense>;
+}
+
+/// `handlers! { Type => handler, ... }` implements [`Handled`]: `handler`
+/// takes the `Exec` and the decoded CDB (so its argument type must be
+/// `Type`).
+macro_rules! handlers {
+    ($($t:ty => $f:expr),* $(,)?) => {
+        $(impl $crate::scsi::commands::Handled for $t {
+            fn handle(
+                self,
+                x: &mut $crate::scsi::Exec<'_, '_>,
+            ) -> Result<u32, $crate::scsi::sense::Sense> {
+                ($f)(x, self)
+            }
+        })*
+    };
+}
+pub(crate) use handlers;
+
+/// Decode the CDB as a `T` (INVALID FIELD IN CDB and friends on error),
+/// then run its handler.
+fn run<T: Handled>(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
+    T::decode(x.cdb)?.handle(x)
+}
 
 /// Which logical units a command is supported on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,13 +102,14 @@ impl Command {
     }
 }
 
-const fn cmd<T: Cdb>(name: &'static str, handler: Handler) -> Command {
+/// The row of CDB type `T`.
+const fn cmd<T: Handled>(name: &'static str) -> Command {
     Command {
         opcode: T::OPCODE,
         service_action: T::SERVICE_ACTION,
         name,
         usage: T::USAGE,
-        handler,
+        handler: run::<T>,
         applies: Applies::All,
         without_lu: false,
     }
@@ -99,64 +130,41 @@ const fn zoned(mut c: Command, sa: Option<u8>) -> Command {
 
 /// Every supported command, in operation code order.
 pub static COMMANDS: &[Command] = &[
-    cmd::<TestUnitReady>("TEST UNIT READY", spc::test_unit_ready),
-    without_lu(cmd::<RequestSense>("REQUEST SENSE", spc::request_sense)),
-    cmd::<Read6>("READ(6)", sbc::read::<Read6>),
-    cmd::<Write6>("WRITE(6)", sbc::write::<Write6>),
-    without_lu(cmd::<Inquiry>("INQUIRY", spc::inquiry)),
-    cmd::<ModeSense6>("MODE SENSE(6)", spc::mode_sense6),
-    cmd::<ReadCapacity10>("READ CAPACITY(10)", sbc::read_capacity10),
-    cmd::<Read10>("READ(10)", sbc::read::<Read10>),
-    cmd::<Write10>("WRITE(10)", sbc::write::<Write10>),
-    cmd::<SyncCache10>("SYNCHRONIZE CACHE(10)", sbc::sync_cache10),
-    cmd::<ModeSense10>("MODE SENSE(10)", spc::mode_sense10),
-    cmd::<Read16>("READ(16)", sbc::read::<Read16>),
-    cmd::<Write16>("WRITE(16)", sbc::write::<Write16>),
-    cmd::<SyncCache16>("SYNCHRONIZE CACHE(16)", sbc::sync_cache16),
-    cmd::<tpc::ExtendedCopyLid1>("EXTENDED COPY(LID1)", xcopy::extended_copy_lid1),
-    cmd::<tpc::ExtendedCopyLid4>("EXTENDED COPY(LID4)", xcopy::extended_copy_lid4),
-    cmd::<tpc::PopulateToken>("POPULATE TOKEN", xcopy::populate_token),
-    cmd::<tpc::WriteUsingToken>("WRITE USING TOKEN", xcopy::write_using_token),
-    cmd::<tpc::CopyOperationAbort>("COPY OPERATION ABORT", xcopy::copy_operation_abort),
-    cmd::<tpc::ReceiveCopyStatusLid1>("RECEIVE COPY STATUS(LID1)", xcopy::receive_copy_status_lid1),
-    cmd::<tpc::ReceiveCopyDataLid1>("RECEIVE COPY DATA(LID1)", xcopy::receive_copy_data_lid1),
-    cmd::<tpc::ReceiveCopyOperatingParameters>(
-        "RECEIVE COPY OPERATING PARAMETERS",
-        xcopy::receive_copy_operating_parameters,
-    ),
-    cmd::<tpc::ReceiveCopyFailureDetails>(
-        "RECEIVE COPY FAILURE DETAILS(LID1)",
-        xcopy::receive_copy_failure_details,
-    ),
-    cmd::<tpc::ReceiveCopyStatusLid4>("RECEIVE COPY STATUS(LID4)", xcopy::receive_copy_status_lid4),
-    cmd::<tpc::ReceiveRodTokenInformation>(
-        "RECEIVE ROD TOKEN INFORMATION",
-        xcopy::receive_rod_token_information,
-    ),
-    cmd::<tpc::ReportAllRodTokens>("REPORT ALL ROD TOKENS", xcopy::report_all_rod_tokens),
-    zoned(
-        cmd::<ZoneActionCdb>("CLOSE ZONE", zbc::zone_action),
-        Some(0x01),
-    ),
-    zoned(
-        cmd::<ZoneActionCdb>("FINISH ZONE", zbc::zone_action),
-        Some(0x02),
-    ),
-    zoned(
-        cmd::<ZoneActionCdb>("OPEN ZONE", zbc::zone_action),
-        Some(0x03),
-    ),
-    zoned(
-        cmd::<ZoneActionCdb>("RESET WRITE POINTER", zbc::zone_action),
-        Some(0x04),
-    ),
-    zoned(cmd::<ReportZones>("REPORT ZONES", zbc::report_zones), None),
-    cmd::<ReadCapacity16>("READ CAPACITY(16)", sbc::read_capacity16),
-    without_lu(cmd::<ReportLuns>("REPORT LUNS", spc::report_luns)),
-    cmd::<ReportSupportedOpcodes>(
-        "REPORT SUPPORTED OPERATION CODES",
-        spc::report_supported_opcodes,
-    ),
+    cmd::<TestUnitReady>("TEST UNIT READY"),
+    without_lu(cmd::<RequestSense>("REQUEST SENSE")),
+    cmd::<Read6>("READ(6)"),
+    cmd::<Write6>("WRITE(6)"),
+    without_lu(cmd::<Inquiry>("INQUIRY")),
+    cmd::<ModeSense6>("MODE SENSE(6)"),
+    cmd::<ReadCapacity10>("READ CAPACITY(10)"),
+    cmd::<Read10>("READ(10)"),
+    cmd::<Write10>("WRITE(10)"),
+    cmd::<SyncCache10>("SYNCHRONIZE CACHE(10)"),
+    cmd::<ModeSense10>("MODE SENSE(10)"),
+    cmd::<Read16>("READ(16)"),
+    cmd::<Write16>("WRITE(16)"),
+    cmd::<SyncCache16>("SYNCHRONIZE CACHE(16)"),
+    cmd::<Verify16>("VERIFY(16)"),
+    cmd::<tpc::ExtendedCopyLid1>("EXTENDED COPY(LID1)"),
+    cmd::<tpc::ExtendedCopyLid4>("EXTENDED COPY(LID4)"),
+    cmd::<tpc::PopulateToken>("POPULATE TOKEN"),
+    cmd::<tpc::WriteUsingToken>("WRITE USING TOKEN"),
+    cmd::<tpc::CopyOperationAbort>("COPY OPERATION ABORT"),
+    cmd::<tpc::ReceiveCopyStatusLid1>("RECEIVE COPY STATUS(LID1)"),
+    cmd::<tpc::ReceiveCopyDataLid1>("RECEIVE COPY DATA(LID1)"),
+    cmd::<tpc::ReceiveCopyOperatingParameters>("RECEIVE COPY OPERATING PARAMETERS"),
+    cmd::<tpc::ReceiveCopyFailureDetails>("RECEIVE COPY FAILURE DETAILS(LID1)"),
+    cmd::<tpc::ReceiveCopyStatusLid4>("RECEIVE COPY STATUS(LID4)"),
+    cmd::<tpc::ReceiveRodTokenInformation>("RECEIVE ROD TOKEN INFORMATION"),
+    cmd::<tpc::ReportAllRodTokens>("REPORT ALL ROD TOKENS"),
+    zoned(cmd::<ZoneActionCdb>("CLOSE ZONE"), Some(0x01)),
+    zoned(cmd::<ZoneActionCdb>("FINISH ZONE"), Some(0x02)),
+    zoned(cmd::<ZoneActionCdb>("OPEN ZONE"), Some(0x03)),
+    zoned(cmd::<ZoneActionCdb>("RESET WRITE POINTER"), Some(0x04)),
+    zoned(cmd::<ReportZones>("REPORT ZONES"), None),
+    cmd::<ReadCapacity16>("READ CAPACITY(16)"),
+    without_lu(cmd::<ReportLuns>("REPORT LUNS")),
+    cmd::<ReportSupportedOpcodes>("REPORT SUPPORTED OPERATION CODES"),
 ];
 
 /// What the table says about a CDB's operation code and service action.

@@ -215,7 +215,7 @@ impl ZoneListener for TokenGuard {
 
     fn data_lost(&self) {
         if let Some(copy) = self.copy.upgrade() {
-            copy.invalidate(self.lun, Lba(0), BlockCount(u64::MAX));
+            copy.invalidate(self.lun, Lba::new(0), BlockCount::new(u64::MAX));
         }
     }
 }
@@ -250,7 +250,7 @@ impl Target {
                         .device
                         .geometry()
                         .zones
-                        .map_or(BlockCount(u64::MAX), |z| z.zone_len),
+                        .map_or(BlockCount::new(u64::MAX), |z| z.zone_len),
                     copy: Arc::downgrade(&copy),
                 });
                 u.device.add_zone_listener(Arc::downgrade(&guard));

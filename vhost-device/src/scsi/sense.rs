@@ -15,15 +15,26 @@ use crate::storage::{StorageError, ZoneCondition};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum SenseKey {
+    /// Nothing to report (REQUEST SENSE with nothing pending).
     NoSense = 0x0,
+    /// The logical unit cannot be accessed.
     NotReady = 0x2,
+    /// A flaw in the medium or the recorded data (an unreadable block).
     MediumError = 0x3,
+    /// A failure of the device itself (an I/O error of the backing file).
     HardwareError = 0x4,
+    /// A bad CDB or parameter list; nothing was done.
     IllegalRequest = 0x5,
+    /// A change the initiator should know of (a reset, new parameters).
     UnitAttention = 0x6,
+    /// A write to a write-protected block (a READ ONLY zone).
     DataProtect = 0x7,
+    /// An EXTENDED COPY or WRITE USING TOKEN stopped part way.
     CopyAborted = 0xa,
+    /// The device server aborted the command.
     AbortedCommand = 0xb,
+    /// The source data did not match the medium (VERIFY).
+    Miscompare = 0xe,
 }
 
 /// An ADDITIONAL SENSE CODE and ADDITIONAL SENSE CODE QUALIFIER pair.
@@ -46,6 +57,7 @@ impl Asc {
     pub const COPY_TARGET_DEVICE_DATA_OVERRUN: Asc = asc(0x0d, 0x05);
     pub const WRITE_ERROR: Asc = asc(0x0c, 0x00);
     pub const UNRECOVERED_READ_ERROR: Asc = asc(0x11, 0x00);
+    pub const MISCOMPARE_DURING_VERIFY_OPERATION: Asc = asc(0x1d, 0x00);
     pub const PARAMETER_LIST_LENGTH_ERROR: Asc = asc(0x1a, 0x00);
     pub const INVALID_COMMAND_OPERATION_CODE: Asc = asc(0x20, 0x00);
     pub const LBA_OUT_OF_RANGE: Asc = asc(0x21, 0x00);
@@ -386,11 +398,11 @@ pub fn storage_error_sense(err: &StorageError, ctx: ErrorContext) -> Sense {
             Sense::new(HardwareError, Asc::INTERNAL_TARGET_FAILURE)
         }
         StorageError::UnrecoveredRead { lba } => Sense {
-            info: Some(lba.0),
+            info: Some(lba.get()),
             ..Sense::new(MediumError, Asc::UNRECOVERED_READ_ERROR)
         },
         StorageError::WriteFault { lba } => Sense {
-            info: Some(lba.0),
+            info: Some(lba.get()),
             ..Sense::new(MediumError, Asc::WRITE_ERROR)
         },
         StorageError::Io(e) => match (e.raw_os_error(), ctx.access) {
@@ -516,8 +528,8 @@ mod tests {
 
     #[test]
     fn storage_errors() {
-        let lba = Lba(5);
-        let count = BlockCount(1);
+        let lba = Lba::new(5);
+        let count = BlockCount::new(1);
         let f = |e: StorageError, ctx| storage_error_sense(&e, ctx).fixed();
         let write = f(StorageError::UnalignedWrite { lba, wp: lba }, WRITE16);
         assert_eq!((write[2], write[12], write[13]), (0x05, 0x21, 0x04));

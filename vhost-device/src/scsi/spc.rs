@@ -4,7 +4,7 @@
 
 use super::{
     cdb::{
-        Cdb, Inquiry, ModeSense, ModeSense10, ModeSense6, ReportLuns, ReportSupportedOpcodes,
+        Inquiry, ModeSense, ModeSense10, ModeSense6, ReportLuns, ReportSupportedOpcodes,
         RequestSense, TestUnitReady,
     },
     commands::{self, Command, COMMANDS},
@@ -15,8 +15,7 @@ use super::{
 use crate::storage::ZoneType;
 
 /// TEST UNIT READY (SPC-5): the logical unit is always ready.
-pub fn test_unit_ready(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    TestUnitReady::decode(x.cdb)?;
+pub fn test_unit_ready(x: &mut Exec<'_, '_>, _: TestUnitReady) -> Result<u32, Sense> {
     x.lu()?;
     Ok(0)
 }
@@ -25,8 +24,7 @@ pub fn test_unit_ready(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 /// unit attentions, so the answer is NO SENSE; for a LUN without a logical
 /// unit it is ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED, returned as data
 /// with GOOD status (SPC-5).
-pub fn request_sense(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = RequestSense::decode(x.cdb)?;
+pub fn request_sense(x: &mut Exec<'_, '_>, c: RequestSense) -> Result<u32, Sense> {
     let sense = match x.lu {
         Some(_) => Sense::NO_SENSE,
         None => Sense::illegal(Asc::LOGICAL_UNIT_NOT_SUPPORTED),
@@ -70,8 +68,7 @@ fn put(dst: &mut [u8], src: &[u8]) {
 }
 
 /// INQUIRY (SPC-5).
-pub fn inquiry(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = Inquiry::decode(x.cdb)?;
+pub fn inquiry(x: &mut Exec<'_, '_>, c: Inquiry) -> Result<u32, Sense> {
     let alloc = usize::from(c.alloc_len);
     if !c.evpd && c.page_code != 0 {
         return Err(Sense::invalid_field(2, Some(7)));
@@ -209,12 +206,12 @@ fn zoned_characteristics(lu: &LogicalUnit) -> Vec<u8> {
     };
     put(&mut d[12..], &max_open.to_be_bytes());
     if let Some(z) = zones {
-        if z.zone_cap.0 < z.zone_len.0 {
+        if z.zone_cap.get() < z.zone_len.get() {
             // Byte 23 bits 3-0 ZONE ALIGNMENT METHOD 8h: constant zone
             // starting LBA offsets, with gap zones; bytes 24-31 ZONE
             // STARTING LBA GRANULARITY: the zone size.
             d[19] = 0x08;
-            put(&mut d[20..], &z.zone_len.0.to_be_bytes());
+            put(&mut d[20..], &z.zone_len.get().to_be_bytes());
         } else {
             // 1h: constant zone lengths.
             d[19] = 0x01;
@@ -224,8 +221,7 @@ fn zoned_characteristics(lu: &LogicalUnit) -> Vec<u8> {
 }
 
 /// REPORT LUNS (SPC-5).
-pub fn report_luns(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReportLuns::decode(x.cdb)?;
+pub fn report_luns(x: &mut Exec<'_, '_>, c: ReportLuns) -> Result<u32, Sense> {
     // SPC-5: an ALLOCATION LENGTH below 4 is an invalid field (SPC-3 said
     // 16; SPC-4 changed it to 4).
     if c.alloc_len < 4 {
@@ -253,14 +249,12 @@ pub fn report_luns(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 }
 
 /// MODE SENSE(6) (SPC-5).
-pub fn mode_sense6(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ModeSense6::decode(x.cdb)?;
+pub fn mode_sense6(x: &mut Exec<'_, '_>, c: ModeSense6) -> Result<u32, Sense> {
     mode_sense(x, c.0)
 }
 
 /// MODE SENSE(10) (SPC-5).
-pub fn mode_sense10(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ModeSense10::decode(x.cdb)?;
+pub fn mode_sense10(x: &mut Exec<'_, '_>, c: ModeSense10) -> Result<u32, Sense> {
     mode_sense(x, c.0)
 }
 
@@ -314,7 +308,7 @@ fn mode_sense(x: &mut Exec<'_, '_>, m: ModeSense) -> Result<u32, Sense> {
         _ => return Err(Sense::invalid_field(2, Some(5))),
     };
     let geo = lu.device.geometry();
-    let blocks = geo.capacity.0;
+    let blocks = geo.capacity.get();
     // Block descriptor (SBC-4): short (8 bytes) or, with LLBAA in
     // MODE SENSE(10), long LBA (16 bytes).
     let long = m.ten && m.llbaa;
@@ -359,8 +353,10 @@ fn mode_sense(x: &mut Exec<'_, '_>, m: ModeSense) -> Result<u32, Sense> {
 const TIMEOUTS: [u8; 12] = [0x00, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 /// REPORT SUPPORTED OPERATION CODES (SPC-5), from the command table.
-pub fn report_supported_opcodes(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReportSupportedOpcodes::decode(x.cdb)?;
+pub fn report_supported_opcodes(
+    x: &mut Exec<'_, '_>,
+    c: ReportSupportedOpcodes,
+) -> Result<u32, Sense> {
     let kind = x.lu()?.kind;
     let supported = |cmd: &&Command| cmd.applies.to(kind);
     let alloc = usize::try_from(c.alloc_len).unwrap_or(usize::MAX);
@@ -408,4 +404,14 @@ pub fn report_supported_opcodes(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
         None => vec![0, 0x01, 0, 0],
     };
     x.send(&d, alloc)
+}
+
+super::commands::handlers! {
+    TestUnitReady => test_unit_ready,
+    RequestSense => request_sense,
+    Inquiry => inquiry,
+    ReportLuns => report_luns,
+    ModeSense6 => mode_sense6,
+    ModeSense10 => mode_sense10,
+    ReportSupportedOpcodes => report_supported_opcodes,
 }

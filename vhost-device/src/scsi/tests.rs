@@ -11,6 +11,8 @@ use std::sync::Arc;
 use super::{Request, Response, Status, Target};
 use crate::storage::{Device, DeviceConfig, ZonedConfig};
 
+mod verify;
+
 struct Fixture {
     _dir: tempfile::TempDir,
     target: Target,
@@ -48,15 +50,7 @@ fn fixture() -> Fixture {
 impl Fixture {
     /// Run `cdb` on `lun` with `data_out`, data-in room `room`.
     fn run_io(&self, lun: u16, cdb: &[u8], data_out: &[u8], room: u32) -> (Response, Vec<u8>) {
-        let mut out = data_out;
-        let mut data_in = Vec::new();
-        let resp = self.target.execute(Request {
-            lun,
-            cdb,
-            data_out: &mut out,
-            data_in: &mut data_in,
-            data_in_len: room,
-        });
+        let (resp, data_in) = execute(&self.target, lun, cdb, data_out, room);
         assert_eq!(resp.data_in_written as usize, data_in.len());
         (resp, data_in)
     }
@@ -75,6 +69,27 @@ impl Fixture {
         assert!(data.is_empty());
         resp.sense
     }
+}
+
+/// Run `cdb` on `lun` of `target` with `data_out`, data-in room `room`:
+/// the response and the data-in (for every command test of the SCSI
+/// front end).
+pub(super) fn execute(
+    target: &Target,
+    lun: u16,
+    cdb: &[u8],
+    mut data_out: &[u8],
+    room: u32,
+) -> (Response, Vec<u8>) {
+    let mut data_in = Vec::new();
+    let resp = target.execute(Request {
+        lun,
+        cdb,
+        data_out: &mut data_out,
+        data_in: &mut data_in,
+        data_in_len: room,
+    });
+    (resp, data_in)
 }
 
 /// Fixed format sense data, 18 bytes, for a sense key, ASC, ASCQ and the
@@ -916,13 +931,13 @@ fn report_supported_operation_codes() {
         0x00, 0x83, 0x00, 0x06, 0x12, 0x01, 0xff, 0xff, 0xff, 0x00,
         0x00, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ]);
-    // All commands: 34 on the host-managed LU, 29 on the disk LU.
+    // All commands: 35 on the host-managed LU, 30 on the disk LU.
     let all = [0xa3, 0x0c, 0x00, 0, 0, 0, 0, 0, 0x10, 0x00, 0, 0];
     let d = f.good(0, &all);
-    assert_eq!(d[..4], [0x00, 0x00, 0x01, 0x10]);
+    assert_eq!(d[..4], [0x00, 0x00, 0x01, 0x18]);
     // First descriptor: TEST UNIT READY, no service action, CDB LENGTH 6.
     assert_eq!(d[4..12], [0x00, 0, 0, 0, 0, 0x00, 0x00, 0x06]);
-    assert_eq!(f.good(1, &all)[..4], [0x00, 0x00, 0x00, 0xe8]);
+    assert_eq!(f.good(1, &all)[..4], [0x00, 0x00, 0x00, 0xf0]);
 }
 
 // ---------------------------------------------------------------- zones without gaps
@@ -1053,10 +1068,10 @@ fn read_only_and_offline_zones() {
     let (resp, _) = f.run_io(0, &write16(0x20, 2), &[0x5a; 8192], 0);
     assert_eq!(resp.status, Status::Good);
     f.device(0)
-        .set_zone_condition(crate::storage::Lba(32), ZoneCondition::ReadOnly)
+        .set_zone_condition(crate::storage::Lba::new(32), ZoneCondition::ReadOnly)
         .unwrap();
     f.device(0)
-        .set_zone_condition(crate::storage::Lba(48), ZoneCondition::Offline)
+        .set_zone_condition(crate::storage::Lba::new(48), ZoneCondition::Offline)
         .unwrap();
     // REPORT ZONES: READ ONLY Dh and OFFLINE Fh, write pointer invalid.
     assert_eq!(f.zone(0, 0x20), ([0x02, 0xd0], INVALID_WP));
@@ -1141,7 +1156,7 @@ fn zone_count() {
     );
     // A READ ONLY zone in the range: DATA PROTECT, nothing changes.
     f.device(0)
-        .set_zone_condition(crate::storage::Lba(80), ZoneCondition::ReadOnly)
+        .set_zone_condition(crate::storage::Lba::new(80), ZoneCondition::ReadOnly)
         .unwrap();
     assert_eq!(
         f.sense(0, &zbc_out_count(0x02, 0x40, 2, false), &[]),
@@ -1256,7 +1271,7 @@ fn host_aware_lu() {
         0x94, 0x04, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0x01, 0x00,
     ]);
     let all = [0xa3, 0x0c, 0x00, 0, 0, 0, 0, 0, 0x10, 0x00, 0, 0];
-    assert_eq!(f.good(0, &all)[..4], [0x00, 0x00, 0x01, 0x10]);
+    assert_eq!(f.good(0, &all)[..4], [0x00, 0x00, 0x01, 0x18]);
 }
 
 // ---------------------------------------------------------------- any input

@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 
 use super::{
-    cdb::{Cdb, ReportZones, ZoneActionCdb},
+    cdb::{ReportZones, ZoneActionCdb},
     sense::{storage_error_sense, Access, Asc, ErrorContext, Sense},
     Exec,
 };
@@ -87,8 +87,8 @@ fn reported(z: &Zone) -> [Option<ReportedZone>; 2] {
             Some(ReportedZone {
                 zone_type: TYPE_CONVENTIONAL,
                 cond: condition_code(ZoneCondition::NotWritePointer),
-                start: z.start.0,
-                len: z.len.0,
+                start: z.start.get(),
+                len: z.len.get(),
                 wp: NO_WP,
                 non_seq: false,
             }),
@@ -97,7 +97,7 @@ fn reported(z: &Zone) -> [Option<ReportedZone>; 2] {
     }
     let wp = match z.cond {
         ZoneCondition::NotWritePointer | ZoneCondition::ReadOnly | ZoneCondition::Offline => NO_WP,
-        _ => z.wp.0,
+        _ => z.wp.get(),
     };
     let zone_type = match z.zone_type {
         ZoneType::SequentialWritePreferred => TYPE_SEQUENTIAL_WRITE_PREFERRED,
@@ -106,16 +106,16 @@ fn reported(z: &Zone) -> [Option<ReportedZone>; 2] {
     let seq = ReportedZone {
         zone_type,
         cond: condition_code(z.cond),
-        start: z.start.0,
-        len: z.cap.0,
+        start: z.start.get(),
+        len: z.cap.get(),
         wp,
         non_seq: z.non_seq,
     };
-    let gap = (z.cap.0 < z.len.0).then(|| ReportedZone {
+    let gap = (z.cap.get() < z.len.get()).then(|| ReportedZone {
         zone_type: TYPE_GAP,
         cond: condition_code(ZoneCondition::NotWritePointer),
-        start: z.cap_end().0,
-        len: z.len.0 - z.cap.0,
+        start: z.cap_end().get(),
+        len: z.len.get() - z.cap.get(),
         wp: NO_WP,
         non_seq: false,
     });
@@ -131,12 +131,13 @@ pub fn in_gap_zone(geo: &Geometry, lba: Lba) -> bool {
 /// one.
 fn gap_offset(geo: &Geometry, lba: Lba) -> Option<u64> {
     let z = geo.zones?;
-    if z.zone_len.0 == 0 || z.zone_cap.0 >= z.zone_len.0 {
+    if z.zone_len.get() == 0 || z.zone_cap.get() >= z.zone_len.get() {
         return None;
     }
-    let index = lba.0 / z.zone_len.0;
-    let offset = lba.0 % z.zone_len.0;
-    (index >= u64::from(z.conventional) && offset >= z.zone_cap.0).then(|| offset - z.zone_cap.0)
+    let index = lba.get() / z.zone_len.get();
+    let offset = lba.get() % z.zone_len.get();
+    (index >= u64::from(z.conventional) && offset >= z.zone_cap.get())
+        .then(|| offset - z.zone_cap.get())
 }
 
 /// Zone type rules of a read of `count` (> 0) blocks at `lba`, inside the
@@ -163,9 +164,9 @@ pub fn check_read(geo: &Geometry, lba: Lba, count: u64) -> Result<(), Sense> {
     if z.sequential != ZoneType::SequentialWriteRequired {
         return Ok(());
     }
-    let conventional_end = u64::from(z.conventional).saturating_mul(z.zone_len.0);
-    let last = lba.0.saturating_add(count.saturating_sub(1));
-    if lba.0 < conventional_end && last >= conventional_end {
+    let conventional_end = u64::from(z.conventional).saturating_mul(z.zone_len.get());
+    let last = lba.get().saturating_add(count.saturating_sub(1));
+    if lba.get() < conventional_end && last >= conventional_end {
         return Err(Sense::illegal(Asc::READ_BOUNDARY_VIOLATION));
     }
     Ok(())
@@ -214,11 +215,10 @@ struct Report {
 }
 
 /// REPORT ZONES (ZBC-2).
-pub fn report_zones(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReportZones::decode(x.cdb)?;
+pub fn report_zones(x: &mut Exec<'_, '_>, c: ReportZones) -> Result<u32, Sense> {
     let dev = &x.lu()?.device;
     let geo = dev.geometry();
-    if c.start >= geo.capacity.0 {
+    if c.start >= geo.capacity.get() {
         return Err(Sense::illegal(Asc::LBA_OUT_OF_RANGE));
     }
     let filter = reporting_filter(c.options).ok_or(Sense::invalid_field(14, Some(5)))?;
@@ -234,7 +234,7 @@ pub fn report_zones(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
     });
     // Walk the table under its lock without copying it: the callback
     // records what it needs and declines every zone.
-    dev.report_zones(Lba(c.start), usize::MAX, |z| {
+    dev.report_zones(Lba::new(c.start), usize::MAX, |z| {
         let mut r = report.borrow_mut();
         for rz in reported(z).into_iter().flatten() {
             if rz.end() <= c.start || !filter(&rz) {
@@ -283,13 +283,13 @@ pub fn report_zones(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
     let mut d = vec![0u8; 64];
     d[..4].copy_from_slice(&u32::try_from(listed).unwrap_or(u32::MAX).to_be_bytes());
     d[4] = same;
-    d[8..16].copy_from_slice(&geo.capacity.0.saturating_sub(1).to_be_bytes());
+    d[8..16].copy_from_slice(&geo.capacity.get().saturating_sub(1).to_be_bytes());
     // Bytes 16-23 ZONE STARTING LBA GRANULARITY (ZBC-2 6.4.3.2, table
     // 34): the same value as in the Zoned Block Device Characteristics VPD
     // page, i.e. the zone size when gap zones follow the sequential zones
     // (ZONE ALIGNMENT METHOD 8h), else zero.
-    if let Some(z) = geo.zones.filter(|z| z.zone_cap.0 < z.zone_len.0) {
-        d[16..24].copy_from_slice(&z.zone_len.0.to_be_bytes());
+    if let Some(z) = geo.zones.filter(|z| z.zone_cap.get() < z.zone_len.get()) {
+        d[16..24].copy_from_slice(&z.zone_len.get().to_be_bytes());
     }
     d.extend_from_slice(&r.descriptors);
     x.send(&d, alloc)
@@ -313,8 +313,7 @@ pub fn report_zones(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 ///    ONLY / ZONE IS OFFLINE;
 /// 6. the zones together exceeding the open or active limits: DATA
 ///    PROTECT, INSUFFICIENT ZONE RESOURCES.
-pub fn zone_action(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ZoneActionCdb::decode(x.cdb)?;
+pub fn zone_action(x: &mut Exec<'_, '_>, c: ZoneActionCdb) -> Result<u32, Sense> {
     let action = match c.action {
         0x01 => ZoneAction::Close,
         0x02 => ZoneAction::Finish,
@@ -337,27 +336,27 @@ pub fn zone_action(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
     let target = if c.all {
         ZoneTarget::All
     } else {
-        if c.zone_id >= geo.capacity.0 {
+        if c.zone_id >= geo.capacity.get() {
             return Err(Sense::illegal(Asc::LBA_OUT_OF_RANGE));
         }
-        if gap_offset(geo, Lba(c.zone_id)) == Some(0) {
+        if gap_offset(geo, Lba::new(c.zone_id)) == Some(0) {
             return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
         }
         if count == 1 {
-            ZoneTarget::One(Lba(c.zone_id))
+            ZoneTarget::One(Lba::new(c.zone_id))
         } else if let Some(z) = geo.zones.filter(|z| z.zone_cap < z.zone_len) {
             // The range includes the gap zone after the first zone. A
             // ZONE ID that does not start a sequential zone is the error
             // to report, which the storage core does for one zone.
-            let seq_start = c.zone_id % z.zone_len.0 == 0
-                && c.zone_id / z.zone_len.0 >= u64::from(z.conventional);
+            let seq_start = c.zone_id % z.zone_len.get() == 0
+                && c.zone_id / z.zone_len.get() >= u64::from(z.conventional);
             if seq_start {
                 return Err(count_field);
             }
-            ZoneTarget::One(Lba(c.zone_id))
+            ZoneTarget::One(Lba::new(c.zone_id))
         } else {
             ZoneTarget::Range {
-                start: Lba(c.zone_id),
+                start: Lba::new(c.zone_id),
                 count,
             }
         }
@@ -381,11 +380,16 @@ pub fn zone_action(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
             (ZoneTarget::One(lba), Some(z)) => (lba, z.zone_len),
             (ZoneTarget::Range { start, count }, Some(z)) => (
                 start,
-                BlockCount(z.zone_len.0.saturating_mul(u64::from(count))),
+                BlockCount::new(z.zone_len.get().saturating_mul(u64::from(count))),
             ),
-            _ => (Lba(0), geo.capacity),
+            _ => (Lba::new(0), geo.capacity),
         };
         x.target.copy.invalidate(x.lun, start, len);
     }
     Ok(0)
+}
+
+super::commands::handlers! {
+    ReportZones => report_zones,
+    ZoneActionCdb => zone_action,
 }

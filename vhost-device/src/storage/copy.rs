@@ -11,7 +11,7 @@
 //! start at the write pointer), then copied with `copy_file_range(2)`
 //! between the backing files where the kernel can (reflink or in-kernel
 //! copy), else by reading and writing in chunks (always so when a device
-//! has its volatile write cache on: `storage::cache`). Segments run in
+//! has its volatile write cache on: `storage::media::cache`). Segments run in
 //! order; the first failure stops the copy and says how far it got.
 //!
 //! Injected faults (`storage::fault`) stop a segment part way: a media
@@ -25,15 +25,9 @@
 //! counts run over the whole command. A delay rule (on `copy`) of the
 //! first segment's destination device sleeps before the command starts.
 
-use std::{
-    fs::File,
-    io,
-    os::unix::{fs::FileExt, io::AsRawFd},
-};
-
 use super::{
-    device::Device,
-    error::{Result, StorageError},
+    device::{convert, Device},
+    error::StorageError,
     fault::{CopyFailError, Op},
     units::{BlockCount, Lba},
 };
@@ -103,7 +97,7 @@ impl CopyCommand {
                     progress.segments_done += 1;
                     progress.bytes_done += bytes;
                     self.next += 1;
-                    self.blocks = self.blocks.saturating_add(seg.count.0);
+                    self.blocks = self.blocks.saturating_add(seg.count.get());
                 }
                 Err((bytes, error)) => {
                     progress.bytes_done += bytes;
@@ -131,7 +125,7 @@ fn run_segment(
     };
     let bytes = if blocks > 0 {
         seg.dst
-            .copy_from(seg.dst_lba, seg.src, seg.src_lba, BlockCount(blocks))
+            .copy_from(seg.dst_lba, seg.src, seg.src_lba, BlockCount::new(blocks))
             .map_err(|e| (0, e))?
     } else {
         0
@@ -150,7 +144,7 @@ fn injected_stop(index: usize, before: u64, seg: &Segment<'_>) -> Option<(u64, S
     let mut stops = Vec::new();
     if let Some((p, bad)) = seg.src.faults().peek_read(seg.src_lba, seg.count) {
         stops.push((
-            bad.0 - seg.src_lba.0,
+            bad.get() - seg.src_lba.get(),
             seg.src,
             p,
             StorageError::UnrecoveredRead { lba: bad },
@@ -158,7 +152,7 @@ fn injected_stop(index: usize, before: u64, seg: &Segment<'_>) -> Option<(u64, S
     }
     if let Some((p, bad)) = seg.dst.faults().peek_write(seg.dst_lba, dst_count) {
         stops.push((
-            (bad.0 - seg.dst_lba.0) * dbs / sbs,
+            (bad.get() - seg.dst_lba.get()) * dbs / sbs,
             seg.dst,
             p,
             StorageError::WriteFault { lba: bad },
@@ -167,11 +161,11 @@ fn injected_stop(index: usize, before: u64, seg: &Segment<'_>) -> Option<(u64, S
     if let Some((p, n, e)) = seg.dst.faults().peek_copy(index, before, seg.count) {
         let err = match e {
             CopyFailError::Read => StorageError::UnrecoveredRead {
-                lba: Lba(seg.src_lba.0 + n),
+                lba: Lba::new(seg.src_lba.get() + n),
             },
             // The first destination block not written, after rounding.
             CopyFailError::Write => StorageError::WriteFault {
-                lba: Lba(seg.dst_lba.0 + n * sbs / dbs),
+                lba: Lba::new(seg.dst_lba.get() + n * sbs / dbs),
             },
         };
         stops.push((n, seg.dst, p, err));
@@ -187,163 +181,6 @@ fn injected_stop(index: usize, before: u64, seg: &Segment<'_>) -> Option<(u64, S
     // Whole destination blocks only.
     let blocks = n * sbs / dbs * dbs / sbs;
     Some((blocks, err))
-}
-
-/// Copy `len` bytes from `src` at byte `src_off` to `dst` at `dst_off`:
-/// between the backing files when neither write cache is on, else through
-/// the caches (reading held blocks, holding the written ones).
-pub(super) fn copy_between(
-    src: &Device,
-    src_off: u64,
-    dst: &Device,
-    dst_off: u64,
-    len: u64,
-) -> io::Result<()> {
-    if !src.cache.is_on() && !dst.cache.is_on() {
-        return copy_bytes(&src.file, src_off, &dst.file, dst_off, len);
-    }
-    let overlapping = std::ptr::eq(src, dst) && src_off < dst_off + len && dst_off < src_off + len;
-    bounce(
-        len,
-        overlapping && dst_off > src_off,
-        |at, buf| src.cache.read(&src.file, src_off + at, buf),
-        |at, buf| dst.cache.write(&dst.file, dst_off + at, buf),
-    )
-}
-
-/// Largest chunk moved by one `copy_file_range` call or bounce buffer.
-const CHUNK: u64 = 1 << 20;
-
-/// Copy `len` bytes from `src` at `src_off` to `dst` at `dst_off`. Uses
-/// `copy_file_range(2)` and falls back to reading and writing where the
-/// kernel refuses it (another filesystem, overlapping ranges in one file).
-/// Overlapping ranges are copied as if through a temporary buffer.
-pub(super) fn copy_bytes(
-    src: &File,
-    src_off: u64,
-    dst: &File,
-    dst_off: u64,
-    len: u64,
-) -> io::Result<()> {
-    let overlapping = same_file(src, dst)? && src_off < dst_off + len && dst_off < src_off + len;
-    if !overlapping {
-        match copy_file_range_all(src, src_off, dst, dst_off, len) {
-            Ok(()) => return Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
-                ) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    // Copy backwards when the destination overlaps the source from above,
-    // so no source byte is overwritten before it is read.
-    bounce(
-        len,
-        overlapping && dst_off > src_off,
-        |at, buf| src.read_exact_at(buf, src_off + at),
-        |at, buf| dst.write_all_at(buf, dst_off + at),
-    )
-}
-
-/// Move `len` bytes through a buffer in chunks of at most [`CHUNK`] (a
-/// multiple of every block size): `read` and `write` take the offset from
-/// the start of the copy. `backwards` runs the chunks from the end.
-fn bounce(
-    len: u64,
-    backwards: bool,
-    mut read: impl FnMut(u64, &mut [u8]) -> io::Result<()>,
-    mut write: impl FnMut(u64, &[u8]) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut buf = vec![0u8; CHUNK.min(len) as usize];
-    let mut done = 0u64;
-    while done < len {
-        let n = CHUNK.min(len - done);
-        let at = if backwards { len - done - n } else { done };
-        let chunk = &mut buf[..n as usize];
-        read(at, chunk)?;
-        write(at, chunk)?;
-        done += n;
-    }
-    Ok(())
-}
-
-fn same_file(a: &File, b: &File) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let (ma, mb) = (a.metadata()?, b.metadata()?);
-    Ok(ma.dev() == mb.dev() && ma.ino() == mb.ino())
-}
-
-fn copy_file_range_all(
-    src: &File,
-    src_off: u64,
-    dst: &File,
-    dst_off: u64,
-    len: u64,
-) -> io::Result<()> {
-    let mut done = 0u64;
-    while done < len {
-        let to_off = |v: u64| {
-            libc::loff_t::try_from(v).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-        };
-        let mut off_in = to_off(src_off + done)?;
-        let mut off_out = to_off(dst_off + done)?;
-        let n = (len - done).min(CHUNK) as usize;
-        // SAFETY: both fds are open for the duration of the call and the
-        // offset pointers point to live locals; the kernel copies between
-        // the files without touching our memory otherwise.
-        let ret = unsafe {
-            libc::copy_file_range(
-                src.as_raw_fd(),
-                &mut off_in,
-                dst.as_raw_fd(),
-                &mut off_out,
-                n,
-                0,
-            )
-        };
-        match ret {
-            r if r < 0 => {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(err);
-            }
-            0 => {
-                // Source shorter than expected: the backing file is sized to
-                // the device, so this is an I/O error, not EOF semantics.
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "copy_file_range copied nothing",
-                ));
-            }
-            r => done += r as u64,
-        }
-    }
-    Ok(())
-}
-
-/// Bytes in `count` blocks of `src`, and that length in blocks of `dst`.
-pub(super) fn convert(
-    src_bs: u32,
-    dst_bs: u32,
-    lba: Lba,
-    count: BlockCount,
-) -> Result<(u64, BlockCount)> {
-    let bytes = count.bytes(src_bs).ok_or(StorageError::OutOfRange {
-        lba,
-        count,
-        capacity: BlockCount(0),
-    })?;
-    if bytes % u64::from(dst_bs) != 0 {
-        return Err(StorageError::PartialBlock {
-            len: usize::try_from(bytes).unwrap_or(usize::MAX),
-            block_size: dst_bs,
-        });
-    }
-    Ok((bytes, BlockCount(bytes / u64::from(dst_bs))))
 }
 
 #[cfg(test)]
@@ -382,35 +219,35 @@ mod tests {
         let a = dev(&dir, "a", 4096, true);
         let b = dev(&dir, "b", 512, false);
         let data = pattern(3 * 4096, 7);
-        a.write(Lba(1), &data, false).unwrap();
+        a.write(Lba::new(1), &data, false).unwrap();
         let p = copy(&[
             // Conventional -> sequential zone at its write pointer.
             Segment {
                 src: &a,
-                src_lba: Lba(1),
+                src_lba: Lba::new(1),
                 dst: &a,
-                dst_lba: Lba(32),
-                count: BlockCount(3),
+                dst_lba: Lba::new(32),
+                count: BlockCount::new(3),
             },
             // 4096-byte blocks -> 512-byte blocks on another device.
             Segment {
                 src: &a,
-                src_lba: Lba(1),
+                src_lba: Lba::new(1),
                 dst: &b,
-                dst_lba: Lba(5),
-                count: BlockCount(3),
+                dst_lba: Lba::new(5),
+                count: BlockCount::new(3),
             },
         ])
         .unwrap();
         assert_eq!(p.segments_done, 2);
         assert_eq!(p.bytes_done, 2 * 3 * 4096);
         let mut back = vec![0u8; data.len()];
-        a.read(Lba(32), &mut back).unwrap();
+        a.read(Lba::new(32), &mut back).unwrap();
         assert_eq!(back, data);
-        b.read(Lba(5), &mut back).unwrap();
+        b.read(Lba::new(5), &mut back).unwrap();
         assert_eq!(back, data);
-        let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
-        assert_eq!((z.cond, z.wp), (ZoneCondition::ImplicitOpen, Lba(35)));
+        let z = a.report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+        assert_eq!((z.cond, z.wp), (ZoneCondition::ImplicitOpen, Lba::new(35)));
         assert_eq!(a.stats().copied_bytes(), 3 * 4096);
         assert_eq!(b.stats().copied_bytes(), 3 * 4096);
     }
@@ -419,36 +256,33 @@ mod tests {
     fn failure_reports_progress_and_changes_nothing_more() {
         let dir = tempfile::tempdir().unwrap();
         let a = dev(&dir, "a", 4096, true);
-        a.write(Lba(0), &pattern(4096, 1), false).unwrap();
+        a.write(Lba::new(0), &pattern(4096, 1), false).unwrap();
         let err = copy(&[
             Segment {
                 src: &a,
-                src_lba: Lba(0),
+                src_lba: Lba::new(0),
                 dst: &a,
-                dst_lba: Lba(32),
-                count: BlockCount(1),
+                dst_lba: Lba::new(32),
+                count: BlockCount::new(1),
             },
             // Not at the write pointer (now 33).
             Segment {
                 src: &a,
-                src_lba: Lba(0),
+                src_lba: Lba::new(0),
                 dst: &a,
-                dst_lba: Lba(40),
-                count: BlockCount(1),
+                dst_lba: Lba::new(40),
+                count: BlockCount::new(1),
             },
         ])
         .unwrap_err();
         assert_eq!(err.progress.segments_done, 1);
         assert!(matches!(err.error, StorageError::UnalignedWrite { .. }));
-        let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
-        assert_eq!(z.wp, Lba(33));
+        let z = a.report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+        assert_eq!(z.wp, Lba::new(33));
     }
 
     fn range(lba: u64, blocks: u64) -> BlockRange {
-        BlockRange {
-            lba: Lba(lba),
-            blocks: BlockCount(blocks),
-        }
+        BlockRange::new(Lba::new(lba), BlockCount::new(blocks))
     }
 
     /// Three 4-block segments from conventional LBA 0.. to one zone at its
@@ -457,10 +291,10 @@ mod tests {
         (0..3)
             .map(|i| Segment {
                 src: a,
-                src_lba: Lba(4 * i),
+                src_lba: Lba::new(4 * i),
                 dst: a,
-                dst_lba: Lba(32 + 4 * i),
-                count: BlockCount(4),
+                dst_lba: Lba::new(32 + 4 * i),
+                count: BlockCount::new(4),
             })
             .collect()
     }
@@ -470,12 +304,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dev(&dir, "a", 4096, true);
         let data = pattern(12 * 4096, 9);
-        a.write(Lba(0), &data, false).unwrap();
+        a.write(Lba::new(0), &data, false).unwrap();
         a.faults().add(FaultKind::MediaError(range(6, 1)), Some(1));
         let err = copy(&three(&a)).unwrap_err();
         assert!(matches!(
             err.error,
-            StorageError::UnrecoveredRead { lba: Lba(6) }
+            StorageError::UnrecoveredRead { lba } if lba == Lba::new(6)
         ));
         assert_eq!(
             err.progress,
@@ -487,28 +321,22 @@ mod tests {
         // Segment 0 and the first two blocks of segment 1 arrived, and the
         // write pointer covers exactly them.
         let mut back = vec![0u8; 6 * 4096];
-        a.read(Lba(32), &mut back).unwrap();
+        a.read(Lba::new(32), &mut back).unwrap();
         assert_eq!(back, data[..6 * 4096]);
-        let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
-        assert_eq!(z.wp, Lba(38));
+        let z = a.report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+        assert_eq!(z.wp, Lba::new(38));
         assert_eq!(a.faults().counts().media_error, 1);
         // Fired once: the rule is gone and a host read of LBA 6 works.
-        a.read(Lba(6), &mut back[..4096]).unwrap();
+        a.read(Lba::new(6), &mut back[..4096]).unwrap();
     }
 
     #[test]
     fn copy_fail_counts_segments_over_a_whole_command() {
         let dir = tempfile::tempdir().unwrap();
         let a = dev(&dir, "a", 4096, true);
-        a.write(Lba(0), &pattern(12 * 4096, 1), false).unwrap();
+        a.write(Lba::new(0), &pattern(12 * 4096, 1), false).unwrap();
         a.faults().add(
-            FaultKind::CopyFail {
-                at: CopyFailAt::Segment {
-                    index: 2,
-                    blocks: 0,
-                },
-                error: CopyFailError::Write,
-            },
+            FaultKind::copy_fail_in_segment(2, 0, CopyFailError::Write),
             None,
         );
         // Run one segment per call, as EXTENDED COPY does: the third call
@@ -520,15 +348,15 @@ mod tests {
         let err = cmd.run(&segs[2..]).unwrap_err();
         assert!(matches!(
             err.error,
-            StorageError::WriteFault { lba: Lba(40) }
+            StorageError::WriteFault { lba } if lba == Lba::new(40)
         ));
         assert_eq!(err.progress, CopyProgress::default());
-        let z = a.report_zones(Lba(32), 1, |_| true).unwrap()[0];
-        assert_eq!(z.wp, Lba(40));
+        let z = a.report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+        assert_eq!(z.wp, Lba::new(40));
         // By block count, with a read error: stops 5 blocks in (segment 1,
         // block 1), so segment 0 is done.
         a.faults().clear();
-        a.zone_action(ZoneAction::Reset, ZoneTarget::One(Lba(32)))
+        a.zone_action(ZoneAction::Reset, ZoneTarget::One(Lba::new(32)))
             .unwrap();
         a.faults().add(
             FaultKind::CopyFail {
@@ -540,7 +368,7 @@ mod tests {
         let err = copy(&three(&a)).unwrap_err();
         assert!(matches!(
             err.error,
-            StorageError::UnrecoveredRead { lba: Lba(5) }
+            StorageError::UnrecoveredRead { lba } if lba == Lba::new(5)
         ));
         assert_eq!(
             err.progress,
@@ -556,7 +384,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let small = dev(&dir, "s", 512, false);
         let big = dev(&dir, "b", 4096, false);
-        small.write(Lba(0), &pattern(32 * 512, 4), false).unwrap();
+        small
+            .write(Lba::new(0), &pattern(32 * 512, 4), false)
+            .unwrap();
         // A media error at 512-byte block 9: 9 blocks are 4608 bytes, so
         // one whole 4096-byte destination block is copied.
         small
@@ -564,15 +394,15 @@ mod tests {
             .add(FaultKind::MediaError(range(9, 1)), Some(1));
         let seg = [Segment {
             src: &small,
-            src_lba: Lba(0),
+            src_lba: Lba::new(0),
             dst: &big,
-            dst_lba: Lba(10),
-            count: BlockCount(32),
+            dst_lba: Lba::new(10),
+            count: BlockCount::new(32),
         }];
         let err = copy(&seg).unwrap_err();
         assert!(matches!(
             err.error,
-            StorageError::UnrecoveredRead { lba: Lba(9) }
+            StorageError::UnrecoveredRead { lba } if lba == Lba::new(9)
         ));
         assert_eq!(err.progress.bytes_done, 4096);
         // A write error at destination block 12: two blocks copied.
@@ -581,7 +411,7 @@ mod tests {
         let err = copy(&seg).unwrap_err();
         assert!(matches!(
             err.error,
-            StorageError::WriteFault { lba: Lba(12) }
+            StorageError::WriteFault { lba } if lba == Lba::new(12)
         ));
         assert_eq!(err.progress.bytes_done, 2 * 4096);
         // Both rules fired and expired: the copy now goes through.
@@ -593,17 +423,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = dev(&dir, "b", 512, false);
         let data = pattern(8 * 512, 3);
-        b.write(Lba(0), &data, false).unwrap();
+        b.write(Lba::new(0), &data, false).unwrap();
         copy(&[Segment {
             src: &b,
-            src_lba: Lba(0),
+            src_lba: Lba::new(0),
             dst: &b,
-            dst_lba: Lba(2),
-            count: BlockCount(8),
+            dst_lba: Lba::new(2),
+            count: BlockCount::new(8),
         }])
         .unwrap();
         let mut back = vec![0u8; data.len()];
-        b.read(Lba(2), &mut back).unwrap();
+        b.read(Lba::new(2), &mut back).unwrap();
         assert_eq!(back, data);
     }
 
@@ -615,10 +445,10 @@ mod tests {
         let bad = |src: &Device, dst: &Device, s: u64, d: u64, n: u64| {
             copy(&[Segment {
                 src,
-                src_lba: Lba(s),
+                src_lba: Lba::new(s),
                 dst,
-                dst_lba: Lba(d),
-                count: BlockCount(n),
+                dst_lba: Lba::new(d),
+                count: BlockCount::new(n),
             }])
             .unwrap_err()
             .error

@@ -38,6 +38,7 @@ use std::{
 
 use super::{
     error::{Result, StorageError},
+    media::Media,
     units::{BlockCount, Lba},
 };
 
@@ -52,15 +53,20 @@ pub struct BlockRange {
 }
 
 impl BlockRange {
+    /// `blocks` blocks from `lba`.
+    pub const fn new(lba: Lba, blocks: BlockCount) -> Self {
+        BlockRange { lba, blocks }
+    }
+
     fn end(&self) -> u64 {
-        self.lba.0.saturating_add(self.blocks.0)
+        self.lba.get().saturating_add(self.blocks.get())
     }
 
     /// The first block of `count` blocks at `lba` that lies in this range.
     pub fn first_hit(&self, lba: Lba, count: BlockCount) -> Option<Lba> {
-        let start = lba.0.max(self.lba.0);
-        let end = lba.0.saturating_add(count.0).min(self.end());
-        (start < end).then_some(Lba(start))
+        let start = lba.get().max(self.lba.get());
+        let end = lba.get().saturating_add(count.get()).min(self.end());
+        (start < end).then_some(Lba::new(start))
     }
 }
 
@@ -122,6 +128,15 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// A `CopyFail` rule that stops segment `index` after `blocks` of its
+    /// blocks with `error`.
+    pub const fn copy_fail_in_segment(index: usize, blocks: u64, error: CopyFailError) -> Self {
+        FaultKind::CopyFail {
+            at: CopyFailAt::Segment { index, blocks },
+            error,
+        }
+    }
+
     /// The kind's name in the control protocol and the statistics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -349,20 +364,20 @@ impl FaultSet {
     /// earliest, not fired: with the first block that cannot be read.
     pub fn peek_read(&self, lba: Lba, count: BlockCount) -> Option<(Pending, Lba)> {
         self.find(|k| match k {
-            FaultKind::MediaError(r) => r.first_hit(lba, count).map(|l| l.0),
+            FaultKind::MediaError(r) => r.first_hit(lba, count).map(|l| l.get()),
             _ => None,
         })
-        .map(|(p, _)| (p, Lba(p.at)))
+        .map(|(p, _)| (p, Lba::new(p.at)))
     }
 
     /// The write error rule that stops a write of `count` blocks at `lba`
     /// earliest, not fired: with the first block that cannot be written.
     pub fn peek_write(&self, lba: Lba, count: BlockCount) -> Option<(Pending, Lba)> {
         self.find(|k| match k {
-            FaultKind::WriteError(r) => r.first_hit(lba, count).map(|l| l.0),
+            FaultKind::WriteError(r) => r.first_hit(lba, count).map(|l| l.get()),
             _ => None,
         })
-        .map(|(p, _)| (p, Lba(p.at)))
+        .map(|(p, _)| (p, Lba::new(p.at)))
     }
 
     /// The copy-fail rule that stops segment `index` of a copy command
@@ -380,11 +395,11 @@ impl FaultSet {
             FaultKind::CopyFail {
                 at: CopyFailAt::Segment { index: i, blocks },
                 ..
-            } if i == index && blocks < count.0 => Some(blocks),
+            } if i == index && blocks < count.get() => Some(blocks),
             FaultKind::CopyFail {
                 at: CopyFailAt::Blocks(n),
                 ..
-            } if n >= before && n - before < count.0 => Some(n - before),
+            } if n >= before && n - before < count.get() => Some(n - before),
             _ => None,
         })
         .and_then(|(p, kind)| match kind {
@@ -402,12 +417,12 @@ impl FaultSet {
         let what = format!("read at {lba} +{count}");
         self.fire_first(
             |k| match k {
-                FaultKind::MediaError(r) => r.first_hit(lba, count).map(|l| l.0),
+                FaultKind::MediaError(r) => r.first_hit(lba, count).map(|l| l.get()),
                 _ => None,
             },
             &what,
         )
-        .map(|(at, _)| Lba(at))
+        .map(|(at, _)| Lba::new(at))
     }
 
     /// A write error rule for a write of `count` blocks at `lba`: the first
@@ -419,12 +434,12 @@ impl FaultSet {
         let what = format!("write at {lba} +{count}");
         self.fire_first(
             |k| match k {
-                FaultKind::WriteError(r) => r.first_hit(lba, count).map(|l| l.0),
+                FaultKind::WriteError(r) => r.first_hit(lba, count).map(|l| l.get()),
                 _ => None,
             },
             &what,
         )
-        .map(|(at, _)| Lba(at))
+        .map(|(at, _)| Lba::new(at))
     }
 
     /// [`Self::read_fault`] as an error.
@@ -477,10 +492,70 @@ impl FaultSet {
     }
 }
 
-impl super::device::Device {
-    /// The device's fault rules.
-    pub fn faults(&self) -> &FaultSet {
-        &self.faults
+/// A media with the fault rules as a layer around it: block-addressed
+/// I/O that fails or waits where a rule says. The device above reaches
+/// its media only through here, so no read or write can skip the rules.
+#[derive(Debug)]
+pub struct FaultyMedia {
+    media: Box<dyn Media>,
+    rules: FaultSet,
+    block_size: u32,
+}
+
+impl FaultyMedia {
+    /// `media` of blocks of `block_size` bytes, no rules yet.
+    pub fn new(media: Box<dyn Media>, block_size: u32) -> Self {
+        FaultyMedia {
+            media,
+            rules: FaultSet::default(),
+            block_size,
+        }
+    }
+
+    /// The fault rules.
+    pub fn rules(&self) -> &FaultSet {
+        &self.rules
+    }
+
+    /// The media under the rules, for what no rule covers: flushes, the
+    /// cache switch, discards and the copy engine's byte moves.
+    pub fn media(&self) -> &dyn Media {
+        self.media.as_ref()
+    }
+
+    /// The byte offset of `lba`.
+    pub fn offset(&self, lba: Lba) -> std::io::Result<u64> {
+        lba.byte_offset(self.block_size)
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EOVERFLOW))
+    }
+
+    /// Sleep as a delay rule for `op` says (see [`FaultSet::delay`]).
+    pub fn delay(&self, op: Op, range: Option<(Lba, BlockCount)>) -> Duration {
+        self.rules.delay(op, range)
+    }
+
+    /// Read `count` whole blocks at `lba` into `buf`, unless a media error
+    /// rule stops the read (it fires).
+    pub fn read(&self, lba: Lba, count: BlockCount, buf: &mut [u8]) -> Result<()> {
+        self.rules.check_read(lba, count)?;
+        self.read_unchecked(lba, buf)
+    }
+
+    /// Read whole blocks at `lba` past the rules (the control plane's view).
+    pub fn read_unchecked(&self, lba: Lba, buf: &mut [u8]) -> Result<()> {
+        Ok(self.media.read_at(self.offset(lba)?, buf)?)
+    }
+
+    /// Whether a write of `count` blocks at `lba` passes the write error
+    /// rules (the stopping one fires). Checked before the zone rules, so
+    /// the write itself ([`Self::write`]) can run under the zone lock.
+    pub fn admit_write(&self, lba: Lba, count: BlockCount) -> Result<()> {
+        self.rules.check_write(lba, count)
+    }
+
+    /// Write whole blocks at `lba`, admitted by [`Self::admit_write`].
+    pub fn write(&self, lba: Lba, data: &[u8]) -> std::io::Result<()> {
+        self.media.write_at(self.offset(lba)?, data)
     }
 }
 
@@ -496,40 +571,40 @@ mod tests {
     use super::*;
 
     fn range(lba: u64, blocks: u64) -> BlockRange {
-        BlockRange {
-            lba: Lba(lba),
-            blocks: BlockCount(blocks),
-        }
+        BlockRange::new(Lba::new(lba), BlockCount::new(blocks))
     }
 
     #[test]
     fn media_error_reports_the_first_failing_block_and_expires() {
         let f = FaultSet::default();
-        assert_eq!(f.read_fault(Lba(0), BlockCount(100)), None);
+        assert_eq!(f.read_fault(Lba::new(0), BlockCount::new(100)), None);
         let id = f.add(FaultKind::MediaError(range(10, 4)), Some(2));
         assert_eq!(id, 1);
         // Touching only the blocks before or after: no fault.
-        assert_eq!(f.read_fault(Lba(0), BlockCount(10)), None);
-        assert_eq!(f.read_fault(Lba(14), BlockCount(10)), None);
-        assert_eq!(f.read_fault(Lba(8), BlockCount(4)), Some(Lba(10)));
+        assert_eq!(f.read_fault(Lba::new(0), BlockCount::new(10)), None);
+        assert_eq!(f.read_fault(Lba::new(14), BlockCount::new(10)), None);
+        assert_eq!(
+            f.read_fault(Lba::new(8), BlockCount::new(4)),
+            Some(Lba::new(10))
+        );
         assert!(matches!(
-            f.check_read(Lba(12), BlockCount(1)),
-            Err(StorageError::UnrecoveredRead { lba: Lba(12) })
+            f.check_read(Lba::new(12), BlockCount::new(1)),
+            Err(StorageError::UnrecoveredRead { lba }) if lba == Lba::new(12)
         ));
         // Fired twice: expired.
-        assert_eq!(f.read_fault(Lba(10), BlockCount(1)), None);
+        assert_eq!(f.read_fault(Lba::new(10), BlockCount::new(1)), None);
         assert!(f.list().is_empty());
         assert_eq!(f.counts().media_error, 2);
         // Writes do not trip media errors, reads not write errors.
         f.add(FaultKind::MediaError(range(0, 1)), None);
-        assert!(f.check_write(Lba(0), BlockCount(1)).is_ok());
+        assert!(f.check_write(Lba::new(0), BlockCount::new(1)).is_ok());
         f.add(FaultKind::WriteError(range(5, 1)), None);
         assert!(matches!(
-            f.check_write(Lba(0), BlockCount(8)),
-            Err(StorageError::WriteFault { lba: Lba(5) })
+            f.check_write(Lba::new(0), BlockCount::new(8)),
+            Err(StorageError::WriteFault { lba }) if lba == Lba::new(5)
         ));
         assert_eq!(f.clear(), 2);
-        assert!(f.check_read(Lba(0), BlockCount(1)).is_ok());
+        assert!(f.check_read(Lba::new(0), BlockCount::new(1)).is_ok());
         assert_eq!(
             f.counts(),
             FaultCounts {
@@ -546,7 +621,10 @@ mod tests {
         let f = FaultSet::default();
         let late = f.add(FaultKind::MediaError(range(20, 1)), Some(1));
         f.add(FaultKind::MediaError(range(15, 1)), Some(1));
-        assert_eq!(f.read_fault(Lba(0), BlockCount(32)), Some(Lba(15)));
+        assert_eq!(
+            f.read_fault(Lba::new(0), BlockCount::new(32)),
+            Some(Lba::new(15))
+        );
         // The later rule did not fire and is still there.
         assert_eq!(f.list().len(), 1);
         assert_eq!(f.list()[0].id, late);
@@ -559,17 +637,11 @@ mod tests {
     fn copy_fail_by_segment_and_by_blocks() {
         let f = FaultSet::default();
         f.add(
-            FaultKind::CopyFail {
-                at: CopyFailAt::Segment {
-                    index: 2,
-                    blocks: 3,
-                },
-                error: CopyFailError::Write,
-            },
+            FaultKind::copy_fail_in_segment(2, 3, CopyFailError::Write),
             Some(1),
         );
         let fire = |index, before, count| {
-            let (p, n, e) = f.peek_copy(index, before, BlockCount(count))?;
+            let (p, n, e) = f.peek_copy(index, before, BlockCount::new(count))?;
             assert!(f.fire(p, "test"));
             Some((n, e))
         };
@@ -577,7 +649,7 @@ mod tests {
         // Segment 2 is 3 blocks long: stopping after 3 would be after it.
         assert_eq!(fire(2, 16, 3), None);
         // Found but not fired: still there.
-        assert!(f.peek_copy(2, 16, BlockCount(8)).is_some());
+        assert!(f.peek_copy(2, 16, BlockCount::new(8)).is_some());
         assert_eq!(fire(2, 16, 8), Some((3, CopyFailError::Write)));
         assert_eq!(fire(2, 16, 8), None);
         f.add(
@@ -606,19 +678,19 @@ mod tests {
             Some(1),
         );
         assert_eq!(
-            f.delay(Op::Write, Some((Lba(100), BlockCount(1)))),
+            f.delay(Op::Write, Some((Lba::new(100), BlockCount::new(1)))),
             Duration::ZERO
         );
         assert_eq!(
-            f.delay(Op::Read, Some((Lba(0), BlockCount(100)))),
+            f.delay(Op::Read, Some((Lba::new(0), BlockCount::new(100)))),
             Duration::ZERO
         );
         assert_eq!(
-            f.delay(Op::Read, Some((Lba(99), BlockCount(2)))),
+            f.delay(Op::Read, Some((Lba::new(99), BlockCount::new(2)))),
             Duration::from_millis(5)
         );
         assert_eq!(
-            f.delay(Op::Read, Some((Lba(99), BlockCount(2)))),
+            f.delay(Op::Read, Some((Lba::new(99), BlockCount::new(2)))),
             Duration::ZERO
         );
         f.add(
@@ -637,14 +709,7 @@ mod tests {
     #[test]
     fn descriptions() {
         assert_eq!(
-            FaultKind::CopyFail {
-                at: CopyFailAt::Segment {
-                    index: 2,
-                    blocks: 0
-                },
-                error: CopyFailError::Write
-            }
-            .to_string(),
+            FaultKind::copy_fail_in_segment(2, 0, CopyFailError::Write).to_string(),
             "copy_fail in segment 2 after 0 blocks (write fault)"
         );
         assert_eq!(

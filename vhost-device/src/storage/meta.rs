@@ -73,8 +73,8 @@ impl MetaGeometry {
         MetaGeometry {
             block_size,
             capacity,
-            zone_len: geo.zone_len.0,
-            zone_cap: geo.zone_cap.0,
+            zone_len: geo.zone_len.get(),
+            zone_cap: geo.zone_cap.get(),
             conventional: geo.conventional,
             nr_zones,
             write_preferred: geo.sequential == ZoneType::SequentialWritePreferred,
@@ -170,7 +170,7 @@ fn code_cond(c: u8) -> Option<ZoneCondition> {
 fn encode_slot(seq: u64, zone: &Zone) -> [u8; SLOT_LEN as usize] {
     let mut b = [0u8; SLOT_LEN as usize];
     b[0..8].copy_from_slice(&seq.to_le_bytes());
-    b[8..16].copy_from_slice(&zone.wp.0.to_le_bytes());
+    b[8..16].copy_from_slice(&zone.wp.get().to_le_bytes());
     b[16] = cond_code(zone.cond);
     if zone.non_seq {
         b[17] |= FLAG_NON_SEQ;
@@ -193,7 +193,7 @@ fn decode_slot(b: &[u8]) -> Option<(u64, Record)> {
         seq,
         Record {
             cond,
-            wp: Lba(wp),
+            wp: Lba::new(wp),
             non_seq,
         },
     ))
@@ -340,10 +340,10 @@ mod tests {
         Zone {
             zone_type: ZoneType::SequentialWriteRequired,
             cond,
-            start: Lba(start),
-            len: BlockCount(16),
-            cap: BlockCount(12),
-            wp: Lba(wp),
+            start: Lba::new(start),
+            len: BlockCount::new(16),
+            cap: BlockCount::new(12),
+            wp: Lba::new(wp),
             non_seq: false,
         }
     }
@@ -368,7 +368,7 @@ mod tests {
             recs[1],
             Some(Record {
                 cond: ZoneCondition::Closed,
-                wp: Lba(24),
+                wp: Lba::new(24),
                 non_seq: false,
             })
         );
@@ -390,7 +390,7 @@ mod tests {
         f.write_all_at(&[0xff], HEADER_LEN + 3 * SLOT_LEN + 9)
             .unwrap();
         let (_, recs) = ZoneMeta::open(&path, geo(), false).unwrap();
-        assert_eq!(recs.unwrap()[1].unwrap().wp, Lba(20));
+        assert_eq!(recs.unwrap()[1].unwrap().wp, Lba::new(20));
     }
 
     #[test]
@@ -432,7 +432,7 @@ mod tests {
             recs.unwrap()[1],
             Some(Record {
                 cond: ZoneCondition::Closed,
-                wp: Lba(20),
+                wp: Lba::new(20),
                 non_seq: false,
             })
         );

@@ -596,12 +596,12 @@ pub fn device_checksum(dev: &Device, path: &Path) -> (u32, u64) {
     let zeros = vec![0u8; 1 << 20];
     let mut crc = 0u32;
     let mut lba = 0u64;
-    while lba < g.capacity.0 {
-        let n = chunk_blocks.min(g.capacity.0 - lba);
+    while lba < g.capacity.get() {
+        let n = chunk_blocks.min(g.capacity.get() - lba);
         let len = (n * bs) as usize;
         if has_data(lba * bs, (lba + n) * bs) {
             let part = &mut buf[..len];
-            if dev.read_uncounted(Lba(lba), part).is_err() {
+            if dev.read_uncounted(Lba::new(lba), part).is_err() {
                 part.fill(0);
             }
             crc = crc32c::crc32c_append(crc, part);
@@ -610,7 +610,7 @@ pub fn device_checksum(dev: &Device, path: &Path) -> (u32, u64) {
         }
         lba += n;
     }
-    (crc, g.capacity.0 * bs)
+    (crc, g.capacity.get() * bs)
 }
 
 /// The control command `{"cmd":"trace","op":"start"|"stop"|"status",...}`:

@@ -244,7 +244,7 @@ fn read16(lba: u64, blocks: u32) -> Vec<u8> {
 fn record(dir: &Path) -> std::path::PathBuf {
     let (argv, dev, target) = backend(dir);
     // Before the trace: in the image only.
-    dev.write(crate::storage::Lba(0), &[0x11; 4096], false)
+    dev.write(crate::storage::Lba::new(0), &[0x11; 4096], false)
         .unwrap();
     let rec = Recorder::new();
     rec.set_up(

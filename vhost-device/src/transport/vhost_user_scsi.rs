@@ -309,10 +309,14 @@ impl ScsiBackend {
         };
         let head = chain.head_index();
         track.popped(queue, head);
-        let len = if queue == CONTROL_QUEUE {
+        let layout = ChainLayout::of(chain.clone());
+        let len = if layout.broken {
+            self.malformed(queue, head, Malformed::BrokenChain);
+            0
+        } else if queue == CONTROL_QUEUE {
             self.complete_ctrl(queue, mem, chain)
         } else {
-            self.complete_cmd(queue, mem, chain)
+            self.complete_cmd(queue, mem, chain, &layout)
         };
         track.before_used(queue, head);
         match vring.add_used(head, len) {
@@ -328,17 +332,19 @@ impl ScsiBackend {
         }
     }
 
-    /// Serve one command request (5.6.6.1) and return the used length.
-    fn complete_cmd<M>(&self, queue: usize, mem: &GuestMemory, chain: DescriptorChain<M>) -> u32
+    /// Serve one command request (5.6.6.1) whose chain `layout` is not
+    /// broken, and return the used length.
+    fn complete_cmd<M>(
+        &self,
+        queue: usize,
+        mem: &GuestMemory,
+        chain: DescriptorChain<M>,
+        layout: &ChainLayout,
+    ) -> u32
     where
         M: Deref<Target = GuestMemory> + Clone,
     {
         let head = chain.head_index();
-        let layout = ChainLayout::of(chain.clone());
-        if layout.broken {
-            self.malformed(queue, head, Malformed::BrokenChain);
-            return 0;
-        }
         if layout.writable < CMD_RESP_SIZE as u64 {
             self.malformed(
                 queue,
@@ -364,7 +370,7 @@ impl ScsiBackend {
             // Not reached: `writable` covers the response header.
             return 0;
         };
-        let resp = self.execute_cmd(queue, mem, chain, &layout, &mut data_in);
+        let resp = self.execute_cmd(queue, mem, chain, layout, &mut data_in);
         match writer.write_all(&resp.encode()) {
             Ok(()) => {
                 let total = CMD_RESP_SIZE + data_in.bytes_written();
@@ -489,17 +495,14 @@ impl ScsiBackend {
         }
     }
 
-    /// Serve one control request (5.6.6.2) and return the used length.
+    /// Serve one control request (5.6.6.2) whose chain `layout` is not
+    /// broken, and return the used length.
     fn complete_ctrl<M>(&self, queue: usize, mem: &GuestMemory, chain: DescriptorChain<M>) -> u32
     where
         M: Deref<Target = GuestMemory> + Clone,
     {
         let head = chain.head_index();
         let layout = ChainLayout::of(chain.clone());
-        if layout.broken {
-            self.malformed(queue, head, Malformed::BrokenChain);
-            return 0;
-        }
         if layout.misordered {
             self.malformed(queue, head, Malformed::WritableBeforeReadable);
             return 0;

@@ -137,22 +137,23 @@ pub struct CmdReq {
     pub cdb: [u8; CDB_SIZE],
 }
 
+/// The `N` bytes of `b` at `at` (inside `b`: the callers' fixed layouts).
+fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut f = [0u8; N];
+    f.copy_from_slice(&b[at..at + N]);
+    f
+}
+
 impl CmdReq {
     /// Decode the header bytes.
     pub fn decode(b: &[u8; CMD_REQ_SIZE]) -> Self {
-        let mut lun = [0u8; 8];
-        lun.copy_from_slice(&b[0..8]);
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&b[8..16]);
-        let mut cdb = [0u8; CDB_SIZE];
-        cdb.copy_from_slice(&b[19..19 + CDB_SIZE]);
         CmdReq {
-            lun,
-            id: u64::from_le_bytes(id),
+            lun: field(b, 0),
+            id: u64::from_le_bytes(field(b, 8)),
             task_attr: b[16],
             prio: b[17],
             crn: b[18],
-            cdb,
+            cdb: field(b, 19),
         }
     }
 }
@@ -269,16 +270,10 @@ pub struct TmfReq {
 impl TmfReq {
     /// Decode the request bytes (including the leading `type`).
     pub fn decode(b: &[u8; TMF_REQ_SIZE]) -> Self {
-        let mut subtype = [0u8; 4];
-        subtype.copy_from_slice(&b[4..8]);
-        let mut lun = [0u8; 8];
-        lun.copy_from_slice(&b[8..16]);
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&b[16..24]);
         TmfReq {
-            subtype: TmfSubtype::from_u32(u32::from_le_bytes(subtype)),
-            lun,
-            id: u64::from_le_bytes(id),
+            subtype: TmfSubtype::from_u32(u32::from_le_bytes(field(b, 4))),
+            lun: field(b, 8),
+            id: u64::from_le_bytes(field(b, 16)),
         }
     }
 }
@@ -295,13 +290,9 @@ pub struct AnReq {
 impl AnReq {
     /// Decode the request bytes (including the leading `type`).
     pub fn decode(b: &[u8; AN_REQ_SIZE]) -> Self {
-        let mut lun = [0u8; 8];
-        lun.copy_from_slice(&b[4..12]);
-        let mut ev = [0u8; 4];
-        ev.copy_from_slice(&b[12..16]);
         AnReq {
-            lun,
-            event_requested: u32::from_le_bytes(ev),
+            lun: field(b, 4),
+            event_requested: u32::from_le_bytes(field(b, 12)),
         }
     }
 }
@@ -382,30 +373,23 @@ mod tests {
 
     #[test]
     fn malformed_luns() {
-        // Byte 0 must be 1.
-        assert_eq!(
-            LunAddress::decode(&[0, 0, 0x40, 0, 0, 0, 0, 0]),
-            LunAddress::Malformed
-        );
-        assert_eq!(
-            LunAddress::decode(&[2, 0, 0x40, 0, 0, 0, 0, 0]),
-            LunAddress::Malformed
-        );
-        // REPORT LUNS well-known LU C101h (extended addressing).
-        assert_eq!(
-            LunAddress::decode(&[1, 0, 0xc1, 0x01, 0, 0, 0, 0]),
-            LunAddress::Malformed
-        );
-        // Logical unit addressing (10b).
-        assert_eq!(
-            LunAddress::decode(&[1, 0, 0x80, 0x01, 0, 0, 0, 0]),
-            LunAddress::Malformed
-        );
-        // Second level present.
-        assert_eq!(
-            LunAddress::decode(&[1, 0, 0x40, 0x00, 0x40, 0x01, 0, 0]),
-            LunAddress::Malformed
-        );
+        for bad in [
+            // Byte 0 must be 1.
+            [0, 0, 0x40, 0, 0, 0, 0, 0],
+            [2, 0, 0x40, 0, 0, 0, 0, 0],
+            // REPORT LUNS well-known LU C101h (extended addressing).
+            [1, 0, 0xc1, 0x01, 0, 0, 0, 0],
+            // Logical unit addressing (10b).
+            [1, 0, 0x80, 0x01, 0, 0, 0, 0],
+            // Second level present.
+            [1, 0, 0x40, 0x00, 0x40, 0x01, 0, 0],
+        ] {
+            assert_eq!(
+                LunAddress::decode(&bad),
+                LunAddress::Malformed,
+                "{bad:02x?}"
+            );
+        }
     }
 
     #[test]

@@ -125,12 +125,12 @@ fn run_op(op: &Op, d: &Devices) -> Result<(), String> {
             fua,
         } => {
             let data: Vec<u8> = tokens.iter().flat_map(|&t| block(t)).collect();
-            d.dev(*dev).write(Lba(*lba), &data, *fua)
+            d.dev(*dev).write(Lba::new(*lba), &data, *fua)
         }
         Op::Flush(dev) => d.dev(*dev).flush(),
         Op::Zone { zone, action } => {
             let target = match zone {
-                Some(i) => ZoneTarget::One(Lba((CONV + *i as u64) * ZONE)),
+                Some(i) => ZoneTarget::One(Lba::new((CONV + *i as u64) * ZONE)),
                 None => ZoneTarget::All,
             };
             d.zoned.zone_action(*action, target)
@@ -144,10 +144,10 @@ fn run_op(op: &Op, d: &Devices) -> Result<(), String> {
         } => d
             .dev(*dst)
             .copy_from(
-                Lba(*dst_lba),
+                Lba::new(*dst_lba),
                 d.dev(*src),
-                Lba(*src_lba),
-                BlockCount(tokens.len() as u64),
+                Lba::new(*src_lba),
+                BlockCount::new(tokens.len() as u64),
             )
             .map(drop),
     };
@@ -182,7 +182,7 @@ fn apply(m: &mut Model, op: &Op, done: bool) {
 
 fn tokens(dev: &Device, blocks: u64) -> Result<Vec<u64>, String> {
     let mut buf = vec![0u8; (blocks * BS) as usize];
-    dev.read(Lba(0), &mut buf)
+    dev.read(Lba::new(0), &mut buf)
         .map_err(|e| format!("read back: {e}"))?;
     buf.chunks(BS as usize)
         .enumerate()
@@ -192,7 +192,7 @@ fn tokens(dev: &Device, blocks: u64) -> Result<Vec<u64>, String> {
 
 /// The recovered write pointer of a sequential zone, if its condition fits.
 fn recovered_wp(z: &Zone) -> Result<u64, String> {
-    let (start, cap_end, wp) = (z.start.0, z.cap_end().0, z.wp.0);
+    let (start, cap_end, wp) = (z.start.get(), z.cap_end().get(), z.wp.get());
     let ok = match z.cond {
         ZoneCondition::Empty => wp == start,
         ZoneCondition::Full => true,
@@ -276,7 +276,7 @@ fn check(d: &Devices, new: &Model, old: &Model, tally: &mut Tally) -> Result<Mod
     )?;
     let zones = d
         .zoned
-        .report_zones(Lba(0), ZONES as usize, |_| true)
+        .report_zones(Lba::new(0), ZONES as usize, |_| true)
         .map_err(|e| e.to_string())?;
     let mut seq = Vec::new();
     for (i, z) in zones.iter().filter(|z| z.is_sequential()).enumerate() {
@@ -289,8 +289,8 @@ fn check(d: &Devices, new: &Model, old: &Model, tally: &mut Tally) -> Result<Mod
         tally.zones_checked += 1;
         let r = recovered_wp(z)?;
         seq.push(SeqZone {
-            start: z.start.0,
-            written: (z.start.0..z.start.0 + ZONE)
+            start: z.start.get(),
+            written: (z.start.get()..z.start.get() + ZONE)
                 .map(|b| (b < r).then_some(zoned[b as usize]))
                 .collect(),
             durable_wp: r,

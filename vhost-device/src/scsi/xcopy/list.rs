@@ -49,7 +49,6 @@ use super::{
 };
 use crate::{
     scsi::{
-        cdb::Cdb,
         sense::{copy_error_asc, Access, Asc, FieldPointer, Sense, SenseKey},
         zbc, Exec, LogicalUnit, Target,
     },
@@ -484,21 +483,21 @@ impl<'t> Resolver<'t, '_> {
         if bytes % sbs != 0 || bytes % dbs != 0 {
             return Err(inexact(count_field));
         }
-        let count = BlockCount(bytes / sbs);
+        let count = BlockCount::new(bytes / sbs);
         // Reads that ZBC-2 refuses before the core sees them (gap zones,
         // conventional into sequential).
-        zbc::check_read(src.device.geometry(), Lba(s.src_lba), count.0)
+        zbc::check_read(src.device.geometry(), Lba::new(s.src_lba), count.get())
             .map_err(|e| aborted(e.asc, i, FieldPointer::segment(12, Some(7)), residual))?;
         Ok(Planned {
             seg: Segment {
                 src: &src.device,
-                src_lba: Lba(s.src_lba),
+                src_lba: Lba::new(s.src_lba),
                 dst: &dst.device,
-                dst_lba: Lba(s.dst_lba),
+                dst_lba: Lba::new(s.dst_lba),
                 count,
             },
             dst_lun,
-            dst_count: BlockCount(bytes / dbs),
+            dst_count: BlockCount::new(bytes / dbs),
         })
     }
 }
@@ -522,7 +521,7 @@ pub(crate) fn engine_failure(
 ) -> Sense {
     let source = match err {
         StorageError::OutOfRange { lba, .. } | StorageError::BeyondZoneCapacity { lba, .. } => {
-            lba.0 == src_lba
+            lba.get() == src_lba
         }
         // A medium error reading the source (an injected media error).
         StorageError::UnrecoveredRead { .. } => true,
@@ -589,7 +588,7 @@ pub(crate) fn execute(target: &Target, lun: u16, list: &CopyList) -> Outcome {
                     target.copy.invalidate(
                         planned.dst_lun,
                         planned.seg.dst_lba,
-                        BlockCount(done / u64::from(dbs).max(1)),
+                        BlockCount::new(done / u64::from(dbs).max(1)),
                     );
                 }
                 let residual = residual(s, done, sbs, dbs);
@@ -649,13 +648,16 @@ fn run(x: &mut Exec<'_, '_>, len: u32, family: Family, service_action: u8) -> Re
 }
 
 /// EXTENDED COPY (LID1) (SPC-5).
-pub fn extended_copy_lid1(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ExtendedCopyLid1::decode(x.cdb)?;
+pub fn extended_copy_lid1(x: &mut Exec<'_, '_>, c: ExtendedCopyLid1) -> Result<u32, Sense> {
     run(x, c.len, Family::Lid1, 0x00)
 }
 
 /// EXTENDED COPY (LID4) (SPC-5).
-pub fn extended_copy_lid4(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ExtendedCopyLid4::decode(x.cdb)?;
+pub fn extended_copy_lid4(x: &mut Exec<'_, '_>, c: ExtendedCopyLid4) -> Result<u32, Sense> {
     run(x, c.len, Family::Lid4, 0x01)
+}
+
+crate::scsi::commands::handlers! {
+    ExtendedCopyLid1 => extended_copy_lid1,
+    ExtendedCopyLid4 => extended_copy_lid4,
 }

@@ -340,14 +340,14 @@ impl CopyManager {
     /// copy into it, a zone reset): cancel the tokens that represent any
     /// of it.
     pub fn invalidate(&self, lun: u16, lba: Lba, count: BlockCount) {
-        let end = lba.0.saturating_add(count.0);
+        let end = lba.get().saturating_add(count.get());
         let mut s = self.state();
         for t in s.tokens.iter_mut() {
             if t.lun == lun
                 && t.state == TokenState::Valid
                 && t.ranges.iter().any(|(l, n)| {
-                    let e = l.0.saturating_add(n.0);
-                    l.0 < end && lba.0 < e
+                    let e = l.get().saturating_add(n.get());
+                    l.get() < end && lba.get() < e
                 })
             {
                 t.state = TokenState::Cancelled;

@@ -17,7 +17,7 @@ use super::{
     MAX_CONCURRENT, MAX_CSCDS, MAX_DESC_LIST_LEN, MAX_INACTIVITY_SECS, MAX_INLINE_LEN, MAX_RANGES,
     MAX_SEGMENTS, MAX_SEGMENT_LEN, MAX_TOKEN_BYTES, SEGMENT_TYPES,
 };
-use crate::scsi::{cdb::Cdb, commands::COMMANDS, sense::Sense, Exec, LogicalUnit};
+use crate::scsi::{commands::COMMANDS, sense::Sense, Exec, LogicalUnit};
 
 fn record(x: &Exec<'_, '_>, family: Family, list_id: u32) -> Result<Record, Sense> {
     x.lu()?;
@@ -44,8 +44,10 @@ fn be32(v: usize) -> [u8; 4] {
 /// without errors, 02h completed with errors); 5-6 SEGMENTS PROCESSED; 7
 /// TRANSFER COUNT UNITS (00h bytes, or 02h mebibytes past 4 GiB); 8-11
 /// TRANSFER COUNT.
-pub fn receive_copy_status_lid1(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReceiveCopyStatusLid1::decode(x.cdb)?;
+pub fn receive_copy_status_lid1(
+    x: &mut Exec<'_, '_>,
+    c: ReceiveCopyStatusLid1,
+) -> Result<u32, Sense> {
     let r = record(x, Family::Lid1, c.list_id)?;
     let mut d = vec![0, 0, 0, 8];
     d.push(if r.sense.is_some() { 0x02 } else { 0x01 });
@@ -61,8 +63,7 @@ pub fn receive_copy_status_lid1(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 
 /// RECEIVE COPY DATA (LID1): no data is ever held (HELD DATA LIMIT 0), so
 /// AVAILABLE DATA is 0.
-pub fn receive_copy_data_lid1(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReceiveCopyDataLid1::decode(x.cdb)?;
+pub fn receive_copy_data_lid1(x: &mut Exec<'_, '_>, c: ReceiveCopyDataLid1) -> Result<u32, Sense> {
     record(x, Family::Lid1, c.list_id)?;
     x.send(&[0, 0, 0, 0], alloc(c.len))
 }
@@ -71,8 +72,10 @@ pub fn receive_copy_data_lid1(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 /// DATA, 4-55 reserved, 56 EXTENDED COPY COMMAND STATUS (02h CHECK
 /// CONDITION), 58-59 SENSE DATA LENGTH (18), 60.. the fixed format sense
 /// data; for a copy that succeeded, AVAILABLE DATA 0 and nothing else.
-pub fn receive_copy_failure_details(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReceiveCopyFailureDetails::decode(x.cdb)?;
+pub fn receive_copy_failure_details(
+    x: &mut Exec<'_, '_>,
+    c: ReceiveCopyFailureDetails,
+) -> Result<u32, Sense> {
     let r = record(x, Family::Lid1, c.list_id)?;
     let d = match r.sense {
         None => vec![0, 0, 0, 0],
@@ -91,8 +94,10 @@ pub fn receive_copy_failure_details(x: &mut Exec<'_, '_>) -> Result<u32, Sense> 
 
 /// RECEIVE COPY OPERATING PARAMETERS: 44 bytes plus the implemented
 /// descriptor type codes (02h, E4h; SPC-5 6.21.4).
-pub fn receive_copy_operating_parameters(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReceiveCopyOperatingParameters::decode(x.cdb)?;
+pub fn receive_copy_operating_parameters(
+    x: &mut Exec<'_, '_>,
+    c: ReceiveCopyOperatingParameters,
+) -> Result<u32, Sense> {
     x.lu()?;
     let mut d = vec![0u8; 44];
     d[4] = 0x01; // SNLID: LIST ID USAGE 11b is supported
@@ -145,8 +150,10 @@ fn status_lid4(r: &Record) -> Vec<u8> {
 }
 
 /// RECEIVE COPY STATUS (LID4).
-pub fn receive_copy_status_lid4(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReceiveCopyStatusLid4::decode(x.cdb)?;
+pub fn receive_copy_status_lid4(
+    x: &mut Exec<'_, '_>,
+    c: ReceiveCopyStatusLid4,
+) -> Result<u32, Sense> {
     let r = record(x, Family::Lid4, c.list_id)?;
     let mut d = status_lid4(&r);
     let n = d.len() - 4;
@@ -157,8 +164,10 @@ pub fn receive_copy_status_lid4(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 /// RECEIVE ROD TOKEN INFORMATION: the LID4 status, then 4 bytes ROD TOKEN
 /// DESCRIPTORS LENGTH (0, or 514 after a POPULATE TOKEN), 2 reserved bytes
 /// and the 512-byte ROD token.
-pub fn receive_rod_token_information(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReceiveRodTokenInformation::decode(x.cdb)?;
+pub fn receive_rod_token_information(
+    x: &mut Exec<'_, '_>,
+    c: ReceiveRodTokenInformation,
+) -> Result<u32, Sense> {
     let r = record(x, Family::Lid4, c.list_id)?;
     let mut d = status_lid4(&r);
     match &r.token {
@@ -176,8 +185,7 @@ pub fn receive_rod_token_information(x: &mut Exec<'_, '_>) -> Result<u32, Sense>
 
 /// REPORT ALL ROD TOKENS: ROD management tokens are not supported, so the
 /// list is empty (AVAILABLE DATA 4: the reserved bytes).
-pub fn report_all_rod_tokens(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = ReportAllRodTokens::decode(x.cdb)?;
+pub fn report_all_rod_tokens(x: &mut Exec<'_, '_>, c: ReportAllRodTokens) -> Result<u32, Sense> {
     x.lu()?;
     x.send(&[0, 0, 0, 4, 0, 0, 0, 0], alloc(c.len))
 }
@@ -187,8 +195,7 @@ pub fn report_all_rod_tokens(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
 /// with a kept result) is GOOD, and the ROD token its POPULATE TOKEN
 /// created is deleted (INVALID TOKEN OPERATION, TOKEN DELETED from then
 /// on); an unknown one is INVALID FIELD IN CDB at the LIST IDENTIFIER.
-pub fn copy_operation_abort(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = CopyOperationAbort::decode(x.cdb)?;
+pub fn copy_operation_abort(x: &mut Exec<'_, '_>, c: CopyOperationAbort) -> Result<u32, Sense> {
     x.lu()?;
     let key = Key {
         lun: x.lun,
@@ -316,4 +323,15 @@ pub fn third_party_copy_vpd(lu: &LogicalUnit) -> Vec<u8> {
     b[13] = GRANULARITY_LOG2;
     descriptor(&mut d, 0x8001, &b);
     d
+}
+
+crate::scsi::commands::handlers! {
+    ReceiveCopyStatusLid1 => receive_copy_status_lid1,
+    ReceiveCopyDataLid1 => receive_copy_data_lid1,
+    ReceiveCopyFailureDetails => receive_copy_failure_details,
+    ReceiveCopyOperatingParameters => receive_copy_operating_parameters,
+    ReceiveCopyStatusLid4 => receive_copy_status_lid4,
+    ReceiveRodTokenInformation => receive_rod_token_information,
+    ReportAllRodTokens => report_all_rod_tokens,
+    CopyOperationAbort => copy_operation_abort,
 }

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use proptest::prelude::*;
 
 use crate::{
-    scsi::{Request, Response, Status, Target},
+    scsi::{Response, Status, Target},
     storage::{Device, DeviceConfig, Lba, ZonedConfig},
 };
 
@@ -53,16 +53,7 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn run(&self, lun: u16, cdb: &[u8], data_out: &[u8]) -> (Response, Vec<u8>) {
-        let mut out = data_out;
-        let mut data_in = Vec::new();
-        let resp = self.target.execute(Request {
-            lun,
-            cdb,
-            data_out: &mut out,
-            data_in: &mut data_in,
-            data_in_len: 1 << 20,
-        });
-        (resp, data_in)
+        crate::scsi::tests::execute(&self.target, lun, cdb, data_out, 1 << 20)
     }
 
     fn good(&self, lun: u16, cdb: &[u8], data_out: &[u8]) -> Vec<u8> {
@@ -94,7 +85,9 @@ impl Fixture {
 
     fn read(&self, lun: u16, lba: u64, bytes: usize) -> Vec<u8> {
         let mut buf = vec![0u8; bytes];
-        self.dev(lun).read_uncounted(Lba(lba), &mut buf).unwrap();
+        self.dev(lun)
+            .read_uncounted(Lba::new(lba), &mut buf)
+            .unwrap();
         buf
     }
 }
@@ -348,8 +341,8 @@ fn lid1_conventional_to_sequential_zone() {
         )
     );
     // Segment 0 happened, segment 1 did not.
-    let z = f.dev(0).report_zones(Lba(32), 1, |_| true).unwrap()[0];
-    assert_eq!(z.wp, Lba(35));
+    let z = f.dev(0).report_zones(Lba::new(32), 1, |_| true).unwrap()[0];
+    assert_eq!(z.wp, Lba::new(35));
     assert_eq!(f.read(0, 34, 4096), data[2 * 4096..3 * 4096]);
     assert_eq!(f.read(0, 40, 4096), vec![0u8; 4096]);
     // RECEIVE COPY STATUS: completed with errors, 1 segment, 4096 bytes.
@@ -620,7 +613,7 @@ fn copy_target_errors() {
 #[test]
 fn injected_faults_abort_with_residual_and_segment_pointer() {
     use crate::storage::{
-        fault::{BlockRange, CopyFailAt, CopyFailError, FaultKind},
+        fault::{BlockRange, CopyFailError, FaultKind},
         BlockCount,
     };
     let f = fixture();
@@ -636,13 +629,7 @@ fn injected_faults_abort_with_residual_and_segment_pointer() {
     // (0C/00), residual 5 of 8, segment 2, SD 1 pointer at byte 20 (the
     // DESTINATION BLOCK DEVICE LBA).
     f.dev(1).faults().add(
-        FaultKind::CopyFail {
-            at: CopyFailAt::Segment {
-                index: 2,
-                blocks: 3,
-            },
-            error: CopyFailError::Write,
-        },
+        FaultKind::copy_fail_in_segment(2, 3, CopyFailError::Write),
         Some(1),
     );
     assert_eq!(
@@ -674,10 +661,7 @@ fn injected_faults_abort_with_residual_and_segment_pointer() {
     // ABORTED, UNRECOVERED READ ERROR (11/00), residual 6, segment 1,
     // pointer at byte 12 (the SOURCE BLOCK DEVICE LBA).
     f.dev(1).faults().add(
-        FaultKind::MediaError(BlockRange {
-            lba: Lba(10),
-            blocks: BlockCount(1),
-        }),
+        FaultKind::MediaError(BlockRange::new(Lba::new(10), BlockCount::new(1))),
         Some(1),
     );
     let p = lid1(
@@ -703,10 +687,7 @@ fn injected_faults_abort_with_residual_and_segment_pointer() {
     // with a new rule it fails: MEDIUM ERROR 11/00, VALID, INFORMATION =
     // the first bad LBA.
     f.dev(1).faults().add(
-        FaultKind::MediaError(BlockRange {
-            lba: Lba(12),
-            blocks: BlockCount(2),
-        }),
+        FaultKind::MediaError(BlockRange::new(Lba::new(12), BlockCount::new(2))),
         None,
     );
     let mut read16 = vec![0x88, 0];
@@ -1192,7 +1173,7 @@ fn zone_condition_and_power_cut_cancel_tokens() {
     let in_32 = populate(&f, 0, 1, &pt_list(0, 0, 0, &[(32, 2)]));
     let in_48 = populate(&f, 0, 2, &pt_list(0, 0, 0, &[(48, 2)]));
     f.dev(0)
-        .set_zone_condition(Lba(32), crate::storage::ZoneCondition::ReadOnly)
+        .set_zone_condition(Lba::new(32), crate::storage::ZoneCondition::ReadOnly)
         .unwrap();
     let cancelled = fixed(0x05, 0x23, 0x08, NONE);
     let w = wut_list(0, 0, &in_32, &[(0, 2)]);
@@ -1316,9 +1297,9 @@ proptest! {
         lid4_header in any::<bool>(),
     ) {
         let f = fixture();
-        f.dev(1).write(Lba(0), &pattern(1 << 20, 0x11), false).unwrap();
-        f.dev(2).write(Lba(0), &pattern(1 << 20, 0x77), false).unwrap();
-        f.dev(0).write(Lba(0), &pattern(32 * 4096, 0x33), false).unwrap();
+        f.dev(1).write(Lba::new(0), &pattern(1 << 20, 0x11), false).unwrap();
+        f.dev(2).write(Lba::new(0), &pattern(1 << 20, 0x77), false).unwrap();
+        f.dev(0).write(Lba::new(0), &pattern(32 * 4096, 0x33), false).unwrap();
         let before: Vec<Vec<u8>> = [(0u16, 128 * 4096), (1, 1 << 20), (2, 1 << 20)]
             .iter()
             .map(|(l, n)| f.read(*l, 0, *n))
@@ -1409,8 +1390,8 @@ proptest! {
         dst_lun in 1u16..3,
     ) {
         let f = fixture();
-        f.dev(1).write(Lba(0), &pattern(1 << 20, 0x21), false).unwrap();
-        f.dev(2).write(Lba(0), &pattern(1 << 20, 0x42), false).unwrap();
+        f.dev(1).write(Lba::new(0), &pattern(1 << 20, 0x21), false).unwrap();
+        f.dev(2).write(Lba::new(0), &pattern(1 << 20, 0x42), false).unwrap();
         let (resp, _) = {
             let p = pt_list(0, 0, 0, &src);
             f.run(1, &tok_cdb(0x10, 1, p.len()), &p)

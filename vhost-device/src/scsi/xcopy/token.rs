@@ -33,7 +33,6 @@ use super::{
 };
 use crate::{
     scsi::{
-        cdb::Cdb,
         sense::{copy_error_asc, Access, Asc, FieldPointer, Sense},
         zbc, Exec, LogicalUnit,
     },
@@ -104,16 +103,16 @@ fn ranges(p: &[u8], at: usize, n: usize, geo: &Geometry) -> Result<Vec<(Lba, Blo
     let mut out: Vec<(Lba, BlockCount)> = Vec::with_capacity(n);
     for k in 0..n {
         let off = at + 16 * k;
-        let lba = Lba(be64(p, off));
-        let count = BlockCount(u64::from(be32(p, off + 8)));
+        let lba = Lba::new(be64(p, off));
+        let count = BlockCount::new(u64::from(be32(p, off + 8)));
         check_reserved(p, off + 12, 4)?;
         geo.check_range(lba, count)
             .map_err(|_| Sense::illegal(Asc::LBA_OUT_OF_RANGE))?;
-        let end = lba.0.saturating_add(count.0);
-        if count.0 > 0
-            && out
-                .iter()
-                .any(|(l, c)| c.0 > 0 && l.0 < end && lba.0 < l.0.saturating_add(c.0))
+        let end = lba.get().saturating_add(count.get());
+        if count.get() > 0
+            && out.iter().any(|(l, c)| {
+                c.get() > 0 && l.get() < end && lba.get() < l.get().saturating_add(c.get())
+            })
         {
             return Err(Sense::invalid_param(ptr(off), Some(7)));
         }
@@ -147,8 +146,7 @@ fn data_length(p: &[u8], min: usize) -> Result<(), Sense> {
 }
 
 /// POPULATE TOKEN (SBC-4).
-pub fn populate_token(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = PopulateToken::decode(x.cdb)?;
+pub fn populate_token(x: &mut Exec<'_, '_>, c: PopulateToken) -> Result<u32, Sense> {
     let lu =
         x.lu.ok_or(Sense::illegal(Asc::LOGICAL_UNIT_NOT_SUPPORTED))?;
     if c.len == 0 {
@@ -172,9 +170,9 @@ pub fn populate_token(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
     let rs = ranges(&p, 16, n, geo)?;
     let mut blocks = 0u64;
     for (k, (lba, count)) in rs.iter().enumerate() {
-        zbc::check_read(geo, *lba, count.0)?;
+        zbc::check_read(geo, *lba, count.get())?;
         blocks = blocks
-            .checked_add(count.0)
+            .checked_add(count.get())
             .ok_or(Sense::invalid_param(ptr(16 + 16 * k + 8), Some(7)))?;
     }
     let max_blocks = MAX_TOKEN_BYTES / u64::from(geo.block_size.max(1));
@@ -288,9 +286,9 @@ fn write_zeros(x: &Exec<'_, '_>, dst: &LogicalUnit, rs: &[(Lba, BlockCount)]) ->
     let zeros = vec![0u8; usize::try_from(per * bs).unwrap_or(0)];
     for (k, (lba, count)) in rs.iter().enumerate() {
         let mut done = 0u64;
-        while done < count.0 {
-            let n = per.min(count.0 - done);
-            let at = Lba(lba.0.saturating_add(done));
+        while done < count.get() {
+            let n = per.min(count.get() - done);
+            let at = Lba::new(lba.get().saturating_add(done));
             let len = usize::try_from(n * bs).unwrap_or(0);
             if let Err(e) = dst
                 .device
@@ -300,11 +298,11 @@ fn write_zeros(x: &Exec<'_, '_>, dst: &LogicalUnit, rs: &[(Lba, BlockCount)]) ->
                     copy_error_asc(&e, Access::Write),
                     k,
                     range_field(k),
-                    count.0 - done,
+                    count.get() - done,
                 ));
                 return d;
             }
-            x.target.copy.invalidate(x.lun, at, BlockCount(n));
+            x.target.copy.invalidate(x.lun, at, BlockCount::new(n));
             done += n;
             d.blocks += n;
             d.bytes += n * bs;
@@ -336,19 +334,19 @@ fn write_from_rod(
         )
     };
     let Some(mut pos) = offset.checked_mul(dbs) else {
-        d.failure = Some(underrun(0, rs.first().map_or(0, |r| r.1 .0)));
+        d.failure = Some(underrun(0, rs.first().map_or(0, |r| r.1.get())));
         return d;
     };
     // One copy command for the fault rules: ranges are its segments.
     let mut cmd = copy::CopyCommand::default();
     for (k, (lba, count)) in rs.iter().enumerate() {
         let mut done = 0u64;
-        while done < count.0 {
+        while done < count.get() {
             // Find the source range holding ROD byte `pos`.
             let mut skip = pos;
             let mut found = None;
             for (l, n) in src_ranges {
-                let len = n.0.saturating_mul(sbs);
+                let len = n.get().saturating_mul(sbs);
                 if skip < len {
                     found = Some((*l, len - skip, skip));
                     break;
@@ -356,26 +354,26 @@ fn write_from_rod(
                 skip -= len;
             }
             let Some((slba, avail, within)) = found else {
-                d.failure = Some(underrun(k, count.0 - done));
+                d.failure = Some(underrun(k, count.get() - done));
                 return d;
             };
-            let want = (count.0 - done).saturating_mul(dbs);
+            let want = (count.get() - done).saturating_mul(dbs);
             let chunk = avail.min(want);
             if within % sbs != 0 || chunk % sbs != 0 || chunk % dbs != 0 {
                 d.failure = Some(aborted(
                     Asc::UNEXPECTED_INEXACT_SEGMENT,
                     k,
                     range_field(k),
-                    count.0 - done,
+                    count.get() - done,
                 ));
                 return d;
             }
             let seg = Segment {
                 src: &src.device,
-                src_lba: Lba(slba.0.saturating_add(within / sbs)),
+                src_lba: Lba::new(slba.get().saturating_add(within / sbs)),
                 dst: &dst.device,
-                dst_lba: Lba(lba.0.saturating_add(done)),
-                count: BlockCount(chunk / sbs),
+                dst_lba: Lba::new(lba.get().saturating_add(done)),
+                count: BlockCount::new(chunk / sbs),
             };
             if let Err(f) = cmd.run(&[seg]) {
                 let access = match f.error {
@@ -390,7 +388,7 @@ fn write_from_rod(
                 if part > 0 {
                     x.target
                         .copy
-                        .invalidate(x.lun, seg.dst_lba, BlockCount(part));
+                        .invalidate(x.lun, seg.dst_lba, BlockCount::new(part));
                     d.blocks += part;
                     d.bytes += part * dbs;
                 }
@@ -398,13 +396,13 @@ fn write_from_rod(
                     copy_error_asc(&f.error, access),
                     k,
                     range_field(k),
-                    count.0 - done - part,
+                    count.get() - done - part,
                 ));
                 return d;
             }
             x.target
                 .copy
-                .invalidate(x.lun, seg.dst_lba, BlockCount(chunk / dbs));
+                .invalidate(x.lun, seg.dst_lba, BlockCount::new(chunk / dbs));
             done += chunk / dbs;
             pos = pos.saturating_add(chunk);
             d.blocks += chunk / dbs;
@@ -416,8 +414,7 @@ fn write_from_rod(
 }
 
 /// WRITE USING TOKEN (SBC-4).
-pub fn write_using_token(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
-    let c = WriteUsingToken::decode(x.cdb)?;
+pub fn write_using_token(x: &mut Exec<'_, '_>, c: WriteUsingToken) -> Result<u32, Sense> {
     let lu =
         x.lu.ok_or(Sense::illegal(Asc::LOGICAL_UNIT_NOT_SUPPORTED))?;
     if c.len == 0 {
@@ -449,7 +446,7 @@ pub fn write_using_token(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
                     Asc::COPY_TARGET_DEVICE_NOT_REACHABLE,
                     0,
                     FieldPointer::param(16, Some(7)),
-                    rs.first().map_or(0, |r| r.1 .0),
+                    rs.first().map_or(0, |r| r.1.get()),
                 )),
                 ..Done::default()
             },
@@ -482,4 +479,9 @@ pub fn write_using_token(x: &mut Exec<'_, '_>) -> Result<u32, Sense> {
         Some(s) => Err(s),
         None => Ok(0),
     }
+}
+
+crate::scsi::commands::handlers! {
+    PopulateToken => populate_token,
+    WriteUsingToken => write_using_token,
 }
