@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every benchmark in one command, then one summary:
-# - host: `cargo bench` copy_engine (storage copy engine vs copy_file_range)
-#   and startup (1 TiB / 131072-zone device: backend start-up, RSS, REPORT
+# - host: `cargo bench` copy_engine (storage copy engine vs copy_file_range),
+#   trace_overhead (4 KiB QD1 through the SCSI target with recording off,
+#   whole data, digests: the ratios, and at the end the on/off ratio at the
+#   guest's measured QD1 write latency) and startup (1 TiB / 131072-zone device: backend start-up, RSS, REPORT
 #   ZONES, against the issue 4 targets);
 # - VM: the guest's `bench` suite on one kernel (the runner's bench
 #   defaults: a 192 MiB 4 KiB-block disk LUN, a 192 MiB nvm namespace over
@@ -87,6 +89,12 @@ bench_table() {
 			if ($2 == "fio-nvme") {
 				nvme_sr = field("seqread_1M_MiBps"); nvme_sw = field("seqwrite_1M_MiBps")
 			}
+			if ($2 == "fio-scsi") wlat = field("randwrite_qd1_lat_us")
+		} else if ($2 == "trace_overhead") {
+			tov = field("overhead_us")
+			trc = sprintf("4 KiB QD1 in-process (scsi::Target::execute): off %s IOPS, whole data %s IOPS (on/off %s), digest %s IOPS (on/off %s); +%s us per command",
+				field("iops_off"), field("iops_whole"), field("ratio_whole"),
+				field("iops_digest"), field("ratio_digest"), tov)
 		} else if ($2 ~ /-vs-/ && $2 != "nvme-vs-usernet") {
 			p = ""; q = ""; m = ""
 			f[++nf] = fio($2)
@@ -114,6 +122,13 @@ bench_table() {
 		}
 	}
 	END {
+		if (trc != "") {
+			print "recording (host, cargo bench trace_overhead):"
+			print "  " trc
+			if (wlat != "" && wlat != "-")
+				printf "  at the guest'"'"'s 4 KiB QD1 write latency (fio-scsi, %s us): on/off %.3f (estimated: latency / (latency + %s us))\n", wlat, wlat / (wlat + tov), tov
+			print ""
+		}
 		if (ne) {
 			print "copy engine (host, cargo bench copy_engine):"
 			for (i = 1; i <= ne; i++) print e[i]
@@ -160,7 +175,7 @@ bench_table() {
 			print ""
 		}
 		targets()
-		if (!nc && !nk && !nf && !nn && !ns && !ne && !ng && !nt) print "no # bench lines"
+		if (!nc && !nk && !nf && !nn && !ns && !ne && !ng && !nt && trc == "") print "no # bench lines"
 	}
 	function met(ok) { return ok ? "met" : "NOT met" }
 	# Issue 17'"'"'s targets, each with its ratio. The NVMe/TCP baseline is
@@ -299,7 +314,7 @@ mkdir -p "$out"
 status=0
 logs=()
 if [ "$host" = 1 ]; then
-	for b in copy_engine startup; do
+	for b in copy_engine startup trace_overhead; do
 		echo "== cargo bench --bench $b (log: $out/$b.log)"
 		cargo bench --locked -p zonecopy-vhost --bench "$b" 2>&1 | tee "$out/$b.log" || status=1
 		logs+=("$out/$b.log")

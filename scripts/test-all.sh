@@ -6,7 +6,8 @@
 # - smoke (zoned SCSI) on each Debian kernel (6.1, 6.12, sid's 7.2);
 # - zbc (ZBC-2 conformance against an independent zone model, sense byte
 #   for byte, blkzone/sg_rep_zones/fio cross-checks) on 6.1 and 6.12;
-# - xcopy (SCSI EXTENDED COPY and ROD tokens through SG_IO);
+# - xcopy (SCSI EXTENDED COPY and ROD tokens through SG_IO), each run's
+#   trace replayed without a boot (same statuses, sense, checksums);
 # - diff-nvme (our ZNS and Copy against QEMU's own NVMe controller, field
 #   by field) on 6.12;
 # - diff (differential: the same commands to our LUNs and to the guest
@@ -43,7 +44,19 @@ ci=target/release/zonecopy-ci
 smoke_out=out/matrix-smoke-$(date -u +%Y%m%d-%H%M%S)
 $ci matrix --kernels 6.1,6.12,7.2 --suite smoke --out "$smoke_out"
 $ci matrix --kernels 6.1,6.12 --suite zbc
-$ci matrix --kernels 6.1,6.12 --suite xcopy
+# The xcopy runs keep their traces (--keep-trace: a failed run's is kept
+# anyway), and each is replayed without a boot: the same statuses, sense
+# data (the media error injected into a copy, COPY ABORTED / UNRECOVERED
+# READ ERROR, sense a/11/00, among them) and final device checksums.
+xcopy_out=out/matrix-xcopy-$(date -u +%Y%m%d-%H%M%S)
+$ci matrix --kernels 6.1,6.12 --suite xcopy --keep-trace --out "$xcopy_out"
+for cell in "$xcopy_out"/xcopy-*/; do
+	replay=$($ci replay "$cell")
+	echo "$replay"
+	grep -qx 'divergences: 0' <<<"$replay"
+	grep -q 'result SCSI status 0x02 sense a/11/00' <<<"$replay"
+	if grep -q -e DIFFERS -e 'no recorded checksum' <<<"$replay"; then exit 1; fi
+done
 $ci matrix --kernels 6.1,6.12 --suite diff
 $ci matrix --kernels 6.1,6.12,7.2-fixed --suite nvme
 $ci suite --kernel 6.12 --suite diff-nvme

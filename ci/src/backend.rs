@@ -99,6 +99,8 @@ pub struct BackendConfig {
     pub control_token_file: Option<PathBuf>,
     pub luns: Vec<LunArg>,
     pub nvme: Option<NvmeListen>,
+    /// Record a trace here (`--trace`; images beside it in FILE.img/).
+    pub trace: Option<PathBuf>,
 }
 
 /// Write a fresh random control token (32 hex digits from /dev/urandom)
@@ -163,6 +165,9 @@ pub fn args(cfg: &BackendConfig) -> Vec<String> {
             a.push("--ns".into());
             a.push(ns.to_string());
         }
+    }
+    if let Some(t) = &cfg.trace {
+        a.extend(["--trace".to_owned(), t.display().to_string()]);
     }
     a
 }
@@ -285,6 +290,7 @@ mod tests {
             control_token_file: None,
             luns,
             nvme: None,
+            trace: None,
         }
     }
 

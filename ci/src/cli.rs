@@ -83,6 +83,11 @@ pub enum Cmd {
     /// reconnects each time and finally checks that no acknowledged write
     /// was lost. Ends with "kill: N passed, M failed".
     Kill(KillArgs),
+    /// Replay the trace a run kept (DIR/trace/backend.trace, or a trace
+    /// file) without booting anything: zonecopy-vhost trace replay runs
+    /// every command again on the saved device images and compares each
+    /// result; exit 0 only when nothing diverged.
+    Replay(ReplayArgs),
 }
 
 /// How long each boot may take and where the logs go: every command that
@@ -300,6 +305,14 @@ pub struct RunArgs {
 /// Options shared by every command that boots a VM.
 #[derive(Debug, Args, Clone)]
 pub struct VmArgs {
+    /// Keep the backend's trace (every command, zonecopy-vhost --trace)
+    /// in the output folder's trace/ even when the run passes (a failed
+    /// run's is always kept); `zonecopy-ci replay DIR` replays it.
+    #[arg(long)]
+    pub keep_trace: bool,
+    /// Do not record a trace (suite runs record one, but the bench suite).
+    #[arg(long, conflicts_with = "keep_trace")]
+    pub no_trace: bool,
     /// Boot a kernel built from this Linux source tree instead of --kernel:
     /// images/config-fragment is merged into its config (defconfig when it
     /// has none) and it is built out of tree under
@@ -574,4 +587,14 @@ mod tests {
             }
         }
     }
+}
+
+/// `zonecopy-ci replay`
+#[derive(Debug, Args, Clone)]
+pub struct ReplayArgs {
+    /// A run's output folder (its trace/backend.trace), or a trace file.
+    pub dir: PathBuf,
+    /// The zonecopy-vhost binary (default: next to zonecopy-ci, then PATH).
+    #[arg(long, value_name = "PATH")]
+    pub backend: Option<PathBuf>,
 }

@@ -339,6 +339,7 @@ fn victim_config(
                     namespaces: vec![ns],
                     shadow_doorbells: true,
                 }),
+                trace: None,
             };
             let kind = VictimKind {
                 ready: " controller ",
@@ -366,6 +367,7 @@ fn victim_config(
                 control_token_file: None,
                 luns: vec![storm, mailbox],
                 nvme: None,
+                trace: None,
             };
             // The first request on the request queue (logged with the
             // inflight region's state).

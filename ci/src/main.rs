@@ -21,6 +21,7 @@ mod peer;
 mod proc;
 mod progress;
 mod qemu;
+mod replay;
 mod report;
 mod report_html;
 mod rig;
@@ -51,6 +52,7 @@ fn main() {
         cli::Cmd::Reconnect(a) => lifecycle::cmd_reconnect(a),
         cli::Cmd::Restart(a) => lifecycle::cmd_restart(a),
         cli::Cmd::Kill(a) => killtest::cmd_kill(a),
+        cli::Cmd::Replay(a) => replay::cmd_replay(a),
     };
     std::process::exit(code);
 }

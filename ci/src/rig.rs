@@ -361,19 +361,30 @@ fn build_initrd(
     Ok(image)
 }
 
+/// Where the backend listens, for [`start_backend`].
+#[derive(Clone, Copy, Debug)]
+struct Listen {
+    /// The guest has a NIC: the control protocol over TCP too.
+    net: bool,
+    /// The address the guest reaches as 10.0.2.2 ([`listen_addr`]).
+    host_ip: Ipv4Addr,
+}
+
 /// The one way the runner starts its own backend: sockets and the control
-/// token in `tmp`, free loopback ports for the control protocol (with
-/// `net`) and NVMe/TCP, started again with new ports when one was taken
-/// before the backend bound it. Logs to `out`/backend.log.
+/// token in `tmp`, free ports on `listen`'s address for the control protocol
+/// (with `net`) and NVMe/TCP, started again with new ports when one was taken
+/// before the backend bound it; recording into `trace` if given. Logs to
+/// `out`/backend.log.
 fn start_backend(
     vm: &VmArgs,
     tmp: &Path,
     luns: &[LunArg],
     namespaces: &[NsArg],
-    net: bool,
-    host_ip: Ipv4Addr,
+    listen: Listen,
+    trace: Option<PathBuf>,
     out: &Path,
 ) -> Result<(Launch, Backend), SetupError> {
+    let Listen { net, host_ip } = listen;
     let pcie = vm.nvme_transport == NvmeTransport::Pcie;
     let bin = backend::locate(vm.backend.as_deref()).map_err(fail)?;
     let wait = Duration::from_secs(vm.backend_wait);
@@ -411,6 +422,7 @@ fn start_backend(
             } else {
                 None
             },
+            trace: trace.clone(),
         };
         match Backend::start(&bin, &cfg, &out.join("backend.log"), wait) {
             Ok(b) => break (cfg, b),
@@ -484,8 +496,15 @@ impl Rig {
                 (s.clone(), None, None, None)
             }
             None => {
-                let (launch, b) =
-                    start_backend(vm, tmp.path(), &luns, &namespaces, net, host_ip, out)?;
+                let (launch, b) = start_backend(
+                    vm,
+                    tmp.path(),
+                    &luns,
+                    &namespaces,
+                    Listen { net, host_ip },
+                    traced(needs.suite, vm).then(|| tmp.path().join(TRACE_FILE)),
+                    out,
+                )?;
                 (
                     launch.cfg.socket.clone(),
                     launch.cfg.control.clone(),
@@ -685,7 +704,34 @@ impl Rig {
     }
 
     /// Stops the backend, removes the temp dir. Returns problems, if any.
-    pub fn shutdown(mut self) -> Vec<String> {
+    pub fn shutdown(self) -> Vec<String> {
+        self.shutdown_keeping_trace(None).0
+    }
+
+    /// [`Rig::shutdown`], first moving the backend's trace (and its device
+    /// images) into `keep`/trace when given and recorded; returns the
+    /// trace file kept.
+    pub fn shutdown_keeping_trace(mut self, keep: Option<&Path>) -> (Vec<String>, Option<PathBuf>) {
+        let mut problems = Vec::new();
+        let mut kept = None;
+        if let Some(b) = self.backend.take() {
+            let status = b.stop();
+            if !backend::clean_stop(&status) {
+                problems.push(format!("backend ended with {status}"));
+            }
+        }
+        let trace = self.launch.as_ref().and_then(|l| l.cfg.trace.clone());
+        if let (Some(out), Some(trace)) = (keep, trace.filter(|t| t.exists())) {
+            match keep_trace(&trace, &out.join("trace")) {
+                Ok(file) => kept = Some(file),
+                Err(e) => problems.push(format!("cannot keep the trace: {e}")),
+            }
+        }
+        problems.extend(self.shutdown_rest());
+        (problems, kept)
+    }
+
+    fn shutdown_rest(mut self) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some(b) = self.bench.take() {
             eprintln!("{}", b.sink.stop());
@@ -747,6 +793,45 @@ fn listen_addr(tapnet: Option<&TapNet>) -> Ipv4Addr {
     } else {
         Ipv4Addr::LOCALHOST
     }
+}
+
+/// The backend's trace in the run's temp dir.
+const TRACE_FILE: &str = "backend.trace";
+
+/// Whether a run records a trace: every suite but the benchmark (whose
+/// numbers would include the recording), unless --no-trace.
+fn traced(suite: Option<&str>, vm: &VmArgs) -> bool {
+    Suite::named(suite) != Some(Suite::Bench) && suite.is_some() && !vm.no_trace
+}
+
+/// Move `trace` (its rotated parts and its FILE.img/ images) into `dir`;
+/// a copy when they are on another file system. Returns the kept file.
+fn keep_trace(trace: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let parent = trace.parent().unwrap_or(Path::new("."));
+    let name = trace
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    for entry in std::fs::read_dir(parent)? {
+        let entry = entry?;
+        if !entry.file_name().to_string_lossy().starts_with(&name) {
+            continue;
+        }
+        let to = dir.join(entry.file_name());
+        if std::fs::rename(entry.path(), &to).is_err() {
+            let status = std::process::Command::new("cp")
+                .args(["-a", "--sparse=always"])
+                .arg(entry.path())
+                .arg(&to)
+                .status()?;
+            if !status.success() {
+                return Err(std::io::Error::other(format!("cp ended with {status}")));
+            }
+        }
+    }
+    Ok(dir.join(name))
 }
 
 fn bios(vm: &VmArgs) -> Option<PathBuf> {

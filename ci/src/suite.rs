@@ -331,12 +331,20 @@ pub fn run_suite(job: &SuiteJob<'_>) -> SuiteRun {
     let setup = started.elapsed();
     let booted = boot(&mut rig, job, None);
     let notes = rig.save_control_dumps(job.out);
-    let problems = rig.shutdown();
     let mut run = match booted {
         Ok(b) => judge(job, started, wall, setup, b),
         Err(e) => failed_run(job, started, wall, e),
     };
+    let keep = !run.pass() || job.vm.keep_trace;
+    let (problems, kept) = rig.shutdown_keeping_trace(keep.then_some(job.out));
     run.notes = notes;
+    if let Some(trace) = kept {
+        run.notes.push(format!(
+            "trace of this run kept in {} (zonecopy-ci replay {})",
+            trace.display(),
+            job.out.display()
+        ));
+    }
     for p in problems {
         eprintln!("warning: {p}");
     }

@@ -230,6 +230,10 @@ pub struct Args {
     #[arg(long)]
     pub reinit_zones: bool,
 
+    /// Recording (--trace FILE and its options).
+    #[command(flatten)]
+    pub trace: crate::trace::TraceArgs,
+
     /// For each --lun, the index of the --socket it belongs to (filled by
     /// [`Args::parse_grouped`] from the order of the options; empty means
     /// all belong to the first).

@@ -10,6 +10,7 @@ pub mod nvme;
 pub mod scsi;
 pub mod stats;
 pub mod storage;
+pub mod trace;
 pub mod transport;
 
 /// Test support shared by the unit tests.

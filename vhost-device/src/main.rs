@@ -18,6 +18,7 @@ use zonecopy_vhost::{
     },
     scsi::Target,
     storage::{ConfigError as DeviceError, Device, DeviceConfig},
+    trace::{self, TraceArgs, TracedDevice, RECORDER},
     transport::{
         nvme_pcie,
         nvme_tcp::{self, FabricStats, Limits, StopSignal},
@@ -42,6 +43,8 @@ enum Error {
     Signals(std::io::Error),
     #[error("control socket: {0}")]
     Control(std::io::Error),
+    #[error("trace: {0}")]
+    Trace(trace::TraceError),
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
@@ -347,7 +350,42 @@ fn serve_targets(
     result
 }
 
-fn run(config: Config) -> Result<(), Error> {
+/// Name the devices for the recorder and start `--trace` if given (before
+/// any command is served, so the images are taken at rest).
+fn start_trace(
+    config: &Config,
+    devices: &[Arc<Device>],
+    namespaces: &[NamespaceSpec],
+    args: &TraceArgs,
+) -> Result<(), Error> {
+    let mut traced = Vec::new();
+    for (t, target) in config.targets.iter().enumerate() {
+        for (lun, &i) in target.luns.iter().enumerate() {
+            traced.push(TracedDevice {
+                name: lun_name(t, lun),
+                device: Arc::clone(&devices[i]),
+                path: config.luns[i].path.clone(),
+            });
+        }
+    }
+    let ns_paths = config.nvme_tcp.iter().flat_map(|n| &n.namespaces);
+    for (i, (ns, cfg)) in namespaces.iter().zip(ns_paths).enumerate() {
+        traced.push(TracedDevice {
+            name: format!("ns{}", i + 1),
+            device: Arc::clone(&ns.device),
+            path: cfg.device.path.clone(),
+        });
+    }
+    RECORDER.set_up(std::env::args().collect(), traced);
+    if let Some(file) = &args.trace {
+        RECORDER
+            .start(file, args.trace_data, args.trace_max_bytes, args.trace_keep)
+            .map_err(Error::Trace)?;
+    }
+    Ok(())
+}
+
+fn run(config: Config, tracing: &TraceArgs) -> Result<(), Error> {
     let devices = open_devices(&config)?;
     let namespaces = match &config.nvme_tcp {
         Some(nvme) => open_namespaces(nvme)?,
@@ -382,6 +420,7 @@ fn run(config: Config) -> Result<(), Error> {
         });
     }
     start_control(&config, &devices, &namespaces, sources)?;
+    start_trace(&config, &devices, &namespaces, tracing)?;
     let ns_devices: Vec<Arc<Device>> = namespaces.iter().map(|n| Arc::clone(&n.device)).collect();
     if let Some((nvme, socket)) = config
         .nvme_tcp
@@ -438,6 +477,11 @@ fn run(config: Config) -> Result<(), Error> {
     if flushed {
         info!("devices flushed");
     }
+    if RECORDER.is_on() {
+        if let Err(e) = RECORDER.stop() {
+            error!("trace: {e}");
+        }
+    }
     if let Some(path) = &config.control {
         let _ = std::fs::remove_file(path);
     }
@@ -445,12 +489,20 @@ fn run(config: Config) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = match Config::try_from(Args::parse_grouped()) {
+    let tool = std::env::args_os().nth(1).is_some_and(|a| a == "trace");
+    // The trace tool's replayed backend logs only errors unless asked.
+    let level = if tool { "error" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    if tool {
+        return trace::tool::main(std::env::args_os().skip(1));
+    }
+    let args = Args::parse_grouped();
+    let tracing = args.trace.clone();
+    let config = match Config::try_from(args) {
         Ok(c) => c,
         Err(e) => Args::command().error(ErrorKind::ValueValidation, e).exit(),
     };
-    match run(config) {
+    match run(config, &tracing) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");

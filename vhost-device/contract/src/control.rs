@@ -49,6 +49,42 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mode: Option<CacheMode>,
     },
+    /// Starts, stops or reports the command trace (vhost-device
+    /// src/trace; the backend's `--trace` starts one at start-up).
+    Trace(TraceRequest),
+}
+
+/// `trace` requests, by `op`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum TraceRequest {
+    /// Record into `file` (the backend's path) from now on: `data` whole
+    /// (default) or `digest` only; rotated at `max_bytes` (none: no
+    /// rotation), keeping `keep` old parts (default 8, at most 1000).
+    Start {
+        file: String,
+        #[serde(default)]
+        data: TraceData,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_bytes: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keep: Option<u32>,
+    },
+    /// End the trace (and write its final checksums).
+    Stop,
+    /// `{"tracing": bool}`.
+    Status,
+}
+
+/// What a trace keeps of each command's data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceData {
+    /// Every byte.
+    #[default]
+    Whole,
+    /// A digest only.
+    Digest,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -18,6 +18,8 @@
 //! | `{"cmd":"cache","dev":"ns3","mode":"volatile"}` | turns the volatile write cache on (`"volatile"`) or off (`"none"`), making everything written so far durable first; without `"mode"` only reports; answers `"cache"` and `"held_blocks"` |
 //! | `{"cmd":"power_cut","dev":"ns3"}` | emulates a power loss of a device with its volatile write cache on: unflushed writes are dropped, zones go back to their persisted state; answers `"dropped_blocks"`, `"zones_rolled_back"`; an error without the cache |
 //!
+//! | `{"cmd":"trace","op":"start","file":PATH}` | starts recording (`src/trace`), between two commands, imaging the devices; optional `"data"` (`"whole"`, `"digest"`), `"max_bytes"`, `"keep"`; `"op":"stop"` ends it, `"op":"status"` reports |
+//!
 //! `stats` also has, per device, `"faults"` (firings by kind) and
 //! `"cache_held_blocks"`; `devices` has each device's `"cache"` mode.
 //!
@@ -104,6 +106,11 @@ impl Registry {
 
     /// Answer one request line (a [`Request`] of the contract crate).
     pub fn handle(&self, line: &str) -> Value {
+        crate::trace::RECORDER.control(line, || self.handle_untraced(line))
+    }
+
+    /// [`Registry::handle`] without the trace hook (what a replay runs).
+    pub fn handle_untraced(&self, line: &str) -> Value {
         let res = serde_json::from_str::<Value>(line)
             .map_err(|e| format!("bad JSON: {e}"))
             .and_then(|v| {
@@ -135,6 +142,7 @@ impl Registry {
             Request::Fault(_) => self.fault(raw),
             Request::PowerCut { dev } => self.power_cut(&dev),
             Request::Cache { dev, mode } => self.cache(&dev, mode),
+            Request::Trace(t) => crate::trace::control_command(t),
             Request::Auth { .. } => Err("auth comes first on a TCP connection, and once".into()),
         }
     }

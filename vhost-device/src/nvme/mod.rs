@@ -613,6 +613,19 @@ impl Queue {
     /// Request); it is completed later through [`Queue::take_deferred`] or
     /// dropped when the queue goes away.
     pub fn run(&self, a: Admitted, data_out: &[u8], data_in: &mut Vec<u8>) -> Option<Completion> {
+        let sqe = *a.sqe();
+        crate::trace::RECORDER.nvme(self, &sqe, data_out, data_in, |d| {
+            self.run_untraced(a, data_out, d)
+        })
+    }
+
+    /// [`Queue::run`] without the trace hook (what a replay runs).
+    pub fn run_untraced(
+        &self,
+        a: Admitted,
+        data_out: &[u8],
+        data_in: &mut Vec<u8>,
+    ) -> Option<Completion> {
         data_in.clear();
         if a.ends_queue() {
             self.disconnected.store(true, Ordering::Relaxed);

@@ -287,6 +287,11 @@ impl Target {
 
     /// Execute one command. Never panics on any input.
     pub fn execute(&self, req: Request<'_>) -> Response {
+        crate::trace::RECORDER.scsi(self, req, |req| self.execute_untraced(req))
+    }
+
+    /// [`Target::execute`] without the trace hook (what a replay runs).
+    pub fn execute_untraced(&self, req: Request<'_>) -> Response {
         let lu = self.unit(req.lun);
         let (name, cdb_len, result) = Self::dispatch(lu, req.cdb);
         self.stats.count_command(name);

@@ -449,6 +449,7 @@ impl ScsiBackend {
             inner: data_in,
             overrun: false,
         };
+        crate::trace::scsi_context(u16::try_from(queue).unwrap_or(u16::MAX), req.id);
         let out = self.target.execute(scsi::Request {
             lun,
             cdb: &req.cdb,

@@ -234,6 +234,12 @@ fn linger(mut stream: &TcpStream) {
     }
 }
 
+/// Send what is queued for the host (whole PDUs), traced.
+fn send(mut stream: &TcpStream, conn: u64, tx: &[u8]) -> io::Result<()> {
+    crate::trace::RECORDER.pdu(conn, 1, tx);
+    stream.write_all(tx)
+}
+
 fn run(
     mut stream: &TcpStream,
     targets: &Targets,
@@ -243,6 +249,8 @@ fn run(
     handshake: &Handshake,
 ) -> io::Result<End> {
     let accepted = Instant::now();
+    // The connection in a trace: the host's port.
+    let conn = stream.peer_addr().map_or(0, |a| u64::from(a.port()));
     // When the first bytes of a PDU not yet complete arrived.
     let mut partial_since: Option<Instant> = None;
     stream.set_nodelay(true)?;
@@ -274,7 +282,7 @@ fn run(
                 Ok(l) => l,
                 Err(fatal) => {
                     st.terminate(fatal, avail, &ch);
-                    stream.write_all(&st.tx)?;
+                    send(stream, conn, &st.tx)?;
                     return Ok(End::Terminated);
                 }
             };
@@ -282,29 +290,30 @@ fn run(
                 break;
             }
             let pdu_bytes = &avail[..layout.plen];
+            crate::trace::RECORDER.pdu(conn, 0, pdu_bytes);
             let result = decode_host_pdu(pdu_bytes, &layout).and_then(|p| st.handle(p, pdu_bytes));
             start += layout.plen;
             partial_since = None;
             match result {
                 Ok(None) => {}
                 Ok(Some(end)) => {
-                    stream.write_all(&st.tx)?;
+                    send(stream, conn, &st.tx)?;
                     return Ok(end);
                 }
                 Err(fatal) => {
                     st.terminate(fatal, pdu_bytes, &ch);
-                    stream.write_all(&st.tx)?;
+                    send(stream, conn, &st.tx)?;
                     return Ok(End::Terminated);
                 }
             }
             if st.tx.len() >= TX_FLUSH {
-                stream.write_all(&st.tx)?;
+                send(stream, conn, &st.tx)?;
                 st.tx.clear();
             }
         }
         st.deliver_deferred();
         if !st.tx.is_empty() {
-            stream.write_all(&st.tx)?;
+            send(stream, conn, &st.tx)?;
             st.tx.clear();
         }
         if stop.is_stopped() {
