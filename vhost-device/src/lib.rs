@@ -9,6 +9,7 @@ pub mod control;
 pub mod nvme;
 pub mod scsi;
 pub mod storage;
+pub mod trace;
 pub mod transport;
 
 /// Test support shared by the unit tests.

@@ -1,0 +1,617 @@
+//! Byte layouts against the standards' figures, checksums, sequence
+//! numbers and segmenting.
+
+use super::{
+    iscsi::{self, DataPos, Session, TargetSn},
+    nvme_tcp, pcapng,
+    tcp::{self, Flow, Segment, ACK, MAX_SEGMENT, PSH, SYN},
+    Direction::{self, ControllerToHost as C2H, HostToController as H2C},
+    ScsiExchange, Writer,
+};
+
+// ---------------------------------------------------------------- pcapng
+
+#[test]
+fn section_header_block() {
+    let mut b = Vec::new();
+    pcapng::section_header(&mut b);
+    #[rustfmt::skip]
+    let want = [
+        0x0A, 0x0D, 0x0D, 0x0A, // block type
+        28, 0, 0, 0,            // block total length
+        0x4D, 0x3C, 0x2B, 0x1A, // byte-order magic
+        1, 0, 0, 0,             // major 1, minor 0
+        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, // section length -1
+        28, 0, 0, 0,
+    ];
+    assert_eq!(b, want);
+}
+
+#[test]
+fn interface_description_block() {
+    let mut b = Vec::new();
+    pcapng::interface(&mut b, "zc");
+    #[rustfmt::skip]
+    let want = [
+        1, 0, 0, 0, 40, 0, 0, 0,
+        1, 0, 0, 0,             // LINKTYPE_ETHERNET, reserved
+        0, 0, 0, 0,             // SnapLen 0: no limit
+        2, 0, 2, 0, b'z', b'c', 0, 0, // if_name
+        9, 0, 1, 0, 9, 0, 0, 0, // if_tsresol 10^-9
+        0, 0, 0, 0,             // opt_endofopt
+        40, 0, 0, 0,
+    ];
+    assert_eq!(b, want);
+}
+
+#[test]
+fn enhanced_packet_block_pads_and_splits_the_timestamp() {
+    let mut b = Vec::new();
+    pcapng::packet(&mut b, 0x0000_0001_0000_0002, &[0xAA; 5]);
+    #[rustfmt::skip]
+    let want = [
+        6, 0, 0, 0, 40, 0, 0, 0,
+        0, 0, 0, 0,             // interface 0
+        1, 0, 0, 0, 2, 0, 0, 0, // timestamp high, low
+        5, 0, 0, 0, 5, 0, 0, 0, // captured, original length
+        0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0, 0, 0,
+        40, 0, 0, 0,
+    ];
+    assert_eq!(b, want);
+}
+
+// ------------------------------------------------------------ IPv4 / TCP
+
+#[test]
+fn internet_checksum_examples() {
+    // RFC 1071 3: the sum of 0001 f203 f4f5 f6f7 is ddf2.
+    assert_eq!(
+        tcp::checksum(0, &[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+        !0xddf2
+    );
+    // An IPv4 header (192.168.0.1 -> 192.168.0.199, UDP) with its
+    // checksum field zeroed: b861.
+    let h = [
+        0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00,
+        0x01, 0xc0, 0xa8, 0x00, 0xc7,
+    ];
+    assert_eq!(tcp::checksum(0, &h), 0xb861);
+    // An odd length pads with a zero byte.
+    assert_eq!(tcp::checksum(0, &[0x01]), !0x0100);
+}
+
+fn seg(dir: Direction, flags: u8) -> Segment {
+    Segment {
+        dir,
+        host_port: 49153,
+        target_port: 4420,
+        seq: 0x0102_0304,
+        ack: 0x0A0B_0C0D,
+        flags,
+        ip_id: 7,
+    }
+}
+
+#[test]
+fn frame_layout_and_checksums() {
+    let mut f = Vec::new();
+    tcp::frame(&mut f, &seg(C2H, ACK | PSH), b"abc");
+    assert_eq!(f.len(), 14 + 20 + 20 + 3);
+    assert_eq!(
+        &f[..14],
+        &[0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x52, 0x55, 0x0a, 0, 2, 2, 0x08, 0x00]
+    );
+    #[rustfmt::skip]
+    assert_eq!(&f[14..24], &[
+        0x45, 0x00, 0x00, 43,   // version/IHL, DSCP, total length
+        0x00, 0x07, 0x40, 0x00, // identification, DF
+        64, 6,                  // TTL, TCP
+    ]);
+    assert_eq!(&f[26..34], &[10, 0, 2, 2, 10, 0, 2, 15]);
+    // A header with a right checksum sums to zero.
+    assert_eq!(tcp::checksum(0, &f[14..34]), 0);
+    #[rustfmt::skip]
+    assert_eq!(&f[34..50], &[
+        0x11, 0x44, 0xC0, 0x01, // 4420 -> 49153
+        1, 2, 3, 4, 0x0A, 0x0B, 0x0C, 0x0D,
+        0x50, 0x18, 0xFF, 0xFF, // 5 words, PSH|ACK, window
+    ]);
+    // TCP checksum over pseudo-header + segment also sums to zero.
+    let mut pseudo = vec![10, 0, 2, 2, 10, 0, 2, 15, 0, 6, 0, 23];
+    pseudo.extend_from_slice(&f[34..]);
+    assert_eq!(tcp::checksum(0, &pseudo), 0);
+}
+
+#[test]
+fn syn_carries_mss_and_window_scale() {
+    let mut f = Vec::new();
+    tcp::frame(&mut f, &seg(H2C, SYN), &[]);
+    assert_eq!(f[34 + 12], 7 << 4);
+    assert_eq!(&f[54..62], &[2, 4, 0xFF, 0xD7, 1, 3, 3, 7]);
+    assert_eq!(tcp::checksum(0, &f[14..34]), 0);
+}
+
+/// The segments a flow emits: (direction, flags, seq, ack, length).
+fn segments(
+    flow: &mut Flow,
+    dir: Direction,
+    payload: &[u8],
+) -> Vec<(Direction, u8, u32, u32, usize)> {
+    let mut v = Vec::new();
+    flow.send(dir, payload, |s, p| {
+        v.push((s.dir, s.flags, s.seq, s.ack, p.len()));
+        Ok(())
+    })
+    .unwrap();
+    v
+}
+
+#[test]
+fn handshake_then_sequence_numbers_advance_per_direction() {
+    let mut flow = Flow::new(49153, 4420);
+    let (h, t) = (flow.next_seq(H2C), flow.next_seq(C2H));
+    assert_ne!(h, t);
+    let s = segments(&mut flow, H2C, &[0; 100]);
+    assert_eq!(
+        s,
+        [
+            (H2C, SYN, h, 0, 0),
+            (C2H, SYN | ACK, t, h + 1, 0),
+            (H2C, ACK, h + 1, t + 1, 0),
+            (H2C, ACK | PSH, h + 1, t + 1, 100),
+        ]
+    );
+    assert_eq!(
+        segments(&mut flow, C2H, &[0; 24]),
+        [(C2H, ACK | PSH, t + 1, h + 101, 24)]
+    );
+    assert_eq!(
+        segments(&mut flow, H2C, &[0; 8]),
+        [(H2C, ACK | PSH, h + 101, t + 25, 8)]
+    );
+    assert_eq!((flow.next_seq(H2C), flow.next_seq(C2H)), (h + 109, t + 25));
+}
+
+#[test]
+fn large_payloads_are_split_into_datagram_sized_segments() {
+    let mut flow = Flow::new(49153, 4420);
+    segments(&mut flow, H2C, &[0; 1]);
+    let start = flow.next_seq(C2H);
+    let s = segments(&mut flow, C2H, &vec![0; 2 * MAX_SEGMENT + 10]);
+    let m = MAX_SEGMENT as u32;
+    let ack = s[0].3;
+    assert_eq!(
+        s,
+        [
+            (C2H, ACK, start, ack, MAX_SEGMENT),
+            (C2H, ACK, start + m, ack, MAX_SEGMENT),
+            (C2H, ACK | PSH, start + 2 * m, ack, 10),
+        ]
+    );
+    // The largest segment still fits the IPv4 Total Length.
+    let mut f = Vec::new();
+    tcp::frame(&mut f, &seg(C2H, ACK), &vec![0; MAX_SEGMENT]);
+    assert_eq!(&f[16..18], &[0xFF, 0xFF]);
+}
+
+#[test]
+fn sequence_numbers_wrap() {
+    let mut flow = Flow::new(0xFFFF, 0xFFFF);
+    segments(&mut flow, H2C, &[]);
+    let mut at = flow.next_seq(H2C);
+    for _ in 0..70_000 {
+        segments(&mut flow, H2C, &[0; MAX_SEGMENT]);
+        at = at.wrapping_add(MAX_SEGMENT as u32);
+    }
+    assert_eq!(flow.next_seq(H2C), at);
+}
+
+// --------------------------------------------------------------- NVMe/TCP
+
+#[test]
+fn nvme_tcp_icreq_and_icresp() {
+    // NVMe/TCP 1.0 Figure 26: CH (type 0, flags, HLEN 128, PDO 0, PLEN
+    // 128), PFV, HPDA, DGST, MAXR2T, reserved to byte 127.
+    let q = nvme_tcp::icreq(3);
+    assert_eq!(q.len(), 128);
+    assert_eq!(
+        &q[..16],
+        &[0, 0, 128, 0, 128, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0]
+    );
+    assert!(q[16..].iter().all(|&b| b == 0));
+    // Figure 27: MAXH2CDATA at bytes 12-15.
+    let r = nvme_tcp::icresp(0x2_0000);
+    assert_eq!(
+        &r[..16],
+        &[1, 0, 128, 0, 128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0]
+    );
+}
+
+#[test]
+fn nvme_tcp_capsules() {
+    let mut sqe = [0u8; 64];
+    sqe[0] = 0x19;
+    sqe[63] = 0xEE;
+    // Figure 30: HLEN 72, PDO 72 with in-capsule data, PLEN 72 + data.
+    let c = nvme_tcp::capsule_cmd(&sqe, &[1, 2, 3, 4]);
+    assert_eq!(&c[..9], &[4, 0, 72, 72, 76, 0, 0, 0, 0x19]);
+    assert_eq!((c[71], &c[72..]), (0xEE, &[1u8, 2, 3, 4][..]));
+    // Without data PDO is 0.
+    assert_eq!(
+        &nvme_tcp::capsule_cmd(&sqe, &[])[..8],
+        &[4, 0, 72, 0, 72, 0, 0, 0]
+    );
+    // Figure 31: HLEN 24, the CQE at bytes 8-23.
+    let r = nvme_tcp::capsule_resp(&[0xAB; 16]);
+    assert_eq!(&r[..8], &[5, 0, 24, 0, 24, 0, 0, 0]);
+    assert_eq!(&r[8..], &[0xAB; 16]);
+}
+
+#[test]
+fn nvme_tcp_data_pdus() {
+    // Figure 33 (C2HData): CCCID, reserved, DATAO, DATAL, reserved.
+    let d = nvme_tcp::c2h_data(0x1234, 0x1000, &[9; 4], true, true);
+    #[rustfmt::skip]
+    assert_eq!(&d[..], &[
+        7, 0x0C, 24, 24, 28, 0, 0, 0,
+        0x34, 0x12, 0, 0, 0, 0x10, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0,
+        9, 9, 9, 9,
+    ]);
+    // SUCCESS only with LAST_PDU (3.6.2.9).
+    assert_eq!(nvme_tcp::c2h_data(1, 0, &[0], false, true)[1], 0);
+    // Figure 32 (H2CData) with TTAG; Figure 34 (R2T) without data.
+    let h = nvme_tcp::h2c_data(2, 0x55, 8, &[7], true);
+    assert_eq!(
+        &h[..16],
+        &[6, 0x04, 24, 24, 25, 0, 0, 0, 2, 0, 0x55, 0, 8, 0, 0, 0]
+    );
+    let r = nvme_tcp::r2t(2, 0x55, 0, 0x2000);
+    assert_eq!(
+        &r[..],
+        &[9, 0, 24, 0, 24, 0, 0, 0, 2, 0, 0x55, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0]
+    );
+}
+
+// ------------------------------------------------------------------ iSCSI
+
+const READ16: [u8; 16] = [0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 2, 0, 0];
+
+#[test]
+fn scsi_command_pdu() {
+    let x = ScsiExchange {
+        lun: 1,
+        tag: 0x11,
+        cdb: &READ16,
+        data_in: &[0; 8192],
+        ..Default::default()
+    };
+    let p = iscsi::scsi_command(&x, 5, 9, &[], true);
+    // RFC 7143 11.3: opcode 01h; F, R, ATTR Simple; TotalAHSLength 0,
+    // DataSegmentLength 0; LUN; ITT; EDTL; CmdSN; ExpStatSN; CDB.
+    #[rustfmt::skip]
+    let want = [
+        0x01, 0xC1, 0, 0, 0, 0, 0, 0,
+        0, 1, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0x11, 0, 0, 0x20, 0,
+        0, 0, 0, 5, 0, 0, 0, 9,
+        0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 2, 0, 0,
+    ];
+    assert_eq!(p, want);
+}
+
+#[test]
+fn scsi_command_with_32_byte_cdb_and_immediate_data() {
+    let mut cdb = [0u8; 32];
+    cdb[0] = 0x7F;
+    cdb[7] = 0x18;
+    cdb[16..].copy_from_slice(&[0x10; 16]);
+    let x = ScsiExchange {
+        lun: 300,
+        tag: 1,
+        cdb: &cdb,
+        data_out: &[0xCC; 6],
+        ..Default::default()
+    };
+    let p = iscsi::scsi_command(&x, 0, 0, &[0xCC; 6], true);
+    // W, TotalAHSLength 5 words (AHSLength, AHSType, reserved, 16 bytes),
+    // DataSegmentLength 6; flat space LUN 300 (SAM-5 4.7.7).
+    assert_eq!(&p[..10], &[0x01, 0xA1, 0, 0, 5, 0, 0, 6, 0x41, 0x2C]);
+    assert_eq!(&p[20..24], &[0, 0, 0, 6]);
+    // 11.2.2.3: AHSLength 17 (reserved byte + 16), AHSType 1, reserved,
+    // CDB bytes 16-31.
+    assert_eq!(&p[48..52], &[0, 17, 1, 0]);
+    assert_eq!(&p[52..68], &[0x10; 16]);
+    // Data segment padded to 4 bytes (11.2.3).
+    assert_eq!(&p[68..], &[0xCC, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC, 0, 0]);
+}
+
+#[test]
+fn bidirectional_command_states_its_read_length() {
+    let x = ScsiExchange {
+        cdb: &[0; 10],
+        data_out: &[1; 4],
+        data_in: &[2; 512],
+        ..Default::default()
+    };
+    let p = iscsi::scsi_command(&x, 0, 0, &[], false);
+    assert_eq!((p[1], p[4]), (0x61, 2)); // R, W, not F; 8-byte AHS
+                                         // 11.2.2.4: AHSLength 5, AHSType 2, reserved, read length.
+    assert_eq!(&p[48..56], &[0, 5, 2, 0, 0, 0, 2, 0]);
+    assert_eq!(&p[20..24], &[0, 0, 0, 4]);
+}
+
+#[test]
+fn data_and_r2t_pdus() {
+    let sn = TargetSn {
+        stat_sn: 3,
+        exp_cmd_sn: 7,
+    };
+    let pos = DataPos {
+        ttt: 0xFFFF_FFFF,
+        data_sn: 2,
+        offset: 0x2_0000,
+        final_: true,
+    };
+    let d = iscsi::data_in(0, 0x11, sn, pos, &[5; 3]);
+    // 11.7: opcode 25h, F; TTT FFFFFFFFh; StatSN reserved (S = 0);
+    // ExpCmdSN; MaxCmdSN; DataSN; Buffer Offset; Residual 0.
+    #[rustfmt::skip]
+    assert_eq!(&d[..], &[
+        0x25, 0x80, 0, 0, 0, 0, 0, 3,
+        0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0x11, 0xFF, 0xFF, 0xFF, 0xFF,
+        0, 0, 0, 0, 0, 0, 0, 7,
+        0, 0, 0, 135, 0, 0, 0, 2,
+        0, 2, 0, 0, 0, 0, 0, 0,
+        5, 5, 5, 0,
+    ]);
+    let o = iscsi::data_out(
+        1,
+        0x12,
+        4,
+        DataPos {
+            ttt: 9,
+            data_sn: 0,
+            offset: 0,
+            final_: false,
+        },
+        &[1; 4],
+    );
+    assert_eq!(&o[..8], &[0x05, 0, 0, 0, 0, 0, 0, 4]);
+    assert_eq!(
+        &o[16..32],
+        &[0, 0, 0, 0x12, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 4]
+    );
+    // 11.8: R2T with StatSN, R2TSN, offset, desired length.
+    let r = iscsi::r2t(
+        0,
+        0x12,
+        sn,
+        DataPos {
+            ttt: 1,
+            data_sn: 0,
+            offset: 64,
+            final_: true,
+        },
+        512,
+    );
+    assert_eq!(&r[..2], &[0x31, 0x80]);
+    assert_eq!(
+        &r[20..48],
+        &[0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 7, 0, 0, 0, 135, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 2, 0]
+    );
+}
+
+#[test]
+fn scsi_response_carries_sense_length_and_sense() {
+    let sense = [
+        0x70, 0, 0x05, 0, 0, 0, 0, 0x0A, 0, 0, 0, 0, 0x21, 0x04, 0, 0, 0, 0,
+    ];
+    let x = ScsiExchange {
+        tag: 0x12,
+        status: 0x02,
+        sense: &sense,
+        ..Default::default()
+    };
+    let p = iscsi::scsi_response(
+        &x,
+        TargetSn {
+            stat_sn: 3,
+            exp_cmd_sn: 3,
+        },
+        1,
+    );
+    // 11.4: opcode 21h, F, Response 00h, Status 02h, DataSegmentLength
+    // 20; ITT; SNACK tag; StatSN; ExpCmdSN; MaxCmdSN; ExpDataSN.
+    #[rustfmt::skip]
+    assert_eq!(&p[..48], &[
+        0x21, 0x80, 0x00, 0x02, 0, 0, 0, 20,
+        0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0x12, 0, 0, 0, 0,
+        0, 0, 0, 3, 0, 0, 0, 3,
+        0, 0, 0, 131, 0, 0, 0, 1,
+        0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    // 11.4.7: SenseLength, sense data, pad.
+    assert_eq!(&p[48..50], &[0, 18]);
+    assert_eq!(&p[50..68], &sense);
+    assert_eq!(p.len(), 68);
+}
+
+#[test]
+fn login_request_and_response() {
+    let q = iscsi::login_request(2, 0, 0);
+    // 11.12: 43h (immediate Login), T, CSG 1, NSG 3; ISID type 10b.
+    assert_eq!(&q[..2], &[0x43, 0x87]);
+    assert_eq!(&q[8..16], &[0x80, 0, 0, 0, 0, 2, 0, 0]);
+    let text = String::from_utf8_lossy(&q[48..]);
+    for key in [
+        "SessionType=Normal",
+        "HeaderDigest=None",
+        "DataDigest=None",
+        "InitialR2T=No",
+    ] {
+        assert!(text.contains(&format!("{key}\0")), "{key} in {text:?}");
+    }
+    let r = iscsi::login_response(
+        2,
+        0,
+        TargetSn {
+            stat_sn: 0,
+            exp_cmd_sn: 0,
+        },
+    );
+    // 11.13: 23h, TSIH non-zero, Status-Class/Detail 0 (success).
+    assert_eq!(&r[..2], &[0x23, 0x87]);
+    assert_eq!(&r[14..16], &[0, 3]);
+    assert_eq!(&r[36..38], &[0, 0]);
+}
+
+/// Every PDU of `x` on a session: (direction, opcode, byte 1, the
+/// sequence-number dwords at 24, 28, 36 and 40, data segment length).
+fn pdus(s: &mut Session, x: &ScsiExchange<'_>) -> Vec<(Direction, u8, u8, [u32; 4], usize)> {
+    let mut v = Vec::new();
+    s.exchange(0, x, &mut |d, _, p| {
+        let at = |i: usize| u32::from_be_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
+        v.push((
+            d,
+            p[0] & 0x3F,
+            p[1],
+            [at(24), at(28), at(36), at(40)],
+            at(4) as usize & 0xFF_FFFF,
+        ));
+        Ok(())
+    })
+    .unwrap();
+    v
+}
+
+#[test]
+fn session_numbers_commands_statuses_and_data() {
+    let mut s = Session::default();
+    let read = vec![0u8; iscsi::MAX_RECV_DATA_SEGMENT + 100];
+    let x = ScsiExchange {
+        tag: 1,
+        cdb: &READ16,
+        data_in: &read,
+        ..Default::default()
+    };
+    let m = iscsi::MAX_RECV_DATA_SEGMENT as u32;
+    assert_eq!(
+        pdus(&mut s, &x),
+        [
+            (H2C, 0x03, 0x87, [0, 0, 0, 0], 266),
+            (C2H, 0x23, 0x87, [0, 0, 0, 0], 170),
+            // CmdSN 0, ExpStatSN 1 (the login took StatSN 0); CDB.
+            (H2C, 0x01, 0xC1, [0, 1, 0, 0x0040_0000], 0),
+            // Data-In: ExpCmdSN 1, DataSN 0 and 1, offsets.
+            (C2H, 0x25, 0x00, [0, 1, 0, 0], iscsi::MAX_RECV_DATA_SEGMENT),
+            (C2H, 0x25, 0x80, [0, 1, 1, m], 100),
+            // Response: StatSN 1, ExpDataSN 2.
+            (C2H, 0x21, 0x80, [1, 1, 2, 0], 0),
+        ]
+    );
+    let x = ScsiExchange {
+        tag: 2,
+        cdb: &[0; 6],
+        ..Default::default()
+    };
+    assert_eq!(
+        pdus(&mut s, &x),
+        [
+            (H2C, 0x01, 0x81, [1, 2, 0, 0], 0),
+            (C2H, 0x21, 0x80, [2, 2, 0, 0], 0)
+        ]
+    );
+}
+
+#[test]
+fn writes_go_immediate_unsolicited_then_solicited() {
+    let mut s = Session::default();
+    let m = iscsi::MAX_RECV_DATA_SEGMENT;
+    let data = vec![0u8; iscsi::BURST + m + 1];
+    let x = ScsiExchange {
+        tag: 3,
+        cdb: &[0x8A; 16],
+        data_out: &data,
+        ..Default::default()
+    };
+    let v = pdus(&mut s, &x);
+    let v = &v[2..];
+    // Immediate data, not final: unsolicited Data-Out follows.
+    assert_eq!(v[0], (H2C, 0x01, 0x21, [0, 1, 0x8A8A_8A8A, 0x8A8A_8A8A], m));
+    // Unsolicited Data-Out: TTT FFFFFFFFh, DataSN from 0, offsets from
+    // the end of the immediate data, F on the FirstBurstLength'th byte.
+    let unsolicited = iscsi::BURST.div_ceil(m) - 1;
+    assert_eq!(v[1], (H2C, 0x05, 0x00, [0, 1, 0, m as u32], m));
+    let last = v[unsolicited];
+    assert_eq!(
+        (last.1, last.2, last.3[2]),
+        (0x05, 0x80, unsolicited as u32 - 1)
+    );
+    assert_eq!(last.3[3] as usize + last.4, iscsi::BURST);
+    // Then an R2T for the rest (R2TSN 0, offset BURST, length m + 1) and
+    // the Data-Out answering it (DataSN restarts at 0), then the status.
+    let rest = &v[unsolicited + 1..];
+    assert_eq!(
+        rest[0],
+        (C2H, 0x31, 0x80, [1, 1, 0, iscsi::BURST as u32], 0)
+    );
+    assert_eq!(
+        rest[1],
+        (H2C, 0x05, 0x00, [0, 1, 0, iscsi::BURST as u32], m)
+    );
+    assert_eq!(
+        rest[2],
+        (H2C, 0x05, 0x80, [0, 1, 1, (iscsi::BURST + m) as u32], 1)
+    );
+    assert_eq!(rest[3], (C2H, 0x21, 0x80, [1, 1, 1, 0], 0));
+    assert_eq!(rest.len(), 4);
+}
+
+#[test]
+fn lun_encoding() {
+    assert_eq!(iscsi::lun_field(0), [0; 8]);
+    assert_eq!(iscsi::lun_field(255), [0, 255, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(iscsi::lun_field(256), [0x41, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        iscsi::lun_field(0x0001_0203_0405_0607),
+        [0, 1, 2, 3, 4, 5, 6, 7]
+    );
+}
+
+// ----------------------------------------------------------------- Writer
+
+#[test]
+fn writer_frames_each_connection_once() {
+    let mut w = Writer::new(Vec::new()).unwrap();
+    w.nvme_tcp_pdu(1, H2C, 10, &nvme_tcp::icreq(0)).unwrap();
+    w.nvme_tcp_pdu(1, C2H, 20, &nvme_tcp::icresp(4096)).unwrap();
+    w.nvme_tcp_pdu(2, H2C, 30, &nvme_tcp::icreq(0)).unwrap();
+    w.nvme_tcp_pdu(2, H2C, 40, &[]).unwrap();
+    let b = w.into_inner().unwrap();
+    // SHB + IDB, then EPBs: 3 handshake + 2 PDUs, 3 + 1.
+    let mut at = 28 + 44;
+    let mut frames = Vec::new();
+    while at < b.len() {
+        let len = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap()) as usize;
+        assert_eq!(&b[at..at + 4], &[6, 0, 0, 0]);
+        let cap = u32::from_le_bytes(b[at + 20..at + 24].try_into().unwrap()) as usize;
+        let frame = &b[at + 28..at + 28 + cap];
+        let ts = u32::from_le_bytes(b[at + 16..at + 20].try_into().unwrap());
+        frames.push((
+            ts,
+            u16::from_be_bytes([frame[34], frame[35]]),
+            frame[47],
+            cap - 54,
+        ));
+        at += len;
+    }
+    #[rustfmt::skip]
+    assert_eq!(frames, [
+        (10, 49153, SYN, 8), (10, 4420, SYN | ACK, 8), (10, 49153, ACK, 0),
+        (10, 49153, ACK | PSH, 128), (20, 4420, ACK | PSH, 128),
+        (30, 49154, SYN, 8), (30, 4420, SYN | ACK, 8), (30, 49154, ACK, 0),
+        (30, 49154, ACK | PSH, 128),
+    ]);
+}
