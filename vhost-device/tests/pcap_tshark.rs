@@ -143,13 +143,18 @@ fn read_sqe(cid: u16) -> [u8; 64] {
 }
 
 /// An admin queue (connection 1) and I/O queue 1 (connection 2): ICReq,
-/// ICResp, Connect and its response on each; then a Copy and a Read with
-/// 8 KiB of C2HData on the I/O queue.
+/// ICResp, Connect and its response on each; then a Copy, a Read with
+/// 8 KiB of C2HData and one with 192 KiB on the I/O queue; then I/O
+/// queue 2 (connection 3), whose start is made up, with a Copy. PDUs are
+/// 1 us apart.
 fn nvme_exchange(w: &mut Writer<Vec<u8>>) {
-    let mut t = 1_000_000u64;
-    let mut pdu = |w: &mut Writer<Vec<u8>>, conn, dir, p: &[u8]| {
-        t += 1000;
-        w.nvme_tcp_pdu(conn, dir, t, p).unwrap();
+    let t = std::cell::Cell::new(1_000_000u64);
+    let now = || {
+        t.set(t.get() + 1000);
+        t.get()
+    };
+    let pdu = |w: &mut Writer<Vec<u8>>, conn, dir, p: &[u8]| {
+        w.nvme_tcp_pdu(conn, dir, now(), p).unwrap();
     };
     for (conn, qid) in [(1u32, 0u16), (2, 1)] {
         pdu(w, conn, H2C, &icreq(0));
@@ -180,9 +185,15 @@ fn nvme_exchange(w: &mut Writer<Vec<u8>>) {
         C2H,
         &c2h_data(7, 0, &vec![0x3C; BIG_READ], true, true),
     );
+    // A connection whose start the trace missed: the writer makes one up.
+    w.nvme_tcp_connection(3, 2, now()).unwrap();
+    pdu(w, 3, H2C, &capsule_cmd(&copy_sqe(9), &copy_ranges()));
+    pdu(w, 3, C2H, &capsule_resp(&cqe(0, 2, 9, 0)));
 }
 
 const BIG_READ: usize = 192 * 1024;
+/// The NQN [`Writer::nvme_tcp_connection`] writes.
+const UNKNOWN: &str = "nqn.2026-12.invalid.zonecopy:unknown";
 
 #[test]
 fn nvme_tcp_copy_and_read_decode() {
@@ -192,7 +203,10 @@ fn nvme_tcp_copy_and_read_decode() {
     let types = fields(&f, "nvme-tcp", &["nvme-tcp.type"]);
     assert_eq!(
         types,
-        ["0", "1", "4", "5", "0", "1", "4", "5", "4", "5", "4", "7", "7", "5", "4", "7"]
+        [
+            "0", "1", "4", "5", "0", "1", "4", "5", "4", "5", "4", "7", "7", "5", "4", "7", "0",
+            "1", "4", "5", "4", "5"
+        ]
     );
     // Connect on each queue; the I/O queue's is QID 1.
     let connect = fields(
@@ -207,12 +221,19 @@ fn nvme_tcp_copy_and_read_decode() {
         ],
     );
     let nqns = "0xffff|nqn.2026-12.invalid.zonecopy:sub|nqn.2026-12.invalid.zonecopy:host";
-    assert_eq!(connect, [format!("0|31|{nqns}"), format!("1|31|{nqns}")]);
+    assert_eq!(
+        connect,
+        [
+            format!("0|31|{nqns}"),
+            format!("1|31|{nqns}"),
+            format!("2|31|0xffff|{UNKNOWN}|{UNKNOWN}")
+        ]
+    );
     // The Copy SQE on queue 1 (NVM CS 1.0, 3.3.1): SDLBA in CDW10-11, NR
     // 1 in CDW12, SGL data block of 64 bytes at offset 0 (in capsule).
     let copy = fields(
         &f,
-        "nvme.cmd.opc == 0x19",
+        "nvme.cmd.opc == 0x19 && nvme.cmd.cid == 5",
         &[
             "frame.number",
             "nvme-tcp.cmd.qid",
@@ -240,7 +261,16 @@ fn nvme_tcp_copy_and_read_decode() {
     // decode it, so match its bytes after the 72-byte header.
     let hex: String = copy_ranges().iter().map(|b| format!("{b:02x}")).collect();
     let filter = format!("nvme.cmd.opc == 0x19 && tcp.payload[72:64] == {hex}");
-    assert_eq!(fields(&f, &filter, &["frame.number"]), [frame]);
+    let both = fields(
+        &f,
+        &filter,
+        &["frame.number", "nvme-tcp.cmd.qid", "nvme.cmd.cid"],
+    );
+    assert_eq!(both[0], format!("{frame}|0x0001|0x0005"));
+    // The made-up Connect told Wireshark the third connection is I/O
+    // queue 2.
+    assert_eq!(both[1].split_once('|').unwrap().1, "0x0002|0x0009");
+    assert_eq!(both.len(), 2);
     // Its response names it.
     let resp = fields(
         &f,

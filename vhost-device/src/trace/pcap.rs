@@ -12,7 +12,20 @@
 //!
 //! Read a file with `tshark -r FILE -V` or open it in Wireshark; no
 //! preferences are needed (the iSCSI Login we write states that there
-//! are no digests).
+//! are no digests). Wrap a `File` in a `BufWriter`: every packet is one
+//! `write_all`.
+//!
+//! What Wireshark (4.0) cannot show, found with its tests
+//! (tests/pcap_tshark.rs):
+//! - NVMe Copy (19h) is "Unknown"/"Reserved (0x19)": its SQE shows as
+//!   CDW10-15 and its source range list as undecoded capsule data.
+//! - It has no ZBC command set: once a standard INQUIRY reports
+//!   peripheral device type 14h (host-managed zoned), the LU's later
+//!   CDBs show by opcode number only. Before that it decodes them as SBC
+//!   (its default), ZBC IN/OUT (95h/94h) as numbers either way.
+//! - It names the READ(32) service action (7Fh/0009h) "Rebuild(32)".
+//! - Sense codes it does not know (e.g. 21h/04h UNALIGNED WRITE COMMAND)
+//!   show as "Unknown" with the right ASC/ASCQ values.
 //!
 //! ```
 //! use zonecopy_vhost::trace::pcap::{Direction, ScsiExchange, Writer};
@@ -136,6 +149,40 @@ impl<W: Write> Writer<W> {
             return Ok(());
         }
         self.send(FlowKey::NvmeTcp(conn_id), dir, timestamp_ns, pdu)
+    }
+
+    /// Writes the start of NVMe/TCP connection `conn_id` for a trace that
+    /// did not see it: ICReq, ICResp (no digests), a Fabrics Connect of
+    /// queue `qid` and its successful response. Wireshark learns a
+    /// connection's queue ID only from its Connect and decodes opcodes of
+    /// queue 0 as admin commands, so a trace that starts mid-connection
+    /// writes this first.
+    pub fn nvme_tcp_connection(
+        &mut self,
+        conn_id: u32,
+        qid: u16,
+        timestamp_ns: u64,
+    ) -> io::Result<()> {
+        const NQN: &str = "nqn.2026-12.invalid.zonecopy:unknown";
+        let pdus = [
+            (Direction::HostToController, nvme_tcp::icreq(0)),
+            (
+                Direction::ControllerToHost,
+                nvme_tcp::icresp(MAX_SEGMENT as u32),
+            ),
+            (
+                Direction::HostToController,
+                nvme_tcp::connect(0, qid, 31, NQN, NQN),
+            ),
+            (
+                Direction::ControllerToHost,
+                nvme_tcp::connect_response(0, qid),
+            ),
+        ];
+        for (dir, pdu) in pdus {
+            self.nvme_tcp_pdu(conn_id, dir, timestamp_ns, &pdu)?;
+        }
+        Ok(())
     }
 
     /// Writes `x` as iSCSI PDUs of session 0 (see [`Self::scsi_exchange_in`]).

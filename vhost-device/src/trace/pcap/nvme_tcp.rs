@@ -115,3 +115,39 @@ pub fn r2t(cccid: u16, ttag: u16, offset: u32, len: u32) -> Vec<u8> {
         &[],
     )
 }
+
+/// Fabrics Connect (NVMe over Fabrics 1.1, 3.3): a CapsuleCmd with the
+/// Connect SQE (OPC 7Fh, FCTYPE 01h, SGL1 an in-capsule data block of
+/// 1024 bytes, QID, SQSIZE) and its Connect data (Figure 20: HOSTID,
+/// CNTLID FFFFh for the dynamic controller model, SUBNQN, HOSTNQN).
+pub fn connect(cid: u16, qid: u16, sqsize: u16, subnqn: &str, hostnqn: &str) -> Vec<u8> {
+    let mut sqe = [0u8; 64];
+    sqe[0] = 0x7F;
+    sqe[1] = 0x40; // PSDT: SGL
+    sqe[2..4].copy_from_slice(&cid.to_le_bytes());
+    sqe[4] = 0x01; // FCTYPE: Connect
+    sqe[32..36].copy_from_slice(&1024u32.to_le_bytes());
+    sqe[39] = 0x01; // Data Block, Offset
+    sqe[42..44].copy_from_slice(&qid.to_le_bytes());
+    sqe[44..46].copy_from_slice(&sqsize.to_le_bytes());
+    let mut data = vec![0u8; 1024];
+    data[16..18].copy_from_slice(&0xFFFFu16.to_le_bytes());
+    // NQNs are at most 223 bytes in 256-byte fields (NVMe Base 2.0 4.5).
+    let put = |d: &mut [u8], at: usize, s: &str| {
+        let n = s.len().min(223);
+        d[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
+    };
+    put(&mut data, 256, subnqn);
+    put(&mut data, 512, hostnqn);
+    capsule_cmd(&sqe, &data)
+}
+
+/// A successful Connect response for `qid`: CQE with CNTLID 1 in DW0,
+/// SQID `qid`, CID `cid`.
+pub fn connect_response(cid: u16, qid: u16) -> Vec<u8> {
+    let mut cqe = [0u8; 16];
+    cqe[0] = 1;
+    cqe[10..12].copy_from_slice(&qid.to_le_bytes());
+    cqe[12..14].copy_from_slice(&cid.to_le_bytes());
+    capsule_resp(&cqe)
+}

@@ -272,6 +272,35 @@ fn nvme_tcp_data_pdus() {
     );
 }
 
+#[test]
+fn nvme_tcp_connect() {
+    let c = nvme_tcp::connect(3, 2, 31, "nqn.a", "nqn.b");
+    assert_eq!(c.len(), 72 + 1024);
+    assert_eq!(&c[..8], &[4, 0, 72, 72, 0x48, 4, 0, 0]);
+    // NVMe-oF 1.1 Figure 19: OPC 7Fh, PSDT SGL, CID; FCTYPE 01h; SGL1
+    // length 1024, Data Block/Offset; RECFMT 0, QID 2, SQSIZE 31.
+    let sqe = &c[8..72];
+    assert_eq!(&sqe[..5], &[0x7F, 0x40, 3, 0, 1]);
+    assert_eq!(&sqe[32..40], &[0, 4, 0, 0, 0, 0, 0, 0x01]);
+    assert_eq!(&sqe[40..46], &[0, 0, 2, 0, 31, 0]);
+    // Figure 20: CNTLID FFFFh at 16, SUBNQN at 256, HOSTNQN at 512.
+    let d = &c[72..];
+    assert_eq!(&d[16..18], &[0xFF, 0xFF]);
+    assert_eq!(&d[256..262], b"nqn.a\0");
+    assert_eq!(&d[512..518], b"nqn.b\0");
+    let r = nvme_tcp::connect_response(3, 2);
+    assert_eq!(&r[8..], &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0]);
+}
+
+fn exchange(lun: u64, tag: u32, cdb: &[u8]) -> ScsiExchange<'_> {
+    ScsiExchange {
+        lun,
+        tag,
+        cdb,
+        ..Default::default()
+    }
+}
+
 // ------------------------------------------------------------------ iSCSI
 
 const READ16: [u8; 16] = [0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 2, 0, 0];
@@ -279,11 +308,8 @@ const READ16: [u8; 16] = [0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 2, 0, 0];
 #[test]
 fn scsi_command_pdu() {
     let x = ScsiExchange {
-        lun: 1,
-        tag: 0x11,
-        cdb: &READ16,
         data_in: &[0; 8192],
-        ..Default::default()
+        ..exchange(1, 0x11, &READ16)
     };
     let p = iscsi::scsi_command(&x, 5, 9, &[], true);
     // RFC 7143 11.3: opcode 01h; F, R, ATTR Simple; TotalAHSLength 0,
@@ -306,11 +332,8 @@ fn scsi_command_with_32_byte_cdb_and_immediate_data() {
     cdb[7] = 0x18;
     cdb[16..].copy_from_slice(&[0x10; 16]);
     let x = ScsiExchange {
-        lun: 300,
-        tag: 1,
-        cdb: &cdb,
         data_out: &[0xCC; 6],
-        ..Default::default()
+        ..exchange(300, 1, &cdb)
     };
     let p = iscsi::scsi_command(&x, 0, 0, &[0xCC; 6], true);
     // W, TotalAHSLength 5 words (AHSLength, AHSType, reserved, 16 bytes),
