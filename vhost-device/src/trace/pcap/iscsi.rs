@@ -49,7 +49,7 @@ const LOGIN_KEYS: &[&str] = &[
 /// ExpCmdSN .. MaxCmdSN window the target grants (11.2.2.1 / 4.2.2.1).
 const CMD_WINDOW: u32 = 128;
 
-/// A BHS with `opcode` (and the I bit when `immediate`), `flags`, the AHS
+/// A BHS with `opcode` (with the I bit or-ed in by the caller), `flags`, the AHS
 /// and data segment lengths, `lun`, and ITT (11.2.1).
 fn bhs(opcode: u8, flags: u8, ahs_len: usize, data_len: usize, lun: [u8; 8], itt: u32) -> Vec<u8> {
     let mut b = vec![0u8; BHS_LEN];
