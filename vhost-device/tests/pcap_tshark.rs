@@ -183,8 +183,9 @@ fn nvme_exchange(w: &mut Writer<Vec<u8>>) {
         w,
         2,
         C2H,
-        &c2h_data(7, 0, &vec![0x3C; BIG_READ], true, true),
+        &c2h_data(7, 0, &vec![0x3C; BIG_READ], true, false),
     );
+    pdu(w, 2, C2H, &capsule_resp(&cqe(0, 1, 7, 0)));
     // A connection whose start the trace missed: the writer makes one up.
     w.nvme_tcp_connection(3, 2, now()).unwrap();
     pdu(w, 3, H2C, &capsule_cmd(&copy_sqe(9), &copy_ranges()));
@@ -204,8 +205,8 @@ fn nvme_tcp_copy_and_read_decode() {
     assert_eq!(
         types,
         [
-            "0", "1", "4", "5", "0", "1", "4", "5", "4", "5", "4", "7", "7", "5", "4", "7", "0",
-            "1", "4", "5", "4", "5"
+            "0", "1", "4", "5", "0", "1", "4", "5", "4", "5", "4", "7", "7", "5", "4", "7", "5",
+            "0", "1", "4", "5", "4", "5"
         ]
     );
     // Connect on each queue; the I/O queue's is QID 1.
@@ -302,7 +303,7 @@ fn nvme_tcp_copy_and_read_decode() {
             "nvme-tcp.flags.pdu.data_success",
         ],
     );
-    let big = format!("0x0007|0|{BIG_READ}|1|1");
+    let big = format!("0x0007|0|{BIG_READ}|1|0");
     assert_eq!(
         data,
         ["0x0006|0|4096|0|0", "0x0006|4096|4096|1|0", big.as_str()]

@@ -3,29 +3,18 @@
 //! PDUs themselves (e.g. a PCIe namespace) and for tests. All fields are
 //! little-endian (1.4).
 
-/// PDU types (3.6.2.1, Figure 22).
-pub const ICREQ: u8 = 0x00;
-pub const ICRESP: u8 = 0x01;
-pub const CAPSULE_CMD: u8 = 0x04;
-pub const CAPSULE_RESP: u8 = 0x05;
-pub const H2C_DATA: u8 = 0x06;
-pub const C2H_DATA: u8 = 0x07;
-pub const R2T: u8 = 0x09;
-/// Data PDU flags (3.6.2.8, 3.6.2.9): LAST_PDU and SUCCESS.
-pub const LAST_PDU: u8 = 0x04;
-pub const SUCCESS: u8 = 0x08;
-/// Header lengths (HLEN) of each PDU type.
-const IC_HLEN: u8 = 128;
-const CAPSULE_CMD_HLEN: u8 = 72;
-const SHORT_HLEN: u8 = 24;
+use crate::transport::nvme_tcp::pdu::{
+    PduType, CAPSULE_CMD_HLEN, CAPSULE_RESP_HLEN, DATA_HLEN, FLAG_LAST_PDU, FLAG_SUCCESS, IC_HLEN,
+};
 
 /// A PDU of `kind` with header length `hlen`, its header-specific bytes
 /// (from offset 8) and `data` right after the header (PDO = HLEN, which
 /// every HPDA/CPDA of 0 allows, 3.6.2.1).
-fn pdu(kind: u8, flags: u8, hlen: u8, specific: &[u8], data: &[u8]) -> Vec<u8> {
-    let h = usize::from(hlen);
+fn pdu(kind: PduType, flags: u8, h: usize, specific: &[u8], data: &[u8]) -> Vec<u8> {
+    // Every HLEN is at most 128 (3.6.2.1).
+    let hlen = h as u8;
     let mut b = vec![0u8; h];
-    b[0] = kind;
+    b[0] = kind as u8;
     b[1] = flags;
     b[2] = hlen;
     b[3] = if data.is_empty() { 0 } else { hlen };
@@ -41,24 +30,24 @@ fn pdu(kind: u8, flags: u8, hlen: u8, specific: &[u8], data: &[u8]) -> Vec<u8> {
 pub fn icreq(maxr2t: u32) -> Vec<u8> {
     let mut s = [0u8; 8];
     s[4..8].copy_from_slice(&maxr2t.to_le_bytes());
-    pdu(ICREQ, 0, IC_HLEN, &s, &[])
+    pdu(PduType::IcReq, 0, IC_HLEN, &s, &[])
 }
 
 /// ICResp (3.6.2.3, Figure 27): PFV 0, CPDA 0, no digests, MAXH2CDATA.
 pub fn icresp(maxh2cdata: u32) -> Vec<u8> {
     let mut s = [0u8; 8];
     s[4..8].copy_from_slice(&maxh2cdata.to_le_bytes());
-    pdu(ICRESP, 0, IC_HLEN, &s, &[])
+    pdu(PduType::IcResp, 0, IC_HLEN, &s, &[])
 }
 
 /// CapsuleCmd (3.6.2.6, Figure 30): the 64-byte SQE and in-capsule data.
 pub fn capsule_cmd(sqe: &[u8; 64], data: &[u8]) -> Vec<u8> {
-    pdu(CAPSULE_CMD, 0, CAPSULE_CMD_HLEN, sqe, data)
+    pdu(PduType::CapsuleCmd, 0, CAPSULE_CMD_HLEN, sqe, data)
 }
 
 /// CapsuleResp (3.6.2.7, Figure 31): the 16-byte CQE.
 pub fn capsule_resp(cqe: &[u8; 16]) -> Vec<u8> {
-    pdu(CAPSULE_RESP, 0, SHORT_HLEN, cqe, &[])
+    pdu(PduType::CapsuleResp, 0, CAPSULE_RESP_HLEN, cqe, &[])
 }
 
 /// The specific header of a data or R2T PDU: CCCID, TTAG (reserved in
@@ -74,19 +63,20 @@ fn data_header(cccid: u16, ttag: u16, offset: u32, len: usize) -> [u8; 12] {
 
 /// C2HData (3.6.2.9, Figure 33): `data` at DATAO `offset` of command
 /// `cccid`; `last` sets LAST_PDU, `success` (only with `last`) SUCCESS,
-/// meaning no CapsuleResp follows.
+/// meaning no CapsuleResp follows (allowed only when the Connect disabled
+/// SQ flow control).
 pub fn c2h_data(cccid: u16, offset: u32, data: &[u8], last: bool, success: bool) -> Vec<u8> {
     let mut flags = 0;
     if last {
-        flags |= LAST_PDU;
+        flags |= FLAG_LAST_PDU;
         if success {
-            flags |= SUCCESS;
+            flags |= FLAG_SUCCESS;
         }
     }
     pdu(
-        C2H_DATA,
+        PduType::C2hData,
         flags,
-        SHORT_HLEN,
+        DATA_HLEN,
         &data_header(cccid, 0, offset, data.len()),
         data,
     )
@@ -95,11 +85,11 @@ pub fn c2h_data(cccid: u16, offset: u32, data: &[u8], last: bool, success: bool)
 /// H2CData (3.6.2.8, Figure 32): `data` at DATAO `offset` for the R2T
 /// with tag `ttag` of command `cccid`.
 pub fn h2c_data(cccid: u16, ttag: u16, offset: u32, data: &[u8], last: bool) -> Vec<u8> {
-    let flags = if last { LAST_PDU } else { 0 };
+    let flags = if last { FLAG_LAST_PDU } else { 0 };
     pdu(
-        H2C_DATA,
+        PduType::H2cData,
         flags,
-        SHORT_HLEN,
+        DATA_HLEN,
         &data_header(cccid, ttag, offset, data.len()),
         data,
     )
@@ -108,9 +98,9 @@ pub fn h2c_data(cccid: u16, ttag: u16, offset: u32, data: &[u8], last: bool) -> 
 /// R2T (3.6.2.10, Figure 34): `len` bytes at `offset` of command `cccid`.
 pub fn r2t(cccid: u16, ttag: u16, offset: u32, len: u32) -> Vec<u8> {
     pdu(
-        R2T,
+        PduType::R2t,
         0,
-        SHORT_HLEN,
+        DATA_HLEN,
         &data_header(cccid, ttag, offset, len as usize),
         &[],
     )
