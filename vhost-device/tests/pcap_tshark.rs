@@ -190,6 +190,9 @@ fn nvme_exchange(w: &mut Writer<Vec<u8>>) {
     w.nvme_tcp_connection(3, 2, now()).unwrap();
     pdu(w, 3, H2C, &capsule_cmd(&copy_sqe(9), &copy_ranges()));
     pdu(w, 3, C2H, &capsule_resp(&cqe(0, 2, 9, 0)));
+    // Connection 3 closes and comes back as I/O queue 3.
+    w.close_nvme_tcp(3, now()).unwrap();
+    w.nvme_tcp_connection(3, 3, now()).unwrap();
 }
 
 const BIG_READ: usize = 192 * 1024;
@@ -206,7 +209,7 @@ fn nvme_tcp_copy_and_read_decode() {
         types,
         [
             "0", "1", "4", "5", "0", "1", "4", "5", "4", "5", "4", "7", "7", "5", "4", "7", "5",
-            "0", "1", "4", "5", "4", "5"
+            "0", "1", "4", "5", "4", "5", "0", "1", "4", "5"
         ]
     );
     // Connect on each queue; the I/O queue's is QID 1.
@@ -227,9 +230,17 @@ fn nvme_tcp_copy_and_read_decode() {
         [
             format!("0|31|{nqns}"),
             format!("1|31|{nqns}"),
-            format!("2|31|0xffff|{UNKNOWN}|{UNKNOWN}")
+            format!("2|31|0xffff|{UNKNOWN}|{UNKNOWN}"),
+            format!("3|31|0xffff|{UNKNOWN}|{UNKNOWN}")
         ]
     );
+    // Connection 3's reopening is a new TCP conversation on the same port.
+    let syns = fields(
+        &f,
+        "tcp.port == 49155 && tcp.flags == 0x002",
+        &["tcp.stream"],
+    );
+    assert_eq!(syns, ["2", "3"]);
     // The Copy SQE on queue 1 (NVM CS 1.0, 3.3.1): SDLBA in CDW10-11, NR
     // 1 in CDW12, SGL data block of 64 bytes at offset 0 (in capsule).
     let copy = fields(

@@ -202,6 +202,20 @@ impl<W: Write> Writer<W> {
         result
     }
 
+    /// Closes NVMe/TCP connection `conn_id` (a TCP FIN exchange at
+    /// `timestamp_ns`); its next PDU opens a new connection on the same
+    /// port, with a new handshake. Nothing for a connection not open.
+    pub fn close_nvme_tcp(&mut self, conn_id: u32, timestamp_ns: u64) -> io::Result<()> {
+        self.close(FlowKey::NvmeTcp(conn_id), timestamp_ns)
+    }
+
+    /// Closes iSCSI `session`'s connection; its next command starts a new
+    /// session with a new Login.
+    pub fn close_scsi_session(&mut self, session: u32, timestamp_ns: u64) -> io::Result<()> {
+        self.sessions.remove(&session);
+        self.close(FlowKey::Iscsi(session), timestamp_ns)
+    }
+
     /// Flushes and returns the underlying writer.
     pub fn into_inner(mut self) -> io::Result<W> {
         self.out.flush()?;
@@ -211,6 +225,17 @@ impl<W: Write> Writer<W> {
     /// Flushes the underlying writer.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    fn close(&mut self, key: FlowKey, ts: u64) -> io::Result<()> {
+        // The flow stays: a reopened connection's handshake starts from
+        // where this one ended, so Wireshark sees a new initial sequence
+        // number and takes it for a new connection on a reused port.
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return Ok(());
+        };
+        let (out, frame, block) = (&mut self.out, &mut self.frame, &mut self.block);
+        flow.close(|seg| emit_frame(out, frame, block, ts, seg, &[]))
     }
 
     fn send(&mut self, key: FlowKey, dir: Direction, ts: u64, payload: &[u8]) -> io::Result<()> {
@@ -224,10 +249,23 @@ impl<W: Write> Writer<W> {
         });
         let (out, frame, block) = (&mut self.out, &mut self.frame, &mut self.block);
         flow.send(dir, payload, |seg, chunk| {
-            tcp::frame(frame, seg, chunk);
-            block.clear();
-            pcapng::packet(block, ts, frame);
-            out.write_all(block)
+            emit_frame(out, frame, block, ts, seg, chunk)
         })
     }
+}
+
+/// Writes one Enhanced Packet Block of `seg` carrying `payload`, through
+/// the reused `frame` and `block` buffers.
+fn emit_frame<W: Write>(
+    out: &mut W,
+    frame: &mut Vec<u8>,
+    block: &mut Vec<u8>,
+    ts: u64,
+    seg: &tcp::Segment,
+    payload: &[u8],
+) -> io::Result<()> {
+    tcp::frame(frame, seg, payload);
+    block.clear();
+    pcapng::packet(block, ts, frame);
+    out.write_all(block)
 }

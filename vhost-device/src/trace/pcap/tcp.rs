@@ -30,6 +30,7 @@ pub const MAX_SEGMENT: usize = 0xFFFF - IP_LEN - TCP_LEN;
 const WSCALE: u8 = 7;
 
 /// TCP flags (RFC 9293 3.1).
+pub const FIN: u8 = 0x01;
 pub const SYN: u8 = 0x02;
 pub const PSH: u8 = 0x08;
 pub const ACK: u8 = 0x10;
@@ -212,6 +213,7 @@ impl Flow {
             emit(&ack, &[])?;
         }
         let mut chunks = payload.chunks(MAX_SEGMENT).peekable();
+        // (An empty payload after the handshake sends nothing.)
         while let Some(chunk) = chunks.next() {
             let flags = if chunks.peek().is_none() {
                 ACK | PSH
@@ -226,5 +228,24 @@ impl Flow {
             self.next_seq[d] = self.next_seq[d].wrapping_add(chunk.len() as u32);
         }
         Ok(())
+    }
+
+    /// The host closes an open flow: FIN-ACK, the target's FIN-ACK, the
+    /// host's ACK (RFC 9293 3.6). Nothing for a flow never opened.
+    pub fn close(
+        &mut self,
+        mut emit: impl FnMut(&Segment) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
+        let fin = self.segment(Direction::HostToController, FIN | ACK);
+        emit(&fin)?;
+        self.next_seq[0] = self.next_seq[0].wrapping_add(1);
+        let fin_ack = self.segment(Direction::ControllerToHost, FIN | ACK);
+        emit(&fin_ack)?;
+        self.next_seq[1] = self.next_seq[1].wrapping_add(1);
+        emit(&self.segment(Direction::HostToController, ACK))
     }
 }

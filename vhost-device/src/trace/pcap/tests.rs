@@ -4,7 +4,7 @@
 use super::{
     iscsi::{self, DataPos, Session, TargetSn},
     nvme_tcp, pcapng,
-    tcp::{self, Flow, Segment, ACK, MAX_SEGMENT, PSH, SYN},
+    tcp::{self, Flow, Segment, ACK, FIN, MAX_SEGMENT, PSH, SYN},
     Direction::{self, ControllerToHost as C2H, HostToController as H2C},
     ScsiExchange, Writer,
 };
@@ -192,6 +192,39 @@ fn large_payloads_are_split_into_datagram_sized_segments() {
     let mut f = Vec::new();
     tcp::frame(&mut f, &seg(C2H, ACK), &vec![0; MAX_SEGMENT]);
     assert_eq!(&f[16..18], &[0xFF, 0xFF]);
+}
+
+#[test]
+fn close_then_reopen_with_a_new_initial_sequence_number() {
+    let mut flow = Flow::new(49153, 4420);
+    let mut closes = Vec::new();
+    flow.close(|s| {
+        closes.push(s.flags);
+        Ok(())
+    })
+    .unwrap();
+    assert!(closes.is_empty(), "nothing to close before the first PDU");
+    segments(&mut flow, H2C, &[0; 10]);
+    let (h, t) = (flow.next_seq(H2C), flow.next_seq(C2H));
+    let mut v = Vec::new();
+    flow.close(|s| {
+        v.push((s.dir, s.flags, s.seq, s.ack));
+        Ok(())
+    })
+    .unwrap();
+    // RFC 9293 3.6: each FIN takes one sequence number.
+    assert_eq!(
+        v,
+        [
+            (H2C, FIN | ACK, h, t),
+            (C2H, FIN | ACK, t, h + 1),
+            (H2C, ACK, h + 1, t + 1),
+        ]
+    );
+    let s = segments(&mut flow, C2H, &[0; 4]);
+    assert_eq!(s[0], (H2C, SYN, h + 1, 0, 0));
+    assert_eq!(s[1], (C2H, SYN | ACK, t + 1, h + 2, 0));
+    assert_eq!(s[3], (C2H, ACK | PSH, t + 2, h + 2, 4));
 }
 
 #[test]
@@ -704,4 +737,28 @@ mod prop {
             }
         }
     }
+}
+
+#[test]
+fn closed_scsi_session_logs_in_again() {
+    let mut w = Writer::new(Vec::new()).unwrap();
+    let tur = exchange(0, 1, &[0; 6]);
+    w.scsi_exchange(&tur).unwrap();
+    w.scsi_exchange(&tur).unwrap();
+    w.close_scsi_session(0, 5).unwrap();
+    w.scsi_exchange(&tur).unwrap();
+    let frames = parse_capture(&w.into_inner().unwrap());
+    let flags: Vec<u8> = frames.iter().map(|f| f.4).collect();
+    let first: Vec<u8> = frames
+        .iter()
+        .filter(|f| !f.5.is_empty())
+        .map(|f| f.5[0])
+        .collect();
+    // Login, 2 x (Command, Response), then after the FINs a new Login.
+    assert_eq!(
+        first,
+        [0x43, 0x23, 0x01, 0x21, 0x01, 0x21, 0x43, 0x23, 0x01, 0x21]
+    );
+    assert_eq!(flags.iter().filter(|&&f| f & FIN != 0).count(), 2);
+    assert_eq!(flags.iter().filter(|&&f| f & SYN != 0).count(), 4);
 }
