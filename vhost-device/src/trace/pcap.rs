@@ -28,14 +28,12 @@
 //!   show as "Unknown" with the right ASC/ASCQ values.
 //!
 //! ```
-//! use zonecopy_vhost::trace::pcap::{Direction, ScsiExchange, Writer};
+//! use zonecopy_vhost::trace::pcap::{nvme_tcp, Direction, ScsiExchange, Writer};
 //! let mut w = Writer::new(Vec::new())?;
 //! // A TEST UNIT READY that succeeded.
 //! w.scsi_exchange(&ScsiExchange { cdb: &[0; 6], ..Default::default() })?;
-//! // An NVMe/TCP ICReq (NVMe/TCP 1.0, 3.6.2.2).
-//! let mut icreq = [0u8; 128];
-//! icreq[2] = 128;
-//! icreq[4] = 128;
+//! // An NVMe/TCP ICReq on connection 1, 1 us after the epoch.
+//! let icreq = nvme_tcp::icreq(0);
 //! w.nvme_tcp_pdu(1, Direction::HostToController, 1_000, &icreq)?;
 //! let bytes = w.into_inner()?;
 //! assert_eq!(&bytes[..4], &[0x0A, 0x0D, 0x0D, 0x0A]);
@@ -56,8 +54,8 @@ use std::{
 
 pub use tcp::MAX_SEGMENT;
 
-/// The NVMe/TCP port (NVMe/TCP 1.0, 7.4.9.1) and iSCSI's well-known port
-/// (RFC 7143, 13.1): the ports Wireshark dissects without preferences.
+/// The IANA-assigned NVMe/TCP and iSCSI target ports: the ports
+/// Wireshark's dissectors take without preferences.
 pub const NVME_TCP_PORT: u16 = 4420;
 pub const ISCSI_PORT: u16 = 3260;
 /// Host ports: NVMe/TCP connection `n` uses 49152 + n % 8192, iSCSI
@@ -94,7 +92,8 @@ pub struct ScsiExchange<'a> {
     pub status: u8,
     /// Sense data, empty when there is none.
     pub sense: &'a [u8],
-    /// When the command arrived (ns, the file's time base).
+    /// When the command arrived: ns since the Unix epoch, pcapng's time
+    /// base (a trace's own base shows as a date in 1970).
     pub start_ns: u64,
     /// When it completed.
     pub end_ns: u64,
@@ -107,7 +106,8 @@ enum FlowKey {
     Iscsi(u32),
 }
 
-/// A pcapng writer of NVMe/TCP and iSCSI traffic.
+/// A pcapng writer of NVMe/TCP and iSCSI traffic. Packets are written in
+/// call order with the timestamps given.
 pub struct Writer<W: Write> {
     out: W,
     flows: HashMap<FlowKey, tcp::Flow>,

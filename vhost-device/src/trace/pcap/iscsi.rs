@@ -209,7 +209,7 @@ pub fn r2t(lun: u64, itt: u32, sn: TargetSn, pos: DataPos, len: u32) -> Vec<u8> 
 /// The SCSI Response (11.4): Response 00h (Command Completed at Target),
 /// the SCSI status, and the sense data as the data segment, preceded by
 /// its 2-byte SenseLength (11.4.7). `exp_data_sn` counts the R2T and
-/// Data-In PDUs sent for the command (11.4.8).
+/// Data-In PDUs sent for the command (11.4).
 pub fn scsi_response(x: &ScsiExchange<'_>, sn: TargetSn, exp_data_sn: u32) -> Vec<u8> {
     let mut seg = Vec::new();
     if !x.sense.is_empty() {
