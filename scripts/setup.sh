@@ -47,7 +47,11 @@ fi
 
 PKGS=(busybox-static sg3-utils nvme-cli fio f2fs-tools util-linux cpio
 	xz-utils zstd kmod cryptsetup-bin e2fsprogs iproute2 binutils libc6-dev gcc git python3-venv
-	mmdebstrap)
+	mmdebstrap tshark)
+# tshark's wireshark-common asks whether non-root users may capture; answer
+# no before it is installed (the tests only read pcapng files).
+# (debconf-set-selections is idempotent.)
+echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
