@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Every test: set up what is missing, unit tests for the workspace (with a
+# Every test: set up what is missing, the tree's structure limits
+# (scripts/check-structure.py: no non-test function over 150 lines, no
+# guest suite file over 800), unit tests for the workspace (with a
 # power-cut storm: 300 cuts of the storage core over lazyfs, a FUSE file
 # system that drops unsynced writes, vhost-device/tests/power_cut.rs), then
 # the VM suites:
@@ -7,14 +9,16 @@
 # - zbc (ZBC-2 conformance against an independent zone model, sense byte
 #   for byte, blkzone/sg_rep_zones/fio cross-checks) on 6.1 and 6.12;
 # - xcopy (SCSI EXTENDED COPY and ROD tokens through SG_IO), each run's
-#   trace replayed without a boot (same statuses, sense, checksums);
+#   trace replayed without a boot (same statuses, sense, checksums) and
+#   its EXTENDED COPY commands found by tshark in its pcapng;
 # - diff-nvme (our ZNS and Copy against QEMU's own NVMe controller, field
 #   by field) on 6.12;
 # - diff (differential: the same commands to our LUNs and to the guest
 #   kernel's scsi_debug, ZBC, and LIO, EXTENDED COPY; every difference is
 #   masked, a listed peer deviation, or a failure) on 6.1 and 6.12;
 # - nvme (ZNS and Copy over NVMe/TCP) on 6.1, 6.12 and the fixed
-#   copy-offload kernel (6.12 has a known zone write plug bug: XFAIL, named);
+#   copy-offload kernel (6.12 has a known zone write plug bug: XFAIL, named),
+#   the 6.12 run's trace replayed and its Copy commands found by tshark;
 # - kcopy (the kernel's block-layer copy offload, copy_file_range on block
 #   devices) on both copy-offload kernels, whose known bugs (the series'
 #   silent corruption among them) are XFAILs that name their cause, and on
@@ -38,6 +42,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+python3 scripts/check-structure.py
 cargo test --workspace --locked
 bash scripts/build.sh
 ci=target/release/zonecopy-ci
@@ -47,18 +52,18 @@ $ci matrix --kernels 6.1,6.12 --suite zbc
 # The xcopy runs keep their traces (--keep-trace: a failed run's is kept
 # anyway), and each is replayed without a boot: the same statuses, sense
 # data (the media error injected into a copy, COPY ABORTED / UNRECOVERED
-# READ ERROR, sense a/11/00, among them) and final device checksums.
+# READ ERROR, sense a/11/00, among them) and final device checksums; then
+# written as pcapng, in which tshark finds the EXTENDED COPY commands with
+# their parameter lists (scripts/check-trace.sh).
 xcopy_out=out/matrix-xcopy-$(date -u +%Y%m%d-%H%M%S)
 $ci matrix --kernels 6.1,6.12 --suite xcopy --keep-trace --out "$xcopy_out"
-for cell in "$xcopy_out"/xcopy-*/; do
-	replay=$($ci replay "$cell")
-	echo "$replay"
-	grep -qx 'divergences: 0' <<<"$replay"
-	grep -q 'result SCSI status 0x02 sense a/11/00' <<<"$replay"
-	if grep -q -e DIFFERS -e 'no recorded checksum' <<<"$replay"; then exit 1; fi
-done
+bash scripts/check-trace.sh scsi "$xcopy_out"/xcopy-*/
 $ci matrix --kernels 6.1,6.12 --suite diff
-$ci matrix --kernels 6.1,6.12,7.2-fixed --suite nvme
+# The same for NVMe/TCP on 6.12: the injected Unrecovered Read Error
+# replayed, the Copy commands found by tshark in the PDUs.
+nvme_out=out/matrix-nvme-$(date -u +%Y%m%d-%H%M%S)
+$ci matrix --kernels 6.1,6.12,7.2-fixed --suite nvme --keep-trace --out "$nvme_out"
+bash scripts/check-trace.sh nvme "$nvme_out"/nvme-6.12/
 $ci suite --kernel 6.12 --suite diff-nvme
 $ci matrix --kernels 7.2-series,7.2-fixed,6.12 --suite kcopy
 $ci suite --kernel 7.2-fixed --suite kcopy --personality nvme-2.0-fmt0
