@@ -361,6 +361,18 @@ fn build_initrd(
     Ok(image)
 }
 
+/// Backing files in `tmp` for the LUNs and namespaces given none.
+fn default_files(luns: &mut [LunArg], namespaces: &mut [NsArg], tmp: &Path) {
+    for (i, l) in luns.iter_mut().enumerate() {
+        l.file
+            .get_or_insert_with(|| tmp.join(format!("lun{i}.img")));
+    }
+    for (i, n) in namespaces.iter_mut().enumerate() {
+        n.file
+            .get_or_insert_with(|| tmp.join(ns::default_file(i + 1)));
+    }
+}
+
 /// Where the backend listens, for [`start_backend`].
 #[derive(Clone, Copy, Debug)]
 struct Listen {
@@ -474,15 +486,7 @@ impl Rig {
         std::fs::create_dir_all(out)
             .map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
         let tmp = temp_dir()?;
-        for (i, l) in luns.iter_mut().enumerate() {
-            l.file
-                .get_or_insert_with(|| tmp.path().join(format!("lun{i}.img")));
-        }
-        for (i, n) in namespaces.iter_mut().enumerate() {
-            n.file
-                .get_or_insert_with(|| tmp.path().join(ns::default_file(i + 1)));
-        }
-
+        default_files(&mut luns, &mut namespaces, tmp.path());
         let pcie = vm.nvme_transport == NvmeTransport::Pcie;
         let tapnet = enter_tapnet(vm, needs, net && !pcie && !namespaces.is_empty())?;
         let host_ip = listen_addr(tapnet.as_ref());

@@ -107,16 +107,8 @@ fn main() {
     let mut bounce = Vec::new();
     for _ in 0..rounds {
         // Baseline: the bare syscall between the files.
-        let _ = std::fs::remove_file(&dst_path);
         let src = File::open(&src_path).expect("open src");
-        let dst = File::options()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&dst_path)
-            .expect("open dst");
-        dst.set_len(len).expect("size dst");
+        let dst = fresh_dst(&dst_path, len);
         let t = Instant::now();
         copy_file_range_all(&src, &dst, 0, len).expect("copy_file_range");
         raw.push(t.elapsed());
@@ -161,15 +153,7 @@ fn main() {
         drop(zdev);
 
         // Host copy through a bounce buffer.
-        let _ = std::fs::remove_file(&dst_path);
-        let dst = File::options()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&dst_path)
-            .expect("open dst");
-        dst.set_len(len).expect("size dst");
+        let dst = fresh_dst(&dst_path, len);
         let mut buf = vec![0u8; 1 << 20];
         let t = Instant::now();
         for off in (0..len).step_by(buf.len()) {
@@ -211,4 +195,19 @@ fn main() {
         mibps(len, b),
         r.as_secs_f64() / b.as_secs_f64()
     );
+}
+
+/// A new, empty destination file of `len` bytes at `path` (a previous
+/// round's removed first, so no blocks are shared with it).
+fn fresh_dst(path: &std::path::Path, len: u64) -> File {
+    let _ = std::fs::remove_file(path);
+    let dst = File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open dst");
+    dst.set_len(len).expect("size dst");
+    dst
 }

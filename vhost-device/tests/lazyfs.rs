@@ -13,7 +13,7 @@ use std::{
     path::Path,
 };
 
-use support::lazyfs::LazyFs;
+use support::lazyfs::{punch_hole, LazyFs};
 
 /// A mounted lazyfs, or None (with the reason printed) without /dev/fuse.
 fn mount() -> Option<LazyFs> {
@@ -46,17 +46,8 @@ fn read(path: &Path) -> io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
-fn punch(f: &File, off: i64, len: i64) {
-    // SAFETY: fallocate only reads its integer arguments; the fd is open.
-    let r = unsafe {
-        libc::fallocate(
-            f.as_raw_fd(),
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            off,
-            len,
-        )
-    };
-    assert_eq!(r, 0, "punch: {}", io::Error::last_os_error());
+fn punch(f: &File, off: u64, len: u64) {
+    punch_hole(f, off, len).expect("punch a hole");
 }
 
 #[test]

@@ -100,17 +100,15 @@ pub(super) fn t_devices(s: &mut Suite<'_>) -> Finding {
                         problems.push(format!("ns{nsid}: no block device"));
                         continue;
                     };
-                    let zoned = spec.kind == NsKind::Zns;
-                    match open_dev(
-                        s.sys,
-                        &format!("ns{nsid}"),
-                        block,
-                        true,
-                        spec.block_size,
-                        spec.size,
-                        zoned,
-                        spec.zones,
-                    ) {
+                    let want = Configured {
+                        name: format!("ns{nsid}"),
+                        nvme: true,
+                        lbs: spec.block_size,
+                        size: spec.size,
+                        zoned: spec.kind == NsKind::Zns,
+                        zones: spec.zones,
+                    };
+                    match open_dev(s.sys, &want, block) {
                         Ok(d) => s.devs.push(d),
                         Err(e) => problems.push(e),
                     }
@@ -128,17 +126,15 @@ pub(super) fn t_devices(s: &mut Suite<'_>) -> Finding {
             match sysfs::pick_lun(&disks, n) {
                 Err(e) => problems.push(format!("lun{n}: {e}")),
                 Ok(d) => {
-                    let zoned = spec.kind == LunKind::HostManaged;
-                    match open_dev(
-                        s.sys,
-                        &format!("lun{n}"),
-                        &d.name,
-                        false,
-                        spec.block_size,
-                        spec.size,
-                        zoned,
-                        spec.zones,
-                    ) {
+                    let want = Configured {
+                        name: format!("lun{n}"),
+                        nvme: false,
+                        lbs: spec.block_size,
+                        size: spec.size,
+                        zoned: spec.kind == LunKind::HostManaged,
+                        zones: spec.zones,
+                    };
+                    match open_dev(s.sys, &want, &d.name) {
                         Ok(d) => s.devs.push(d),
                         Err(e) => problems.push(e),
                     }
@@ -176,18 +172,31 @@ pub(super) fn disk_nsid(sys: &Path, disk: &str) -> Option<u32> {
         .ok()
 }
 
-/// Open a device O_DIRECT and check it is what the host configured.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn open_dev(
-    sys: &Path,
-    name: &str,
-    block: &str,
-    nvme: bool,
-    lbs: u64,
-    size: u64,
-    zoned: bool,
-    zones: Option<ZoneSpec>,
-) -> Result<Dev, String> {
+/// What the host configured for one device (its `zonecopy.lun<N>=` or
+/// `zonecopy.ns<N>=` entry), to check the kernel's view against.
+pub(super) struct Configured {
+    /// `lun<N>` or `ns<NSID>`.
+    pub name: String,
+    pub nvme: bool,
+    /// Logical block size, bytes.
+    pub lbs: u64,
+    /// Capacity, bytes.
+    pub size: u64,
+    /// Host-managed (SCSI) or ZNS: the kernel must call it host-managed.
+    pub zoned: bool,
+    pub zones: Option<ZoneSpec>,
+}
+
+/// Open `block` O_DIRECT and check it is what the host configured.
+pub(super) fn open_dev(sys: &Path, want: &Configured, block: &str) -> Result<Dev, String> {
+    let Configured {
+        ref name,
+        nvme,
+        lbs,
+        size,
+        zoned,
+        zones,
+    } = *want;
     let q = sys.join("block").join(block);
     let read = |p: &str| -> Result<String, String> {
         std::fs::read_to_string(q.join(p))

@@ -28,6 +28,9 @@ use fuser::{
     ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek,
     ReplyOpen, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
+/// Used by the lazyfs tests, not by every test that mounts one.
+#[allow(unused_imports)]
+pub use state::punch_hole;
 pub use state::Counts;
 use state::State;
 

@@ -488,7 +488,7 @@ impl State {
             let n = left.min(PAGE) as usize;
             match page {
                 Page::Data(d) => f.write_all_at(&d[..n], off)?,
-                Page::Zero => punch_backing(f, off, n as u64)?,
+                Page::Zero => punch_hole(f, off, n as u64)?,
             }
         }
         f.set_len(size)?;
@@ -531,7 +531,9 @@ impl State {
     }
 }
 
-fn punch_backing(f: &File, off: u64, len: u64) -> io::Result<()> {
+/// Deallocate `len` bytes of `f` at `off` (FALLOC_FL_PUNCH_HOLE, size
+/// kept): they read as zeros.
+pub fn punch_hole(f: &File, off: u64, len: u64) -> io::Result<()> {
     let (Ok(off), Ok(len)) = (libc::off_t::try_from(off), libc::off_t::try_from(len)) else {
         return Err(einval());
     };
