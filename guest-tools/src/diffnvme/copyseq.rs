@@ -134,12 +134,7 @@ fn zns_copies(p: &mut Pair) -> Step {
     let unwritten = [(zns, z0 + 16, 4)];
     p.copy("copy/zns/source-unwritten", zns, z1 + 16, 0, &unwritten)?;
     p.read("copy/zns/sources/read", zns, z1 + 8, 12)?;
-    let mut at = 0;
-    while at < cap - 4 {
-        let n = (cap - 4 - at).min(256);
-        p.write(&format!("copy/zns/fill{at}"), zns, z2 + at, n, 0x51)?;
-        at += n;
-    }
+    super::seq::fill(p, "copy/zns", 2, cap - 4, 0x51)?;
     p.copy("copy/zns/over-cap", zns, z2 + cap - 4, 0, &[(zns, z0, 8)])?;
     p.copy("copy/zns/to-cap", zns, z2 + cap - 4, 0, &[(zns, z0, 4)])?;
     p.zones("copy/zns")?;

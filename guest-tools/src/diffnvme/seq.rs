@@ -177,16 +177,27 @@ pub fn zone_send(p: &mut Pair) -> Step {
 
 /// Fill zone `z` from its start to `upto` blocks in writes of at most
 /// 256 blocks (MDTS 1 MiB).
-fn fill(p: &mut Pair, label: &str, z: u64, upto: u64) -> Step {
+/// Blocks per write of [`fill`]: 64 blocks (256 KiB at 4 KiB) is at most
+/// 64 segments, within nvme-pci's max_segments (128) even when no two of
+/// the buffer's pages are physically adjacent. A passthrough buffer that
+/// needs more segments than the queue allows is refused with EINVAL before
+/// it reaches the device (bio_map_user_iov): 1 MiB writes (the peer's
+/// MDTS) failed so on one 6.12 boot ("opcode 0x01 did not complete:
+/// Invalid argument") and not on others.
+const FILL_BLOCKS: u64 = 64;
+
+/// Write `byte` into zone `z` of the ZNS namespace from its start up to
+/// block `upto`, in writes of [`FILL_BLOCKS`], labelled `{label}/fill{at}`.
+pub(super) fn fill(p: &mut Pair, label: &str, z: u64, upto: u64, byte: u8) -> Step {
     let mut at = 0;
     while at < upto {
-        let n = (upto - at).min(256);
+        let n = (upto - at).min(FILL_BLOCKS);
         p.write(
             &format!("{label}/fill{at}"),
             Target::Zns,
             p.zslba(z) + at,
             n,
-            9,
+            byte,
         )?;
         at += n;
     }
@@ -211,7 +222,7 @@ pub fn io(p: &mut Pair) -> Step {
     p.read("io/read-past-end", Target::Zns, end - 1, 2)?;
     p.write("io/write-past-end", Target::Zns, end, 1, 0x13)?;
     let z2 = p.zslba(2);
-    fill(p, "io/z2", 2, cap - 4)?;
+    fill(p, "io/z2", 2, cap - 4, 9)?;
     p.write("io/write-over-cap", Target::Zns, z2 + cap - 4, 8, 0x14)?;
     p.write("io/write-to-cap", Target::Zns, z2 + cap - 4, 4, 0x15)?;
     p.write("io/write-full-zone", Target::Zns, z2 + cap, 1, 0x16)?;
