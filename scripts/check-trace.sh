@@ -19,7 +19,10 @@ vhost=target/release/zonecopy-vhost
 case $kind in
 scsi)
 	injected='result SCSI status 0x02 sense a/11/00'
-	filter='iscsi.opcode == 0x01 && scsi_sbc.opcode == 0x83'
+	# The parameter list's own fields: Wireshark files the CDB under
+	# scsi_sbc only for LUs it takes for block devices (not after an
+	# INQUIRY says zoned, 14h), but decodes every list.
+	filter='scsi.extcopy.list_id'
 	fields=(-e scsi.extcopy.list_id -e scsi.extcopy.cscd_list_len -e scsi.extcopy.seg_desc_list_len)
 	;;
 nvme)
@@ -33,7 +36,11 @@ nvme)
 	;;
 esac
 for run in "$@"; do
-	replay=$($ci replay "$run")
+	replay=$($ci replay "$run") || {
+		echo "$replay"
+		echo "check-trace: $run: the replay diverged or could not verify the checksums" >&2
+		exit 1
+	}
 	echo "$replay" | tail -n 20
 	grep -qx 'divergences: 0' <<<"$replay"
 	grep -q "$injected" <<<"$replay" || {

@@ -377,6 +377,7 @@ fn start_trace(
         });
     }
     RECORDER.set_up(std::env::args().collect(), traced);
+    RECORDER.set_control_dir(args.trace_dir.clone());
     if let Some(file) = &args.trace {
         RECORDER
             .start(file, args.trace_data, args.trace_max_bytes, args.trace_keep)

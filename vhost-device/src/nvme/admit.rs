@@ -74,10 +74,17 @@ impl Admitted {
                 // A command this controller does not offer is still seen
                 // arriving (its counters show a host that sends it anyway,
                 // e.g. Copy without ONCS Copy).
-                if let Ok((row, _)) = commands::lookup(ctrl, qid, sqe, false) {
-                    let mut cmd = row.handler.decode(sqe);
-                    row.handler.arrive(&mut cmd, ctrl, qid, sqe);
-                }
+                // Its fabric bytes count under its own class too (a Copy
+                // sent without ONCS Copy is still Copy traffic); only an
+                // opcode no table knows is Other.
+                let class = match commands::lookup(ctrl, qid, sqe, false) {
+                    Ok((row, _)) => {
+                        let mut cmd = row.handler.decode(sqe);
+                        row.handler.arrive(&mut cmd, ctrl, qid, sqe);
+                        row.class
+                    }
+                    Err(_) => CommandClass::Other,
+                };
                 // Unknown: refused when it runs; the direction bits and
                 // the SGL say what the host will send meanwhile.
                 let bits = if sqe.opcode() == fabrics::OPCODE {
@@ -86,12 +93,7 @@ impl Admitted {
                     sqe.opcode()
                 };
                 let len = if pcie { 0 } else { sqe.sgl_length() };
-                (
-                    commands::Xfer::of_bits(bits),
-                    CommandClass::Other,
-                    len,
-                    Err(f),
-                )
+                (commands::Xfer::of_bits(bits), class, len, Err(f))
             }
         };
         Admitted {

@@ -110,7 +110,21 @@ pub struct TraceArgs {
     /// How many rotated files (FILE.1 ... FILE.N) are kept.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub trace_keep: u32,
+    /// The only folder a trace started through the control socket
+    /// (`{"cmd":"trace","op":"start","file":NAME}`) may write to: NAME is a
+    /// plain file name inside it. Without it such requests are refused (the
+    /// guest holds a control token, so a path of its choosing would let it
+    /// truncate host files).
+    #[arg(long, value_name = "DIR")]
+    pub trace_dir: Option<PathBuf>,
 }
+
+/// Smallest `max_bytes` a trace accepts: below it every record would
+/// rotate the files.
+pub const MIN_MAX_BYTES: u64 = 1 << 20;
+
+/// Most rotated parts a trace keeps.
+pub const MAX_KEEP: u32 = 64;
 
 /// Why a trace could not start or stop.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +133,8 @@ pub enum TraceError {
     Running(PathBuf),
     #[error("no trace is running")]
     NotRunning,
+    #[error("max_bytes below {MIN_MAX_BYTES} or keep above {MAX_KEEP}")]
+    Limits,
     #[error("commands did not quiesce within {0:?}")]
     Busy(Duration),
     #[error("device {name}: {what}")]
@@ -153,6 +169,8 @@ pub struct Recorder {
     inflight: AtomicUsize,
     setup: Mutex<(Vec<String>, Vec<TracedDevice>)>,
     session: Mutex<Option<Session>>,
+    /// `--trace-dir`: where control-started traces go (none: refused).
+    control_dir: Mutex<Option<PathBuf>>,
 }
 
 /// The recorder the hooks use.
@@ -188,7 +206,28 @@ impl Recorder {
             inflight: AtomicUsize::new(0),
             setup: Mutex::new((Vec::new(), Vec::new())),
             session: Mutex::new(None),
+            control_dir: Mutex::new(None),
         }
+    }
+
+    /// `--trace-dir`: the folder control-started traces are confined to.
+    pub fn set_control_dir(&self, dir: Option<PathBuf>) {
+        *lock(&self.control_dir) = dir;
+    }
+
+    /// The file a control request may trace to: `name` as a plain file
+    /// name (no folder, no `..`, not hidden) inside `--trace-dir`.
+    fn control_path(&self, name: &str) -> Result<PathBuf, String> {
+        let dir = lock(&self.control_dir)
+            .clone()
+            .ok_or("tracing from the control socket needs the backend's --trace-dir")?;
+        let plain = Path::new(name).file_name() == Some(std::ffi::OsStr::new(name));
+        if !plain || name.starts_with('.') {
+            return Err(format!(
+                "\"file\" {name:?}: a plain file name inside --trace-dir"
+            ));
+        }
+        Ok(dir.join(name))
     }
 
     /// What the backend runs with: its command line (a replay rebuilds
@@ -245,8 +284,16 @@ impl Recorder {
         if let Some(s) = lock(&self.session).as_ref() {
             return Err(TraceError::Running(s.path.clone()));
         }
+        if max_bytes.is_some_and(|m| m < MIN_MAX_BYTES) || keep > MAX_KEEP {
+            return Err(TraceError::Limits);
+        }
         let (argv, devices) = lock(&self.setup).clone();
         self.quiesced(|| -> Result<Value, TraceError> {
+            // Again, now that starts are serialised (the check above
+            // answers early; two requests may both have passed it).
+            if let Some(s) = lock(&self.session).as_ref() {
+                return Err(TraceError::Running(s.path.clone()));
+            }
             let images = image_dir(path);
             let _ = std::fs::remove_dir_all(&images);
             std::fs::create_dir_all(&images)?;
@@ -629,9 +676,9 @@ pub fn control_command(req: TraceRequest) -> Result<Value, String> {
                 TraceData::Whole => DataMode::Whole,
                 TraceData::Digest => DataMode::Digest,
             };
-            let keep = keep.map_or(8, |k| k.min(1000));
+            let path = RECORDER.control_path(&file)?;
             RECORDER
-                .start(Path::new(&file), data, max_bytes, keep)
+                .start(&path, data, max_bytes, keep.unwrap_or(8))
                 .map_err(|e| e.to_string())
         }
         TraceRequest::Stop => RECORDER.stop().map_err(|e| e.to_string()),

@@ -61,13 +61,17 @@ impl Outcome {
         }
     }
 
-    /// Whether every result and every final checksum matched.
+    /// Whether something was replayed, every result matched, and every
+    /// device's final checksum was recorded and matched (a trace that
+    /// replays nothing, or ends without its final record, proves nothing).
     pub fn clean(&self) -> bool {
-        self.divergences == 0
+        self.replayed > 0
+            && self.divergences == 0
+            && !self.checksums.is_empty()
             && self
                 .checksums
                 .iter()
-                .all(|(_, crc, _, rec)| rec.map_or(true, |r| r == *crc))
+                .all(|(_, crc, _, rec)| *rec == Some(*crc))
     }
 }
 
@@ -134,7 +138,15 @@ fn build(trace: &Path, meta: &Value, work: &Path) -> Result<Backend, ReplayError
             .as_array()
             .and_then(|d| d.iter().find(|d| d["name"] == name))
             .ok_or_else(|| ReplayError::Trace(format!("no image of {name}")))?;
+        // The image is `<device>.img` in the trace's image folder (as
+        // `trace::image_device` names it); anything else in an untrusted
+        // trace (an absolute path, `..`) is refused, not followed.
         let file = dev["image"].as_str().ok_or_else(|| bad("image name"))?;
+        if file != format!("{name}.img") || Path::new(file).file_name() != Some(file.as_ref()) {
+            return Err(ReplayError::Trace(format!(
+                "device {name}: image {file:?} is not {name}.img"
+            )));
+        }
         let to = work.join(file);
         super::snapshot::clone_file(&images.join(file), &to)?;
         let zones = images.join(format!("{file}.zones"));
@@ -458,7 +470,9 @@ impl WorkDir {
             std::process::id(),
             super::now_ns()
         ));
-        std::fs::create_dir_all(&p)?;
+        // create_dir, not create_dir_all: a folder (or link) someone
+        // planted under the name is an error, not a place to write.
+        std::fs::create_dir(&p)?;
         Ok(WorkDir(p))
     }
 }

@@ -374,3 +374,31 @@ fn a_second_start_and_a_stop_without_start_are_refused() {
         [Record::Meta(_), Record::Final(_)]
     ));
 }
+
+#[test]
+fn control_traces_stay_in_the_trace_dir() {
+    let r = super::Recorder::new();
+    assert!(r.control_path("t").is_err(), "refused without --trace-dir");
+    r.set_control_dir(Some("/srv/traces".into()));
+    assert_eq!(
+        r.control_path("t").unwrap(),
+        std::path::Path::new("/srv/traces/t")
+    );
+    for bad in ["/etc/shadow", "../t", "a/b", ".hidden", "..", ""] {
+        assert!(r.control_path(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn limits_are_refused_before_anything_is_written() {
+    let r = super::Recorder::new();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("t");
+    for (max, keep) in [(Some(1), 8), (None, super::MAX_KEEP + 1)] {
+        assert!(matches!(
+            r.start(&f, super::DataMode::Digest, max, keep),
+            Err(super::TraceError::Limits)
+        ));
+    }
+    assert!(!f.exists() && !super::image_dir(&f).exists());
+}
