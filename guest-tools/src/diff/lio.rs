@@ -16,6 +16,7 @@ use crate::{
     xcopy::{
         cdb::{self as xcdb, CopyList, CscdId, ListIdUsage, Segment},
         parse as xparse,
+        sense::SenseData,
     },
     zbc::MAX_XFER,
 };
@@ -149,12 +150,34 @@ fn fill(f: &File, bs: u64, seed: u8) -> Result<(), String> {
         let data: Vec<u8> = (at * bs..(at + per) * bs)
             .map(|i| (i / 7) as u8 ^ seed)
             .collect();
-        let r = fields::send(f, &write16(at, per as u32), &Dir::Out(data))?;
+        let cdb = write16(at, per as u32);
+        let mut r = fields::send(f, &cdb, &Dir::Out(data.clone()))?;
+        // A LUN just added to the tcm_loop nexus may report UNIT ATTENTION
+        // (REPORTED LUNS DATA HAS CHANGED, 3Fh/0Eh, SPC-5 5.14) to its
+        // first command; the command did nothing and is sent again, as
+        // initiators do.
+        for _ in 0..UA_RETRIES {
+            if !unit_attention(&r) {
+                break;
+            }
+            r = fields::send(f, &cdb, &Dir::Out(data.clone()))?;
+        }
         if r.status != 0 {
-            return Err(format!("fill at {at}: status {:#x}", r.status));
+            return Err(format!(
+                "fill at {at}: status {:#x} sense {:02x?}",
+                r.status, r.sense
+            ));
         }
     }
     Ok(())
+}
+
+/// How often [`fill`] sends a write again after UNIT ATTENTION.
+const UA_RETRIES: usize = 3;
+
+/// CHECK CONDITION with sense key UNIT ATTENTION (6h).
+fn unit_attention(r: &Response) -> bool {
+    r.status == 2 && SenseData::decode(&r.sense).is_some_and(|d| d.key == 6)
 }
 
 /// Read the first [`FILL_BLOCKS`] blocks of both sides' LU, in commands
