@@ -104,6 +104,9 @@ pub struct Ctx<'a> {
     /// Set by a test whose failure would be the named known kernel bug:
     /// if `zonecopy.xfail=` lists it, the result is XFAIL/XPASS.
     pub known_bug: Option<&'static str>,
+    /// Known bugs the running test could hit (if listed and the test
+    /// passes: XPASS).
+    pub exposes: &'static [&'static str],
 }
 
 impl Ctx<'_> {
@@ -174,7 +177,7 @@ impl Context for Ctx<'_> {
     fn take_bugs(&mut self) -> Bugs {
         Bugs {
             hit: self.known_bug.take(),
-            exposed: &[],
+            exposed: std::mem::take(&mut self.exposes),
         }
     }
 }
@@ -277,6 +280,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         copy: copy::State::default(),
         events: events::State::default(),
         known_bug: None,
+        exposes: &[],
     };
     let k = Runner::new(k);
     if cfg.nvme.is_none() || cfg.namespaces.is_empty() {

@@ -326,8 +326,10 @@ fn t_out_of_order_passthru(c: &mut Ctx<'_>) -> Step {
 fn t_write_after_error(c: &mut Ctx<'_>) -> Step {
     let (_, z, written, f, gen) = seq_state(c)?;
     let byte = z.byte() + written * BS;
-    c.known_bug = Some(ZWPLUG_BUG);
+    // A pass with the bug listed is XPASS; only the refused write is it.
+    c.exposes = &[ZWPLUG_BUG];
     if let Err(e) = blockio::write_stamped(&f, byte, 1, gen, 1) {
+        c.known_bug = Some(ZWPLUG_BUG);
         // Diagnose before failing: does the kernel accept the write once
         // the zone was reported again (its write plug resynchronised)?
         let zr = report(&f, z.sector)?;
@@ -348,7 +350,6 @@ fn t_write_after_error(c: &mut Ctx<'_>) -> Step {
             "write at the write pointer (byte {byte}) after a failed write: {e}"
         )));
     }
-    c.known_bug = None;
     c.zns.seq_written = Some(written + 1);
     written_to(c, &f, &z, written + 1, gen)
 }
