@@ -205,6 +205,27 @@ impl Pair {
         }
     }
 
+    /// Send `c` to our side only and require status `expect` (SCT and SC,
+    /// the standard's answer): for a command the peer cannot take without
+    /// crashing. `why` names the peer's fault; the diagnostics say the
+    /// command was not compared.
+    pub fn ours_only(&mut self, c: &Cmd<'_>, expect: u16, why: &str) -> Result<Resp, Verdict> {
+        let (cmd, out) = (c.build)(&self.ours);
+        let r = exec(&self.ours, c.target, &cmd, &out, c.in_len)?;
+        let got = r.status.code();
+        self.diags.push(format!(
+            "{}: not sent to the peer ({why}); ours {got:#05x}, expected {expect:#05x}",
+            c.label
+        ));
+        if got != expect {
+            self.failures.push(format!(
+                "{}: ours {got:#05x}, expected {expect:#05x}",
+                c.label
+            ));
+        }
+        Ok(r)
+    }
+
     /// Simple form of [`Pair::run`].
     pub fn send(
         &mut self,
