@@ -16,7 +16,7 @@ use crate::{
     xcopy::{
         cdb::{self as xcdb, CopyList, CscdId, ListIdUsage, Segment},
         parse as xparse,
-        sense::SenseData,
+        sense::{key, SenseData},
     },
     zbc::MAX_XFER,
 };
@@ -177,7 +177,7 @@ const UA_RETRIES: usize = 3;
 
 /// CHECK CONDITION with sense key UNIT ATTENTION (6h).
 fn unit_attention(r: &Response) -> bool {
-    r.status == 2 && SenseData::decode(&r.sense).is_some_and(|d| d.key == 6)
+    r.status == 2 && SenseData::decode(&r.sense).is_some_and(|d| d.key == key::UNIT_ATTENTION)
 }
 
 /// Read the first [`FILL_BLOCKS`] blocks of both sides' LU, in commands

@@ -8,6 +8,8 @@ use std::fmt;
 pub mod key {
     /// ILLEGAL REQUEST.
     pub const ILLEGAL_REQUEST: u8 = 0x05;
+    /// UNIT ATTENTION.
+    pub const UNIT_ATTENTION: u8 = 0x06;
     /// COPY ABORTED.
     pub const COPY_ABORTED: u8 = 0x0a;
 }
