@@ -127,8 +127,12 @@ stage_module() { # $1 = normalized name
 		# Without the appended signature: the kernel (MODULE_SIG, not
 		# enforced) then loads it without hashing and verifying it, which
 		# under TCG is a good part of modprobe's time; it notes the
-		# unsigned module and taints itself (E).
-		strip --strip-debug "$dst"
+		# unsigned module and taints itself (E). Without .BTF too: the
+		# kernel parses each module's BTF on load (for BPF, which no suite
+		# runs), and the first one makes it parse the whole vmlinux BTF;
+		# modprobe of the smoke set took 0.13 s instead of 0.3 s (6.12,
+		# TCG).
+		strip --strip-debug --remove-section=.BTF "$dst"
 	fi
 	RELKO[$1]=$rel
 }
