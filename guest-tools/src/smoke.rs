@@ -546,6 +546,14 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
 
     let luns: Vec<u64> = cfg.luns.keys().copied().collect();
     let (disks, errors) = sysfs::wait_for_luns(sys_root, &luns, DISCOVERY_TIMEOUT);
+    // Where this boot went (scripts/bench.sh's boot target is this suite's
+    // time to its first KTAP line): a diagnostic, not a test.
+    let ready = crate::bench::boot::uptime();
+    match ready.map(crate::bench::boot::smoke_line) {
+        Ok(Some(Ok(line))) => k.diag(&line)?,
+        Ok(Some(Err(e))) | Err(e) => k.diag(&format!("no boot breakdown: {e}"))?,
+        Ok(None) => {}
+    }
     for d in &disks {
         k.diag(&format!("found {d}"))?;
     }

@@ -238,7 +238,9 @@ pub fn wait_for_luns(root: &Path, luns: &[u64], timeout: Duration) -> (Vec<Disk>
         if ready || start.elapsed() >= timeout {
             return (disks, errors);
         }
-        thread::sleep(Duration::from_millis(100));
+        // Short: the scan usually ends within a few polls of /init's
+        // modprobe, and every poll past it delays the first test.
+        thread::sleep(Duration::from_millis(20));
     }
 }
 

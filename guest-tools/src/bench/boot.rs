@@ -4,15 +4,25 @@
 //! is the runner's time to the first KTAP line minus `guest_start_s`,
 //! which `scripts/bench.sh` prints):
 //!
-//! - `kernel_s`: the kernel's clock start to "Run /init", of it
-//!   `unpack_s` unpacking the initramfs ("Trying to unpack rootfs image"
-//!   to "Freeing initrd memory");
+//! - `kernel_s`: the kernel's clock start to "Run /init", in phases that
+//!   add up to it: `k_setup_s` (memory, CPU features, patching the
+//!   alternatives: to "Freeing SMP alternatives memory"), `k_cpu_s` (the
+//!   boot CPU's bring-up: to "smpboot: CPU0:"), `k_pci_s` (the early
+//!   initcalls, ACPI, up to the first PCI probe: "PCI host bridge to
+//!   bus"), `k_initcalls_s` (to "Trying to unpack rootfs image"),
+//!   `unpack_s` (unpacking the initramfs, to "Freeing initrd memory") and
+//!   `k_late_s` (the remaining initcalls, freeing init memory, to "Run
+//!   /init"). A phase whose mark a kernel does not log is `-` and the next
+//!   one starts where the last mark was;
 //! - `/init`'s steps (images/init writes `name=seconds` words to
 //!   /run/zonecopy-boot): `mounts_s` (pseudo file systems), `modules_s`
 //!   (modprobe), `net_s` (command line, lo, eth0), `hostroot_s` (the 9p
 //!   mount, when the suite has one);
 //! - `exec_s`: from /init's last stamp to this program's start (its
-//!   start time in /proc/self/stat), `guest_start_s` that start.
+//!   start time in /proc/self/stat), `guest_start_s` that start;
+//! - `luns_s` (the smoke suite's line only): from this program's start
+//!   until every configured LUN's disk was there (the SCSI scan runs
+//!   after /init's modprobe, in the background).
 //!
 //! The test passes only when every mark is there and they come in order
 //! (within each clock: the log's and /proc/uptime's may differ by a few
@@ -32,6 +42,14 @@ pub const STEPS: [&str; 5] = ["init", "mounts", "modules", "net", "hostroot"];
 const UNPACK_START: &str = "Trying to unpack rootfs image as initramfs";
 const UNPACK_END: &str = "Freeing initrd memory";
 const RUN_INIT: &str = "Run /init as init process";
+/// The kernel's phases before the initramfs: (field, the log line that
+/// ends it), in boot order.
+const PHASES: [(&str, &str); 4] = [
+    ("k_setup_s", "Freeing SMP alternatives memory"),
+    ("k_cpu_s", "smpboot: CPU0: "),
+    ("k_pci_s", "PCI host bridge to bus"),
+    ("k_initcalls_s", UNPACK_START),
+];
 /// USER_HZ: the unit of /proc/<pid>/stat times (fixed at 100 on x86).
 const USER_HZ: f64 = 100.0;
 
@@ -91,6 +109,23 @@ fn own_start() -> Result<f64, String> {
     Ok(ticks as f64 / USER_HZ)
 }
 
+/// [`PHASES`]: each from the previous mark found (the first from the
+/// clock's start) to its own, `-` when its mark is missing or early.
+fn phases(records: &[String]) -> Vec<(&'static str, String)> {
+    let mut prev = 0.0;
+    PHASES
+        .iter()
+        .map(|&(name, mark)| match kmsg_time(records, mark) {
+            Some(t) if t >= prev => {
+                let d = t - prev;
+                prev = t;
+                (name, format!("{d:.3}"))
+            }
+            _ => (name, "-".to_string()),
+        })
+        .collect()
+}
+
 /// The `# bench boot` fields from the marks, or which one is missing or
 /// out of order.
 pub fn breakdown(
@@ -100,6 +135,8 @@ pub fn breakdown(
 ) -> Result<Vec<(&'static str, String)>, String> {
     let k = |p: &str| kmsg_time(records, p).ok_or(format!("no kernel log line {p:?}"));
     let (u0, u1, run_init) = (k(UNPACK_START)?, k(UNPACK_END)?, k(RUN_INIT)?);
+    let mut fields = vec![("kernel_s", format!("{run_init:.3}"))];
+    fields.extend(phases(records));
     let s = |n: &str| {
         stamps
             .iter()
@@ -120,25 +157,61 @@ pub fn breakdown(
         ));
     }
     let f = |x: f64| format!("{x:.3}");
-    Ok(vec![
-        ("kernel_s", f(run_init)),
+    fields.extend([
         ("unpack_s", f(u1 - u0)),
+        ("k_late_s", f(run_init - u1)),
         ("mounts_s", f(mounts - run_init)),
         ("modules_s", f(modules - mounts)),
         ("net_s", f(net - modules)),
         ("hostroot_s", f(hostroot - net)),
         ("exec_s", f(start - hostroot)),
         ("guest_start_s", f(start)),
-    ])
+    ]);
+    Ok(fields)
+}
+
+/// The fields of this boot: /init's stamps, the kernel's log, this
+/// program's start. `Ok(None)` when there are no stamps (not zonecopy's
+/// /init).
+fn this_boot() -> Result<Option<Vec<(&'static str, String)>>, String> {
+    let Ok(text) = std::fs::read_to_string(STAMPS) else {
+        return Ok(None);
+    };
+    let records = read_kmsg()?;
+    let start = own_start()?;
+    breakdown(&records, &parse_stamps(&text), start).map(Some)
+}
+
+/// Seconds since boot (/proc/uptime), the clock of /init's stamps.
+pub fn uptime() -> Result<f64, String> {
+    let text = std::fs::read_to_string("/proc/uptime").map_err(|e| format!("/proc/uptime: {e}"))?;
+    text.split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .ok_or(format!("/proc/uptime: {text:?}"))
+}
+
+/// The `bench boot` line for the smoke suite, with `luns_s` (every LUN
+/// there at `luns_ready`, /proc/uptime seconds), for scripts/bench.sh's
+/// boot target: `None` without zonecopy's /init, a reason when a mark
+/// is missing.
+pub fn smoke_line(luns_ready: f64) -> Option<Result<String, String>> {
+    let mut fields = match this_boot() {
+        Ok(None) => return None,
+        Ok(Some(f)) => f,
+        Err(e) => return Some(Err(e)),
+    };
+    let start = own_start().unwrap_or(luns_ready);
+    fields.push(("luns_s", format!("{:.3}", luns_ready - start)));
+    fields.insert(0, ("suite", "smoke".to_string()));
+    Some(Ok(plan::bench_line("boot", &fields)))
 }
 
 /// The boot breakdown test.
 pub(super) fn t_boot(c: &mut Ctx<'_>) -> Step {
-    let text = std::fs::read_to_string(STAMPS)
-        .map_err(|e| Verdict::skip(format!("{STAMPS}: {e} (not zonecopy's /init?)")))?;
-    let records = read_kmsg().map_err(Verdict::Fail)?;
-    let start = own_start().map_err(Verdict::Fail)?;
-    let fields = breakdown(&records, &parse_stamps(&text), start).map_err(Verdict::Fail)?;
+    let fields = this_boot()
+        .map_err(Verdict::Fail)?
+        .ok_or_else(|| Verdict::skip(format!("no {STAMPS} (not zonecopy's /init?)")))?;
     c.diag(plan::bench_line("boot", &fields));
     Ok(())
 }
@@ -150,6 +223,9 @@ mod tests {
     fn log() -> Vec<String> {
         [
             "6,1,0,-;Linux version 6.12",
+            "6,40,300000,-;Freeing SMP alternatives memory: 40K",
+            "6,50,350000,-;smpboot: CPU0: AMD QEMU TCG CPU",
+            "6,90,700000,-;PCI host bridge to bus 0000:00",
             "5,400,1200000,-;Trying to unpack rootfs image as initramfs...",
             "6,500,1451000,-;Freeing initrd memory: 7000K",
             "6,600,1900000,-;Run /init as init process",
@@ -168,6 +244,11 @@ mod tests {
         let b = breakdown(&log(), &st, 2.40).unwrap();
         let get = |k: &str| b.iter().find(|(n, _)| *n == k).unwrap().1.clone();
         assert_eq!(get("kernel_s"), "1.900");
+        assert_eq!(get("k_setup_s"), "0.300");
+        assert_eq!(get("k_cpu_s"), "0.050");
+        assert_eq!(get("k_pci_s"), "0.350");
+        assert_eq!(get("k_initcalls_s"), "0.500");
+        assert_eq!(get("k_late_s"), "0.449");
         assert_eq!(get("unpack_s"), "0.251");
         assert_eq!(get("mounts_s"), "0.070");
         assert_eq!(get("modules_s"), "0.330");
@@ -176,9 +257,20 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_phase_mark_is_a_dash_and_the_next_phase_absorbs_it() {
+        let mut log = log();
+        log.remove(2); // no "smpboot: CPU0:"
+        let p = phases(&log);
+        assert_eq!(p[1], ("k_cpu_s", "-".to_string()));
+        assert_eq!(p[2], ("k_pci_s", "0.400".to_string()));
+        let names: Vec<&str> = p.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["k_setup_s", "k_cpu_s", "k_pci_s", "k_initcalls_s"]);
+    }
+
+    #[test]
     fn missing_or_disordered_marks_fail() {
         let st = parse_stamps("init=1.95 mounts=1.97 modules=2.30 net=2.35 hostroot=2.35");
-        assert!(breakdown(&log()[..3], &st, 2.4)
+        assert!(breakdown(&log()[..6], &st, 2.4)
             .unwrap_err()
             .contains("Run /init"));
         let no_net = parse_stamps("init=1.95 mounts=1.97 modules=2.30 hostroot=2.35");
