@@ -7,6 +7,7 @@ mod bisect;
 mod cli;
 mod control;
 mod coverage;
+mod hosttsc;
 mod initramfs;
 mod junit;
 mod kcidb;

@@ -633,7 +633,13 @@ impl Rig {
                 .map(|d| LunSpec::disk(d.bs, d.size)),
             peer_nvme: self.peer_nvme.as_ref().map(|p| p.spec.clone()),
         };
-        cmdline(&contract, extra)
+        // Under TCG the guest's TSC runs at the host's rate: tell the
+        // guest kernel instead of letting it calibrate (crate::hosttsc).
+        // Before `extra`, so a user's own value wins.
+        match crate::hosttsc::khz().filter(|_| self.accel == Accel::Tcg) {
+            Some(khz) => cmdline(&contract, &format!("tsc_early_khz={khz} {extra}")),
+            None => cmdline(&contract, extra),
+        }
     }
 
     /// The QEMU configuration for this rig (a NIC when the rig has
