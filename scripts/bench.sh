@@ -321,7 +321,7 @@ while [ $# -gt 0 ]; do
 	--table) shift; bench_table "$@"; exit 0 ;;
 	--self-test) self_test; exit $? ;;
 	--) shift; extra=("$@"); break ;;
-	-h | --help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
