@@ -1,0 +1,90 @@
+//! The device timing model (`--timing PROFILE`, `timing=` per device; off
+//! by default): what a device class would take for the commands this
+//! backend serves, in virtual time, so offload vs host-copy ratios model a
+//! phone's UFS device or an NVMe-oF target rather than this host.
+//!
+//! [`model`] is the deterministic core. [`DeviceTiming`] puts one device's
+//! model behind a lock and gives commands their virtual start: the
+//! device's virtual "now", the latest virtual completion already handed to
+//! the host when the command arrived. This models an infinitely fast host
+//! (it issues the next command the moment it sees a completion) and is
+//! the stated assumption behind every modeled rate. The front end that
+//! serves a device charges its link bytes and per-command latency, and
+//! the media bytes the storage core counted for the command
+//! (`DeviceStats`); nothing here knows a protocol.
+
+pub mod model;
+
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Mutex, MutexGuard,
+};
+
+pub use model::{Counters, Model, Work};
+use serde_json::{json, Value};
+use zonecopy_contract::timing::TimingProfile;
+
+/// One device's model and its virtual "now".
+#[derive(Debug)]
+pub struct DeviceTiming {
+    model: Mutex<Model>,
+    /// Latest virtual completion handed to the host (ns).
+    now: AtomicU64,
+}
+
+/// A command being modeled: holds the device's model until it is charged,
+/// so the media bytes the storage core counts meanwhile are this
+/// command's.
+pub struct InFlight<'a> {
+    model: MutexGuard<'a, Model>,
+    start: u64,
+    owner: &'a DeviceTiming,
+}
+
+impl DeviceTiming {
+    pub fn new(profile: TimingProfile) -> Self {
+        DeviceTiming {
+            model: Mutex::new(Model::new(profile)),
+            now: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A command arrived: it starts at the device's virtual now. Commands
+    /// on this device run one at a time until [`InFlight::charge`] (only
+    /// with timing on).
+    pub fn begin(&self) -> InFlight<'_> {
+        InFlight {
+            model: self.lock(),
+            start: self.now.load(Ordering::Acquire),
+            owner: self,
+        }
+    }
+
+    /// The profile's name and numbers, and the counters.
+    pub fn snapshot(&self) -> Value {
+        let m = self.lock();
+        json!({
+            "profile": m.profile(),
+            "counters": m.counters(),
+        })
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.lock().counters()
+    }
+}
+
+impl InFlight<'_> {
+    /// Charge the command's work; its completion becomes the device's
+    /// now (the transport posts it right after). Returns the virtual
+    /// completion in ns.
+    pub fn charge(mut self, w: &Work) -> u64 {
+        let done = self.model.run(self.start, w);
+        self.owner.now.fetch_max(done, Ordering::AcqRel);
+        done
+    }
+}
