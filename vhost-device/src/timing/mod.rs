@@ -17,12 +17,14 @@ pub mod model;
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
-    Mutex, MutexGuard,
+    Arc, Mutex, MutexGuard,
 };
 
 pub use model::{Counters, Model, Work};
 use serde_json::{json, Value};
 use zonecopy_contract::timing::TimingProfile;
+
+use crate::stats::StatsSource;
 
 /// One device's model and its virtual "now".
 #[derive(Debug)]
@@ -79,6 +81,11 @@ impl DeviceTiming {
 }
 
 impl InFlight<'_> {
+    /// The device's profile.
+    pub fn profile(&self) -> &TimingProfile {
+        self.model.profile()
+    }
+
     /// Charge the command's work; its completion becomes the device's
     /// now (the transport posts it right after). Returns the virtual
     /// completion in ns.
@@ -86,5 +93,54 @@ impl InFlight<'_> {
         let done = self.model.run(self.start, w);
         self.owner.now.fetch_max(done, Ordering::AcqRel);
         done
+    }
+}
+
+/// The modeled devices on the control socket, under `timing`: per device
+/// name (`ns1`, ...) its profile and [`Counters`].
+pub struct TimingStats(pub Vec<(String, Arc<DeviceTiming>)>);
+
+impl StatsSource for TimingStats {
+    fn name(&self) -> &str {
+        "timing"
+    }
+
+    fn snapshot(&self) -> Value {
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(name, t)| (name.clone(), t.snapshot()))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    use super::*;
+
+    #[test]
+    fn stats_name_the_profile_and_the_counters() {
+        let t = Arc::new(DeviceTiming::new(
+            TimingProfile::builtin("ufs-phone").expect("built-in"),
+        ));
+        let flight = t.begin();
+        let done = flight.charge(&Work {
+            h2c_bytes: 32,
+            c2h_bytes: 4096 + 52,
+            media_read: 4096,
+            ..Work::default()
+        });
+        // The next command starts at that completion.
+        let next = t.begin();
+        assert_eq!(next.start, done);
+        drop(next);
+        let s = TimingStats(vec![("ns1".into(), t)]);
+        let v = s.snapshot();
+        assert_eq!(v["ns1"]["profile"]["name"], "ufs-phone");
+        assert_eq!(v["ns1"]["profile"]["energy"]["host_cpu_w"], 2.0);
+        assert_eq!(v["ns1"]["counters"]["commands"], 1);
+        assert_eq!(v["ns1"]["counters"]["elapsed_ns"], done);
+        assert_eq!(v["ns1"]["counters"]["media_read_bytes"], 4096);
     }
 }
