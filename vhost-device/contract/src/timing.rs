@@ -95,6 +95,113 @@ pub struct TimingProfile {
     pub energy: Energy,
 }
 
+/// What a device's timing model has charged so far, in virtual
+/// nanoseconds and bytes: the control socket's `stats` -> `timing` ->
+/// device -> `counters`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub commands: u64,
+    /// The latest virtual completion: modeled time since the device began.
+    pub elapsed_ns: u64,
+    /// Time the link was busy host to device.
+    pub link_h2c_busy_ns: u64,
+    /// Time the link was busy device to host.
+    pub link_c2h_busy_ns: u64,
+    /// Time the media channels were busy, summed over channels.
+    pub media_busy_ns: u64,
+    pub link_h2c_bytes: u64,
+    pub link_c2h_bytes: u64,
+    /// Media bytes read (host reads plus copies).
+    pub media_read_bytes: u64,
+    /// Media bytes programmed (host writes plus copies).
+    pub media_programmed_bytes: u64,
+    /// Of those, bytes a device-internal copy moved.
+    pub media_copied_bytes: u64,
+}
+
+impl Counters {
+    /// Growth since `before`.
+    pub fn since(&self, before: &Counters) -> Counters {
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        Counters {
+            commands: d(self.commands, before.commands),
+            elapsed_ns: d(self.elapsed_ns, before.elapsed_ns),
+            link_h2c_busy_ns: d(self.link_h2c_busy_ns, before.link_h2c_busy_ns),
+            link_c2h_busy_ns: d(self.link_c2h_busy_ns, before.link_c2h_busy_ns),
+            media_busy_ns: d(self.media_busy_ns, before.media_busy_ns),
+            link_h2c_bytes: d(self.link_h2c_bytes, before.link_h2c_bytes),
+            link_c2h_bytes: d(self.link_c2h_bytes, before.link_c2h_bytes),
+            media_read_bytes: d(self.media_read_bytes, before.media_read_bytes),
+            media_programmed_bytes: d(self.media_programmed_bytes, before.media_programmed_bytes),
+            media_copied_bytes: d(self.media_copied_bytes, before.media_copied_bytes),
+        }
+    }
+
+    /// Bytes over the link, both ways.
+    pub fn link_bytes(&self) -> u64 {
+        self.link_h2c_bytes + self.link_c2h_bytes
+    }
+
+    /// Share of the modeled time the link was busy (host to device,
+    /// device to host); 0 when no time passed.
+    pub fn link_use(&self) -> (f64, f64) {
+        let t = self.elapsed_ns as f64;
+        if t == 0.0 {
+            return (0.0, 0.0);
+        }
+        (
+            self.link_h2c_busy_ns as f64 / t,
+            self.link_c2h_busy_ns as f64 / t,
+        )
+    }
+}
+
+/// One modeled device in the `stats` reply (`timing` -> device name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Modeled {
+    pub profile: TimingProfile,
+    pub counters: Counters,
+}
+
+/// An energy estimate, in millijoules per component.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EnergyMj {
+    pub link: f64,
+    pub media_read: f64,
+    pub media_program: f64,
+    pub dram: f64,
+    pub cpu: f64,
+}
+
+impl EnergyMj {
+    /// Everything but the CPU: what the data movement itself cost.
+    pub fn data_movement(&self) -> f64 {
+        self.link + self.media_read + self.media_program + self.dram
+    }
+
+    pub fn total(&self) -> f64 {
+        self.data_movement() + self.cpu
+    }
+}
+
+impl Energy {
+    /// The energy of work `c` (a counter delta) with `dram_bytes` through
+    /// host memory and `cpu_s` busy host CPU seconds: each byte count
+    /// times its coefficient, CPU time times `host_cpu_w`.
+    pub fn estimate(&self, c: &Counters, dram_bytes: u64, cpu_s: f64) -> EnergyMj {
+        const PJ_TO_MJ: f64 = 1e-9;
+        EnergyMj {
+            link: c.link_bytes() as f64 * self.link_pj_per_byte * PJ_TO_MJ,
+            media_read: c.media_read_bytes as f64 * self.media_read_pj_per_byte * PJ_TO_MJ,
+            media_program: c.media_programmed_bytes as f64
+                * self.media_program_pj_per_byte
+                * PJ_TO_MJ,
+            dram: dram_bytes as f64 * self.dram_pj_per_byte * PJ_TO_MJ,
+            cpu: cpu_s * self.host_cpu_w * 1e3,
+        }
+    }
+}
+
 /// The built-in profiles: (name, TOML text).
 pub const BUILTIN: [(&str, &str); 4] = [
     ("ufs-phone", include_str!("../profiles/ufs-phone.toml")),
@@ -352,6 +459,34 @@ mod tests {
             TimingProfile::parse(&twice),
             Err(ProfileError::Syntax { what, .. }) if what.contains("given twice")
         ));
+    }
+
+    #[test]
+    fn energy_is_bytes_times_coefficients() {
+        let e = TimingProfile::builtin("nvmeof-1gbe").unwrap().energy;
+        let c = Counters {
+            link_h2c_bytes: 1_000_000,
+            link_c2h_bytes: 0,
+            media_read_bytes: 2_000_000,
+            media_programmed_bytes: 2_000_000,
+            ..Counters::default()
+        };
+        let j = e.estimate(&c, 1_000_000, 0.5);
+        // 1e6 bytes x 12 800 pJ = 12.8 mJ; 2e6 x 850 pJ = 1.7 mJ; ...
+        assert!((j.link - 12.8).abs() < 1e-9, "{j:?}");
+        assert!((j.media_read - 1.7).abs() < 1e-9, "{j:?}");
+        assert!((j.media_program - 2.4).abs() < 1e-9, "{j:?}");
+        assert!((j.dram - 0.12).abs() < 1e-9, "{j:?}");
+        assert!((j.cpu - 3500.0).abs() < 1e-9, "{j:?}");
+        assert!((j.total() - j.data_movement() - 3500.0).abs() < 1e-9);
+        let later = Counters {
+            elapsed_ns: 10,
+            link_c2h_busy_ns: 5,
+            ..c
+        };
+        let d = later.since(&c);
+        assert_eq!((d.elapsed_ns, d.link_bytes()), (10, 0));
+        assert_eq!(d.link_use(), (0.0, 0.5));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! spreads over every channel, small ones at a low queue depth leave
 //! channels idle, as on a real SSD.
 
-use serde::Serialize;
+pub use zonecopy_contract::timing::Counters;
 use zonecopy_contract::timing::TimingProfile;
 
 /// What one command puts on each resource.
@@ -33,28 +33,6 @@ pub struct Work {
     pub media_write: u64,
     /// Media bytes copied inside the device (read and programmed once each).
     pub media_copy: u64,
-}
-
-/// What the model has charged so far, in virtual nanoseconds and bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counters {
-    pub commands: u64,
-    /// The latest virtual completion: modeled time since the device began.
-    pub elapsed_ns: u64,
-    /// Time the link was busy host to device.
-    pub link_h2c_busy_ns: u64,
-    /// Time the link was busy device to host.
-    pub link_c2h_busy_ns: u64,
-    /// Time the media channels were busy, summed over channels.
-    pub media_busy_ns: u64,
-    pub link_h2c_bytes: u64,
-    pub link_c2h_bytes: u64,
-    /// Media bytes read (host reads plus copies).
-    pub media_read_bytes: u64,
-    /// Media bytes programmed (host writes plus copies).
-    pub media_programmed_bytes: u64,
-    /// Of those, bytes a device-internal copy moved.
-    pub media_copied_bytes: u64,
 }
 
 const NS_PER_S: u128 = 1_000_000_000;
