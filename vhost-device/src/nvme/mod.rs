@@ -547,6 +547,7 @@ impl Targets {
                     cmd: Box::new(connect),
                 })
                 .ok_or_else(|| Status::INVALID_OPCODE.into()),
+            arrived: None,
         })
     }
 
@@ -644,7 +645,7 @@ impl Queue {
         let ns = (self.qid != 0)
             .then(|| self.ctrl.namespace(a.sqe.nsid()))
             .flatten();
-        let done = timed::run(ns, a.direction, || {
+        let done = timed::run(ns, a.direction, a.arrived, || {
             commands::execute(
                 &self.ctrl, self.qid, &a.sqe, a.target, transfer, data_out, data_in,
             )

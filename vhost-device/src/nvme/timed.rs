@@ -15,12 +15,19 @@ fn moved(ns: &Namespace) -> (u64, u64, u64) {
 }
 
 /// Run `run` (the command on `ns`, if any) and charge it to the
-/// namespace's timing model, if it has one.
-pub(super) fn run<T>(ns: Option<&Namespace>, data: DataDirection, run: impl FnOnce() -> T) -> T {
+/// namespace's timing model, if it has one, from its virtual arrival
+/// (taken at admission: a command admitted while another's data was still
+/// arriving starts beside it, not after it).
+pub(super) fn run<T>(
+    ns: Option<&Namespace>,
+    data: DataDirection,
+    arrived: Option<u64>,
+    run: impl FnOnce() -> T,
+) -> T {
     let Some((ns, timing)) = ns.and_then(|ns| Some((ns, ns.timing.as_deref()?))) else {
         return run();
     };
-    let flight = timing.begin();
+    let flight = timing.begin(arrived);
     let before = moved(ns);
     let out = run();
     let after = moved(ns);

@@ -55,13 +55,21 @@ impl DeviceTiming {
         self.model.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A command arrived: it starts at the device's virtual now. Commands
-    /// on this device run one at a time until [`InFlight::charge`] (only
-    /// with timing on).
-    pub fn begin(&self) -> InFlight<'_> {
+    /// The device's virtual now: the latest virtual completion handed to
+    /// the host. A front end reads it when a command arrives (NVMe: at
+    /// admission, before the transport gathers the command's data).
+    pub fn now(&self) -> u64 {
+        self.now.load(Ordering::Acquire)
+    }
+
+    /// A command that arrived at virtual `arrived` (`None`: now) runs.
+    /// Commands on this device run one at a time until
+    /// [`InFlight::charge`] (only with timing on).
+    pub fn begin(&self, arrived: Option<u64>) -> InFlight<'_> {
+        let start = arrived.unwrap_or_else(|| self.now());
         InFlight {
             model: self.lock(),
-            start: self.now.load(Ordering::Acquire),
+            start,
             owner: self,
         }
     }
@@ -124,7 +132,7 @@ mod stats_tests {
         let t = Arc::new(DeviceTiming::new(
             TimingProfile::builtin("ufs-phone").expect("built-in"),
         ));
-        let flight = t.begin();
+        let flight = t.begin(None);
         let done = flight.charge(&Work {
             h2c_bytes: 32,
             c2h_bytes: 4096 + 52,
@@ -132,9 +140,12 @@ mod stats_tests {
             ..Work::default()
         });
         // The next command starts at that completion.
-        let next = t.begin();
+        let next = t.begin(None);
         assert_eq!(next.start, done);
         drop(next);
+        // One that arrived before that completion was handed out starts
+        // where it arrived.
+        assert_eq!(t.begin(Some(0)).start, 0);
         let s = TimingStats(vec![("ns1".into(), t)]);
         let v = s.snapshot();
         assert_eq!(v["ns1"]["profile"]["name"], "ufs-phone");

@@ -77,3 +77,23 @@ fn unmodeled_namespaces_and_refused_commands_cost_nothing_extra() {
     let c = t.counters();
     assert_eq!((c.commands, c.media_read_bytes), (1, 0));
 }
+
+#[test]
+fn a_command_starts_when_it_was_admitted() {
+    // A write admitted (its data still to come) while a read runs: both
+    // start at the same virtual now, on opposite link directions, so
+    // together they take about as long as one, not two.
+    let (r, t) = timed("nvmeof-1gbe");
+    let data = pattern(0x20, 16, 4096);
+    let write = r.io.admit(&rw(0x01, 2, 0, 16, 4096));
+    assert_eq!(read(&r, 2, 16, 16, 4096).len(), 65536);
+    let one = t.counters().elapsed_ns;
+    let mut out = Vec::new();
+    let c = r.io.run(write, &data, &mut out).expect("not deferred");
+    assert_eq!(c.status, 0);
+    let both = t.counters().elapsed_ns;
+    assert!(both < one + one / 10, "one {one} ns, both {both} ns");
+    // Admitted after the read's completion was handed out: after it.
+    assert_eq!(status(&r.io, rw(0x01, 2, 0, 16, 4096), &data), 0);
+    assert!(t.counters().elapsed_ns > both + one / 2);
+}
