@@ -1,8 +1,8 @@
 //! The device timing model's contrast (issue 17): on every namespace the
 //! backend models (`--ns ...,timing=PROFILE`, control `stats` ->
 //! `timing`), the published anchor workload, 16 ranges of 2 MiB, copied
-//! twice: by the host (a reader thread reads range i over the link while
-//! the main thread writes range i - 1, O_DIRECT) and offloaded (one NVMe
+//! twice: by the host (range i written while range i + 1 is read, both
+//! submitted together with native AIO, O_DIRECT) and offloaded (one NVMe
 //! Copy of the 16 ranges). Both destinations are verified block by block.
 //! The modeled counters around each copy give what the device class would
 //! take: MiB/s, offload gain, link use each way (`# bench timing-NAME`);
@@ -16,11 +16,12 @@
 //! are not counted; CPU time is this TCG guest's, far above a real host's,
 //! so the ledger gives the total with and without it.
 
-use std::{collections::BTreeMap, sync::mpsc, thread};
+use std::collections::BTreeMap;
 
 use zonecopy_contract::timing::{Counters, EnergyMj, Modeled};
 
 use super::{ledger::Cpu, *};
+use crate::aio;
 
 /// The anchor: 16 ranges of 2 MiB.
 const RANGE: u64 = 2 * MIB;
@@ -76,32 +77,31 @@ impl Copied {
     }
 }
 
-/// Host copy: a reader thread reads range i while this thread writes
-/// range i - 1 (the pipelined host copy of the anchor).
+/// Host copy, pipelined as the anchor's: read range 0; then, in one
+/// io_submit each, write range i and read range i + 1 (native AIO, so
+/// both commands reach the device side by side: the backend's model sees
+/// them arrive together, as an infinitely fast host would send them).
 fn host_copy(file: &File) -> Result<(), String> {
-    let (tx, rx) = mpsc::sync_channel::<Result<(u64, AlignedBuf), String>>(1);
-    thread::scope(|s| {
-        s.spawn(move || {
-            for i in 0..RANGES {
-                let mut buf = AlignedBuf::new(RANGE as usize);
-                let r = match file.read_at(buf.as_mut_slice(), i * RANGE) {
-                    Ok(n) if n as u64 == RANGE => Ok((i, buf)),
-                    Ok(n) => Err(format!("short read {n} at range {i}")),
-                    Err(e) => Err(format!("read range {i}: {e}")),
-                };
-                let stop = r.is_err();
-                if tx.send(r).is_err() || stop {
-                    return;
-                }
-            }
-        });
-        for got in rx {
-            let (i, buf) = got?;
-            blockio::pwrite_exact(file, buf.as_slice(), DST_HOST + i * RANGE)
-                .map_err(|e| format!("write range {i}: {e}"))?;
-        }
-        Ok(())
-    })
+    let aio = aio::Context::new(4).map_err(|e| format!("io_setup: {e}"))?;
+    let mut bufs = [
+        AlignedBuf::new(RANGE as usize),
+        AlignedBuf::new(RANGE as usize),
+    ];
+    let [a, b] = &mut bufs;
+    aio.run(file, &mut [aio::Op::Read(a, 0)])
+        .map_err(|e| format!("read range 0: {e}"))?;
+    let (mut full, mut empty) = (a, b);
+    for i in 0..RANGES {
+        let write = aio::Op::Write(full, DST_HOST + i * RANGE);
+        let r = if i + 1 < RANGES {
+            aio.run(file, &mut [write, aio::Op::Read(empty, (i + 1) * RANGE)])
+        } else {
+            aio.run(file, &mut [write])
+        };
+        r.map_err(|e| format!("write range {i} / read range {}: {e}", i + 1))?;
+        std::mem::swap(&mut full, &mut empty);
+    }
+    Ok(())
 }
 
 /// Offload: one Copy (19h, format 0) of the 16 ranges.
