@@ -360,15 +360,18 @@ fn ns_specs() {
     );
 }
 
+/// `args` after the program name, to a config or the error's text.
+fn nvme_cfg(args: &[&str]) -> Result<Config, String> {
+    let mut v = vec!["zonecopy-vhost"];
+    v.extend_from_slice(args);
+    Args::try_parse_from(v)
+        .map_err(|e| e.to_string())
+        .and_then(|a| Config::try_from(a).map_err(|e| e.to_string()))
+}
+
 #[test]
 fn nvme_tcp_command_line() {
-    let cfg = |args: &[&str]| {
-        let mut v = vec!["zonecopy-vhost"];
-        v.extend_from_slice(args);
-        Args::try_parse_from(v)
-            .map_err(|e| e.to_string())
-            .and_then(|a| Config::try_from(a).map_err(|e| e.to_string()))
-    };
+    let cfg = nvme_cfg;
     // NVMe only: no socket needed; the listen address defaults to loopback.
     let c = cfg(&["--ns", "file=a,size=1G,zone=64M"]).unwrap();
     assert!(c.targets.is_empty());
@@ -435,13 +438,7 @@ fn nvme_tcp_command_line() {
 
 #[test]
 fn timing_profiles_per_namespace_and_global() {
-    let cfg = |args: &[&str]| {
-        let mut v = vec!["zonecopy-vhost"];
-        v.extend_from_slice(args);
-        Args::try_parse_from(v)
-            .map_err(|e| e.to_string())
-            .and_then(|a| Config::try_from(a).map_err(|e| e.to_string()))
-    };
+    let cfg = nvme_cfg;
     let timing = |c: Config| -> Vec<Option<String>> {
         c.nvme_tcp
             .unwrap()

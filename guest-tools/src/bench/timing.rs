@@ -182,19 +182,7 @@ pub(super) fn t_timing(c: &mut Ctx<'_>) -> Step {
         ensure(spec.size >= TIMING_NEED_BYTES, || {
             format!("{name}: {} bytes, needs {TIMING_NEED_BYTES}", spec.size)
         })?;
-        let (found, took) = connect::wait_for_namespaces(
-            &c.sys,
-            Path::new("/dev"),
-            conn.instance,
-            &[nsid],
-            crate::nvme::CONNECT_TIMEOUT,
-        );
-        let ns = found
-            .iter()
-            .find(|n| n.nsid == nsid)
-            .ok_or_else(|| Verdict::fail(format!("{name} did not appear within {took:?}")))?;
-        let file = blockio::open_direct(&ns.dev_path())
-            .map_err(fail(&format!("open {}", ns.dev_path().display())))?;
+        let (_, file, _) = super::nvmecopy::open_namespace(&c.sys, conn, nsid)?;
         let gen = run_generation().wrapping_add(u64::from(nsid));
         blockio::write_stamped(&file, 0, BYTES / BS4K, gen, RANGE / BS4K)
             .map_err(fail(&format!("{name}: write source")))?;
