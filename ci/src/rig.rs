@@ -60,7 +60,15 @@ pub const BENCH_LUNS: [&str; 1] = ["kind=disk,size=192M,bs=4096"];
 /// MSSRL (4096 blocks) the 7.2 kernels split the copy_file_range into
 /// Copies that mq-deadline tries to merge, and the guest oopses
 /// (`copy-merge-oops`, seen over PCIe on 7.2-fixed in bio_will_gap).
-pub const BENCH_NAMESPACES: [&str; 1] = ["kind=nvm,size=192M,bs=4096,mssrl=16384,mcl=16384"];
+/// NSID 2 and 3 are modeled as NVMe/TCP targets on 1 and 100 GbE (the
+/// backend's timing model): the guest's `nvme_timing_model` copies 16 x
+/// 2 MiB on each, by the host and offloaded (96 MiB: source and two
+/// destinations).
+pub const BENCH_NAMESPACES: [&str; 3] = [
+    "kind=nvm,size=192M,bs=4096,mssrl=16384,mcl=16384",
+    "kind=nvm,size=96M,bs=4096,timing=nvmeof-1gbe",
+    "kind=nvm,size=96M,bs=4096,timing=nvmeof-100gbe",
+];
 
 /// Parses `--lun` specs (the defaults when none are given: the suite's;
 /// the bench suite gets [`BENCH_LUNS`], a reference scsi-hd and a discard

@@ -82,8 +82,15 @@ fn bench_defaults_a_disk_and_a_namespace() {
         1
     );
     let n = parse_namespaces(&[], Some("bench"), false).unwrap();
-    assert_eq!(n.len(), 1);
+    assert_eq!(n.len(), 3);
     assert!(n[0].spec.zones.is_none());
+    // NSID 2 and 3: the timing model's 1 GbE and 100 GbE targets, each
+    // a profile the backend has built in.
+    let timing: Vec<_> = n.iter().map(|n| n.timing.as_deref()).collect();
+    assert_eq!(timing, [None, Some("nvmeof-1gbe"), Some("nvmeof-100gbe")]);
+    for t in timing.into_iter().flatten() {
+        assert!(zonecopy_contract::timing::TimingProfile::builtin(t).is_some());
+    }
     assert!(parse_namespaces(&[], Some("bench"), true)
         .unwrap()
         .is_empty());

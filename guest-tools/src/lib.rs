@@ -4,6 +4,7 @@
 //! The library half holds what the host side may reuse, notably the
 //! LBA-stamped block format ([`stamp`]) and the KTAP writer ([`ktap`]).
 
+pub mod aio;
 pub mod bench;
 pub mod blkzoned;
 pub mod blockio;

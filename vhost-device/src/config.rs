@@ -12,6 +12,7 @@ pub use zonecopy_contract::{arg::ArgError, nvme::DEFAULT_NQN};
 use zonecopy_contract::{
     arg::{Cache, LunArg, NsArg, ZoneLimits},
     spec::{LunKind, ZoneSpec},
+    timing::{ProfileError, TimingProfile},
 };
 
 use crate::{
@@ -50,6 +51,10 @@ pairs. Repeat for more: the first --ns is NSID 1, the second NSID 2, ...
   mssrl=N          Maximum Single Source Range Length, blocks [default: 4096]
   mcl=N            Maximum Copy Length, blocks [default: 65536]
   msrc=N           Maximum Source Range Count, 0's based [default: 127]
+
+  timing=PROFILE   the device timing model for this namespace (a built-in
+                   profile or a profile file; see --timing) [default:
+                   --timing's, else off]
 
 Example: --ns file=/var/tmp/zns0.img,size=1G,zone=64M,mssrl=256";
 
@@ -208,6 +213,18 @@ pub struct Args {
     )]
     pub namespaces: Vec<NsSpec>,
 
+    /// Model every --ns as this device class (off by default): a built-in
+    /// profile (ufs-phone, nvme-ssd, nvmeof-1gbe, nvmeof-100gbe) or a
+    /// profile file (TOML: link bandwidth in bytes/s per direction and
+    /// per-command latency in us; media read/write/copy bytes/s, read and
+    /// program latency in us, channels; energy in pJ/byte and W; see
+    /// vhost-device/contract/profiles/). The model charges each command's
+    /// link and media bytes in virtual time and reports modeled busy and
+    /// elapsed ns under `timing` in the control socket's stats; commands
+    /// still complete at this host's speed. A namespace's timing= wins.
+    #[arg(long, value_name = "PROFILE")]
+    pub timing: Option<String>,
+
     /// Transport address the discovery log page gives for the subsystem
     /// (the host as the guest sees it).
     #[arg(long, value_name = "IP", default_value_t = DEFAULT_ADVERTISE_ADDR)]
@@ -297,6 +314,8 @@ pub struct NsSpec {
     pub copy_limits: CopyLimits,
     /// `cache=volatile`: the volatile write cache (`storage::cache`) is on.
     pub volatile_cache: bool,
+    /// `timing=PROFILE` (then `--timing`): the timing model's profile.
+    pub timing: Option<String>,
 }
 
 impl FromStr for NsSpec {
@@ -312,6 +331,7 @@ impl FromStr for NsSpec {
             device: device_config(ns.file, ns.spec.size, ns.spec.block_size, zoned)?,
             copy_limits: CopyLimits { mssrl, mcl, msrc },
             volatile_cache: ns.cache == Cache::Volatile,
+            timing: ns.timing,
         })
     }
 }
@@ -437,6 +457,8 @@ pub enum ConfigError {
     NoNamespaces,
     #[error("{0} namespaces are too many (at most {MAX_NAMESPACES})")]
     TooManyNamespaces(usize),
+    #[error("namespace {nsid}: timing profile: {error}")]
+    Timing { nsid: usize, error: ProfileError },
     #[error("namespace {nsid} uses the backing file {path:?} of {other}")]
     NsSharedFile {
         nsid: usize,
@@ -516,6 +538,12 @@ impl TryFrom<Args> for Config {
                 }
                 if args.namespaces.len() > MAX_NAMESPACES {
                     return Err(ConfigError::TooManyNamespaces(args.namespaces.len()));
+                }
+                for (i, ns) in args.namespaces.iter_mut().enumerate() {
+                    ns.timing = ns.timing.take().or_else(|| args.timing.clone());
+                    if let Some(Err(error)) = ns.timing.as_deref().map(TimingProfile::load) {
+                        return Err(ConfigError::Timing { nsid: i + 1, error });
+                    }
                 }
                 for (i, ns) in args.namespaces.iter().enumerate() {
                     let path = &ns.device.path;

@@ -360,15 +360,18 @@ fn ns_specs() {
     );
 }
 
+/// `args` after the program name, to a config or the error's text.
+fn nvme_cfg(args: &[&str]) -> Result<Config, String> {
+    let mut v = vec!["zonecopy-vhost"];
+    v.extend_from_slice(args);
+    Args::try_parse_from(v)
+        .map_err(|e| e.to_string())
+        .and_then(|a| Config::try_from(a).map_err(|e| e.to_string()))
+}
+
 #[test]
 fn nvme_tcp_command_line() {
-    let cfg = |args: &[&str]| {
-        let mut v = vec!["zonecopy-vhost"];
-        v.extend_from_slice(args);
-        Args::try_parse_from(v)
-            .map_err(|e| e.to_string())
-            .and_then(|a| Config::try_from(a).map_err(|e| e.to_string()))
-    };
+    let cfg = nvme_cfg;
     // NVMe only: no socket needed; the listen address defaults to loopback.
     let c = cfg(&["--ns", "file=a,size=1G,zone=64M"]).unwrap();
     assert!(c.targets.is_empty());
@@ -430,5 +433,54 @@ fn nvme_tcp_command_line() {
         ])
         .unwrap_err(),
         "namespace 1 uses the backing file \"a\" of LUN 0"
+    );
+}
+
+#[test]
+fn timing_profiles_per_namespace_and_global() {
+    let cfg = nvme_cfg;
+    let timing = |c: Config| -> Vec<Option<String>> {
+        c.nvme_tcp
+            .unwrap()
+            .namespaces
+            .into_iter()
+            .map(|n| n.timing)
+            .collect()
+    };
+    // Off unless asked.
+    let c = cfg(&["--ns", "kind=nvm,file=a,size=1G"]).unwrap();
+    assert_eq!(timing(c), [None]);
+    // --timing for every namespace; timing= wins for its own.
+    let c = cfg(&[
+        "--timing",
+        "nvme-ssd",
+        "--ns",
+        "kind=nvm,file=a,size=1G",
+        "--ns",
+        "kind=nvm,file=b,size=1G,timing=nvmeof-1gbe",
+    ])
+    .unwrap();
+    assert_eq!(
+        timing(c),
+        [Some("nvme-ssd".into()), Some("nvmeof-1gbe".into())]
+    );
+    // A profile that is neither built in nor a file.
+    let e = cfg(&["--ns", "kind=nvm,file=a,size=1G,timing=nvmeof-10gbe"]).unwrap_err();
+    assert!(e.starts_with("namespace 1: timing profile: 'nvmeof-10gbe' is neither a built-in profile (ufs-phone, nvme-ssd, nvmeof-1gbe, nvmeof-100gbe)"), "{e}");
+    // A user profile file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.toml");
+    let text = zonecopy_contract::timing::BUILTIN[0]
+        .1
+        .replace("ufs-phone", "mine");
+    std::fs::write(&path, text).unwrap();
+    let spec = format!("kind=nvm,file=a,size=1G,timing={}", path.display());
+    let c = cfg(&["--ns", &spec]).unwrap();
+    assert_eq!(timing(c), [Some(path.display().to_string())]);
+    std::fs::write(&path, "name = \"mine\"\n").unwrap();
+    let e = cfg(&["--ns", &spec]).unwrap_err();
+    assert_eq!(
+        e,
+        "namespace 1: timing profile: missing key link.bytes_per_s"
     );
 }

@@ -10,6 +10,7 @@ pub mod nvme;
 pub mod scsi;
 pub mod stats;
 pub mod storage;
+pub mod timing;
 pub mod trace;
 pub mod transport;
 

@@ -9,6 +9,7 @@ use signal_hook::{
     consts::{SIGINT, SIGTERM},
     iterator::Signals,
 };
+use zonecopy_contract::timing::{ProfileError, TimingProfile};
 use zonecopy_vhost::{
     config::{Args, Config, NvmeTcpConfig},
     control::{self, Registry},
@@ -18,6 +19,7 @@ use zonecopy_vhost::{
     },
     scsi::Target,
     storage::{ConfigError as DeviceError, Device, DeviceConfig},
+    timing::{DeviceTiming, TimingStats},
     trace::{self, TraceArgs, TracedDevice, RECORDER},
     transport::{
         nvme_pcie,
@@ -45,6 +47,8 @@ enum Error {
     Control(std::io::Error),
     #[error("trace: {0}")]
     Trace(trace::TraceError),
+    #[error("namespace {nsid}: timing profile: {error}")]
+    Timing { nsid: usize, error: ProfileError },
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
@@ -108,9 +112,19 @@ fn open_namespaces(nvme: &NvmeTcpConfig) -> Result<Vec<NamespaceSpec>, Error> {
             describe(&ns.device),
             ns.copy_limits
         );
+        let timing = match &ns.timing {
+            Some(name) => {
+                let profile =
+                    TimingProfile::load(name).map_err(|error| Error::Timing { nsid, error })?;
+                info!("namespace {nsid}: timing model {profile}");
+                Some(Arc::new(DeviceTiming::new(profile)))
+            }
+            None => None,
+        };
         specs.push(NamespaceSpec {
             device: Arc::new(dev),
             copy_limits: ns.copy_limits,
+            timing,
         });
     }
     Ok(specs)
@@ -249,6 +263,14 @@ fn start_control(
     }
     for (i, ns) in namespaces.iter().enumerate() {
         reg.add_device(format!("ns{}", i + 1), Arc::clone(&ns.device));
+    }
+    let timed: Vec<_> = namespaces
+        .iter()
+        .enumerate()
+        .filter_map(|(i, ns)| Some((format!("ns{}", i + 1), Arc::clone(ns.timing.as_ref()?))))
+        .collect();
+    if !timed.is_empty() {
+        reg.add_source(Arc::new(TimingStats(timed)));
     }
     let reg = Arc::new(reg);
     if let Some(path) = &config.control {

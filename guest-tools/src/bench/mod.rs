@@ -48,6 +48,7 @@ pub mod nvmeref;
 pub mod plan;
 mod scsicopy;
 mod throughput;
+mod timing;
 use self::{nvmecopy::*, scsicopy::*, throughput::*};
 
 use std::{
@@ -462,6 +463,7 @@ const TESTS: &[Test] = &[
     ("nvme_copy_64MiB", t_nvme_offload),
     ("nvme_readwrite_64MiB", t_nvme_rw),
     ("nvme_cfr_64MiB", |c| cfr::t_cfr(c, true)),
+    ("nvme_timing_model", timing::t_timing),
     // Right before nvme_fio, so both see the same machine load.
     ("usernet_throughput", t_usernet),
     ("nvme_fio", t_nvme_fio),
@@ -602,12 +604,13 @@ mod tests {
             .iter()
             .any(|l| l.starts_with("ok 9 nvme_connect # SKIP no zonecopy.nvme=")));
         assert!(lines.contains(&"ok 8 scsihd_wb_fio # SKIP no zonecopy.scsihd= (the runner attaches one for a bench run with a disk LUN)"));
-        assert!(lines.contains(&"ok 14 usernet_throughput # SKIP no zonecopy.sink= (the runner gives one to a bench run)"));
+        assert!(lines.contains(&"ok 15 usernet_throughput # SKIP no zonecopy.sink= (the runner gives one to a bench run)"));
         assert!(lines.contains(&"ok 5 scsi_cfr_64MiB # SKIP no disk LUN of at least 201326592 bytes (runner: --lun kind=disk,size=192M,bs=4096)"));
         assert!(lines.contains(
             &"ok 13 nvme_cfr_64MiB # SKIP no zonecopy.nvme= (runner: --ns kind=nvm,size=192M)"
         ));
-        assert!(lines.contains(&"ok 16 qemunvme_fio # SKIP no zonecopy.nvmeref= (the runner attaches one for a bench run over PCIe)"));
-        assert!(lines.contains(&"ok 18 nvme_disconnect # SKIP not connected"));
+        assert!(lines.contains(&"ok 17 qemunvme_fio # SKIP no zonecopy.nvmeref= (the runner attaches one for a bench run over PCIe)"));
+        assert!(lines.contains(&"ok 19 nvme_disconnect # SKIP not connected"));
+        assert!(lines.contains(&"ok 14 nvme_timing_model # SKIP needs nvme_connect"));
     }
 }

@@ -32,19 +32,7 @@ pub(super) fn t_nvme_connect(c: &mut Ctx<'_>) -> Step {
     };
     c.conn = Some(conn);
     let ctrl_path = Path::new("/dev").join(format!("nvme{}", conn.instance));
-    let (found, took) = connect::wait_for_namespaces(
-        &c.sys,
-        Path::new("/dev"),
-        conn.instance,
-        &[nsid],
-        crate::nvme::CONNECT_TIMEOUT,
-    );
-    let ns = found
-        .iter()
-        .find(|n| n.nsid == nsid)
-        .ok_or_else(|| Verdict::fail(format!("ns{nsid} did not appear within {took:?}")))?;
-    let file = blockio::open_direct(&ns.dev_path())
-        .map_err(fail(&format!("open {}", ns.dev_path().display())))?;
+    let (ns, file, took) = open_namespace(&c.sys, conn, nsid)?;
     let ctrl = File::options()
         .read(true)
         .write(true)
@@ -91,6 +79,29 @@ pub(super) fn t_nvme_connect(c: &mut Ctx<'_>) -> Step {
         rw: None,
     });
     Ok(())
+}
+
+/// Wait for namespace `nsid` of the connected controller and open its
+/// block device O_DIRECT; how long it took to appear.
+pub(super) fn open_namespace(
+    sys: &Path,
+    conn: Connected,
+    nsid: u32,
+) -> Result<(connect::NsDev, File, Duration), Verdict> {
+    let (found, took) = connect::wait_for_namespaces(
+        sys,
+        Path::new("/dev"),
+        conn.instance,
+        &[nsid],
+        crate::nvme::CONNECT_TIMEOUT,
+    );
+    let ns = found
+        .into_iter()
+        .find(|n| n.nsid == nsid)
+        .ok_or_else(|| Verdict::fail(format!("ns{nsid} did not appear within {took:?}")))?;
+    let file = blockio::open_direct(&ns.dev_path())
+        .map_err(fail(&format!("open {}", ns.dev_path().display())))?;
+    Ok((ns, file, took))
 }
 
 /// Copy (19h), descriptor format 0, of the source to `DST_OFFLOAD`.

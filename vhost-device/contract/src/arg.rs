@@ -139,6 +139,10 @@ pub struct NsArg {
     pub limits: ZoneLimits,
     pub copy: CopyLimits,
     pub cache: Cache,
+    /// `timing=PROFILE`: the device timing model's profile for this
+    /// namespace (a built-in name or a file path, see
+    /// [`crate::timing`]); `None` = the backend's `--timing`, if any.
+    pub timing: Option<String>,
 }
 
 /// The keys of every spec; then the LUN's and the namespace's own.
@@ -154,7 +158,7 @@ const DEVICE_KEYS: &[&str] = &[
     "max-active",
 ];
 const LUN_KEYS: [&[&str]; 2] = [DEVICE_KEYS, &["urswrz", "cache"]];
-const NS_KEYS: [&[&str]; 2] = [DEVICE_KEYS, &["mssrl", "mcl", "msrc", "cache"]];
+const NS_KEYS: [&[&str]; 2] = [DEVICE_KEYS, &["mssrl", "mcl", "msrc", "cache", "timing"]];
 const ZONED_KEYS: [&str; 6] = ["zone", "cap", "conv", "max-open", "max-active", "urswrz"];
 /// Keys of host-managed LUNs (and ZNS namespaces) only.
 const HM_KEYS: [&str; 3] = ["cap", "max-open", "max-active"];
@@ -230,6 +234,16 @@ impl<'a> Pairs<'a> {
             .get("file")
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
+    }
+
+    /// `timing=`: a profile name or path, checked when loaded (the
+    /// backend); here only that it is there.
+    fn timing(&self) -> Result<Option<String>, ArgError> {
+        match self.0.get("timing") {
+            None => Ok(None),
+            Some(&"") => Err(ArgError::Missing("a profile after timing=")),
+            Some(t) => Ok(Some((*t).to_owned())),
+        }
     }
 
     fn cache(&self) -> Result<Cache, ArgError> {
@@ -401,6 +415,7 @@ impl FromStr for NsArg {
             limits,
             copy,
             cache: kv.cache()?,
+            timing: kv.timing()?,
         })
     }
 }
@@ -486,7 +501,11 @@ impl fmt::Display for NsArg {
                 write!(f, ",{k}={n}")?;
             }
         }
-        fmt_cache(f, self.cache)
+        fmt_cache(f, self.cache)?;
+        match &self.timing {
+            Some(t) => write!(f, ",timing={t}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -659,8 +678,12 @@ mod tests {
     }
 
     fn ns_arg() -> impl Strategy<Value = NsArg> {
-        (lun_arg(), any::<(Option<u16>, Option<u32>, Option<u8>)>()).prop_map(
-            |(l, (mssrl, mcl, msrc))| {
+        (
+            lun_arg(),
+            any::<(Option<u16>, Option<u32>, Option<u8>)>(),
+            proptest::option::of("[a-z0-9./_-]{1,20}"),
+        )
+            .prop_map(|(l, (mssrl, mcl, msrc), timing)| {
                 let zns = l.spec.kind == LunKind::HostManaged;
                 NsArg {
                     file: l.file,
@@ -677,9 +700,9 @@ mod tests {
                     limits: l.limits,
                     copy: CopyLimits { mssrl, mcl, msrc },
                     cache: l.cache,
+                    timing,
                 }
-            },
-        )
+            })
     }
 
     proptest! {

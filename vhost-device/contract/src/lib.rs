@@ -14,6 +14,7 @@
 //!   renderer and the guest's parser.
 //! - [`suite`]: the suite names.
 //! - [`control`]: the control protocol's requests and replies.
+//! - [`timing`]: device timing profiles (`--timing`, `timing=`).
 //!
 //! Adding a spec key: the type's `FromStr` and `Display` here (their
 //! round-trip property test must keep passing), then whoever uses it.
@@ -25,5 +26,6 @@ pub mod nvme;
 pub mod size;
 pub mod spec;
 pub mod suite;
+pub mod timing;
 
 pub use suite::Suite;

@@ -6,7 +6,7 @@
 //! | request | response |
 //! | --- | --- |
 //! | `{"cmd":"devices"}` | name, block size, capacity and zone geometry of each device |
-//! | `{"cmd":"stats"}` | per device bytes read, written, copied by offload, flushes; plus every registered stats source (SCSI commands, fabric bytes) |
+//! | `{"cmd":"stats"}` | per device bytes read, written, copied by offload, flushes; plus every registered stats source (SCSI commands, fabric bytes, `timing`: per modeled namespace its profile and modeled counters, see src/timing) |
 //! | `{"cmd":"checksum","dev":"lun0","lba":0,"blocks":16}` | CRC32C of the range as stored, and of each 4 KiB of it with `"per_block":true` |
 //! | `{"cmd":"zones","dev":"lun0","lba":0,"max":64}` | zone descriptors from the zone containing `lba` |
 //! | `{"cmd":"zone_condition","dev":"lun0","lba":N,"cond":"read_only"}` | puts the write pointer zone starting at `lba` in READ ONLY (or `"offline"`) as the device would on its own (ZBC-2 4.4.3.2.6/4.4.3.2.8, ZNS 2.1.1.4/2.1.1.6), persisted; `lba` not a zone start, a conventional zone, another `cond`, or OFFLINE -> READ ONLY is an error; answers the zone as `zones` does |

@@ -52,14 +52,19 @@ pub struct Admitted {
     pub class: CommandClass,
     pub(super) sqe: Sqe,
     pub(super) target: Result<commands::Target, Fail>,
+    /// The timing model's virtual now when the command arrived, if its
+    /// namespace is modeled (`crate::timing`).
+    pub(super) arrived: Option<u64>,
 }
 
 impl Admitted {
     /// Ask the command table about `sqe` on queue `qid` of `ctrl`.
     pub(super) fn new(ctrl: &Controller, qid: u16, sqe: &Sqe) -> Admitted {
         let pcie = ctrl.is_pcie();
+        let mut arrived = None;
         let (xfer, class, len, target) = match commands::lookup(ctrl, qid, sqe, true) {
             Ok((row, ns)) => {
+                arrived = ns.and_then(|n| n.timing.as_deref()).map(|t| t.now());
                 let mut cmd = row.handler.decode(sqe);
                 row.handler.arrive(&mut cmd, ctrl, qid, sqe);
                 let len = if pcie {
@@ -101,6 +106,7 @@ impl Admitted {
             class: if qid == 0 { CommandClass::Admin } else { class },
             sqe: *sqe,
             target,
+            arrived,
         }
     }
 

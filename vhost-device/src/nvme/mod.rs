@@ -56,6 +56,7 @@ pub mod namespace;
 pub mod nvm;
 pub mod pcie;
 pub mod status;
+mod timed;
 pub mod zns;
 
 #[cfg(test)]
@@ -331,6 +332,8 @@ impl Default for ControllerOptions {
 pub struct NamespaceSpec {
     pub device: Arc<Device>,
     pub copy_limits: CopyLimits,
+    /// The device timing model (`--timing`), if on.
+    pub timing: Option<Arc<crate::timing::DeviceTiming>>,
 }
 
 /// An NVM subsystem with its namespaces (NSID i+1 is `namespaces[i]`).
@@ -359,6 +362,7 @@ impl Subsystem {
             .map(|device| NamespaceSpec {
                 device,
                 copy_limits: CopyLimits::default(),
+                timing: None,
             })
             .collect();
         Subsystem::with_options(cfg, ControllerOptions::default(), specs)
@@ -379,7 +383,10 @@ impl Subsystem {
             .map(|(i, spec)| {
                 let nsid = u32::try_from(i + 1).unwrap_or(u32::MAX);
                 match Namespace::new(&cfg.nqn, nsid, spec.device, spec.copy_limits) {
-                    Ok(ns) => Some(ns),
+                    Ok(ns) => Some(Namespace {
+                        timing: spec.timing,
+                        ..ns
+                    }),
                     Err(why) => {
                         log::error!("{}: namespace {nsid} left inactive: {why}", cfg.nqn);
                         None
@@ -540,6 +547,7 @@ impl Targets {
                     cmd: Box::new(connect),
                 })
                 .ok_or_else(|| Status::INVALID_OPCODE.into()),
+            arrived: None,
         })
     }
 
@@ -634,9 +642,14 @@ impl Queue {
             }
         }
         let transfer = a.direction.bytes();
-        let done = commands::execute(
-            &self.ctrl, self.qid, &a.sqe, a.target, transfer, data_out, data_in,
-        );
+        let ns = (self.qid != 0)
+            .then(|| self.ctrl.namespace(a.sqe.nsid()))
+            .flatten();
+        let done = timed::run(ns, a.direction, a.arrived, || {
+            commands::execute(
+                &self.ctrl, self.qid, &a.sqe, a.target, transfer, data_out, data_in,
+            )
+        });
         if let DataDirection::ControllerToHost(n) = a.direction {
             data_in.truncate(n as usize);
         } else {

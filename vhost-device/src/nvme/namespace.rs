@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use super::status::{storage_status, Status, ZoneResource};
-use crate::storage::{Device, StorageError, ZoneRules, ZoneType};
+use crate::{
+    storage::{Device, StorageError, ZoneRules, ZoneType},
+    timing::DeviceTiming,
+};
 
 /// Command Set Identifiers (NVMe Base 2.1, Figure "Command Set Identifiers").
 pub const CSI_NVM: u8 = 0x00;
@@ -79,6 +82,8 @@ pub struct Namespace {
     pub csi: u8,
     pub copy_limits: CopyLimits,
     pub ids: NsIds,
+    /// The device timing model (`--timing`), if on.
+    pub timing: Option<Arc<DeviceTiming>>,
 }
 
 impl Namespace {
@@ -145,6 +150,7 @@ impl Namespace {
             csi,
             copy_limits,
             ids: NsIds::new(nqn, nsid),
+            timing: None,
         })
     }
 

@@ -49,14 +49,17 @@ fn specs(dir: &tempfile::TempDir) -> Vec<NamespaceSpec> {
                 }),
             ),
             copy_limits: limits,
+            timing: None,
         },
         NamespaceSpec {
             device: dev("nvm", 256 * 4096, 4096, None),
             copy_limits: limits,
+            timing: None,
         },
         NamespaceSpec {
             device: dev("nvm512", 1024 * 512, 512, None),
             copy_limits: limits,
+            timing: None,
         },
     ]
 }
@@ -70,6 +73,10 @@ struct Rig {
 }
 
 fn targets(dir: &tempfile::TempDir, personality: Personality) -> Targets {
+    targets_over(specs(dir), personality)
+}
+
+fn targets_over(specs: Vec<NamespaceSpec>, personality: Personality) -> Targets {
     let cfg = SubsystemConfig {
         nqn: SUBNQN.into(),
         traddr: "10.0.2.2".into(),
@@ -81,7 +88,7 @@ fn targets(dir: &tempfile::TempDir, personality: Personality) -> Targets {
         ..ControllerOptions::default()
     };
     Targets {
-        subsystems: vec![Arc::new(Subsystem::with_options(cfg, opts, specs(dir)))],
+        subsystems: vec![Arc::new(Subsystem::with_options(cfg, opts, specs))],
     }
 }
 
@@ -185,6 +192,11 @@ fn enable(admin: &Queue) {
 fn rig_with(personality: Personality) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let targets = targets(&dir, personality);
+    rig_over(dir, targets)
+}
+
+/// A controller of `targets` connected and enabled, with one I/O queue.
+fn rig_over(dir: tempfile::TempDir, targets: Targets) -> Rig {
     let (admin, c) =
         connected(targets.connect(&connect_sqe(0, 31), &connect_data(0xFFFF, SUBNQN, HOSTNQN)));
     let cntlid = c.dw0 as u16;
@@ -1833,4 +1845,5 @@ fn allowed_hosts_only() {
 }
 
 mod diff;
+mod timing;
 mod verify;

@@ -187,6 +187,8 @@ fn build(trace: &Path, meta: &Value, work: &Path) -> Result<Backend, ReplayError
                 specs.push(NamespaceSpec {
                     device: dev,
                     copy_limits: ns.copy_limits,
+                    // A replay checks answers, not modeled time.
+                    timing: None,
                 });
             }
             let opts = ControllerOptions {

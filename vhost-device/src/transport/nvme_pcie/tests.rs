@@ -56,6 +56,7 @@ fn subsystem_with(dir: &tempfile::TempDir, shadow_doorbells: bool) -> Arc<Subsys
         vec![NamespaceSpec {
             device: Arc::new(dev),
             copy_limits: Default::default(),
+            timing: None,
         }],
     ))
 }
