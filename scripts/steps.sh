@@ -3,10 +3,14 @@
 #   steps_init DIR       each step's log goes to DIR/NAME.log
 #   step NAME CMD...     run CMD now, its output as it comes
 #   queue NAME CMD...    add CMD to the pool (run by run_queue)
-#   run_queue N          run the pool, at most N steps at a time, in the
-#                        order queued; a step's output goes to its log,
-#                        printed whole when it ends, so two steps never
-#                        interleave
+#   queue_beside NAME CMD...
+#                        the same for a step that needs little CPU (a
+#                        guest that mostly waits): it runs beside the N
+#                        others, not in one of their places
+#   run_queue N          run the pool, at most N steps at a time (and the
+#                        steps beside them), in the order queued; a step's
+#                        output goes to its log, printed whole when it
+#                        ends, so two steps never interleave
 #   steps_table          every step's wall time, longest first
 #
 # A step is CMD run in a subshell of its own: `set -e` holds inside it (a
@@ -21,8 +25,9 @@ set -m # each background step in a process group of its own (PGID = PID)
 steps_logs=
 steps_t0=$EPOCHREALTIME
 declare -a steps_rows=()   # "SECONDS<TAB>VERDICT<TAB>NAME"
-declare -a steps_qname=() steps_qcmd=()
+declare -a steps_qname=() steps_qcmd=() steps_qbeside=()
 declare -A steps_running=() # PID -> NAME
+declare -A steps_beside=()  # PID -> 1 for a step beside the pool
 declare -A steps_start=()   # PID -> start time
 
 steps_init() {
@@ -94,6 +99,21 @@ queue() {
 	printf -v cmd '%q ' "$@"
 	steps_qname+=("$name")
 	steps_qcmd+=("$cmd")
+	steps_qbeside+=(0)
+}
+
+queue_beside() {
+	queue "$@"
+	steps_qbeside[-1]=1
+}
+
+# Running steps that hold one of the pool's places.
+steps_in_pool() {
+	local pid n=0
+	for pid in "${!steps_running[@]}"; do
+		[ -n "${steps_beside[$pid]:-}" ] || n=$((n + 1))
+	done
+	echo "$n"
 }
 
 # Runs queued step I in the background, output to its log.
@@ -103,12 +123,14 @@ steps_launch() {
 	(eval "${steps_qcmd[$i]}") </dev/null >"$steps_logs/$name.log" 2>&1 &
 	steps_running[$!]=$name
 	steps_start[$!]=$EPOCHREALTIME
+	[ "${steps_qbeside[$i]}" = 0 ] || steps_beside[$!]=1
 }
 
 run_queue() {
 	local max=$1 next=0 pid rc name secs
 	while [ "$next" -lt "${#steps_qname[@]}" ] || [ "${#steps_running[@]}" -gt 0 ]; do
-		while [ "$next" -lt "${#steps_qname[@]}" ] && [ "${#steps_running[@]}" -lt "$max" ]; do
+		while [ "$next" -lt "${#steps_qname[@]}" ] &&
+			{ [ "${steps_qbeside[$next]}" = 1 ] || [ "$(steps_in_pool)" -lt "$max" ]; }; do
 			steps_launch "$next"
 			next=$((next + 1))
 		done
@@ -116,7 +138,7 @@ run_queue() {
 		wait -n -p pid "${!steps_running[@]}" || rc=$?
 		name=${steps_running[$pid]}
 		secs=$(steps_since "${steps_start[$pid]}")
-		unset "steps_running[$pid]"
+		unset "steps_running[$pid]" "steps_beside[$pid]"
 		if [ "$rc" != 0 ]; then
 			steps_record "$secs" FAIL "$name"
 			steps_stop_all
@@ -132,6 +154,7 @@ run_queue() {
 	done
 	steps_qname=()
 	steps_qcmd=()
+	steps_qbeside=()
 }
 
 steps_table() {
