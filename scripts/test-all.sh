@@ -44,11 +44,11 @@
 # builds (release for the VMs, debug for the unit tests) come first; then
 # the unit tests and the VM steps run from a pool, ZONECOPY_TEST_JOBS at a
 # time (default 2: a TCG guest keeps about one core of the two busy),
-# longest first, and the NVMe/TCP kill
-# test beside them (its guest mostly waits). Each step's output goes
-# to out/test-all-<time>/<step>.log and is printed whole when the step
-# ends. The first failing step fails the run (its log printed last, the
-# other running steps stopped); a table of the steps' wall times ends it.
+# longest first, and the NVMe/TCP kill test beside them (its guest mostly
+# waits). Each step's output goes to out/test-all-<time>/<step>.log and is
+# printed whole when the step ends. The first failing step fails the run
+# (its log printed last, the other running steps stopped); a table of the
+# steps' wall times ends it.
 # Steps that need another's output run in one step (xcopy, then its
 # check-trace; smoke, then check-scale over it).
 set -euo pipefail
