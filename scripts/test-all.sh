@@ -44,8 +44,8 @@
 # builds (release for the VMs, debug for the unit tests) come first; then
 # the unit tests and the VM steps run from a pool, ZONECOPY_TEST_JOBS at a
 # time (default 2: a TCG guest keeps about one core of the two busy),
-# longest first, and the NVMe/TCP kill test beside them (its guest mostly
-# waits). Each step's output goes to out/test-all-<time>/<step>.log and is
+# longest first, and the two kill tests beside them (their guests mostly
+# wait). Each step's output goes to out/test-all-<time>/<step>.log and is
 # printed whole when the step ends. The first failing step fails the run
 # (its log printed last, the other running steps stopped); a table of the
 # steps' wall times ends it.
@@ -101,14 +101,15 @@ main() {
 	run_queue 2
 	step guest-script install -D -m 0755 scripts/guest/nvme-cli-check.sh "$guest_dir/nvme-cli-check.sh"
 
-	# The NVMe/TCP kill test's guest mostly waits for its reconnects (a
-	# fifth of a core; 50 kills take 2 minutes): it runs beside the pool.
-	# The rest longest first, so the pool ends with short steps.
+	# The kill tests' guests mostly wait for their reconnects (their QEMU
+	# used a fifth and a quarter of a core; 50 kills take 2 minutes and 45
+	# s): they run beside the pool. The rest longest first, so the pool
+	# ends with short steps.
 	queue_beside kill-nvme $ci kill --kernel 6.12
+	queue_beside kill-scsi $ci kill --kernel 6.12 --transport scsi --min-interval-ms 400 --max-interval-ms 900
 	queue smoke+check-scale smoke_and_scale
 	queue unit-tests cargo test --workspace --locked
 	queue kcopy $ci matrix --kernels 7.2-series,7.2-fixed,6.12 --suite kcopy
-	queue kill-scsi $ci kill --kernel 6.12 --transport scsi --min-interval-ms 400 --max-interval-ms 900
 	queue nvme+check-trace nvme_and_trace
 	queue zbc $ci matrix --kernels 6.1,6.12 --suite zbc
 	queue diff $ci matrix --kernels 6.1,6.12 --suite diff
