@@ -11,7 +11,10 @@
 #                        steps beside them), in the order queued; a step's
 #                        output goes to its log, printed whole when it
 #                        ends, so two steps never interleave
-#   steps_table          every step's wall time, longest first
+#   steps_table          every step's wall time, longest first, and the CPU
+#                        time it and its children used (what decides how
+#                        many steps 2 cores can run at once: a guest that
+#                        waits uses far less than its wall time)
 #
 # A step is CMD run in a subshell of its own: `set -e` holds inside it (a
 # function's first failing command fails the step). The first failing step
@@ -24,7 +27,7 @@ set -m # each background step in a process group of its own (PGID = PID)
 
 steps_logs=
 steps_t0=$EPOCHREALTIME
-declare -a steps_rows=()   # "SECONDS<TAB>VERDICT<TAB>NAME"
+declare -a steps_rows=()   # "SECONDS<TAB>VERDICT<TAB>NAME<TAB>CPU SECONDS"
 declare -a steps_qname=() steps_qcmd=() steps_qbeside=()
 declare -A steps_running=() # PID -> NAME
 declare -A steps_beside=()  # PID -> 1 for a step beside the pool
@@ -44,7 +47,27 @@ steps_since() {
 }
 
 steps_record() { # SECONDS VERDICT NAME
-	steps_rows+=("$1	$2	$3")
+	steps_rows+=("$1	$2	$3	$(steps_cpu "$3")")
+}
+
+# Runs CMD... in a subshell that writes its CPU time (`times`: its own and
+# its waited-for descendants', user and system) to DIR/.NAME.cpu at exit.
+steps_timed() { # NAME CMD...
+	local name=$1
+	shift
+	trap "times >'$steps_logs/.$name.cpu'" EXIT
+	eval "$@"
+}
+
+# CPU seconds of step NAME (0 when it did not say: killed).
+steps_cpu() {
+	local f=$steps_logs/.$1.cpu
+	if [ -s "$f" ]; then
+		awk '{ for (i = 1; i <= NF; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } }
+			END { printf "%.1f", t }' "$f"
+	else
+		echo 0
+	fi
 }
 
 # Stop every running step: SIGTERM to its process group, SIGKILL to what
@@ -75,7 +98,9 @@ step() {
 	local name=$1 rc=0
 	shift
 	echo "=== $name: $*"
-	("$@") </dev/null &
+	local cmd
+	printf -v cmd '%q ' "$@"
+	(steps_timed "$name" "$cmd") </dev/null &
 	steps_running[$!]=$name
 	steps_start[$!]=$EPOCHREALTIME
 	local pid=$!
@@ -120,7 +145,7 @@ steps_in_pool() {
 steps_launch() {
 	local i=$1 name=${steps_qname[$1]}
 	echo "=== start: $name (${steps_qcmd[$i]% })"
-	(eval "${steps_qcmd[$i]}") </dev/null >"$steps_logs/$name.log" 2>&1 &
+	(steps_timed "$name" "${steps_qcmd[$i]}") </dev/null >"$steps_logs/$name.log" 2>&1 &
 	steps_running[$!]=$name
 	steps_start[$!]=$EPOCHREALTIME
 	[ "${steps_qbeside[$i]}" = 0 ] || steps_beside[$!]=1
@@ -161,8 +186,9 @@ steps_table() {
 	echo "=== steps by wall time (logs in $steps_logs):"
 	if [ "${#steps_rows[@]}" -gt 0 ]; then
 		printf '%s\n' "${steps_rows[@]}" | sort -t '	' -k1,1nr |
-			awk -F '\t' '{ printf "%8.1f s  %-7s %s\n", $1, $2, $3; sum += $1 }
-				END { printf "%8.1f s  (sum of the steps)\n", sum }'
+			awk -F '\t' 'BEGIN { printf "%10s  %10s  %-7s %s\n", "wall", "CPU", "verdict", "step" }
+				{ printf "%8.1f s  %8.1f s  %-7s %s\n", $1, $4, $2, $3; sum += $1; cpu += $4 }
+				END { printf "%8.1f s  %8.1f s  (sum of the steps)\n", sum, cpu }'
 	fi
 	echo "$(steps_since "$steps_t0") s wall"
 }
