@@ -109,13 +109,14 @@ main() {
 
 	# The kill tests' guests mostly wait for their reconnects (28.7 s of
 	# CPU in 139 s, 10.0 s in 65 s): they run beside the pool, the second
-	# one started with the pool's third step, so that fewer guests boot at
-	# once. The rest longest first, so the pool ends with short steps.
+	# one started with the pool's third step (a step beside starts when
+	# the queue reaches it), so that fewer guests boot at once. The rest
+	# longest first, so the pool ends with short steps.
 	queue_beside kill-nvme $ci kill --kernel 6.12
 	queue smoke+check-scale smoke_and_scale
 	queue unit-tests cargo test --workspace --locked
-	queue_beside kill-scsi $ci kill --kernel 6.12 --transport scsi --min-interval-ms 400 --max-interval-ms 900
 	queue kcopy $ci matrix --kernels 7.2-series,7.2-fixed,6.12 --suite kcopy
+	queue_beside kill-scsi $ci kill --kernel 6.12 --transport scsi --min-interval-ms 400 --max-interval-ms 900
 	queue nvme+check-trace nvme_and_trace
 	queue zbc $ci matrix --kernels 6.1,6.12 --suite zbc
 	queue diff $ci matrix --kernels 6.1,6.12 --suite diff
