@@ -69,7 +69,11 @@ impl SuiteRun {
     }
 }
 
-/// Default output directory: `<workspace>/out/<name>-<UTC time>`.
+/// Default output directory: `<workspace>/out/<name>-<UTC time>`, created
+/// here. Two runs of the same name started within the same second (the
+/// parallel steps of scripts/test-all.sh: both kill tests, both `run`s)
+/// must not share it: the directory is claimed with an exclusive create,
+/// and a taken name gets `-2`, `-3`, ... appended.
 pub fn default_out(name: &str) -> PathBuf {
     let safe: String = name
         .chars()
@@ -81,9 +85,31 @@ pub fn default_out(name: &str) -> PathBuf {
             }
         })
         .collect();
-    workspace_root()
-        .join("out")
-        .join(format!("{safe}-{}", timing::compact(SystemTime::now())))
+    let stem = format!("{safe}-{}", timing::compact(SystemTime::now()));
+    claim_dir(&workspace_root().join("out"), &stem)
+}
+
+/// `parent/stem`, or `parent/stem-N` for the first N from 2 whose directory
+/// did not exist yet, created. Should `parent` be unwritable, the first
+/// name is returned uncreated: the caller's own create reports the error.
+fn claim_dir(parent: &Path, stem: &str) -> PathBuf {
+    let first = parent.join(stem);
+    if fs::create_dir_all(parent).is_err() {
+        return first;
+    }
+    for n in 1..1000 {
+        let dir = if n == 1 {
+            first.clone()
+        } else {
+            parent.join(format!("{stem}-{n}"))
+        };
+        match fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => return dir,
+        }
+    }
+    first
 }
 
 /// Options of one suite run.
@@ -483,4 +509,38 @@ pub fn kernel_label(spec: &str) -> String {
     Path::new(spec)
         .file_name()
         .map_or_else(|| spec.to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Eight runs of one name in the same second (threads at once): eight
+    /// directories, each created, none shared.
+    #[test]
+    fn same_name_same_second_gets_its_own_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let parent = t.path().join("out");
+        let dirs: Vec<PathBuf> = (0..8)
+            .map(|_| {
+                let p = parent.clone();
+                std::thread::spawn(move || claim_dir(&p, "kill-6.12-20261207-001500"))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let mut names: Vec<String> = dirs
+            .iter()
+            .map(|d| {
+                assert!(d.is_dir(), "{} created", d.display());
+                d.file_name().unwrap().to_string_lossy().into_owned()
+            })
+            .collect();
+        names.sort();
+        let mut want = vec!["kill-6.12-20261207-001500".to_owned()];
+        want.extend((2..=8).map(|n| format!("kill-6.12-20261207-001500-{n}")));
+        want.sort();
+        assert_eq!(names, want);
+    }
 }
