@@ -30,8 +30,10 @@
 //! host_cpu_w = 10.0
 //! ```
 //!
-//! The reader takes the subset of TOML these files need (this crate is
-//! linked into the static guest and stays small): `# comments`, `[table]`
+//! The reader takes the subset of TOML these files need, by hand: the
+//! `toml` crate's current releases need a newer Rust than this workspace's
+//! rust-version, and this crate is linked into the static guest, which
+//! should stay small. The subset: `# comments`, `[table]`
 //! headers, and `key = value` with a decimal integer or float (`_` digit
 //! separators allowed) or a basic "string". Every key is required, none
 //! may repeat, and an unknown key is an error, so a typo cannot silently
@@ -58,6 +60,14 @@ pub struct Link {
     pub completion_bytes: u64,
 }
 
+/// Most media channels a profile may give (the model keeps a clock per
+/// channel; real controllers have 2 to 16, a few dozen with many dies
+/// per channel counted as channels).
+pub const MAX_CHANNELS: u64 = 1024;
+/// Smallest stripe a profile may give: one 4 KiB page (the model walks a
+/// command stripe by stripe).
+pub const MIN_STRIPE_BYTES: u64 = 4096;
+
 /// The storage medium behind the controller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Media {
@@ -67,9 +77,11 @@ pub struct Media {
     pub copy_bytes_per_s: u64,
     pub read_latency_us: f64,
     pub program_latency_us: f64,
-    /// Channels that work in parallel (the device's internal queue depth).
+    /// Channels that work in parallel (the device's internal queue depth),
+    /// 1..=[`MAX_CHANNELS`].
     pub channels: u64,
-    /// Bytes of one command on one channel before it moves to the next.
+    /// Bytes of one command on one channel before it moves to the next,
+    /// [`MIN_STRIPE_BYTES`] or more.
     pub stripe_bytes: u64,
 }
 
@@ -319,6 +331,25 @@ impl Table {
         }
     }
 
+    /// An integer in `range`.
+    fn int_in(
+        &mut self,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ProfileError> {
+        match self.take(key)? {
+            Value::Int(n) if range.contains(&n) => Ok(n),
+            _ => Err(Self::bad(
+                key,
+                &format!(
+                    "expected an integer from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+
     /// A non-negative number (integers are taken as floats too).
     fn float(&mut self, key: &str) -> Result<f64, ProfileError> {
         match self.take(key)? {
@@ -357,8 +388,8 @@ impl TimingProfile {
                 copy_bytes_per_s: t.int("media.copy_bytes_per_s")?,
                 read_latency_us: t.float("media.read_latency_us")?,
                 program_latency_us: t.float("media.program_latency_us")?,
-                channels: t.int("media.channels")?,
-                stripe_bytes: t.int("media.stripe_bytes")?,
+                channels: t.int_in("media.channels", 1..=MAX_CHANNELS)?,
+                stripe_bytes: t.int_in("media.stripe_bytes", MIN_STRIPE_BYTES..=u64::MAX)?,
             },
             energy: Energy {
                 link_pj_per_byte: t.float("energy.link_pj_per_byte")?,
@@ -509,5 +540,59 @@ mod tests {
             TimingProfile::load("/nonexistent/profile.toml"),
             Err(ProfileError::NotFound(..))
         ));
+    }
+
+    proptest::proptest! {
+        /// Any text: a profile or an error, never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "(?s).{0,400}") {
+            let _ = TimingProfile::parse(&text);
+        }
+
+        /// Every number a file can give is read back as written, and the
+        /// bounds hold.
+        #[test]
+        fn numbers_round_trip(
+            bps in 1u64..=u64::MAX,
+            lat in 0.0f64..1e9,
+            channels in 0u64..2048,
+            stripe in 0u64..1_000_000,
+            pj in 0.0f64..1e12,
+        ) {
+            let text = BUILTIN[0]
+                .1
+                .lines()
+                .map(|l| {
+                    let key = l.split('=').next().unwrap_or("").trim();
+                    match key {
+                        "bytes_per_s" | "read_bytes_per_s" => format!("{key} = {bps}"),
+                        "command_latency_us" => format!("{key} = {lat:?}"),
+                        "channels" => format!("{key} = {channels}"),
+                        "stripe_bytes" => format!("{key} = {stripe}"),
+                        "link_pj_per_byte" => format!("{key} = {pj:e}"),
+                        _ => l.to_owned(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            match TimingProfile::parse(&text) {
+                Ok(p) => {
+                    proptest::prop_assert!((1..=MAX_CHANNELS).contains(&channels));
+                    proptest::prop_assert!(stripe >= MIN_STRIPE_BYTES);
+                    proptest::prop_assert_eq!(p.link.bytes_per_s, bps);
+                    proptest::prop_assert_eq!(p.media.read_bytes_per_s, bps);
+                    proptest::prop_assert_eq!(p.link.command_latency_us, lat);
+                    proptest::prop_assert_eq!(p.media.channels, channels);
+                    proptest::prop_assert_eq!(p.media.stripe_bytes, stripe);
+                    proptest::prop_assert!((p.energy.link_pj_per_byte - pj).abs() <= pj * 1e-15);
+                }
+                Err(ProfileError::Value { key, .. }) => proptest::prop_assert!(
+                    (key == "media.channels" && !(1..=MAX_CHANNELS).contains(&channels))
+                        || (key == "media.stripe_bytes" && stripe < MIN_STRIPE_BYTES),
+                    "{key}"
+                ),
+                Err(e) => proptest::prop_assert!(false, "{e}"),
+            }
+        }
     }
 }

@@ -108,7 +108,7 @@ impl Model {
             let busy = transfer_ns(chunk, per_channel);
             *ch = start.max(*ch).saturating_add(busy);
             end = end.max(*ch);
-            self.counters.media_busy_ns += busy;
+            self.counters.media_busy_ns = self.counters.media_busy_ns.saturating_add(busy);
         }
         end
     }
@@ -133,28 +133,33 @@ impl Model {
                 continue;
             }
             end = end.max(self.media_stage(start_ns, bytes, bps));
-            latency += if read {
-                us_to_ns(media.read_latency_us)
-            } else {
-                0
-            };
-            latency += if program {
-                us_to_ns(media.program_latency_us)
-            } else {
-                0
-            };
+            if read {
+                latency = latency.saturating_add(us_to_ns(media.read_latency_us));
+            }
+            if program {
+                latency = latency.saturating_add(us_to_ns(media.program_latency_us));
+            }
         }
         let done = end.saturating_add(latency);
+        // Counters saturate: a user profile's numbers are not bounded
+        // above, and a counter that stops is better than one that wraps.
         let c = &mut self.counters;
-        c.commands += 1;
+        let add = |c: &mut u64, n: u64| *c = c.saturating_add(n);
+        add(&mut c.commands, 1);
         c.elapsed_ns = c.elapsed_ns.max(done);
-        c.link_h2c_busy_ns += h2c_busy;
-        c.link_c2h_busy_ns += c2h_busy;
-        c.link_h2c_bytes += w.h2c_bytes;
-        c.link_c2h_bytes += w.c2h_bytes;
-        c.media_read_bytes += w.media_read + w.media_copy;
-        c.media_programmed_bytes += w.media_write + w.media_copy;
-        c.media_copied_bytes += w.media_copy;
+        add(&mut c.link_h2c_busy_ns, h2c_busy);
+        add(&mut c.link_c2h_busy_ns, c2h_busy);
+        add(&mut c.link_h2c_bytes, w.h2c_bytes);
+        add(&mut c.link_c2h_bytes, w.c2h_bytes);
+        add(
+            &mut c.media_read_bytes,
+            w.media_read.saturating_add(w.media_copy),
+        );
+        add(
+            &mut c.media_programmed_bytes,
+            w.media_write.saturating_add(w.media_copy),
+        );
+        add(&mut c.media_copied_bytes, w.media_copy);
         done
     }
 }
