@@ -746,7 +746,7 @@ impl<'a> State<'a> {
             let last = i + 1 == count;
             let from = i * chunk;
             let datao = u32::try_from(from).unwrap_or(u32::MAX);
-            let (n, at) = pdu::encode_c2h_data_parts(
+            let (n, at) = pdu::encode_c2h_data(
                 &mut self.tx.bytes,
                 sqe.cid(),
                 datao,

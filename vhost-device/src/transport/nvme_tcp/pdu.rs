@@ -696,26 +696,11 @@ fn data_header(cccid: u16, ttag: u16, offset: u32, len: u32) -> [u8; 16] {
     h
 }
 
-/// C2HData (3.6.2.9): TTAG reserved. `hpda` is the host's alignment.
+/// C2HData (3.6.2.9): TTAG reserved. `hpda` is the host's alignment. The
+/// payload is left out when `inline` is false (see [`encode_pdu_parts`]).
+/// Returns (non-data bytes, where the payload belongs in `out`).
 #[allow(clippy::too_many_arguments)]
 pub fn encode_c2h_data(
-    out: &mut Vec<u8>,
-    cccid: u16,
-    datao: u32,
-    data: &[u8],
-    last: bool,
-    success: bool,
-    digests: Digests,
-    hpda: u8,
-) -> usize {
-    encode_c2h_data_parts(out, cccid, datao, data, last, success, digests, hpda, true).0
-}
-
-/// [`encode_c2h_data`] with the payload left out when `inline` is false
-/// (see [`encode_pdu_parts`]): returns (non-data bytes, where the payload
-/// belongs in `out`).
-#[allow(clippy::too_many_arguments)]
-pub fn encode_c2h_data_parts(
     out: &mut Vec<u8>,
     cccid: u16,
     datao: u32,
