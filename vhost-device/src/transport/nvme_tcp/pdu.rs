@@ -549,23 +549,19 @@ pub fn encode_pdu(
     digests: Digests,
     pda: u8,
 ) -> usize {
-    encode_pdu_parts(out, t, extra_flags, header, data, digests, pda, true).0
+    encode_pdu_parts(out, (t, extra_flags), header, (data, true), (digests, pda)).0
 }
 
 /// [`encode_pdu`], with the payload left out of `out` when `inline` is
 /// false: the header, padding and data digest are written, and the
 /// payload belongs at the returned position (the caller sends it from
 /// its own buffer). Returns (non-data bytes, payload position).
-#[allow(clippy::too_many_arguments)]
 fn encode_pdu_parts(
     out: &mut Vec<u8>,
-    t: PduType,
-    extra_flags: u8,
+    (t, extra_flags): (PduType, u8),
     header: &[u8],
-    data: &[u8],
-    digests: Digests,
-    pda: u8,
-    inline: bool,
+    (data, inline): (&[u8], bool),
+    (digests, pda): (Digests, u8),
 ) -> (usize, usize) {
     let hlen = CH_LEN + header.len();
     let hdgst = digests.header_len();
@@ -722,13 +718,10 @@ pub fn encode_c2h_data(
     let h = data_header(cccid, 0, datao, datal);
     encode_pdu_parts(
         out,
-        PduType::C2hData,
-        flags,
+        (PduType::C2hData, flags),
         &h,
-        data,
-        digests,
-        hpda,
-        inline,
+        (data, inline),
+        (digests, hpda),
     )
 }
 
