@@ -4,7 +4,8 @@
 # - adds the bookworm-backports apt source (deb822) and installs QEMU from it
 #   (bookworm's qemu-system-x86 7.2 conflicts with qemu-utils 10.0 from
 #   backports, which the machine image already carries);
-# - installs the host packages the suites and image builder need;
+# - installs the host packages the suites and image builder need (and perf,
+#   linux-perf, for profiling the backend and QEMU: issue 17);
 # - downloads the Debian guest kernels (6.1 from bookworm, 6.12 from
 #   bookworm-backports) into $ZONECOPY_CACHE (default /var/cache/zonecopy),
 #   unpacks them and extracts an uncompressed vmlinux for faster TCG boots.
@@ -47,7 +48,7 @@ fi
 
 PKGS=(busybox-static sg3-utils nvme-cli fio f2fs-tools util-linux cpio
 	xz-utils zstd kmod cryptsetup-bin e2fsprogs iproute2 binutils libc6-dev gcc git python3-venv
-	mmdebstrap tshark)
+	mmdebstrap tshark linux-perf)
 # tshark's wireshark-common asks whether non-root users may capture; answer
 # no before it is installed (the tests only read pcapng files).
 # (debconf-set-selections is idempotent.)

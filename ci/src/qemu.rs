@@ -280,7 +280,7 @@ impl QemuConfig {
             // The guest's MTU from the device (VIRTIO_NET_F_MTU), as the tap's.
             Some(NetPath::Tap) => push(&[
                 "-netdev",
-                &TapNet::netdev("n0"),
+                &TapNet::netdev("n0", tapnet::vhost_net_usable()),
                 "-device",
                 &format!("virtio-net-pci,netdev=n0,host_mtu={}", tapnet::MTU),
             ]),
@@ -459,10 +459,16 @@ mod tests {
     fn tap_nic_with_the_taps_mtu() {
         let mut c = cfg();
         c.net = Some(NetPath::Tap);
-        assert!(joined(&c).contains(
-            "-netdev tap,id=n0,ifname=zc0,script=no,downscript=no,vhost=off \
+        // vhost-net when this host has it.
+        let vhost = if tapnet::vhost_net_usable() {
+            "on"
+        } else {
+            "off"
+        };
+        assert!(joined(&c).contains(&format!(
+            "-netdev tap,id=n0,ifname=zc0,script=no,downscript=no,vhost={vhost} \
              -device virtio-net-pci,netdev=n0,host_mtu=65520 -kernel"
-        ));
+        )));
     }
 
     #[test]

@@ -73,16 +73,27 @@ fn durable(x: &Exec<'_>, fua: bool) -> bool {
 
 /// Read (02h).
 pub fn read(x: &mut Exec<'_>, rw: Rw) -> Outcome {
+    // Into the caller's buffer: a transport that keeps its buffers reuses
+    // their memory.
+    let mut buf = std::mem::take(x.data_in);
+    let done = read_into(x, rw, &mut buf);
+    if done.is_err() {
+        // No data with an error, as before.
+        buf.clear();
+    }
+    *x.data_in = buf;
+    done
+}
+
+fn read_into(x: &mut Exec<'_>, rw: Rw, buf: &mut Vec<u8>) -> Outcome {
     let ns = x.ns()?;
     let bytes = rw.bytes(x, ns)?;
     if (x.transfer_len() as usize) < bytes {
         return Err(Status::DATA_SGL_LENGTH_INVALID.into());
     }
-    let mut buf = vec![0u8; bytes];
-    ns.device
-        .read(rw.slba, &mut buf)
-        .map_err(|e| ns.status(&e))?;
-    *x.data_in = buf;
+    buf.clear();
+    buf.resize(bytes, 0);
+    ns.device.read(rw.slba, buf).map_err(|e| ns.status(&e))?;
     Ok(Done::OK)
 }
 

@@ -4,6 +4,8 @@
 //!
 //! - [`pdu`]: PDU layouts, checked decoding, encoding, digests.
 //! - `conn`: one connection's state machine (one thread each).
+//! - `tx`: its queued output (PDU bytes, large payloads by reference,
+//!   a few kept data buffers).
 //! - [`stats`]: fabric byte counters.
 //! - [`serve`]: the accept loop.
 //!
@@ -48,6 +50,7 @@ mod conn;
 pub mod pdu;
 #[cfg(test)]
 mod tests;
+mod tx;
 
 pub use crate::stats::fabric::{ClassBytes, CommandClass, Direction, FabricSnapshot, FabricStats};
 

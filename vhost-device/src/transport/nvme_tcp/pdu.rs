@@ -549,6 +549,20 @@ pub fn encode_pdu(
     digests: Digests,
     pda: u8,
 ) -> usize {
+    encode_pdu_parts(out, (t, extra_flags), header, (data, true), (digests, pda)).0
+}
+
+/// [`encode_pdu`], with the payload left out of `out` when `inline` is
+/// false: the header, padding and data digest are written, and the
+/// payload belongs at the returned position (the caller sends it from
+/// its own buffer). Returns (non-data bytes, payload position).
+fn encode_pdu_parts(
+    out: &mut Vec<u8>,
+    (t, extra_flags): (PduType, u8),
+    header: &[u8],
+    (data, inline): (&[u8], bool),
+    (digests, pda): (Digests, u8),
+) -> (usize, usize) {
     let hlen = CH_LEN + header.len();
     let hdgst = digests.header_len();
     let mut flags = extra_flags;
@@ -572,14 +586,18 @@ pub fn encode_pdu(
         let d = digest(&out[start..start + hlen]);
         out.extend_from_slice(&d.to_le_bytes());
     }
+    let mut at = out.len();
     if !data.is_empty() {
         out.resize(start + pdo, 0);
-        out.extend_from_slice(data);
+        at = out.len();
+        if inline {
+            out.extend_from_slice(data);
+        }
         if digests.data {
             out.extend_from_slice(&digest(data).to_le_bytes());
         }
     }
-    plen - data.len()
+    (plen - data.len(), at)
 }
 
 /// ICResp (3.6.2.3). Never has digests.
@@ -674,7 +692,9 @@ fn data_header(cccid: u16, ttag: u16, offset: u32, len: u32) -> [u8; 16] {
     h
 }
 
-/// C2HData (3.6.2.9): TTAG reserved. `hpda` is the host's alignment.
+/// C2HData (3.6.2.9): TTAG reserved. `hpda` is the host's alignment. The
+/// payload is left out when `inline` is false (see [`encode_pdu_parts`]).
+/// Returns (non-data bytes, where the payload belongs in `out`).
 #[allow(clippy::too_many_arguments)]
 pub fn encode_c2h_data(
     out: &mut Vec<u8>,
@@ -685,7 +705,8 @@ pub fn encode_c2h_data(
     success: bool,
     digests: Digests,
     hpda: u8,
-) -> usize {
+    inline: bool,
+) -> (usize, usize) {
     let mut flags = 0;
     if last {
         flags |= FLAG_LAST_PDU;
@@ -695,7 +716,13 @@ pub fn encode_c2h_data(
     }
     let datal = u32::try_from(data.len()).unwrap_or(u32::MAX);
     let h = data_header(cccid, 0, datao, datal);
-    encode_pdu(out, PduType::C2hData, flags, &h, data, digests, hpda)
+    encode_pdu_parts(
+        out,
+        (PduType::C2hData, flags),
+        &h,
+        (data, inline),
+        (digests, hpda),
+    )
 }
 
 /// R2T (3.6.2.10).

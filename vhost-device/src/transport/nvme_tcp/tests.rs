@@ -420,11 +420,15 @@ fn write_read_roundtrip(digests: Digests) {
     assert!(back == data, "read back what was written");
     let (back, _) = io.read(1024, BS);
     assert!(back == small);
+    // A smaller read sent from a kept buffer that held the 1 MiB: exactly
+    // its own bytes.
+    let (back, _) = io.read(16, 64 * 1024);
+    assert!(back == data[16 * BS..16 * BS + 64 * 1024]);
     let snap = t.stats.snapshot();
     assert_eq!(snap.write.data_h2c, (1 << 20) + BS as u64);
-    assert_eq!(snap.read.data_c2h, (1 << 20) + BS as u64);
+    assert_eq!(snap.read.data_c2h, (1 << 20) + BS as u64 + 64 * 1024);
     assert_eq!(snap.write.commands, 2);
-    assert_eq!(snap.read.commands, 2);
+    assert_eq!(snap.read.commands, 3);
     assert_eq!(snap.copy.total(), 0);
 }
 
@@ -484,6 +488,12 @@ fn success_flag_when_sq_flow_control_is_disabled() {
     let mut io = Host::io(&t, cntlid, Digests::default(), 1 << 2);
     let data = pattern(2 * BS, 5);
     assert_eq!(io.write_r2t(0, &data, 4096).status, 0);
+    let (back, cqe) = io.read(0, data.len());
+    assert_eq!(cqe, None, "C2HData carried SUCCESS, no CapsuleResp");
+    assert!(back == data);
+    // Also on a payload sent from its own buffer (>= 16 KiB).
+    let data = pattern(16 * BS, 6);
+    assert_eq!(io.write_r2t(0, &data, 16 * BS).status, 0);
     let (back, cqe) = io.read(0, data.len());
     assert_eq!(cqe, None, "C2HData carried SUCCESS, no CapsuleResp");
     assert!(back == data);

@@ -214,7 +214,17 @@ fn r2t_bytes() {
 fn c2h_data_bytes_with_digests_and_alignment() {
     let mut b = Vec::new();
     // HPDA 3: data at a multiple of 16 bytes; header 24 + digest 4 -> PDO 32.
-    let n = encode_c2h_data(&mut b, 0x0042, 0x1000, &[1, 2, 3, 4], true, false, BOTH, 3);
+    let (n, _) = encode_c2h_data(
+        &mut b,
+        0x0042,
+        0x1000,
+        &[1, 2, 3, 4],
+        true,
+        false,
+        BOTH,
+        3,
+        true,
+    );
     assert_eq!(
         &b[..24],
         &[
@@ -253,7 +263,7 @@ fn c2h_data_bytes_with_digests_and_alignment() {
     assert_eq!(data, [1, 2, 3, 4]);
     // SUCCESS always with LAST_PDU.
     let mut s = Vec::new();
-    encode_c2h_data(&mut s, 1, 0, &[9; 8], true, true, NO_DIGESTS, 0);
+    encode_c2h_data(&mut s, 1, 0, &[9; 8], true, true, NO_DIGESTS, 0, true);
     assert_eq!(s[1], FLAG_LAST_PDU | FLAG_SUCCESS);
     assert_eq!(s[3], 24);
 }
@@ -476,5 +486,23 @@ proptest! {
         };
         prop_assert_eq!(d.data, &data[..]);
         prop_assert_eq!((d.datao, d.last, d.data_digest_ok), (off, last, true));
+    }
+}
+
+#[test]
+fn c2h_data_without_its_payload_is_the_same_pdu_with_a_gap() {
+    let data: Vec<u8> = (0..100u8).collect();
+    for (digests, hpda) in [(NO_DIGESTS, 0), (BOTH, 0), (BOTH, 3), (NO_DIGESTS, 31)] {
+        let mut whole = Vec::new();
+        let (n, at) = encode_c2h_data(&mut whole, 7, 4096, &data, true, false, digests, hpda, true);
+        let mut parts = Vec::new();
+        let (m, gap) = encode_c2h_data(
+            &mut parts, 7, 4096, &data, true, false, digests, hpda, false,
+        );
+        assert_eq!((n, at), (m, gap));
+        assert_eq!(parts.len(), n, "header, padding and data digest only");
+        parts.splice(gap..gap, data.iter().copied());
+        assert_eq!(parts, whole, "{digests:?} hpda {hpda}");
+        assert_eq!(&whole[at..at + data.len()], &data[..]);
     }
 }
