@@ -8,7 +8,10 @@
 //!
 //! Each request is executed synchronously on its queue's worker: pop a
 //! descriptor chain, read the request header, run the command, write the
-//! response, put the chain on the used ring. Guest memory is reached only
+//! response, put the chain on the used ring; once the available ring is
+//! empty, signal the guest once for the whole batch (and, with
+//! `--poll-us`, poll the ring a little before sleeping, see [`poll`]).
+//! Guest memory is reached only
 //! through vm-memory's checked accessors (virtio-queue's [`Reader`] and
 //! [`Writer`] over the chain, [`Bytes::write_slice`]); a chain that does not
 //! fit the virtio-scsi layout is completed with the right virtio-scsi
