@@ -183,6 +183,13 @@ pub const MACHINE: &str = "q35,hpet=off,sata=off,smbus=off,i8042=off,vmport=off"
 /// features (see [`QemuConfig::args`]).
 pub const TCG_CPU: &str = "max,-erms,-fsrm";
 
+/// The guest's vCPUs (`-smp`), and so the request queues of our
+/// vhost-user-scsi device (`num_queues`): one per vCPU, as blk-mq maps
+/// them, each served by its own backend worker. One: under TCG a second
+/// vCPU thread competes with the backend and QEMU's main loop for the
+/// host's cores (DESIGN.md: `-smp 2` boots slower).
+pub const GUEST_CPUS: u32 = 1;
+
 impl QemuConfig {
     /// A boot of `kernel` with `initrd` and no devices: TCG, 1 GiB,
     /// QEMU's default firmware, the console on stdio.
@@ -229,7 +236,7 @@ impl QemuConfig {
             "-m",
             &mem,
             "-smp",
-            "1",
+            &GUEST_CPUS.to_string(),
             "-nodefaults",
             "-no-user-config",
             "-display",
@@ -259,7 +266,7 @@ impl QemuConfig {
                         .unwrap_or_default()
                 ),
                 "-device",
-                "vhost-user-scsi-pci,chardev=vus,num_queues=1",
+                &format!("vhost-user-scsi-pci,chardev=vus,num_queues={GUEST_CPUS}"),
             ]);
         }
         if let Some(sock) = &self.vfio_user {

@@ -151,6 +151,15 @@ pub struct Args {
     )]
     pub queues: u16,
 
+    /// Adaptive polling of each request queue after a batch, in
+    /// microseconds: the most a worker spins on the available ring for the
+    /// guest's next request before it sleeps until a kick. The window
+    /// adapts (doubles while requests come soon after it, halves towards
+    /// 0 while the guest is quiet), so an idle guest burns no CPU. 0 = off.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub poll_us: u32,
+
     /// Control socket (JSON lines: stats, checksums, zone dumps; see
     /// src/control). A stale socket file is replaced.
     #[arg(long, value_name = "PATH")]
@@ -429,6 +438,8 @@ pub struct Config {
     /// `cache=volatile` of each of `luns`.
     pub lun_volatile_cache: Vec<bool>,
     pub request_queues: u16,
+    /// `--poll-us`: the longest adaptive polling window per request queue.
+    pub poll: std::time::Duration,
     pub control: Option<PathBuf>,
     pub control_tcp: Option<std::net::SocketAddr>,
     pub control_token_file: Option<PathBuf>,
@@ -582,6 +593,7 @@ impl TryFrom<Args> for Config {
             luns,
             lun_volatile_cache,
             request_queues: args.queues,
+            poll: std::time::Duration::from_micros(u64::from(args.poll_us)),
             control: args.control,
             control_tcp: args.control_tcp,
             control_token_file: args.control_token_file,

@@ -339,6 +339,7 @@ fn serve_targets(
                 socket: cfg.socket.clone(),
                 target,
                 request_queues: config.request_queues,
+                poll: config.poll,
             };
             let shutdown = Arc::clone(shutdown);
             thread::Builder::new()

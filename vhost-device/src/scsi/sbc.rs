@@ -1,6 +1,8 @@
 //! SBC-4 commands: READ CAPACITY(10)/(16), READ and WRITE (6)/(10)/(16),
 //! SYNCHRONIZE CACHE(10)/(16), VERIFY(16).
 
+use std::cell::RefCell;
+
 use super::{
     cdb::{
         ByteCheck, Read10, Read16, Read6, ReadCapacity10, ReadCapacity16, RwArgs, SyncCache10,
@@ -18,6 +20,31 @@ pub const MAX_TRANSFER_BYTES: u32 = 4 << 20;
 /// MAXIMUM TRANSFER LENGTH in logical blocks.
 pub fn max_transfer_blocks(block_size: u32) -> u32 {
     MAX_TRANSFER_BYTES / block_size.max(1)
+}
+
+thread_local! {
+    /// The data buffer of this thread's READs and WRITEs, kept between
+    /// commands (each queue worker has its own): a fresh zeroed buffer per
+    /// command cost a calloc on every I/O, and for large transfers an
+    /// mmap, a page fault per page, zeroing and munmap.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` on a buffer of `len` bytes (at most [`MAX_TRANSFER_BYTES`]):
+/// the thread's kept buffer, or a fresh one if that is in use. Its contents
+/// are what an earlier command left there: `f` must fill all of it before
+/// any of it leaves (READ: the device read succeeded; WRITE: the whole
+/// Data-Out arrived).
+fn with_buffer<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    BUFFER.with(|b| match b.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0);
+            }
+            f(&mut v[..len])
+        }
+        Err(_) => f(&mut vec![0u8; len]),
+    })
 }
 
 fn map(access: Access, lba_field: u16) -> impl Fn(StorageError) -> Sense {
@@ -85,10 +112,13 @@ pub fn read(x: &mut Exec<'_, '_>, a: RwArgs) -> Result<u32, Sense> {
     }
     let dev = &x.lu()?.device;
     zbc::check_read(dev.geometry(), Lba::new(a.lba), u64::from(a.blocks))?;
-    let mut buf = vec![0u8; bytes];
-    dev.read(Lba::new(a.lba), &mut buf)
-        .map_err(map(Access::Read, a.lba_field))?;
-    x.send(&buf, bytes)
+    with_buffer(bytes, |buf| {
+        x.lu()?
+            .device
+            .read(Lba::new(a.lba), buf)
+            .map_err(map(Access::Read, a.lba_field))?;
+        x.send(buf, bytes)
+    })
 }
 
 /// WRITE(6)/(10)/(16) (SBC-4). The whole data-out is read before
@@ -98,18 +128,19 @@ pub fn write(x: &mut Exec<'_, '_>, a: RwArgs) -> Result<u32, Sense> {
     if bytes == 0 {
         return Ok(0);
     }
-    let mut buf = vec![0u8; bytes];
-    if x.data_out.read_exact(&mut buf).is_err() {
-        // Data-out shorter than the TRANSFER LENGTH (logged by dispatch).
-        return Err(Sense::invalid_field(a.len_field, Some(7)));
-    }
-    let lu = x.lu()?;
-    if zbc::in_gap_zone(lu.device.geometry(), Lba::new(a.lba)) {
-        return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
-    }
-    lu.device
-        .write(Lba::new(a.lba), &buf, a.fua)
-        .map_err(map(Access::Write, a.lba_field))?;
+    with_buffer(bytes, |buf| {
+        if x.data_out.read_exact(buf).is_err() {
+            // Data-out shorter than the TRANSFER LENGTH (logged by dispatch).
+            return Err(Sense::invalid_field(a.len_field, Some(7)));
+        }
+        let lu = x.lu()?;
+        if zbc::in_gap_zone(lu.device.geometry(), Lba::new(a.lba)) {
+            return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
+        }
+        lu.device
+            .write(Lba::new(a.lba), buf, a.fua)
+            .map_err(map(Access::Write, a.lba_field))
+    })?;
     // The written blocks are no longer what a ROD token represents.
     x.target
         .copy

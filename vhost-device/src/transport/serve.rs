@@ -123,6 +123,9 @@ pub struct ScsiEndpoint {
     pub target: Arc<Target>,
     /// Request queues offered (QEMU's `num_queues` must not exceed it).
     pub request_queues: u16,
+    /// Longest adaptive polling window of a request queue
+    /// ([`ScsiBackend::with_poll`]).
+    pub poll: std::time::Duration,
 }
 
 /// Bind `path`, replacing a stale socket file left by a previous run, and
@@ -289,11 +292,14 @@ fn serve_connection(
     connection: u64,
 ) -> Result<(), ServeError> {
     let mem = GuestMemoryAtomic::new(GuestMemoryMmap::new());
-    let backend = Arc::new(ScsiBackend::new(
-        endpoint.target.clone(),
-        endpoint.request_queues,
-        mem.clone(),
-    ));
+    let backend = Arc::new(
+        ScsiBackend::new(
+            endpoint.target.clone(),
+            endpoint.request_queues,
+            mem.clone(),
+        )
+        .with_poll(endpoint.poll),
+    );
     // On error the workers spawned so far keep running (vhost-user-backend
     // cannot stop them), so their exit fds stay open too.
     let daemon = VhostUserDaemon::new("zonecopy-vhost-scsi".to_owned(), backend.clone(), mem)
@@ -398,6 +404,7 @@ mod tests {
             socket: dir.path().join("s.sock"),
             target: Arc::new(Target::new(Vec::new())),
             request_queues: 2,
+            poll: std::time::Duration::ZERO,
         };
         let shutdown = Shutdown::new().unwrap();
         std::thread::scope(|s| {
@@ -418,6 +425,7 @@ mod tests {
             socket: dir.path().join("s.sock"),
             target: Arc::new(Target::new(Vec::new())),
             request_queues: 1,
+            poll: std::time::Duration::ZERO,
         };
         let shutdown = Shutdown::new().unwrap();
         std::thread::scope(|s| {

@@ -8,7 +8,10 @@
 //!
 //! Each request is executed synchronously on its queue's worker: pop a
 //! descriptor chain, read the request header, run the command, write the
-//! response, put the chain on the used ring. Guest memory is reached only
+//! response, put the chain on the used ring; once the available ring is
+//! empty, signal the guest once for the whole batch (and, with
+//! `--poll-us`, poll the ring a little before sleeping, see [`poll`]).
+//! Guest memory is reached only
 //! through vm-memory's checked accessors (virtio-queue's [`Reader`] and
 //! [`Writer`] over the chain, [`Bytes::write_slice`]); a chain that does not
 //! fit the virtio-scsi layout is completed with the right virtio-scsi
@@ -24,6 +27,7 @@ use std::{
         atomic::{AtomicU32, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
+    time::{Duration, Instant},
 };
 
 use log::{debug, error, info, trace, warn};
@@ -53,7 +57,9 @@ use crate::{
     transport::inflight::InflightRegion,
 };
 
+pub mod poll;
 mod tracking;
+use poll::PollWindow;
 use tracking::QueueTrack;
 
 /// Guest memory as vhost-user-backend maps it (no dirty-page bitmap).
@@ -192,6 +198,8 @@ pub struct ScsiBackend {
     target: Arc<Target>,
     request_queues: u16,
     mem: GuestMemoryAtomic<GuestMemory>,
+    /// Adaptive polling state of queue `i` (see [`poll`]).
+    polls: Vec<Mutex<PollWindow>>,
     /// Held while a request of queue `i` is between pop and used ring, so
     /// `stop_vring` and task management functions can wait for it; holds
     /// the queue's inflight tracking.
@@ -219,10 +227,30 @@ impl ScsiBackend {
             target,
             request_queues,
             mem,
+            polls: (0..queues)
+                .map(|_| Mutex::new(PollWindow::new(Duration::ZERO)))
+                .collect(),
             busy: (0..queues).map(|_| Mutex::default()).collect(),
             warned: AtomicU32::new(0),
             exit_fds: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Poll each request queue's available ring for at most `max` after a
+    /// batch (see [`poll`]; `Duration::ZERO`, the default, never polls).
+    #[must_use]
+    pub fn with_poll(mut self, max: Duration) -> Self {
+        self.polls = (0..self.busy.len())
+            .map(|q| {
+                let max = if q >= FIRST_REQUEST_QUEUE {
+                    max
+                } else {
+                    Duration::ZERO
+                };
+                Mutex::new(PollWindow::new(max))
+            })
+            .collect();
+        self
     }
 
     /// The descriptors of the exit events handed to vhost-user-backend.
@@ -254,30 +282,34 @@ impl ScsiBackend {
         }
     }
 
-    /// Process every available chain of queue `queue`, then re-enable
-    /// notifications; loop if the driver added chains in between (2.7.10,
-    /// needed for VIRTIO_RING_F_EVENT_IDX, harmless without it).
+    /// Process every available chain of queue `queue`, signal the guest
+    /// once for the batch (if EVENT_IDX's used_event asks for it, 2.7.10),
+    /// poll the available ring for the queue's adaptive window (see
+    /// [`poll`]), then re-enable notifications; loop if the driver added
+    /// chains in between (2.7.10, needed for VIRTIO_RING_F_EVENT_IDX,
+    /// harmless without it).
     pub fn process_queue(&self, queue: usize, vring: &VringRwLock) {
         let mem = self.mem.memory();
+        let mut poll = self.polls.get(queue).map(lock);
+        if let Some(p) = poll.as_mut() {
+            p.busy(Instant::now());
+        }
         loop {
             if let Err(e) = vring.disable_notification() {
                 error!("queue {queue}: cannot disable notifications: {e}");
                 return;
             }
-            loop {
-                match self.process_one(queue, vring, &mem) {
-                    Step::Completed => {}
-                    Step::Empty => break,
-                    Step::Broken => return,
-                }
-                match vring.needs_notification() {
-                    Ok(true) => {
-                        if let Err(e) = vring.signal_used_queue() {
-                            error!("queue {queue}: cannot signal the guest: {e}");
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(e) => error!("queue {queue}: cannot read the used event index: {e}"),
+            let (completed, broken) = self.drain(queue, vring, &mem);
+            if completed > 0 {
+                signal(queue, vring);
+            }
+            if broken {
+                return;
+            }
+            if let Some(p) = poll.as_mut() {
+                p.quiet(Instant::now());
+                if p.poll(|| chain_available(vring, &mem)) {
+                    continue;
                 }
             }
             match vring.enable_notification() {
@@ -287,6 +319,23 @@ impl ScsiBackend {
                     error!("queue {queue}: cannot enable notifications: {e}");
                     return;
                 }
+            }
+        }
+    }
+
+    /// Complete every chain available on queue `queue`; returns how many,
+    /// and whether the used ring could not be written (stop until the next
+    /// kick).
+    fn drain<M>(&self, queue: usize, vring: &VringRwLock, mem: &M) -> (usize, bool)
+    where
+        M: Deref<Target = GuestMemory> + Clone,
+    {
+        let mut completed = 0;
+        loop {
+            match self.process_one(queue, vring, mem) {
+                Step::Completed => completed += 1,
+                Step::Empty => return (completed, false),
+                Step::Broken => return (completed, true),
             }
         }
     }
@@ -663,6 +712,31 @@ impl ScsiBackend {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Signal the guest that queue `queue` has used buffers, if it wants to
+/// hear it: with EVENT_IDX only when the batch put on the used ring since
+/// the last check crossed the driver's used_event (2.7.10), else always.
+fn signal(queue: usize, vring: &VringRwLock) {
+    match vring.needs_notification() {
+        Ok(true) => {
+            if let Err(e) = vring.signal_used_queue() {
+                error!("queue {queue}: cannot signal the guest: {e}");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => error!("queue {queue}: cannot read the used event index: {e}"),
+    }
+}
+
+/// Whether the driver has made a chain available that this queue has not
+/// taken yet (a stopped queue has none).
+fn chain_available(vring: &VringRwLock, mem: &GuestMemory) -> bool {
+    let state = vring.get_ref();
+    let q = state.get_queue();
+    q.ready()
+        && q.avail_idx(mem, Ordering::Acquire)
+            .is_ok_and(|idx| idx.0 != q.next_avail())
 }
 
 /// Write `bytes` to the start of the device-writable part of `chain`,

@@ -864,3 +864,5 @@ mod random {
 }
 
 mod inflight;
+
+mod notify;
