@@ -97,6 +97,8 @@ fn event_idx_signals_only_when_the_batch_crosses_used_event() {
     assert_eq!(rig.used_idx(), 8);
     assert_eq!(signals(&mut count), 1);
     // used_event 7 was passed already: nothing for the next batch.
+    // (Checked after each completion: entry 6 passes 5, and 7, 8 do not
+    // ask again.)
     push_tur(&rig, 3);
     rig.kick_request_queue();
     assert_eq!(rig.used_idx(), 11);
