@@ -155,9 +155,10 @@ pub struct Args {
     /// microseconds: the most a worker spins on the available ring for the
     /// guest's next request before it sleeps until a kick. The window
     /// adapts (doubles while requests come soon after it, halves towards
-    /// 0 while the guest is quiet), so an idle guest burns no CPU. 0 = off.
+    /// 0 while the guest is quiet), so an idle guest burns no CPU. 0 = off,
+    /// at most 10000 (10 ms: past that a sleep and a kick cost less).
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 0,
-          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub poll_us: u32,
 
     /// Control socket (JSON lines: stats, checksums, zone dumps; see
@@ -229,8 +230,9 @@ pub struct Args {
     /// program latency in us, channels; energy in pJ/byte and W; see
     /// vhost-device/contract/profiles/). The model charges each command's
     /// link and media bytes in virtual time and reports modeled busy and
-    /// elapsed ns under `timing` in the control socket's stats; commands
-    /// still complete at this host's speed. A namespace's timing= wins.
+    /// elapsed ns under `timing` in the control socket's stats. Commands
+    /// are not delayed to the modeled time, but a modeled namespace runs
+    /// its commands one at a time. A namespace's timing= wins.
     #[arg(long, value_name = "PROFILE")]
     pub timing: Option<String>,
 

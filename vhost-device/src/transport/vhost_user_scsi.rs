@@ -309,7 +309,14 @@ impl ScsiBackend {
             }
             if let Some(p) = poll.as_mut() {
                 p.quiet(Instant::now());
-                if p.poll(|| chain_available(vring, &mem)) {
+                // A queue stopped meanwhile (GET_VRING_BASE) ends the poll,
+                // and the worker leaves its ring alone from then on: the
+                // front end may reuse that memory.
+                let woke = p.poll(|| !queue_ready(vring) || chain_available(vring, &mem));
+                if !queue_ready(vring) {
+                    return;
+                }
+                if woke {
                     continue;
                 }
             }
@@ -740,6 +747,11 @@ fn signal(queue: usize, vring: &VringRwLock) {
         Ok(false) => {}
         Err(e) => error!("queue {queue}: cannot read the used event index: {e}"),
     }
+}
+
+/// Whether the queue is running (not reset or stopped by the front end).
+fn queue_ready(vring: &VringRwLock) -> bool {
+    vring.get_ref().get_queue().ready()
 }
 
 /// Whether the driver has made a chain available that this queue has not
