@@ -11,13 +11,20 @@ use std::{
     io::{self, IoSlice, Write},
     net::TcpStream,
     ops::Range,
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 /// Payloads at least this large are sent from their own buffer; smaller
 /// ones are copied into the PDU buffer (a copy is cheaper than an iovec).
 pub(super) const BY_REFERENCE_MIN: usize = 16 * 1024;
-/// Most emptied buffers kept for reuse.
+/// Most emptied buffers kept for reuse, per connection.
 const SPARE_MAX: usize = 4;
+/// Most bytes of emptied buffers kept by all connections together: a peer
+/// that opens many connections and makes each read 1 MiB once cannot pin
+/// 4 MiB per connection while it idles.
+const SPARE_BUDGET: usize = 64 << 20;
+/// Bytes of spares kept now, all connections.
+static SPARE_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// Most iovecs in one `writev` (Linux's UIO_MAXIOV is 1024).
 const IOV_MAX: usize = 512;
 
@@ -41,14 +48,24 @@ pub(super) struct TxQueue {
     spare_cap: usize,
 }
 
+impl Drop for TxQueue {
+    /// Give the spares' bytes back to the budget.
+    fn drop(&mut self) {
+        let kept: usize = self.spare.iter().map(Vec::capacity).sum();
+        SPARE_BYTES.fetch_sub(kept, Ordering::Relaxed);
+    }
+}
+
 impl TxQueue {
     /// An empty queue that keeps emptied buffers of at most `spare_cap`
     /// bytes (the largest transfer a command may have) for reuse.
     pub(super) fn new(spare_cap: usize) -> Self {
         TxQueue {
             bytes: Vec::with_capacity(64 * 1024),
+            payloads: Vec::new(),
+            bufs: Vec::new(),
+            spare: Vec::new(),
             spare_cap,
-            ..TxQueue::default()
         }
     }
 
@@ -64,16 +81,26 @@ impl TxQueue {
     /// A buffer for a command's data, empty, from the spares when one is
     /// kept (its capacity is then at most the largest transfer).
     pub(super) fn buffer(&mut self) -> Vec<u8> {
-        self.spare.pop().unwrap_or_default()
+        let buf = self.spare.pop().unwrap_or_default();
+        SPARE_BYTES.fetch_sub(buf.capacity(), Ordering::Relaxed);
+        buf
     }
 
-    /// Keep `buf` for reuse if there is room and it is not larger than a
-    /// command's transfer; else free it.
+    /// Keep `buf` for reuse if there is room (here and in the budget of
+    /// all connections), it is worth keeping (a transfer sent by
+    /// reference) and not larger than a command's transfer; else free it.
     pub(super) fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.spare.len() < SPARE_MAX && buf.capacity() <= self.spare_cap && buf.capacity() > 0 {
-            buf.clear();
-            self.spare.push(buf);
+        let cap = buf.capacity();
+        if self.spare.len() >= SPARE_MAX || cap > self.spare_cap || cap < BY_REFERENCE_MIN {
+            return;
         }
+        let kept = SPARE_BYTES.fetch_add(cap, Ordering::Relaxed);
+        if kept.saturating_add(cap) > SPARE_BUDGET {
+            SPARE_BYTES.fetch_sub(cap, Ordering::Relaxed);
+            return;
+        }
+        buf.clear();
+        self.spare.push(buf);
     }
 
     /// The index the next [`Self::hold`] gives its buffer.
@@ -182,7 +209,10 @@ mod tests {
         q.bytes.extend_from_slice(b"-mid-");
         q.payload(b, q.bytes.len(), 6..10);
         q.bytes.extend_from_slice(b"-tail");
-        q.hold(b"0123456789".to_vec());
+        // A buffer large enough to be kept as a spare once sent.
+        let mut data = Vec::with_capacity(BY_REFERENCE_MIN);
+        data.extend_from_slice(b"0123456789");
+        q.hold(data);
         q
     }
 
@@ -207,7 +237,7 @@ mod tests {
         assert_eq!(got, b"head1-2345-mid-6789-tail");
         // The payload buffer is a spare now, emptied.
         let b = q.buffer();
-        assert!(b.is_empty() && b.capacity() >= 10);
+        assert!(b.is_empty() && b.capacity() >= BY_REFERENCE_MIN);
     }
 
     #[test]
@@ -241,12 +271,21 @@ mod tests {
 
     #[test]
     fn spares_are_bounded_in_number_and_size() {
-        let mut q = TxQueue::new(4096);
+        let cap = BY_REFERENCE_MIN;
+        let mut q = TxQueue::new(cap);
+        // Too small to be worth keeping.
+        q.recycle(Vec::with_capacity(cap / 4));
+        assert!(q.spare.is_empty());
         for _ in 0..2 * SPARE_MAX {
-            q.recycle(Vec::with_capacity(4096));
+            q.recycle(Vec::with_capacity(cap));
         }
-        q.recycle(Vec::with_capacity(8192));
+        q.recycle(Vec::with_capacity(2 * cap));
         assert_eq!(q.spare.len(), SPARE_MAX);
-        assert!(q.spare.iter().all(|b| b.capacity() <= 4096));
+        assert!(q.spare.iter().all(|b| b.capacity() == cap));
+        // The budget of all connections counts them (other tests may
+        // hold spares too, so only a lower bound is certain).
+        assert!(SPARE_BYTES.load(Ordering::Relaxed) >= SPARE_MAX * cap);
+        let one = q.buffer();
+        assert_eq!((one.capacity(), q.spare.len()), (cap, SPARE_MAX - 1));
     }
 }
