@@ -60,6 +60,10 @@ pub struct Link {
     pub completion_bytes: u64,
 }
 
+/// Most bytes a profile may give a command or a completion on the link
+/// (a capsule with in-capsule data is at most a few KiB; 1 MiB is far
+/// past any transport's).
+pub const MAX_CAPSULE_BYTES: u64 = 1 << 20;
 /// Most media channels a profile may give (the model keeps a clock per
 /// channel; real controllers have 2 to 16, a few dozen with many dies
 /// per channel counted as channels).
@@ -151,7 +155,7 @@ impl Counters {
 
     /// Bytes over the link, both ways.
     pub fn link_bytes(&self) -> u64 {
-        self.link_h2c_bytes + self.link_c2h_bytes
+        self.link_h2c_bytes.saturating_add(self.link_c2h_bytes)
     }
 
     /// Share of the modeled time the link was busy (host to device,
@@ -379,8 +383,8 @@ impl TimingProfile {
             link: Link {
                 bytes_per_s: t.int("link.bytes_per_s")?,
                 command_latency_us: t.float("link.command_latency_us")?,
-                command_bytes: t.int("link.command_bytes")?,
-                completion_bytes: t.int("link.completion_bytes")?,
+                command_bytes: t.int_in("link.command_bytes", 1..=MAX_CAPSULE_BYTES)?,
+                completion_bytes: t.int_in("link.completion_bytes", 1..=MAX_CAPSULE_BYTES)?,
             },
             media: Media {
                 read_bytes_per_s: t.int("media.read_bytes_per_s")?,

@@ -38,8 +38,8 @@ pub(super) fn run<T>(
         DataDirection::ControllerToHost(n) => (0, u64::from(n)),
     };
     let work = Work {
-        h2c_bytes: link.command_bytes + h2c,
-        c2h_bytes: link.completion_bytes + c2h,
+        h2c_bytes: link.command_bytes.saturating_add(h2c),
+        c2h_bytes: link.completion_bytes.saturating_add(c2h),
         media_read: after.0.saturating_sub(before.0),
         media_write: after.1.saturating_sub(before.1),
         media_copy: after.2.saturating_sub(before.2),
