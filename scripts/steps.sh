@@ -36,7 +36,9 @@ declare -A steps_start=()   # PID -> start time
 steps_init() {
 	steps_logs=$1
 	mkdir -p "$steps_logs"
-	trap 'steps_stop_all; steps_table; exit 130' INT TERM
+	# 128 + the signal's number, as a shell killed by it would say.
+	trap 'steps_stop_all; steps_table; exit 130' INT
+	trap 'steps_stop_all; steps_table; exit 143' TERM
 }
 
 # Seconds since $1 (an EPOCHREALTIME), one decimal.

@@ -49,7 +49,8 @@ pub enum Op<'a> {
 
 /// An AIO context, destroyed on drop.
 pub struct Context {
-    ctx: libc::c_ulong,
+    /// The kernel's context id; 0 once destroyed.
+    ctx: std::cell::Cell<libc::c_ulong>,
 }
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
@@ -67,7 +68,9 @@ impl Context {
         // SAFETY: io_setup writes the new context id into `ctx`, a live
         // local of the aio_context_t type (unsigned long).
         check(unsafe { libc::syscall(libc::SYS_io_setup, depth, &mut ctx as *mut libc::c_ulong) })?;
-        Ok(Context { ctx })
+        Ok(Context {
+            ctx: std::cell::Cell::new(ctx),
+        })
     }
 
     /// Submit `ops` in one io_submit and wait for all of them; each must
@@ -108,7 +111,12 @@ impl Context {
         // returns, and it returns only after io_getevents below reaped all
         // `n` (or the submission failed, then none is in flight).
         let submitted = check(unsafe {
-            libc::syscall(libc::SYS_io_submit, self.ctx, n_long, ptrs.as_mut_ptr())
+            libc::syscall(
+                libc::SYS_io_submit,
+                self.ctx.get(),
+                n_long,
+                ptrs.as_mut_ptr(),
+            )
         })?;
         let mut events = vec![IoEvent::default(); n];
         let mut done = 0usize;
@@ -118,7 +126,7 @@ impl Context {
             let got = check(unsafe {
                 libc::syscall(
                     libc::SYS_io_getevents,
-                    self.ctx,
+                    self.ctx.get(),
                     1 as libc::c_long,
                     long(n - done)?,
                     events[done..].as_mut_ptr(),
@@ -128,7 +136,13 @@ impl Context {
             match got {
                 Ok(g) => done += g as usize,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // I/Os may still be in flight into `ops`' buffers,
+                    // which the caller may free once this returns:
+                    // io_destroy waits for them (io_destroy(2)).
+                    self.destroy();
+                    return Err(e);
+                }
             }
         }
         if (submitted as usize) < n {
@@ -152,11 +166,22 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Destroy the kernel's context (waiting for what is in flight); later
+    /// `run`s fail with EINVAL.
+    fn destroy(&self) {
+        let ctx = self.ctx.replace(0);
+        if ctx != 0 {
+            // SAFETY: the context is ours; the kernel waits for its
+            // in-flight I/Os before it returns.
+            unsafe { libc::syscall(libc::SYS_io_destroy, ctx) };
+        }
+    }
+}
+
 impl Drop for Context {
     fn drop(&mut self) {
-        // SAFETY: the context is ours and nothing is in flight (`run`
-        // reaps everything it submits).
-        unsafe { libc::syscall(libc::SYS_io_destroy, self.ctx) };
+        self.destroy();
     }
 }
 
