@@ -18,6 +18,7 @@ use vm_memory::{Address, Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtom
 use vmm_sys_util::epoll::EventSet;
 
 use super::*;
+use crate::transport::virtio_scsi::{AN_REQ_SIZE, TMF_REQ_SIZE};
 use crate::{
     scsi::{Request, Target},
     storage::{Device, DeviceConfig},
