@@ -3,11 +3,12 @@
 //! networking at the address given by `zonecopy.control=`.
 //!
 //! Requests are the contract crate's `control::Request`; the replies it
-//! types (checksum, power cut, cache) are read with serde, the rest (the
-//! stats) with a tiny JSON scanner. A reply whose `"ok"` is not `true` is
+//! types (checksum, power cut, cache, the stats' timing section) are read
+//! with serde, the rest (the other stats) with a tiny JSON scanner. A reply whose `"ok"` is not `true` is
 //! an error carrying the backend's `"error"` text.
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead, BufReader, Write},
     net::{SocketAddr, TcpStream},
     time::Duration,
@@ -17,6 +18,7 @@ use zonecopy_contract::control::{
     CacheMode, CacheReply, ChecksumReply, FaultOp, FaultRequest, ForcedCondition, PowerCutReply,
     Request,
 };
+use zonecopy_contract::timing::Modeled;
 
 /// Per-device counters from `{"cmd":"stats"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -159,6 +161,21 @@ impl Client {
     pub fn stats(&mut self, dev: &str) -> Result<DevStats, String> {
         let reply = self.request(&Request::Stats.line())?;
         parse_stats(&reply, dev)
+    }
+
+    /// The timing model of every modeled device (the `stats` reply's
+    /// `timing` section: device name -> profile and counters); empty if
+    /// none is modeled.
+    pub fn timing(&mut self) -> Result<BTreeMap<String, Modeled>, String> {
+        let reply = self.request(&Request::Stats.line())?;
+        let v: serde_json::Value =
+            serde_json::from_str(&reply).map_err(|e| format!("stats reply: {e}"))?;
+        match v.get("stats").unwrap_or(&v).get("timing") {
+            None | Some(serde_json::Value::Null) => Ok(BTreeMap::new()),
+            Some(section) => {
+                serde_json::from_value(section.clone()).map_err(|e| format!("stats timing: {e}"))
+            }
+        }
     }
 
     /// CRC32C of `blocks` logical blocks from `lba` of `dev`, and of each

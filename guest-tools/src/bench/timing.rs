@@ -35,25 +35,11 @@ pub const TIMING_NEED_BYTES: u64 = 3 * BYTES;
 
 /// The `timing` section of a `stats` reply: device name -> model.
 fn modeled(c: &mut Ctx<'_>) -> Result<BTreeMap<String, Modeled>, Verdict> {
-    let ctl = c
-        .ctl
+    c.ctl
         .as_mut()
-        .ok_or_else(|| Verdict::skip("no control socket (zonecopy.control=)"))?;
-    let reply = ctl
-        .request(r#"{"cmd":"stats"}"#)
-        .map_err(|e| Verdict::fail(format!("control stats: {e}")))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&reply).map_err(|e| Verdict::fail(format!("stats reply: {e}")))?;
-    let section = v
-        .get("stats")
-        .unwrap_or(&v)
-        .get("timing")
-        .cloned()
-        .unwrap_or_default();
-    if section.is_null() {
-        return Ok(BTreeMap::new());
-    }
-    serde_json::from_value(section).map_err(|e| Verdict::fail(format!("stats timing: {e}")))
+        .ok_or_else(|| Verdict::skip("no control socket (zonecopy.control=)"))?
+        .timing()
+        .map_err(Verdict::fail)
 }
 
 fn counters_of(c: &mut Ctx<'_>, name: &str) -> Result<Counters, Verdict> {
