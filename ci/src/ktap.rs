@@ -323,7 +323,7 @@ impl Parser {
         let line = raw.trim_end_matches(['\r', '\n']).trim_end();
         let spaces = line.len() - line.trim_start_matches(' ').len();
         let body = &line[spaces..];
-        let parsed = if spaces % 4 == 0 {
+        let parsed = if spaces.is_multiple_of(4) {
             classify(body)
         } else {
             None

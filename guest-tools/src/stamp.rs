@@ -156,7 +156,7 @@ pub fn fill(buf: &mut [u8], blockno: u64, gen: u64) -> Result<(), StampError> {
 /// Stamp consecutive blocks `first..` into `buf` (a multiple of
 /// [`BLOCK_SIZE`] bytes).
 pub fn fill_range(buf: &mut [u8], first: u64, gen: u64) -> Result<(), StampError> {
-    if buf.len() % BLOCK_SIZE != 0 {
+    if !buf.len().is_multiple_of(BLOCK_SIZE) {
         return Err(StampError::BadLength(buf.len()));
     }
     for (i, b) in (first..).zip(buf.chunks_exact_mut(BLOCK_SIZE)) {
@@ -218,7 +218,7 @@ pub fn verify(buf: &[u8], blockno: u64, gen: u64) -> Result<(), StampError> {
 /// Verify consecutive blocks `first..` in `buf`; on error, also says which
 /// block (its number) failed.
 pub fn verify_range(buf: &[u8], first: u64, gen: u64) -> Result<(), (u64, StampError)> {
-    if buf.len() % BLOCK_SIZE != 0 {
+    if !buf.len().is_multiple_of(BLOCK_SIZE) {
         return Err((first, StampError::BadLength(buf.len())));
     }
     for (i, b) in (first..).zip(buf.chunks_exact(BLOCK_SIZE)) {

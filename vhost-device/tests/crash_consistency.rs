@@ -59,7 +59,7 @@ fn child(dir: &Path) {
                 .report_zones(Lba::new(start), 1, |_| true)
                 .expect("report")[0];
             if zone.cond == ZoneCondition::Full {
-                if n % 7 == 0 {
+                if n.is_multiple_of(7) {
                     // Announced first: a kill between the reset and its
                     // report leaves the parent unsure, not wrong.
                     println!("r {z}");
@@ -72,12 +72,12 @@ fn child(dir: &Path) {
             let wp = zone.wp.get();
             let count = (1 + n % 3).min(start + ZONE_BLOCKS - wp);
             let data: Vec<u8> = (wp..wp + count).flat_map(block).collect();
-            let fua = n % 5 == 0;
+            let fua = n.is_multiple_of(5);
             dev.write(Lba::new(wp), &data, fua).expect("write");
-            if n % 11 == 0 {
+            if n.is_multiple_of(11) {
                 dev.flush().expect("flush");
             }
-            if fua || n % 11 == 0 {
+            if fua || n.is_multiple_of(11) {
                 println!("D {}", wp + count - 1);
             }
         }

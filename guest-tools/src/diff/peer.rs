@@ -39,7 +39,7 @@ fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
 }
 
 fn whole_mib(what: &str, bytes: u64) -> Result<u64, String> {
-    if bytes == 0 || bytes % MIB != 0 {
+    if bytes == 0 || !bytes.is_multiple_of(MIB) {
         return Err(format!(
             "{what} {bytes} is not a whole number of MiB (scsi_debug's unit)"
         ));

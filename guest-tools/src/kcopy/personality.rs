@@ -613,7 +613,7 @@ pub(super) fn t_command_limits(s: &mut Suite<'_>) -> Step {
         // Where MCL < MSSRL first (an MSSRL-only limit shows there),
         // then the smallest limit.
         let key = |c: &CopyCaps| (c.mcl >= u32::from(c.mssrl), c.range_limit());
-        if best.map_or(true, |(_, b)| key(&c) < key(&b)) {
+        if best.is_none_or(|(_, b)| key(&c) < key(&b)) {
             best = Some((i, c));
         }
     }

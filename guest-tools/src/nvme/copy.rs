@@ -68,7 +68,7 @@ pub struct Range {
 
 /// Descriptor size of a format: 32 bytes for 0h/2h, 40 for 1h/3h.
 pub fn descriptor_len(format: u8) -> usize {
-    if format % 2 == 0 {
+    if format.is_multiple_of(2) {
         32
     } else {
         40

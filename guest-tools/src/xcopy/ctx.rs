@@ -147,7 +147,9 @@ impl Ctx {
         let from = (src_byte - s0) as usize;
         let at = (dst_byte - region) as usize;
         data[at..at + len as usize].copy_from_slice(&sbytes[from..from + len as usize]);
-        let aligned = src_byte % BS4K == 0 && dst_byte % BS4K == 0 && len % BS4K == 0;
+        let aligned = src_byte.is_multiple_of(BS4K)
+            && dst_byte.is_multiple_of(BS4K)
+            && len.is_multiple_of(BS4K);
         Ok(Expect {
             dev: dst,
             region,

@@ -62,7 +62,7 @@ impl Ctx {
                 let len = usize::try_from(n * bs).map_err(|_| Verdict::fail("write too long"))?;
                 let mut buf = vec![0xa5u8; len];
                 let byte = lba * bs;
-                let stamped = byte % BS4K == 0 && (n * bs) % BS4K == 0;
+                let stamped = byte.is_multiple_of(BS4K) && (n * bs).is_multiple_of(BS4K);
                 let gen = self.next_gen();
                 if stamped {
                     stamp::fill_range(&mut buf, byte / BS4K, gen).map_err(fail("stamp"))?;

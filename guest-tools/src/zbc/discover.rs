@@ -104,7 +104,7 @@ pub(super) fn discover(c: &mut Ctx, cfg: &Config, sys_root: &Path) -> Vec<String
             cap_blocks: zs.capacity / bs,
             conventional: zs.conventional,
             host_aware,
-            urswrz: b6.map_or(true, |v| v.urswrz),
+            urswrz: b6.is_none_or(|v| v.urswrz),
             max_open: if host_aware {
                 None
             } else {

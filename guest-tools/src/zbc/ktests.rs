@@ -98,9 +98,10 @@ fn kreset_all(c: &mut Ctx, li: usize) -> Step {
 fn kwrite(c: &mut Ctx, li: usize, lba: u64, n: u64, per: u64) -> Step {
     let bs = c.luns[li].bs();
     let byte = lba * bs;
-    ensure(byte % 4096 == 0 && (n * bs) % 4096 == 0, || {
-        format!("suite bug: kernel write at lba {lba} +{n} not 4 KiB aligned")
-    })?;
+    ensure(
+        byte.is_multiple_of(4096) && (n * bs).is_multiple_of(4096),
+        || format!("suite bug: kernel write at lba {lba} +{n} not 4 KiB aligned"),
+    )?;
     let r = c.luns[li].model.write(lba, n);
     ensure(r.is_ok(), || format!("suite bug: write {lba} +{n}: {r:?}"))?;
     let nb = n * bs / 4096;
@@ -411,12 +412,12 @@ fn t_fio(c: &mut Ctx) -> Step {
     let cap = l.cap();
     let zb = l.model.layout.zone_blocks;
     let half = cap / 2;
-    let fio_bs = if (half * bs) % 65536 == 0 {
+    let fio_bs = if (half * bs).is_multiple_of(65536) {
         65536
     } else {
         4096
     };
-    ensure((half * bs) % fio_bs == 0, || {
+    ensure((half * bs).is_multiple_of(fio_bs), || {
         format!(
             "zone capacity {} bytes does not halve into fio blocks",
             cap * bs

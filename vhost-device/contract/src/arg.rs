@@ -348,7 +348,7 @@ fn multiple(
     of: &'static str,
     of_value: u64,
 ) -> Result<(), ArgError> {
-    if of_value == 0 || value % of_value != 0 {
+    if of_value == 0 || !value.is_multiple_of(of_value) {
         return Err(ArgError::Misaligned {
             what,
             value,

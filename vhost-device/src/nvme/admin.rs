@@ -192,7 +192,7 @@ fn active_ns_list(ctrl: &Controller, nsid: u32, csi: Option<u8>) -> Result<Vec<u
     if let Some(s) = &ctrl.subsystem {
         let ids = s
             .active_namespaces()
-            .filter(|ns| ns.nsid > nsid && csi.map_or(true, |c| c == ns.csi))
+            .filter(|ns| ns.nsid > nsid && csi.is_none_or(|c| c == ns.csi))
             .take(1024);
         for (i, ns) in ids.enumerate() {
             put32(&mut d, i * 4, ns.nsid);

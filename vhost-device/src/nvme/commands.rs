@@ -385,7 +385,7 @@ fn find_in<'t>(
     tables
         .iter()
         .flat_map(|t| t.iter())
-        .find(|c| c.opcode == opcode && ctrl.map_or(true, |ctrl| (c.enabled)(ctrl)))
+        .find(|c| c.opcode == opcode && ctrl.is_none_or(|ctrl| (c.enabled)(ctrl)))
 }
 
 /// The capability bits of `table`'s rows enabled on `ctrl`: `pick` says

@@ -64,7 +64,7 @@ pub struct SourceRange {
 
 /// Descriptor size of a format.
 pub fn descriptor_len(desfmt: u8) -> usize {
-    if desfmt % 2 == 0 {
+    if desfmt.is_multiple_of(2) {
         32
     } else {
         40

@@ -159,7 +159,7 @@ impl CreateQueue {
         if !self.contiguous {
             return Err(Fail::at(Status::INVALID_FIELD, AT_CDW11, 0));
         }
-        if self.base == 0 || self.base % PAGE_SIZE != 0 {
+        if self.base == 0 || !self.base.is_multiple_of(PAGE_SIZE) {
             return Err(Fail::at(Status::INVALID_PRP_OFFSET, 24, 0));
         }
         Ok((self.qid, qsize + 1, self.base))

@@ -1091,7 +1091,7 @@ fn read(r: &Rig, nsid: u32, slba: u64, nlb: u32, bs: u32) -> Vec<u8> {
 /// `nlb` blocks, block i filled with byte `seed + i`.
 fn pattern(seed: u8, nlb: usize, bs: usize) -> Vec<u8> {
     (0..nlb)
-        .flat_map(|i| std::iter::repeat(seed.wrapping_add(i as u8)).take(bs))
+        .flat_map(|i| std::iter::repeat_n(seed.wrapping_add(i as u8), bs))
         .collect()
 }
 
@@ -1291,7 +1291,7 @@ fn zns_too_many_open() {
 /// A source range entry of `fmt` (NVM CS 1.1 Figures 41-44): SNSID at
 /// bytes 3:0 for formats 2h/3h, SLBA at 15:8, NLB (0's based) at 17:16.
 fn range(fmt: u8, snsid: u32, slba: u64, nlb: u16) -> Vec<u8> {
-    let mut d = vec![0u8; if fmt % 2 == 0 { 32 } else { 40 }];
+    let mut d = vec![0u8; if fmt.is_multiple_of(2) { 32 } else { 40 }];
     if fmt >= 2 {
         d[0..4].copy_from_slice(&snsid.to_le_bytes());
     }

@@ -188,7 +188,7 @@ fn zoned_characteristics(lu: &LogicalUnit) -> Vec<u8> {
     if lu.kind == LuKind::HostAware {
         d[0] |= 0x10;
     }
-    if zones.map_or(true, |z| z.unrestricted_reads) {
+    if zones.is_none_or(|z| z.unrestricted_reads) {
         d[0] |= 0x01;
     }
     // Bytes 8-11 OPTIMAL NUMBER OF OPEN SEQUENTIAL WRITE PREFERRED ZONES and

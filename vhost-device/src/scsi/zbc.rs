@@ -348,7 +348,7 @@ pub fn zone_action(x: &mut Exec<'_, '_>, c: ZoneActionCdb) -> Result<u32, Sense>
             // The range includes the gap zone after the first zone. A
             // ZONE ID that does not start a sequential zone is the error
             // to report, which the storage core does for one zone.
-            let seq_start = c.zone_id % z.zone_len.get() == 0
+            let seq_start = c.zone_id.is_multiple_of(z.zone_len.get())
                 && c.zone_id / z.zone_len.get() >= u64::from(z.conventional);
             if seq_start {
                 return Err(count_field);

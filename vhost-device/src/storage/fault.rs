@@ -470,7 +470,7 @@ impl FaultSet {
         };
         let hit = self.fire_first(
             |k| match *k {
-                FaultKind::Delay { on, range: r, .. } if on.map_or(true, |o| o == op) => {
+                FaultKind::Delay { on, range: r, .. } if on.is_none_or(|o| o == op) => {
                     match (r, range) {
                         (None, _) => Some(0),
                         (Some(r), Some((lba, count))) => r.first_hit(lba, count).map(|_| 0),

@@ -88,7 +88,7 @@ impl BlockCount {
     /// `bytes` is not a whole number of them (or `block_size` is 0).
     pub fn from_bytes(bytes: u64, block_size: u32) -> Option<BlockCount> {
         let bs = u64::from(block_size);
-        (bs != 0 && bytes % bs == 0).then(|| BlockCount(bytes / bs))
+        (bs != 0 && bytes.is_multiple_of(bs)).then(|| BlockCount(bytes / bs))
     }
 }
 

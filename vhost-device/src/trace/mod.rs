@@ -638,7 +638,7 @@ pub fn device_checksum(dev: &Device, path: &Path) -> (u32, u64) {
     let has_data = |from: u64, to: u64| {
         extents
             .as_ref()
-            .map_or(true, |e| e.iter().any(|&(a, b)| a < to && b > from))
+            .is_none_or(|e| e.iter().any(|&(a, b)| a < to && b > from))
     };
     let mut buf = vec![0u8; 1 << 20];
     let zeros = vec![0u8; 1 << 20];

@@ -83,7 +83,7 @@ pub(super) fn t_vpd_b6(c: &mut Ctx) -> Step {
             l.b6.ok_or_else(|| bad(format!("{}: no VPD B6h page", l.name)))?;
         c.diags.push(format!("{}: {v:?}", l.name));
         let lay = l.model.layout;
-        let want_urswrz = l.spec.zones.map_or(true, |z| z.urswrz);
+        let want_urswrz = l.spec.zones.is_none_or(|z| z.urswrz);
         ensure(v.urswrz == want_urswrz, || {
             format!(
                 "{}: URSWRZ {}, configured {}",

@@ -216,7 +216,7 @@ fn descriptor(d: &mut Vec<u8>, code: u16, body: &[u8]) {
 }
 
 fn pad4(mut v: Vec<u8>) -> Vec<u8> {
-    while v.len() % 4 != 0 {
+    while !v.len().is_multiple_of(4) {
         v.push(0);
     }
     v

@@ -123,7 +123,7 @@ pub enum ConfigError {
 }
 
 fn multiple(what: &'static str, value: u64, unit: u64) -> Result<(), ConfigError> {
-    if value == 0 || value % unit != 0 {
+    if value == 0 || !value.is_multiple_of(unit) {
         return Err(ConfigError::NotMultiple { what, value, unit });
     }
     Ok(())

@@ -225,7 +225,7 @@ impl Device {
 
     fn check_buf(&self, lba: Lba, len: usize) -> Result<BlockCount> {
         let bs = self.geo.block_size as usize;
-        if len % bs != 0 {
+        if !len.is_multiple_of(bs) {
             return Err(StorageError::PartialBlock {
                 len,
                 block_size: self.geo.block_size,
@@ -307,7 +307,7 @@ impl Device {
     pub fn append(&self, zone: Lba, data: &[u8], fua: bool) -> Result<Lba> {
         let table = self.zones.as_ref().ok_or(StorageError::NotZoned)?;
         let bs = self.geo.block_size as usize;
-        if data.is_empty() || data.len() % bs != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(bs) {
             return Err(StorageError::PartialBlock {
                 len: data.len(),
                 block_size: self.geo.block_size,

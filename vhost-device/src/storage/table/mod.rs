@@ -487,7 +487,7 @@ impl ZoneTable {
             ZoneTarget::Range { start, count } => {
                 let idx = self.index_of_start(start)?;
                 let n = count.max(1) as usize;
-                if idx.checked_add(n).map_or(true, |e| e > self.zones.len()) {
+                if idx.checked_add(n).is_none_or(|e| e > self.zones.len()) {
                     let blocks = u64::from(count.max(1)).saturating_mul(self.geo.zone_len.get());
                     return Err(out_of_range(start, BlockCount::new(blocks)));
                 }

@@ -150,7 +150,7 @@ impl Function {
             self.msix_read(offset, data);
             return;
         }
-        let aligned = offset % data.len().max(1) as u64 == 0;
+        let aligned = offset.is_multiple_of(data.len().max(1) as u64);
         if offset >= DOORBELLS || !aligned || !(data.len() == 4 || data.len() == 8) {
             // Doorbells are write-only; reads return 0.
             if offset < DOORBELLS {
@@ -172,7 +172,7 @@ impl Function {
             self.msix_write(offset, data);
             return;
         }
-        let aligned = offset % data.len().max(1) as u64 == 0;
+        let aligned = offset.is_multiple_of(data.len().max(1) as u64);
         if !aligned || !(data.len() == 4 || data.len() == 8) {
             log::debug!(
                 "nvme-pcie: BAR0 write of {} bytes at {offset:#x} ignored",
@@ -220,8 +220,8 @@ impl Function {
                 || cq_entries > mqes
                 || self.asq == 0
                 || self.acq == 0
-                || self.asq % page != 0
-                || self.acq % page != 0;
+                || !self.asq.is_multiple_of(page)
+                || !self.acq.is_multiple_of(page);
             pcie::set_cc(&self.ctrl, cc);
             if bad {
                 self.ctrl
@@ -274,7 +274,7 @@ impl Function {
             self.doorbell_error(AEI_INVALID_DOORBELL_REGISTER, qid);
             return;
         };
-        if offset % 4 != 0 || value >= u32::from(entries) {
+        if !offset.is_multiple_of(4) || value >= u32::from(entries) {
             self.doorbell_error(AEI_INVALID_DOORBELL_VALUE, qid);
             return;
         }
@@ -330,7 +330,7 @@ impl Function {
             let Some(sq) = self.sqs.get(&qid) else {
                 continue;
             };
-            let cq_full = self.cqs.get(&sq.cqid).map_or(true, Cq::is_full);
+            let cq_full = self.cqs.get(&sq.cqid).is_none_or(Cq::is_full);
             if sq.head == sq.tail || cq_full {
                 continue;
             }

@@ -62,7 +62,7 @@ pub fn segments(
         return Ok(out);
     }
     if left <= page {
-        if prp2 % PAGE_SIZE != 0 {
+        if !prp2.is_multiple_of(PAGE_SIZE) {
             return Err(Status::INVALID_PRP_OFFSET);
         }
         in_memory(mem, prp2, left)?;

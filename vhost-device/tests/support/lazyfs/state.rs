@@ -367,7 +367,7 @@ impl State {
     pub fn truncate(&mut self, ino: u64, size: u64) -> io::Result<()> {
         let cur = self.size(ino)?;
         if size < cur {
-            if size % PAGE != 0 {
+            if !size.is_multiple_of(PAGE) {
                 let p = size / PAGE;
                 let mut page = self.page(ino, p)?;
                 page[(size % PAGE) as usize..].fill(0);
