@@ -481,6 +481,6 @@ fn timing_profiles_per_namespace_and_global() {
     let e = cfg(&["--ns", &spec]).unwrap_err();
     assert_eq!(
         e,
-        "namespace 1: timing profile: missing key link.bytes_per_s"
+        "namespace 1: timing profile: line 1, column 1: missing field `link`"
     );
 }

@@ -30,25 +30,24 @@
 //! host_cpu_w = 10.0
 //! ```
 //!
-//! The reader takes the subset of TOML these files need, by hand: the
-//! `toml` crate's current releases need a newer Rust than this workspace's
-//! rust-version, and this crate is linked into the static guest, which
-//! should stay small. The subset: `# comments`, `[table]`
-//! headers, and `key = value` with a decimal integer or float (`_` digit
-//! separators allowed) or a basic "string". Every key is required, none
-//! may repeat, and an unknown key is an error, so a typo cannot silently
-//! leave a default in place.
+//! The `toml` crate reads the file; every table is `deny_unknown_fields`
+//! and every key is required, so a typo cannot silently leave a default in
+//! place. [`TimingProfile::parse`] then checks the values' ranges (see
+//! [`TimingProfile::check`]): the model allocates a clock per channel and
+//! walks commands stripe by stripe, so a file must not be able to make it
+//! allocate or loop without bound.
 //!
 //! Built-in profiles ([`BUILTIN`]) are embedded from
 //! vhost-device/contract/profiles/; [`TimingProfile::load`] takes a
 //! built-in name or a file path.
 
-use std::{collections::BTreeMap, fmt, path::Path};
+use std::{fmt, path::Path};
 
 use serde::{Deserialize, Serialize};
 
 /// The host interface, per direction (full duplex).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Link {
     /// Payload bandwidth each way.
     pub bytes_per_s: u64,
@@ -74,6 +73,7 @@ pub const MIN_STRIPE_BYTES: u64 = 4096;
 
 /// The storage medium behind the controller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Media {
     pub read_bytes_per_s: u64,
     pub write_bytes_per_s: u64,
@@ -91,6 +91,7 @@ pub struct Media {
 
 /// Energy coefficients of the ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Energy {
     /// Per byte over the host link (both ends).
     pub link_pj_per_byte: f64,
@@ -104,6 +105,7 @@ pub struct Energy {
 
 /// One device class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TimingProfile {
     pub name: String,
     pub link: Link,
@@ -232,10 +234,10 @@ pub const BUILTIN: [(&str, &str); 4] = [
 /// Why a profile was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
-    #[error("line {line}: {what}")]
-    Syntax { line: usize, what: String },
-    #[error("missing key {0}")]
-    Missing(String),
+    /// Not TOML, or not the profile's shape: a missing, unknown or
+    /// mistyped key (the `toml` crate's message, with line and column).
+    #[error("{0}")]
+    Syntax(String),
     #[error("{key}: {what}")]
     Value { key: String, what: String },
     #[error("'{0}' is neither a built-in profile ({builtin}) nor a readable file: {1}", builtin = builtin_names())]
@@ -246,170 +248,106 @@ fn builtin_names() -> String {
     BUILTIN.map(|(n, _)| n).join(", ")
 }
 
-/// A parsed value.
-#[derive(Debug, Clone, PartialEq)]
-enum Value {
-    Int(u64),
-    Float(f64),
-    Str(String),
+/// The `toml` crate's error on one line: where (line and column, from
+/// its byte span) and what.
+fn syntax(text: &str, e: &toml::de::Error) -> ProfileError {
+    let at = e
+        .span()
+        .and_then(|s| text.get(..s.start))
+        .map(|before| {
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: ")
+        })
+        .unwrap_or_default();
+    ProfileError::Syntax(format!("{at}{}", e.message().trim_end()))
 }
 
-/// `key = value` pairs by dotted key (`link.bytes_per_s`).
-struct Table(BTreeMap<String, Value>);
-
-fn parse_value(v: &str) -> Option<Value> {
-    if let Some(s) = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-        return (!s.contains(['"', '\\'])).then(|| Value::Str(s.to_owned()));
+fn bad(key: &str, what: impl Into<String>) -> ProfileError {
+    ProfileError::Value {
+        key: key.to_owned(),
+        what: what.into(),
     }
-    let digits: String = v.chars().filter(|&c| c != '_').collect();
-    if v.starts_with('_') || v.ends_with('_') || v.contains("__") || digits.is_empty() {
-        return None;
-    }
-    if digits.bytes().all(|b| b.is_ascii_digit()) {
-        return digits.parse().ok().map(Value::Int);
-    }
-    let float_chars = digits
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
-    let f: f64 = digits.parse().ok().filter(|_| float_chars)?;
-    f.is_finite().then_some(Value::Float(f))
 }
 
-impl Table {
-    fn parse(text: &str) -> Result<Self, ProfileError> {
-        let mut out = BTreeMap::new();
-        let mut table = String::new();
-        for (i, raw) in text.lines().enumerate() {
-            let err = |what: &str| ProfileError::Syntax {
-                line: i + 1,
-                what: what.to_owned(),
-            };
-            // A '#' inside a string would end it early: strings here are
-            // names, and names with '#' are refused below.
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                let name = name.trim();
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-                    return Err(err("a table name is [lowercase_letters]"));
-                }
-                table = format!("{name}.");
-                continue;
-            }
-            let (k, v) = line
-                .split_once('=')
-                .ok_or_else(|| err("expected key = value"))?;
-            let k = k.trim();
-            if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(err("a key is letters, digits and _"));
-            }
-            let v = parse_value(v.trim())
-                .ok_or_else(|| err("expected a number or a \"string\" without \" or \\"))?;
-            if out.insert(format!("{table}{k}"), v).is_some() {
-                return Err(err(&format!("{table}{k} given twice")));
-            }
-        }
-        Ok(Table(out))
+/// `value` of `key` is in `range`.
+fn int_in(key: &str, value: u64, range: std::ops::RangeInclusive<u64>) -> Result<(), ProfileError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        let (lo, hi) = (range.start(), range.end());
+        Err(bad(key, format!("{value} is not from {lo} to {hi}")))
     }
+}
 
-    fn take(&mut self, key: &str) -> Result<Value, ProfileError> {
-        self.0
-            .remove(key)
-            .ok_or_else(|| ProfileError::Missing(key.to_owned()))
-    }
-
-    fn bad(key: &str, what: &str) -> ProfileError {
-        ProfileError::Value {
-            key: key.to_owned(),
-            what: what.to_owned(),
-        }
-    }
-
-    /// A positive integer.
-    fn int(&mut self, key: &str) -> Result<u64, ProfileError> {
-        match self.take(key)? {
-            Value::Int(n) if n > 0 => Ok(n),
-            _ => Err(Self::bad(key, "expected a positive integer")),
-        }
-    }
-
-    /// An integer in `range`.
-    fn int_in(
-        &mut self,
-        key: &str,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<u64, ProfileError> {
-        match self.take(key)? {
-            Value::Int(n) if range.contains(&n) => Ok(n),
-            _ => Err(Self::bad(
-                key,
-                &format!(
-                    "expected an integer from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            )),
-        }
-    }
-
-    /// A non-negative number (integers are taken as floats too).
-    fn float(&mut self, key: &str) -> Result<f64, ProfileError> {
-        match self.take(key)? {
-            Value::Int(n) => Ok(n as f64),
-            Value::Float(f) if f >= 0.0 => Ok(f),
-            _ => Err(Self::bad(key, "expected a non-negative number")),
-        }
-    }
-
-    fn string(&mut self, key: &str) -> Result<String, ProfileError> {
-        match self.take(key)? {
-            Value::Str(s) if !s.is_empty() && !s.contains([',', '#']) => Ok(s),
-            _ => Err(Self::bad(
-                key,
-                "expected a non-empty \"string\" without , or #",
-            )),
-        }
+/// `value` of `key` is a finite number, zero or more.
+fn non_negative(key: &str, value: f64) -> Result<(), ProfileError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(bad(key, format!("{value} is not a finite number >= 0")))
     }
 }
 
 impl TimingProfile {
-    /// Parse a profile's TOML text.
+    /// Parse a profile's TOML text and check its values.
     pub fn parse(text: &str) -> Result<Self, ProfileError> {
-        let mut t = Table::parse(text)?;
-        let p = TimingProfile {
-            name: t.string("name")?,
-            link: Link {
-                bytes_per_s: t.int("link.bytes_per_s")?,
-                command_latency_us: t.float("link.command_latency_us")?,
-                command_bytes: t.int_in("link.command_bytes", 1..=MAX_CAPSULE_BYTES)?,
-                completion_bytes: t.int_in("link.completion_bytes", 1..=MAX_CAPSULE_BYTES)?,
-            },
-            media: Media {
-                read_bytes_per_s: t.int("media.read_bytes_per_s")?,
-                write_bytes_per_s: t.int("media.write_bytes_per_s")?,
-                copy_bytes_per_s: t.int("media.copy_bytes_per_s")?,
-                read_latency_us: t.float("media.read_latency_us")?,
-                program_latency_us: t.float("media.program_latency_us")?,
-                channels: t.int_in("media.channels", 1..=MAX_CHANNELS)?,
-                stripe_bytes: t.int_in("media.stripe_bytes", MIN_STRIPE_BYTES..=u64::MAX)?,
-            },
-            energy: Energy {
-                link_pj_per_byte: t.float("energy.link_pj_per_byte")?,
-                media_read_pj_per_byte: t.float("energy.media_read_pj_per_byte")?,
-                media_program_pj_per_byte: t.float("energy.media_program_pj_per_byte")?,
-                dram_pj_per_byte: t.float("energy.dram_pj_per_byte")?,
-                host_cpu_w: t.float("energy.host_cpu_w")?,
-            },
-        };
-        if let Some(k) = t.0.keys().next() {
-            return Err(ProfileError::Value {
-                key: k.clone(),
-                what: "unknown key".into(),
-            });
-        }
+        let p: Self = toml::from_str(text).map_err(|e| syntax(text, &e))?;
+        p.check()?;
         Ok(p)
+    }
+
+    /// The ranges a profile's values must keep: bandwidths positive,
+    /// capsules 1..=[`MAX_CAPSULE_BYTES`], channels 1..=[`MAX_CHANNELS`],
+    /// stripes [`MIN_STRIPE_BYTES`] or more, every latency and
+    /// coefficient finite and not negative; the name non-empty and free of
+    /// `,` and `#` (it goes into `--ns` specs and stats).
+    fn check(&self) -> Result<(), ProfileError> {
+        if self.name.is_empty() || self.name.contains([',', '#']) {
+            return Err(bad("name", "expected a non-empty string without , or #"));
+        }
+        let (l, m, e) = (&self.link, &self.media, &self.energy);
+        let positive = 1..=u64::MAX;
+        int_in("link.bytes_per_s", l.bytes_per_s, positive.clone())?;
+        int_in("link.command_bytes", l.command_bytes, 1..=MAX_CAPSULE_BYTES)?;
+        int_in(
+            "link.completion_bytes",
+            l.completion_bytes,
+            1..=MAX_CAPSULE_BYTES,
+        )?;
+        int_in(
+            "media.read_bytes_per_s",
+            m.read_bytes_per_s,
+            positive.clone(),
+        )?;
+        int_in(
+            "media.write_bytes_per_s",
+            m.write_bytes_per_s,
+            positive.clone(),
+        )?;
+        int_in("media.copy_bytes_per_s", m.copy_bytes_per_s, positive)?;
+        int_in("media.channels", m.channels, 1..=MAX_CHANNELS)?;
+        int_in(
+            "media.stripe_bytes",
+            m.stripe_bytes,
+            MIN_STRIPE_BYTES..=u64::MAX,
+        )?;
+        for (key, v) in [
+            ("link.command_latency_us", l.command_latency_us),
+            ("media.read_latency_us", m.read_latency_us),
+            ("media.program_latency_us", m.program_latency_us),
+            ("energy.link_pj_per_byte", e.link_pj_per_byte),
+            ("energy.media_read_pj_per_byte", e.media_read_pj_per_byte),
+            (
+                "energy.media_program_pj_per_byte",
+                e.media_program_pj_per_byte,
+            ),
+            ("energy.dram_pj_per_byte", e.dram_pj_per_byte),
+            ("energy.host_cpu_w", e.host_cpu_w),
+        ] {
+            non_negative(key, v)?;
+        }
+        Ok(())
     }
 
     /// A built-in profile by name.
@@ -466,34 +404,39 @@ mod tests {
     #[test]
     fn every_key_is_required_and_typos_are_refused() {
         let text = BUILTIN[1].1;
-        let without = |key: &str| {
-            text.lines()
-                .filter(|l| !l.starts_with(key))
-                .collect::<Vec<_>>()
-                .join("\n")
+        let syntax = |t: &str| match TimingProfile::parse(t) {
+            Err(ProfileError::Syntax(m)) => m,
+            other => panic!("{other:?}"),
         };
-        assert_eq!(
-            TimingProfile::parse(&without("channels")),
-            Err(ProfileError::Missing("media.channels".into()))
-        );
+        let without: String = text
+            .lines()
+            .filter(|l| !l.starts_with("channels"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(syntax(&without).contains("missing field `channels`"));
         let typo = text.replace("host_cpu_w", "host_cpu_watts");
-        assert!(matches!(
-            TimingProfile::parse(&typo),
-            Err(ProfileError::Missing(k)) if k == "energy.host_cpu_w"
-        ));
+        assert!(syntax(&typo).contains("unknown field `host_cpu_watts`"));
         let extra = format!("{text}\nspare = 1\n");
-        assert_eq!(
-            TimingProfile::parse(&extra),
-            Err(ProfileError::Value {
-                key: "energy.spare".into(),
-                what: "unknown key".into()
-            })
+        let lines = extra.lines().count();
+        assert!(
+            syntax(&extra).starts_with(&format!("line {lines}, column 1: unknown field `spare`")),
+            "{}",
+            syntax(&extra)
         );
         let twice = format!("{text}\n[link]\nbytes_per_s = 1\n");
-        assert!(matches!(
-            TimingProfile::parse(&twice),
-            Err(ProfileError::Syntax { what, .. }) if what.contains("given twice")
-        ));
+        assert!(syntax(&twice).contains("duplicate"), "{}", syntax(&twice));
+        let negative = text.replace("channels = ", "channels = -");
+        let line = 1 + text
+            .lines()
+            .position(|l| l.starts_with("channels"))
+            .unwrap();
+        let m = syntax(&negative);
+        assert!(
+            m.starts_with(&format!(
+                "line {line}, column 12: invalid value: integer `-"
+            )),
+            "{m}"
+        );
     }
 
     #[test]
@@ -526,24 +469,48 @@ mod tests {
 
     #[test]
     fn values() {
-        assert_eq!(parse_value("1_000"), Some(Value::Int(1000)));
-        assert_eq!(parse_value("2.5"), Some(Value::Float(2.5)));
-        assert_eq!(parse_value("1e3"), Some(Value::Float(1000.0)));
-        assert_eq!(parse_value("\"a\""), Some(Value::Str("a".into())));
-        for bad in [
-            "", "_1", "1_", "1__0", "x", "\"a", "1.2.3", "inf", "nan", "0x10",
-        ] {
-            assert_eq!(parse_value(bad), None, "{bad:?}");
-        }
-        let zero = BUILTIN[0].1.replace("channels = 4", "channels = 0");
+        let with = |from: &str, to: &str| {
+            assert!(BUILTIN[0].1.contains(from), "{from}");
+            TimingProfile::parse(&BUILTIN[0].1.replace(from, to))
+        };
         assert!(matches!(
-            TimingProfile::parse(&zero),
+            with("channels = 4", "channels = 0"),
             Err(ProfileError::Value { key, .. }) if key == "media.channels"
         ));
+        assert!(matches!(
+            with("name = \"ufs-phone\"", "name = \"a,b\""),
+            Err(ProfileError::Value { key, .. }) if key == "name"
+        ));
+        assert!(matches!(
+            with("host_cpu_w = ", "host_cpu_w = -"),
+            Err(ProfileError::Value { key, .. }) if key == "energy.host_cpu_w"
+        ));
+        let inf = with_line(BUILTIN[0].1, "host_cpu_w", "inf");
+        assert!(matches!(
+            TimingProfile::parse(&inf),
+            Err(ProfileError::Value { key, .. }) if key == "energy.host_cpu_w"
+        ));
+        // An integer where a float is due is its value.
+        let p = TimingProfile::parse(&with_line(BUILTIN[0].1, "host_cpu_w", "3")).unwrap();
+        assert_eq!(p.energy.host_cpu_w, 3.0);
         assert!(matches!(
             TimingProfile::load("/nonexistent/profile.toml"),
             Err(ProfileError::NotFound(..))
         ));
+    }
+
+    /// `text` with the value of the line starting with `key` replaced.
+    fn with_line(text: &str, key: &str, value: &str) -> String {
+        text.lines()
+            .map(|l| {
+                if l.split('=').next().unwrap_or("").trim() == key {
+                    format!("{key} = {value}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     proptest::proptest! {
@@ -557,7 +524,8 @@ mod tests {
         /// bounds hold.
         #[test]
         fn numbers_round_trip(
-            bps in 1u64..=u64::MAX,
+            // TOML integers are 64-bit signed (TOML 1.0, "Integer").
+            bps in 1u64..=i64::MAX as u64,
             lat in 0.0f64..1e9,
             channels in 0u64..2048,
             stripe in 0u64..1_000_000,
