@@ -74,11 +74,10 @@ bench_table() {
 		if (field(k "_range") == "-" || x + 0 <= 0) return "-"
 		return sprintf("%.0f%%", (hi(k) - lo(k)) / x * 100)
 	}
-	# The fio table'"'"'s columns: the jobs of guest-tools src/bench/fio.rs
-	# JOBS, with p, q, m the key'"'"'s prefix, 4 KiB suffix and 1 MiB suffix.
+	# The fio table'"'"'s columns: job[] (see BEGIN), with p, q, m the key'"'"'s
+	# prefix, 4 KiB suffix and 1 MiB suffix.
 	function fio(label,   i, k, r) {
-		split("randread_qd1 randwrite_qd1 randread_qd16 randwrite_qd16 seqread_1M seqwrite_1M", k, " ")
-		for (i = 1; i <= 6; i++) k[i] = p k[i] (i <= 4 ? q : m)
+		for (i = 1; i <= 6; i++) k[i] = p job[i] (i <= 4 ? q : m)
 		k[7] = "randread_qd1_lat_us"; k[8] = "randwrite_qd1_lat_us"
 		r = sprintf("%-17s %-5s %9s %9s %9s %9s %9s %9s %8s %8s", label, field("dev"),
 			field(k[1]), field(k[2]), field(k[3]), field(k[4]), field(k[5]), field(k[6]), field(k[7]), field(k[8]))
@@ -87,7 +86,9 @@ bench_table() {
 				spread(k[1]), spread(k[2]), spread(k[3]), spread(k[4]), spread(k[5]), spread(k[6]), spread(k[7]), spread(k[8]))
 		return r
 	}
-	BEGIN { split("randread_qd1 randwrite_qd1 randread_qd16 randwrite_qd16 seqread_1M seqwrite_1M", svw_key, " ") }
+	# The jobs of guest-tools src/bench/fio.rs JOBS, in the order of the
+	# fio table'"'"'s columns and of the SCSI targets.
+	BEGIN { split("randread_qd1 randwrite_qd1 randread_qd16 randwrite_qd16 seqread_1M seqwrite_1M", job, " ") }
 	/^  (copy_file_range|engine|read\+write)/ { e[++ne] = $0 }
 	# The runner'"'"'s own summary line: "SUITE on KERNEL: ... (boot X s, ...)".
 	/^[a-z-]+ on [^ ]+: .*\(boot [0-9.]+ s/ {
@@ -146,7 +147,7 @@ bench_table() {
 				}
 			if ($2 == "scsi-vs-scsihd-wb")
 				for (i = 1; i <= 6; i++) {
-					svw[i] = field(svw_key[i]); svw_lo[i] = lo(svw_key[i]); svw_hi[i] = hi(svw_key[i])
+					svw[i] = field(job[i]); svw_lo[i] = lo(job[i]); svw_hi[i] = hi(job[i])
 				}
 		} else if ($2 == "fio") {
 			fio_plan = sprintf("median of %s interleaved rounds x %s s per job", field("rounds"), field("runtime_s"))
