@@ -6,6 +6,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use zonecopy_contract::fio::FioPlan;
+
 use crate::{
     lun::LunArg,
     ns::NsArg,
@@ -25,6 +27,8 @@ pub struct BenchExtras {
     /// ours is on PCIe (the same bus as theirs).
     pub nvme_ref: Option<NvmeRef>,
     pub sink: Sink,
+    /// `--fio-rounds` / `--fio-runtime`, when either was given.
+    pub fio: Option<FioPlan>,
 }
 
 impl BenchExtras {
@@ -67,7 +71,33 @@ impl BenchExtras {
             scsi_hd,
             nvme_ref,
             sink,
+            fio: None,
         })
+    }
+
+    /// The fio plan from the runner's options (the defaults for the one
+    /// not given); none when neither was given, so the guest's default
+    /// holds. Checked here, so a bad value fails before the boot.
+    pub(crate) fn with_fio(
+        mut self,
+        rounds: Option<u32>,
+        runtime_s: Option<u32>,
+    ) -> Result<Self, SetupError> {
+        if rounds.is_none() && runtime_s.is_none() {
+            return Ok(self);
+        }
+        let d = FioPlan::default();
+        let p = FioPlan {
+            rounds: rounds.unwrap_or(d.rounds),
+            runtime_s: runtime_s.unwrap_or(d.runtime_s),
+        };
+        // The contract's parser holds the bounds.
+        let p: FioPlan = p
+            .to_string()
+            .parse()
+            .map_err(|e| fail(format!("--fio-rounds/--fio-runtime: {e}")))?;
+        self.fio = Some(p);
+        Ok(self)
     }
 }
 
@@ -84,4 +114,32 @@ fn reference_files(dir: &Path, stem: &str, size: u64) -> Result<(PathBuf, PathBu
             .map_err(|e| fail(format!("cannot create {}: {e}", f.display())))?;
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fio_plan_from_the_runner_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = || BenchExtras::prepare(&[], &[], false, dir.path(), Ipv4Addr::LOCALHOST).unwrap();
+        assert_eq!(b().with_fio(None, None).unwrap().fio, None);
+        assert_eq!(
+            b().with_fio(Some(5), None).unwrap().fio,
+            Some(FioPlan {
+                rounds: 5,
+                runtime_s: zonecopy_contract::fio::RUNTIME_S
+            })
+        );
+        assert_eq!(
+            b().with_fio(None, Some(4)).unwrap().fio.map(|p| p.rounds),
+            Some(zonecopy_contract::fio::ROUNDS)
+        );
+        let e = b().with_fio(Some(0), None).unwrap_err().to_string();
+        assert!(
+            e.contains("--fio-rounds/--fio-runtime: rounds=0: not in 1..=15"),
+            "{e}"
+        );
+    }
 }

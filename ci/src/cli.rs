@@ -365,6 +365,16 @@ pub struct VmArgs {
     /// user). Either way the guest reaches the host as 10.0.2.2.
     #[arg(long, value_enum, default_value_t = GuestNet::Auto, value_name = "NAME")]
     pub guest_net: GuestNet,
+    /// Bench suite: how often each fio cell (device x job) is measured,
+    /// the devices interleaved job by job; medians and spreads are
+    /// reported and every ratio is the median of the per-round ratios
+    /// [zonecopy_contract::fio::ROUNDS].
+    #[arg(long, value_name = "N")]
+    pub fio_rounds: Option<u32>,
+    /// Bench suite: seconds of each fio job run
+    /// [zonecopy_contract::fio::RUNTIME_S].
+    #[arg(long, value_name = "SECS")]
+    pub fio_runtime: Option<u32>,
     /// With --nvme-transport pcie: the backend offers no Doorbell Buffer
     /// Config (zonecopy-vhost --nvme-pcie-no-shadow-doorbells), so the
     /// guest writes every doorbell register (to measure what shadow

@@ -526,13 +526,10 @@ impl Rig {
             }
         };
         let bench = if Suite::named(needs.suite) == Some(Suite::Bench) {
-            Some(BenchExtras::prepare(
-                &luns,
-                &namespaces,
-                pcie,
-                tmp.path(),
-                host_ip,
-            )?)
+            Some(
+                BenchExtras::prepare(&luns, &namespaces, pcie, tmp.path(), host_ip)?
+                    .with_fio(vm.fio_rounds, vm.fio_runtime)?,
+            )
         } else {
             None
         };
@@ -639,6 +636,7 @@ impl Rig {
             nvme_ref: bench
                 .and_then(|b| b.nvme_ref.as_ref())
                 .map(|d| LunSpec::disk(d.bs, d.size)),
+            fio: bench.and_then(|b| b.fio),
             peer_nvme: self.peer_nvme.as_ref().map(|p| p.spec.clone()),
         };
         // Under TCG the guest's TSC runs at the host's rate: tell the

@@ -13,15 +13,18 @@
 //! - The kernel's copy path ([`cfr`]): copy_file_range of the 64 MiB on
 //!   each device with copy_max_bytes as set (offload path) and at 0 (the
 //!   fallback baseline), next to the guest's read+write loop.
-//! - fio (the host's, see [`fio`]) on three devices in the same guest:
-//!   4 KiB random read and write IOPS at QD1 and QD16 and sequential 1 MiB
-//!   MiB/s, on our vhost-user-scsi disk, on QEMU's built-in scsi-hd over
-//!   raw files of the same size (`zonecopy.scsihd=`, aio=io_uring; with
-//!   cache=none, the production setting, and with cache=writeback, the host
-//!   page cache as our backend uses it: `# bench scsi-vs-scsihd[-wb]` give
-//!   ours / scsi-hd) and on the NVMe/TCP namespace (`# bench
-//!   nvme-vs-scsi`); over PCIe also on QEMU's own NVMe controller
-//!   ([`nvmeref`], `# bench nvme-vs-qemunvme[-wb]`).
+//! - fio (the host's, see [`fio`]) on every device of the guest, in the
+//!   same interleaved rounds ([`fioset`]; `zonecopy.fio=` rounds, 3 by
+//!   default): 4 KiB random read and write IOPS at QD1 and QD16 and
+//!   sequential 1 MiB MiB/s, on our vhost-user-scsi disk, on QEMU's
+//!   built-in scsi-hd over raw files of the same size (`zonecopy.scsihd=`,
+//!   aio=io_uring; with cache=none, the production setting, and with
+//!   cache=writeback, the host page cache as our backend uses it: `# bench
+//!   scsi-vs-scsihd[-wb]` give ours / scsi-hd) and on the NVMe/TCP
+//!   namespace (`# bench nvme-vs-scsi`); over PCIe also on QEMU's own NVMe
+//!   controller ([`nvmeref`], `# bench nvme-vs-qemunvme[-wb]`). Each cell
+//!   is the median over the rounds with its range, each ratio the median
+//!   of the per-round ratios ([`stats`]).
 //! - QEMU user networking's raw TCP throughput each way against the
 //!   runner's sink (`zonecopy.sink=`, see [`net`]), printed next to the
 //!   NVMe/TCP sequential numbers (`# bench nvme-vs-usernet`): how much of
@@ -35,18 +38,20 @@
 //! key=value ...` (see [`plan::bench_line`]), which `scripts/bench.sh`
 //! collects. Slow numbers never fail a test. Layout of each device: source
 //! at byte 0, offload destination at 64 MiB, read+write destination at 128
-//! MiB (so 192 MiB are needed); fio runs after both copies of a device
-//! verified and overwrites all of it.
+//! MiB (so 192 MiB are needed); fio runs after every copy verified and
+//! overwrites all of it.
 
 pub mod boot;
 pub mod cfr;
 pub mod fio;
+mod fioset;
 pub mod ledger;
 pub mod net;
 mod nvmecopy;
 pub mod nvmeref;
 pub mod plan;
 mod scsicopy;
+pub mod stats;
 mod throughput;
 mod timing;
 use self::{nvmecopy::*, scsicopy::*, throughput::*};
@@ -62,7 +67,7 @@ use std::{
 use crate::{
     blockio::{self, AlignedBuf},
     cmdline::{Config, LunKind, NsKind},
-    control, hosttool,
+    control,
     ktap::{ensure, fail, Ktap, Outcome, Step, Verdict},
     nvme::{
         connect::{self, Connected, HostId},
@@ -93,8 +98,6 @@ const DST_RW: u64 = 2 * COPY_BYTES;
 pub const NEED_BYTES: u64 = 3 * COPY_BYTES;
 /// Read+write chunk.
 const CHUNK: u64 = MIB;
-/// Seconds of each fio job (six per device).
-const FIO_RUNTIME_S: u32 = 5;
 /// Bytes moved each way by the user-networking throughput test.
 const NET_BYTES: u64 = 128 * MIB;
 /// INQUIRY PRODUCT IDENTIFICATION of the `cache=none` reference scsi-hd
@@ -153,10 +156,6 @@ struct Ctx<'a> {
     nsid: u32,
     id_ns: Option<IdNs>,
     nvme_why: String,
-    /// fio on our SCSI disk, the baseline of the NVMe/TCP ratios.
-    fio_scsi: Option<fio::Results>,
-    /// fio on our NVMe namespace, the numerator of the QEMU NVMe ratios.
-    fio_nvme: Option<fio::Results>,
     /// User networking, MiB/s guest to host and host to guest.
     usernet: Option<(f64, f64)>,
     diags: Vec<String>,
@@ -409,38 +408,6 @@ fn rw_test(c: &mut Ctx<'_>, nvme: bool) -> Step {
     Ok(())
 }
 
-/// Run the fio set ([`fio::JOBS`]) on `path`, `size` bytes of it. SKIP
-/// when the host's fio cannot run here (no host root, not installed).
-fn run_fio(path: &Path, size: u64) -> Result<(fio::Results, Duration), Verdict> {
-    if let Some(why) = hosttool::missing("fio") {
-        return Err(Verdict::skip(why));
-    }
-    let args = fio::args(&path.display().to_string(), size, FIO_RUNTIME_S);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let t = Instant::now();
-    let out = hosttool::run("fio", &argv).map_err(Verdict::Fail)?;
-    let r = fio::parse(&String::from_utf8_lossy(&out.stdout)).map_err(Verdict::Fail)?;
-    Ok((r, t.elapsed()))
-}
-
-/// The `# bench fio-<kind>` line of one device.
-fn fio_line(kind: &str, dev: &str, r: &fio::Results, took: Duration) -> String {
-    let mut f = vec![("dev".to_string(), dev.to_string())];
-    f.extend(r.fields());
-    f.push(("fio_s".into(), plan::secs(took)));
-    let f: Vec<(&str, String)> = f.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    plan::bench_line(&format!("fio-{kind}"), &f)
-}
-
-/// A `# bench NAME job=ratio ...` line.
-fn ratio_line(name: &str, ratios: &[(String, String)]) -> String {
-    let f: Vec<(&str, String)> = ratios
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    plan::bench_line(name, &f)
-}
-
 fn run_generation() -> u64 {
     crate::stamp::run_generation()
 }
@@ -455,20 +422,18 @@ const TESTS: &[Test] = &[
     ("scsi_xcopy_64MiB", t_scsi_offload),
     ("scsi_readwrite_64MiB", t_scsi_rw),
     ("scsi_cfr_64MiB", |c| cfr::t_cfr(c, false)),
-    ("scsi_fio", t_scsi_fio),
-    ("scsihd_fio", |c| t_scsihd_fio(c, false)),
-    ("scsihd_wb_fio", |c| t_scsihd_fio(c, true)),
     ("nvme_connect", t_nvme_connect),
     ("nvme_source", |c| t_source(c, true)),
     ("nvme_copy_64MiB", t_nvme_offload),
     ("nvme_readwrite_64MiB", t_nvme_rw),
     ("nvme_cfr_64MiB", |c| cfr::t_cfr(c, true)),
     ("nvme_timing_model", timing::t_timing),
-    // Right before nvme_fio, so both see the same machine load.
+    // Right before fio, so NVMe/TCP's numbers and the network's see the
+    // same machine load.
     ("usernet_throughput", t_usernet),
-    ("nvme_fio", t_nvme_fio),
-    ("qemunvme_fio", |c| nvmeref::t_fio(c, false)),
-    ("qemunvme_wb_fio", |c| nvmeref::t_fio(c, true)),
+    // Every device in the same rounds: after all copies verified (fio
+    // overwrites the devices), before the namespace goes.
+    ("fio_interleaved", fioset::t_fio),
     ("nvme_disconnect", t_nvme_disconnect),
     ("boot_breakdown", boot::t_boot),
 ];
@@ -547,8 +512,6 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         nsid: 0,
         id_ns: None,
         nvme_why,
-        fio_scsi: None,
-        fio_nvme: None,
         usernet: None,
         diags: Vec::new(),
         bugs: Bugs::default(),
@@ -602,15 +565,16 @@ mod tests {
         assert!(lines.contains(&"ok 2 scsi_source # SKIP no disk LUN of at least 201326592 bytes (runner: --lun kind=disk,size=192M,bs=4096)"));
         assert!(lines
             .iter()
-            .any(|l| l.starts_with("ok 9 nvme_connect # SKIP no zonecopy.nvme=")));
-        assert!(lines.contains(&"ok 8 scsihd_wb_fio # SKIP no zonecopy.scsihd= (the runner attaches one for a bench run with a disk LUN)"));
-        assert!(lines.contains(&"ok 15 usernet_throughput # SKIP no zonecopy.sink= (the runner gives one to a bench run)"));
+            .any(|l| l.starts_with("ok 6 nvme_connect # SKIP no zonecopy.nvme=")));
+        assert!(lines.contains(&"ok 12 usernet_throughput # SKIP no zonecopy.sink= (the runner gives one to a bench run)"));
         assert!(lines.contains(&"ok 5 scsi_cfr_64MiB # SKIP no disk LUN of at least 201326592 bytes (runner: --lun kind=disk,size=192M,bs=4096)"));
         assert!(lines.contains(
-            &"ok 13 nvme_cfr_64MiB # SKIP no zonecopy.nvme= (runner: --ns kind=nvm,size=192M)"
+            &"ok 10 nvme_cfr_64MiB # SKIP no zonecopy.nvme= (runner: --ns kind=nvm,size=192M)"
         ));
-        assert!(lines.contains(&"ok 17 qemunvme_fio # SKIP no zonecopy.nvmeref= (the runner attaches one for a bench run over PCIe)"));
-        assert!(lines.contains(&"ok 19 nvme_disconnect # SKIP not connected"));
-        assert!(lines.contains(&"ok 14 nvme_timing_model # SKIP needs nvme_connect"));
+        assert!(lines.contains(&"ok 11 nvme_timing_model # SKIP needs nvme_connect"));
+        assert!(lines.iter().any(|l| l.starts_with(
+            "ok 13 fio_interleaved # SKIP no device: no disk LUN of at least 201326592 bytes"
+        )));
+        assert!(lines.contains(&"ok 14 nvme_disconnect # SKIP not connected"));
     }
 }

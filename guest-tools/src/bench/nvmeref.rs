@@ -5,7 +5,8 @@
 //! namespace the size and block size of ours, on raw files with
 //! `aio=io_uring`: serial [`NVME_REF_SERIAL`] with `cache=none` (the
 //! production setting) and [`NVME_REF_WB_SERIAL`] with `cache=writeback`
-//! (the host page cache, as our backend uses it). `# bench
+//! (the host page cache, as our backend uses it). The interleaved fio
+//! test ([`super::fioset`]) measures them with the others: `# bench
 //! nvme-vs-qemunvme[-wb]` give ours / QEMU's for each fio job.
 
 use std::{
@@ -14,8 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{fio_line, ratio_line, run_fio, Ctx};
-use crate::ktap::{ensure, Step, Verdict};
+use crate::cmdline::LunSpec;
 
 /// Serial Number of the `cache=none` reference (ci `qemu::NVME_REF_SERIAL`).
 pub const NVME_REF_SERIAL: &str = "ZCNVMEREF";
@@ -73,49 +73,35 @@ fn wait_disk(sys: &Path, serial: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// fio on QEMU's NVMe namespace (`cache=none`, or `cache=writeback` with
-/// `wb`), then ours / QEMU's for each job.
-pub(super) fn t_fio(c: &mut Ctx<'_>, wb: bool) -> Step {
-    let spec = c.cfg.nvme_ref.ok_or_else(|| {
-        Verdict::skip("no zonecopy.nvmeref= (the runner attaches one for a bench run over PCIe)")
-    })?;
-    let (serial, kind) = if wb {
-        (NVME_REF_WB_SERIAL, "qemunvme-wb")
+/// QEMU's NVMe namespace (`cache=none`, or `cache=writeback` with
+/// `wb`), checked against the geometry the runner announced (`spec`).
+pub(super) fn reference(sys: &Path, spec: LunSpec, wb: bool) -> Result<PathBuf, String> {
+    let serial = if wb {
+        NVME_REF_WB_SERIAL
     } else {
-        (NVME_REF_SERIAL, "qemunvme")
+        NVME_REF_SERIAL
     };
-    let path = wait_disk(&c.sys, serial).map_err(Verdict::Fail)?;
+    let path = wait_disk(sys, serial)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let queue = c.sys.join("block").join(&name).join("queue");
-    let read = |f: &str| {
-        fs::read_to_string(queue.join(f))
+    let block = sys.join("block").join(&name);
+    let read = |f: &Path| {
+        fs::read_to_string(f)
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
     };
-    let sectors = fs::read_to_string(c.sys.join("block").join(&name).join("size"))
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    let lbs = read("logical_block_size");
-    ensure(
-        sectors.map(|s| s * 512) == Some(spec.size) && lbs == Some(spec.block_size),
-        || {
-            format!(
-                "{name}: {sectors:?} sectors of 512, {lbs:?}-byte blocks; configured {} bytes of {}",
-                spec.size, spec.block_size
-            )
-        },
-    )?;
-    let (r, took) = run_fio(&path, spec.size)?;
-    c.diag(format!("reference: {name} (serial {serial})"));
-    c.diag(fio_line(kind, &name, &r, took));
-    if let Some(ours) = &c.fio_nvme {
-        let line = ratio_line(&format!("nvme-vs-{kind}"), &ours.ratios(&r));
-        c.diag(line);
+    let sectors = read(&block.join("size"));
+    let lbs = read(&block.join("queue/logical_block_size"));
+    if sectors.map(|s| s * 512) != Some(spec.size) || lbs != Some(spec.block_size) {
+        return Err(format!(
+            "{name} (serial {serial}): {sectors:?} sectors of 512, {lbs:?}-byte blocks; \
+             configured {} bytes of {}",
+            spec.size, spec.block_size
+        ));
     }
-    Ok(())
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -110,7 +110,9 @@ pub fn mib_per_s(bytes: u64, d: Duration) -> String {
 
 /// The greppable result line (printed as a KTAP diagnostic, so it reads
 /// `# bench NAME key=value ...` on the console). Keys and values must not
-/// contain spaces; a space in either is replaced by `_`.
+/// contain spaces; a space in either is replaced by `_`. A cell measured
+/// in rounds is two fields, `KEY=<median> KEY_range=<min>..<max>`
+/// ([`super::stats::Spread::fields`]).
 pub fn bench_line(name: &str, fields: &[(&str, String)]) -> String {
     let clean = |s: &str| s.replace([' ', '\t', '\n'], "_");
     let mut s = format!("bench {}", clean(name));

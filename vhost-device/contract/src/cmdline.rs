@@ -21,6 +21,8 @@
 //! - `zonecopy.nvmeref=bs=<bytes>,size=<bytes>`: the bench suite's reference
 //!   NVMe namespaces over PCIe (QEMU's `-device nvme`, serials `ZCNVMEREF`
 //!   and `ZCNVMEREF-WB`, NSID 1 each)
+//! - `zonecopy.fio=rounds=<n>,runtime=<seconds>` ([`FioPlan`]): how often
+//!   and how long the bench suite measures each fio cell
 //! - `zonecopy.peer-nvme=serial=<S>,bs=..,size=..,zone=..,cap=..,max-open=..,max-active=..,nvm-size=..,mssrl=..,mcl=..,msrc=..`
 //!   ([`PeerNvme`]): the diff-nvme suite's peer, QEMU's own NVMe controller
 //! - `zonecopy.run=<hex>`: run mode's command (hex-encoded, may be empty)
@@ -32,6 +34,7 @@
 use std::{collections::BTreeMap, fmt, net::SocketAddr};
 
 use crate::{
+    fio::FioPlan,
     nvme::{NvmeTarget, PeerNvme},
     spec::{number, LunSpec, NsSpec},
 };
@@ -40,7 +43,7 @@ use crate::{
 pub const PREFIX: &str = "zonecopy.";
 
 /// Every key, without [`PREFIX`]; `lun` and `ns` take a number.
-pub const KEYS: [&str; 12] = [
+pub const KEYS: [&str; 13] = [
     "suite",
     "lun",
     "control",
@@ -51,6 +54,7 @@ pub const KEYS: [&str; 12] = [
     "scsihd",
     "sink",
     "nvmeref",
+    "fio",
     "peer-nvme",
     "run",
 ];
@@ -82,6 +86,8 @@ pub struct Config {
     /// `zonecopy.nvmeref=`: the reference QEMU NVMe namespaces' geometry
     /// (a `disk`), if attached.
     pub nvme_ref: Option<LunSpec>,
+    /// `zonecopy.fio=`: the bench suite's fio rounds, if not the default.
+    pub fio: Option<FioPlan>,
     /// `zonecopy.peer-nvme=`: QEMU's NVMe controller, if attached.
     pub peer_nvme: Option<PeerNvme>,
 }
@@ -140,6 +146,9 @@ impl fmt::Display for Config {
         if let Some(d) = &self.nvme_ref {
             put("nvmeref", &d.params());
         }
+        if let Some(p) = &self.fio {
+            put("fio", p);
+        }
         if let Some(p) = &self.peer_nvme {
             put("peer-nvme", p);
         }
@@ -196,6 +205,7 @@ impl Config {
             "scsihd" => once(&mut self.scsi_hd, disk(value)?, key),
             "nvmeref" => once(&mut self.nvme_ref, disk(value)?, key),
             "sink" => once(&mut self.sink, address(value)?, key),
+            "fio" => once(&mut self.fio, value.parse()?, key),
             "peer-nvme" => once(
                 &mut self.peer_nvme,
                 value.parse().map_err(|e| format!("{e}"))?,
@@ -309,7 +319,7 @@ mod tests {
              zonecopy.ns1=zns:bs=4096,size=67108864,zone=4194304,cap=3145728,conv=0 \
              zonecopy.ns2=nvm:bs=512,size=1048576 zonecopy.xfail=a,b,c \
              zonecopy.scsihd=bs=4096,size=201326592 zonecopy.sink=10.0.2.2:4000 \
-             zonecopy.nvmeref=bs=4096,size=201326592 \
+             zonecopy.nvmeref=bs=4096,size=201326592 zonecopy.fio=rounds=5,runtime=2 \
              zonecopy.peer-nvme=serial=ZCPEER0001,bs=4096,size=67108864,zone=4194304,\
              cap=3145728,max-open=4,max-active=6,nvm-size=33554432,mssrl=16,mcl=64,msrc=7 \
              zonecopy.run=6c73";
@@ -321,6 +331,7 @@ mod tests {
         assert_eq!(c.sink, Some("10.0.2.2:4000".parse().unwrap()));
         assert_eq!(c.control_token.as_deref(), Some("0a1b"));
         assert_eq!(c.peer_nvme.unwrap().msrc, 7);
+        assert_eq!(c.fio.map(|p| p.rounds), Some(5));
     }
 
     #[test]
@@ -375,6 +386,8 @@ mod tests {
             ("zonecopy.nvmeref=bs=512,size=512 zonecopy.nvmeref=bs=512,size=512", "twice"),
             ("zonecopy.scsihd=bs=4096,size=4096,zone=4096", "only valid"),
             ("zonecopy.sink=10.0.2.2", "<ip>:<port>"),
+            ("zonecopy.fio=rounds=0", "not in 1..=15"),
+            ("zonecopy.fio=rounds=3 zonecopy.fio=rounds=3", "twice"),
             ("zonecopy.sink=1.2.3.4:1 zonecopy.sink=1.2.3.4:1", "twice"),
             ("zonecopy.peer-nvme=serial=S,bogus=1", "unknown key"),
         ] {
@@ -408,6 +421,7 @@ mod tests {
             xfail in proptest::collection::vec("[a-z0-9-]{1,8}", 0..3),
             run in proptest::option::of("[0-9a-f]{0,8}"),
             port in 1u16..,
+            rounds in 1u32..=crate::fio::MAX_ROUNDS,
         ) {
             let (bs, size, zones) = g;
             let mut xf: Vec<String> = Vec::new();
@@ -430,6 +444,7 @@ mod tests {
                 scsi_hd: Some(LunSpec::disk(bs, size)),
                 sink: None,
                 nvme_ref: None,
+                fio: Some(crate::fio::FioPlan { rounds, runtime_s: 2 }),
                 peer_nvme: None,
             };
             prop_assert_eq!(parse(&c.to_string()), Ok(c));

@@ -15,6 +15,7 @@
 //! - [`suite`]: the suite names.
 //! - [`control`]: the control protocol's requests and replies.
 //! - [`timing`]: device timing profiles (`--timing`, `timing=`).
+//! - [`fio`]: the bench suite's fio rounds (`zonecopy.fio=`).
 //!
 //! Adding a spec key: the type's `FromStr` and `Display` here (their
 //! round-trip property test must keep passing), then whoever uses it.
@@ -22,6 +23,7 @@
 pub mod arg;
 pub mod cmdline;
 pub mod control;
+pub mod fio;
 pub mod nvme;
 pub mod size;
 pub mod spec;
