@@ -462,23 +462,18 @@ fn start_backend(
 type Started = (PathBuf, Option<PathBuf>, Option<Launch>, Option<Backend>);
 
 fn backend_or_socket(
-    vm: &VmArgs,
-    tmp: &Path,
-    luns: &[LunArg],
-    namespaces: &[NsArg],
-    listen: Listen,
-    trace: Option<PathBuf>,
-    out: &Path,
+    socket: Option<&Path>,
+    start: impl FnOnce() -> Result<(Launch, Backend), SetupError>,
 ) -> Result<Started, SetupError> {
-    if let Some(s) = &vm.backend_socket {
+    if let Some(s) = socket {
         if !backend::is_socket(s) {
             return Err(fail(backend::BackendError::NotASocket(
                 s.display().to_string(),
             )));
         }
-        return Ok((s.clone(), None, None, None));
+        return Ok((s.to_path_buf(), None, None, None));
     }
-    let (launch, b) = start_backend(vm, tmp, luns, namespaces, listen, trace, out)?;
+    let (launch, b) = start()?;
     Ok((
         launch.cfg.socket.clone(),
         launch.cfg.control.clone(),
@@ -542,7 +537,9 @@ impl Rig {
             });
             let trace = traced(needs.suite, vm).then(|| tmp.path().join(TRACE_FILE));
             let listen = Listen { net, host_ip };
-            let started = backend_or_socket(vm, tmp.path(), &luns, &namespaces, listen, trace, out);
+            let started = backend_or_socket(vm.backend_socket.as_deref(), || {
+                start_backend(vm, tmp.path(), &luns, &namespaces, listen, trace, out)
+            });
             let initrd = initrd
                 .join()
                 .unwrap_or_else(|_| Err(fail("the initramfs build thread panicked")));
