@@ -234,7 +234,7 @@ bench_table() {
 			su = border[i]
 			x = bstart[su] - bkern[su] - bexec[su]
 			if (su in runner_boot)
-				printf "  %s: QEMU start to the first KTAP line %s (runner) = before the kernel'"'"'s clock %.2f + kernel %s + /init %.2f + exec %s (tool started at %s)\n",
+				printf "  %s: run start to the first KTAP line %s (runner) = set-up, QEMU and firmware before the kernel'"'"'s clock %.2f + kernel %s + /init %.2f + exec %s (tool started at %s)\n",
 					su, runner_boot[su], runner_boot[su] - bstart[su], bkern[su], x, bexec[su], bstart[su]
 			else
 				printf "  %s: kernel %s + /init %.2f + exec %s = tool started at %s on the kernel'"'"'s clock\n",
@@ -387,10 +387,10 @@ guest network tap (MTU 65520) raw TCP: guest->host 80.0 MiB/s, host->guest 60.0 
 NVMe/TCP seq 1 MiB: read 12.0 MiB/s = 0.20 x raw host->guest; write 8.0 MiB/s = 0.10 x raw guest->host
 
 boot breakdown (seconds; the smoke run is the boot target's):
-  bench: QEMU start to the first KTAP line 2.3 (runner) = before the kernel's clock 0.79 + kernel 1.100 + /init 0.38 + exec 0.030 (tool started at 1.510)
+  bench: run start to the first KTAP line 2.3 (runner) = set-up, QEMU and firmware before the kernel's clock 0.79 + kernel 1.100 + /init 0.38 + exec 0.030 (tool started at 1.510)
     kernel: setup 0.300, CPU 0.020, to the first PCI probe 0.250, initcalls 0.200, unpack the initramfs 0.150, late initcalls and freeing 0.180
     /init: mounts 0.020, modprobe 0.300, network 0.010, host root 0.050
-  smoke: QEMU start to the first KTAP line 1.9 (runner) = before the kernel's clock 0.73 + kernel 1.000 + /init 0.16 + exec 0.010 (tool started at 1.170)
+  smoke: run start to the first KTAP line 1.9 (runner) = set-up, QEMU and firmware before the kernel's clock 0.73 + kernel 1.000 + /init 0.16 + exec 0.010 (tool started at 1.170)
     kernel: setup 0.300, CPU 0.020, to the first PCI probe -, initcalls -, unpack the initramfs 0.100, late initcalls and freeing -
     /init: mounts 0.020, modprobe 0.130, network 0.010, host root 0.000; every LUN there 0.040 after the tool started
 

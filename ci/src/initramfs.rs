@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{proc, vm::log_tail};
+use crate::{initramfs_quick, proc, vm::log_tail};
 
 /// Errors building the initramfs.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,14 @@ pub fn build(req: &BuildRequest<'_>) -> Result<(), InitramfsError> {
         std::fs::create_dir_all(parent)?;
     }
     let log = File::create(req.log)?;
+    if initramfs_quick::is_current(req) {
+        writeln!(
+            &log,
+            "{} is up to date (the runner's check of its inputs' metadata)",
+            req.out.display()
+        )?;
+        return Ok(());
+    }
     let mut cmd = Command::new("bash");
     cmd.arg(req.script)
         .arg("--guest-bin")
@@ -88,7 +96,10 @@ pub fn build(req: &BuildRequest<'_>) -> Result<(), InitramfsError> {
         source,
     })?;
     match child.wait_for(BUILD_TIMEOUT, true)? {
-        Some(s) if s.success() && req.out.is_file() => Ok(()),
+        Some(s) if s.success() && req.out.is_file() => {
+            initramfs_quick::record(req);
+            Ok(())
+        }
         Some(s) => Err(InitramfsError::Failed {
             status: s.to_string(),
             log: log_tail(req.log, 15),

@@ -9,6 +9,7 @@ mod control;
 mod coverage;
 mod hosttsc;
 mod initramfs;
+mod initramfs_quick;
 mod junit;
 mod kcidb;
 mod kernel;
