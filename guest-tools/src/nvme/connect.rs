@@ -97,6 +97,11 @@ pub fn connect_options(t: &NvmeTarget, nqn: &str, host: &HostId) -> String {
     )
 }
 
+/// The fabrics option asking the controller at Connect (CATTR bit 2) to
+/// disable SQ flow control: no SQ head pointer updates, and a read may
+/// complete on its last C2HData PDU (SUCCESS flag) without a CapsuleResp.
+pub const DISABLE_SQFLOW: &str = "disable_sqflow";
+
 /// The fabrics driver's answer to a connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Connected {

@@ -8,8 +8,10 @@
 //! KTAP layout: `config`, then subtests `connect`, `identify`, `zns`,
 //! `copy`, the test `verify` (Verify, 0Ch, through passthrough), `events` (zones the device takes out of service, the Changed
 //! Zone List, the Error Information log, Zone Descriptor Changed notices),
-//! and finally `disconnect` (so the suite can run again against the same
-//! backend). A test whose prerequisite did not pass is a SKIP naming
+//! `sqflow_on` (the PDUs of 4 KiB reads and writes), `disconnect` (so the
+//! suite can run again against the same backend) and `sqflow_off` (a
+//! connection of its own with SQ flow control disabled: reads complete on
+//! the C2HData SUCCESS flag; it disconnects at its end). A test whose prerequisite did not pass is a SKIP naming
 //! it; the failure is reported once, where it happened.
 
 mod attach;
@@ -18,6 +20,7 @@ pub mod copy;
 pub mod events;
 pub mod ident;
 pub mod passthru;
+mod sqflow;
 pub mod verify;
 pub mod zns;
 pub use self::attach::*;
@@ -288,7 +291,7 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
         k.test(&mut c, "", "config", t_config)?;
         return Ok(!k.failed());
     }
-    k.plan(8)?;
+    k.plan(10)?;
     k.test(&mut c, "", "config", t_config)?;
     let tests = connect_tests(&c);
     k.area(&mut c, "connect", tests)?;
@@ -298,7 +301,9 @@ pub fn run<W: Write>(k: &mut Ktap<W>, cfg: &Config, sys_root: &Path) -> io::Resu
     k.area(&mut c, "copy", copy::tests())?;
     k.test(&mut c, "", "verify", verify::t_verify)?;
     k.area(&mut c, "events", events::tests())?;
+    k.test(&mut c, "", "sqflow_on", sqflow::t_sqflow_on)?;
     k.test(&mut c, "", "disconnect", t_disconnect)?;
+    k.test(&mut c, "", "sqflow_off", sqflow::t_sqflow_off)?;
     Ok(!k.failed())
 }
 

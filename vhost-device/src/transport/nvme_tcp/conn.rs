@@ -699,7 +699,10 @@ impl<'a> State<'a> {
 
     /// Send `data` in C2HData PDUs, then the response capsule unless the
     /// last C2HData can carry SUCCESS (SQ flow control disabled and a
-    /// completion with nothing in it).
+    /// completion with nothing in it): NVMe/TCP 1.0 3.6.2.9, C2HData FLAGS
+    /// bit 3, set only with LAST_PDU and only when the host disabled SQ
+    /// flow control (Connect CATTR bit 2), as Linux's nvmet-tcp does
+    /// (`sqhd_disabled`).
     fn respond(&mut self, sqe: &Sqe, class: CommandClass, completion: Completion, data: &[u8]) {
         self.c2h_data(sqe, class, &completion, data, None);
     }

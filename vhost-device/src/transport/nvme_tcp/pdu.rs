@@ -42,7 +42,7 @@ pub const FLAG_DDGST: u8 = 1 << 1;
 /// H2CData/C2HData flag: last PDU of the transfer (LAST_PDU).
 pub const FLAG_LAST_PDU: u8 = 1 << 2;
 /// C2HData flag: command completed successfully, no CapsuleResp follows
-/// (SUCCESS; only with SQ flow control disabled).
+/// (SUCCESS, 3.6.2.9; only with LAST_PDU and SQ flow control disabled).
 pub const FLAG_SUCCESS: u8 = 1 << 3;
 
 /// ICReq/ICResp DGST bits.

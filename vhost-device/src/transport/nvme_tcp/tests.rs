@@ -481,25 +481,6 @@ fn pipelined_writes_wait_for_their_data() {
 }
 
 #[test]
-fn success_flag_when_sq_flow_control_is_disabled() {
-    let t = target();
-    let mut admin = Host::connect(&t);
-    let cntlid = admin.admin(Digests::default());
-    let mut io = Host::io(&t, cntlid, Digests::default(), 1 << 2);
-    let data = pattern(2 * BS, 5);
-    assert_eq!(io.write_r2t(0, &data, 4096).status, 0);
-    let (back, cqe) = io.read(0, data.len());
-    assert_eq!(cqe, None, "C2HData carried SUCCESS, no CapsuleResp");
-    assert!(back == data);
-    // Also on a payload sent from its own buffer (>= 16 KiB).
-    let data = pattern(16 * BS, 6);
-    assert_eq!(io.write_r2t(0, &data, 16 * BS).status, 0);
-    let (back, cqe) = io.read(0, data.len());
-    assert_eq!(cqe, None, "C2HData carried SUCCESS, no CapsuleResp");
-    assert!(back == data);
-}
-
-#[test]
 fn data_digest_error_fails_only_the_command() {
     let t = target();
     let both = Digests {
@@ -776,3 +757,5 @@ fn disconnect_closes_the_connection() {
         "closed after Disconnect"
     );
 }
+
+mod success;
