@@ -532,7 +532,7 @@ pub fn write(out: &Path, record: &SuiteRecord, personality: Option<&str>, boot: 
     let image = prop(record, "kernel_image").map(PathBuf::from);
     let version = image.as_deref().and_then(kernel_version);
     let transport = zonecopy_contract::Suite::named(Some(&record.suite))
-        .is_some_and(|s| crate::rig::NVME_SUITES.contains(&s))
+        .is_some_and(|s| crate::needs::NVME_SUITES.contains(&s))
         .then_some(crate::shard::TRANSPORTS[0]);
     let doc = document(&RunInput {
         record,

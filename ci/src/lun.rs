@@ -39,7 +39,7 @@ pub const DIFF_LUNS: [&str; 4] = [
 ];
 
 /// The LUN specs a suite gets when no `--lun` is given (the bench suite's
-/// are in `rig::BENCH_LUNS`).
+/// are in `needs::BENCH_LUNS`).
 pub fn default_luns(suite: Option<Suite>) -> &'static [&'static str] {
     match suite {
         Some(Suite::Zbc) => &ZBC_LUNS,

@@ -18,6 +18,7 @@ mod ktap;
 mod lifecycle;
 mod lun;
 mod matrix;
+mod needs;
 mod ns;
 mod peer;
 mod proc;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use crate::{
     cli::RunArgs,
+    needs::Needs,
     qemu::Serial,
-    rig::{Needs, Rig, SetupError},
+    rig::{Rig, SetupError},
     suite::{default_out, signal_exit},
     util::{hex, shell_join},
     vm::{self, VmSpec, EXIT_STATUS_PREFIX},

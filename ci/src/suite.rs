@@ -12,8 +12,9 @@ use crate::{
     cli::{BootArgs, Limits, SuiteArgs, VmArgs},
     junit::{self, SuiteRecord},
     ktap::{verdict, Report, RunEnd, Verdict},
+    needs::Needs,
     qemu::Serial,
-    rig::{workspace_root, Needs, Rig, SetupError},
+    rig::{workspace_root, Rig, SetupError},
     timing,
     util::shell_join,
     vm::{self, VmOutcome, VmSpec},
@@ -204,7 +205,7 @@ pub fn boot(
     let qemu = rig.qemu(
         job.vm,
         append,
-        crate::rig::wants_hostroot(Some(job.suite)),
+        crate::needs::wants_hostroot(Some(job.suite)),
         Serial::Stdio,
     );
     let mut argv = vec![qemu.qemu.display().to_string()];
