@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: set up what is missing, the tree's structure limits
 # (scripts/check-structure.py: no non-test function over 150 lines, no
-# guest suite file over 800), unit tests for the workspace (with a
+# source file over 800 but unit-test files), unit tests for the workspace (with a
 # power-cut storm: 300 cuts of the storage core over lazyfs, a FUSE file
 # system that drops unsynced writes, vhost-device/tests/power_cut.rs), then
 # the VM suites:
