@@ -47,7 +47,9 @@ pub struct BuildRequest<'a> {
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Runs `build-initramfs.sh --guest-bin .. --out .. [--modules-dir ..]
-/// [--modules ..]` (which caches by input hash), output to `log`.
+/// [--modules ..]` (which caches by input hash), output to `log`, unless
+/// the runner's own check of the inputs' metadata
+/// ([`initramfs_quick::is_current`]) finds the image current.
 pub fn build(req: &BuildRequest<'_>) -> Result<(), InitramfsError> {
     if !req.script.is_file() {
         return Err(InitramfsError::Missing {
@@ -68,7 +70,8 @@ pub fn build(req: &BuildRequest<'_>) -> Result<(), InitramfsError> {
         std::fs::create_dir_all(parent)?;
     }
     let log = File::create(req.log)?;
-    if initramfs_quick::is_current(req) {
+    let before = initramfs_quick::inputs(req);
+    if initramfs_quick::is_current(req, &before) {
         writeln!(
             &log,
             "{} is up to date (the runner's check of its inputs' metadata)",
@@ -97,7 +100,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<(), InitramfsError> {
     })?;
     match child.wait_for(BUILD_TIMEOUT, true)? {
         Some(s) if s.success() && req.out.is_file() => {
-            initramfs_quick::record(req);
+            initramfs_quick::record(req, &before);
             Ok(())
         }
         Some(s) => Err(InitramfsError::Failed {
