@@ -2,8 +2,7 @@
 //! zone table and zone metadata it opens.
 
 use std::{
-    fs::{File, OpenOptions},
-    os::unix::io::AsRawFd,
+    fs::{File, OpenOptions, TryLockError},
     path::PathBuf,
 };
 
@@ -260,17 +259,12 @@ fn open_file(cfg: &DeviceConfig) -> Result<File, ConfigError> {
         .open(&cfg.path)
         .map_err(file_err)?;
     // One device per file, whatever path names it: an exclusive lock
-    // (flock), released when the file closes or the process dies.
-    // (std's File::try_lock needs Rust 1.89, above this workspace's
-    // rust-version.)
-    // SAFETY: flock only reads its integer arguments; the fd is owned
-    // by `file` and open for the duration of the call.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let err = std::io::Error::last_os_error();
-        return Err(match err.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => ConfigError::InUse(cfg.path.clone()),
-            _ => file_err(err),
-        });
+    // (flock(2) on Linux), released when the file closes or the process
+    // dies.
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Err(ConfigError::InUse(cfg.path.clone())),
+        Err(TryLockError::Error(e)) => return Err(file_err(e)),
     }
     let len = file.metadata().map_err(file_err)?.len();
     if len < cfg.size {
