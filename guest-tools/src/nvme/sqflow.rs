@@ -95,21 +95,22 @@ fn classes(c: &mut Ctx<'_>) -> Result<(Class, Class), Verdict> {
     }
 }
 
-/// Wait until no read or write reaches the backend for 300 ms (the
-/// kernel's partition scan of a namespace that just appeared), at most
-/// 10 s.
+/// Wait until no read or write reaches the backend for 1 s (the kernel's
+/// partition scans of namespaces that just appeared, or rescans after an
+/// earlier test's events; 6.9 and later scan namespaces in parallel), at
+/// most 20 s. The counters count every namespace on the listener.
 fn settle(c: &mut Ctx<'_>) -> Step {
     let start = Instant::now();
     let mut last = classes(c)?;
-    while start.elapsed() < Duration::from_secs(10) {
-        thread::sleep(Duration::from_millis(300));
+    while start.elapsed() < Duration::from_secs(20) {
+        thread::sleep(Duration::from_secs(1));
         let now = classes(c)?;
         if now == last {
             return Ok(());
         }
         last = now;
     }
-    Err(Verdict::fail("reads and writes did not stop within 10 s"))
+    Err(Verdict::fail("reads and writes did not stop within 20 s"))
 }
 
 /// Write [`BLOCKS`] stamped blocks at the end of `f` (`size` bytes) one
@@ -181,6 +182,7 @@ pub(super) fn t_sqflow_on(c: &mut Ctx<'_>) -> Step {
         .file()?
         .try_clone()
         .map_err(fail("dup the namespace"))?;
+    settle(c)?;
     let (read, write) = io(c, &f, size, gen)?;
     check(c, read, write, true)
 }
@@ -211,8 +213,11 @@ pub(super) fn t_sqflow_off(c: &mut Ctx<'_>) -> Step {
 }
 
 fn on_connection(c: &mut Ctx<'_>, conn: Connected, nsid: u32, size: u64, gen: u64) -> Step {
+    // Every namespace, so that none is still being scanned when the
+    // counters are read.
+    let want: Vec<u32> = c.ns.keys().copied().collect();
     let (found, took) =
-        connect::wait_for_namespaces(&c.sys, &c.dev_root, conn.instance, &[nsid], CONNECT_TIMEOUT);
+        connect::wait_for_namespaces(&c.sys, &c.dev_root, conn.instance, &want, CONNECT_TIMEOUT);
     let ns = found
         .into_iter()
         .find(|n| n.nsid == nsid)
