@@ -101,6 +101,31 @@ impl BenchExtras {
     }
 }
 
+/// Most devices the bench's fio measures: over PCIe our namespace, QEMU's
+/// two NVMe controllers, our SCSI disk and QEMU's two scsi-hd (over TCP
+/// four).
+const MAX_FIO_DEVICES: u32 = 6;
+/// What the bench suite needs besides fio, with room for a loaded host:
+/// the boot, the copies, copy_file_range, the timing model and the
+/// network throughput took ~50 s of an idle run.
+const BENCH_REST_S: u64 = 240;
+
+/// The least `--timeout` a bench run gets (a smaller one is raised to
+/// it): its fio plan at most, plus the rest. The default 300 s would cut
+/// the default plan over PCIe (6 devices x 6 jobs x 3 rounds x 2 s).
+pub fn min_timeout(rounds: Option<u32>, runtime_s: Option<u32>) -> u64 {
+    let d = FioPlan::default();
+    let plan = FioPlan {
+        rounds: rounds
+            .unwrap_or(d.rounds)
+            .min(zonecopy_contract::fio::MAX_ROUNDS),
+        runtime_s: runtime_s
+            .unwrap_or(d.runtime_s)
+            .min(zonecopy_contract::fio::MAX_RUNTIME_S),
+    };
+    BENCH_REST_S + plan.max_seconds(MAX_FIO_DEVICES)
+}
+
 /// Two sparse raw files `<stem>.img` and `<stem>-wb.img` of `size` bytes
 /// in `dir` (a reference's `cache=none` and `cache=writeback` copies).
 fn reference_files(dir: &Path, stem: &str, size: u64) -> Result<(PathBuf, PathBuf), SetupError> {
@@ -119,6 +144,15 @@ fn reference_files(dir: &Path, stem: &str, size: u64) -> Result<(PathBuf, PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_timeout_covers_its_fio_plan() {
+        // 3 rounds x 6 devices x 6 jobs x (2 + 1) s + 240 s.
+        assert_eq!(min_timeout(None, None), 240 + 324);
+        assert_eq!(min_timeout(Some(1), Some(1)), 240 + 72);
+        // Out-of-bounds values fail later, in with_fio; capped here.
+        assert_eq!(min_timeout(Some(99), Some(999)), 240 + 15 * 36 * 61);
+    }
 
     #[test]
     fn fio_plan_from_the_runner_options() {

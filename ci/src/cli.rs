@@ -95,6 +95,8 @@ pub enum Cmd {
 #[derive(Debug, Args, Clone)]
 pub struct Limits {
     /// Limit per boot in seconds from QEMU's start; QEMU is killed then.
+    /// The bench suite gets at least what its fio plan needs
+    /// (--fio-rounds x --fio-runtime over its devices, plus 240 s).
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub timeout: u64,
     /// Directory for logs (junit.xml, kcidb.json, console and backend

@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use zonecopy_contract::Suite;
+
 use crate::{
     cli::{BootArgs, Limits, SuiteArgs, VmArgs},
     junit::{self, SuiteRecord},
@@ -133,11 +135,19 @@ impl<'a> SuiteJob<'a> {
         net: bool,
         out: &'a Path,
     ) -> Self {
+        let mut timeout = limits.timeout;
+        if Suite::named(Some(suite)) == Some(Suite::Bench) {
+            let least = crate::bench::min_timeout(vm.fio_rounds, vm.fio_runtime);
+            if timeout < least {
+                eprintln!("bench: --timeout {timeout} s raised to {least} s for its fio plan");
+                timeout = least;
+            }
+        }
         SuiteJob {
             vm,
             kernel,
             suite,
-            timeout: Duration::from_secs(limits.timeout),
+            timeout: Duration::from_secs(timeout),
             net,
             out,
         }

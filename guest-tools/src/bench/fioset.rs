@@ -160,8 +160,10 @@ pub(super) fn t_fio(c: &mut Ctx<'_>) -> Step {
             continue;
         };
         let mut f = Vec::new();
+        // Three decimals: the summary decides met / NOT met on the
+        // printed range, and 1.196 must not round up to a met 1.20.
         for (key, s) in fio::paired_ratios(x, y) {
-            f.extend(s.fields(&key, 2));
+            f.extend(s.fields(&key, 3));
         }
         lines.push(line(&format!("{a}-vs-{b}"), &f));
     }

@@ -21,6 +21,9 @@ pub const ROUNDS: u32 = 3;
 /// runs, each with ~0.5 s of fio's own set-up between stonewalled jobs
 /// under TCG), 2 s keeps the fio part near three minutes.
 pub const RUNTIME_S: u32 = 2;
+/// fio jobs per device (guest-tools `bench::fio::JOBS`: random read and
+/// write at QD1 and QD16, sequential read and write).
+pub const JOBS_PER_DEVICE: u32 = 6;
 /// Bounds, so that a typo cannot make a bench run last for hours.
 pub const MAX_ROUNDS: u32 = 15;
 pub const MAX_RUNTIME_S: u32 = 60;
@@ -31,6 +34,18 @@ impl Default for FioPlan {
             rounds: ROUNDS,
             runtime_s: RUNTIME_S,
         }
+    }
+}
+
+impl FioPlan {
+    /// Seconds the fio part takes at most on `devices` devices: every
+    /// run plus a second of fio's own set-up per job under TCG (measured
+    /// ~0.45 s).
+    pub fn max_seconds(&self, devices: u32) -> u64 {
+        u64::from(self.rounds)
+            * u64::from(devices)
+            * u64::from(JOBS_PER_DEVICE)
+            * (u64::from(self.runtime_s) + 1)
     }
 }
 
