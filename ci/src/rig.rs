@@ -327,10 +327,12 @@ impl Rig {
         let pcie = vm.nvme_transport == NvmeTransport::Pcie;
         let tapnet = enter_tapnet(vm, needs, net && !pcie && !namespaces.is_empty())?;
         let host_ip = listen_addr(tapnet.as_ref());
-        // The initramfs (usually only the builder's check that the cached
-        // image is current, ~0.15 s of hashing) while the backend starts
+        // The initramfs (usually only the runner's metadata check that the
+        // cached image is current, initramfs_quick; else the builder's
+        // check by content, ~0.28 s, or a build) while the backend starts
         // (~0.1 s until its socket is there): both are set-up time before
-        // QEMU starts, which counts toward the boot (issue 17).
+        // QEMU starts, which counts toward the boot (issue 17). A backend
+        // that fails at once is reported after the image is done.
         let nvme = !namespaces.is_empty();
         let (started, initrd) = std::thread::scope(|s| {
             let initrd = s.spawn(|| match &vm.initrd {
