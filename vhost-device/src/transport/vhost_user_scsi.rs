@@ -54,8 +54,10 @@ use crate::{
 };
 
 mod control;
+mod direct;
 pub mod poll;
 mod tracking;
+use direct::GuestData;
 use poll::PollWindow;
 use tracking::QueueTrack;
 
@@ -484,7 +486,7 @@ impl ScsiBackend {
                 have: layout.readable,
             });
         }
-        let Ok(mut reader) = Reader::new(mem, chain) else {
+        let Ok(mut reader) = Reader::new(mem, chain.clone()) else {
             return fail(Malformed::BadReadableAddress);
         };
         let mut hdr = [0u8; CMD_REQ_SIZE];
@@ -515,6 +517,7 @@ impl ScsiBackend {
             inner: data_in,
             overrun: false,
         };
+        let mut direct = GuestData::new(mem, chain);
         crate::trace::scsi_context(u16::try_from(queue).unwrap_or(u16::MAX), req.id);
         let out = self.target.execute(scsi::Request {
             lun,
@@ -522,9 +525,10 @@ impl ScsiBackend {
             data_out: &mut reader,
             data_in: &mut sink,
             data_in_len,
+            direct: Some(&mut direct),
         });
         let overrun = sink.overrun;
-        let written = data_in.bytes_written();
+        let written = data_in.bytes_written() + direct.sent;
         if u64::from(out.data_in_written) != written as u64 {
             debug!(
                 "queue {queue}: tag {:#x}: target reports {} data-in bytes, wrote {written}",
@@ -538,7 +542,7 @@ impl ScsiBackend {
             data_in_len.saturating_sub(w)
         } else {
             // `bytes_read` counts the header too.
-            let consumed = reader.bytes_read().saturating_sub(CMD_REQ_SIZE);
+            let consumed = reader.bytes_read().saturating_sub(CMD_REQ_SIZE) + direct.received;
             u32::try_from(data_out_len.saturating_sub(consumed)).unwrap_or(u32::MAX)
         };
         debug!(

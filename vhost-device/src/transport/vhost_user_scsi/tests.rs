@@ -260,6 +260,7 @@ fn oracle(
         data_out: &mut out,
         data_in: &mut din,
         data_in_len: u32::try_from(cap).unwrap(),
+        direct: None,
     });
     (r, din.buf, din.overrun)
 }
@@ -358,6 +359,7 @@ fn data_out_residual_counts_what_the_target_did_not_read() {
         data_out: &mut rest,
         data_in: &mut std::io::sink(),
         data_in_len: 0,
+        direct: None,
     });
     assert_eq!(resp.response, 0);
     assert_eq!(resp.status, want.status as u8);
