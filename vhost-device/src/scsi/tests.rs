@@ -75,8 +75,8 @@ impl Fixture {
 /// Run `cdb` on `lun` of `target` with `data_out`, data-in room `room`:
 /// the response and the data-in (for every command test of the SCSI
 /// front end). The data buffers are offered as memory too ([`VecMemory`]),
-/// so READ and WRITE take the straight path; [`execute_streams`] runs
-/// without it.
+/// so READ and WRITE take the straight path; [`execute_via`] with `None`
+/// runs without it.
 pub(super) fn execute(
     target: &Target,
     lun: u16,
@@ -85,7 +85,7 @@ pub(super) fn execute(
     room: u32,
 ) -> (Response, Vec<u8>) {
     let mut mem = VecMemory::new(data_out, room);
-    let (resp, streamed) = run(target, lun, cdb, data_out, room, Some(&mut mem));
+    let (resp, streamed) = execute_via(target, lun, cdb, data_out, room, Some(&mut mem));
     // One data-in buffer: a command fills it one way or the other.
     assert!(mem.sent == 0 || streamed.is_empty());
     if mem.sent > 0 {
@@ -95,24 +95,15 @@ pub(super) fn execute(
     (resp, streamed)
 }
 
-/// [`execute`] with the data buffers as streams only.
-pub(super) fn execute_streams(
-    target: &Target,
-    lun: u16,
-    cdb: &[u8],
-    data_out: &[u8],
-    room: u32,
-) -> (Response, Vec<u8>) {
-    run(target, lun, cdb, data_out, room, None)
-}
-
-fn run(
+/// Run a command with the data buffers as streams, and as `memory` too
+/// when given.
+pub(super) fn execute_via(
     target: &Target,
     lun: u16,
     cdb: &[u8],
     mut data_out: &[u8],
     room: u32,
-    direct: Option<&mut VecMemory>,
+    memory: Option<&mut VecMemory>,
 ) -> (Response, Vec<u8>) {
     let mut data_in = Vec::new();
     let resp = target.execute(Request {
@@ -121,7 +112,7 @@ fn run(
         data_out: &mut data_out,
         data_in: &mut data_in,
         data_in_len: room,
-        direct: direct.map(|d| -> &mut dyn DirectData { d }),
+        direct: memory.map(|d| -> &mut dyn DirectData { d }),
     });
     (resp, data_in)
 }
@@ -129,7 +120,7 @@ fn run(
 /// A transport's data buffers as memory, over byte vectors; each handed
 /// out in two slices (a split at 512 bytes), as a chain of two
 /// descriptors would be.
-struct VecMemory {
+pub(super) struct VecMemory {
     data_out: Vec<u8>,
     received: usize,
     data_in: Vec<u8>,

@@ -1,9 +1,9 @@
 //! READ and WRITE through the transport's memory ([`super::VecMemory`],
 //! which [`super::execute`] offers) against the same commands through the
-//! streams ([`super::execute_streams`]): the same blocks, the same sense
+//! streams ([`super::execute_via`] without memory): the same blocks, the same sense
 //! data (SBC-4 READ (16) 5.16, WRITE (16) 5.51) from literal bytes.
 
-use super::{execute, execute_streams, fixed, fixture, invalid_cdb, Status};
+use super::{execute, execute_via, fixed, fixture, invalid_cdb, Response, Status, Target};
 use crate::storage::{
     fault::{BlockRange, FaultKind},
     BlockCount, Lba,
@@ -13,6 +13,11 @@ use crate::storage::{
 /// "READ (16) command", "WRITE (16) command").
 fn rw16(op: u8, lba: u8, blocks: u8) -> [u8; 16] {
     [op, 0, 0, 0, 0, 0, 0, 0, 0, lba, 0, 0, 0, blocks, 0, 0]
+}
+
+/// `cdb` with the data buffers as streams only.
+fn execute_streams(t: &Target, cdb: &[u8], data_out: &[u8], room: u32) -> (Response, Vec<u8>) {
+    execute_via(t, 1, cdb, data_out, room, None)
 }
 
 /// LUN 1 has 512-byte blocks.
@@ -29,9 +34,9 @@ fn memory_and_streams_move_the_same_blocks() {
     // Written through memory, read through the streams; and back.
     let (w, _) = execute(t, 1, &rw16(0x8a, 0, 8), &a, 0);
     assert_eq!(w.status, Status::Good);
-    let (w, _) = execute_streams(t, 1, &rw16(0x8a, 8, 8), &b, 0);
+    let (w, _) = execute_streams(t, &rw16(0x8a, 8, 8), &b, 0);
     assert_eq!(w.status, Status::Good);
-    let (r, data) = execute_streams(t, 1, &rw16(0x88, 0, 8), &[], 4096);
+    let (r, data) = execute_streams(t, &rw16(0x88, 0, 8), &[], 4096);
     assert_eq!((r.status, r.data_in_written), (Status::Good, 4096));
     assert_eq!(data, a);
     let (r, data) = execute(t, 1, &rw16(0x88, 8, 8), &[], 4096);
