@@ -438,10 +438,10 @@ impl ScsiBackend {
             // Not reached: `writable` covers the response header.
             return 0;
         };
-        let resp = self.execute_cmd(queue, mem, chain, layout, &mut data_in);
+        let (resp, written) = self.execute_cmd(queue, mem, chain, layout, &mut data_in);
         match writer.write_all(&resp.encode()) {
             Ok(()) => {
-                let total = CMD_RESP_SIZE + data_in.bytes_written();
+                let total = CMD_RESP_SIZE + written;
                 u32::try_from(total).unwrap_or(u32::MAX)
             }
             Err(e) => {
@@ -452,7 +452,8 @@ impl ScsiBackend {
     }
 
     /// Decode and execute the command of a chain whose response area is
-    /// usable; returns the response header to write.
+    /// usable; returns the response header to write and the data-in bytes
+    /// filled (through `data_in` or straight into guest memory).
     fn execute_cmd<M>(
         &self,
         queue: usize,
@@ -460,7 +461,7 @@ impl ScsiBackend {
         chain: DescriptorChain<M>,
         layout: &ChainLayout,
         data_in: &mut Writer<'_>,
-    ) -> CmdResp
+    ) -> (CmdResp, usize)
     where
         M: Deref<Target = GuestMemory> + Clone,
     {
@@ -475,7 +476,7 @@ impl ScsiBackend {
         };
         let fail = |what| {
             self.malformed(queue, head, what);
-            CmdResp::transport_error(Response::Failure, untouched)
+            (CmdResp::transport_error(Response::Failure, untouched), 0)
         };
         if layout.misordered {
             return fail(Malformed::WritableBeforeReadable);
@@ -501,7 +502,7 @@ impl ScsiBackend {
                     "queue {queue}: tag {:#x}: no such target: {other:?}",
                     req.id
                 );
-                return CmdResp::transport_error(Response::BadTarget, untouched);
+                return (CmdResp::transport_error(Response::BadTarget, untouched), 0);
             }
         };
         trace!(
@@ -552,7 +553,7 @@ impl ScsiBackend {
             out.status,
             if overrun { ", OVERRUN" } else { "" }
         );
-        CmdResp {
+        let resp = CmdResp {
             sense: out.sense,
             residual,
             status_qualifier: 0,
@@ -562,7 +563,8 @@ impl ScsiBackend {
             } else {
                 Response::Ok
             },
-        }
+        };
+        (resp, written)
     }
 
     /// The global queue index of event `device_event` of worker `thread`:
