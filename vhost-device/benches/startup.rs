@@ -472,6 +472,7 @@ fn report_phase(s: &Setup, mem: Memory) -> (Duration, Duration, u64) {
             data_out: &mut out,
             data_in: &mut data,
             data_in_len: alloc,
+            direct: None,
         });
         let took = t.elapsed();
         assert_eq!(r.status, Status::Good, "sense {:02x?}", r.sense);

@@ -50,6 +50,7 @@ fn run(target: &Target, ops: u64, seed: &mut u64) -> f64 {
             data_out: &mut out,
             data_in: &mut back,
             data_in_len: BLOCK as u32,
+            direct: None,
         });
         assert_eq!(resp.status, Status::Good, "{resp:?}");
     }

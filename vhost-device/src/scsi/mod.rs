@@ -41,7 +41,7 @@ use self::{
 };
 use crate::{
     stats::StatsSource,
-    storage::{BlockCount, Device, Lba, ZoneListener},
+    storage::{media::MemSlice, BlockCount, Device, Lba, ZoneListener},
 };
 
 /// SCSI status byte values (SAM-5).
@@ -67,6 +67,32 @@ pub struct Request<'a> {
     pub data_in: &'a mut dyn Write,
     /// How many bytes `data_in` can take.
     pub data_in_len: u32,
+    /// The same data buffers as memory, when the transport has them so
+    /// (see [`DirectData`]); `None`: everything goes through `data_out` and
+    /// `data_in`.
+    pub direct: Option<&'a mut dyn DirectData>,
+}
+
+/// A command's data buffers as memory that READ and WRITE move blocks to
+/// and from without a copy through [`Request::data_in`] and
+/// [`Request::data_out`] (the transport's guest buffers: the backing file
+/// is read straight into them). The data a command takes this way and
+/// through the streams is one buffer: a command uses one or the other.
+pub trait DirectData {
+    /// The next `len` bytes of the data-in buffer; `None` when it holds
+    /// fewer (or they cannot be reached as memory): use `data_in`. Nothing
+    /// counts as transferred before [`DirectData::sent`].
+    fn data_in(&mut self, len: usize) -> Option<Vec<MemSlice<'_>>>;
+
+    /// `len` bytes of the data-in buffer were filled.
+    fn sent(&mut self, len: usize);
+
+    /// The next `len` bytes of the data-out buffer; `None` when it holds
+    /// fewer (or they cannot be reached as memory): use `data_out`.
+    fn data_out(&mut self, len: usize) -> Option<Vec<MemSlice<'_>>>;
+
+    /// `len` bytes of the data-out buffer were taken.
+    fn received(&mut self, len: usize);
 }
 
 /// The outcome of one command.
@@ -305,6 +331,7 @@ impl Target {
                     data_out: req.data_out,
                     data_in: req.data_in,
                     data_in_len: req.data_in_len,
+                    direct: req.direct,
                 };
                 handler(&mut x)
             }
@@ -389,11 +416,13 @@ pub struct Exec<'t, 'r> {
     pub data_out: &'r mut dyn Read,
     pub data_in: &'r mut dyn Write,
     pub data_in_len: u32,
+    /// The data buffers as memory, if the transport has them so.
+    pub direct: Option<&'r mut dyn DirectData>,
 }
 
-impl Exec<'_, '_> {
+impl<'t> Exec<'t, '_> {
     /// The addressed logical unit (LOGICAL UNIT NOT SUPPORTED if none).
-    pub fn lu(&self) -> Result<&LogicalUnit, Sense> {
+    pub fn lu(&self) -> Result<&'t LogicalUnit, Sense> {
         self.lu
             .ok_or(Sense::illegal(Asc::LOGICAL_UNIT_NOT_SUPPORTED))
     }

@@ -105,46 +105,72 @@ fn check_rw(x: &Exec<'_, '_>, a: &RwArgs, access: Access) -> Result<usize, Sense
 
 /// READ(6)/(10)/(16) (SBC-4). DPO and FUA need nothing: there is
 /// no read cache apart from the host's page cache, which is coherent.
+/// Straight into the transport's memory when it offers it and the data-in
+/// buffer takes the whole transfer, else through the thread's buffer.
 pub fn read(x: &mut Exec<'_, '_>, a: RwArgs) -> Result<u32, Sense> {
     let bytes = check_rw(x, &a, Access::Read)?;
     if bytes == 0 {
         return Ok(0);
     }
-    let dev = &x.lu()?.device;
+    let lu = x.lu()?;
+    let dev = &lu.device;
     zbc::check_read(dev.geometry(), Lba::new(a.lba), u64::from(a.blocks))?;
+    let room = usize::try_from(x.data_in_len).unwrap_or(usize::MAX);
+    if let Some(direct) = x.direct.as_deref_mut().filter(|_| bytes <= room) {
+        if let Some(dst) = direct.data_in(bytes) {
+            dev.read_to(Lba::new(a.lba), &dst)
+                .map_err(map(Access::Read, a.lba_field))?;
+            drop(dst);
+            direct.sent(bytes);
+            return Ok(u32::try_from(bytes).unwrap_or(u32::MAX));
+        }
+    }
     with_buffer(bytes, |buf| {
-        x.lu()?
-            .device
-            .read(Lba::new(a.lba), buf)
+        dev.read(Lba::new(a.lba), buf)
             .map_err(map(Access::Read, a.lba_field))?;
         x.send(buf, bytes)
     })
 }
 
 /// WRITE(6)/(10)/(16) (SBC-4). The whole data-out is read before
-/// anything is written; FUA writes are durable before GOOD status.
+/// anything is written (straight from the transport's memory when it
+/// offers all of it); FUA writes are durable before GOOD status.
 pub fn write(x: &mut Exec<'_, '_>, a: RwArgs) -> Result<u32, Sense> {
     let bytes = check_rw(x, &a, Access::Write)?;
     if bytes == 0 {
         return Ok(0);
     }
-    with_buffer(bytes, |buf| {
-        if x.data_out.read_exact(buf).is_err() {
-            // Data-out shorter than the TRANSFER LENGTH (logged by dispatch).
-            return Err(Sense::invalid_field(a.len_field, Some(7)));
-        }
-        let lu = x.lu()?;
-        if zbc::in_gap_zone(lu.device.geometry(), Lba::new(a.lba)) {
+    let lu = x.lu()?;
+    let lba = Lba::new(a.lba);
+    let gap = zbc::in_gap_zone(lu.device.geometry(), lba);
+    let put = |write: &dyn Fn() -> Result<(), StorageError>| {
+        if gap {
             return Err(Sense::illegal(Asc::ATTEMPT_TO_ACCESS_GAP_ZONE));
         }
-        lu.device
-            .write(Lba::new(a.lba), buf, a.fua)
-            .map_err(map(Access::Write, a.lba_field))
-    })?;
+        write().map_err(map(Access::Write, a.lba_field))
+    };
+    let direct = x.direct.as_deref_mut().and_then(|d| {
+        let src = d.data_out(bytes)?;
+        let done = put(&|| lu.device.write_from(lba, &src, a.fua));
+        drop(src);
+        // Taken whether or not it was written, as a read_exact would.
+        d.received(bytes);
+        Some(done)
+    });
+    match direct {
+        Some(done) => done?,
+        None => with_buffer(bytes, |buf| {
+            if x.data_out.read_exact(buf).is_err() {
+                // Data-out shorter than the TRANSFER LENGTH (logged by dispatch).
+                return Err(Sense::invalid_field(a.len_field, Some(7)));
+            }
+            put(&|| lu.device.write(lba, buf, a.fua))
+        })?,
+    }
     // The written blocks are no longer what a ROD token represents.
     x.target
         .copy
-        .invalidate(x.lun, Lba::new(a.lba), BlockCount::new(u64::from(a.blocks)));
+        .invalidate(x.lun, lba, BlockCount::new(u64::from(a.blocks)));
     Ok(0)
 }
 

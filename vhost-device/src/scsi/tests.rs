@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 
-use super::{Request, Response, Status, Target};
-use crate::storage::{Device, DeviceConfig, ZonedConfig};
+use super::{DirectData, Request, Response, Status, Target};
+use crate::storage::{media::MemSlice, Device, DeviceConfig, ZonedConfig};
 
+mod direct;
 mod verify;
 
 struct Fixture {
@@ -73,13 +74,36 @@ impl Fixture {
 
 /// Run `cdb` on `lun` of `target` with `data_out`, data-in room `room`:
 /// the response and the data-in (for every command test of the SCSI
-/// front end).
+/// front end). The data buffers are offered as memory too ([`VecMemory`]),
+/// so READ and WRITE take the straight path; [`execute_via`] with `None`
+/// runs without it.
 pub(super) fn execute(
+    target: &Target,
+    lun: u16,
+    cdb: &[u8],
+    data_out: &[u8],
+    room: u32,
+) -> (Response, Vec<u8>) {
+    let mut mem = VecMemory::new(data_out, room);
+    let (resp, streamed) = execute_via(target, lun, cdb, data_out, room, Some(&mut mem));
+    // One data-in buffer: a command fills it one way or the other.
+    assert!(mem.sent == 0 || streamed.is_empty());
+    if mem.sent > 0 {
+        mem.data_in.truncate(mem.sent);
+        return (resp, mem.data_in);
+    }
+    (resp, streamed)
+}
+
+/// Run a command with the data buffers as streams, and as `memory` too
+/// when given.
+pub(super) fn execute_via(
     target: &Target,
     lun: u16,
     cdb: &[u8],
     mut data_out: &[u8],
     room: u32,
+    memory: Option<&mut VecMemory>,
 ) -> (Response, Vec<u8>) {
     let mut data_in = Vec::new();
     let resp = target.execute(Request {
@@ -88,8 +112,55 @@ pub(super) fn execute(
         data_out: &mut data_out,
         data_in: &mut data_in,
         data_in_len: room,
+        direct: memory.map(|d| -> &mut dyn DirectData { d }),
     });
     (resp, data_in)
+}
+
+/// A transport's data buffers as memory, over byte vectors; each handed
+/// out in two slices (a split at 512 bytes), as a chain of two
+/// descriptors would be.
+pub(super) struct VecMemory {
+    data_out: Vec<u8>,
+    received: usize,
+    data_in: Vec<u8>,
+    sent: usize,
+}
+
+impl VecMemory {
+    fn new(data_out: &[u8], room: u32) -> Self {
+        VecMemory {
+            data_out: data_out.to_vec(),
+            received: 0,
+            data_in: vec![0; room as usize],
+            sent: 0,
+        }
+    }
+}
+
+/// `len` bytes of `buf` from `at`, in two slices.
+fn two_slices(buf: &mut [u8], at: usize, len: usize) -> Option<Vec<MemSlice<'_>>> {
+    let part = buf.get_mut(at..at.checked_add(len)?)?;
+    let (a, b) = part.split_at_mut(len.min(512));
+    Some(vec![MemSlice::from(a), MemSlice::from(b)])
+}
+
+impl DirectData for VecMemory {
+    fn data_in(&mut self, len: usize) -> Option<Vec<MemSlice<'_>>> {
+        two_slices(&mut self.data_in, self.sent, len)
+    }
+
+    fn sent(&mut self, len: usize) {
+        self.sent += len;
+    }
+
+    fn data_out(&mut self, len: usize) -> Option<Vec<MemSlice<'_>>> {
+        two_slices(&mut self.data_out, self.received, len)
+    }
+
+    fn received(&mut self, len: usize) {
+        self.received += len;
+    }
 }
 
 /// Fixed format sense data, 18 bytes, for a sense key, ASC, ASCQ and the

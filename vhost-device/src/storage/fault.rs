@@ -38,7 +38,7 @@ use std::{
 
 use super::{
     error::{Result, StorageError},
-    media::Media,
+    media::{Media, MemSlice},
     units::{BlockCount, Lba},
 };
 
@@ -541,6 +541,12 @@ impl FaultyMedia {
         self.read_unchecked(lba, buf)
     }
 
+    /// [`Self::read`] into memory the caller does not own.
+    pub fn read_to(&self, lba: Lba, count: BlockCount, dst: &[MemSlice<'_>]) -> Result<()> {
+        self.rules.check_read(lba, count)?;
+        Ok(self.media.read_to(self.offset(lba)?, dst)?)
+    }
+
     /// Read whole blocks at `lba` past the rules (the control plane's view).
     pub fn read_unchecked(&self, lba: Lba, buf: &mut [u8]) -> Result<()> {
         Ok(self.media.read_at(self.offset(lba)?, buf)?)
@@ -556,6 +562,11 @@ impl FaultyMedia {
     /// Write whole blocks at `lba`, admitted by [`Self::admit_write`].
     pub fn write(&self, lba: Lba, data: &[u8]) -> std::io::Result<()> {
         self.media.write_at(self.offset(lba)?, data)
+    }
+
+    /// [`Self::write`] from memory the caller does not own.
+    pub fn write_from(&self, lba: Lba, src: &[MemSlice<'_>]) -> std::io::Result<()> {
+        self.media.write_from(self.offset(lba)?, src)
     }
 }
 

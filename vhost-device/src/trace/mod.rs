@@ -412,6 +412,8 @@ impl Recorder {
             data_out: &mut tee_out,
             data_in: &mut tee_in,
             data_in_len: req.data_in_len,
+            // Recorded data must pass the tees: no straight path.
+            direct: None,
         });
         self.write(|seq, whole| {
             vec![Record::Scsi(ScsiRecord {

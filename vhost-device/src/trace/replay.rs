@@ -273,6 +273,7 @@ impl Backend {
             data_out: &mut reader,
             data_in: &mut data_in,
             data_in_len: r.data_in_room,
+            direct: None,
         });
         out.replayed += 1;
         let status = resp.status as u8;

@@ -218,6 +218,7 @@ fn run(rec: &Recorder, target: &Target, cdb: &[u8], data_out: &[u8]) -> u8 {
             data_out: &mut out,
             data_in: &mut data_in,
             data_in_len: 4096,
+            direct: None,
         },
         |r| target.execute_untraced(r),
     );

@@ -54,8 +54,10 @@ use crate::{
 };
 
 mod control;
+mod direct;
 pub mod poll;
 mod tracking;
+use direct::GuestData;
 use poll::PollWindow;
 use tracking::QueueTrack;
 
@@ -436,10 +438,10 @@ impl ScsiBackend {
             // Not reached: `writable` covers the response header.
             return 0;
         };
-        let resp = self.execute_cmd(queue, mem, chain, layout, &mut data_in);
+        let (resp, written) = self.execute_cmd(queue, mem, chain, layout, &mut data_in);
         match writer.write_all(&resp.encode()) {
             Ok(()) => {
-                let total = CMD_RESP_SIZE + data_in.bytes_written();
+                let total = CMD_RESP_SIZE + written;
                 u32::try_from(total).unwrap_or(u32::MAX)
             }
             Err(e) => {
@@ -450,7 +452,8 @@ impl ScsiBackend {
     }
 
     /// Decode and execute the command of a chain whose response area is
-    /// usable; returns the response header to write.
+    /// usable; returns the response header to write and the data-in bytes
+    /// filled (through `data_in` or straight into guest memory).
     fn execute_cmd<M>(
         &self,
         queue: usize,
@@ -458,7 +461,7 @@ impl ScsiBackend {
         chain: DescriptorChain<M>,
         layout: &ChainLayout,
         data_in: &mut Writer<'_>,
-    ) -> CmdResp
+    ) -> (CmdResp, usize)
     where
         M: Deref<Target = GuestMemory> + Clone,
     {
@@ -473,7 +476,7 @@ impl ScsiBackend {
         };
         let fail = |what| {
             self.malformed(queue, head, what);
-            CmdResp::transport_error(Response::Failure, untouched)
+            (CmdResp::transport_error(Response::Failure, untouched), 0)
         };
         if layout.misordered {
             return fail(Malformed::WritableBeforeReadable);
@@ -484,7 +487,7 @@ impl ScsiBackend {
                 have: layout.readable,
             });
         }
-        let Ok(mut reader) = Reader::new(mem, chain) else {
+        let Ok(mut reader) = Reader::new(mem, chain.clone()) else {
             return fail(Malformed::BadReadableAddress);
         };
         let mut hdr = [0u8; CMD_REQ_SIZE];
@@ -499,7 +502,7 @@ impl ScsiBackend {
                     "queue {queue}: tag {:#x}: no such target: {other:?}",
                     req.id
                 );
-                return CmdResp::transport_error(Response::BadTarget, untouched);
+                return (CmdResp::transport_error(Response::BadTarget, untouched), 0);
             }
         };
         trace!(
@@ -515,6 +518,7 @@ impl ScsiBackend {
             inner: data_in,
             overrun: false,
         };
+        let mut direct = GuestData::new(mem, chain);
         crate::trace::scsi_context(u16::try_from(queue).unwrap_or(u16::MAX), req.id);
         let out = self.target.execute(scsi::Request {
             lun,
@@ -522,9 +526,10 @@ impl ScsiBackend {
             data_out: &mut reader,
             data_in: &mut sink,
             data_in_len,
+            direct: Some(&mut direct),
         });
         let overrun = sink.overrun;
-        let written = data_in.bytes_written();
+        let written = data_in.bytes_written() + direct.sent;
         if u64::from(out.data_in_written) != written as u64 {
             debug!(
                 "queue {queue}: tag {:#x}: target reports {} data-in bytes, wrote {written}",
@@ -538,7 +543,7 @@ impl ScsiBackend {
             data_in_len.saturating_sub(w)
         } else {
             // `bytes_read` counts the header too.
-            let consumed = reader.bytes_read().saturating_sub(CMD_REQ_SIZE);
+            let consumed = reader.bytes_read().saturating_sub(CMD_REQ_SIZE) + direct.received;
             u32::try_from(data_out_len.saturating_sub(consumed)).unwrap_or(u32::MAX)
         };
         debug!(
@@ -548,7 +553,7 @@ impl ScsiBackend {
             out.status,
             if overrun { ", OVERRUN" } else { "" }
         );
-        CmdResp {
+        let resp = CmdResp {
             sense: out.sense,
             residual,
             status_qualifier: 0,
@@ -558,7 +563,8 @@ impl ScsiBackend {
             } else {
                 Response::Ok
             },
-        }
+        };
+        (resp, written)
     }
 
     /// The global queue index of event `device_event` of worker `thread`:

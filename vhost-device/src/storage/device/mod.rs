@@ -21,7 +21,7 @@ pub use power::PowerCut;
 use super::{
     error::{Result, StorageError},
     fault::{FaultSet, FaultyMedia, Op},
-    media::{self, Media, MemMedia},
+    media::{self, mem_len, Media, MemMedia, MemSlice},
     meta::{MetaError, ZoneMeta},
     table::ZoneTable,
     units::{BlockCount, Lba},
@@ -239,7 +239,26 @@ impl Device {
     /// Read whole blocks at `lba` into `buf`. Blocks never written read as
     /// zeros.
     pub fn read(&self, lba: Lba, buf: &mut [u8]) -> Result<()> {
-        let count = self.check_buf(lba, buf.len())?;
+        let len = buf.len();
+        self.read_with(lba, len, |count| self.io.read(lba, count, buf))
+    }
+
+    /// [`Self::read`] straight into memory the caller does not own (a
+    /// guest's buffers): the same checks, faults, delays and statistics.
+    pub fn read_to(&self, lba: Lba, dst: &[MemSlice<'_>]) -> Result<()> {
+        let len = mem_len(dst);
+        self.read_with(lba, len, |count| self.io.read_to(lba, count, dst))
+    }
+
+    /// A read of `len` bytes at `lba`: checked, delayed, zone rules, then
+    /// `io` with the block count, then counted.
+    fn read_with(
+        &self,
+        lba: Lba,
+        len: usize,
+        io: impl FnOnce(BlockCount) -> Result<()>,
+    ) -> Result<()> {
+        let count = self.check_buf(lba, len)?;
         if count.get() == 0 {
             return Ok(());
         }
@@ -247,10 +266,10 @@ impl Device {
         if let Some(table) = &self.zones {
             lock(table).check_read(lba, count)?;
         }
-        self.io.read(lba, count, buf)?;
+        io(count)?;
         self.stats
             .read_bytes
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            .fetch_add(len as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -265,16 +284,35 @@ impl Device {
     /// changed when the write is refused. Durable only after [`Self::flush`]
     /// (or with `fua`).
     pub fn write(&self, lba: Lba, data: &[u8], fua: bool) -> Result<()> {
-        let count = self.check_buf(lba, data.len())?;
+        self.write_with(lba, data.len(), fua, || self.io.write(lba, data))
+    }
+
+    /// [`Self::write`] straight from memory the caller does not own (a
+    /// guest's buffers): the same checks, faults, delays and statistics.
+    pub fn write_from(&self, lba: Lba, src: &[MemSlice<'_>], fua: bool) -> Result<()> {
+        let len = mem_len(src);
+        self.write_with(lba, len, fua, || self.io.write_from(lba, src))
+    }
+
+    /// A write of `len` bytes at `lba`: checked, delayed, write faults,
+    /// then `io` under the zone rules, counted, flushed for `fua`.
+    fn write_with(
+        &self,
+        lba: Lba,
+        len: usize,
+        fua: bool,
+        io: impl FnOnce() -> std::io::Result<()>,
+    ) -> Result<()> {
+        let count = self.check_buf(lba, len)?;
         if count.get() == 0 {
             return Ok(());
         }
         self.io.delay(Op::Write, Some((lba, count)));
         self.io.admit_write(lba, count)?;
-        self.locked_write(lba, count, || self.io.write(lba, data))?;
+        self.locked_write(lba, count, io)?;
         self.stats
             .written_bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+            .fetch_add(len as u64, Ordering::Relaxed);
         if fua {
             self.flush()?;
         }

@@ -7,7 +7,7 @@ use std::{
     os::unix::{fs::FileExt, io::AsRawFd},
 };
 
-use super::{bounce, cache::WriteCache, overlap, Media, CHUNK};
+use super::{bounce, cache::WriteCache, overlap, vectored, Media, MemSlice, CHUNK};
 
 /// A backing file and its volatile write cache.
 #[derive(Debug)]
@@ -33,6 +33,25 @@ impl Media for FileMedia {
 
     fn write_at(&self, off: u64, data: &[u8]) -> io::Result<()> {
         self.cache.write(&self.file, off, data)
+    }
+
+    /// Straight from the file into `dst` (`preadv`) while the cache is
+    /// off; with it on, through a buffer, so held blocks are read.
+    fn read_to(&self, off: u64, dst: &[MemSlice<'_>]) -> io::Result<()> {
+        if self.cache.is_on() {
+            return vectored::read_buffered(dst, |buf| self.cache.read(&self.file, off, buf));
+        }
+        vectored::pread_all(&self.file, off, dst)
+    }
+
+    /// Straight from `src` to the file (`pwritev`) while the cache is
+    /// off (the same unlocked check as [`WriteCache::write`]); with it
+    /// on, through a buffer into the held blocks.
+    fn write_from(&self, off: u64, src: &[MemSlice<'_>]) -> io::Result<()> {
+        if self.cache.is_on() {
+            return vectored::write_buffered(src, |buf| self.cache.write(&self.file, off, buf));
+        }
+        vectored::pwrite_all(&self.file, off, src)
     }
 
     fn write_back(&self) -> io::Result<()> {

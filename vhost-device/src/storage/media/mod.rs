@@ -10,12 +10,14 @@
 pub mod cache;
 mod file;
 mod mem;
+pub mod vectored;
 
 use std::{fmt, fs::File, io};
 
 pub use cache::{Backing, WriteCache, CAPACITY};
 pub use file::{copy_bytes, FileMedia};
 pub use mem::MemMedia;
+pub use vectored::{mem_len, MemSlice};
 
 /// Byte storage with a volatile write cache in front (see [`cache`]).
 pub trait Media: Send + Sync + fmt::Debug {
@@ -26,6 +28,19 @@ pub trait Media: Send + Sync + fmt::Debug {
     /// Write whole blocks at byte `off`: held when the cache is on, else
     /// stored at once.
     fn write_at(&self, off: u64, data: &[u8]) -> io::Result<()>;
+
+    /// [`Self::read_at`] into memory the caller does not own (`dst`, in
+    /// order, whole blocks together). By default through a buffer; a file
+    /// with nothing held reads straight into it.
+    fn read_to(&self, off: u64, dst: &[MemSlice<'_>]) -> io::Result<()> {
+        vectored::read_buffered(dst, |buf| self.read_at(off, buf))
+    }
+
+    /// [`Self::write_at`] from memory the caller does not own (`src`, in
+    /// order, whole blocks together). By default through a buffer.
+    fn write_from(&self, off: u64, src: &[MemSlice<'_>]) -> io::Result<()> {
+        vectored::write_buffered(src, |buf| self.write_at(off, buf))
+    }
 
     /// Store every held block (not synced).
     fn write_back(&self) -> io::Result<()>;

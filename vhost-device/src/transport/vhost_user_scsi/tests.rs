@@ -260,6 +260,7 @@ fn oracle(
         data_out: &mut out,
         data_in: &mut din,
         data_in_len: u32::try_from(cap).unwrap(),
+        direct: None,
     });
     (r, din.buf, din.overrun)
 }
@@ -358,10 +359,56 @@ fn data_out_residual_counts_what_the_target_did_not_read() {
         data_out: &mut rest,
         data_in: &mut std::io::sink(),
         data_in_len: 0,
+        direct: None,
     });
     assert_eq!(resp.response, 0);
     assert_eq!(resp.status, want.status as u8);
     assert_eq!(resp.residual, u32::try_from(rest.len()).unwrap());
+}
+
+/// READ and WRITE move their blocks straight between the file and guest
+/// memory: data sharing a descriptor with a header, split over
+/// descriptors, with spare bytes counted as residual (5.6.6.1).
+#[test]
+fn blocks_cross_descriptor_and_header_boundaries() {
+    let rig = Rig::new();
+    let payload: Vec<u8> = (0..8192u32).map(|i| (i % 253) as u8).collect();
+    // WRITE(10) of LBA 1-2: the first 1000 data-out bytes follow the
+    // header in its descriptor, the rest and 50 spare bytes in another.
+    let mut req = cmd_req(LUN0, &[0x2a, 0, 0, 0, 0, 1, 0, 0, 2, 0]);
+    req.extend_from_slice(&payload[..1000]);
+    rig.write(REQ, &req);
+    rig.write(DATA, &payload[1000..]);
+    rig.push(
+        &[
+            desc(REQ, CMD_REQ_SIZE as u32 + 1000, false),
+            desc(DATA, 7192 + 50, false),
+            desc(RESP, CMD_RESP_SIZE as u32, true),
+        ],
+        0,
+    );
+    rig.kick_request_queue();
+    let resp = parse_resp(&rig.read(RESP, CMD_RESP_SIZE));
+    assert_eq!((resp.status, resp.response, resp.residual), (0, 0, 50));
+    // READ(10) of the same blocks: 3000 data-in bytes after the response
+    // header in its descriptor, the rest and 8 spare bytes in another.
+    let data2 = DATA + 0x4000;
+    rig.write(REQ, &cmd_req(LUN0, &[0x28, 0, 0, 0, 0, 1, 0, 0, 2, 0]));
+    rig.push(
+        &[
+            desc(REQ, CMD_REQ_SIZE as u32, false),
+            desc(RESP, CMD_RESP_SIZE as u32 + 3000, true),
+            desc(data2, 5192 + 8, true),
+        ],
+        3,
+    );
+    rig.kick_request_queue();
+    let resp = parse_resp(&rig.read(RESP, CMD_RESP_SIZE));
+    assert_eq!((resp.status, resp.response, resp.residual), (0, 0, 8));
+    assert_eq!(rig.used(1), (3, CMD_RESP_SIZE as u32 + 8192));
+    let mut got = rig.read(RESP + CMD_RESP_SIZE as u64, 3000);
+    got.extend(rig.read(data2, 5192));
+    assert_eq!(got, payload);
 }
 
 #[test]
