@@ -2,6 +2,12 @@
 //! (a guest's buffers, as [`MemSlice`]s) without a bounce buffer of the
 //! caller's: `preadv(2)`/`pwritev(2)` straight over the slices when the
 //! media is a file with nothing held in front of it, else through a buffer.
+//!
+//! By hand, because no crate here does positioned vectored I/O into
+//! volatile memory: vm-memory's `ReadVolatile`/`WriteVolatile` for `File`
+//! move one slice per call at the file's cursor (read(2)/write(2)), so a
+//! command spanning several descriptors would take several syscalls and a
+//! shared cursor between the queues' workers.
 
 use std::{fs::File, io, os::fd::AsRawFd};
 
