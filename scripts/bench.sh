@@ -23,7 +23,8 @@
 #   modeled as NVMe/TCP targets on 1 GbE and 100 GbE (--ns ...,timing=),
 #   16 x 2 MiB copied by the host and offloaded on each: modeled MiB/s,
 #   gain, link use, and the energy ledger (bytes and mJ per component).
-# - boot: a smoke run's time to its first test, and where the bench guest's
+# - boot: the smoke suite's time to its first test, the median of 5 runs
+#   (ZONECOPY_BENCH_BOOT_RUNS), and where the bench guest's
 #   boot went, and the smoke run's own (the kernel by phase from its log,
 #   initramfs unpacking, /init's steps, the time before the kernel's clock
 #   from the runner's; guest-tools src/bench/boot.rs);
@@ -93,7 +94,10 @@ bench_table() {
 	# The runner'"'"'s own summary line: "SUITE on KERNEL: ... (boot X s, ...)".
 	/^[a-z-]+ on [^ ]+: .*\(boot [0-9.]+ s/ {
 		t = $0; sub(/.*\(boot /, "", t); sub(/ s.*/, "", t)
-		runner_boot[$1] = t; runner_kernel[$1] = $3; sub(/:$/, "", runner_kernel[$1])
+		# The first of a suite'"'"'s runs is the one whose console log the
+		# breakdown reads; every smoke run counts toward the boot target.
+		if (!($1 in runner_boot)) { runner_boot[$1] = t; runner_kernel[$1] = $3; sub(/:$/, "", runner_kernel[$1]) }
+		if ($1 == "smoke") smoke_boot[++nsmoke] = t + 0
 	}
 	# The per-copy ledger tables (bench/ledger.rs): "# ledger ..." and
 	# its "#   ..." rows.
@@ -256,6 +260,22 @@ bench_table() {
 		if (h + 0 < want) return "NOT met"
 		return med + 0 >= want ? "undecided (median met, range straddles)" : "undecided (median NOT met, range straddles)"
 	}
+	# The same for a time that must stay at or under `want`.
+	function decide_le(med, l, h, want) {
+		if (h + 0 <= want) return "met"
+		if (l + 0 > want) return "NOT met"
+		return med + 0 <= want ? "undecided (median met, range straddles)" : "undecided (median NOT met, range straddles)"
+	}
+	# Sort a[1..n] ascending in place (insertion sort: a handful of runs).
+	function sort_n(a, n,   i, j, x) {
+		for (i = 2; i <= n; i++) {
+			x = a[i]
+			for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]
+			a[j + 1] = x
+		}
+	}
+	# The median of a[1..n], sorted.
+	function median_n(a, n) { return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 	# "[min..max]" of a ratio, empty for a single sample.
 	function rng(l, h) { return l == h ? "" : sprintf("[%s..%s]", l, h) }
 	# Issue 17'"'"'s targets, each with its ratio. The NVMe/TCP baseline is
@@ -286,8 +306,14 @@ bench_table() {
 			for (i = 1; i <= 2; i++)
 				tg[++nt] = sprintf("NVMe/TCP QD1 %-5s IOPS = %5s x our SCSI disk %-12s target >= 0.8x   %s", what[i], nvs[i], rng(nvs_lo[i], nvs_hi[i]), decide(nvs[i], nvs_lo[i], nvs_hi[i], 0.8))
 		}
-		if ("smoke" in runner_boot)
-			tg[++nt] = sprintf("boot to the first test (smoke, %s) %s s                target <= 2 s    %s", runner_kernel["smoke"], runner_boot["smoke"], met(runner_boot["smoke"] + 0 <= 2))
+		# The boot: the median of the smoke runs (bench.sh boots it
+		# BOOT_RUNS times; the first may also rebuild the initramfs).
+		if (nsmoke) {
+			sort_n(smoke_boot, nsmoke)
+			x = median_n(smoke_boot, nsmoke)
+			tg[++nt] = sprintf("boot to the first test (smoke, %s) %.1f s of %d runs %-10s target <= 2 s    %s", runner_kernel["smoke"], x, nsmoke,
+				rng(smoke_boot[1], smoke_boot[nsmoke]), decide_le(x, smoke_boot[1], smoke_boot[nsmoke], 2))
+		}
 		# The published anchor (2 MiB x 16 over NVMe/TCP): offload took
 		# 1 GbE from 100 to 2655 MiB/s, 100 GbE only from 1027 to 1183.
 		if (g1 != "" && g100 != "")
@@ -336,6 +362,8 @@ self_test() {
 		'# bench guest-net path=tap mtu=65520' \
 		'bench on 6.12: 20 passed, 0 failed, 0 skipped, 0 xfail (boot 2.3 s, total 300.0 s)' \
 		'smoke on 6.12: 46 passed, 0 failed, 0 skipped, 0 xfail (boot 1.9 s, total 2.5 s)' \
+		'smoke on 6.12: 46 passed, 0 failed, 0 skipped, 0 xfail (boot 2.4 s, total 2.9 s)' \
+		'smoke on 6.12: 46 passed, 0 failed, 0 skipped, 0 xfail (boot 1.8 s, total 2.3 s)' \
 		'# bench startup zones=131072 start_ms=556.3 start_base_ms=4.3 open_ms=473.1 rss_start_kib=13256 hwm_start_kib=21032 rss_report_kib=134600 hwm_report_kib=134600 report_core_ms=0.60 report_scsi_ms=13.17 report_scsi_peak_kib=14216' \
 		>"$tmp/host.log"
 	bench_table "$tmp/host.log" "$tmp/console.log" >"$tmp/got"
@@ -405,7 +433,7 @@ targets (issue 17):
   NVMe/TCP seq write   170.0 MiB/s =  5.31 x 32 (slirp) [5.16..5.47]   target >= 5x     met
   NVMe/TCP QD1 read  IOPS =  0.90 x our SCSI disk [0.85..0.95] target >= 0.8x   met
   NVMe/TCP QD1 write IOPS =  0.79 x our SCSI disk [0.70..0.82] target >= 0.8x   undecided (median NOT met, range straddles)
-  boot to the first test (smoke, 6.12) 1.9 s                target <= 2 s    met
+  boot to the first test (smoke, 6.12) 1.9 s of 3 runs [1.8..2.4] target <= 2 s    undecided (median met, range straddles)
   timing contrast: offload gain 1 GbE 25.03x (link 93.57% -> 0.04%), 100 GbE 1.07x   target >= 10x and <= 1.5x   reproduced
 EOF
 	printf 'no output\n' >"$tmp/empty.log"
@@ -451,10 +479,18 @@ if [ "$host" = 1 ]; then
 	done
 fi
 
-# The boot target is the time to the first test of the leanest suite.
-echo "== smoke suite on kernel $kernel, for the boot time (logs: $out/boot)"
-target/release/zonecopy-ci suite --kernel "$kernel" --suite smoke --out "$out/boot" \
-	2>&1 | tee "$out/boot.log" || status=1
+# The boot target is the time to the first test of the leanest suite,
+# the median of BOOT_RUNS boots (one swings 1.8-2.6 s on an idle host);
+# the first run's console log gives the breakdown.
+boot_runs=${ZONECOPY_BENCH_BOOT_RUNS:-5}
+echo "== smoke suite on kernel $kernel x $boot_runs, for the boot time (logs: $out/boot, $out/boot-N)"
+: >"$out/boot.log"
+for i in $(seq 1 "$boot_runs"); do
+	dir="$out/boot"
+	[ "$i" = 1 ] || dir="$out/boot-$i"
+	target/release/zonecopy-ci suite --kernel "$kernel" --suite smoke --out "$dir" \
+		2>&1 | tee -a "$out/boot.log" || status=1
+done
 logs+=("$out/boot.log")
 [ -f "$out/boot/console.log" ] && logs+=("$out/boot/console.log")
 
