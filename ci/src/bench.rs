@@ -86,13 +86,8 @@ impl BenchExtras {
         if rounds.is_none() && runtime_s.is_none() {
             return Ok(self);
         }
-        let d = FioPlan::default();
-        let p = FioPlan {
-            rounds: rounds.unwrap_or(d.rounds),
-            runtime_s: runtime_s.unwrap_or(d.runtime_s),
-        };
         // The contract's parser holds the bounds.
-        let p: FioPlan = p
+        let p: FioPlan = FioPlan::from_options(rounds, runtime_s)
             .to_string()
             .parse()
             .map_err(|e| fail(format!("--fio-rounds/--fio-runtime: {e}")))?;
@@ -114,14 +109,10 @@ const BENCH_REST_S: u64 = 240;
 /// it): its fio plan at most, plus the rest. The default 300 s would cut
 /// the default plan over PCIe (6 devices x 6 jobs x 3 rounds x 2 s).
 pub fn min_timeout(rounds: Option<u32>, runtime_s: Option<u32>) -> u64 {
-    let d = FioPlan::default();
+    let p = FioPlan::from_options(rounds, runtime_s);
     let plan = FioPlan {
-        rounds: rounds
-            .unwrap_or(d.rounds)
-            .min(zonecopy_contract::fio::MAX_ROUNDS),
-        runtime_s: runtime_s
-            .unwrap_or(d.runtime_s)
-            .min(zonecopy_contract::fio::MAX_RUNTIME_S),
+        rounds: p.rounds.min(zonecopy_contract::fio::MAX_ROUNDS),
+        runtime_s: p.runtime_s.min(zonecopy_contract::fio::MAX_RUNTIME_S),
     };
     BENCH_REST_S + plan.max_seconds(MAX_FIO_DEVICES)
 }

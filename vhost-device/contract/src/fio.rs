@@ -38,6 +38,17 @@ impl Default for FioPlan {
 }
 
 impl FioPlan {
+    /// The plan of the runner's `--fio-rounds` / `--fio-runtime`, the
+    /// defaults where one is not given (bounds unchecked: parse the
+    /// rendered plan for that).
+    pub fn from_options(rounds: Option<u32>, runtime_s: Option<u32>) -> Self {
+        let d = FioPlan::default();
+        FioPlan {
+            rounds: rounds.unwrap_or(d.rounds),
+            runtime_s: runtime_s.unwrap_or(d.runtime_s),
+        }
+    }
+
     /// Seconds the fio part takes at most on `devices` devices: every
     /// run plus a second of fio's own set-up per job under TCG (measured
     /// ~0.45 s).
