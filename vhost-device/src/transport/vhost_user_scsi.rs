@@ -10,8 +10,9 @@
 //! descriptor chain, read the request header, run the command, write the
 //! response, put the chain on the used ring, and signal the guest when
 //! EVENT_IDX's used_event asks for it (without EVENT_IDX, once per batch,
-//! when the available ring is empty). With `--poll-us` the worker polls
-//! the ring a little before it sleeps (see [`poll`]). Guest memory is
+//! when the available ring is empty). The worker then polls the ring a
+//! little before it sleeps (`--poll-us`, adaptive, backing off when its
+//! CPU is wanted elsewhere; see [`poll`]). Guest memory is
 //! reached only through vm-memory's checked accessors (virtio-queue's [`Reader`] and
 //! [`Writer`] over the chain, [`Bytes::write_slice`]); a chain that does not
 //! fit the virtio-scsi layout is completed with the right virtio-scsi
@@ -207,6 +208,21 @@ pub struct ScsiBackend {
     warned: AtomicU32,
     /// The worker exit event fds handed out by [`VhostUserBackend::exit_event`].
     exit_fds: Mutex<Vec<RawFd>>,
+}
+
+impl Drop for ScsiBackend {
+    /// Logs what adaptive polling came to on this connection.
+    fn drop(&mut self) {
+        for (q, p) in self.polls.iter().enumerate() {
+            let c = lock(p).counts();
+            if c.polls > 0 {
+                info!(
+                    "queue {q}: {} polls, {} found a request, {} preempted (polling backed off)",
+                    c.polls, c.caught, c.preempted
+                );
+            }
+        }
+    }
 }
 
 impl ScsiBackend {
