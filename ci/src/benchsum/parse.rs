@@ -82,13 +82,12 @@ impl BenchLine {
         self.get(key).unwrap_or(MISSING)
     }
 
-    /// The cell `key` with its range. A range field of [`MISSING`] is no
-    /// range; one without `..` is taken as both extremes.
+    /// The cell `key` with its range. A range field that is not
+    /// `<min>..<max>` (e.g. [`MISSING`]) is no range.
     pub fn cell(&self, key: &str) -> Cell<'_> {
         let range = self
             .get(&format!("{key}{RANGE_SUFFIX}"))
-            .filter(|r| *r != MISSING)
-            .map(|r| r.split_once("..").unwrap_or((r, r)));
+            .and_then(|r| r.split_once(".."));
         Cell {
             median: self.field(key),
             range,
@@ -292,7 +291,9 @@ mod tests {
 
     #[test]
     fn reads_a_bench_line_with_its_cells() {
-        let r = parse("  # bench fio-scsi dev=lun0 a=1 a_range=0.5..2 b=x=y flag c_range=-\r\n");
+        let r = parse(
+            "  # bench fio-scsi dev=lun0 a=1 a_range=0.5..2 b=x=y flag c_range=- flag_range=3\r\n",
+        );
         let [Record::Bench(b)] = r.as_slice() else {
             panic!("{r:?}")
         };
@@ -306,6 +307,7 @@ mod tests {
         let d = b.cell("dev");
         assert_eq!((d.lo(), d.hi(), d.range), ("lun0", "lun0", None));
         assert_eq!(b.cell("c").range, None, "a range of - is none");
+        assert_eq!(b.cell("flag").range, None);
     }
 
     #[test]

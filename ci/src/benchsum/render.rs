@@ -296,11 +296,11 @@ pub(super) fn cfr(logs: &Logs<'_>, out: &mut String) -> bool {
 }
 
 /// `(max - min) / median` of a cell in percent, `-` without a range or a
-/// positive median.
+/// positive median (a NaN median has none).
 fn spread(b: &BenchLine, key: &str) -> String {
     let c = b.cell(key);
     let median = num(c.median);
-    if c.range.is_none() || median <= 0.0 {
+    if c.range.is_none() || median.is_nan() || median <= 0.0 {
         return MISSING.into();
     }
     fixed((num(c.hi()) - num(c.lo())) / median * 100.0, 0) + "%"

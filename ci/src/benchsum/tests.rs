@@ -361,3 +361,23 @@ fn the_sample_parses_into_its_records() {
         5
     );
 }
+
+#[test]
+fn a_nan_meets_nothing() {
+    // A cell without data: no spread, and the target is not met.
+    let t = targets(
+        "# bench nvme-vs-scsi randread_qd1=nan randread_qd1_range=nan..1.0 randwrite_qd1=0.9\n",
+    );
+    assert!(
+        t[0].ends_with("undecided (median NOT met, range straddles)"),
+        "{}",
+        t[0]
+    );
+    let s = summarize("# bench fio-scsi randread_qd1_iops=nan randread_qd1_iops_range=1..2\n");
+    assert!(
+        s.contains("\n  spread                        -         -"),
+        "{s}"
+    );
+    let t = targets("# bench timing-nvmeof-1gbe gain=25\n# bench timing-nvmeof-100gbe gain=nan\n");
+    assert!(t[0].ends_with("NOT reproduced"), "{}", t[0]);
+}
