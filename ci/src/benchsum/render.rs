@@ -88,97 +88,81 @@ fn row<S: AsRef<str>>(widths: &[isize], cells: &[S]) -> String {
     cells.join(" ") + "\n"
 }
 
-/// A table: the first column is the line's label, the others the fields
-/// `keys`, under `heads`.
+/// A table: the first column is the line's label, each other column a
+/// field of the line.
 struct Table {
-    widths: &'static [isize],
-    heads: &'static [&'static str],
-    keys: &'static [&'static str],
+    /// The first column's head and width.
+    label: (&'static str, isize),
+    /// Each other column's head, the field it shows and its width.
+    columns: &'static [(&'static str, &'static str, isize)],
 }
 
 impl Table {
+    fn widths(&self) -> Vec<isize> {
+        std::iter::once(self.label.1)
+            .chain(self.columns.iter().map(|c| c.2))
+            .collect()
+    }
+
     fn head(&self) -> String {
-        row(self.widths, self.heads)
+        let heads: Vec<&str> = std::iter::once(self.label.0)
+            .chain(self.columns.iter().map(|c| c.0))
+            .collect();
+        row(&self.widths(), &heads)
     }
 
     fn line(&self, label: &str, b: &BenchLine) -> String {
         let cells: Vec<&str> = std::iter::once(label)
-            .chain(self.keys.iter().map(|k| b.field(k)))
+            .chain(self.columns.iter().map(|c| b.field(c.1)))
             .collect();
-        row(self.widths, &cells)
+        row(&self.widths(), &cells)
     }
 }
 
 /// The offloaded copies vs guest read+write (`# bench NAME-64MiB`).
 const COPIES: Table = Table {
-    widths: &[-18, -5, 10, 12, 8, 13, 13, 9, 12],
-    heads: &[
-        "copy",
-        "dev",
-        "offload_s",
-        "readwrite_s",
-        "speedup",
-        "fabric_off",
-        "fabric_rw",
-        "fab_ratio",
-        "off_fab_%",
-    ],
-    keys: &[
-        "dev",
-        "offload_s",
-        "readwrite_s",
-        "ratio",
-        "offload_fabric_bytes",
-        "readwrite_fabric_bytes",
-        "fabric_ratio",
-        "offload_fabric_pct",
+    label: ("copy", -18),
+    columns: &[
+        ("dev", "dev", -5),
+        ("offload_s", "offload_s", 10),
+        ("readwrite_s", "readwrite_s", 12),
+        ("speedup", "ratio", 8),
+        ("fabric_off", "offload_fabric_bytes", 13),
+        ("fabric_rw", "readwrite_fabric_bytes", 13),
+        ("fab_ratio", "fabric_ratio", 9),
+        ("off_fab_%", "offload_fabric_pct", 12),
     ],
 };
 
 /// copy_file_range's three ways (`# bench KIND-cfr-64MiB`).
 const CFR: Table = Table {
-    widths: &[-16, -5, 9, 10, 11, 8, 12, 12, 8, -9, 0],
-    heads: &[
-        "cfr", "dev", "a_s", "b_s", "c_s", "a/b_s", "fabric_a", "fabric_b", "a/b_fab", "a_path",
-        "a_data",
-    ],
-    keys: &[
-        "dev",
-        "offload_s",
-        "fallback_s",
-        "readwrite_s",
-        "offload_vs_fallback_time",
-        "offload_fabric_bytes",
-        "fallback_fabric_bytes",
-        "offload_vs_fallback_fabric",
-        "offload_path",
-        "offload_data",
+    label: ("cfr", -16),
+    columns: &[
+        ("dev", "dev", -5),
+        ("a_s", "offload_s", 9),
+        ("b_s", "fallback_s", 10),
+        ("c_s", "readwrite_s", 11),
+        ("a/b_s", "offload_vs_fallback_time", 8),
+        ("fabric_a", "offload_fabric_bytes", 12),
+        ("fabric_b", "fallback_fabric_bytes", 12),
+        ("a/b_fab", "offload_vs_fallback_fabric", 8),
+        ("a_path", "offload_path", -9),
+        ("a_data", "offload_data", 0),
     ],
 };
 
 /// The timing model's profiles (`# bench timing-PROFILE`).
 const TIMING: Table = Table {
-    widths: &[-15, -5, 9, 9, 7, 9, 9, 9, 9],
-    heads: &[
-        "profile",
-        "dev",
-        "host_MiBs",
-        "off_MiBs",
-        "gain",
-        "host_h2c%",
-        "host_c2h%",
-        "off_h2c%",
-        "off_c2h%",
-    ],
-    keys: &[
-        "dev",
-        "host_MiBps",
-        "offload_MiBps",
-        "gain",
-        "host_link_h2c_pct",
-        "host_link_c2h_pct",
-        "offload_link_h2c_pct",
-        "offload_link_c2h_pct",
+    label: ("profile", -15),
+    columns: &[
+        ("dev", "dev", -5),
+        ("host_MiBs", "host_MiBps", 9),
+        ("off_MiBs", "offload_MiBps", 9),
+        ("gain", "gain", 7),
+        ("host_h2c%", "host_link_h2c_pct", 9),
+        ("host_c2h%", "host_link_c2h_pct", 9),
+        ("off_h2c%", "offload_link_h2c_pct", 9),
+        ("off_c2h%", "offload_link_c2h_pct", 9),
     ],
 };
 

@@ -124,6 +124,26 @@ fn cell_at_least(c: &Cell<'_>, want: f64) -> Verdict {
     Verdict::at_least(num(c.median), num(c.lo()), num(c.hi()), want)
 }
 
+/// Ratio targets of one line: a row `SUBJECT = RATIO x VERSUS [MIN..MAX]
+/// GOAL VERDICT` for each (subject, cell key, least ratio, goal text).
+fn ratio_targets<'k>(
+    b: &BenchLine,
+    versus: &str,
+    rows: impl IntoIterator<Item = (String, &'k str, f64, String)>,
+) -> Vec<String> {
+    rows.into_iter()
+        .map(|(subject, key, want, goal)| {
+            let c = b.cell(key);
+            format!(
+                "{subject} = {:>5} x {versus} {:<12} {goal:<17}{}",
+                c.median,
+                range_text(c.lo(), c.hi()),
+                cell_at_least(&c, want)
+            )
+        })
+        .collect()
+}
+
 /// Our SCSI disk vs scsi-hd (writeback), job by job.
 fn scsi(logs: &Logs<'_>) -> Vec<String> {
     let what = [
@@ -137,7 +157,7 @@ fn scsi(logs: &Logs<'_>) -> Vec<String> {
     let Some((b, _)) = measured(logs.last_named(SCSI_VS_SCSI_HD_WB), FIO_JOBS[0]) else {
         return Vec::new();
     };
-    FIO_JOBS
+    let rows = FIO_JOBS
         .iter()
         .zip(what)
         .enumerate()
@@ -147,16 +167,10 @@ fn scsi(logs: &Logs<'_>) -> Vec<String> {
             } else {
                 SCSI_SEQ_VS_SCSI_HD
             };
-            let c = b.cell(job);
             let goal = format!("target >= {}x", fixed(want, 1));
-            format!(
-                "SCSI {what:<22} = {:>5} x scsi-hd (writeback) {:<12} {goal:<17}{}",
-                c.median,
-                range_text(c.lo(), c.hi()),
-                cell_at_least(&c, want)
-            )
-        })
-        .collect()
+            (format!("SCSI {what:<22}"), *job, want, goal)
+        });
+    ratio_targets(b, "scsi-hd (writeback)", rows)
 }
 
 /// NVMe/TCP's sequential MiB/s against issue 17's baseline.
@@ -190,19 +204,12 @@ fn nvme_qd1(logs: &Logs<'_>) -> Vec<String> {
     let Some((b, _)) = measured(logs.last_named(NVME_VS_SCSI), FIO_JOBS[0]) else {
         return Vec::new();
     };
-    [("read", FIO_JOBS[0]), ("write", FIO_JOBS[1])]
-        .into_iter()
-        .map(|(what, key)| {
-            let c = b.cell(key);
-            let goal = format!("target >= {}x", awk_str(NVME_QD1_VS_SCSI));
-            format!(
-                "NVMe/TCP QD1 {what:<5} IOPS = {:>5} x our SCSI disk {:<12} {goal:<17}{}",
-                c.median,
-                range_text(c.lo(), c.hi()),
-                cell_at_least(&c, NVME_QD1_VS_SCSI)
-            )
-        })
-        .collect()
+    let goal = format!("target >= {}x", awk_str(NVME_QD1_VS_SCSI));
+    let rows = [("read", FIO_JOBS[0]), ("write", FIO_JOBS[1])].map(|(what, key)| {
+        let subject = format!("NVMe/TCP QD1 {what:<5} IOPS");
+        (subject, key, NVME_QD1_VS_SCSI, goal.clone())
+    });
+    ratio_targets(b, "our SCSI disk", rows)
 }
 
 /// The boot: the median of the smoke runs (bench.sh boots it several

@@ -165,40 +165,37 @@ fn the_boot_breakdown_alone_is_no_bench_line() {
 #[test]
 fn verdicts_need_the_whole_range() {
     use Verdict::*;
-    // At least 1.2: met only when the minimum clears it, NOT met only when
-    // the maximum misses it.
+    let undecided = |median_met| Undecided { median_met };
+    // (median, min, max, verdict): at least 1.2 is met only when the
+    // minimum clears it, NOT met only when the maximum misses it.
+    for (m, lo, hi, want) in [
+        (1.3, 1.2, 1.4, Met),
+        (1.3, 1.19, 1.4, undecided(true)),
+        (1.1, 1.0, 1.2, undecided(false)),
+        (1.1, 1.0, 1.19, NotMet),
+        (1.2, 1.2, 1.2, Met),
+    ] {
+        assert_eq!(
+            Verdict::at_least(m, lo, hi, 1.2),
+            want,
+            "{m} [{lo}..{hi}] >= 1.2"
+        );
+    }
+    // At most 2 s: met only when the maximum is at most 2.
+    for (m, lo, hi, want) in [
+        (1.5, 1.0, 2.0, Met),
+        (1.9, 1.8, 2.4, undecided(true)),
+        (2.1, 1.8, 2.4, undecided(false)),
+        (2.5, 2.01, 3.0, NotMet),
+    ] {
+        assert_eq!(
+            Verdict::at_most(m, lo, hi, 2.0),
+            want,
+            "{m} [{lo}..{hi}] <= 2"
+        );
+    }
     assert_eq!(
-        Verdict::at_least(1.3, 1.2, 1.4, 1.2),
-        Met,
-        "the minimum on the target"
-    );
-    assert_eq!(
-        Verdict::at_least(1.3, 1.19, 1.4, 1.2),
-        Undecided { median_met: true }
-    );
-    assert_eq!(
-        Verdict::at_least(1.1, 1.0, 1.2, 1.2),
-        Undecided { median_met: false }
-    );
-    assert_eq!(Verdict::at_least(1.1, 1.0, 1.19, 1.2), NotMet);
-    assert_eq!(Verdict::at_least(1.2, 1.2, 1.2, 1.2), Met, "no range");
-    // At most 2 s.
-    assert_eq!(
-        Verdict::at_most(1.5, 1.0, 2.0, 2.0),
-        Met,
-        "the maximum on the target"
-    );
-    assert_eq!(
-        Verdict::at_most(1.9, 1.8, 2.4, 2.0),
-        Undecided { median_met: true }
-    );
-    assert_eq!(
-        Verdict::at_most(2.1, 1.8, 2.4, 2.0),
-        Undecided { median_met: false }
-    );
-    assert_eq!(Verdict::at_most(2.5, 2.01, 3.0, 2.0), NotMet);
-    assert_eq!(
-        Undecided { median_met: false }.to_string(),
+        undecided(false).to_string(),
         "undecided (median NOT met, range straddles)"
     );
 }
@@ -380,4 +377,42 @@ fn a_nan_meets_nothing() {
     );
     let t = targets("# bench timing-nvmeof-1gbe gain=25\n# bench timing-nvmeof-100gbe gain=nan\n");
     assert!(t[0].ends_with("NOT reproduced"), "{}", t[0]);
+}
+
+#[test]
+fn numbers_print_as_awk_printed_them() {
+    use super::render::{awk_str, fixed};
+    let got: Vec<String> = [
+        1.8,
+        2.0,
+        10000000.5,
+        0.0001234567,
+        1234567.0,
+        0.5,
+        123456.75,
+        0.00001,
+        2.30,
+        -1.25,
+    ]
+    .map(awk_str)
+    .to_vec();
+    // mawk's "%s" of each (CONVFMT %.6g, integers as integers).
+    assert_eq!(
+        got,
+        [
+            "1.8",
+            "2",
+            "1e+07",
+            "0.000123457",
+            "1234567",
+            "0.5",
+            "123457",
+            "1e-05",
+            "2.3",
+            "-1.25"
+        ]
+    );
+    assert_eq!(fixed(0.125, 2), "0.12", "ties to even, as C");
+    assert_eq!(fixed(f64::NAN, 1), "nan");
+    assert_eq!(fixed(f64::NEG_INFINITY, 1), "-inf");
 }
