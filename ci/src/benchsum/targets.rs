@@ -45,8 +45,8 @@ pub const GAIN_100GBE_MAX: f64 = 1.5;
 const FIO_NVME: &str = "fio-nvme";
 const NVME_VS_SCSI: &str = "nvme-vs-scsi";
 const SCSI_VS_SCSI_HD_WB: &str = "scsi-vs-scsihd-wb";
-const TIMING_1GBE: &str = "timing-nvmeof-1gbe";
-const TIMING_100GBE: &str = "timing-nvmeof-100gbe";
+pub(super) const TIMING_1GBE: &str = "timing-nvmeof-1gbe";
+pub(super) const TIMING_100GBE: &str = "timing-nvmeof-100gbe";
 /// The suite whose runs time the boot.
 const BOOT_SUITE: &str = "smoke";
 

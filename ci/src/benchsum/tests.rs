@@ -4,7 +4,7 @@ use super::{
     parse::{self, BenchLine, Record},
     render::FIO_JOBS,
     summarize,
-    targets::Verdict,
+    targets::{self, Verdict},
 };
 
 /// A guest console log (CRLF line ends) with a line of every kind,
@@ -315,7 +315,7 @@ fn partial_lines_print_placeholders() {
 }
 
 /// The job names are the guest's (guest-tools `bench::fio::JOBS`), and so
-/// is the range suffix.
+/// are the range suffix and the timing profiles.
 #[test]
 fn keys_are_the_guests() {
     let mut ours = FIO_JOBS.to_vec();
@@ -330,6 +330,16 @@ fn keys_are_the_guests() {
         parse::RANGE_SUFFIX,
         zonecopy_guest::bench::stats::RANGE_SUFFIX
     );
+    // The guest names a timing line `timing-PROFILE` after the contract's
+    // profile.
+    let profiles: Vec<&str> = zonecopy_contract::timing::BUILTIN
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    for line in [targets::TIMING_1GBE, targets::TIMING_100GBE] {
+        let profile = line.strip_prefix("timing-").unwrap_or(line);
+        assert!(profiles.contains(&profile), "{line}: not a builtin profile");
+    }
 }
 
 #[test]
