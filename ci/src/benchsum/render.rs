@@ -2,6 +2,8 @@
 //! appends its section (ending with an empty line) to `out` and returns
 //! whether it printed anything.
 
+use zonecopy_contract::Suite;
+
 use super::{
     parse::{num, BenchLine, Kind, MISSING},
     Logs,
@@ -404,7 +406,7 @@ pub(super) fn boot(logs: &Logs<'_>, out: &mut String) -> bool {
     let mut suites: Vec<(&str, &BenchLine)> = Vec::new();
     for b in logs.of(|k| k == Kind::Boot) {
         let su = match b.field("suite") {
-            MISSING => "bench",
+            MISSING => Suite::Bench.as_str(),
             s => s,
         };
         match suites.iter_mut().find(|(s, _)| *s == su) {

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use zonecopy_contract::Suite;
+
 use super::{
     parse::{num, BenchLine, Cell, MISSING},
     render::{awk_str, fixed, FIO_4K_JOBS, FIO_JOBS},
@@ -48,7 +50,7 @@ const SCSI_VS_SCSI_HD_WB: &str = "scsi-vs-scsihd-wb";
 pub(super) const TIMING_1GBE: &str = "timing-nvmeof-1gbe";
 pub(super) const TIMING_100GBE: &str = "timing-nvmeof-100gbe";
 /// The suite whose runs time the boot.
-const BOOT_SUITE: &str = "smoke";
+const BOOT_SUITE: Suite = Suite::Smoke;
 
 /// Whether a measured range meets a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,7 +220,7 @@ fn boot(logs: &Logs<'_>) -> Option<String> {
     let mut runs: Vec<f64> = logs
         .runs
         .iter()
-        .filter(|r| r.suite == BOOT_SUITE)
+        .filter(|r| r.suite == BOOT_SUITE.as_str())
         .map(|r| num(&r.boot))
         .collect();
     runs.sort_by(f64::total_cmp);
@@ -229,7 +231,8 @@ fn boot(logs: &Logs<'_>) -> Option<String> {
     } else {
         (runs[n / 2 - 1] + runs[n / 2]) / 2.0
     };
-    let kernel = logs.first_run(BOOT_SUITE).map_or("", |r| r.kernel.as_str());
+    let suite = BOOT_SUITE.as_str();
+    let kernel = logs.first_run(suite).map_or("", |r| r.kernel.as_str());
     // Compared as numbers, printed as awk prints them.
     let range = if lo == hi {
         String::new()
@@ -238,7 +241,7 @@ fn boot(logs: &Logs<'_>) -> Option<String> {
     };
     let goal = format!("target <= {} s", awk_str(BOOT_S));
     Some(format!(
-        "boot to the first test ({BOOT_SUITE}, {kernel}) {} s of {n} runs {range:<10} {goal:<17}{}",
+        "boot to the first test ({suite}, {kernel}) {} s of {n} runs {range:<10} {goal:<17}{}",
         fixed(median, 1),
         Verdict::at_most(median, lo, hi, BOOT_S)
     ))
