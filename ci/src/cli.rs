@@ -88,6 +88,38 @@ pub enum Cmd {
     /// every command again on the saved device images and compares each
     /// result; exit 0 only when nothing diverged.
     Replay(ReplayArgs),
+    /// Print the summary of bench logs already taken (what
+    /// scripts/bench.sh prints after a run and for --table), without
+    /// booting anything.
+    ///
+    /// Input: the logs, read in the order given as one text (carriage
+    /// returns dropped): guest console logs, the runner's output and
+    /// `cargo bench` output. It reads their `# bench NAME key=value ...`
+    /// lines (a cell measured in rounds is `KEY=<median>
+    /// KEY_range=<min>..<max>`), the copy engine's result rows, the
+    /// `# ledger` blocks and the runner's `SUITE on KERNEL: ... (boot SECS
+    /// s, ...)` lines; everything else is ignored.
+    ///
+    /// Output (stdout), each section only when its lines are there: the
+    /// cost of recording, the copy engine, the large zoned device, the
+    /// offloaded copies, copy_file_range, fio (with each cell's spread and
+    /// the -vs- ratio rows), the timing model, the ledgers, the guest
+    /// network, the boot breakdown, and issue 17's targets, each "met"
+    /// (its whole range clears it), "NOT met" (its whole range misses it)
+    /// or "undecided" (the range straddles it). With none of them: "no #
+    /// bench lines".
+    ///
+    /// Exit status: 0, or 1 when a file could not be read (the others are
+    /// still summarized). Never non-zero for slow numbers.
+    BenchSummary(BenchSummaryArgs),
+}
+
+/// `bench-summary FILE...`.
+#[derive(Debug, Args)]
+pub struct BenchSummaryArgs {
+    /// Log files (console.log, runner output, cargo bench output).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 /// How long each boot may take and where the logs go: every command that

@@ -3,6 +3,7 @@
 mod accel;
 mod backend;
 mod bench;
+mod benchsum;
 mod bisect;
 mod cli;
 mod control;
@@ -56,6 +57,7 @@ fn main() {
         cli::Cmd::Restart(a) => lifecycle::cmd_restart(a),
         cli::Cmd::Kill(a) => killtest::cmd_kill(a),
         cli::Cmd::Replay(a) => replay::cmd_replay(a),
+        cli::Cmd::BenchSummary(a) => benchsum::cmd_bench_summary(a),
     };
     std::process::exit(code);
 }
