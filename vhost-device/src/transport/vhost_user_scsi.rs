@@ -210,21 +210,6 @@ pub struct ScsiBackend {
     exit_fds: Mutex<Vec<RawFd>>,
 }
 
-impl Drop for ScsiBackend {
-    /// Logs what adaptive polling came to on this connection.
-    fn drop(&mut self) {
-        for (q, p) in self.polls.iter().enumerate() {
-            let c = lock(p).counts();
-            if c.polls > 0 {
-                info!(
-                    "queue {q}: {} polls, {} found a request, {} preempted (polling backed off)",
-                    c.polls, c.caught, c.preempted
-                );
-            }
-        }
-    }
-}
-
 impl ScsiBackend {
     /// A backend offering `request_queues` request queues (1 to
     /// [`MAX_REQUEST_QUEUES`]; out-of-range values are clamped) in front of

@@ -26,6 +26,10 @@
 
 use std::time::{Duration, Instant};
 
+use log::info;
+
+use super::{lock, ScsiBackend};
+
 /// The first window after the queue went quiet for less than the maximum.
 pub const START: Duration = Duration::from_micros(4);
 
@@ -163,6 +167,22 @@ impl PollWindow {
             }
             last = now;
             pause();
+        }
+    }
+}
+
+impl Drop for ScsiBackend {
+    /// Logs what adaptive polling came to on this connection (its
+    /// backend ends with it).
+    fn drop(&mut self) {
+        for (q, p) in self.polls.iter().enumerate() {
+            let c = lock(p).counts();
+            if c.polls > 0 {
+                info!(
+                    "queue {q}: {} polls, {} found a request, {} preempted (polling backed off)",
+                    c.polls, c.caught, c.preempted
+                );
+            }
         }
     }
 }
