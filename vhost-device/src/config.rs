@@ -29,10 +29,11 @@ pub const DEFAULT_REQUEST_QUEUES: u16 = 8;
 pub const MAX_LUNS: usize = 16384;
 /// `--poll-us` default: a 6.12 guest under TCG asks for its next 4 KiB
 /// request 150-250 us after the last completion at QD1; a window that
-/// catches it saves the guest's kick and the worker's wake-up. With a
-/// spare host core, 4 KiB QD1 reads went from 0.99x to 1.17-1.44x of
-/// QEMU's scsi-hd (issue 17); the preemption back-off keeps a busy host
-/// from paying for it (see transport::vhost_user_scsi::poll).
+/// catches it saves the guest's kick and the worker's wake-up. In the
+/// bench suite on an idle 2-core host (issue 17), 4 KiB QD1 reads went
+/// from 0.88-0.92x of QEMU's scsi-hd (writeback) to 1.03-1.14x and QD16
+/// reads from 0.72-0.79x to 0.83-1.10x; the preemption back-off keeps a
+/// busy host from paying for it (see transport::vhost_user_scsi::poll).
 pub const DEFAULT_POLL_US: u32 = 500;
 /// NVMe/TCP listen address when `--nvme-tcp` is given without one.
 pub const DEFAULT_NVME_TCP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4420);

@@ -18,8 +18,7 @@
 //! TCG: the vCPU thread, QEMU's main loop, which delivers our interrupts
 //! there, and this worker) a spinning worker takes the CPU the main loop
 //! needs: 4 KiB QD1 reads fell to 0.47x of QEMU's scsi-hd with a spinning
-//! 500 us window on a loaded host, against 1.17-1.44x on an idle one
-//! (issue 17). So the worker yields its CPU between looks at the ring
+//! 500 us window on a loaded host (issue 17). So the worker yields its CPU between looks at the ring
 //! (`sched_yield`), and a look that comes [`PREEMPTED`] or more after the
 //! previous one means another thread wanted this CPU: polling stops at
 //! once and stays off for [`BACKOFF`].
