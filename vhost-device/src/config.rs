@@ -31,8 +31,9 @@ pub const MAX_LUNS: usize = 16384;
 /// request 150-250 us after the last completion at QD1; a window that
 /// catches it saves the guest's kick and the worker's wake-up. In the
 /// bench suite on an idle 2-core host (issue 17), 4 KiB QD1 reads went
-/// from 0.88-0.92x of QEMU's scsi-hd (writeback) to 1.03-1.14x and QD16
-/// reads from 0.72-0.79x to 0.83-1.10x; the preemption back-off keeps a
+/// from 0.88-0.92x of QEMU's scsi-hd (writeback) to 1.03-1.24x and QD16
+/// reads from 0.72-0.79x to 0.83-1.11x (2 runs without, 5 with); the
+/// preemption back-off keeps a
 /// busy host from paying for it (see transport::vhost_user_scsi::poll).
 pub const DEFAULT_POLL_US: u32 = 500;
 /// NVMe/TCP listen address when `--nvme-tcp` is given without one.
