@@ -33,8 +33,8 @@ pub const MAX_LUNS: usize = 16384;
 /// bench suite on an idle 2-core host (issue 17), 4 KiB QD1 reads went
 /// from 0.88-0.92x of QEMU's scsi-hd (writeback) to 1.03-1.24x and QD16
 /// reads from 0.72-0.79x to 0.83-1.11x (2 runs without, 5 with); the
-/// preemption back-off keeps a
-/// busy host from paying for it (see transport::vhost_user_scsi::poll).
+/// preemption back-off keeps a busy host from paying for it (see
+/// transport::vhost_user_scsi::poll).
 pub const DEFAULT_POLL_US: u32 = 500;
 /// NVMe/TCP listen address when `--nvme-tcp` is given without one.
 pub const DEFAULT_NVME_TCP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4420);
